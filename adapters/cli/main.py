@@ -1,0 +1,263 @@
+"""The `creditctl` command for operators: thin click wrappers over the services."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from creditctl.domain.decision import Order
+from creditctl.domain.money import MoneyError, fmt, parse_money
+from creditctl.ports.balance_provider import BalanceUnavailable
+from creditctl.services.api_keys import create_api_key, revoke_api_key
+from creditctl.services.context import AppContext
+from creditctl.services.customers import refresh_balances, register_customer
+from creditctl.services.expiry import sweep
+from creditctl.services.recheck_order import recheck_order
+from creditctl.services.simulate_order import simulate_order
+from rules import RuleSetInvalid, dumps_document, loads_document
+
+
+@dataclass(frozen=True)
+class CliOps:
+    """What the composition root hands the CLI: how to build the app and run infrastructure steps."""
+
+    load_settings: Callable[[], Any]
+    make_context: Callable[[], AppContext]
+    upgrade_db: Callable[[], None]
+    database_url: Callable[[], str]
+    configure_logging: Callable[[str], None]
+
+
+def build_cli(ops: CliOps) -> click.Group:
+    @click.group(help="creditctl: credit control for purchase orders placed with Haier.")
+    def cli() -> None:
+        ops.configure_logging(os.environ.get("CREDITCTL_LOG_LEVEL", "WARNING").upper())
+
+    @cli.group(help="Database schema.")
+    def db() -> None: ...
+
+    @db.command(
+        "upgrade", help="Apply every migration (and publish the default rule set on a fresh database)."
+    )
+    def db_upgrade() -> None:
+        ops.upgrade_db()
+        click.echo("database is at the newest revision")
+
+    @cli.command(help="Load demo customers and accounts from the balance provider, and print demo keys.")
+    def demo() -> None:
+        ctx = ops.make_context()
+        for code in ctx.balances.customers():
+            register_customer(code, uow=ctx.uow(), clock=ctx.clock)
+            report = refresh_balances(code, scope=None, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock)
+            for a in report.accounts:
+                click.echo(
+                    f"account {code}/{a.sale_group_code}  balance {fmt(a.amount)}  {a.payer_account_name}"
+                )
+        admin = create_api_key(
+            name="demo-admin", role="admin", customers=None, uow=ctx.uow(), clock=ctx.clock
+        )
+        orders = create_api_key(
+            name="demo-orders", role="orders", customers=None, uow=ctx.uow(), clock=ctx.clock
+        )
+        auditor = create_api_key(
+            name="demo-auditor", role="auditor", customers=None, uow=ctx.uow(), clock=ctx.clock
+        )
+        click.echo(f"admin key (shown once):   {admin.secret}")
+        click.echo(f"orders key (shown once):  {orders.secret}")
+        click.echo(f"auditor key (shown once): {auditor.secret}")
+
+    _keys(cli, ops)
+    _serve(cli, ops)
+    _operations(cli, ops)
+    _rules(cli, ops)
+    return cli
+
+
+def _keys(cli: click.Group, ops: CliOps) -> None:
+    @cli.group(help="API keys.")
+    def keys() -> None: ...
+
+    @keys.command("create", help="Create a key and print it once.")
+    @click.option("--role", required=True, type=click.Choice(["orders", "admin", "auditor"]))
+    @click.option("--name", required=True)
+    @click.option("--customer", "customers", multiple=True, help="Limit the key to these customers.")
+    def keys_create(role: str, name: str, customers: tuple[str, ...]) -> None:
+        ctx = ops.make_context()
+        new = create_api_key(
+            name=name, role=role, customers=list(customers) or None, uow=ctx.uow(), clock=ctx.clock
+        )
+        click.echo(new.secret)
+
+    @keys.command("list", help="List keys (never the secrets).")
+    def keys_list() -> None:
+        ctx = ops.make_context()
+        with ctx.uow() as uow:
+            for k in uow.api_keys.all():
+                scope = ",".join(sorted(k.customers)) if k.customers else "all customers"
+                state = "revoked" if k.revoked_at else "active"
+                click.echo(f"{k.id}\t{k.name}\t{k.role.value}\t{scope}\t{state}")
+
+    @keys.command("revoke", help="Revoke a key by id.")
+    @click.argument("key_id", type=int)
+    def keys_revoke(key_id: int) -> None:
+        ctx = ops.make_context()
+        if not revoke_api_key(key_id, uow=ctx.uow(), clock=ctx.clock):
+            raise click.ClickException(f"no active key with id {key_id}")
+        click.echo(f"key {key_id} revoked")
+
+
+def _serve(cli: click.Group, ops: CliOps) -> None:
+    @cli.command(help="Serve the API with gunicorn.")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", default=8000, show_default=True, type=int)
+    @click.option(
+        "--workers", default=None, type=int, help="Worker processes (default CREDITCTL_WORKERS or 2)."
+    )
+    def serve(host: str, port: int, workers: int | None) -> None:
+        settings = ops.load_settings()
+        prom_dir = Path(settings.instance_path) / "prometheus"
+        shutil.rmtree(prom_dir, ignore_errors=True)
+        prom_dir.mkdir(parents=True)
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(prom_dir)}
+        count = str(workers or settings.workers)
+        args = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            count,
+            "--worker-class",
+            "sync",
+            "--timeout",
+            "30",
+            "--graceful-timeout",
+            "10",
+            "--keep-alive",
+            "5",
+            "--log-level",
+            "warning",
+            "wsgi:app",
+        ]
+        click.echo(f"serving on http://{host}:{port} with {count} workers (docs at /docs)", err=True)
+        os.execvpe(sys.executable, args, env)
+
+
+def _operations(cli: click.Group, ops: CliOps) -> None:
+    @cli.command(help="Register a customer (sold-to code) so its accounts can be decided on.")
+    @click.argument("code")
+    @click.option("--name", default="")
+    def customer(code: str, name: str) -> None:
+        ctx = ops.make_context()
+        added = register_customer(code, name=name, uow=ctx.uow(), clock=ctx.clock)
+        click.echo("registered" if added else "already registered")
+
+    @cli.command(help="Fetch and store every payer account balance of a customer.")
+    @click.argument("customer_code")
+    def balance(customer_code: str) -> None:
+        ctx = ops.make_context()
+        try:
+            report = refresh_balances(
+                customer_code, scope=None, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock
+            )
+        except BalanceUnavailable as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from None
+        for a in report.accounts:
+            click.echo(
+                f"{a.sale_group_code}\t{fmt(a.amount)}\t{a.payer_account_name}\t{report.fetched_at.isoformat()}"
+            )
+
+    @cli.command(help="Evaluate an order against the stored balance and active rules, reserving nothing.")
+    @click.option("--customer", "customer_code", required=True)
+    @click.option("--sale-group", "sale_group_code", required=True)
+    @click.option("--amount", required=True)
+    @click.option("--channel", default=None)
+    def evaluate(customer_code: str, sale_group_code: str, amount: str, channel: str | None) -> None:
+        ctx = ops.make_context()
+        try:
+            money = parse_money(amount)
+        except MoneyError as exc:
+            raise click.BadParameter(str(exc), param_hint="--amount") from None
+        order = Order("simulation", customer_code, sale_group_code, money, channel)
+        sim = simulate_order(order, scope=None, uow=ctx.uow(), clock=ctx.clock)
+        out = {
+            "outcome": sim.assessment.outcome.value,
+            "reasons": [
+                r.__dict__
+                if hasattr(r, "__dict__")
+                else {"rule": r.rule, "reason": r.reason, "message": r.message}
+                for r in sim.assessment.reasons
+            ],
+            "shortfall": fmt(sim.assessment.shortfall),
+            "rule_set_version": sim.rule_set_version,
+            "facts": sim.assessment.facts,
+            "trace": [
+                {"rule": t.rule_id, "matched": t.matched, "reads": dict(t.reads)}
+                for t in sim.evaluation.trace
+            ],
+        }
+        click.echo(json.dumps(out, indent=2, default=_plain, ensure_ascii=False))
+
+    @cli.command(help="Re-check deferred orders (one, or all of them).")
+    @click.argument("order_id", required=False)
+    def recheck(order_id: str | None) -> None:
+        ctx = ops.make_context()
+        if order_id:
+            ids = [order_id]
+        else:
+            with ctx.uow() as uow:
+                ids = uow.decisions.deferred()
+        for oid in ids:
+            d = recheck_order(oid, scope=None, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock)
+            click.echo(f"{oid}\t{d.outcome.value}\t{d.state.value}")
+
+    @cli.command(help="End holds and deferrals whose time ran out (run it from cron, or often).")
+    def expire() -> None:
+        ctx = ops.make_context()
+        result = sweep(uow=ctx.uow(), clock=ctx.clock)
+        click.echo(
+            f"accounts with expired holds: {result.holds_expired_on}; "
+            f"deferrals ended: {result.deferrals_expired}"
+        )
+
+
+def _rules(cli: click.Group, ops: CliOps) -> None:
+    @cli.group(help="Rule sets.")
+    def rules() -> None: ...
+
+    @rules.command("export", help="Print the active rule set document as JSON.")
+    def rules_export() -> None:
+        ctx = ops.make_context()
+        with ctx.uow() as uow:
+            active = uow.rule_sets.active()
+        click.echo(dumps_document(active.rules.document))
+
+    @rules.command("import", help="Validate a rule set document and publish it as the next version.")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--name", default="imported")
+    def rules_import(path: str, name: str) -> None:
+        ctx = ops.make_context()
+        try:
+            document = loads_document(Path(path).read_text(encoding="utf-8"))
+            with ctx.uow() as uow:
+                published = uow.rule_sets.publish(name, document, ctx.clock.now())
+                uow.commit()
+        except RuleSetInvalid as exc:
+            raise click.ClickException(f"rule set refused:\n{exc}") from None
+        click.echo(f"published version {published.version}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    return str(value)

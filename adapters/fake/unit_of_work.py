@@ -1,0 +1,244 @@
+"""An in-memory unit of work for fast service tests: the same contract as the SQL one, with real
+transactions (a working copy committed or thrown away) and a store-wide lock standing in for row locks."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Self
+
+from creditctl.domain.account import CreditAccount
+from creditctl.domain.api_key import ApiKey, Role
+from creditctl.domain.decision import Decision
+from creditctl.domain.hold import Hold, HoldStatus
+from creditctl.domain.rule_set import RuleSetVersion
+from rules import parse_rule_set
+
+
+@dataclass
+class FakeState:
+    customers: dict[str, str] = field(default_factory=dict)
+    accounts: dict[tuple[str, str], CreditAccount] = field(default_factory=dict)
+    decisions: dict[str, Decision] = field(default_factory=dict)
+    holds: dict[str, Hold] = field(default_factory=dict)
+    rule_sets: list[RuleSetVersion] = field(default_factory=list)
+    api_keys: dict[str, ApiKey] = field(default_factory=dict)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    next_id: int = 1
+
+
+class FakeStore:
+    """What is committed. One lock serialises transactions, like SQLite's write lock."""
+
+    def __init__(self) -> None:
+        self.state = FakeState()
+        self.lock = threading.RLock()
+        self.commits = 0
+
+
+class FakeUnitOfWork:
+    def __init__(self, store: FakeStore | None = None) -> None:
+        self.store = store or FakeStore()
+        self._local = threading.local()
+
+    @property
+    def _w(self) -> FakeState:
+        return self._local.work  # type: ignore[no-any-return]
+
+    def __enter__(self) -> Self:
+        self.store.lock.acquire()
+        self._bind(copy.deepcopy(self.store.state))
+        return self
+
+    def _bind(self, work: FakeState) -> None:
+        self._local.work = work
+        self.accounts, self.customers = _Accounts(work), _Customers(work)
+        self.decisions, self.holds = _Decisions(work), _Holds(work)
+        self.rule_sets, self.api_keys, self.outbox = _RuleSets(work), _ApiKeys(work), _Outbox(work)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._local.work = None
+        self.store.lock.release()
+
+    def commit(self) -> None:
+        self.store.state = copy.deepcopy(self._w)
+        self.store.commits += 1
+
+    def rollback(self) -> None:
+        self._bind(copy.deepcopy(self.store.state))
+
+
+class _Accounts:
+    def __init__(self, w: FakeState) -> None:
+        self.w = w
+
+    def get(self, customer_code: str, sale_group_code: str) -> CreditAccount | None:
+        a = self.w.accounts.get((customer_code, sale_group_code))
+        return copy.deepcopy(a)
+
+    lock = get
+
+    def add(self, account: CreditAccount) -> CreditAccount:
+        key = (account.customer_code, account.sale_group_code)
+        if key not in self.w.accounts:
+            self.w.accounts[key] = replace(account, id=self.w.next_id)
+            self.w.next_id += 1
+        return copy.deepcopy(self.w.accounts[key])
+
+    def save(self, account: CreditAccount) -> None:
+        self.w.accounts[(account.customer_code, account.sale_group_code)] = copy.deepcopy(account)
+
+    def for_customer(self, customer_code: str) -> list[CreditAccount]:
+        return [copy.deepcopy(a) for (c, _), a in sorted(self.w.accounts.items()) if c == customer_code]
+
+
+class _Customers:
+    def __init__(self, w: FakeState) -> None:
+        self.w = w
+
+    def exists(self, customer_code: str) -> bool:
+        return customer_code in self.w.customers
+
+    def add(self, customer_code: str, name: str, now: datetime) -> bool:
+        if customer_code in self.w.customers:
+            return False
+        self.w.customers[customer_code] = name
+        return True
+
+    def codes(self) -> list[str]:
+        return sorted(self.w.customers)
+
+
+class _Decisions:
+    def __init__(self, w: FakeState) -> None:
+        self.w = w
+
+    def get(self, order_id: str) -> Decision | None:
+        d = copy.deepcopy(self.w.decisions.get(order_id))
+        if d is not None:
+            d.hold = copy.deepcopy(next((h for h in self.w.holds.values() if h.order_id == order_id), None))
+        return d
+
+    def add_if_new(self, decision: Decision) -> bool:
+        if decision.order_id in self.w.decisions:
+            return False
+        self.w.decisions[decision.order_id] = copy.deepcopy(decision)
+        return True
+
+    def update(self, decision: Decision) -> None:
+        self.w.decisions[decision.order_id] = copy.deepcopy(decision)
+
+    def deferred(self, *, due_before: datetime | None = None, limit: int = 1000) -> list[str]:
+        out = [
+            d.order_id
+            for d in self.w.decisions.values()
+            if d.state.value == "deferred"
+            and (
+                due_before is None
+                or (d.deferral_expires_at is not None and d.deferral_expires_at <= due_before)
+            )
+        ]
+        return out[:limit]
+
+
+class _Holds:
+    def __init__(self, w: FakeState) -> None:
+        self.w = w
+
+    def add(self, hold: Hold) -> None:
+        self.w.holds[hold.id] = copy.deepcopy(hold)
+
+    def save(self, hold: Hold) -> None:
+        self.w.holds[hold.id] = copy.deepcopy(hold)
+
+    def expire_due(self, account_id: int, now: datetime) -> Decimal:
+        total = Decimal("0.00")
+        for h in self.w.holds.values():
+            if h.account_id == account_id and h.status is HoldStatus.OPEN and h.expires_at <= now:
+                h.status, h.counting, h.ended_at = HoldStatus.EXPIRED, False, now
+                total += h.amount
+        return total
+
+    def stop_counting_settled(self, account_id: int, fetched_before: datetime) -> Decimal:
+        total = Decimal("0.00")
+        for h in self.w.holds.values():
+            if (
+                h.account_id == account_id
+                and h.status is HoldStatus.SETTLED
+                and h.counting
+                and h.ended_at is not None
+                and h.ended_at < fetched_before
+            ):
+                h.counting = False
+                total += h.amount
+        return total
+
+    def counting(self, account_id: int) -> list[Hold]:
+        return [copy.deepcopy(h) for h in self.w.holds.values() if h.account_id == account_id and h.counting]
+
+    def accounts_with_due_holds(self, now: datetime, limit: int = 1000) -> list[tuple[str, str]]:
+        due = {
+            h.account_id for h in self.w.holds.values() if h.status is HoldStatus.OPEN and h.expires_at <= now
+        }
+        return [k for k, a in self.w.accounts.items() if a.id in due][:limit]
+
+
+class _RuleSets:
+    def __init__(self, w: FakeState) -> None:
+        self.w = w
+
+    def active(self) -> RuleSetVersion:
+        if not self.w.rule_sets:
+            raise LookupError("no rule set is published")
+        return self.w.rule_sets[-1]
+
+    def publish(self, name: str, document: dict[str, Any], now: datetime) -> RuleSetVersion:
+        version = len(self.w.rule_sets) + 1
+        rs = RuleSetVersion(
+            id=version, version=version, name=name, rules=parse_rule_set(document), published_at=now
+        )
+        self.w.rule_sets.append(rs)
+        return rs
+
+    def versions(self) -> list[RuleSetVersion]:
+        return list(self.w.rule_sets)
+
+
+class _ApiKeys:
+    def __init__(self, w: FakeState) -> None:
+        self.w = w
+
+    def add(
+        self, *, name: str, role: Role, customers: frozenset[str] | None, key_hash: str, now: datetime
+    ) -> ApiKey:
+        key = ApiKey(id=len(self.w.api_keys) + 1, name=name, role=role, customers=customers, created_at=now)
+        self.w.api_keys[key_hash] = key
+        return key
+
+    def by_hash(self, key_hash: str) -> ApiKey | None:
+        key = self.w.api_keys.get(key_hash)
+        return key if key is not None and key.revoked_at is None else None
+
+    def all(self) -> list[ApiKey]:
+        return sorted(self.w.api_keys.values(), key=lambda k: k.id)
+
+    def revoke(self, key_id: int, now: datetime) -> bool:
+        for h, k in self.w.api_keys.items():
+            if k.id == key_id and k.revoked_at is None:
+                self.w.api_keys[h] = replace(k, revoked_at=now)
+                return True
+        return False
+
+
+class _Outbox:
+    def __init__(self, w: FakeState) -> None:
+        self.w = w
+
+    def add(self, *, event_id: str, topic: str, payload: dict[str, Any], now: datetime) -> None:
+        self.w.outbox.append({"id": event_id, "topic": topic, "payload": payload, "created_at": now})

@@ -1,0 +1,137 @@
+"""Decisions on SQL. The order id is unique: a racing duplicate insert is told, not raised."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, select, update
+
+from adapters.sql.tables import decisions, holds
+from creditctl.domain.balance import BalanceSnapshot
+from creditctl.domain.decision import Decision, DecisionState, Order, Reason
+from creditctl.domain.hold import Hold, HoldStatus
+from creditctl.domain.money import from_fen, to_fen
+from rules import Outcome
+
+_d = decisions.c
+_h = holds.c
+_HOLD_COLS = [c.label(f"h_{c.name}") for c in holds.c]
+_SELECT = select(decisions, *_HOLD_COLS).outerjoin(holds, _h.order_id == _d.order_id)
+
+
+class SqlDecisionRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get(self, order_id: str) -> Decision | None:
+        row = self._conn.execute(_SELECT.where(_d.order_id == order_id)).first()
+        return _to_decision(row) if row else None
+
+    def add_if_new(self, decision: Decision) -> bool:
+        values = _values(decision) | {
+            "id": decision.id,
+            "order_id": decision.order_id,
+            "account_id": decision.account_id,
+            "customer_code": decision.order.customer_code,
+            "sale_group_code": decision.order.sale_group_code,
+            "amount_fen": to_fen(decision.order.amount),
+            "channel": decision.order.channel,
+            "metadata": decision.order.metadata,
+            "fingerprint": decision.fingerprint,
+        }
+        if self._conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        result = self._conn.execute(
+            insert(decisions).values(values).on_conflict_do_nothing(index_elements=["order_id"])
+        )
+        return result.rowcount == 1
+
+    def update(self, decision: Decision) -> None:
+        self._conn.execute(update(decisions).where(_d.id == decision.id).values(_values(decision)))
+
+    def deferred(self, *, due_before: datetime | None = None, limit: int = 1000) -> list[str]:
+        stmt = select(_d.order_id).where(_d.state == DecisionState.DEFERRED.value)
+        if due_before is not None:
+            stmt = stmt.where(_d.deferral_expires_at <= due_before)
+        return list(self._conn.execute(stmt.order_by(_d.decided_at).limit(limit)).scalars())
+
+
+def _fen(v: Any) -> int | None:
+    return None if v is None else to_fen(v)
+
+
+def _values(d: Decision) -> dict[str, Any]:
+    snap = d.balance
+    return {
+        "outcome": d.outcome.value,
+        "state": d.state.value,
+        "reasons": [{"rule": r.rule, "reason": r.reason, "message": r.message} for r in d.reasons],
+        "actions": list(d.actions),
+        "facts": d.facts,
+        "balance_fen": to_fen(snap.amount) if snap else None,
+        "balance_fetched_at": snap.fetched_at if snap else None,
+        "balance_source": snap.source if snap else None,
+        "exposure_fen": to_fen(d.exposure),
+        "available_fen": _fen(d.available),
+        "credit_limit_fen": to_fen(d.credit_limit),
+        "credit_grade": d.credit_grade,
+        "shortfall_fen": _fen(d.shortfall),
+        "rule_set_id": d.rule_set_id,
+        "rule_set_version": d.rule_set_version,
+        "decided_at": d.decided_at,
+        "deferral_expires_at": d.deferral_expires_at,
+        "rechecks": d.rechecks,
+    }
+
+
+def _to_decision(r: Row[Any]) -> Decision:
+    m = r._mapping
+    hold = None
+    if m["h_id"] is not None:
+        hold = Hold(
+            id=m["h_id"],
+            account_id=m["h_account_id"],
+            order_id=m["h_order_id"],
+            amount=from_fen(m["h_amount_fen"]),
+            status=HoldStatus(m["h_status"]),
+            created_at=m["h_created_at"],
+            expires_at=m["h_expires_at"],
+            ended_at=m["h_ended_at"],
+            counting=bool(m["h_counting"]),
+        )
+    snap = None
+    if m["balance_fen"] is not None:
+        snap = BalanceSnapshot(from_fen(m["balance_fen"]), m["balance_fetched_at"], m["balance_source"] or "")
+    return Decision(
+        id=m["id"],
+        order=Order(
+            order_id=m["order_id"],
+            customer_code=m["customer_code"],
+            sale_group_code=m["sale_group_code"],
+            amount=from_fen(m["amount_fen"]),
+            channel=m["channel"],
+            metadata=m["metadata"],
+        ),
+        account_id=m["account_id"],
+        fingerprint=m["fingerprint"],
+        outcome=Outcome(m["outcome"]),
+        reasons=tuple(Reason(**x) for x in m["reasons"]),
+        actions=tuple(m["actions"]),
+        balance=snap,
+        exposure=from_fen(m["exposure_fen"]),
+        available=None if m["available_fen"] is None else from_fen(m["available_fen"]),
+        credit_limit=from_fen(m["credit_limit_fen"]),
+        credit_grade=m["credit_grade"],
+        shortfall=None if m["shortfall_fen"] is None else from_fen(m["shortfall_fen"]),
+        rule_set_id=m["rule_set_id"],
+        rule_set_version=m["rule_set_version"],
+        decided_at=m["decided_at"],
+        state=DecisionState(m["state"]),
+        facts=m["facts"],
+        hold=hold,
+        deferral_expires_at=m["deferral_expires_at"],
+        rechecks=m["rechecks"],
+    )

@@ -1,0 +1,143 @@
+"""The schema, as SQLAlchemy Core tables. Money is integer fen (exact on SQLite too, conventions §13)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from adapters.sql.types import ExactJson, UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("code", String(32), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+credit_accounts = Table(
+    "credit_accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer_code", String(32), ForeignKey("customers.code"), nullable=False),
+    Column("sale_group_code", String(32), nullable=False),
+    Column("sale_group_name", String(200), nullable=False, default=""),
+    Column("payer_account_code", String(64), nullable=False, default=""),
+    Column("payer_account_name", String(200), nullable=False, default=""),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("frozen_reason", String(500)),
+    Column("frozen_by", String(200)),
+    Column("frozen_at", UtcDateTime),
+    Column("exposure_fen", BigInteger, nullable=False, default=0),
+    Column("balance_fen", BigInteger),
+    Column("balance_fetched_at", UtcDateTime),
+    Column("balance_source", String(100)),
+    Column("params", ExactJson),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("customer_code", "sale_group_code", name="uq_credit_accounts_customer_sale_group"),
+)
+
+rule_sets = Table(
+    "rule_sets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("version", Integer, nullable=False, unique=True),
+    Column("document", ExactJson, nullable=False),
+    Column("published_at", UtcDateTime, nullable=False),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("order_id", String(64), nullable=False, unique=True),
+    Column("account_id", Integer, ForeignKey("credit_accounts.id"), nullable=False),
+    Column("customer_code", String(32), nullable=False),
+    Column("sale_group_code", String(32), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("channel", String(64)),
+    Column("metadata", ExactJson),
+    Column("fingerprint", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reasons", ExactJson, nullable=False),
+    Column("actions", ExactJson, nullable=False),
+    Column("facts", ExactJson, nullable=False),
+    Column("balance_fen", BigInteger),
+    Column("balance_fetched_at", UtcDateTime),
+    Column("balance_source", String(100)),
+    Column("exposure_fen", BigInteger, nullable=False),
+    Column("available_fen", BigInteger),
+    Column("credit_limit_fen", BigInteger, nullable=False),
+    Column("credit_grade", String(1), nullable=False),
+    Column("shortfall_fen", BigInteger),
+    Column("rule_set_id", Integer, ForeignKey("rule_sets.id"), nullable=False),
+    Column("rule_set_version", Integer, nullable=False),
+    Column("decided_at", UtcDateTime, nullable=False),
+    Column("deferral_expires_at", UtcDateTime),
+    Column("rechecks", Integer, nullable=False, default=0),
+    Index("ix_decisions_deferred", "state", "deferral_expires_at"),
+    Index("ix_decisions_customer", "customer_code", "decided_at"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", Integer, ForeignKey("credit_accounts.id"), nullable=False),
+    Column("order_id", String(64), ForeignKey("decisions.order_id"), nullable=False, unique=True),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("counting", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime),
+    Index("ix_holds_account_status_expiry", "account_id", "status", "expires_at"),
+    Index("ix_holds_open_expiry", "status", "expires_at"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("customers", ExactJson),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("topic", String(100), nullable=False),
+    Column("payload", ExactJson, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime),
+    Column("attempts", Integer, nullable=False, default=0),
+    Index("ix_outbox_pending", "delivered_at", "created_at"),
+)

@@ -1,0 +1,59 @@
+"""The SQL unit of work: one connection and transaction per `with` block, rolled back unless committed."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Connection, Engine
+
+from adapters.sql.accounts import SqlAccountRepository
+from adapters.sql.api_keys import SqlApiKeyRepository
+from adapters.sql.customers import SqlCustomerRepository
+from adapters.sql.decisions import SqlDecisionRepository
+from adapters.sql.holds import SqlHoldRepository
+from adapters.sql.outbox import SqlOutboxRepository
+from adapters.sql.rule_sets import RuleSetCache, SqlRuleSetRepository
+
+
+class SqlUnitOfWork:
+    """Re-enterable across calls, not nested: each `with uow:` checks out a connection and begins."""
+
+    def __init__(self, engine: Engine, *, rule_set_cache: RuleSetCache | None = None) -> None:
+        self._engine = engine
+        self._cache = rule_set_cache or RuleSetCache()
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> Self:
+        if self._conn is not None:
+            raise RuntimeError("unit of work already open; units of work do not nest")
+        conn = self._engine.connect()
+        self._conn = conn
+        self.accounts = SqlAccountRepository(conn)
+        self.customers = SqlCustomerRepository(conn)
+        self.decisions = SqlDecisionRepository(conn)
+        self.holds = SqlHoldRepository(conn)
+        self.rule_sets = SqlRuleSetRepository(conn, self._cache)
+        self.api_keys = SqlApiKeyRepository(conn)
+        self.outbox = SqlOutboxRepository(conn)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction():
+                conn.rollback()
+        finally:
+            conn.close()
+
+    def commit(self) -> None:
+        assert self._conn is not None, "commit outside a unit of work"
+        self._conn.commit()
+
+    def rollback(self) -> None:
+        assert self._conn is not None, "rollback outside a unit of work"
+        self._conn.rollback()

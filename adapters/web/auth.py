@@ -1,0 +1,85 @@
+"""API key authentication and role checks. Keys are looked up by hash, cached briefly per process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import current_app, g, request
+
+from creditctl.domain.api_key import ApiKey, Role, hash_secret
+from creditctl.domain.errors import Forbidden, Unauthenticated
+from creditctl.services.api_keys import authenticate
+
+F = TypeVar("F", bound=Callable[..., Any])
+CACHE_TTL_S = 10.0  # a revoked key stops working within this many seconds
+
+
+class KeyCache:
+    def __init__(self, ttl_s: float = CACHE_TTL_S, max_size: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_size = max_size
+        self._items: dict[str, tuple[float, ApiKey]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_hash: str) -> ApiKey | None:
+        item = self._items.get(key_hash)
+        if item is None or time.monotonic() - item[0] > self.ttl_s:
+            return None
+        return item[1]
+
+    def put(self, key_hash: str, key: ApiKey) -> None:
+        with self._lock:
+            if len(self._items) >= self.max_size:
+                self._items.clear()
+            self._items[key_hash] = (time.monotonic(), key)
+
+
+def presented_secret() -> str:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("X-API-Key", "").strip()
+
+
+def current_key() -> ApiKey:
+    """The caller's key, authenticated once per request."""
+    key: ApiKey | None = g.get("api_key")
+    if key is not None:
+        return key
+    secret = presented_secret()
+    if not secret:
+        raise Unauthenticated("send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+    cache: KeyCache = current_app.extensions["creditctl.keys"]
+    digest = hash_secret(secret)
+    key = cache.get(digest)
+    if key is None:
+        key = authenticate(secret, uow=current_app.extensions["creditctl"].uow())
+        cache.put(digest, key)
+    g.api_key = key
+    return key
+
+
+def requires(*roles: Role) -> Callable[[F], F]:
+    """Let the view run only for a key with one of `roles`."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = current_key()
+            if key.role not in roles:
+                raise Forbidden(f"this call needs a key with role {' or '.join(r.value for r in roles)}")
+            return view(*args, **kwargs)
+
+        wrapper.__dict__.setdefault("_roles", roles)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def scope() -> frozenset[str] | None:
+    """The customers the caller may see (None: all)."""
+    return current_key().customers

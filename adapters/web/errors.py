@@ -1,0 +1,124 @@
+"""The one place errors become HTTP: domain errors, request parsing errors, and the unexpected."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from adapters.web.problems import problem
+from creditctl.domain.errors import (
+    Conflict,
+    CreditctlError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    Unauthenticated,
+    UpstreamUnavailable,
+)
+from creditctl.ports.balance_provider import BalanceUnavailable
+
+log = logging.getLogger("creditctl.web")
+
+_STATUS: list[tuple[type[CreditctlError], int, str]] = [
+    (NotFound, 404, "Not found"),
+    (InvalidRequest, 422, "Invalid request"),
+    (Conflict, 409, "Conflict"),
+    (Unauthenticated, 401, "Unauthenticated"),
+    (Forbidden, 403, "Forbidden"),
+    (UpstreamUnavailable, 503, "Balance source unavailable"),
+]
+_UPSTREAM_STATUS = {
+    "AUTH_FAILED": 502,
+    "TOKEN_EXPIRED": 502,
+    "INVALID_CREDENTIALS": 502,
+    "BALANCE_QUERY_FAILED": 502,
+    "UPSTREAM_MALFORMED": 502,
+    "UPSTREAM_TIMEOUT": 504,
+    "RATE_LIMITED": 503,
+    "SERVICE_UNAVAILABLE": 503,
+    "CIRCUIT_OPEN": 503,
+    "UNKNOWN_CUSTOMER": 404,
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(BalanceUnavailable, _upstream)
+    app.register_error_handler(CreditctlError, _domain)
+    app.register_error_handler(HTTPException, _http)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _domain(exc: CreditctlError) -> Response:
+    status, title = next(((s, t) for cls, s, t in _STATUS if isinstance(exc, cls)), (400, "Bad request"))
+    errors = {exc.field: [exc.message]} if exc.field else {}
+    headers = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="creditctl"'
+    if status == 503:
+        headers["Retry-After"] = "5"
+    return problem(status, title, exc.message, code=exc.code, errors=errors, headers=headers)
+
+
+def _upstream(exc: BalanceUnavailable) -> Response:
+    status = _UPSTREAM_STATUS.get(exc.code, 502)
+    headers = {"Retry-After": str(int(exc.retry_after_s or 5))} if status in (503, 504) else {}
+    return problem(
+        status,
+        "Balance source unavailable",
+        exc.message,
+        code=f"upstream.{exc.code.lower()}",
+        errors={"upstream": [exc.code]},
+        headers=headers,
+    )
+
+
+def _http(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    errors = _field_errors(getattr(exc, "data", None))
+    detail = exc.description or exc.name
+    if status == 422 or (status == 400 and errors):
+        status = 422 if status == 422 else 400
+        detail = "The request body is not valid: see errors for each field"
+        if "json" in errors and any("Invalid JSON" in m for m in errors["json"]):
+            detail = "The request body is not valid JSON"
+    if status == 413:
+        detail = "The request body is larger than the 64 KiB this service accepts"
+    headers = dict(exc.get_headers()) if status == 405 else {}
+    headers.pop("Content-Type", None)
+    return problem(status, exc.name, detail, code=f"http.{status}", errors=errors, headers=headers)
+
+
+def _unexpected(exc: Exception) -> Response:
+    log.exception("unexpected error: %s", type(exc).__name__)
+    return problem(
+        500,
+        "Internal server error",
+        "Something went wrong on our side; the request id helps us find it",
+        code="internal",
+    )
+
+
+def _field_errors(data: Any) -> dict[str, list[str]]:
+    """Flatten webargs/marshmallow messages {"json": {"amount": ["..."]}} to {"amount": ["..."]}."""
+    if not isinstance(data, dict) or "messages" not in data:
+        return {}
+    out: dict[str, list[str]] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, list) and all(isinstance(x, str) for x in value):
+            out.setdefault(prefix or "body", []).extend(value)
+        else:
+            out.setdefault(prefix or "body", []).append(str(value))
+
+    for location, messages in data["messages"].items():
+        if location in ("json", "query", "view_args", "form") and isinstance(messages, dict):
+            walk("", messages)
+        else:
+            walk(location, messages)
+    return out

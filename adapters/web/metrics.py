@@ -1,0 +1,46 @@
+"""Prometheus metrics. Under gunicorn, PROMETHEUS_MULTIPROC_DIR makes every worker's samples count."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+DECISIONS = Counter("creditctl_decisions_total", "Decisions made, by outcome", ["outcome"])
+DECISION_REASONS = Counter(
+    "creditctl_decision_reasons_total", "Matched rule reasons of decisions", ["reason"]
+)
+REPLAYS = Counter("creditctl_decision_replays_total", "Replays of an already decided order id")
+DECISION_SECONDS = Histogram(
+    "creditctl_decision_seconds",
+    "Time to decide one order (including any balance fetch)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+HTTP_REQUESTS = Counter("creditctl_http_requests_total", "HTTP requests", ["method", "endpoint", "status"])
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        data = generate_latest(registry)
+    else:
+        data = generate_latest()
+    return Response(data, mimetype=CONTENT_TYPE_LATEST)
+
+
+def count_decision(outcome: str, reasons: list[str]) -> None:
+    DECISIONS.labels(outcome).inc()
+    for reason in reasons:
+        DECISION_REASONS.labels(reason).inc()

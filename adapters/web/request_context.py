@@ -1,0 +1,71 @@
+"""Per-request plumbing: a request id, content-type and size limits, one access log line, HTTP metrics."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+from adapters.web.logs import request_id_var
+from adapters.web.metrics import HTTP_REQUESTS
+from adapters.web.problems import problem
+
+log = logging.getLogger("creditctl.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+MAX_BODY_BYTES = 64 * 1024
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("MAX_CONTENT_LENGTH", MAX_BODY_BYTES)
+    app.before_request(_start)
+    app.after_request(_finish)
+    app.teardown_request(_clear)
+
+
+def _start() -> Response | None:
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.started = time.perf_counter()
+    request_id_var.set(g.request_id)
+    if request.method in ("POST", "PUT", "PATCH") and _has_body() and not request.is_json:
+        return problem(
+            415,
+            "Unsupported media type",
+            "Send the body as application/json",
+            code="http.415",
+            errors={"Content-Type": [f"expected application/json, got {request.mimetype or 'nothing'}"]},
+        )
+    return None
+
+
+def _has_body() -> bool:
+    return bool(request.content_length) or request.headers.get("Transfer-Encoding", "") == "chunked"
+
+
+def _finish(response: Response) -> Response:
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+    HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+    key = g.get("api_key")
+    log.info(
+        "%s %s %s",
+        request.method,
+        request.path,
+        response.status_code,
+        extra={
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round(elapsed_ms, 2),
+            "key": key.name if key else None,
+        },
+    )
+    return response
+
+
+def _clear(_exc: BaseException | None) -> None:
+    request_id_var.set(None)

@@ -1,0 +1,41 @@
+"""Account views and administrative actions on the wire."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from adapters.web.schemas.decisions import BalanceSchema, HoldSchema
+from adapters.web.schemas.money import Money
+
+
+class FreezeRequestSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata={"example": "Payment dispute under review"},
+    )
+
+
+class AccountSchema(Schema):
+    customer_code = fields.String(attribute="account.customer_code")
+    sale_group_code = fields.String(attribute="account.sale_group_code")
+    sale_group_name = fields.String(attribute="account.sale_group_name")
+    payer_account_code = fields.String(attribute="account.payer_account_code")
+    payer_account_name = fields.String(attribute="account.payer_account_name")
+    status = fields.Function(lambda v: v.account.status.value, metadata={"enum": ["active", "frozen"]})
+    frozen_reason = fields.String(attribute="account.frozen_reason", allow_none=True)
+    frozen_at = fields.DateTime(attribute="account.frozen_at", allow_none=True)
+    balance = fields.Nested(BalanceSchema, attribute="account.snapshot", allow_none=True)
+    balance_age_s = fields.Integer(allow_none=True)
+    balance_usable = fields.Boolean()
+    exposure = Money()
+    available = Money(allow_none=True)
+    credit_limit = Money()
+    credit_grade = fields.String()
+    open_holds = fields.List(fields.Nested(HoldSchema), attribute="holds")
+    rule_set = fields.Function(
+        lambda v: {"id": v.rule_set.id, "version": v.rule_set.version}, metadata={"type": "object"}
+    )

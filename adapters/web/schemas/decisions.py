@@ -1,0 +1,116 @@
+"""Decision requests and answers on the wire."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from adapters.web.schemas.money import Money
+
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+
+def _no_control_chars(value: str) -> None:
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
+        raise ValidationError("Must not contain control characters.")
+    if value != value.strip():
+        raise ValidationError("Must not start or end with whitespace.")
+
+
+def _metadata_limits(value: dict[str, Any]) -> None:
+    if len(value) > 32:
+        raise ValidationError("At most 32 keys.")
+    for k, v in value.items():
+        if len(k) > 64:
+            raise ValidationError(f"Key {k[:20]!r}... is longer than 64 characters.")
+        if isinstance(v, dict | list) or (isinstance(v, str) and len(v) > 512):
+            raise ValidationError(
+                f"Value of {k!r} must be a string of at most 512 characters, a number or a boolean."
+            )
+
+
+class DecisionRequestSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    order_id = fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=64), _no_control_chars],
+        metadata={"example": "PO-2026-000123"},
+    )
+    customer_code = fields.String(
+        required=True,
+        validate=validate.Regexp(_CODE, error="Not a customer code."),
+        metadata={"example": "8800633175"},
+    )
+    sale_group_code = fields.String(
+        required=True,
+        validate=validate.Regexp(_CODE, error="Not a sales group code."),
+        metadata={"example": "GA10"},
+    )
+    amount = Money(required=True, positive=True)
+    channel = fields.String(
+        load_default=None, allow_none=True, validate=[validate.Length(min=1, max=64), _no_control_chars]
+    )
+    metadata = fields.Dict(
+        keys=fields.String(), load_default=None, allow_none=True, validate=_metadata_limits
+    )
+
+
+class ReasonSchema(Schema):
+    rule = fields.String()
+    reason = fields.String(metadata={"example": "INSUFFICIENT_BALANCE"})
+    message = fields.String()
+
+
+class BalanceSchema(Schema):
+    amount = Money()
+    fetched_at = fields.DateTime()
+    source = fields.String()
+
+
+class HoldSchema(Schema):
+    id = fields.String()
+    amount = Money()
+    status = fields.Function(
+        lambda h: h.status.value, metadata={"enum": ["open", "settled", "released", "expired"]}
+    )
+    expires_at = fields.DateTime()
+    ended_at = fields.DateTime(allow_none=True)
+
+
+class RuleSetRefSchema(Schema):
+    id = fields.Integer()
+    version = fields.Integer()
+
+
+class DecisionSchema(Schema):
+    decision_id = fields.String(attribute="id")
+    order_id = fields.String()
+    customer_code = fields.String(attribute="order.customer_code")
+    sale_group_code = fields.String(attribute="order.sale_group_code")
+    outcome = fields.Function(
+        lambda d: d.outcome.value, metadata={"enum": ["approve", "defer", "block", "freeze"]}
+    )
+    state = fields.Function(
+        lambda d: d.state.value, metadata={"enum": ["decided", "deferred", "cancelled", "expired"]}
+    )
+    reasons = fields.List(fields.Nested(ReasonSchema))
+    amount = Money(attribute="order.amount")
+    channel = fields.String(attribute="order.channel", allow_none=True)
+    balance = fields.Nested(BalanceSchema, allow_none=True)
+    exposure = Money()
+    available = Money(allow_none=True)
+    credit_limit = Money()
+    credit_grade = fields.String()
+    shortfall = Money(allow_none=True)
+    hold = fields.Nested(HoldSchema, allow_none=True)
+    rule_set = fields.Function(
+        lambda d: {"id": d.rule_set_id, "version": d.rule_set_version}, metadata={"type": "object"}
+    )
+    decided_at = fields.DateTime()
+    deferral_expires_at = fields.DateTime(allow_none=True)
+    rechecks = fields.Integer()

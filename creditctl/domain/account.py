@@ -1,0 +1,73 @@
+"""A credit account: one payer account of a customer in one sales organisation, and what counts against it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from creditctl.domain.balance import BalanceSnapshot, PayerBalance
+from creditctl.domain.money import ZERO
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"
+    FROZEN = "frozen"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentProfile:
+    """Payment history facts. Neutral until a payment-history source exists (design.md)."""
+
+    max_overdue_days: int = 0
+    on_time_ratio: Decimal = Decimal("1")
+    overdue_amount: Decimal = ZERO
+
+
+@dataclass(slots=True)
+class CreditAccount:
+    """The unit of locking: decisions on one account are serialised on its row."""
+
+    id: int
+    customer_code: str
+    sale_group_code: str
+    sale_group_name: str = ""
+    payer_account_code: str = ""
+    payer_account_name: str = ""
+    status: AccountStatus = AccountStatus.ACTIVE
+    frozen_reason: str | None = None
+    frozen_by: str | None = None
+    frozen_at: datetime | None = None
+    exposure: Decimal = ZERO
+    snapshot: BalanceSnapshot | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    payment: PaymentProfile = field(default_factory=PaymentProfile)
+    created_at: datetime | None = None
+
+    @property
+    def is_frozen(self) -> bool:
+        return self.status is AccountStatus.FROZEN
+
+    def freeze(self, *, reason: str, by: str, now: datetime) -> None:
+        self.status = AccountStatus.FROZEN
+        self.frozen_reason = reason
+        self.frozen_by = by
+        self.frozen_at = now
+
+    def unfreeze(self) -> None:
+        self.status = AccountStatus.ACTIVE
+        self.frozen_reason = None
+        self.frozen_by = None
+        self.frozen_at = None
+
+    def adopt(self, payer: PayerBalance, snapshot: BalanceSnapshot) -> bool:
+        """Take a newer snapshot (and the payer's names); an older one than we hold is ignored."""
+        if self.snapshot is not None and snapshot.fetched_at <= self.snapshot.fetched_at:
+            return False
+        self.snapshot = snapshot
+        self.sale_group_name = payer.sale_group_name
+        self.payer_account_code = payer.payer_account_code
+        self.payer_account_name = payer.payer_account_name
+        return True

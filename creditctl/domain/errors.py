@@ -1,0 +1,94 @@
+"""The error hierarchy: stable dotted codes plus the data a caller needs. HTTP lives only at the web edge."""
+
+from __future__ import annotations
+
+
+class CreditctlError(Exception):
+    """Root of every error the application raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(CreditctlError):
+    """Something asked for does not exist, or the caller may not know it exists."""
+
+    code = "not_found"
+
+
+class UnknownCustomer(NotFound):
+    code = "not_found.customer"
+
+    def __init__(self, customer_code: str) -> None:
+        super().__init__(f"unknown customer {customer_code!r}", field="customer_code")
+        self.customer_code = customer_code
+
+
+class UnknownAccount(NotFound):
+    code = "not_found.account"
+
+    def __init__(self, customer_code: str, sale_group_code: str) -> None:
+        super().__init__(
+            f"customer {customer_code!r} has no payer account in sales group {sale_group_code!r}",
+            field="sale_group_code",
+        )
+        self.customer_code = customer_code
+        self.sale_group_code = sale_group_code
+
+
+class UnknownOrder(NotFound):
+    code = "not_found.order"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"no decision for order {order_id!r}", field="order_id")
+        self.order_id = order_id
+
+
+class InvalidRequest(CreditctlError):
+    """Input that is well-formed but not acceptable (an unknown sales group, a bad parameter)."""
+
+    code = "invalid"
+
+
+class Conflict(CreditctlError):
+    """The request contradicts the current state (idempotency conflict, hold already ended)."""
+
+    code = "conflict"
+
+
+class OrderIdReused(Conflict):
+    code = "conflict.order_id"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(
+            f"order {order_id!r} was already decided with a different body; use a new order id",
+            field="order_id",
+        )
+        self.order_id = order_id
+
+
+class HoldNotOpen(Conflict):
+    code = "conflict.hold_state"
+
+    def __init__(self, order_id: str, state: str) -> None:
+        super().__init__(f"order {order_id!r} has no open hold to end (it is {state})", field="order_id")
+        self.order_id = order_id
+        self.state = state
+
+
+class UpstreamUnavailable(CreditctlError):
+    """The balance source could not be asked and nothing stored can stand in for it."""
+
+    code = "upstream.unavailable"
+
+
+class Unauthenticated(CreditctlError):
+    code = "auth.unauthenticated"
+
+
+class Forbidden(CreditctlError):
+    code = "auth.forbidden"

@@ -1,0 +1,118 @@
+"""Repository ports: how services load and store the domain. Money is Decimal CNY, times UTC."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from creditctl.domain.account import CreditAccount
+from creditctl.domain.api_key import ApiKey, Role
+from creditctl.domain.decision import Decision
+from creditctl.domain.hold import Hold
+from creditctl.domain.rule_set import RuleSetVersion
+
+
+class AccountRepository(Protocol):
+    def get(self, customer_code: str, sale_group_code: str) -> CreditAccount | None:
+        """The account as last committed, without a lock (may be stale by the time it is used)."""
+        ...
+
+    def lock(self, customer_code: str, sale_group_code: str) -> CreditAccount | None:
+        """The account, locked until the unit of work ends: decisions on it serialise here."""
+        ...
+
+    def add(self, account: CreditAccount) -> CreditAccount:
+        """Insert a new account (or find the one a concurrent writer just added) and return it locked."""
+        ...
+
+    def save(self, account: CreditAccount) -> None:
+        """Store status, snapshot, exposure, names and parameter overrides."""
+        ...
+
+    def for_customer(self, customer_code: str) -> list[CreditAccount]: ...
+
+
+class CustomerRepository(Protocol):
+    def exists(self, customer_code: str) -> bool: ...
+
+    def add(self, customer_code: str, name: str, now: datetime) -> bool:
+        """Register a customer; False when it was already there."""
+        ...
+
+    def codes(self) -> list[str]: ...
+
+
+class DecisionRepository(Protocol):
+    def get(self, order_id: str) -> Decision | None:
+        """The decision for an order, with its hold."""
+        ...
+
+    def add_if_new(self, decision: Decision) -> bool:
+        """Insert unless the order id is taken; False means another decision for it exists."""
+        ...
+
+    def update(self, decision: Decision) -> None:
+        """Store a re-evaluated or ended decision (outcome, reasons, state, facts, rechecks)."""
+        ...
+
+    def deferred(self, *, due_before: datetime | None = None, limit: int = 1000) -> list[str]:
+        """Order ids still deferred; with due_before, only those whose deferral expired by then."""
+        ...
+
+
+class HoldRepository(Protocol):
+    def add(self, hold: Hold) -> None: ...
+
+    def save(self, hold: Hold) -> None:
+        """Store status, ended_at and whether it still counts."""
+        ...
+
+    def expire_due(self, account_id: int, now: datetime) -> Decimal:
+        """End the account's open holds whose expiry has passed; return the sum that stopped counting."""
+        ...
+
+    def stop_counting_settled(self, account_id: int, fetched_before: datetime) -> Decimal:
+        """Settled holds stop counting once a balance fetched after their settlement is known; return sum."""
+        ...
+
+    def counting(self, account_id: int) -> list[Hold]:
+        """Holds that count against the account (open, or settled and not yet in a balance)."""
+        ...
+
+    def accounts_with_due_holds(self, now: datetime, limit: int = 1000) -> list[tuple[str, str]]:
+        """(customer_code, sale_group_code) of accounts with open holds past their expiry."""
+        ...
+
+
+class RuleSetRepository(Protocol):
+    def active(self) -> RuleSetVersion:
+        """The newest published rule set; may be cached for a second per process."""
+        ...
+
+    def publish(self, name: str, document: dict[str, Any], now: datetime) -> RuleSetVersion:
+        """Store a validated document as the next version and make it active."""
+        ...
+
+    def versions(self) -> Sequence[RuleSetVersion]: ...
+
+
+class ApiKeyRepository(Protocol):
+    def add(
+        self, *, name: str, role: Role, customers: frozenset[str] | None, key_hash: str, now: datetime
+    ) -> ApiKey: ...
+
+    def by_hash(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash, unless revoked."""
+        ...
+
+    def all(self) -> list[ApiKey]: ...
+
+    def revoke(self, key_id: int, now: datetime) -> bool: ...
+
+
+class OutboxRepository(Protocol):
+    def add(self, *, event_id: str, topic: str, payload: dict[str, Any], now: datetime) -> None:
+        """Record an event in the same transaction as the change it describes."""
+        ...

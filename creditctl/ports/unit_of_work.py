@@ -1,0 +1,38 @@
+"""The unit of work port: one transaction, repositories hanging off it, rolled back unless committed."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Protocol, Self
+
+from creditctl.ports.repositories import (
+    AccountRepository,
+    ApiKeyRepository,
+    CustomerRepository,
+    DecisionRepository,
+    HoldRepository,
+    OutboxRepository,
+    RuleSetRepository,
+)
+
+
+class UnitOfWork(Protocol):
+    """Re-enterable: each `with uow:` block is a new transaction. Leaving without commit() rolls back."""
+
+    accounts: AccountRepository
+    customers: CustomerRepository
+    decisions: DecisionRepository
+    holds: HoldRepository
+    rule_sets: RuleSetRepository
+    api_keys: ApiKeyRepository
+    outbox: OutboxRepository
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...

@@ -1,0 +1,78 @@
+"""Bring a locked account up to date before anything is decided on it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from uuid import uuid4
+
+from creditctl.domain.account import CreditAccount
+from creditctl.domain.assessment import Assessment
+from creditctl.domain.balance import BalanceReport
+from creditctl.domain.decision import Decision
+from creditctl.domain.hold import Hold, HoldStatus
+from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.balances import adopt_report
+from rules import Outcome
+
+
+def refresh_locked_account(
+    uow: UnitOfWork, account: CreditAccount, report: BalanceReport | None, now: datetime
+) -> None:
+    """End holds past their expiry, take a newer balance, and stop counting settlements it includes."""
+    account.exposure -= uow.holds.expire_due(account.id, now)
+    snapshot = adopt_report(account, report)
+    if snapshot is not None:
+        account.exposure -= uow.holds.stop_counting_settled(account.id, snapshot.fetched_at)
+
+
+def apply_outcome(
+    uow: UnitOfWork,
+    decision: Decision,
+    account: CreditAccount,
+    assessment: Assessment,
+    params: dict[str, Decimal],
+    now: datetime,
+) -> None:
+    """Reserve what is approved, freeze what must be frozen, and queue the notifications rules asked for."""
+    if assessment.unfrozen:
+        account.unfreeze()
+    if decision.outcome is Outcome.APPROVE:
+        decision.hold = Hold(
+            id=uuid4().hex,
+            account_id=account.id,
+            order_id=decision.order_id,
+            amount=decision.order.amount,
+            status=HoldStatus.OPEN,
+            created_at=now,
+            expires_at=now + timedelta(seconds=int(params["hold_ttl_s"])),
+        )
+        account.exposure += decision.order.amount
+    elif decision.outcome is Outcome.FREEZE and not account.is_frozen:
+        first = next((r for r in decision.reasons if r.rule != "upstream"), None)
+        account.freeze(
+            reason=first.reason if first else "FROZEN_BY_RULE",
+            by=f"rule:{first.rule if first else 'unknown'}",
+            now=now,
+        )
+
+
+def queue_notifications(uow: UnitOfWork, decision: Decision, account: CreditAccount, now: datetime) -> None:
+    """Each `notify:<topic>` action becomes an outbox row in the decision's own transaction."""
+    for action in decision.actions:
+        if not action.startswith("notify:"):
+            continue
+        uow.outbox.add(
+            event_id=uuid4().hex,
+            topic=action.removeprefix("notify:"),
+            payload={
+                "order_id": decision.order_id,
+                "decision_id": decision.id,
+                "customer_code": account.customer_code,
+                "sale_group_code": account.sale_group_code,
+                "amount": str(decision.order.amount),
+                "available": None if decision.available is None else str(decision.available),
+                "reasons": [r.reason for r in decision.reasons],
+            },
+            now=now,
+        )

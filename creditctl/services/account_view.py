@@ -1,0 +1,62 @@
+"""The account as an order system or auditor sees it: balance, exposure, available, limit, holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from creditctl.domain.account import CreditAccount
+from creditctl.domain.assessment import effective_params
+from creditctl.domain.credit import credit_limit, grade
+from creditctl.domain.errors import UnknownAccount, UnknownCustomer
+from creditctl.domain.hold import Hold
+from creditctl.domain.rule_set import RuleSetVersion
+from creditctl.ports.clock import Clock
+from creditctl.ports.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    account: CreditAccount
+    exposure: Decimal
+    available: Decimal | None
+    credit_limit: Decimal
+    credit_grade: str
+    holds: tuple[Hold, ...]
+    balance_age_s: int | None
+    balance_usable: bool
+    rule_set: RuleSetVersion
+
+
+def view_account(
+    customer_code: str, sale_group_code: str, *, scope: frozenset[str] | None, uow: UnitOfWork, clock: Clock
+) -> AccountView:
+    """Read-only: holds past their expiry are left out of exposure even before the sweeper ends them."""
+    if scope is not None and customer_code not in scope:
+        raise UnknownCustomer(customer_code)
+    with uow:
+        account = uow.accounts.get(customer_code, sale_group_code)
+        if account is None:
+            raise UnknownAccount(customer_code, sale_group_code)
+        holds = uow.holds.counting(account.id)
+        rule_set = uow.rule_sets.active()
+    now = clock.now()
+    counting = tuple(h for h in holds if not (h.is_open and h.expires_at <= now))
+    exposure = sum((h.amount for h in counting), Decimal("0.00"))
+    params = effective_params(rule_set.rules, account)
+    snap = account.snapshot
+    age = snap.age_s(now) if snap else None
+    usable = age is not None and age <= int(params["max_balance_age_s"])
+    margin = Decimal(params.get("safety_margin", 0))
+    grade_name = grade(account.payment)
+    return AccountView(
+        account=account,
+        exposure=exposure,
+        available=(snap.amount - exposure - margin) if (snap and usable) else None,
+        credit_limit=credit_limit(params, grade_name),
+        credit_grade=grade_name,
+        holds=counting,
+        balance_age_s=age,
+        balance_usable=usable,
+        rule_set=rule_set,
+    )

@@ -1,0 +1,54 @@
+"""A balance a decision may use: the stored snapshot when young, else the upstream, else the fallback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from creditctl.domain.account import CreditAccount
+from creditctl.domain.balance import BalanceReport, BalanceSnapshot
+from creditctl.domain.decision import Reason
+from creditctl.ports.balance_provider import BalanceProvider, BalanceUnavailable
+
+UPSTREAM_MESSAGES = {
+    "UPSTREAM_TIMEOUT": "the balance service did not answer in time",
+    "CIRCUIT_OPEN": "the balance service is failing; calls are paused",
+    "RATE_LIMITED": "the balance service is rate limiting us",
+    "UNKNOWN_CUSTOMER": "the balance service does not know this customer",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """The outcome of asking the upstream: a report, or why there is none."""
+
+    report: BalanceReport | None
+    error: Reason | None
+
+
+def needs_refresh(account: CreditAccount | None, params: dict[str, Decimal], now: datetime) -> bool:
+    """A snapshot younger than refresh_after_s is used as is; anything else is fetched again."""
+    if account is None or account.snapshot is None:
+        return True
+    return account.snapshot.age_s(now) >= int(params.get("refresh_after_s", 0))
+
+
+def fetch_report(balances: BalanceProvider, customer_code: str, timeout_s: float) -> Fetched:
+    """Ask the provider once; a failure becomes a reason a deferred decision can show."""
+    try:
+        return Fetched(balances.fetch(customer_code, timeout_s=timeout_s), None)
+    except BalanceUnavailable as exc:
+        message = UPSTREAM_MESSAGES.get(exc.code, "the balance service could not give a balance")
+        return Fetched(None, Reason(rule="upstream", reason=exc.code, message=message))
+
+
+def adopt_report(account: CreditAccount, report: BalanceReport | None) -> BalanceSnapshot | None:
+    """Apply the report's entry for this account; return the new snapshot if it was newer than ours."""
+    if report is None:
+        return None
+    payer = report.for_sale_group(account.sale_group_code)
+    if payer is None:
+        return None
+    snapshot = BalanceSnapshot(amount=payer.amount, fetched_at=report.fetched_at, source=report.source)
+    return snapshot if account.adopt(payer, snapshot) else None

@@ -1,0 +1,152 @@
+"""Decide one order: atomic, idempotent by order id, never on unknown state, never spending money twice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import uuid4
+
+from creditctl.domain.account import CreditAccount
+from creditctl.domain.assessment import Assessment, assess, effective_params
+from creditctl.domain.decision import Decision, DecisionState, Order
+from creditctl.domain.errors import OrderIdReused, UnknownAccount, UnknownCustomer, UpstreamUnavailable
+from creditctl.domain.rule_set import RuleSetVersion
+from creditctl.ports.balance_provider import BalanceProvider
+from creditctl.ports.clock import Clock
+from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.account_state import apply_outcome, queue_notifications, refresh_locked_account
+from creditctl.services.balances import Fetched, fetch_report, needs_refresh
+from rules import Outcome
+
+DEFAULT_DEADLINE_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionResult:
+    decision: Decision
+    created: bool
+
+
+def decide_order(
+    order: Order,
+    *,
+    scope: frozenset[str] | None,
+    uow: UnitOfWork,
+    balances: BalanceProvider,
+    clock: Clock,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+) -> DecisionResult:
+    """Decide `order` once: a replay of the same body returns the first decision, another body conflicts."""
+    if scope is not None and order.customer_code not in scope:
+        raise UnknownCustomer(order.customer_code)
+    fingerprint = order.fingerprint()
+    with uow:
+        existing = uow.decisions.get(order.order_id)
+        if existing is not None:
+            return _replay(existing, fingerprint)
+        account = uow.accounts.get(order.customer_code, order.sale_group_code)
+        if account is None and not uow.customers.exists(order.customer_code):
+            raise UnknownCustomer(order.customer_code)
+        rule_set = uow.rule_sets.active()
+    fetched = _fetch_if_stale(order, account, rule_set, balances, clock, deadline_s)
+    with uow:
+        locked = _lock_or_open(uow, order, fetched)
+        now = clock.now()
+        refresh_locked_account(uow, locked, fetched.report, now)
+        assessment = assess(order, locked, rule_set.rules, now, upstream_error=fetched.error)
+        decision = _new_decision(order, fingerprint, locked, assessment, rule_set, now)
+        params = effective_params(rule_set.rules, locked)
+        apply_outcome(uow, decision, locked, assessment, params, now)
+        raced = not uow.decisions.add_if_new(decision)
+        if not raced:
+            if decision.hold is not None:
+                uow.holds.add(decision.hold)
+            queue_notifications(uow, decision, locked, now)
+            uow.accounts.save(locked)
+            uow.commit()
+    if raced:
+        return _replay_after_race(uow, order.order_id, fingerprint)
+    return DecisionResult(decision, created=True)
+
+
+def _fetch_if_stale(
+    order: Order,
+    account: CreditAccount | None,
+    rule_set: RuleSetVersion,
+    balances: BalanceProvider,
+    clock: Clock,
+    deadline_s: float,
+) -> Fetched:
+    """Fetch before any lock is taken: the upstream may be slow, a lock must never wait on it."""
+    params = effective_params(rule_set.rules, account) if account else dict(rule_set.rules.params)
+    if not needs_refresh(account, params, clock.now()):
+        return Fetched(None, None)
+    fetched = fetch_report(balances, order.customer_code, deadline_s)
+    if account is None:
+        if fetched.report is None:
+            raise UpstreamUnavailable(
+                f"cannot verify sales group {order.sale_group_code!r}: "
+                f"{fetched.error.message if fetched.error else 'no answer'}"
+            )
+        if fetched.report.for_sale_group(order.sale_group_code) is None:
+            raise UnknownAccount(order.customer_code, order.sale_group_code)
+    return fetched
+
+
+def _lock_or_open(uow: UnitOfWork, order: Order, fetched: Fetched) -> CreditAccount:
+    locked = uow.accounts.lock(order.customer_code, order.sale_group_code)
+    if locked is not None:
+        return locked
+    if fetched.report is None or fetched.report.for_sale_group(order.sale_group_code) is None:
+        raise UnknownAccount(order.customer_code, order.sale_group_code)
+    return uow.accounts.add(
+        CreditAccount(id=0, customer_code=order.customer_code, sale_group_code=order.sale_group_code)
+    )
+
+
+def _new_decision(
+    order: Order,
+    fingerprint: str,
+    account: CreditAccount,
+    assessment: Assessment,
+    rule_set: RuleSetVersion,
+    now: datetime,
+) -> Decision:
+    params = effective_params(rule_set.rules, account)
+    deferred = assessment.outcome is Outcome.DEFER
+    return Decision(
+        id=str(uuid4()),
+        order=order,
+        account_id=account.id,
+        fingerprint=fingerprint,
+        outcome=assessment.outcome,
+        reasons=assessment.reasons,
+        actions=assessment.actions,
+        balance=account.snapshot,
+        exposure=account.exposure,
+        available=assessment.available,
+        credit_limit=assessment.credit_limit,
+        credit_grade=assessment.credit_grade,
+        shortfall=assessment.shortfall,
+        rule_set_id=rule_set.id,
+        rule_set_version=rule_set.version,
+        decided_at=now,
+        state=DecisionState.DEFERRED if deferred else DecisionState.DECIDED,
+        facts=assessment.facts,
+        deferral_expires_at=now + timedelta(seconds=int(params["deferral_ttl_s"])) if deferred else None,
+    )
+
+
+def _replay(existing: Decision, fingerprint: str) -> DecisionResult:
+    if existing.fingerprint != fingerprint:
+        raise OrderIdReused(existing.order_id)
+    return DecisionResult(existing, created=False)
+
+
+def _replay_after_race(uow: UnitOfWork, order_id: str, fingerprint: str) -> DecisionResult:
+    """Another request with this order id committed first: answer as a replay of it."""
+    with uow:
+        existing = uow.decisions.get(order_id)
+    if existing is None:  # the other writer rolled back; the caller may retry
+        raise OrderIdReused(order_id)
+    return _replay(existing, fingerprint)

@@ -1,0 +1,67 @@
+"""Ending what ran out of time: holds past their expiry, deferrals past theirs. Each ends exactly once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from creditctl.domain.decision import Decision, DecisionState, Reason
+from creditctl.domain.errors import UnknownOrder
+from creditctl.ports.clock import Clock
+from creditctl.ports.unit_of_work import UnitOfWork
+from rules import Outcome
+
+DEFERRAL_EXPIRED = Reason(
+    rule="deferral", reason="DEFERRAL_EXPIRED", message="The order stayed deferred past its deadline"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    holds_expired_on: int
+    deferrals_expired: int
+
+
+def expire_deferral(order_id: str, *, uow: UnitOfWork, clock: Clock) -> Decision:
+    """Block a deferred order whose deferral has run out (under the account lock, so once)."""
+    with uow:
+        decision = uow.decisions.get(order_id)
+        if decision is None:
+            raise UnknownOrder(order_id)
+        uow.accounts.lock(decision.order.customer_code, decision.order.sale_group_code)
+        decision = uow.decisions.get(order_id)
+        assert decision is not None
+        now = clock.now()
+        due = decision.deferral_expires_at is not None and decision.deferral_expires_at <= now
+        if decision.state is DecisionState.DEFERRED and due:
+            decision.outcome = Outcome.BLOCK
+            decision.reasons = (*decision.reasons, DEFERRAL_EXPIRED)
+            decision.state = DecisionState.EXPIRED
+            decision.shortfall = None
+            uow.decisions.update(decision)
+            uow.commit()
+    return decision
+
+
+def expire_holds(*, uow: UnitOfWork, clock: Clock) -> int:
+    """End every open hold past its expiry; returns how many accounts were touched."""
+    with uow:
+        due = uow.holds.accounts_with_due_holds(clock.now())
+    for customer_code, sale_group_code in due:
+        with uow:
+            account = uow.accounts.lock(customer_code, sale_group_code)
+            if account is None:
+                continue
+            account.exposure -= uow.holds.expire_due(account.id, clock.now())
+            uow.accounts.save(account)
+            uow.commit()
+    return len(due)
+
+
+def sweep(*, uow: UnitOfWork, clock: Clock) -> SweepResult:
+    """One pass of the sweeper: holds first, then deferrals. Safe to run on several instances at once."""
+    accounts = expire_holds(uow=uow, clock=clock)
+    with uow:
+        due = uow.decisions.deferred(due_before=clock.now())
+    for order_id in due:
+        expire_deferral(order_id, uow=uow, clock=clock)
+    return SweepResult(holds_expired_on=accounts, deferrals_expired=len(due))

@@ -1,0 +1,66 @@
+"""Freezing and unfreezing an account by hand: every order on a frozen account is blocked."""
+
+from __future__ import annotations
+
+from creditctl.domain.account import CreditAccount
+from creditctl.domain.errors import InvalidRequest, UnknownAccount, UnknownCustomer
+from creditctl.ports.clock import Clock
+from creditctl.ports.unit_of_work import UnitOfWork
+
+
+def freeze_account(
+    customer_code: str,
+    sale_group_code: str,
+    *,
+    reason: str,
+    by: str,
+    scope: frozenset[str] | None,
+    uow: UnitOfWork,
+    clock: Clock,
+) -> CreditAccount:
+    """Freeze with a stated reason; freezing a frozen account keeps the first freeze."""
+    _require_reason(reason)
+    with uow:
+        account = _locked(uow, customer_code, sale_group_code, scope)
+        if not account.is_frozen:
+            account.freeze(reason=reason, by=f"admin:{by}", now=clock.now())
+            uow.accounts.save(account)
+            uow.commit()
+    return account
+
+
+def unfreeze_account(
+    customer_code: str,
+    sale_group_code: str,
+    *,
+    reason: str,
+    by: str,
+    scope: frozenset[str] | None,
+    uow: UnitOfWork,
+    clock: Clock,
+) -> CreditAccount:
+    """Lift a freeze, whoever set it."""
+    _require_reason(reason)
+    with uow:
+        account = _locked(uow, customer_code, sale_group_code, scope)
+        if account.is_frozen:
+            account.unfreeze()
+            uow.accounts.save(account)
+            uow.commit()
+    return account
+
+
+def _require_reason(reason: str) -> None:
+    if not reason or not reason.strip():
+        raise InvalidRequest("a reason is required", field="reason")
+
+
+def _locked(
+    uow: UnitOfWork, customer_code: str, sale_group_code: str, scope: frozenset[str] | None
+) -> CreditAccount:
+    if scope is not None and customer_code not in scope:
+        raise UnknownCustomer(customer_code)
+    account = uow.accounts.lock(customer_code, sale_group_code)
+    if account is None:
+        raise UnknownAccount(customer_code, sale_group_code)
+    return account

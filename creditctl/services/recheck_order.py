@@ -1,0 +1,69 @@
+"""Re-check a deferred order: evaluate it again on the newest balance, approving it if it now fits."""
+
+from __future__ import annotations
+
+from creditctl.domain.assessment import assess, effective_params
+from creditctl.domain.decision import Decision, DecisionState
+from creditctl.ports.balance_provider import BalanceProvider
+from creditctl.ports.clock import Clock
+from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.account_state import apply_outcome, queue_notifications, refresh_locked_account
+from creditctl.services.balances import Fetched, fetch_report, needs_refresh
+from creditctl.services.expiry import expire_deferral
+from creditctl.services.get_decision import visible_decision
+from rules import Outcome
+
+
+def recheck_order(
+    order_id: str,
+    *,
+    scope: frozenset[str] | None,
+    uow: UnitOfWork,
+    balances: BalanceProvider,
+    clock: Clock,
+    deadline_s: float = 2.0,
+) -> Decision:
+    """A deferred order is evaluated again; any other decision is returned unchanged."""
+    with uow:
+        decision = visible_decision(uow, order_id, scope)
+        account = uow.accounts.get(decision.order.customer_code, decision.order.sale_group_code)
+        rule_set = uow.rule_sets.active()
+    if decision.state is not DecisionState.DEFERRED:
+        return decision
+    if decision.deferral_expires_at is not None and decision.deferral_expires_at <= clock.now():
+        return expire_deferral(order_id, uow=uow, clock=clock)
+    params = effective_params(rule_set.rules, account) if account else dict(rule_set.rules.params)
+    fetched = Fetched(None, None)
+    if needs_refresh(account, params, clock.now()):
+        fetched = fetch_report(balances, decision.order.customer_code, deadline_s)
+    with uow:
+        locked = uow.accounts.lock(decision.order.customer_code, decision.order.sale_group_code)
+        decision = visible_decision(uow, order_id, scope)
+        if locked is None or decision.state is not DecisionState.DEFERRED:
+            return decision
+        now = clock.now()
+        refresh_locked_account(uow, locked, fetched.report, now)
+        assessment = assess(decision.order, locked, rule_set.rules, now, upstream_error=fetched.error)
+        decision.outcome = assessment.outcome
+        decision.reasons = assessment.reasons
+        decision.actions = assessment.actions
+        decision.balance = locked.snapshot
+        decision.exposure = locked.exposure
+        decision.available = assessment.available
+        decision.credit_limit = assessment.credit_limit
+        decision.credit_grade = assessment.credit_grade
+        decision.shortfall = assessment.shortfall
+        decision.rule_set_id, decision.rule_set_version = rule_set.id, rule_set.version
+        decision.decided_at = now
+        decision.facts = assessment.facts
+        decision.rechecks += 1
+        if assessment.outcome is not Outcome.DEFER:
+            decision.state = DecisionState.DECIDED
+        apply_outcome(uow, decision, locked, assessment, effective_params(rule_set.rules, locked), now)
+        uow.decisions.update(decision)
+        if decision.hold is not None:
+            uow.holds.add(decision.hold)
+        queue_notifications(uow, decision, locked, now)
+        uow.accounts.save(locked)
+        uow.commit()
+    return decision

@@ -1,0 +1,1 @@
+"""Alembic migrations: every schema change, on SQLite and PostgreSQL alike."""
