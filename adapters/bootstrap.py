@@ -17,15 +17,28 @@ from sqlalchemy import Engine, text
 
 from adapters.cli.main import CliOps, build_cli
 from adapters.fake.balance_provider import FakeBalanceProvider
+from adapters.haier.active_config_provider import ActiveConfigHaierProvider
+from adapters.haier.check import run_check
+from adapters.haier.config import HaierConfig, HaierConfigError
+from adapters.haier.emulator import run_emulator
+from adapters.sql.balance_reports import SqlSharedBalanceReports
 from adapters.sql.engine import make_engine
 from adapters.sql.migrate import upgrade as upgrade_database
 from adapters.sql.rule_sets import RuleSetCache
+from adapters.sql.secret_box import FernetSecretBox
+from adapters.sql.token_store import SqlTokenStore
 from adapters.sql.unit_of_work import SqlUnitOfWork
 from adapters.web.app import create_app
 from adapters.web.logs import configure_logging
+from creditctl.domain.errors import InvalidRequest, NotFound
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock, SystemClock
-from creditctl.services.context import AppContext
+from creditctl.ports.secret_box import SecretBox
+from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.context import AppContext, UpstreamConfigTools
+from creditctl.services.customers import store_report
+from creditctl.services.shared_balances import SharedBalanceProvider
+from creditctl.services.upstream_configs import active_config, open_document, reseal_configs
 
 TRUE = {"1", "true", "yes", "on"}
 
@@ -87,31 +100,67 @@ def bootstrap(
     """Wire the application: real adapters by default, anything passed in instead (tests pass fakes)."""
     settings = settings or load_settings()
     settings.instance_path.mkdir(parents=True, exist_ok=True)
-    engine = engine or engine_for(settings.database_url)
+    sql = engine or engine_for(settings.database_url)
     clock = clock or SystemClock()
     cache = RuleSetCache()
-    if balances is None:
-        balances = _balance_provider(settings, clock)
+    box = FernetSecretBox(ensure_secret_keys(settings))
+
+    def uow() -> UnitOfWork:
+        return SqlUnitOfWork(sql, rule_set_cache=cache)
 
     def ping_database() -> None:
-        with engine.connect() as conn:
+        with sql.connect() as conn:
             conn.execute(text("SELECT 1"))
 
+    status: dict[str, Any] = {}
+    if balances is None:
+        balances = _balance_provider(settings, clock, sql, box, uow, status)
     return AppContext(
-        uow=lambda: SqlUnitOfWork(engine, rule_set_cache=cache),
+        uow=uow,
         balances=balances,
         clock=clock,
         decision_deadline_s=settings.decision_deadline_s,
         checks={"database": ping_database},
+        status=status,
+        upstream_configs=haier_config_tools(settings, box),
     )
 
 
-def _balance_provider(settings: Settings, clock: Clock) -> BalanceProvider:
-    if settings.balance_provider == "haier":
-        raise SystemExit(
-            "the haier balance provider is not wired yet (issue 3); use CREDITCTL_BALANCE_PROVIDER=fake"
-        )
-    return FakeBalanceProvider(path=settings.fake_balances, clock=clock)
+def _balance_provider(
+    settings: Settings, clock: Clock, engine: Engine, box: SecretBox, uow: Any, status: dict[str, Any]
+) -> BalanceProvider:
+    if settings.balance_provider != "haier":
+        return FakeBalanceProvider(path=settings.fake_balances, clock=clock)
+
+    def load_active() -> tuple[str, dict[str, Any], Any] | None:
+        active = active_config("haier", uow=uow(), box=box)
+        return (active.name, active.document, active.updated_at) if active else None
+
+    haier = ActiveConfigHaierProvider(
+        load_active,
+        token_store=SqlTokenStore(engine, box),
+        clock=clock,
+        allow_loopback=settings.allow_loopback_urls,
+    )
+    status["haier_breaker"] = haier.breaker_state
+    return SharedBalanceProvider(
+        haier,
+        SqlSharedBalanceReports(engine),
+        clock,
+        on_report=lambda report: store_report(report, uow=uow(), clock=clock),
+    )
+
+
+def haier_config_tools(settings: Settings, box: SecretBox) -> UpstreamConfigTools:
+    """Validation (with the SSRF policy of the settings) and redaction of Haier connection configs."""
+
+    def validate(document: dict[str, Any]) -> HaierConfig:
+        try:
+            return HaierConfig.from_dict(document, allow_loopback=settings.allow_loopback_urls)
+        except HaierConfigError as exc:
+            raise InvalidRequest("the Haier config is not valid: see errors", errors=exc.errors) from None
+
+    return UpstreamConfigTools(kind="haier", validate=validate, redact=lambda c: c.redacted(), box=box)
 
 
 def ensure_secret_keys(settings: Settings) -> tuple[str, ...]:
@@ -132,6 +181,43 @@ def create_wsgi_app(settings: Settings | None = None, config: Mapping[str, Any] 
     return create_app(bootstrap(settings), config)
 
 
+def check_upstream(settings: Settings, name: str | None, customer: str | None) -> list[dict[str, Any]]:
+    """Token and one balance from the named (or active) Haier config, step by step."""
+    context = bootstrap(settings)
+    tools = context.upstream_configs
+    assert tools is not None
+    if name is None:
+        active = active_config("haier", uow=context.uow(), box=tools.box)
+        if active is None:
+            raise NotFound("no active Haier config; name one")
+        name, document = active.name, active.document
+    else:
+        with context.uow() as uow:
+            stored = uow.upstream_configs.get(name)
+        if stored is None:
+            raise NotFound(f"no upstream config named {name!r}")
+        document = open_document(stored.document, tools.box)
+    config = tools.validate(document)
+    return run_check(
+        config,
+        config_name=name,
+        clock=context.clock,
+        customer_code=customer,
+        allow_loopback=settings.allow_loopback_urls,
+    )
+
+
+def reseal_secrets(settings: Settings) -> dict[str, int]:
+    """Key rotation: everything sealed is re-encrypted under the newest key."""
+    context = bootstrap(settings)
+    box = FernetSecretBox(ensure_secret_keys(settings))
+    engine = engine_for(settings.database_url)
+    return {
+        "configs": reseal_configs(uow=context.uow(), box=box),
+        "tokens": SqlTokenStore(engine, box).reseal_all(),
+    }
+
+
 def main() -> None:
     """The `creditctl` console script."""
     ops = CliOps(
@@ -140,5 +226,8 @@ def main() -> None:
         upgrade_db=lambda: upgrade_database(load_settings().database_url),
         database_url=lambda: load_settings().database_url,
         configure_logging=configure_logging,
+        check_upstream=lambda name, customer: check_upstream(load_settings(), name, customer),
+        run_emulator=lambda host, port: run_emulator(host, port),
+        reseal_secrets=lambda: reseal_secrets(load_settings()),
     )
     build_cli(ops)()

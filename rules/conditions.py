@@ -82,7 +82,9 @@ def _comparison(node: dict[str, Any], pointer: str, scope: Scope, depth: int) ->
     if spec is None:
         return None
     if op in ORDERING_OPS and not spec.type.numeric:
-        scope.problems.add(child(pointer, "op"), f"op {op!r} needs a number; {spec.name!r} is {spec.type.value}")
+        scope.problems.add(
+            child(pointer, "op"), f"op {op!r} needs a number; {spec.name!r} is {spec.type.noun}"
+        )
         return None
     if op in MEMBER_OPS:
         return _membership(spec, op, node["value"], child(pointer, "value"), scope)
@@ -106,15 +108,18 @@ def _membership(spec: FactSpec, op: str, node: Any, pointer: str, scope: Scope) 
     if len(valid) != len(items):
         return None
     canonical = {"fact": spec.name, "op": op, "value": [item.canonical for item in valid]}
-    values = frozenset(item.const for item in valid)
+    values = frozenset(item.source[1] for item in valid)
     return Condition(canonical, operators.member(spec.name, values, negate=op == "not_in"))
 
 
 def _compare(fact: str, op: str, operand: Operand) -> operators.Test:
-    if operand.is_constant:
-        return operators.compare_constant(fact, op, operand.const)
-    if operand.fact is not None:
-        return operators.compare_fact(fact, op, operand.fact)
-    if operand.param is not None:
-        return operators.compare_param(fact, op, operand.param)
-    return operators.compare_value(fact, op, operand.fn)
+    kind, what = operand.source
+    if kind == operators.CONSTANT:
+        return operators.compare_constant(fact, op, what)
+    if kind == operators.FACT:
+        return operators.compare_fact(fact, op, what)
+    if kind == operators.PARAM:
+        return operators.compare_param(fact, op, what)
+    if kind == operators.PAIR:
+        return operators.compare_pair(fact, op, what)
+    return operators.compare_value(fact, op, what)

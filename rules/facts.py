@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
 
 
-class FactType(str, Enum):
+class FactType(StrEnum):
     """How a fact's value is represented (and so what it may be compared with)."""
 
     MONEY = "money"  # Decimal CNY
@@ -21,6 +21,12 @@ class FactType(str, Enum):
     def numeric(self) -> bool:
         """Money, integers and ratios compare with each other numerically."""
         return self in (FactType.MONEY, FactType.INTEGER, FactType.RATIO)
+
+    @property
+    def noun(self) -> str:
+        """Phrase for error messages: "a money fact", "an enum fact"."""
+        article = "an" if self.value[0] in "aeiou" else "a"
+        return f"{article} {self.value} fact"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +52,17 @@ FACTS: Mapping[str, FactSpec] = _catalogue(
         FactType.MONEY,
         "Payer balance reported by Haier (CNY); missing when unknown or older than max_balance_age_s.",
     ),
-    FactSpec("balance.age_s", FactType.INTEGER, "Seconds since the balance snapshot was fetched; missing if none."),
+    FactSpec(
+        "balance.age_s", FactType.INTEGER, "Seconds since the balance snapshot was fetched; missing if none."
+    ),
     FactSpec("exposure", FactType.MONEY, "Sum of holds counting against the account (CNY)."),
-    FactSpec("available", FactType.MONEY, "balance - exposure - safety_margin (CNY); missing without a balance."),
+    FactSpec(
+        "available", FactType.MONEY, "balance - exposure - safety_margin (CNY); missing without a balance."
+    ),
     FactSpec("credit.limit", FactType.MONEY, "How far beyond available an order may go (CNY)."),
-    FactSpec("credit.grade", FactType.ENUM, "Credit grade from payment history, A best.", ("A", "B", "C", "D")),
+    FactSpec(
+        "credit.grade", FactType.ENUM, "Credit grade from payment history, A best.", ("A", "B", "C", "D")
+    ),
     FactSpec(
         "payment.max_overdue_days",
         FactType.INTEGER,

@@ -34,46 +34,64 @@ ARITHMETIC_OPS: Mapping[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def fact_value(name: str) -> ValueFn:
-    """Read a fact; absent and None are the same: unknown."""
-    return lambda facts, params: facts.get(name)
+# How an operand is read: kept as data so that arithmetic on facts/params/literals reads them inline
+# instead of calling one closure per operand.
+# PAIR is two such simple operands under add/sub/mul: (name, source, source), so a comparison with
+# `available + credit.limit` runs in one closure.
+FACT, PARAM, CONSTANT, CALL, PAIR = range(5)
+Source = tuple[int, Any]
 
 
-def param_value(name: str) -> ValueFn:
-    """Read a param from the merged params (validation made sure it is declared)."""
-    return lambda facts, params: params[name]
+def read(source: Source) -> ValueFn:
+    """A closure reading one operand, for the general (slower) paths."""
+    kind, what = source
+    if kind == FACT:
+        return lambda facts, params: facts.get(what)
+    if kind == PARAM:
+        return lambda facts, params: params[what]
+    if kind == CONSTANT:
+        return lambda facts, params: what
+    if kind == PAIR:
+        name, first, second = what
+        return _simple_pair(ARITHMETIC_OPS[name], first, second)
+    return what  # type: ignore[no-any-return]
 
 
-def constant(value: object) -> ValueFn:
-    """A literal."""
-    return lambda facts, params: value
+def arithmetic_source(name: str, operands: Sequence[Source]) -> Source:
+    """How to read add/sub/mul of these operands: inline for two simple ones, else a closure."""
+    if len(operands) == 2 and all(kind in (FACT, PARAM, CONSTANT) for kind, _ in operands):
+        return (PAIR, (name, operands[0], operands[1]))
+    return (CALL, arithmetic(name, operands))
 
 
-def arithmetic(name: str, operands: Sequence[ValueFn]) -> ValueFn:
+def arithmetic(name: str, operands: Sequence[Source]) -> ValueFn:
     """Fold operands left to right with add/sub/mul; any None operand makes the result None."""
     apply = ARITHMETIC_OPS[name]
-    if len(operands) == 2:
-        first, second = operands
-
-        def pair(facts: Facts, params: Params) -> Any:
-            left = first(facts, params)
-            if left is None:
-                return None
-            right = second(facts, params)
-            return None if right is None else apply(left, right)
-
-        return pair
+    readers = [read(source) for source in operands]
 
     def fold(facts: Facts, params: Params) -> Any:
         total = None
-        for operand in operands:
-            value = operand(facts, params)
+        for reader in readers:
+            value = reader(facts, params)
             if value is None:
                 return None
             total = value if total is None else apply(total, value)
         return total
 
     return fold
+
+
+def _simple_pair(apply: Callable[[Any, Any], Any], first: Source, second: Source) -> ValueFn:
+    (kind_a, a), (kind_b, b) = first, second
+
+    def pair(facts: Facts, params: Params) -> Any:
+        left = facts.get(a) if kind_a == FACT else params[a] if kind_a == PARAM else a
+        if left is None:
+            return None
+        right = facts.get(b) if kind_b == FACT else params[b] if kind_b == PARAM else b
+        return None if right is None else apply(left, right)
+
+    return pair
 
 
 def compare_constant(fact: str, op: str, value: object) -> Test:
@@ -124,6 +142,25 @@ def compare_value(fact: str, op: str, value: ValueFn) -> Test:
     return test
 
 
+def compare_pair(fact: str, op: str, pair: tuple[str, Source, Source]) -> Test:
+    """fact <op> (a add/sub/mul b) with a and b facts, params or literals, read inline."""
+    compare = COMPARATORS[op]
+    name, (kind_a, a), (kind_b, b) = pair
+    apply = ARITHMETIC_OPS[name]
+
+    def test(facts: Facts, params: Params) -> bool | None:
+        left = facts.get(fact)
+        if left is None:
+            return None
+        x = facts.get(a) if kind_a == FACT else params[a] if kind_a == PARAM else a
+        if x is None:
+            return None
+        y = facts.get(b) if kind_b == FACT else params[b] if kind_b == PARAM else b
+        return None if y is None else compare(left, apply(x, y))
+
+    return test
+
+
 def member(fact: str, values: frozenset[object], negate: bool) -> Test:
     """fact in / not_in a set of literals (Decimal and int hash alike, so 5 matches "5.00")."""
     if negate:
@@ -147,6 +184,8 @@ def all_of(tests: Sequence[Test]) -> Test:
     """False if any is False, else unknown if any is unknown, else True."""
     if len(tests) == 1:
         return tests[0]
+    if len(tests) == 2:
+        return _both(tests[0], tests[1])
     members = tuple(tests)
 
     def test(facts: Facts, params: Params) -> bool | None:
@@ -166,6 +205,8 @@ def any_of(tests: Sequence[Test]) -> Test:
     """True if any is True, else unknown if any is unknown, else False."""
     if len(tests) == 1:
         return tests[0]
+    if len(tests) == 2:
+        return _either(tests[0], tests[1])
     members = tuple(tests)
 
     def test(facts: Facts, params: Params) -> bool | None:
@@ -177,5 +218,31 @@ def any_of(tests: Sequence[Test]) -> Test:
             if result is None:
                 unknown = True
         return None if unknown else False
+
+    return test
+
+
+def _both(first: Test, second: Test) -> Test:
+    def test(facts: Facts, params: Params) -> bool | None:
+        a = first(facts, params)
+        if a is False:
+            return False
+        b = second(facts, params)
+        if b is False:
+            return False
+        return None if a is None or b is None else True
+
+    return test
+
+
+def _either(first: Test, second: Test) -> Test:
+    def test(facts: Facts, params: Params) -> bool | None:
+        a = first(facts, params)
+        if a is True:
+            return True
+        b = second(facts, params)
+        if b is True:
+            return True
+        return None if a is None or b is None else False
 
     return test

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Outcome(str, Enum):
-    """What a rule (and so a decision) says about an order; a str so it serialises as its value."""
+class Outcome(StrEnum):
+    """What a rule (and so a decision) says about an order; a StrEnum so it serialises as its value."""
 
     APPROVE = "approve"
     DEFER = "defer"

@@ -27,7 +27,9 @@ class ParamSpec:
 
 
 def _specs(*rows: tuple[str, FactType, str, str]) -> Mapping[str, ParamSpec]:
-    return MappingProxyType({name: ParamSpec(name, kind, Decimal(value), text) for name, kind, value, text in rows})
+    return MappingProxyType(
+        {name: ParamSpec(name, kind, Decimal(value), text) for name, kind, value, text in rows}
+    )
 
 
 _M, _I, _R = FactType.MONEY, FactType.INTEGER, FactType.RATIO
@@ -73,7 +75,9 @@ def declare_params(node: Any, pointer: str, problems: Problems) -> DeclaredParam
 
 def _declare_one(declared: DeclaredParams, name: str, raw: Any, pointer: str, problems: Problems) -> None:
     if not PARAM_NAME.fullmatch(name) or name in FACTS:
-        problems.add(pointer, f"param name {name!r} must match ^[a-z][a-z0-9_]{{0,63}}$ and not be a fact name")
+        problems.add(
+            pointer, f"param name {name!r} must match ^[a-z][a-z0-9_]{{0,63}}$ and not be a fact name"
+        )
         return
     number = parse_number(raw)
     if number is None:

@@ -26,7 +26,9 @@ def parse_rule_set(document: Mapping[str, Any]) -> RuleSet:
         problems.raise_if_any()
     for key in node:
         if key not in DOCUMENT_KEYS:
-            problems.add(child("", key), f"unknown key {key!r} in a rule set (expected: {', '.join(DOCUMENT_KEYS)})")
+            problems.add(
+                child("", key), f"unknown key {key!r} in a rule set (expected: {', '.join(DOCUMENT_KEYS)})"
+            )
     name = node.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.add("/name", f"name must be a non-empty string, got {describe(name)}")
@@ -66,6 +68,8 @@ def _report_duplicate_ids(nodes: list[Any], problems: Problems) -> None:
         if not isinstance(rule_id, str):
             continue
         if rule_id in first:
-            problems.add(f"/rules/{index}/id", f"duplicate rule id {rule_id!r} (first at /rules/{first[rule_id]})")
+            problems.add(
+                f"/rules/{index}/id", f"duplicate rule id {rule_id!r} (first at /rules/{first[rule_id]})"
+            )
         else:
             first[rule_id] = index

@@ -44,7 +44,7 @@ def find_floats(node: Any, pointer: str = "") -> Iterator[str]:
             yield from find_floats(value, child(pointer, index))
 
 
-FLOAT_MESSAGE = "floats are not allowed; write money as a decimal string such as \"12.50\""
+FLOAT_MESSAGE = 'floats are not allowed; write money as a decimal string such as "12.50"'
 
 
 class Problems:

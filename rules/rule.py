@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from rules import operators
@@ -11,6 +13,7 @@ from rules.conditions import compile_condition
 from rules.numbers import describe
 from rules.outcome import Outcome
 from rules.problems import child
+from rules.results import Match, make_match
 from rules.scope import Scope
 from rules.templates import Render, compile_template
 
@@ -19,6 +22,7 @@ REASON = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
 ACTION = re.compile(r"notify:[a-z][a-z0-9_.]*")
 RULE_KEYS = ("id", "description", "when", "outcome", "reason", "message", "actions", "enabled")
 REQUIRED_KEYS = ("id", "when", "outcome", "reason")
+OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,10 @@ class Rule:
     params: tuple[str, ...] = field(repr=False)
     test: operators.Test = field(repr=False, compare=False)
     render: Render = field(repr=False, compare=False)
+
+    def match(self, facts: Mapping[str, Any], params: Mapping[str, Decimal]) -> Match:
+        """The report of this rule having matched these facts, its message rendered."""
+        return make_match(self.id, self.outcome, self.reason, self.render(facts, params), self.actions)
 
     @property
     def document(self) -> dict[str, Any]:
@@ -110,18 +118,21 @@ class _Fields:
     def typed(self, key: str, kind: type[Any], default: Any) -> Any:
         value = self.node.get(key, default)
         if not isinstance(value, kind):
-            self.problems.add(child(self.pointer, key), f"{key} must be a {kind.__name__}, got {describe(value)}")
+            self.problems.add(
+                child(self.pointer, key), f"{key} must be a {kind.__name__}, got {describe(value)}"
+            )
             return default
         return value
 
     def outcome(self) -> Outcome | None:
-        value = self.node.get("outcome")
-        try:
-            return Outcome(value) if "outcome" in self.node else None
-        except ValueError:
-            allowed = ", ".join(outcome.value for outcome in Outcome)
-            self.problems.add(child(self.pointer, "outcome"), f"outcome {value!r} must be one of: {allowed}")
+        if "outcome" not in self.node:
             return None
+        value = self.node["outcome"]
+        found = OUTCOMES.get(value) if isinstance(value, str) else None
+        if found is None:
+            allowed = ", ".join(OUTCOMES)
+            self.problems.add(child(self.pointer, "outcome"), f"outcome {value!r} must be one of: {allowed}")
+        return found
 
     def actions(self) -> tuple[str, ...] | None:
         value = self.node.get("actions", [])
@@ -129,7 +140,9 @@ class _Fields:
         if not isinstance(value, list):
             self.problems.add(where, f"actions must be a list, got {describe(value)}")
             return None
-        bad = [i for i, action in enumerate(value) if not (isinstance(action, str) and ACTION.fullmatch(action))]
+        bad = [
+            i for i, action in enumerate(value) if not (isinstance(action, str) and ACTION.fullmatch(action))
+        ]
         for i in bad:
             self.problems.add(child(where, i), f"action {value[i]!r} must match ^notify:[a-z][a-z0-9_.]*$")
         return None if bad else tuple(value)

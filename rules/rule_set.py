@@ -10,11 +10,12 @@ from typing import Any, NamedTuple
 
 from rules import operators
 from rules.outcome import BY_SEVERITY
-from rules.results import Evaluation, Match, RuleTrace, make_trace
+from rules.reads import Reader, reader
+from rules.results import Evaluation, Match, RuleTrace, TraceBuilder, make_evaluation
 from rules.rule import Rule
-from rules.views import KeysView
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_new = object.__new__
 
 
 class _Step(NamedTuple):
@@ -23,8 +24,8 @@ class _Step(NamedTuple):
     rule_id: str
     test: operators.Test
     severity: int
-    facts: tuple[str, ...]
-    params: tuple[str, ...]
+    read_facts: Reader
+    read_params: Reader | None
     fixed_params: Mapping[str, Decimal]  # the trace's params when no overrides are given
     disabled: RuleTrace | None  # the (constant) trace of a disabled rule
     rule: Rule
@@ -61,22 +62,32 @@ class RuleSet:
 
     def evaluate(self, facts: Mapping[str, Any], params: Mapping[str, Decimal] | None = None) -> Evaluation:
         """Evaluate every rule; the most severe match wins, no match approves. `params` override ours."""
-        seen = dict(facts)  # the trace must show what was evaluated even if the caller edits `facts` later
+        seen = facts if type(facts) is dict else dict(facts)  # dict.get is what the closures call
         merged = {**self._params, **params} if params else self._params
+        get, get_param = seen.get, merged.get
         worst = 0
         matches: list[Match] = []
-        trace: list[RuleTrace] = []
-        for rule_id, test, severity, names, param_names, fixed, disabled, rule in self._steps:
+        trace: list[Any] = []  # RuleTraces (built as TraceBuilders, which mypy cannot follow)
+        append = trace.append
+        for rule_id, test, severity, read_facts, read_params, fixed, disabled, rule in self._steps:
             if disabled is not None:
-                trace.append(disabled)
+                append(disabled)
                 continue
             matched = test(seen, merged)
             if matched:
-                matches.append(Match(rule_id, rule.outcome, rule.reason, rule.render(seen, merged), rule.actions))
-                worst = max(worst, severity)
-            used = KeysView(merged, param_names) if params and param_names else fixed
-            trace.append(make_trace(rule_id, matched, True, KeysView(seen, names), used))
-        return Evaluation(BY_SEVERITY[worst], tuple(matches), tuple(trace))
+                matches.append(rule.match(seen, merged))
+                if severity > worst:
+                    worst = severity
+            # RuleTrace(rule_id, matched, True, reads, params), built the fast way: see results.py
+            step = _new(TraceBuilder)
+            step.rule_id = rule_id
+            step.matched = matched
+            step.enabled = True
+            step.reads = read_facts(get)
+            step.params = read_params(get_param) if params and read_params else fixed
+            step.__class__ = RuleTrace  # type: ignore[assignment]
+            append(step)
+        return make_evaluation(BY_SEVERITY[worst], tuple(matches), tuple(trace))
 
     def auto_unfreeze(self, facts: Mapping[str, Any], params: Mapping[str, Decimal] | None = None) -> bool:
         """Whether the document's auto_unfreeze condition holds (unknown does not); False without one."""
@@ -89,4 +100,7 @@ class RuleSet:
 def _step(rule: Rule, params: Mapping[str, Decimal]) -> _Step:
     fixed = MappingProxyType({name: params[name] for name in rule.params}) if rule.params else _EMPTY
     disabled = None if rule.enabled else RuleTrace(rule.id, False, False, _EMPTY, _EMPTY)
-    return _Step(rule.id, rule.test, rule.outcome.severity, rule.facts, rule.params, fixed, disabled, rule)
+    read_params = reader(rule.params) if rule.params else None
+    return _Step(
+        rule.id, rule.test, rule.outcome.severity, reader(rule.facts), read_params, fixed, disabled, rule
+    )

@@ -8,7 +8,8 @@ from rules.facts import FACTS, FactSpec
 from rules.params import DeclaredParams
 from rules.problems import Problems
 
-MAX_DEPTH = 32  # conditions and values together; deeper trees are a mistake, and recursion has limits
+# Condition and value objects on one path: deeper trees are a mistake, and recursion has limits.
+MAX_DEPTH = 32
 
 
 @dataclass(slots=True)

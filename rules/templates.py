@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import methodcaller
 from string import Formatter
 from typing import Any
 
@@ -15,15 +16,23 @@ Render = Callable[[Mapping[str, Any], Mapping[str, Decimal]], str]
 UNKNOWN = "unknown"
 
 
+def _plain(value: object) -> str:
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
+
+
+# Money with two places ("1999.98"); Decimal ratios without exponent; the rest as themselves.
+_SHOW: dict[FactType, Callable[[Any], str]] = {
+    FactType.MONEY: methodcaller("__format__", ".2f"),
+    FactType.RATIO: _plain,
+    FactType.INTEGER: _plain,
+    FactType.STRING: str,
+    FactType.ENUM: str,
+}
+
+
 def show(value: object, kind: FactType) -> str:
-    """Money with two places ("1999.98"), None as "unknown", everything else as itself."""
-    if value is None:
-        return UNKNOWN
-    if kind is FactType.MONEY and isinstance(value, Decimal | int):
-        return format(value, ".2f")
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
+    """How a placeholder renders a value of this type; None is "unknown"."""
+    return UNKNOWN if value is None else _SHOW[kind](value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +40,6 @@ class _Slot:
     name: str
     kind: FactType
     is_fact: bool
-
-    def text(self, facts: Mapping[str, Any], params: Mapping[str, Decimal]) -> str:
-        value = facts.get(self.name) if self.is_fact else params.get(self.name)
-        return show(value, self.kind)
 
 
 def compile_template(
@@ -72,8 +77,13 @@ def _slot(name: str, params: Mapping[str, FactType]) -> _Slot | None:
 def _renderer(pattern: str, slots: tuple[_Slot, ...]) -> Render:
     if not slots:
         return lambda facts, params: pattern.format()
+    where = tuple((slot.name, slot.is_fact, _SHOW[slot.kind]) for slot in slots)
 
     def render(facts: Mapping[str, Any], params: Mapping[str, Decimal]) -> str:
-        return pattern.format(*[slot.text(facts, params) for slot in slots])
+        texts = []
+        for name, is_fact, shown in where:
+            value = facts.get(name) if is_fact else params.get(name)
+            texts.append(UNKNOWN if value is None else shown(value))
+        return pattern.format(*texts)
 
     return render

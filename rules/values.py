@@ -15,24 +15,16 @@ from rules.numbers import canonical_number, describe, parse_number
 from rules.problems import Problems, child
 from rules.scope import Scope
 
-_NOT_CONSTANT = object()
 ARITHMETIC_ARITY = {"add": (2, None), "sub": (2, 2), "mul": (2, 2)}
 VALUE_KEYS = ("fact", "param", *ARITHMETIC_ARITY)
 
 
 @dataclass(frozen=True, slots=True)
 class Operand:
-    """A compiled value: its canonical JSON, a closure, and what it is when it is simple."""
+    """A compiled value: its canonical JSON and how to read it (a literal, fact, param or closure)."""
 
     canonical: Any
-    fn: operators.ValueFn
-    const: object = _NOT_CONSTANT
-    fact: str | None = None
-    param: str | None = None
-
-    @property
-    def is_constant(self) -> bool:
-        return self.const is not _NOT_CONSTANT
+    source: operators.Source
 
 
 def about(want: FactSpec | None) -> str:
@@ -42,10 +34,8 @@ def about(want: FactSpec | None) -> str:
 
 def compile_value(node: Any, pointer: str, want: FactSpec | None, scope: Scope, depth: int) -> Operand | None:
     """Validate and compile one value node; problems go to the scope, None means unusable."""
-    if scope.too_deep(pointer, depth):
-        return None
     if isinstance(node, dict):
-        return _reference(node, pointer, want, scope, depth)
+        return None if scope.too_deep(pointer, depth) else _reference(node, pointer, want, scope, depth)
     return compile_literal(node, pointer, want, scope.problems)
 
 
@@ -64,7 +54,7 @@ def compile_literal(node: Any, pointer: str, want: FactSpec | None, problems: Pr
         shown = f" {node!r}" if isinstance(node, str) else ""
         problems.add(pointer, f"expected a number for {about(want)}, got {describe(node)}{shown}")
         return None
-    return Operand(canonical_number(number), operators.constant(number), const=number)
+    return Operand(canonical_number(number), (operators.CONSTANT, number))
 
 
 def _text(node: Any, pointer: str, want: FactSpec, problems: Problems) -> Operand | None:
@@ -75,13 +65,18 @@ def _text(node: Any, pointer: str, want: FactSpec, problems: Problems) -> Operan
         allowed = ", ".join(want.values)
         problems.add(pointer, f"{node!r} is not a value of {want.name!r} (one of: {allowed})")
         return None
-    return Operand(node, operators.constant(node), const=node)
+    return Operand(node, (operators.CONSTANT, node))
 
 
-def _reference(node: dict[str, Any], pointer: str, want: FactSpec | None, scope: Scope, depth: int) -> Operand | None:
+def _reference(
+    node: dict[str, Any], pointer: str, want: FactSpec | None, scope: Scope, depth: int
+) -> Operand | None:
     for key in node:
         if key not in VALUE_KEYS:
-            scope.problems.add(child(pointer, key), f"unknown key {key!r} in a value (expected one of: fact, param, add, sub, mul)")
+            scope.problems.add(
+                child(pointer, key),
+                f"unknown key {key!r} in a value (expected one of: fact, param, add, sub, mul)",
+            )
     kinds = [key for key in VALUE_KEYS if key in node]
     if len(kinds) != 1:
         scope.problems.add(pointer, "a value object needs exactly one of: fact, param, add, sub, mul")
@@ -100,9 +95,11 @@ def _fact(name: Any, pointer: str, want: FactSpec | None, scope: Scope) -> Opera
         return None
     wanted_numeric = want is None or want.type.numeric
     if spec.type.numeric != wanted_numeric:
-        scope.problems.add(pointer, f"fact {spec.name!r} is {spec.type.value}; expected a value for {about(want)}")
+        scope.problems.add(
+            pointer, f"fact {spec.name!r} is {spec.type.noun}; expected a value for {about(want)}"
+        )
         return None
-    return Operand({"fact": spec.name}, operators.fact_value(spec.name), fact=spec.name)
+    return Operand({"fact": spec.name}, (operators.FACT, spec.name))
 
 
 def _param(name: Any, pointer: str, want: FactSpec | None, scope: Scope) -> Operand | None:
@@ -112,7 +109,7 @@ def _param(name: Any, pointer: str, want: FactSpec | None, scope: Scope) -> Oper
     if want is not None and not want.type.numeric:
         scope.problems.add(pointer, f"param {found!r} is a number; expected a value for {about(want)}")
         return None
-    return Operand({"param": found}, operators.param_value(found), param=found)
+    return Operand({"param": found}, (operators.PARAM, found))
 
 
 def _arithmetic(
@@ -131,4 +128,6 @@ def _arithmetic(
     if any(operand is None for operand in operands):
         return None
     valid = [operand for operand in operands if operand is not None]
-    return Operand({kind: [o.canonical for o in valid]}, operators.arithmetic(kind, [o.fn for o in valid]))
+    return Operand(
+        {kind: [o.canonical for o in valid]}, operators.arithmetic_source(kind, [o.source for o in valid])
+    )

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from creditctl.domain.decision import Order
+from creditctl.domain.errors import CreditctlError
 from creditctl.domain.money import MoneyError, fmt, parse_money
 from creditctl.ports.balance_provider import BalanceUnavailable
 from creditctl.services.api_keys import create_api_key, revoke_api_key
@@ -23,6 +24,7 @@ from creditctl.services.customers import refresh_balances, register_customer
 from creditctl.services.expiry import sweep
 from creditctl.services.recheck_order import recheck_order
 from creditctl.services.simulate_order import simulate_order
+from creditctl.services.upstream_configs import get_config, put_config
 from rules import RuleSetInvalid, dumps_document, loads_document
 
 
@@ -35,10 +37,26 @@ class CliOps:
     upgrade_db: Callable[[], None]
     database_url: Callable[[], str]
     configure_logging: Callable[[str], None]
+    check_upstream: Callable[[str | None, str | None], list[dict[str, Any]]] | None = None
+    run_emulator: Callable[[str, int], None] | None = None
+    reseal_secrets: Callable[[], dict[str, int]] | None = None
+
+
+class RefusalsAsErrors(click.Group):
+    """A refusal of the application (unknown customer, order or account, invalid input) is an error
+    line and exit status 1 for every command, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CreditctlError as exc:
+            raise click.ClickException(exc.message) from None
 
 
 def build_cli(ops: CliOps) -> click.Group:
-    @click.group(help="creditctl: credit control for purchase orders placed with Haier.")
+    @click.group(
+        cls=RefusalsAsErrors, help="creditctl: credit control for purchase orders placed with Haier."
+    )
     def cli() -> None:
         ops.configure_logging(os.environ.get("CREDITCTL_LOG_LEVEL", "WARNING").upper())
 
@@ -79,6 +97,7 @@ def build_cli(ops: CliOps) -> click.Group:
     _serve(cli, ops)
     _operations(cli, ops)
     _rules(cli, ops)
+    _haier(cli, ops)
     return cli
 
 
@@ -145,8 +164,10 @@ def _serve(cli: click.Group, ops: CliOps) -> None:
             "10",
             "--keep-alive",
             "5",
+            "--config",
+            "python:adapters.cli.gunicorn_conf",
             "--log-level",
-            "warning",
+            "info",
             "wsgi:app",
         ]
         click.echo(f"serving on http://{host}:{port} with {count} workers (docs at /docs)", err=True)
@@ -255,6 +276,102 @@ def _rules(cli: click.Group, ops: CliOps) -> None:
         except RuleSetInvalid as exc:
             raise click.ClickException(f"rule set refused:\n{exc}") from None
         click.echo(f"published version {published.version}")
+
+
+def _haier(cli: click.Group, ops: CliOps) -> None:
+    @cli.group(help="The Haier JSH connection: configure, check, emulate.")
+    def haier() -> None: ...
+
+    @haier.command(
+        "configure", help="Create or replace a connection config from a JSON file (or - for stdin)."
+    )
+    @click.argument("name")
+    @click.option("--file", "path", required=True, type=click.File("r", encoding="utf-8"))
+    def haier_configure(name: str, path: Any) -> None:
+        ctx = ops.make_context()
+        tools = ctx.upstream_configs
+        if tools is None:
+            raise click.ClickException("upstream configs are not enabled")
+        try:
+            document = json.loads(path.read(), parse_float=Decimal)
+            shown = put_config(
+                name,
+                document,
+                kind=tools.kind,
+                validate=tools.validate,
+                redact=tools.redact,
+                uow=ctx.uow(),
+                box=tools.box,
+                clock=ctx.clock,
+            )
+        except json.JSONDecodeError as exc:
+            raise click.ClickException(f"not JSON: {exc.msg} at line {exc.lineno}") from None
+        except CreditctlError as exc:
+            lines = [f"  {field}: {'; '.join(msgs)}" for field, msgs in sorted(exc.errors.items())]
+            raise click.ClickException("\n".join([exc.message, *lines])) from None
+        click.echo(json.dumps(shown, indent=2, default=_plain, ensure_ascii=False))
+
+    @haier.command("show", help='Show a config with its secrets as "set".')
+    @click.argument("name")
+    def haier_show(name: str) -> None:
+        ctx = ops.make_context()
+        tools = ctx.upstream_configs
+        if tools is None:
+            raise click.ClickException("upstream configs are not enabled")
+        try:
+            shown = get_config(
+                name, validate=tools.validate, redact=tools.redact, uow=ctx.uow(), box=tools.box
+            )
+        except CreditctlError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(json.dumps(shown, indent=2, default=_plain, ensure_ascii=False))
+
+    _haier_runtime(haier, ops)
+    _secrets(cli, ops)
+
+
+def _haier_runtime(haier: click.Group, ops: CliOps) -> None:
+    @haier.command("check", help="Fetch a token and one balance, reporting each step (no secret is printed).")
+    @click.argument("name", required=False)
+    @click.option("--customer", default=None, help="Customer code to query (default: the first configured).")
+    def haier_check(name: str | None, customer: str | None) -> None:
+        if ops.check_upstream is None:
+            raise click.ClickException("no upstream check available")
+        try:
+            steps = ops.check_upstream(name, customer)
+        except CreditctlError as exc:
+            raise click.ClickException(exc.message) from None
+        for step in steps:
+            mark = "ok  " if step["ok"] else "FAIL"
+            code = f" [{step['error_code']}]" if step["error_code"] else ""
+            click.echo(f"{mark} {step['step']:<8} {step['latency_ms']:>8.1f} ms{code}  {step['detail']}")
+        if not all(step["ok"] for step in steps):
+            raise SystemExit(1)
+
+    @haier.command(
+        "emulate", help="Run a local emulator of the JSH platform (token, balance, fault injection)."
+    )
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", default=8099, show_default=True, type=int)
+    def haier_emulate(host: str, port: int) -> None:
+        if ops.run_emulator is None:
+            raise click.ClickException("no emulator available")
+        click.echo(f"emulating the JSH platform on http://{host}:{port}", err=True)
+        ops.run_emulator(host, port)
+
+
+def _secrets(cli: click.Group, ops: CliOps) -> None:
+    @cli.group(help="Secrets at rest.")
+    def secrets() -> None: ...
+
+    @secrets.command(
+        "rotate", help="Re-encrypt every stored secret under the newest CREDITCTL_SECRET_KEYS key."
+    )
+    def secrets_rotate() -> None:
+        if ops.reseal_secrets is None:
+            raise click.ClickException("no secret store available")
+        counts = ops.reseal_secrets()
+        click.echo(", ".join(f"{k}: {v} re-encrypted" for k, v in counts.items()))
 
 
 def _plain(value: Any) -> Any:

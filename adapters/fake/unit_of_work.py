@@ -16,6 +16,7 @@ from creditctl.domain.api_key import ApiKey, Role
 from creditctl.domain.decision import Decision
 from creditctl.domain.hold import Hold, HoldStatus
 from creditctl.domain.rule_set import RuleSetVersion
+from creditctl.ports.upstream_configs import StoredConfig
 from rules import parse_rule_set
 
 
@@ -28,6 +29,7 @@ class FakeState:
     rule_sets: list[RuleSetVersion] = field(default_factory=list)
     api_keys: dict[str, ApiKey] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
+    upstream_configs: dict[str, StoredConfig] = field(default_factory=dict)
     next_id: int = 1
 
 
@@ -59,6 +61,7 @@ class FakeUnitOfWork:
         self.accounts, self.customers = _Accounts(work), _Customers(work)
         self.decisions, self.holds = _Decisions(work), _Holds(work)
         self.rule_sets, self.api_keys, self.outbox = _RuleSets(work), _ApiKeys(work), _Outbox(work)
+        self.upstream_configs = _UpstreamConfigs(work)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -242,3 +245,24 @@ class _Outbox:
 
     def add(self, *, event_id: str, topic: str, payload: dict[str, Any], now: datetime) -> None:
         self.w.outbox.append({"id": event_id, "topic": topic, "payload": payload, "created_at": now})
+
+
+class _UpstreamConfigs:
+    def __init__(self, w: FakeState) -> None:
+        self.w = w
+
+    def get(self, name: str) -> StoredConfig | None:
+        return self.w.upstream_configs.get(name)
+
+    def put(self, config: StoredConfig) -> None:
+        if config.is_active:
+            for n, c in list(self.w.upstream_configs.items()):
+                if c.kind == config.kind and n != config.name and c.is_active:
+                    self.w.upstream_configs[n] = replace(c, is_active=False)
+        self.w.upstream_configs[config.name] = config
+
+    def all(self) -> list[StoredConfig]:
+        return [self.w.upstream_configs[n] for n in sorted(self.w.upstream_configs)]
+
+    def active(self, kind: str) -> StoredConfig | None:
+        return next((c for c in self.w.upstream_configs.values() if c.kind == kind and c.is_active), None)

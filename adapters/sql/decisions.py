@@ -44,9 +44,9 @@ class SqlDecisionRepository:
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        result = self._conn.execute(
-            insert(decisions).values(values).on_conflict_do_nothing(index_elements=["order_id"])
-        )
+        stmt = insert(decisions).values(values).on_conflict_do_nothing(index_elements=["order_id"])
+        # SQLAlchemy 2.1 keeps an INSERT's rowcount only on request; psycopg reports -1 without it.
+        result = self._conn.execute(stmt.execution_options(preserve_rowcount=True))
         return result.rowcount == 1
 
     def update(self, decision: Decision) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -140,4 +141,40 @@ outbox = Table(
     Column("delivered_at", UtcDateTime),
     Column("attempts", Integer, nullable=False, default=0),
     Index("ix_outbox_pending", "delivered_at", "created_at"),
+)
+
+upstream_configs = Table(
+    "upstream_configs",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False, default="haier"),
+    Column("document", ExactJson, nullable=False),  # secret fields sealed by the SecretBox
+    Column("is_active", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+upstream_tokens = Table(
+    "upstream_tokens",
+    metadata,
+    Column("config_name", String(64), primary_key=True),
+    Column("token", Text),  # sealed
+    Column("scheme", String(16)),
+    Column("expires_at", UtcDateTime),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("lease_holder", String(64)),
+    Column("lease_until", UtcDateTime),
+)
+
+balance_reports = Table(
+    "balance_reports",
+    metadata,
+    Column("customer_code", String(32), primary_key=True),
+    Column("report", ExactJson),
+    Column("fetched_at", UtcDateTime),
+    Column("source", String(100)),
+    Column("lease_holder", String(64)),
+    Column("lease_until", UtcDateTime),
+    Column("error_code", String(32)),
+    Column("error_at", UtcDateTime),
 )

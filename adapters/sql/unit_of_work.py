@@ -14,6 +14,7 @@ from adapters.sql.decisions import SqlDecisionRepository
 from adapters.sql.holds import SqlHoldRepository
 from adapters.sql.outbox import SqlOutboxRepository
 from adapters.sql.rule_sets import RuleSetCache, SqlRuleSetRepository
+from adapters.sql.upstream_configs import SqlUpstreamConfigRepository
 
 
 class SqlUnitOfWork:
@@ -36,6 +37,7 @@ class SqlUnitOfWork:
         self.rule_sets = SqlRuleSetRepository(conn, self._cache)
         self.api_keys = SqlApiKeyRepository(conn)
         self.outbox = SqlOutboxRepository(conn)
+        self.upstream_configs = SqlUpstreamConfigRepository(conn)
         return self
 
     def __exit__(

@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 
 from adapters.web.auth import current_key, requires, scope
 from adapters.web.context import ctx
+from adapters.web.json_provider import ExactJSONParser
 from adapters.web.schemas.accounts import AccountSchema, FreezeRequestSchema
 from creditctl.domain.api_key import Role
 from creditctl.services.account_view import AccountView, view_account
@@ -19,6 +20,7 @@ bp = Blueprint(
     url_prefix="/v1/accounts",
     description="Credit accounts: one payer account of a customer in one sales organisation.",
 )
+bp.ARGUMENTS_PARSER = ExactJSONParser()  # before any @bp.arguments: bodies parsed exactly
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>", methods=["GET"])

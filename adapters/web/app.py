@@ -8,7 +8,16 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 
-from adapters.web import accounts, decisions, docs, health, metrics, request_context
+from adapters.web import (
+    accounts,
+    balances,
+    decisions,
+    docs,
+    health,
+    metrics,
+    request_context,
+    upstream_configs,
+)
 from adapters.web.auth import KeyCache
 from adapters.web.errors import register_error_handlers
 from adapters.web.json_provider import ExactJSONProvider
@@ -32,7 +41,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     request_context.init_app(app)
     api = CreditctlApi(app)
     api.spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
-    for bp in (decisions.bp, accounts.bp):
+    for bp in (decisions.bp, accounts.bp, balances.bp, balances.compat, upstream_configs.bp):
         api.register_blueprint(bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

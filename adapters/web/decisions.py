@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from adapters.web.auth import requires, scope
 from adapters.web.context import ctx
+from adapters.web.json_provider import ExactJSONParser
 from adapters.web.metrics import DECISION_SECONDS, REPLAYS, count_decision
 from adapters.web.schemas.decisions import DecisionRequestSchema, DecisionSchema
 from creditctl.domain.api_key import Role
@@ -24,6 +25,7 @@ bp = Blueprint(
     url_prefix="/v1/decisions",
     description="One decision per purchase order: approve, defer, block or freeze.",
 )
+bp.ARGUMENTS_PARSER = ExactJSONParser()  # before any @bp.arguments: bodies parsed exactly
 
 
 @bp.route("", methods=["POST"])

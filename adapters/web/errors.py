@@ -53,7 +53,7 @@ def register_error_handlers(app: Flask) -> None:
 
 def _domain(exc: CreditctlError) -> Response:
     status, title = next(((s, t) for cls, s, t in _STATUS if isinstance(exc, cls)), (400, "Bad request"))
-    errors = {exc.field: [exc.message]} if exc.field else {}
+    errors = exc.errors
     headers = {}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="creditctl"'

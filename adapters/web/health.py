@@ -26,4 +26,11 @@ def readyz() -> tuple[Response, int]:
             log.warning("readiness check %s failed: %s", name, type(exc).__name__)
             checks[name] = "failing"
     ready = all(v == "ok" for v in checks.values())
-    return jsonify({"status": "ready" if ready else "not ready", "checks": checks}), 200 if ready else 503
+    status = {}
+    for name, probe in current_app.extensions["creditctl"].status.items():
+        try:
+            status[name] = probe()
+        except Exception as exc:  # reporting only
+            status[name] = f"unknown ({type(exc).__name__})"
+    body = {"status": "ready" if ready else "not ready", "checks": checks, "upstream": status}
+    return jsonify(body), 200 if ready else 503

@@ -8,6 +8,7 @@ import time
 import uuid
 
 from flask import Flask, Response, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from adapters.web.logs import request_id_var
 from adapters.web.metrics import HTTP_REQUESTS
@@ -19,7 +20,9 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("MAX_CONTENT_LENGTH", MAX_BODY_BYTES)
+    # Flask's default config already holds MAX_CONTENT_LENGTH = None, so setdefault would never apply.
+    if app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.before_request(_start)
     app.after_request(_finish)
     app.teardown_request(_clear)
@@ -30,6 +33,7 @@ def _start() -> Response | None:
     g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
     g.started = time.perf_counter()
     request_id_var.set(g.request_id)
+    _refuse_oversized_chunked_body()
     if request.method in ("POST", "PUT", "PATCH") and _has_body() and not request.is_json:
         return problem(
             415,
@@ -39,6 +43,16 @@ def _start() -> Response | None:
             errors={"Content-Type": [f"expected application/json, got {request.mimetype or 'nothing'}"]},
         )
     return None
+
+
+def _refuse_oversized_chunked_body() -> None:
+    """Werkzeug stops reading a body without Content-Length at MAX_CONTENT_LENGTH and hands the view
+    the truncated prefix without a word; read such a body here and refuse it whole when it is longer."""
+    limit = request.max_content_length
+    if request.content_length is not None or limit is None or not _has_body():
+        return
+    if len(request.get_data(cache=True)) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
 
 
 def _has_body() -> bool:

@@ -8,10 +8,13 @@ class CreditctlError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, errors: dict[str, list[str]] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.errors = errors if errors is not None else ({field: [message]} if field else {})
 
 
 class NotFound(CreditctlError):

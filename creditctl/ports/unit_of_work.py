@@ -14,6 +14,7 @@ from creditctl.ports.repositories import (
     OutboxRepository,
     RuleSetRepository,
 )
+from creditctl.ports.upstream_configs import UpstreamConfigRepository
 
 
 class UnitOfWork(Protocol):
@@ -26,6 +27,7 @@ class UnitOfWork(Protocol):
     rule_sets: RuleSetRepository
     api_keys: ApiKeyRepository
     outbox: OutboxRepository
+    upstream_configs: UpstreamConfigRepository
 
     def __enter__(self) -> Self: ...
 

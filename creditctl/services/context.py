@@ -4,18 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
+from creditctl.ports.secret_box import SecretBox
 from creditctl.ports.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class UpstreamConfigTools:
+    """How to check and show the upstream's connection config; its shape belongs to the adapter."""
+
+    kind: str
+    validate: Callable[[dict[str, Any]], Any]
+    redact: Callable[[Any], dict[str, Any]]
+    box: SecretBox
+    check: Callable[[str | None], list[dict[str, Any]]] | None = None
 
 
 @dataclass
 class AppContext:
-    """`uow()` makes a fresh unit of work (one per request or command); `checks` back /readyz."""
+    """`uow()` makes a fresh unit of work (one per request or command); `checks` (must pass) and
+    `status` (reported) back /readyz."""
 
     uow: Callable[[], UnitOfWork]
     balances: BalanceProvider
     clock: Clock
     decision_deadline_s: float = 2.0
     checks: dict[str, Callable[[], None]] = field(default_factory=dict)
+    status: dict[str, Callable[[], object]] = field(default_factory=dict)
+    upstream_configs: UpstreamConfigTools | None = None

@@ -40,14 +40,60 @@ def refresh_balances(
         if not uow.customers.exists(customer_code):
             raise UnknownCustomer(customer_code)
     report = balances.fetch(customer_code, timeout_s=timeout_s)
+    store_report(report, uow=uow, clock=clock)
+    return report
+
+
+def store_report(report: BalanceReport, *, uow: UnitOfWork, clock: Clock) -> None:
+    """Apply an upstream answer to every payer account of a known customer, each under its lock."""
+    with uow:
+        known = uow.customers.exists(report.customer_code)
+    if not known:
+        return
     for payer in report.accounts:
         with uow:
-            account = uow.accounts.lock(customer_code, payer.sale_group_code)
+            account = uow.accounts.lock(report.customer_code, payer.sale_group_code)
             if account is None:
                 account = uow.accounts.add(
-                    CreditAccount(id=0, customer_code=customer_code, sale_group_code=payer.sale_group_code)
+                    CreditAccount(
+                        id=0, customer_code=report.customer_code, sale_group_code=payer.sale_group_code
+                    )
                 )
             refresh_locked_account(uow, account, report, clock.now())
             uow.accounts.save(account)
             uow.commit()
-    return report
+
+
+def customer_balances(
+    customer_code: str,
+    *,
+    refresh: bool | None,
+    scope: frozenset[str] | None,
+    uow: UnitOfWork,
+    balances: BalanceProvider,
+    clock: Clock,
+    timeout_s: float = 10.0,
+) -> list[CreditAccount]:
+    """Every payer account of a customer with its stored snapshot.
+
+    refresh=True asks the upstream first; None asks it only when a snapshot is missing or older than
+    the rule set's refresh_after_s; False never asks. An upstream failure raises BalanceUnavailable.
+    """
+    if scope is not None and customer_code not in scope:
+        raise UnknownCustomer(customer_code)
+    with uow:
+        if not uow.customers.exists(customer_code):
+            raise UnknownCustomer(customer_code)
+        accounts = uow.accounts.for_customer(customer_code)
+        refresh_after = int(uow.rule_sets.active().rules.params["refresh_after_s"])
+    now = clock.now()
+    stale = not accounts or any(
+        a.snapshot is None or a.snapshot.age_s(now) >= refresh_after for a in accounts
+    )
+    if refresh or (refresh is None and stale):
+        refresh_balances(
+            customer_code, scope=scope, uow=uow, balances=balances, clock=clock, timeout_s=timeout_s
+        )
+        with uow:
+            accounts = uow.accounts.for_customer(customer_code)
+    return accounts

@@ -10,7 +10,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from adapters.web.schemas.money import Money
 
-_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")  # "$" also matches before a final "\n": see
+# _no_control_chars, which the code fields add (an ECMA pattern in the OpenAPI document cannot say \Z)
 
 
 def _no_control_chars(value: str) -> None:
@@ -43,12 +44,12 @@ class DecisionRequestSchema(Schema):
     )
     customer_code = fields.String(
         required=True,
-        validate=validate.Regexp(_CODE, error="Not a customer code."),
+        validate=[validate.Regexp(_CODE, error="Not a customer code."), _no_control_chars],
         metadata={"example": "8800633175"},
     )
     sale_group_code = fields.String(
         required=True,
-        validate=validate.Regexp(_CODE, error="Not a sales group code."),
+        validate=[validate.Regexp(_CODE, error="Not a sales group code."), _no_control_chars],
         metadata={"example": "GA10"},
     )
     amount = Money(required=True, positive=True)

@@ -1,0 +1,101 @@
+"""The newest upstream balance answer per customer, shared by every instance on the database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Engine, or_, select, update
+
+from adapters.sql.leases import ensure_row, take_lease
+from adapters.sql.tables import balance_reports
+from creditctl.domain.balance import BalanceReport, PayerBalance
+
+_b = balance_reports.c
+
+
+class SqlSharedBalanceReports:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def latest(self, customer_code: str) -> tuple[BalanceReport | None, str | None, datetime | None]:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(balance_reports).where(_b.customer_code == customer_code)).first()
+            conn.rollback()
+        if row is None:
+            return None, None, None
+        report = None
+        if row.report is not None and row.fetched_at is not None:
+            report = BalanceReport(
+                customer_code=customer_code,
+                accounts=tuple(
+                    PayerBalance(
+                        a["sale_group_code"],
+                        a["sale_group_name"],
+                        a["payer_account_code"],
+                        a["payer_account_name"],
+                        Decimal(a["amount"]),
+                    )
+                    for a in row.report["accounts"]
+                ),
+                fetched_at=row.fetched_at,
+                source=row.source or "",
+            )
+        return report, row.error_code, row.error_at
+
+    def try_lease(self, customer_code: str, holder: str, now: datetime, until: datetime) -> bool:
+        with self._engine.connect() as conn:
+            ensure_row(conn, balance_reports, {"customer_code": customer_code})
+            taken = take_lease(conn, balance_reports, customer_code, holder, now, until)
+            conn.commit()
+        return taken
+
+    def store(self, report: BalanceReport, holder: str) -> None:
+        document = {
+            "accounts": [
+                {
+                    "sale_group_code": a.sale_group_code,
+                    "sale_group_name": a.sale_group_name,
+                    "payer_account_code": a.payer_account_code,
+                    "payer_account_name": a.payer_account_name,
+                    "amount": str(a.amount),
+                }
+                for a in report.accounts
+            ]
+        }
+        with self._engine.connect() as conn:
+            ensure_row(conn, balance_reports, {"customer_code": report.customer_code})
+            conn.execute(
+                update(balance_reports)
+                .where(
+                    _b.customer_code == report.customer_code,
+                    or_(_b.fetched_at.is_(None), _b.fetched_at < report.fetched_at),
+                )
+                .values(
+                    report=document,
+                    fetched_at=report.fetched_at,
+                    source=report.source,
+                    error_code=None,
+                    error_at=None,
+                )
+            )
+            self._release(conn, report.customer_code, holder)
+            conn.commit()
+
+    def fail(self, customer_code: str, holder: str, code: str, now: datetime) -> None:
+        with self._engine.connect() as conn:
+            conn.execute(
+                update(balance_reports)
+                .where(_b.customer_code == customer_code)
+                .values(error_code=code, error_at=now)
+            )
+            self._release(conn, customer_code, holder)
+            conn.commit()
+
+    @staticmethod
+    def _release(conn, customer_code: str, holder: str) -> None:  # type: ignore[no-untyped-def]
+        conn.execute(
+            update(balance_reports)
+            .where(_b.customer_code == customer_code, _b.lease_holder == holder)
+            .values(lease_holder=None, lease_until=None)
+        )

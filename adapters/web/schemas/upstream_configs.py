@@ -1,0 +1,56 @@
+"""The Haier connection config on the wire (documentation; the adapter validates the content)."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields
+
+
+class HaierConfigSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    base_url = fields.String(required=True, metadata={"example": "https://openplat-bj-aliyun.haier.net"})
+    token_url = fields.String(metadata={"example": "https://openplat-bj-aliyun.haier.net/oauth2/auth"})
+    auth = fields.String(required=True, metadata={"enum": ["client_credentials", "password"]})
+    client_id = fields.String(required=True)
+    client_secret = fields.String(
+        required=True, metadata={"description": 'write-only; "set" keeps the stored one'}
+    )
+    username = fields.String(allow_none=True)
+    password = fields.String(allow_none=True, metadata={"description": "write-only"})
+    auth_scheme = fields.String(metadata={"enum": ["Bearer", "none"]})
+    customer_password = fields.String(
+        allow_none=True, metadata={"description": "write-only; fallback password"}
+    )
+    customers = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "customer code → customer password (write-only)"},
+    )
+    timeouts = fields.Dict(
+        keys=fields.String(), values=fields.Raw(), metadata={"example": {"connect_s": 5, "read_s": 30}}
+    )
+    rate_limit_per_s = fields.Raw(metadata={"type": "number", "example": 100})
+    token_refresh_before_s = fields.Raw(metadata={"type": "number", "example": 600})
+    is_active = fields.Boolean()
+
+
+class RedactedConfigSchema(Schema):
+    """What GET shows: every secret is "set" (or null when absent)."""
+
+    name = fields.String()
+    base_url = fields.String()
+    token_url = fields.String()
+    auth = fields.String()
+    client_id = fields.String()
+    client_secret = fields.String(metadata={"example": "set"})
+    username = fields.String(allow_none=True)
+    password = fields.String(allow_none=True)
+    auth_scheme = fields.String()
+    customer_password = fields.String(allow_none=True)
+    customers = fields.Dict(keys=fields.String(), values=fields.String())
+    timeouts = fields.Dict()
+    rate_limit_per_s = fields.Raw()
+    token_refresh_before_s = fields.Raw()
+    is_active = fields.Boolean()
+    updated_at = fields.String()

@@ -1,0 +1,848 @@
+"""End-to-end benchmark of POST /v1/decisions, against a bare-stack ceiling. A script, not a test.
+
+    .venv/bin/python bench/bench.py [--quick] [--db sqlite|postgres|both] [--duration S] [--workers W]
+                                    [--no-info] [--profile]
+
+For each database it builds a throwaway instance (temp folder; a fresh SQLite file or a fresh
+PostgreSQL database bench_<run>), migrates it with `creditctl db upgrade`, writes 10,000 customers with
+one credit account each (fresh balance snapshot of 100,000,000.00 so the approve path is what is
+measured), creates an orders key with `creditctl keys create`, and starts two servers:
+
+  service  `creditctl serve --port P --workers W` (gunicorn, sync workers; CREDITCTL_LOG_LEVEL=WARNING)
+  ceiling  bench/ceiling_app.py under gunicorn with the same settings: the least an idempotent decision
+           needs, in plain SQL, against the same database and tables
+
+wrk (bench/decide.lua: unique order ids, customers uniform over the first N accounts, amounts
+1.00-99.99) drives them in turn at 1, 8 and 32 clients over 1, 100 and 10,000 accounts (--quick: 10,000
+accounts, 1 and 32 clients, 4 s), and the script prints decisions/s, p50 and p99 for each, the
+service/ceiling ratios, and the verdict on the goals (PostgreSQL, 10,000 accounts). Once per run the
+service is also measured with INFO logging (production's level). Results are written to
+bench/results/<timestamp>.json. --profile adds an unmeasured py-spy recording of the service on
+PostgreSQL, 10,000 accounts, 32 clients (bench/results/<timestamp>-profile.{svg,txt}).
+
+Everything it starts is stopped, and every database and folder it made is removed, on success, failure
+or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+LUA = BENCH / "decide.lua"
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, func, insert, select, text, update  # noqa: E402
+
+from adapters.sql.tables import credit_accounts, customers, decisions  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+CREDITCTL = str(VENV_BIN / "creditctl")
+PY_SPY = str(VENV_BIN / "py-spy")
+TOTAL_ACCOUNTS = 10_000
+BALANCE = "100000000.00"
+SALE_GROUP = "SG01"
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Fallback only: the ceiling takes gunicorn's settings from `creditctl serve` itself (serve_argv below).
+GUNICORN_ARGS = ["--worker-class", "sync", "--timeout", "30", "--graceful-timeout", "10",
+                 "--keep-alive", "5", "--log-level", "warning"]  # fmt: skip
+GOALS = {"throughput_32": 0.5, "p99_32": 2.5, "p99_1": 3.0}
+
+
+# --- bookkeeping for cleanup -------------------------------------------------------------------
+
+
+class Cleanup:
+    """Everything this run started or made, undone in reverse order whatever happens."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.databases: list[str] = []
+        self.dirs: list[Path] = []
+
+    def stop(self, proc: subprocess.Popen[bytes], grace_s: float = 12.0) -> None:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)  # the whole group: gunicorn master and workers
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(5)
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def run(self) -> None:
+        for proc in reversed(list(self.procs)):
+            try:
+                self.stop(proc)
+            except Exception as exc:  # keep cleaning
+                print(f"cleanup: could not stop pid {proc.pid}: {exc}", file=sys.stderr)
+        for name in list(self.databases):
+            try:
+                drop_pg_database(name)
+                self.databases.remove(name)
+            except Exception as exc:
+                print(f"cleanup: could not drop database {name}: {exc}", file=sys.stderr)
+        for d in list(self.dirs):
+            shutil.rmtree(d, ignore_errors=True)
+            self.dirs.remove(d)
+
+
+CLEANUP = Cleanup()
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# --- small helpers -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server on :{port} not healthy after {timeout_s}s:\n{log.read_text()[-3000:]}")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def pg_connect_admin() -> Any:
+    import psycopg
+
+    return psycopg.connect(PG_ADMIN, autocommit=True)
+
+
+def drop_pg_database(name: str) -> None:
+    with pg_connect_admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "nproc": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "sqlite": sqlite3.sqlite_version,
+        "loadavg_at_start": os.getloadavg(),
+    }
+    try:
+        import gunicorn
+
+        info["gunicorn"] = gunicorn.__version__
+    except ImportError:
+        pass
+    try:
+        out = subprocess.run(["wrk", "--version"], capture_output=True, text=True, timeout=5)
+        info["wrk"] = (out.stdout or out.stderr).splitlines()[0].strip()
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        info["wrk"] = "?"
+    try:
+        with pg_connect_admin() as conn:
+            info["postgresql"] = conn.execute("SELECT version()").fetchone()[0]
+    except Exception as exc:
+        info["postgresql"] = f"unavailable: {exc}"
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def cpu_snapshot() -> dict[int, tuple[str, int, int]]:
+    """pid -> (comm, process group, utime+stime ticks) for every process, from /proc."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            raw = (d / "stat").read_text()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        f = raw[raw.rindex(")") + 2 :].split()
+        out[int(d.name)] = (comm, int(f[2]), int(f[11]) + int(f[12]))
+    return out
+
+
+def cpu_split(before: dict[int, tuple[str, int, int]], after: dict[int, tuple[str, int, int]],
+              server_pgid: int, seconds: float) -> dict[str, float]:  # fmt: skip
+    """CPU used during a run, in % of one core: the server under test, PostgreSQL, wrk, and the rest
+    of the machine (other people's work: the noise this shared machine adds)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    split = {"server": 0.0, "postgres": 0.0, "wrk": 0.0, "other": 0.0}
+    me = os.getpid()
+    for pid, (comm, pgid, ticks) in after.items():
+        delta = ticks - before.get(pid, (comm, pgid, 0))[2]
+        if delta <= 0 or pid == me:
+            continue
+        if pgid == server_pgid:
+            split["server"] += delta
+        elif comm == "postgres":
+            split["postgres"] += delta
+        elif comm == "wrk":
+            split["wrk"] += delta
+        else:
+            split["other"] += delta
+    return {k: round(100 * v / tick / seconds, 1) for k, v in split.items()}
+
+
+def serve_argv(env: dict[str, str], workers: int) -> list[str] | None:
+    """The gunicorn argv `creditctl serve --workers W` would exec (captured in-process, exec refused),
+    so the ceiling runs under exactly the service's gunicorn settings, whatever they become."""
+    import contextlib
+    import io
+
+    import adapters.bootstrap as composition
+
+    captured: list[list[str]] = []
+
+    def _capture(_file: str, args: list[str], _env: Any) -> None:
+        captured.append(list(args))
+        raise SystemExit(0)
+
+    real_exec, real_argv, real_env = os.execvpe, sys.argv, dict(os.environ)
+    os.execvpe = _capture  # type: ignore[assignment]
+    try:
+        os.environ.update(env)
+        sys.argv = ["creditctl", "serve", "--port", "1", "--workers", str(workers)]
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit):
+            composition.main()
+    except Exception as exc:
+        print(f"  (could not capture creditctl serve's gunicorn argv: {exc}; using the fallback)")
+    finally:
+        os.execvpe, sys.argv = real_exec, real_argv  # type: ignore[assignment]
+        os.environ.clear()
+        os.environ.update(real_env)
+    return captured[0] if captured else None
+
+
+# --- one database under test ---------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    command: list[str]
+
+
+@dataclass
+class Run:
+    db: str
+    target: str  # service | ceiling | service-info
+    accounts: int
+    clients: int
+    duration_s: float
+    requests: int
+    decisions_per_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+    non_2xx: int
+    socket_errors: int
+    outcomes: dict[str, int] = field(default_factory=dict)
+    valid: bool = True
+    note: str = ""
+    loadavg_1m_before: float = 0.0
+    cpu_pct: dict[str, float] = field(default_factory=dict)
+
+
+class Instance:
+    """A migrated database with 10,000 accounts, an orders key, and the servers on it."""
+
+    def __init__(self, db: str, run_id: str, workers: int) -> None:
+        self.db = db
+        self.workers = workers
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"creditctl-bench-{db}-"))
+        CLEANUP.dirs.append(self.tmp)
+        if db == "postgres":
+            self.pg_name = f"bench_{run_id}"
+            with pg_connect_admin() as conn:
+                conn.execute(f'CREATE DATABASE "{self.pg_name}"')
+            CLEANUP.databases.append(self.pg_name)
+            self.url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.pg_name}"
+            self.ceiling_db = f"postgresql://postgres@127.0.0.1:5432/{self.pg_name}"
+        else:
+            self.url = f"sqlite:///{self.tmp / 'bench.db'}"
+            self.ceiling_db = self.url
+        self.balances_file = self.tmp / "balances.json"
+        self.env = {
+            **os.environ,
+            "CREDITCTL_INSTANCE_PATH": str(self.tmp / "instance"),
+            "CREDITCTL_DATABASE_URL": self.url,
+            "CREDITCTL_BALANCE_PROVIDER": "fake",
+            "CREDITCTL_FAKE_BALANCES": str(self.balances_file),
+            "CREDITCTL_LOG_LEVEL": "WARNING",
+        }
+        self.engine = create_engine(self.url)
+        self.key = ""
+        self.commands: list[str] = []
+        self.refreshed_at = 0.0
+        self.shim = False
+
+    @staticmethod
+    def code(i: int) -> str:
+        return f"C{i:05d}"
+
+    def prepare(self) -> None:
+        data = {
+            self.code(i): [
+                {
+                    "saleGroupCode": SALE_GROUP,
+                    "saleGroupName": "Bench sales group",
+                    "payerAccountCode": f"P{i:05d}",
+                    "payerAccountName": f"Bench payer {i}",
+                    "payerAccountBalance": BALANCE,
+                }
+            ]
+            for i in range(1, TOTAL_ACCOUNTS + 1)
+        }
+        self.balances_file.write_text(json.dumps(data))
+        self._cli(["db", "upgrade"])
+        now = datetime.now(UTC)
+        balance_fen = int(BALANCE.replace(".", ""))
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(customers),
+                [{"code": c, "name": f"Bench {c}", "created_at": now} for c in data],
+            )
+            conn.execute(
+                insert(credit_accounts),
+                [
+                    {
+                        "customer_code": c,
+                        "sale_group_code": SALE_GROUP,
+                        "sale_group_name": e[0]["saleGroupName"],
+                        "payer_account_code": e[0]["payerAccountCode"],
+                        "payer_account_name": e[0]["payerAccountName"],
+                        "status": "active",
+                        "exposure_fen": 0,
+                        "balance_fen": balance_fen,
+                        "balance_fetched_at": now,
+                        "balance_source": "fake",
+                        "params": None,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for c, e in data.items()
+                ],
+            )
+        self.refreshed_at = time.monotonic()
+        self.commands.append(
+            f"(SQL) INSERT {TOTAL_ACCOUNTS} customers + credit_accounts, balance {BALANCE}, fetched now"
+        )
+        if self.db == "postgres":
+            with self.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+        self.key = self._cli(["keys", "create", "--role", "orders", "--name", "bench"]).strip().splitlines()[-1]
+
+    def _cli(self, args: list[str]) -> str:
+        self.commands.append(" ".join(["creditctl", *args]))
+        out = subprocess.run(
+            [CREDITCTL, *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"creditctl {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+        return out.stdout
+
+    def refresh_snapshots(self, every_s: float = 120.0) -> None:
+        """Keep every snapshot younger than refresh_after_s (300 s), so no run fetches balances; at most
+        every `every_s` seconds (each refresh rewrites 10,000 rows)."""
+        if time.monotonic() - self.refreshed_at < every_s:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(update(credit_accounts).values(balance_fetched_at=datetime.now(UTC)))
+        self.refreshed_at = time.monotonic()
+
+    def outcomes(self, prefix: str) -> dict[str, int]:
+        d = decisions.c
+        stmt = (
+            select(d.outcome, func.count())
+            .where(d.order_id.like(prefix + "-%"))
+            .group_by(d.outcome)
+        )
+        with self.engine.connect() as conn:
+            return {o: n for o, n in conn.execute(stmt)}
+
+    def start_service(self, log_level: str = "WARNING") -> Server:
+        """`creditctl serve`, from the repository (production wsgi.py) or, once the probe decision has
+        shown the PostgreSQL rowcount bug, from bench/shim (the same app with preserve_rowcount)."""
+        port = free_port()
+        cmd = [CREDITCTL, "serve", "--port", str(port), "--workers", str(self.workers)]
+        env = {**self.env, "CREDITCTL_LOG_LEVEL": log_level}
+        label = "service" if log_level == "WARNING" else f"service-{log_level.lower()}"
+        cwd = BENCH / "shim" if self.shim else ROOT
+        self.commands.append(
+            ("(cd bench/shim) " if self.shim else "")
+            + f"CREDITCTL_LOG_LEVEL={log_level} " + " ".join(["creditctl", *cmd[1:]])
+        )
+        server = self._start(label, port, cmd, env, cwd=cwd)
+        status, body = self.probe(server)
+        if status == 201:
+            return server
+        CLEANUP.stop(server.proc)
+        if self.shim or status != 409:
+            raise RuntimeError(f"the service does not decide: probe answered {status}: {body[:500]}")
+        print(
+            "  !! probe decision answered 409 on a fresh order id: SqlDecisionRepository.add_if_new reads\n"
+            "     rowcount of an INSERT, which is -1 on this SQLAlchemy/psycopg (bench/shim/wsgi.py says why).\n"
+            "     Measuring the service through bench/shim (preserve_rowcount=True); labelled 'rowcount shim'.",
+            flush=True,
+        )
+        self.shim = True
+        return self.start_service(log_level)
+
+    def probe(self, server: Server) -> tuple[int, str]:
+        """One decision on a fresh order id (its exposure is released by nothing; 1.00 is nothing)."""
+        body = json.dumps({"order_id": f"probe-{uuid.uuid4().hex}", "customer_code": self.code(1),
+                           "sale_group_code": SALE_GROUP, "amount": "1.00"}).encode()  # fmt: skip
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{server.port}/v1/decisions", data=body, method="POST",
+            headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def start_ceiling(self) -> Server:
+        port = free_port()
+        argv = serve_argv(self.env, self.workers)
+        if argv and argv[-1] == "wsgi:app" and "--bind" in argv:
+            cmd = argv[:-1] + ["--chdir", str(BENCH), "ceiling_app:app"]
+            cmd[cmd.index("--bind") + 1] = f"127.0.0.1:{port}"
+        else:
+            cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
+                   str(self.workers), *GUNICORN_ARGS, "--chdir", str(BENCH), "ceiling_app:app"]  # fmt: skip
+        env = {**self.env, "BENCH_CEILING_DB": self.ceiling_db}
+        self.commands.append(
+            f"BENCH_CEILING_DB={self.ceiling_db} python -m gunicorn " + " ".join(cmd[3:])
+        )
+        return self._start("ceiling", port, cmd, env)
+
+    def _start(
+        self, name: str, port: int, cmd: list[str], env: dict[str, str], cwd: Path = ROOT
+    ) -> Server:
+        log = self.tmp / f"{name}-{port}.log"
+        with log.open("wb") as fh:
+            proc = subprocess.Popen(
+                cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        CLEANUP.procs.append(proc)
+        wait_healthy(port, proc, log)
+        return Server(name, port, proc, log, cmd)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+# --- driving the load --------------------------------------------------------------------------
+
+
+_SEQ = [0]
+
+
+def wrk(
+    inst: Instance, server: Server, accounts: int, clients: int, duration_s: float, run_id: str,
+    *, record: bool = True,
+) -> Run:
+    """One wrk run; the decisions it made are counted by outcome afterwards (their ids share a prefix)."""
+    _SEQ[0] += 1
+    prefix = f"{run_id}{_SEQ[0]:03d}"
+    inst.refresh_snapshots()
+    load_before = os.getloadavg()[0]
+    cpu_before = cpu_snapshot()
+    cmd = ["wrk", "-t", str(min(clients, 2)), "-c", str(clients), "-d", f"{duration_s:g}s",
+           "--timeout", "10s", "--latency", "-s", str(LUA), f"http://127.0.0.1:{server.port}",
+           "--", inst.key, str(accounts), prefix]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 60)
+    cpu_after = cpu_snapshot()
+    m = re.search(r"^BENCH_JSON (\{.*\})$", out.stdout, re.M)
+    if out.returncode != 0 or m is None:
+        raise RuntimeError(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    s = json.loads(m.group(1))
+    seconds = s["duration_us"] / 1e6
+    sock = s["connect"] + s["read"] + s["write"] + s["timeout"]
+    ok = max(0, s["requests"] - s["status"])
+    bad = s["status"] + sock
+    run = Run(
+        db=inst.db,
+        target=server.name,
+        accounts=accounts,
+        clients=clients,
+        duration_s=round(seconds, 2),
+        requests=s["requests"],
+        decisions_per_s=round(ok / seconds, 1) if seconds else 0.0,
+        p50_ms=s["p50_us"] / 1000,
+        p90_ms=s["p90_us"] / 1000,
+        p99_ms=s["p99_us"] / 1000,
+        mean_ms=round(s["mean_us"] / 1000, 3),
+        max_ms=s["max_us"] / 1000,
+        non_2xx=s["status"],
+        socket_errors=sock,
+        outcomes=inst.outcomes(prefix) if record else {},
+        loadavg_1m_before=round(load_before, 2),
+        cpu_pct=cpu_split(cpu_before, cpu_after, server.proc.pid, seconds) if seconds else {},
+    )
+    if s["requests"] == 0 or bad > 0.01 * max(1, s["requests"]):
+        run.valid = False
+        run.note = f"INVALID: {s['status']} non-2xx, {sock} socket errors of {s['requests']}"
+    return run
+
+
+def fmt_run(r: Run | None) -> str:
+    if r is None:
+        return f"{'-':>9} {'-':>7} {'-':>7}"
+    flag = "!" if not r.valid else " "
+    return f"{r.decisions_per_s:>8.0f}{flag} {r.p50_ms:>7.1f} {r.p99_ms:>7.1f}"
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if not a or not b else round(a / b, 2)
+
+
+def print_table(db: str, workers: int, duration: float, cells: list[tuple[Run, Run]], shim: bool) -> None:
+    title = {"postgres": "PostgreSQL", "sqlite": "SQLite"}[db]
+    variant = "service = creditctl serve" + (" via bench/shim (rowcount shim)" if shim else "")
+    print(f"\n{title}: {workers} sync workers, {duration:g} s per run, {variant} (! = invalid run, >1% errors)")
+    print(f"{'accounts':>8} {'clients':>7} | {'service':^25} | {'ceiling':^25} | {'service/ceiling':^17} | approve % | other CPU %")
+    print(f"{'':>8} {'':>7} | {'dec/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'dec/s':>9} {'p50 ms':>7} "
+          f"{'p99 ms':>7} | {'dec/s':>7} {'p99':>9} | svc  ceil | svc  ceil")  # fmt: skip
+    for svc, ceil in cells:
+        t = ratio(svc.decisions_per_s, ceil.decisions_per_s)
+        p = ratio(svc.p99_ms, ceil.p99_ms)
+        print(f"{svc.accounts:>8} {svc.clients:>7} | {fmt_run(svc)} | {fmt_run(ceil)} | "
+              f"{_x(t):>7} {_x(p):>9} | {_approve(svc):>4} {_approve(ceil):>4} | "
+              f"{_other(svc):>4} {_other(ceil):>4}")  # fmt: skip
+    print("  other CPU % = CPU used during the run by processes other than the server, PostgreSQL and wrk\n"
+          "  (other people's work on this shared machine), in % of one core; 2 cores = 200 %.")
+
+
+def _x(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def _other(r: Run) -> str:
+    return "-" if "other" not in r.cpu_pct else f"{r.cpu_pct['other']:.0f}"
+
+
+def _approve(r: Run) -> str:
+    total = sum(r.outcomes.values())
+    return "-" if not total else f"{100 * r.outcomes.get('approve', 0) / total:.0f}"
+
+
+def verdicts(cells: list[tuple[Run, Run]]) -> list[dict[str, Any]]:
+    """The goals, on PostgreSQL with 10,000 accounts."""
+    by_clients = {s.clients: (s, c) for s, c in cells if s.db == "postgres" and s.accounts == TOTAL_ACCOUNTS}
+    out = []
+    specs = [
+        ("decisions/s at 32 clients >= 0.5 x ceiling", 32, "throughput", GOALS["throughput_32"]),
+        ("p99 at 32 clients <= 2.5 x ceiling", 32, "p99", GOALS["p99_32"]),
+        ("p99 at 1 client <= 3 x ceiling", 1, "p99", GOALS["p99_1"]),
+    ]
+    for label, clients, kind, bound in specs:
+        pair = by_clients.get(clients)
+        if pair is None:
+            out.append({"goal": label, "status": "NOT MEASURED"})
+            continue
+        s, c = pair
+        if kind == "throughput":
+            r = ratio(s.decisions_per_s, c.decisions_per_s)
+            met = r is not None and r >= bound
+            detail = f"{s.decisions_per_s:.0f}/s vs ceiling {c.decisions_per_s:.0f}/s = {_x(r)}"
+        else:
+            r = ratio(s.p99_ms, c.p99_ms)
+            met = r is not None and r <= bound
+            detail = f"p99 {s.p99_ms:.1f} ms vs ceiling {c.p99_ms:.1f} ms = {_x(r)}"
+        status = "INVALID" if not (s.valid and c.valid) else ("MET" if met else "MISSED")
+        out.append({"goal": label, "status": status, "ratio": r, "detail": detail})
+    return out
+
+
+# --- profiling (not measured) ---------------------------------------------------------------------
+
+
+def profile_service(inst: Instance, server: Server, duration_s: float, run_id: str, stamp: str) -> dict[str, Any]:
+    """py-spy over every worker while wrk drives 32 clients over 10,000 accounts, three times: wall
+    clock (--idle: waiting on PostgreSQL and for the CPU included), on-CPU only, and a flame graph
+    (on-CPU). The raw recordings are summarised as inclusive and self % per function within requests."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {}
+    for kind, fmt_, idle in (("wall", "raw", True), ("cpu", "raw", False), ("svg", "flamegraph", False)):
+        path = RESULTS / f"{stamp}-profile-{kind}.{'svg' if fmt_ == 'flamegraph' else 'txt'}"
+        cmd = [PY_SPY, "record", "--pid", str(server.proc.pid), "--subprocesses", "--rate", "100",
+               "--duration", f"{int(duration_s)}", "--format", fmt_, "--output", str(path),
+               "--nonblocking", *(["--idle"] if idle else [])]  # fmt: skip
+        spy = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        CLEANUP.procs.append(spy)
+        time.sleep(1.0)
+        run = wrk(inst, server, TOTAL_ACCOUNTS, 32, duration_s, run_id, record=False)
+        try:
+            spy.wait(duration_s + 30)
+        finally:
+            CLEANUP.stop(spy)
+        report[kind] = {
+            "file": str(path.relative_to(ROOT)),
+            "load": f"{run.decisions_per_s:.0f} dec/s, p99 {run.p99_ms:.1f} ms with py-spy attached",
+        }
+        if fmt_ == "raw" and path.exists():
+            report[kind].update(summarise_profile(path))
+    return report
+
+
+def summarise_profile(raw: Path, top: int = 40) -> dict[str, Any]:
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    package: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        # only time inside a request (the sync worker's handle_request), not waiting for connections
+        try:
+            start = next(i for i, f in enumerate(frames) if "handle_request (" in f)
+        except StopIteration:
+            continue
+        n = int(count)
+        total += n
+        frames = [_short(f) for f in frames[start:]]
+        for f in set(frames):
+            inclusive[f] += n
+        own[frames[-1]] += n
+        package[_package(frames[-1])] += n
+    return {
+        "request_samples": total,
+        "inclusive": [(f, round(100 * n / total, 1)) for f, n in inclusive.most_common(top)] if total else [],
+        "self": [(f, round(100 * n / total, 1)) for f, n in own.most_common(top)] if total else [],
+        "self_by_package": [(f, round(100 * n / total, 1)) for f, n in package.most_common(20)] if total else [],
+    }
+
+
+def _package(frame: str) -> str:
+    """'f (sqlalchemy/engine/base.py)' -> 'sqlalchemy'; our own code by its second level: 'adapters/sql'."""
+    m = re.match(r"^.*\((.*)\)$", frame)
+    path = m.group(1) if m else frame
+    parts = path.split("/")
+    if parts[0] in ("adapters", "creditctl") and len(parts) > 2:
+        return "/".join(parts[:2])
+    return parts[0] if len(parts) > 1 else path
+
+
+def _short(frame: str) -> str:
+    """'func (/long/path/site-packages/pkg/mod.py:12)' -> 'func (pkg/mod.py)' — lines merged."""
+    m = re.match(r"^(.*?) \((.*?)(?::\d+)?\)$", frame)
+    if not m:
+        return frame
+    name, path = m.groups()
+    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{name} ({path})"
+
+
+# --- main ------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="10,000 accounts only, 1 and 32 clients, 4 s runs")
+    ap.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    ap.add_argument("--duration", type=float, default=None, help="seconds per run (default 10, --quick 4)")
+    ap.add_argument("--workers", type=int, default=4, help="gunicorn sync workers for both servers")
+    ap.add_argument("--no-info", action="store_true", help="skip the INFO-logging measurement")
+    ap.add_argument("--profile", action="store_true",
+                    help="after the PostgreSQL runs, record the service with py-spy (not measured)")  # fmt: skip
+    args = ap.parse_args()
+    duration = args.duration or (4.0 if args.quick else 10.0)
+    account_counts = [TOTAL_ACCOUNTS] if args.quick else [1, 100, TOTAL_ACCOUNTS]
+    client_counts = [1, 32] if args.quick else [1, 8, 32]
+    dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    run_id = uuid.uuid4().hex[:8]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+
+    info = machine_info()
+    print("creditctl decision benchmark")
+    print(f"  command:    {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"  machine:    nproc {info['nproc']} ({info['cpu']}), load at start {info['loadavg_at_start']}")
+    print(f"  python:     {info['python']}  gunicorn {info.get('gunicorn')}  SQLite {info['sqlite']}")
+    print(f"  postgresql: {info['postgresql']}")
+    print(f"  wrk:        {info['wrk']}")
+    print(f"  load:       {args.workers} sync workers per server; {duration:g} s per run; accounts "
+          f"{account_counts}; clients {client_counts}; wrk threads min(clients, 2)")  # fmt: skip
+
+    results: dict[str, Any] = {
+        "run_id": run_id, "stamp": stamp, "machine": info, "argv": sys.argv, "workers": args.workers,
+        "duration_s": duration, "runs": [], "commands": {}, "verdicts": [], "profile": None,
+    }  # fmt: skip
+    all_cells: list[tuple[Run, Run]] = []
+    try:
+        for db in dbs:
+            print(f"\n== {db}: preparing {TOTAL_ACCOUNTS} accounts ...", flush=True)
+            inst = Instance(db, run_id, args.workers)
+            try:
+                inst.prepare()
+                service = inst.start_service()
+                ceiling = inst.start_ceiling()
+                for server in (service, ceiling):  # warm up: imports, pools, prepared statements
+                    wrk(inst, server, TOTAL_ACCOUNTS, 8, 2, run_id, record=False)
+                cells: list[tuple[Run, Run]] = []
+                for accounts in account_counts:
+                    for clients in client_counts:
+                        svc = wrk(inst, service, accounts, clients, duration, run_id)
+                        ceil = wrk(inst, ceiling, accounts, clients, duration, run_id)
+                        cells.append((svc, ceil))
+                        print(f"   {accounts:>6} accounts {clients:>3} clients: service {fmt_run(svc)}"
+                              f" | ceiling {fmt_run(ceil)}", flush=True)  # fmt: skip
+                        results["runs"] += [asdict(svc), asdict(ceil)]
+                all_cells += cells
+                if not args.no_info and db == dbs[-1]:
+                    CLEANUP.stop(service.proc)
+                    service = inst.start_service("INFO")
+                    wrk(inst, service, TOTAL_ACCOUNTS, 8, 2, run_id, record=False)
+                    info_runs = []
+                    for clients in (1, 32):
+                        r = wrk(inst, service, TOTAL_ACCOUNTS, clients, duration, run_id)
+                        info_runs.append(r)
+                        results["runs"].append(asdict(r))
+                    results["info_logging"] = [asdict(r) for r in info_runs]
+                    results["info_log_bytes"] = service.log.stat().st_size
+                print_table(db, args.workers, duration, cells, inst.shim)
+                results.setdefault("rowcount_shim", {})[db] = inst.shim
+                if not args.no_info and db == dbs[-1]:
+                    warn = {s.clients: s for s, _ in cells if s.accounts == TOTAL_ACCOUNTS}
+                    print(f"  service with CREDITCTL_LOG_LEVEL=INFO (production level; access log to a file),"
+                          f" {TOTAL_ACCOUNTS} accounts:")  # fmt: skip
+                    for r in results["info_logging"]:
+                        w = warn.get(r["clients"])
+                        rel = f"  ({r['decisions_per_s'] / w.decisions_per_s:.2f}x of WARNING)" if w and w.decisions_per_s else ""
+                        print(f"    {r['clients']:>3} clients: {r['decisions_per_s']:.0f} dec/s, "
+                              f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms{rel}")  # fmt: skip
+                if args.profile and db == "postgres":
+                    print("\n== profiling the service (py-spy, 32 clients, 10,000 accounts; not measured) ...",
+                          flush=True)  # fmt: skip
+                    if service.proc.poll() is not None or service.name != "service":
+                        CLEANUP.stop(service.proc)
+                        service = inst.start_service()
+                    results["profile"] = profile_service(inst, service, max(duration, 10), run_id, stamp)
+                    print_profile(results["profile"])
+                results["commands"][db] = inst.commands + [
+                    f"wrk -t min(C,2) -c C -d {duration:g}s --timeout 10s --latency -s bench/decide.lua "
+                    "http://127.0.0.1:PORT -- $KEY ACCOUNTS RUNID"
+                ]
+            finally:
+                for p in list(CLEANUP.procs):
+                    CLEANUP.stop(p)
+                inst.close()
+        results["verdicts"] = verdicts(all_cells)
+        print_summary(results)
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted ({exc}); cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        CLEANUP.run()
+        if results["runs"]:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            path = RESULTS / f"{stamp}.json"
+            path.write_text(json.dumps(results, indent=2, default=str))
+            print(f"\nresults: {path.relative_to(ROOT)}")
+    return 0
+
+
+def print_profile(p: dict[str, Any]) -> None:
+    for kind, title in (("wall", "wall clock, waiting included"), ("cpu", "on-CPU only")):
+        r = p.get(kind)
+        if not r:
+            continue
+        print(f"  {title}: {r['file']} ({r['load']}); {r.get('request_samples', 0)} samples in requests")
+        print("    inclusive %:")
+        for f, pct in r.get("inclusive", [])[:30]:
+            print(f"      {pct:5.1f}  {f}")
+        print("    self %:")
+        for f, pct in r.get("self", [])[:15]:
+            print(f"      {pct:5.1f}  {f}")
+        print("    self % by package/module:")
+        for f, pct in r.get("self_by_package", [])[:15]:
+            print(f"      {pct:5.1f}  {f}")
+    if p.get("svg"):
+        print(f"  flame graph (on-CPU): {p['svg']['file']} ({p['svg']['load']})")
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    print("\nGoals (PostgreSQL, 10,000 accounts):")
+    for v in results["verdicts"]:
+        print(f"  [{v['status']:>6}] {v['goal']}: {v.get('detail', '')}")
+    print("\nCommands (per database; $KEY is the orders key printed by `keys create`):")
+    for db, cmds in results["commands"].items():
+        print(f"  {db}:")
+        for c in cmds:
+            print(f"    {c}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

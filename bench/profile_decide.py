@@ -1,0 +1,132 @@
+"""In-process profile of one decision: no HTTP server, no load generator, one client, so what is left is
+the service time of POST /v1/decisions itself (the issue's "single-client latency").
+
+    .venv/bin/python bench/profile_decide.py [--db postgres|sqlite] [-n 2000]
+
+Builds a throwaway instance exactly like bench/bench.py (10,000 accounts, orders key), then through
+Flask's test client, sequentially on fresh order ids:
+  1. the service (adapters.bootstrap.create_wsgi_app, CREDITCTL_LOG_LEVEL=WARNING) and the ceiling
+     (bench/ceiling_app.py): mean and p50/p99 time per decision, SQL statements and transactions per
+     decision (SQLAlchemy / DB-API events);
+  2. the service again under pyinstrument: the call tree, written to
+     bench/results/<timestamp>-pyinstrument.{txt,html} and its top printed.
+Cleans up like bench.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench  # noqa: E402
+
+
+def _body(i: int, run: str) -> dict[str, str]:
+    return {
+        "order_id": f"{run}-{i}",
+        "customer_code": bench.Instance.code(1 + (i * 7919) % bench.TOTAL_ACCOUNTS),
+        "sale_group_code": bench.SALE_GROUP,
+        "amount": f"{1 + i % 99}.{i % 100:02d}",
+    }
+
+
+def _drive(client: Any, key: str, n: int, run: str) -> list[float]:
+    headers = {"Authorization": f"Bearer {key}"}
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        r = client.post("/v1/decisions", json=_body(i, run), headers=headers)
+        times.append(time.perf_counter() - t)
+        if r.status_code != 201:
+            raise RuntimeError(f"decision {i}: {r.status_code} {r.get_data(as_text=True)[:300]}")
+    return times
+
+
+def _summary(name: str, times: list[float], statements: int, commits: int, n: int) -> str:
+    q = statistics.quantiles(times, n=100)
+    return (
+        f"  {name:<8} mean {1000 * statistics.fmean(times):6.2f} ms  p50 {1000 * q[49]:6.2f} ms  "
+        f"p99 {1000 * q[98]:6.2f} ms  ({1 / statistics.fmean(times):5.0f} decisions/s on one core)  "
+        f"SQL statements/decision {statements / n:4.1f}  transactions/decision {commits / n:4.1f}"
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    ap.add_argument("-n", type=int, default=2000, help="decisions per measurement")
+    args = ap.parse_args()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run = uuid.uuid4().hex[:8]
+    inst = bench.Instance(args.db, f"prof{run}", 1)
+    try:
+        inst.prepare()
+        os.environ.update({k: v for k, v in inst.env.items() if k.startswith("CREDITCTL_")})
+        os.environ["BENCH_CEILING_DB"] = inst.ceiling_db
+
+        from sqlalchemy import event
+
+        import adapters.bootstrap as composition
+
+        service = composition.create_wsgi_app()
+        engine = composition._ENGINES[inst.url]
+        counts = {"sql": 0, "tx": 0}
+        event.listen(engine, "before_cursor_execute", lambda *a, **k: counts.__setitem__("sql", counts["sql"] + 1))
+        event.listen(engine, "begin", lambda *a: counts.__setitem__("tx", counts["tx"] + 1))
+        ceiling_mod = importlib.import_module("ceiling_app")
+        ceiling = ceiling_mod.app
+
+        print(f"in-process, one client, {args.db}, {args.n} decisions each (after 200 warm-up):")
+        svc_client, ceil_client = service.test_client(), ceiling.test_client()
+        _drive(svc_client, inst.key, 200, f"{run}w")
+        _drive(ceil_client, inst.key, 200, f"{run}cw")
+        counts.update(sql=0, tx=0)
+        svc_times = _drive(svc_client, inst.key, args.n, f"{run}s")
+        print(_summary("service", svc_times, counts["sql"], counts["tx"], args.n))
+        ceil_times = _drive(ceil_client, inst.key, args.n, f"{run}c")
+        # the ceiling's statements are fixed: SELECT ... FOR UPDATE, INSERT decision, INSERT hold,
+        # UPDATE exposure (BEGIN IMMEDIATE first on SQLite), one transaction
+        print(_summary("ceiling", ceil_times, 4 * args.n, args.n, args.n))
+        print(f"  service/ceiling mean time: {statistics.fmean(svc_times) / statistics.fmean(ceil_times):.2f}x")
+
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        _drive(svc_client, inst.key, args.n, f"{run}p")
+        profiler.stop()
+        bench.RESULTS.mkdir(parents=True, exist_ok=True)
+        txt = bench.RESULTS / f"{stamp}-pyinstrument.txt"
+        html = bench.RESULTS / f"{stamp}-pyinstrument.html"
+        text = profiler.output_text(unicode=False, color=False, show_all=False)
+        txt.write_text(text)
+        (bench.RESULTS / f"{stamp}-pyinstrument-all.txt").write_text(
+            profiler.output_text(unicode=False, color=False, show_all=True)
+        )
+        flat = profiler.output_text(unicode=False, color=False, flat=True)
+        html.write_text(profiler.output_html())
+        print(f"\npyinstrument call tree of the service: {txt.relative_to(bench.ROOT)} (and .html); top:")
+        print("\n".join(text.splitlines()[:90]))
+        print("\nself time by function (pyinstrument flat view), top 30:")
+        print("\n".join(flat.splitlines()[:36]))
+        engine.dispose()
+        if args.db == "postgres":
+            ceiling_mod._state["conn"].close()
+    finally:
+        inst.close()
+        bench.CLEANUP.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""One upstream balance call per customer per database, however many decisions ask at once.
+
+Inside a process, concurrent callers share one in-flight fetch. Across processes, a lease on the
+customer's shared report row picks the one instance that calls the upstream; the others wait for
+the report it stores. The fetch runs in the background: a caller whose deadline passes falls back,
+while the fetch completes and refreshes the stored snapshots for the next decision."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime, timedelta
+
+from creditctl.domain.balance import BalanceReport
+from creditctl.ports.balance_provider import BalanceProvider, BalanceUnavailable
+from creditctl.ports.balance_reports import SharedBalanceReports
+from creditctl.ports.clock import Clock
+
+log = logging.getLogger("creditctl.balances")
+
+
+class SharedBalanceProvider:
+    """A BalanceProvider in front of another one, adding single flight and a shared, fresh report."""
+
+    def __init__(
+        self,
+        inner: BalanceProvider,
+        reports: SharedBalanceReports,
+        clock: Clock,
+        *,
+        reuse_s: float = 10.0,
+        error_reuse_s: float = 2.0,
+        fetch_timeout_s: float = 30.0,
+        poll_s: float = 0.05,
+        on_report: Callable[[BalanceReport], None] | None = None,
+        max_workers: int = 8,
+    ) -> None:
+        self.inner = inner
+        self.source = inner.source
+        self._reports = reports
+        self._clock = clock
+        self._reuse = timedelta(seconds=reuse_s)
+        self._error_reuse = timedelta(seconds=error_reuse_s)
+        self._fetch_timeout_s = fetch_timeout_s
+        self._poll_s = poll_s
+        self._on_report = on_report
+        self._holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._inflight: dict[str, Future[BalanceReport]] = {}
+        self._guard = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="balance-fetch")
+
+    def customers(self) -> list[str]:
+        return self.inner.customers()
+
+    def fetch(self, customer_code: str, *, timeout_s: float) -> BalanceReport:
+        with self._guard:
+            future = self._inflight.get(customer_code)
+            if future is None:
+                future = Future()
+                self._inflight[customer_code] = future
+                self._pool.submit(self._lead, customer_code, future)
+        try:
+            return future.result(timeout=max(0.0, timeout_s))
+        except FutureTimeout:
+            raise BalanceUnavailable(
+                "UPSTREAM_TIMEOUT", f"no balance within {timeout_s:.1f}s; the fetch goes on in the background"
+            ) from None
+
+    def _lead(self, customer_code: str, future: Future[BalanceReport]) -> None:
+        fresh: BalanceReport | None = None
+        try:
+            report, fresh = self._obtain(customer_code)
+            future.set_result(report)
+        except BaseException as exc:
+            future.set_exception(exc)
+        finally:
+            with self._guard:
+                if self._inflight.get(customer_code) is future:
+                    del self._inflight[customer_code]
+        if fresh is not None and self._on_report is not None:
+            try:
+                self._on_report(fresh)
+            except Exception:
+                log.exception("storing the fetched balances of %s failed", customer_code)
+
+    def _obtain(self, customer_code: str) -> tuple[BalanceReport, BalanceReport | None]:
+        """(the report to use, the same report if this call fetched it from the upstream)."""
+        stored, error, error_at = self._reports.latest(customer_code)
+        now = self._clock.now()
+        if stored is not None and now - stored.fetched_at <= self._reuse:
+            return stored, None
+        if error and error_at and now - error_at <= self._error_reuse:
+            raise BalanceUnavailable(error, "the balance service failed moments ago; not asking again yet")
+        lease_until = now + timedelta(seconds=self._fetch_timeout_s + 5)
+        if self._reports.try_lease(customer_code, self._holder, now, lease_until):
+            report = self._fetch_and_share(customer_code)
+            return report, report
+        return self._await_other_instance(customer_code, stored, now), None
+
+    def _fetch_and_share(self, customer_code: str) -> BalanceReport:
+        try:
+            report = self.inner.fetch(customer_code, timeout_s=self._fetch_timeout_s)
+        except BalanceUnavailable as exc:
+            self._reports.fail(customer_code, self._holder, exc.code, self._clock.now())
+            raise
+        except Exception:
+            self._reports.fail(customer_code, self._holder, "SERVICE_UNAVAILABLE", self._clock.now())
+            raise
+        self._reports.store(report, self._holder)
+        return report
+
+    def _await_other_instance(
+        self, customer_code: str, stored: BalanceReport | None, started: datetime
+    ) -> BalanceReport:
+        seen = stored.fetched_at if stored else None
+        give_up = time.monotonic() + self._fetch_timeout_s + 5
+        while time.monotonic() < give_up:
+            time.sleep(self._poll_s)
+            report, error, error_at = self._reports.latest(customer_code)
+            if report is not None and (seen is None or report.fetched_at > seen):
+                return report
+            if error and error_at and error_at >= started:
+                raise BalanceUnavailable(error, "another instance's balance fetch failed")
+        raise BalanceUnavailable("UPSTREAM_TIMEOUT", "another instance's balance fetch did not finish")

@@ -1,0 +1,125 @@
+"""SSRF guard on configured URLs (reliability suite item 12)."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.haier.url_policy import UrlRefused, check_address, check_url
+
+pytestmark = pytest.mark.adapters
+
+
+def resolves_to(*addresses: str):
+    return lambda host, port: list(addresses)
+
+
+def unresolvable(host: str, port: int) -> list[str]:
+    raise OSError("no such host")
+
+
+class TestRefusedAlways:
+    @pytest.mark.parametrize(
+        ("url", "problem"),
+        [
+            ("http://169.254.169.254/latest/meta-data", "metadata"),
+            ("https://169.254.169.254/", "metadata"),
+            ("https://100.100.100.200/", "metadata"),
+            ("https://169.254.10.10/", "link-local"),
+            ("https://[fe80::1]/", "link-local"),
+            ("https://10.0.0.8/", "private"),
+            ("https://172.16.5.4/", "private"),
+            ("https://192.168.1.1/", "private"),
+            ("https://[fd00::1]/", "private"),
+            ("https://100.64.0.1/", "not a public address"),
+            ("https://0.0.0.0/", "unspecified"),
+            ("https://[::]/", "unspecified"),
+            ("https://224.0.0.1/", "multicast"),
+            ("https://[ff02::1]/", "multicast"),
+            ("https://good@evil.example", "user name"),
+            ("https://user:pass@openplat.haier.net", "user name"),
+            ("file:///etc/passwd", "scheme 'file'"),
+            ("gopher://openplat.haier.net/", "scheme 'gopher'"),
+            ("ftp://openplat.haier.net/", "scheme 'ftp'"),
+            ("openplat.haier.net", "scheme"),
+            ("http://2130706433/", "non-canonical"),
+            ("http://0x7f.1/", "non-canonical"),
+            ("http://0x7f000001/", "non-canonical"),
+            ("http://017700000001/", "non-canonical"),
+            ("http://127.1/", "non-canonical"),
+            ("http://0177.0.0.1/", "non-canonical"),
+            ("https://[::ffff:127.0.0.1]/", "embeds an IPv4"),
+            ("https://[::ffff:169.254.169.254]/", "embeds an IPv4"),
+            ("https://[64:ff9b::a9fe:a9fe]/", "embeds an IPv4"),
+            ("https://[2002:7f00:1::]/", "embeds an IPv4"),
+            ("https://open plat.haier.net/", "whitespace"),
+            ("https://openplat.haier.net\\@evil/", "backslash"),
+            ("https://openplat.haier.net:99999/", "invalid port"),
+            ("https://[fe80::1%25eth0]/", "zone"),
+            ("https://ex\u0430mple.com/", "punycode"),
+            ("", "must be a URL"),
+        ],
+    )
+    def test_refuses_even_when_loopback_is_allowed(self, url: str, problem: str) -> None:
+        with pytest.raises(UrlRefused, match=problem):
+            check_url(url, allow_loopback=True, resolver=resolves_to("93.184.216.34"))
+
+    def test_refuses_a_name_resolving_to_a_private_address(self) -> None:
+        with pytest.raises(UrlRefused, match=r"'intranet.example' resolves to 10.1.2.3: .*private"):
+            check_url("https://intranet.example/", resolver=resolves_to("10.1.2.3"))
+
+    def test_refuses_a_name_when_any_of_its_addresses_is_private(self) -> None:
+        with pytest.raises(UrlRefused, match=r"resolves to 169\.254\.169\.254"):
+            check_url("https://mixed.example/", resolver=resolves_to("93.184.216.34", "169.254.169.254"))
+
+    def test_refuses_a_name_resolving_to_metadata_even_with_loopback_allowed(self) -> None:
+        with pytest.raises(UrlRefused, match="metadata"):
+            check_url("http://rebind.example/", allow_loopback=True, resolver=resolves_to("169.254.169.254"))
+
+
+class TestLoopback:
+    @pytest.mark.parametrize(
+        "url", ["http://127.0.0.1:8099", "http://127.5.6.7/", "http://[::1]:8099/", "http://localhost:8099/"]
+    )
+    def test_refused_unless_allowed(self, url: str) -> None:
+        with pytest.raises(UrlRefused, match="loopback"):
+            check_url(url, resolver=resolves_to("127.0.0.1"))
+        assert check_url(url, allow_loopback=True, resolver=resolves_to("127.0.0.1")) == url
+
+    def test_a_name_resolving_to_loopback_is_refused_unless_allowed(self) -> None:
+        with pytest.raises(UrlRefused, match=r"resolves to 127.0.0.1.*loopback"):
+            check_url("http://emulator.test:8099/", resolver=resolves_to("127.0.0.1"))
+        url = "http://emulator.test:8099/"
+        assert check_url(url, allow_loopback=True, resolver=resolves_to("127.0.0.1")) == url
+
+
+class TestAllowed:
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://openplat-test.haier.net",
+            "https://openplat-bj-aliyun.haier.net/",
+            "https://openplat-bj-aliyun-stage.haier.net:8443/x",
+            "https://93.184.216.34/",
+        ],
+    )
+    def test_https_to_public_addresses(self, url: str) -> None:
+        assert check_url(url, resolver=resolves_to("93.184.216.34")) == url
+
+    def test_plain_http_to_a_public_address_is_refused(self) -> None:
+        with pytest.raises(UrlRefused, match="plain http is allowed only to a loopback"):
+            check_url(
+                "http://openplat-test.haier.net/", allow_loopback=True, resolver=resolves_to("93.184.216.34")
+            )
+
+    def test_an_unresolvable_https_name_is_left_to_the_connection_guard(self) -> None:
+        assert check_url("https://not-yet.example/", resolver=unresolvable) == "https://not-yet.example/"
+
+    def test_an_unresolvable_http_name_is_refused(self) -> None:
+        with pytest.raises(UrlRefused, match="plain http"):
+            check_url("http://not-yet.example/", allow_loopback=True, resolver=unresolvable)
+
+
+def test_check_address_names_the_problem() -> None:
+    with pytest.raises(UrlRefused, match=r"192\.168\.0\.1 is a private address"):
+        check_address("192.168.0.1")
+    assert str(check_address("127.0.0.1", allow_loopback=True)) == "127.0.0.1"

@@ -1,0 +1,189 @@
+"""Reliability item 11, the object-level authorisation sweep.
+
+Every route of the app's URL map that takes a customer or an order (in its path, its query or its body,
+as the OpenAPI document says) is called with keys limited to customer A, on customer B's identifiers and
+on random ones. The answer is always 404 (403 where the key's role may not call the route at all), never
+any of B's data, and nothing changes. A new route is swept the day it is added; one whose required
+inputs the sweep cannot fill fails here until VALUES learns them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from creditctl.services.api_keys import create_api_key
+from tests.api.conftest import CUSTOMER_A, CUSTOMER_B, order
+from tests.random_refs import random_customer_code, random_order_id, random_sale_group
+
+pytestmark = pytest.mark.api
+
+IDENTIFIERS = {"customer_code", "order_id"}
+# Values for inputs a swept route may require, besides the identifiers.
+VALUES: dict[str, Any] = {"amount": "1.00", "reason": "authorisation sweep", "channel": "sweep"}
+_PLACEHOLDER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+@dataclass
+class Call:
+    method: str
+    rule: str
+    path_args: set[str]
+    query: list[dict[str, Any]] = field(default_factory=list)
+    body: dict[str, Any] | None = None  # the request body schema, if any
+
+    @property
+    def inputs(self) -> set[str]:
+        names = set(self.path_args) | {p["name"] for p in self.query}
+        if self.body:
+            names |= set(self.body.get("properties", {}))
+        return names
+
+
+def swept_calls(app, spec) -> list[tuple[Call, tuple[Any, ...]]]:
+    """Every (route, method) that takes a customer or an order, with its view's roles."""
+    calls = []
+    for rule in app.url_map.iter_rules():
+        openapi_path = _PLACEHOLDER.sub(r"{\1}", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            operation = spec["paths"].get(openapi_path, {}).get(method.lower(), {})
+            call = Call(
+                method,
+                rule.rule,
+                set(rule.arguments),
+                [p for p in operation.get("parameters", []) if p["in"] == "query"],
+                _body_schema(spec, operation),
+            )
+            if call.inputs & IDENTIFIERS:
+                roles = getattr(app.view_functions[rule.endpoint], "_roles", None)
+                assert roles, f"{method} {rule.rule} takes a customer or an order but requires no key"
+                calls.append((call, tuple(r.value for r in roles)))
+    return calls
+
+
+def _body_schema(spec: dict[str, Any], operation: dict[str, Any]) -> dict[str, Any] | None:
+    schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+    if schema and "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def request_for(call: Call, values: dict[str, Any]) -> dict[str, Any]:
+    """Path, query and body for `call`, identifiers taken from `values`."""
+
+    def value(name: str) -> Any:
+        if name in values:
+            return values[name]
+        if name in VALUES:
+            return VALUES[name]
+        raise AssertionError(
+            f"{call.method} {call.rule}: the sweep has no value for {name!r}; add it to VALUES"
+        )
+
+    url = _PLACEHOLDER.sub(lambda m: str(value(m.group(1))), call.rule)
+    query = {p["name"]: value(p["name"]) for p in call.query if p.get("required") or p["name"] in values}
+    kwargs: dict[str, Any] = {"query_string": query}
+    if call.body is not None:
+        props, required = call.body.get("properties", {}), set(call.body.get("required", []))
+        kwargs["json"] = {n: value(n) for n in props if n in required or n in values}
+    return {"method": call.method, "path": url, **kwargs}
+
+
+@pytest.fixture
+def b_order(api):
+    """An approved order of customer B (hold open), decided with the unrestricted orders key."""
+    body = order(random_order_id("b"), customer=CUSTOMER_B, group="GA10")
+    r = api.decide(body)
+    assert r.status_code == 201 and r.json["hold"]["status"] == "open", r.json
+    return body, r.json
+
+
+@pytest.fixture
+def limited_keys(context, keys):
+    """A key of every role, each limited to customer A."""
+    out = {"orders": keys["orders_a"]}
+    for role in ("admin", "auditor"):
+        out[role] = create_api_key(
+            name=f"{role}-a", role=role, customers=[CUSTOMER_A], uow=context.uow(), clock=context.clock
+        ).secret
+    return out
+
+
+def b_secrets(b_order, b_account) -> list[str]:
+    """Strings only someone who may see B would find in an answer."""
+    _, decision = b_order
+    return [
+        decision["decision_id"],
+        decision["hold"]["id"],
+        b_account["payer_account_name"],
+        b_account["balance"]["amount"],
+    ]
+
+
+class TestObjectLevelAuthorisationSweep:
+    def test_the_sweep_covers_the_routes_the_contract_names(self, app, client):
+        swept = {(c.method, c.rule) for c, _ in swept_calls(app, client.get("/openapi.json").json)}
+        for expected in [
+            ("POST", "/v1/decisions"),
+            ("GET", "/v1/decisions/<string:order_id>"),
+            ("POST", "/v1/decisions/<string:order_id>/settle"),
+            ("POST", "/v1/decisions/<string:order_id>/release"),
+            ("POST", "/v1/decisions/<string:order_id>/recheck"),
+            ("GET", "/v1/accounts/<string:customer_code>/<string:sale_group_code>"),
+            ("POST", "/v1/accounts/<string:customer_code>/<string:sale_group_code>/freeze"),
+            ("POST", "/v1/accounts/<string:customer_code>/<string:sale_group_code>/unfreeze"),
+        ]:
+            assert expected in swept
+
+    @pytest.mark.parametrize("role", ["orders", "admin", "auditor"])
+    def test_a_limited_key_never_sees_or_touches_another_customer(
+        self, app, client, api, db_state, b_order, limited_keys, role
+    ):
+        body, decision = b_order
+        b_account = api.account(CUSTOMER_B, "GA10", key="auditor").json
+        secrets = b_secrets(b_order, b_account)
+        b_values = {**body, "order_id": decision["order_id"]}
+        headers = {"Authorization": f"Bearer {limited_keys[role]}"}
+        calls = swept_calls(app, client.get("/openapi.json").json)
+        before = db_state()
+        for call, roles in calls:
+            expected = 404 if role in roles else 403
+            b_answer = client.open(headers=headers, **request_for(call, b_values))
+            random_values = {
+                "customer_code": random_customer_code(),
+                "sale_group_code": random_sale_group(),
+                "order_id": random_order_id("sweep"),
+            }
+            random_answer = client.open(headers=headers, **request_for(call, random_values))
+            where = f"{role} key: {call.method} {call.rule}"
+            assert b_answer.status_code == expected, (where, b_answer.get_data(as_text=True))
+            assert random_answer.status_code == expected, (where, random_answer.get_data(as_text=True))
+            text = b_answer.get_data(as_text=True)
+            assert not [s for s in secrets if s in text], (where, text)
+            if b_answer.mimetype == "application/problem+json":
+                assert b_answer.json["type"] == random_answer.json["type"], where
+                assert b_answer.json["errors"].keys() == random_answer.json["errors"].keys(), where
+        assert db_state() == before
+        assert api.decision(decision["order_id"]).json == decision
+        assert api.account(CUSTOMER_B, "GA10", key="auditor").json == b_account
+
+    def test_the_same_calls_with_unrestricted_keys_do_reach_b(self, app, client, api, b_order, keys):
+        """The control: B's identifiers are real, so the 404s above are the scope's doing."""
+        body, decision = b_order
+        b_values = {**body, "order_id": decision["order_id"]}
+        for call, roles in swept_calls(app, client.get("/openapi.json").json):
+            if call.method != "GET":
+                continue
+            headers = {"Authorization": f"Bearer {keys[roles[0]]}"}
+            r = client.open(headers=headers, **request_for(call, b_values))
+            assert r.status_code == 200, (call.rule, r.get_data(as_text=True))
+
+    def test_a_limited_key_still_works_on_its_own_customer(self, api, limited_keys):
+        oid = random_order_id("own")
+        assert api.decide(order(oid), key=limited_keys["orders"]).status_code == 201
+        assert api.decision(oid, key=limited_keys["auditor"]).status_code == 200
+        r = api.freeze(CUSTOMER_A, "GA10", {"reason": "own customer"}, key=limited_keys["admin"])
+        assert r.status_code == 200 and r.json["status"] == "frozen"

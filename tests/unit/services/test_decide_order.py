@@ -1,0 +1,300 @@
+"""decide_order: approve and reserve, defer, block, freeze; fail closed; idempotent by order id."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from adapters.fake.balance_provider import FakeBalanceProvider
+from adapters.fake.clock import FakeClock
+from adapters.fake.unit_of_work import FakeStore
+from creditctl.domain.account import AccountStatus
+from creditctl.domain.decision import DecisionState, Reason
+from creditctl.domain.errors import OrderIdReused, UnknownAccount, UnknownCustomer, UpstreamUnavailable
+from creditctl.domain.hold import HoldStatus
+from creditctl.services.customers import register_customer
+from rules import Outcome
+from tests.random_refs import random_order_id
+from tests.unit.services.conftest import CUSTOMER, GROUP, OTHER_CUSTOMER, RICH_GROUP, Desk
+
+pytestmark = pytest.mark.unit
+
+
+def reason_codes(decision) -> list[str]:  # type: ignore[no-untyped-def]
+    return [r.reason for r in decision.reasons]
+
+
+class TestApprove:
+    def test_approves_what_fits_creating_a_hold_and_raising_exposure(
+        self, desk: Desk, clock: FakeClock
+    ) -> None:
+        decision = desk.decide("100.00", group=RICH_GROUP)
+        assert decision.outcome is Outcome.APPROVE
+        assert decision.state is DecisionState.DECIDED
+        assert decision.reasons == ()
+        assert decision.hold is not None
+        assert decision.hold.amount == Decimal("100.00")
+        assert decision.hold.status is HoldStatus.OPEN
+        assert decision.hold.expires_at == clock.now() + timedelta(seconds=604800)
+        assert decision.available == Decimal("100000.00")
+        assert decision.shortfall is None
+        assert decision.deferral_expires_at is None
+        assert desk.account(group=RICH_GROUP).exposure == Decimal("100.00")
+        assert desk.decision(decision.order_id).hold == decision.hold
+
+    def test_records_the_rule_set_and_balance_it_decided_on(self, desk: Desk, clock: FakeClock) -> None:
+        decision = desk.decide("1.00")
+        assert (decision.rule_set_id, decision.rule_set_version) == (1, 1)
+        assert decision.balance is not None
+        assert decision.balance.amount == Decimal("1000.00")
+        assert decision.decided_at == clock.now()
+        assert decision.facts["order.amount"] == Decimal("1.00")
+
+    def test_queues_a_low_balance_notification_with_the_approval(self, desk: Desk, store: FakeStore) -> None:
+        decision = desk.decide("100.00")
+        assert decision.outcome is Outcome.APPROVE
+        assert reason_codes(decision) == ["BALANCE_LOW"]
+        [event] = store.state.outbox
+        assert event["topic"] == "balance.low"
+        assert event["payload"]["order_id"] == decision.order_id
+        assert event["payload"]["available"] == "1000.00"
+
+    def test_later_orders_see_the_exposure_of_earlier_ones(self, desk: Desk) -> None:
+        for _ in range(10):
+            assert desk.decide("100.00").outcome is Outcome.APPROVE
+        last = desk.decide("0.01")
+        assert last.outcome is Outcome.BLOCK
+        assert last.available == Decimal("0.00")
+        assert desk.account().exposure == Decimal("1000.00")
+
+    def test_opens_the_account_on_the_first_order_of_a_known_customer(
+        self, desk: Desk, balances: FakeBalanceProvider, clock: FakeClock
+    ) -> None:
+        balances.set_balance("8800000003", "GC30", "70.00")
+        register_customer("8800000003", uow=desk.uow, clock=clock)
+        decision = desk.decide("20.00", customer="8800000003", group="GC30")
+        assert decision.outcome is Outcome.APPROVE
+        assert desk.account("8800000003", "GC30").exposure == Decimal("20.00")
+
+
+class TestDefer:
+    def test_defers_when_balance_is_short_but_within_the_credit_line(
+        self, desk: Desk, clock: FakeClock
+    ) -> None:
+        desk.set_params(base_credit_limit="500.00")
+        decision = desk.decide("1200.00")
+        assert decision.outcome is Outcome.DEFER
+        assert decision.state is DecisionState.DEFERRED
+        assert reason_codes(decision) == ["INSUFFICIENT_BALANCE"]
+        assert decision.shortfall == Decimal("200.00")
+        assert decision.credit_limit == Decimal("500.00")
+        assert decision.deferral_expires_at == clock.now() + timedelta(seconds=86400)
+        assert decision.hold is None
+        assert desk.account().exposure == Decimal("0.00")
+
+    def test_shortfall_counts_what_is_already_held(self, desk: Desk) -> None:
+        desk.set_params(base_credit_limit="500.00")
+        desk.decide("700.00")
+        decision = desk.decide("400.00")
+        assert decision.outcome is Outcome.DEFER
+        assert decision.shortfall == Decimal("100.00")
+
+    def test_defers_a_large_order_for_manual_review_without_a_shortfall(self, desk: Desk) -> None:
+        desk.balances.set_balance(CUSTOMER, RICH_GROUP, "900000.00")
+        desk.clock.advance(301)
+        decision = desk.decide("600000.00", group=RICH_GROUP)
+        assert decision.outcome is Outcome.DEFER
+        assert reason_codes(decision) == ["MANUAL_REVIEW"]
+        assert decision.shortfall is None
+
+
+class TestBlock:
+    def test_blocks_over_the_credit_limit_with_the_missing_amount(self, desk: Desk) -> None:
+        desk.set_params(base_credit_limit="500.00")
+        decision = desk.decide("1600.00")
+        assert decision.outcome is Outcome.BLOCK
+        assert decision.state is DecisionState.DECIDED
+        assert reason_codes(decision) == ["CREDIT_LIMIT_EXCEEDED"]
+        assert decision.shortfall == Decimal("600.00")
+        assert decision.hold is None
+        assert decision.deferral_expires_at is None
+
+    def test_blocks_anything_beyond_available_without_a_credit_line(self, desk: Desk) -> None:
+        decision = desk.decide("1000.01")
+        assert decision.outcome is Outcome.BLOCK
+        assert decision.shortfall == Decimal("0.01")
+
+
+class TestFreeze:
+    def test_freezes_a_depleted_account_and_blocks_the_next_order_on_it(self, desk: Desk) -> None:
+        desk.new_balance("0.00")
+        first = desk.decide("10.00")
+        assert first.outcome is Outcome.FREEZE
+        assert reason_codes(first)[0] == "BALANCE_DEPLETED"
+        assert first.hold is None
+        account = desk.account()
+        assert account.status is AccountStatus.FROZEN
+        assert (account.frozen_reason, account.frozen_by) == ("BALANCE_DEPLETED", "rule:depleted")
+
+        desk.new_balance("5000.00")  # money arrives, but a freeze stays until someone lifts it
+        second = desk.decide("10.00")
+        assert second.outcome is Outcome.BLOCK
+        assert reason_codes(second)[0] == "ACCOUNT_FROZEN"
+        assert second.hold is None
+        assert desk.account().exposure == Decimal("0.00")
+
+    def test_an_order_on_a_still_depleted_frozen_account_is_not_approved(self, desk: Desk) -> None:
+        desk.new_balance("0.00")
+        desk.decide("10.00")
+        again = desk.decide("10.00")
+        assert again.outcome in (Outcome.BLOCK, Outcome.FREEZE)
+        assert "ACCOUNT_FROZEN" in reason_codes(again)
+        assert again.hold is None
+
+    def test_freezing_one_account_leaves_the_customers_other_accounts_alone(self, desk: Desk) -> None:
+        desk.new_balance("0.00")
+        desk.decide("10.00")
+        assert desk.decide("10.00", group=RICH_GROUP).outcome is Outcome.APPROVE
+
+
+class TestBalanceFreshness:
+    def test_uses_a_young_snapshot_without_asking_the_upstream(
+        self, desk: Desk, balances: FakeBalanceProvider, clock: FakeClock
+    ) -> None:
+        calls = len(balances.calls)
+        clock.advance(299)
+        desk.decide("1.00")
+        assert len(balances.calls) == calls
+
+    def test_refetches_a_snapshot_older_than_refresh_after_s(
+        self, desk: Desk, balances: FakeBalanceProvider, clock: FakeClock
+    ) -> None:
+        calls = len(balances.calls)
+        balances.set_balance(CUSTOMER, GROUP, "50.00")
+        clock.advance(300)
+        decision = desk.decide("100.00")
+        assert len(balances.calls) == calls + 1
+        assert decision.balance is not None
+        assert decision.balance.amount == Decimal("50.00")
+        assert decision.balance.fetched_at == clock.now()
+        assert decision.outcome is Outcome.BLOCK
+        assert desk.account().snapshot == decision.balance
+
+    def test_falls_back_to_a_snapshot_younger_than_max_balance_age_when_the_fetch_fails(
+        self, desk: Desk, balances: FakeBalanceProvider, clock: FakeClock
+    ) -> None:
+        stored = desk.account().snapshot
+        balances.fail_with("SERVICE_UNAVAILABLE")
+        clock.advance(1800)
+        calls = len(balances.calls)
+        decision = desk.decide("100.00")
+        assert len(balances.calls) == calls + 1  # it did ask
+        assert decision.outcome is Outcome.APPROVE
+        assert decision.balance == stored
+        assert "SERVICE_UNAVAILABLE" not in reason_codes(decision)
+
+    def test_defers_with_balance_unavailable_and_the_providers_code_when_no_snapshot_is_usable(
+        self, desk: Desk, balances: FakeBalanceProvider, clock: FakeClock
+    ) -> None:
+        balances.fail_with("UPSTREAM_TIMEOUT")
+        clock.advance(1801)
+        decision = desk.decide("1.00")
+        assert decision.outcome is Outcome.DEFER
+        assert decision.state is DecisionState.DEFERRED
+        assert reason_codes(decision)[0] == "BALANCE_UNAVAILABLE"
+        assert Reason("upstream", "UPSTREAM_TIMEOUT", "the balance service did not answer in time") in (
+            decision.reasons
+        )
+        assert decision.available is None
+        assert decision.shortfall is None
+        assert decision.hold is None
+
+    def test_an_unknown_provider_code_gets_a_generic_message(
+        self, desk: Desk, balances: FakeBalanceProvider, clock: FakeClock
+    ) -> None:
+        balances.fail_with("AUTH_FAILED")
+        clock.advance(1801)
+        decision = desk.decide("1.00")
+        upstream = [r for r in decision.reasons if r.rule == "upstream"]
+        assert upstream == [Reason("upstream", "AUTH_FAILED", "the balance service could not give a balance")]
+
+
+class TestUnknownParties:
+    def test_refuses_an_unknown_customer_and_writes_nothing(self, desk: Desk, store: FakeStore) -> None:
+        commits = store.commits
+        with pytest.raises(UnknownCustomer, match="unknown customer '9999999999'"):
+            desk.decide("1.00", customer="9999999999")
+        assert store.commits == commits
+        assert store.state.decisions == {}
+
+    def test_refuses_an_unknown_sale_group_and_writes_nothing(self, desk: Desk, store: FakeStore) -> None:
+        commits = store.commits
+        with pytest.raises(
+            UnknownAccount, match="customer '8800000001' has no payer account in sales group 'ZZ99'"
+        ):
+            desk.decide("1.00", group="ZZ99")
+        assert store.commits == commits
+        assert (CUSTOMER, "ZZ99") not in store.state.accounts
+
+    def test_cannot_open_an_account_while_the_upstream_is_down(
+        self, desk: Desk, balances: FakeBalanceProvider, store: FakeStore
+    ) -> None:
+        balances.fail_with("CIRCUIT_OPEN")
+        commits = store.commits
+        with pytest.raises(UpstreamUnavailable, match="cannot verify sales group 'ZZ99'"):
+            desk.decide("1.00", group="ZZ99")
+        assert store.commits == commits
+
+    def test_a_key_limited_to_another_customer_gets_unknown_customer_and_nothing_is_written(
+        self, desk: Desk, store: FakeStore, balances: FakeBalanceProvider
+    ) -> None:
+        commits, calls = store.commits, len(balances.calls)
+        with pytest.raises(UnknownCustomer, match="unknown customer '8800000001'"):
+            desk.decide("1.00", scope=frozenset({OTHER_CUSTOMER}))
+        assert store.commits == commits
+        assert len(balances.calls) == calls  # not even the upstream hears of it
+        assert store.state.decisions == {}
+
+    def test_a_key_limited_to_the_customer_may_decide(self, desk: Desk) -> None:
+        assert desk.decide("1.00", scope=frozenset({CUSTOMER})).outcome is Outcome.APPROVE
+
+
+class TestIdempotency:
+    def test_a_replay_returns_the_original_decision_and_reserves_nothing_more(
+        self, desk: Desk, store: FakeStore
+    ) -> None:
+        order = desk.order("100.00", order_id=random_order_id("replay"))
+        first = desk.decide_result(order)
+        desk.new_balance("1.00")  # even a changed world does not change a replay
+        again = desk.decide_result(order)
+        assert (first.created, again.created) == (True, False)
+        assert again.decision.id == first.decision.id
+        assert again.decision.outcome is Outcome.APPROVE
+        assert again.decision.hold == first.decision.hold
+        assert len(store.state.holds) == 1
+        assert desk.account().exposure == Decimal("100.00")
+
+    def test_the_same_order_id_with_another_body_is_a_conflict_that_changes_nothing(
+        self, desk: Desk, store: FakeStore
+    ) -> None:
+        order_id = random_order_id("reuse")
+        desk.decide("100.00", order_id=order_id)
+        commits = store.commits
+        with pytest.raises(
+            OrderIdReused, match=f"order '{order_id}' was already decided with a different body"
+        ):
+            desk.decide("101.00", order_id=order_id)
+        assert store.commits == commits
+        assert desk.decision(order_id).order.amount == Decimal("100.00")
+        assert desk.account().exposure == Decimal("100.00")
+
+    def test_a_replay_of_a_deferred_order_is_still_deferred(self, desk: Desk) -> None:
+        desk.set_params(base_credit_limit="500.00")
+        order = desk.order("1200.00")
+        first = desk.decide_result(order)
+        again = desk.decide_result(order)
+        assert again.created is False
+        assert again.decision.outcome is Outcome.DEFER
+        assert again.decision.id == first.decision.id
