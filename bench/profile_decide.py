@@ -52,12 +52,38 @@ def _drive(client: Any, key: str, n: int, run: str) -> list[float]:
     return times
 
 
-def _summary(name: str, times: list[float], statements: int, commits: int, n: int) -> str:
+def _backend_cpu_s(db: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends connected to database `db` (local server)."""
+    if not db:
+        return 0.0
+    with bench.pg_connect_admin() as conn:
+        pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (db,))]
+    ticks = 0
+    for pid in pids:
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(f[11]) + int(f[12])
+        except (OSError, IndexError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(client: Any, key: str, n: int, run: str, db: str) -> tuple[list[float], float, float]:
+    """Wall times per decision, and CPU ms per decision of this process and of PostgreSQL's backends."""
+    pg0, cpu0 = _backend_cpu_s(db), time.process_time()
+    times = _drive(client, key, n, run)
+    cpu1, pg1 = time.process_time(), _backend_cpu_s(db)
+    return times, 1000 * (cpu1 - cpu0) / n, 1000 * (pg1 - pg0) / n
+
+
+def _summary(
+    name: str, times: list[float], statements: int, commits: int, n: int, cpu_ms: float, pg_ms: float
+) -> str:
     q = statistics.quantiles(times, n=100)
     return (
-        f"  {name:<8} mean {1000 * statistics.fmean(times):6.2f} ms  p50 {1000 * q[49]:6.2f} ms  "
-        f"p99 {1000 * q[98]:6.2f} ms  ({1 / statistics.fmean(times):5.0f} decisions/s on one core)  "
-        f"SQL statements/decision {statements / n:4.1f}  transactions/decision {commits / n:4.1f}"
+        f"  {name:<8} wall mean {1000 * statistics.fmean(times):6.2f} ms  p50 {1000 * q[49]:6.2f} ms  "
+        f"p99 {1000 * q[98]:6.2f} ms | CPU/decision: Python {cpu_ms:5.2f} ms, PostgreSQL {pg_ms:5.2f} ms | "
+        f"SQL statements/decision {statements / n:4.1f}, transactions/decision {commits / n:4.1f}"
     )
 
 
@@ -91,13 +117,18 @@ def main() -> int:
         _drive(svc_client, inst.key, 200, f"{run}w")
         _drive(ceil_client, inst.key, 200, f"{run}cw")
         counts.update(sql=0, tx=0)
-        svc_times = _drive(svc_client, inst.key, args.n, f"{run}s")
-        print(_summary("service", svc_times, counts["sql"], counts["tx"], args.n))
-        ceil_times = _drive(ceil_client, inst.key, args.n, f"{run}c")
+        pg_db = getattr(inst, "pg_name", "")
+        svc_times, svc_cpu, svc_pg = _measure(svc_client, inst.key, args.n, f"{run}s", pg_db)
+        print(_summary("service", svc_times, counts["sql"], counts["tx"], args.n, svc_cpu, svc_pg))
+        ceil_times, ceil_cpu, ceil_pg = _measure(ceil_client, inst.key, args.n, f"{run}c", pg_db)
         # the ceiling's statements are fixed: SELECT ... FOR UPDATE, INSERT decision, INSERT hold,
         # UPDATE exposure (BEGIN IMMEDIATE first on SQLite), one transaction
-        print(_summary("ceiling", ceil_times, 4 * args.n, args.n, args.n))
-        print(f"  service/ceiling mean time: {statistics.fmean(svc_times) / statistics.fmean(ceil_times):.2f}x")
+        print(_summary("ceiling", ceil_times, 4 * args.n, args.n, args.n, ceil_cpu, ceil_pg))
+        print(
+            f"  service/ceiling: wall {statistics.fmean(svc_times) / statistics.fmean(ceil_times):.2f}x, "
+            f"Python CPU {svc_cpu / ceil_cpu:.2f}x, PostgreSQL CPU {svc_pg / ceil_pg if ceil_pg else 0:.2f}x, "
+            f"total CPU {(svc_cpu + svc_pg) / (ceil_cpu + ceil_pg):.2f}x"
+        )
 
         from pyinstrument import Profiler
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rules import operators
+from rules import operands, predicates
 from rules.facts import FactSpec
 from rules.numbers import describe
 from rules.problems import child
@@ -26,7 +26,7 @@ class Condition:
     """A compiled condition: canonical JSON for storage and the test closure for evaluation."""
 
     canonical: dict[str, Any]
-    test: operators.Test
+    test: predicates.Test
 
 
 def compile_condition(node: Any, pointer: str, scope: Scope, depth: int = 1) -> Condition | None:
@@ -49,7 +49,7 @@ def compile_condition(node: Any, pointer: str, scope: Scope, depth: int = 1) -> 
         return _comparison(node, pointer, scope, depth)
     if kind == "not":
         inner = compile_condition(node[kind], child(pointer, kind), scope, depth + 1)
-        return None if inner is None else Condition({"not": inner.canonical}, operators.negation(inner.test))
+        return None if inner is None else Condition({"not": inner.canonical}, predicates.negation(inner.test))
     return _group(kind, node[kind], child(pointer, kind), scope, depth)
 
 
@@ -61,7 +61,7 @@ def _group(kind: str, node: Any, pointer: str, scope: Scope, depth: int) -> Cond
     valid = [part for part in parts if part is not None]
     if len(valid) != len(parts):
         return None
-    combine = operators.all_of if kind == "all" else operators.any_of
+    combine = predicates.all_of if kind == "all" else predicates.any_of
     return Condition({kind: [part.canonical for part in valid]}, combine([part.test for part in valid]))
 
 
@@ -96,7 +96,7 @@ def _comparison(node: dict[str, Any], pointer: str, scope: Scope, depth: int) ->
 
 
 def _presence(spec: FactSpec, op: str) -> Condition:
-    return Condition({"fact": spec.name, "op": op}, operators.missing(spec.name, negate=op == "present"))
+    return Condition({"fact": spec.name, "op": op}, predicates.missing(spec.name, negate=op == "present"))
 
 
 def _membership(spec: FactSpec, op: str, node: Any, pointer: str, scope: Scope) -> Condition | None:
@@ -109,17 +109,17 @@ def _membership(spec: FactSpec, op: str, node: Any, pointer: str, scope: Scope) 
         return None
     canonical = {"fact": spec.name, "op": op, "value": [item.canonical for item in valid]}
     values = frozenset(item.source[1] for item in valid)
-    return Condition(canonical, operators.member(spec.name, values, negate=op == "not_in"))
+    return Condition(canonical, predicates.member(spec.name, values, negate=op == "not_in"))
 
 
-def _compare(fact: str, op: str, operand: Operand) -> operators.Test:
+def _compare(fact: str, op: str, operand: Operand) -> predicates.Test:
     kind, what = operand.source
-    if kind == operators.CONSTANT:
-        return operators.compare_constant(fact, op, what)
-    if kind == operators.FACT:
-        return operators.compare_fact(fact, op, what)
-    if kind == operators.PARAM:
-        return operators.compare_param(fact, op, what)
-    if kind == operators.PAIR:
-        return operators.compare_pair(fact, op, what)
-    return operators.compare_value(fact, op, what)
+    if kind == operands.CONSTANT:
+        return predicates.compare_constant(fact, op, what)
+    if kind == operands.FACT:
+        return predicates.compare_fact(fact, op, what)
+    if kind == operands.PARAM:
+        return predicates.compare_param(fact, op, what)
+    if kind == operands.PAIR:
+        return predicates.compare_pair(fact, op, what)
+    return predicates.compare_value(fact, op, what)

@@ -32,16 +32,20 @@ def child(pointer: str, key: str | int) -> str:
     return f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
 
 
-def find_floats(node: Any, pointer: str = "") -> Iterator[str]:
-    """Yield the pointer of every float: binary floats cannot hold money exactly, so none are allowed."""
-    if isinstance(node, float):
-        yield pointer
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            yield from find_floats(value, child(pointer, key))
-    elif isinstance(node, list | tuple):
-        for index, value in enumerate(node):
-            yield from find_floats(value, child(pointer, index))
+def find_floats(node: Any) -> Iterator[str]:
+    """Yield the pointer of every float: binary floats cannot hold money exactly, so none are allowed.
+
+    Iterative, so that an absurdly deep document is reported rather than overflowing the stack.
+    """
+    stack: list[tuple[str, Any]] = [("", node)]
+    while stack:
+        pointer, value = stack.pop()
+        if isinstance(value, float):
+            yield pointer
+        elif isinstance(value, dict):
+            stack.extend((child(pointer, key), item) for key, item in reversed(value.items()))
+        elif isinstance(value, list | tuple):
+            stack.extend((child(pointer, i), item) for i, item in reversed(list(enumerate(value))))
 
 
 FLOAT_MESSAGE = 'floats are not allowed; write money as a decimal string such as "12.50"'

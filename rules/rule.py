@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from rules import operators
+from rules import predicates
 from rules.conditions import compile_condition
 from rules.numbers import describe
 from rules.outcome import Outcome
@@ -39,7 +40,7 @@ class Rule:
     enabled: bool
     facts: tuple[str, ...] = field(repr=False)
     params: tuple[str, ...] = field(repr=False)
-    test: operators.Test = field(repr=False, compare=False)
+    test: predicates.Test = field(repr=False, compare=False)
     render: Render = field(repr=False, compare=False)
 
     def match(self, facts: Mapping[str, Any], params: Mapping[str, Decimal]) -> Match:
@@ -52,7 +53,7 @@ class Rule:
         return {
             "id": self.id,
             "description": self.description,
-            "when": self.when,
+            "when": copy.deepcopy(self.when),
             "outcome": self.outcome.value,
             "reason": self.reason,
             "message": self.message,
@@ -66,13 +67,8 @@ def compile_rule(node: Any, pointer: str, scope: Scope) -> Rule | None:
     if not isinstance(node, dict):
         scope.problems.add(pointer, f"a rule must be an object, got {describe(node)}")
         return None
-    for key in node:
-        if key not in RULE_KEYS:
-            scope.problems.add(child(pointer, key), f"unknown key {key!r} in a rule")
-    for key in REQUIRED_KEYS:
-        if key not in node:
-            scope.problems.add(pointer, f"a rule needs {key!r}")
     fields = _Fields(node, pointer, scope)
+    fields.check_keys()
     rule_id = fields.matching("id", RULE_ID, "^[a-z][a-z0-9_]{0,63}$")
     reason = fields.matching("reason", REASON, "^[A-Z][A-Z0-9_]{1,63}$")
     outcome = fields.outcome()
@@ -107,6 +103,14 @@ class _Fields:
 
     def __init__(self, node: dict[str, Any], pointer: str, scope: Scope) -> None:
         self.node, self.pointer, self.problems = node, pointer, scope.problems
+
+    def check_keys(self) -> None:
+        for key in self.node:
+            if key not in RULE_KEYS:
+                self.problems.add(child(self.pointer, key), f"unknown key {key!r} in a rule")
+        for key in REQUIRED_KEYS:
+            if key not in self.node:
+                self.problems.add(self.pointer, f"a rule needs {key!r}")
 
     def matching(self, key: str, pattern: re.Pattern[str], shown: str) -> str | None:
         value = self.node.get(key)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from rules import operators
+from rules import predicates
 from rules.outcome import BY_SEVERITY
 from rules.reads import Reader, reader
 from rules.results import Evaluation, Match, RuleTrace, TraceBuilder, make_evaluation
@@ -22,7 +22,7 @@ class _Step(NamedTuple):
     """A rule prepared for the evaluation loop, unpacked in one go instead of attribute by attribute."""
 
     rule_id: str
-    test: operators.Test
+    test: predicates.Test
     severity: int
     read_facts: Reader
     read_params: Reader | None
@@ -35,6 +35,13 @@ class RuleSet:
     """Compiled and immutable: build it with `parse_rule_set`, evaluate it as often as you like."""
 
     __slots__ = ("_auto_unfreeze", "_document", "_params", "_steps", "name", "params", "rules")
+    name: str
+    params: Mapping[str, Decimal]
+    rules: tuple[Rule, ...]
+    _params: dict[str, Decimal]
+    _document: dict[str, Any]
+    _auto_unfreeze: predicates.Test | None
+    _steps: tuple[_Step, ...]
 
     def __init__(
         self,
@@ -42,15 +49,23 @@ class RuleSet:
         params: Mapping[str, Decimal],
         rules: tuple[Rule, ...],
         document: dict[str, Any],
-        auto_unfreeze: operators.Test | None = None,
+        auto_unfreeze: predicates.Test | None = None,
     ) -> None:
-        self.name = name
-        self._params = dict(params)
-        self.params: Mapping[str, Decimal] = MappingProxyType(self._params)
-        self.rules = rules
-        self._document = copy.deepcopy(document)
-        self._auto_unfreeze = auto_unfreeze
-        self._steps = tuple(_step(rule, self._params) for rule in rules)
+        own = dict(params)
+        fields = {
+            "name": name,
+            "params": MappingProxyType(own),
+            "rules": tuple(rules),
+            "_params": own,
+            "_document": copy.deepcopy(document),
+            "_auto_unfreeze": auto_unfreeze,
+            "_steps": tuple(_step(rule, own) for rule in rules),
+        }
+        for key, value in fields.items():
+            object.__setattr__(self, key, value)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError(f"a RuleSet is immutable; cannot set {key!r}")
 
     @property
     def document(self) -> dict[str, Any]:

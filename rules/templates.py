@@ -20,7 +20,8 @@ def _plain(value: object) -> str:
     return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
-# Money with two places ("1999.98"); Decimal ratios without exponent; the rest as themselves.
+# How a placeholder renders a value of each type (None is always "unknown"): money with two places
+# ("1999.98"), other Decimals without an exponent, the rest as themselves.
 _SHOW: dict[FactType, Callable[[Any], str]] = {
     FactType.MONEY: methodcaller("__format__", ".2f"),
     FactType.RATIO: _plain,
@@ -28,11 +29,6 @@ _SHOW: dict[FactType, Callable[[Any], str]] = {
     FactType.STRING: str,
     FactType.ENUM: str,
 }
-
-
-def show(value: object, kind: FactType) -> str:
-    """How a placeholder renders a value of this type; None is "unknown"."""
-    return UNKNOWN if value is None else _SHOW[kind](value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rules import operators
+from rules import operands
 from rules.facts import FactSpec
 from rules.numbers import canonical_number, describe, parse_number
 from rules.problems import Problems, child
@@ -24,7 +24,7 @@ class Operand:
     """A compiled value: its canonical JSON and how to read it (a literal, fact, param or closure)."""
 
     canonical: Any
-    source: operators.Source
+    source: operands.Source
 
 
 def about(want: FactSpec | None) -> str:
@@ -54,7 +54,7 @@ def compile_literal(node: Any, pointer: str, want: FactSpec | None, problems: Pr
         shown = f" {node!r}" if isinstance(node, str) else ""
         problems.add(pointer, f"expected a number for {about(want)}, got {describe(node)}{shown}")
         return None
-    return Operand(canonical_number(number), (operators.CONSTANT, number))
+    return Operand(canonical_number(number), (operands.CONSTANT, number))
 
 
 def _text(node: Any, pointer: str, want: FactSpec, problems: Problems) -> Operand | None:
@@ -65,7 +65,7 @@ def _text(node: Any, pointer: str, want: FactSpec, problems: Problems) -> Operan
         allowed = ", ".join(want.values)
         problems.add(pointer, f"{node!r} is not a value of {want.name!r} (one of: {allowed})")
         return None
-    return Operand(node, (operators.CONSTANT, node))
+    return Operand(node, (operands.CONSTANT, node))
 
 
 def _reference(
@@ -99,7 +99,7 @@ def _fact(name: Any, pointer: str, want: FactSpec | None, scope: Scope) -> Opera
             pointer, f"fact {spec.name!r} is {spec.type.noun}; expected a value for {about(want)}"
         )
         return None
-    return Operand({"fact": spec.name}, (operators.FACT, spec.name))
+    return Operand({"fact": spec.name}, (operands.FACT, spec.name))
 
 
 def _param(name: Any, pointer: str, want: FactSpec | None, scope: Scope) -> Operand | None:
@@ -109,7 +109,7 @@ def _param(name: Any, pointer: str, want: FactSpec | None, scope: Scope) -> Oper
     if want is not None and not want.type.numeric:
         scope.problems.add(pointer, f"param {found!r} is a number; expected a value for {about(want)}")
         return None
-    return Operand({"param": found}, (operators.PARAM, found))
+    return Operand({"param": found}, (operands.PARAM, found))
 
 
 def _arithmetic(
@@ -124,10 +124,10 @@ def _arithmetic(
         count = f"exactly {low}" if high == low else f"at least {low}"
         scope.problems.add(here, f"{kind!r} takes a list of {count} values")
         return None
-    operands = [compile_value(item, child(here, i), None, scope, depth + 1) for i, item in enumerate(node)]
-    if any(operand is None for operand in operands):
+    parts = [compile_value(item, child(here, i), None, scope, depth + 1) for i, item in enumerate(node)]
+    valid = [part for part in parts if part is not None]
+    if len(valid) != len(parts):
         return None
-    valid = [operand for operand in operands if operand is not None]
     return Operand(
-        {kind: [o.canonical for o in valid]}, operators.arithmetic_source(kind, [o.source for o in valid])
+        {kind: [o.canonical for o in valid]}, operands.arithmetic_source(kind, [o.source for o in valid])
     )

@@ -166,6 +166,7 @@ def _serve(cli: click.Group, ops: CliOps) -> None:
             "5",
             "--config",
             "python:adapters.cli.gunicorn_conf",
+            "--no-control-socket",
             "--log-level",
             "info",
             "wsgi:app",

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from adapters.web.auth import current_key, requires, scope
+from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
-from adapters.web.json_provider import ExactJSONParser
 from adapters.web.schemas.accounts import AccountSchema, FreezeRequestSchema
 from creditctl.domain.api_key import Role
 from creditctl.services.account_view import AccountView, view_account
 from creditctl.services.freeze_account import freeze_account, unfreeze_account
 
-bp = Blueprint(
+bp = ApiBlueprint(
     "accounts",
     __name__,
     url_prefix="/v1/accounts",
     description="Credit accounts: one payer account of a customer in one sales organisation.",
 )
-bp.ARGUMENTS_PARSER = ExactJSONParser()  # before any @bp.arguments: bodies parsed exactly
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>", methods=["GET"])

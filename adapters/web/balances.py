@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, jsonify
-from flask_smorest import Blueprint
 
 from adapters.web.auth import requires, scope
+from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.balances import BalancesQuerySchema, CompatQuerySchema, CustomerBalancesSchema
 from creditctl.domain.account import CreditAccount
@@ -17,13 +17,13 @@ from creditctl.domain.money import fmt
 from creditctl.ports.balance_provider import BalanceUnavailable
 from creditctl.services.customers import customer_balances
 
-bp = Blueprint(
+bp = ApiBlueprint(
     "balances",
     __name__,
     url_prefix="/v1/balances",
     description="Payer account balances as last fetched from Haier.",
 )
-compat = Blueprint(
+compat = ApiBlueprint(
     "haier_compat",
     __name__,
     url_prefix="/api/haier",

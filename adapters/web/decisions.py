@@ -5,11 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from adapters.web.auth import requires, scope
+from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
-from adapters.web.json_provider import ExactJSONParser
 from adapters.web.metrics import DECISION_SECONDS, REPLAYS, count_decision
 from adapters.web.schemas.decisions import DecisionRequestSchema, DecisionSchema
 from creditctl.domain.api_key import Role
@@ -19,13 +17,12 @@ from creditctl.services.get_decision import get_decision
 from creditctl.services.recheck_order import recheck_order
 from creditctl.services.resolve_hold import release_order, settle_order
 
-bp = Blueprint(
+bp = ApiBlueprint(
     "decisions",
     __name__,
     url_prefix="/v1/decisions",
     description="One decision per purchase order: approve, defer, block or freeze.",
 )
-bp.ARGUMENTS_PARSER = ExactJSONParser()  # before any @bp.arguments: bodies parsed exactly
 
 
 @bp.route("", methods=["POST"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
-from flask_smorest import Blueprint
 
 from adapters.web.auth import requires
+from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.upstream_configs import HaierConfigSchema, RedactedConfigSchema
 from creditctl.domain.api_key import Role
@@ -15,7 +15,7 @@ from creditctl.domain.errors import NotFound
 from creditctl.services.context import UpstreamConfigTools
 from creditctl.services.upstream_configs import get_config, put_config
 
-bp = Blueprint(
+bp = ApiBlueprint(
     "haier_configs",
     __name__,
     url_prefix="/v1/admin/haier/configs",

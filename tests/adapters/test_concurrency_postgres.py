@@ -294,7 +294,7 @@ class TestResolveRace:
     def test_settle_and_release_racing_on_each_hold_end_it_exactly_once(
         self, pg_context: AppContext, postgres_engine: Engine
     ) -> None:
-        group, n = "GB20", 25  # 100000.00: every order fits
+        group, n = "GB20", 15  # 100000.00: every order fits; 45 callers stay well under max_connections
         orders = [Order(random_order_id(f"resolve{i}"), CUSTOMER, group, Decimal("10.00")) for i in range(n)]
         for order in orders:
             assert decide(pg_context, order).decision.outcome is Outcome.APPROVE

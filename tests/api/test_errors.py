@@ -210,6 +210,22 @@ class TestFieldsAreValidated:
         unchanged.append(oid)
         assert_problem(api.decide(order(oid, **{field: value})), 422, field)
 
+    @pytest.mark.parametrize(
+        "metadata",
+        [
+            pytest.param({f"k{i}": "v" for i in range(33)}, id="33-keys"),
+            pytest.param({"k": {"nested": "object"}}, id="nested-object"),
+            pytest.param({"k": list(range(10_000))}, id="10000-item-list"),
+            pytest.param({"k": "x" * 513}, id="long-value"),
+            pytest.param({"k" * 65: "v"}, id="long-key"),
+            pytest.param(["not", "an", "object"], id="a-list"),
+        ],
+    )
+    def test_metadata_beyond_its_limits_is_422(self, api, unchanged, metadata):
+        oid = random_order_id("metadata")
+        unchanged.append(oid)
+        assert_problem(api.decide(order(oid, metadata=metadata)), 422, "metadata")
+
     def test_the_largest_amount_allowed_is_accepted_and_decided(self, api):
         r = api.decide(order(amount="1000000000000.00"))
         assert r.status_code == 201, r.json

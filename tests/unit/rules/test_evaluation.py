@@ -67,6 +67,16 @@ class TestRuleSetEvaluate:
         assert evaluation.outcome is Outcome.BLOCK
 
 
+class TestRuleSetIsImmutable:
+    def test_attributes_cannot_be_replaced(self) -> None:
+        rules = one_rule(ALWAYS, params={"limit": 1})
+        with pytest.raises(AttributeError, match="immutable"):
+            rules.name = "other"  # type: ignore[misc]
+        with pytest.raises(TypeError):
+            rules.params["limit"] = D(2)  # type: ignore[index]
+        assert rules.rules[0].id == "r"
+
+
 class TestParams:
     def test_params_override_the_rule_sets_own(self) -> None:
         rules = one_rule(cmp("order.amount", "gt", {"param": "limit"}), params={"limit": "100.00"})
