@@ -85,6 +85,8 @@ def assess(
     unfrozen = _auto_unfreeze(account, rules, facts, params)
     evaluation = rules.evaluate(facts, params)
     outcome = evaluation.outcome
+    if outcome is Outcome.FREEZE and account.is_frozen and not unfrozen:
+        outcome = Outcome.BLOCK  # already frozen: every later order on it is blocked (design.md)
     reasons = [Reason(m.rule_id, m.reason, m.message) for m in evaluation.matches]
     actions = tuple(a for m in evaluation.matches for a in m.actions)
     if facts["balance.amount"] is None:
