@@ -19,6 +19,7 @@ from creditctl.services.balances import Fetched, fetch_report, needs_refresh
 from rules import Outcome
 
 DEFAULT_DEADLINE_S = 2.0
+NOT_FETCHED = Fetched(None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,31 +42,56 @@ def decide_order(
         raise UnknownCustomer(order.customer_code)
     fingerprint = order.fingerprint()
     with uow:
+        # The common case in one transaction: the stored snapshot is young enough to decide on.
+        locked = uow.accounts.lock(order.customer_code, order.sale_group_code)
         existing = uow.decisions.get(order.order_id)
         if existing is not None:
             return _replay(existing, fingerprint)
-        account = uow.accounts.get(order.customer_code, order.sale_group_code)
-        if account is None and not uow.customers.exists(order.customer_code):
+        if locked is None and not uow.customers.exists(order.customer_code):
             raise UnknownCustomer(order.customer_code)
         rule_set = uow.rule_sets.active()
-    fetched = _fetch_if_stale(order, account, rule_set, balances, clock, deadline_s)
+        fresh = locked is not None and not needs_refresh(
+            locked, effective_params(rule_set.rules, locked), clock.now()
+        )
+        decided = (
+            _decide_locked(uow, order, fingerprint, locked, rule_set, NOT_FETCHED, clock) if fresh else None
+        )
+    if decided is not None:
+        return decided if decided.created else _replay_after_race(uow, order.order_id, fingerprint)
+    # A stale or missing snapshot: the lock is released, the upstream asked, then the lock taken again.
+    fetched = _fetch_if_stale(order, locked, rule_set, balances, clock, deadline_s)
     with uow:
-        locked = _lock_or_open(uow, order, fetched)
-        now = clock.now()
-        refresh_locked_account(uow, locked, fetched.report, now)
-        assessment = assess(order, locked, rule_set.rules, now, upstream_error=fetched.error)
-        decision = _new_decision(order, fingerprint, locked, assessment, rule_set, now)
-        params = effective_params(rule_set.rules, locked)
-        apply_outcome(uow, decision, locked, assessment, params, now)
-        raced = not uow.decisions.add_if_new(decision)
-        if not raced:
-            if decision.hold is not None:
-                uow.holds.add(decision.hold)
-            queue_notifications(uow, decision, locked, now)
-            uow.accounts.save(locked)
-            uow.commit()
-    if raced:
-        return _replay_after_race(uow, order.order_id, fingerprint)
+        relocked = _lock_or_open(uow, order, fetched)
+        decided = _decide_locked(uow, order, fingerprint, relocked, rule_set, fetched, clock)
+    return decided if decided.created else _replay_after_race(uow, order.order_id, fingerprint)
+
+
+def _decide_locked(
+    uow: UnitOfWork,
+    order: Order,
+    fingerprint: str,
+    locked: CreditAccount | None,
+    rule_set: RuleSetVersion,
+    fetched: Fetched,
+    clock: Clock,
+) -> DecisionResult:
+    """Inside the account lock: evaluate, write decision, hold and exposure, commit.
+
+    created=False means another request with this order id committed first (nothing was written)."""
+    assert locked is not None
+    now = clock.now()
+    refresh_locked_account(uow, locked, fetched.report, now)
+    assessment = assess(order, locked, rule_set.rules, now, upstream_error=fetched.error)
+    decision = _new_decision(order, fingerprint, locked, assessment, rule_set, now)
+    apply_outcome(uow, decision, locked, assessment, effective_params(rule_set.rules, locked), now)
+    if not uow.decisions.add_if_new(decision):
+        uow.rollback()
+        return DecisionResult(decision, created=False)
+    if decision.hold is not None:
+        uow.holds.add(decision.hold)
+    queue_notifications(uow, decision, locked, now)
+    uow.accounts.save(locked)
+    uow.commit()
     return DecisionResult(decision, created=True)
 
 
