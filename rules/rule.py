@@ -28,7 +28,10 @@ OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A compiled rule; `when` is the canonical condition, `facts`/`params` the names it reads."""
+    """A compiled rule; `when` is the canonical condition, `facts`/`params` the names it reads.
+
+    `message_params` are the params its message names (facts/params are the condition's only).
+    """
 
     id: str
     description: str
@@ -40,6 +43,7 @@ class Rule:
     enabled: bool
     facts: tuple[str, ...] = field(repr=False)
     params: tuple[str, ...] = field(repr=False)
+    message_params: tuple[str, ...] = field(repr=False)
     test: predicates.Test = field(repr=False, compare=False)
     render: Render = field(repr=False, compare=False)
 
@@ -76,11 +80,11 @@ def compile_rule(node: Any, pointer: str, scope: Scope) -> Rule | None:
     enabled = fields.typed("enabled", bool, True)
     description = fields.typed("description", str, "")
     message = fields.typed("message", str, "")
-    render = compile_template(message, child(pointer, "message"), scope.params.types, scope.problems)
+    template = compile_template(message, child(pointer, "message"), scope.params.types, scope.problems)
     when = compile_condition(node["when"], child(pointer, "when"), scope) if "when" in node else None
     if rule_id is None or reason is None or outcome is None or actions is None:
         return None
-    if render is None or when is None:
+    if template is None or when is None:
         return None
     return Rule(
         id=rule_id,
@@ -93,8 +97,9 @@ def compile_rule(node: Any, pointer: str, scope: Scope) -> Rule | None:
         enabled=enabled,
         facts=tuple(scope.facts_read),
         params=tuple(scope.params_read),
+        message_params=template.params,
         test=when.test,
-        render=render,
+        render=template.render,
     )
 
 

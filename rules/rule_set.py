@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
+from operator import is_, itemgetter
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -34,7 +35,17 @@ class _Step(NamedTuple):
 class RuleSet:
     """Compiled and immutable: build it with `parse_rule_set`, evaluate it as often as you like."""
 
-    __slots__ = ("_auto_unfreeze", "_document", "_params", "_steps", "name", "params", "rules")
+    __slots__ = (
+        "_auto_unfreeze",
+        "_document",
+        "_params",
+        "_pick",
+        "_picked",
+        "_steps",
+        "name",
+        "params",
+        "rules",
+    )
     name: str
     params: Mapping[str, Decimal]
     rules: tuple[Rule, ...]
@@ -42,6 +53,8 @@ class RuleSet:
     _document: dict[str, Any]
     _auto_unfreeze: predicates.Test | None
     _steps: tuple[_Step, ...]
+    _pick: Callable[[Mapping[str, Decimal]], tuple[Decimal, ...]] | None
+    _picked: tuple[Decimal, ...]
 
     def __init__(
         self,
@@ -52,7 +65,9 @@ class RuleSet:
         auto_unfreeze: predicates.Test | None = None,
     ) -> None:
         own = dict(params)
-        fields = {
+        named = tuple(dict.fromkeys(name for rule in rules for name in (*rule.params, *rule.message_params)))
+        pick = _picker(named) if named else None
+        fields: dict[str, Any] = {
             "name": name,
             "params": MappingProxyType(own),
             "rules": tuple(rules),
@@ -60,6 +75,8 @@ class RuleSet:
             "_document": copy.deepcopy(document),
             "_auto_unfreeze": auto_unfreeze,
             "_steps": tuple(_step(rule, own) for rule in rules),
+            "_pick": pick,  # the values of every param a rule names, to spot overrides that matter
+            "_picked": () if pick is None else pick(own),
         }
         for key, value in fields.items():
             object.__setattr__(self, key, value)
@@ -78,7 +95,7 @@ class RuleSet:
     def evaluate(self, facts: Mapping[str, Any], params: Mapping[str, Decimal] | None = None) -> Evaluation:
         """Evaluate every rule; the most severe match wins, no match approves. `params` override ours."""
         seen = facts if type(facts) is dict else dict(facts)  # dict.get is what the closures call
-        merged = {**self._params, **params} if params else self._params
+        merged, overridden = self._with(params)
         get, get_param = seen.get, merged.get
         worst = 0
         matches: list[Match] = []
@@ -99,10 +116,25 @@ class RuleSet:
             step.matched = matched
             step.enabled = True
             step.reads = read_facts(get)
-            step.params = read_params(get_param) if params and read_params else fixed
+            step.params = read_params(get_param) if overridden and read_params else fixed
             step.__class__ = RuleTrace  # type: ignore[assignment]
             append(step)
         return make_evaluation(BY_SEVERITY[worst], tuple(matches), tuple(trace))
+
+    def _with(self, params: Mapping[str, Decimal] | None) -> tuple[Mapping[str, Decimal], bool]:
+        """The params to evaluate with, and whether they differ from ours in any the rules name.
+
+        The service passes its account's params, which mostly are ours: the very same objects,
+        so an identity check (cheaper than merging) lets the evaluation keep the fixed trace params.
+        """
+        if not params or self._pick is None:
+            return self._params, False
+        try:
+            if all(map(is_, self._pick(params), self._picked)):
+                return self._params, False
+        except KeyError:
+            pass
+        return {**self._params, **params}, True
 
     def auto_unfreeze(self, facts: Mapping[str, Any], params: Mapping[str, Decimal] | None = None) -> bool:
         """Whether the document's auto_unfreeze condition holds (unknown does not); False without one."""
@@ -110,6 +142,14 @@ class RuleSet:
             return False
         merged = {**self._params, **params} if params else self._params
         return self._auto_unfreeze(facts, merged) is True
+
+
+def _picker(names: tuple[str, ...]) -> Callable[[Mapping[str, Decimal]], tuple[Decimal, ...]]:
+    """mapping -> the values of `names`, always as a tuple (itemgetter returns a bare value for one)."""
+    if len(names) == 1:
+        (name,) = names
+        return lambda mapping: (mapping[name],)
+    return itemgetter(*names)
 
 
 def _step(rule: Rule, params: Mapping[str, Decimal]) -> _Step:

@@ -38,28 +38,37 @@ class _Slot:
     is_fact: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A checked message: `render(facts, params)`, and the params it names."""
+
+    render: Render
+    params: tuple[str, ...]
+
+
 def compile_template(
     text: str, pointer: str, params: Mapping[str, FactType], problems: Problems
-) -> Render | None:
+) -> Template | None:
     """Check every placeholder names a fact or declared param; return a renderer."""
     try:
         pieces = list(Formatter().parse(text))
     except ValueError as error:
         problems.add(pointer, f"message template is malformed: {error}")
         return None
-    pattern: list[str] = []
+    texts = [""]  # texts[i] comes before slots[i]; the last one ends the message
     slots: list[_Slot] = []
     for literal, name, spec, conversion in pieces:
-        pattern.append(literal.replace("{", "{{").replace("}", "}}"))
+        texts[-1] += literal
         if name is None:
             continue
         slot = _slot(name, params)
         if slot is None or spec or conversion:
             problems.add(pointer, f"placeholder {{{name}}} must name a fact or a param, with no format")
             continue
-        pattern.append(f"{{{len(slots)}}}")
         slots.append(slot)
-    return _renderer("".join(pattern), tuple(slots))
+        texts.append("")
+    named = tuple(dict.fromkeys(slot.name for slot in slots if not slot.is_fact))
+    return Template(_renderer(texts[0], tuple(zip(slots, texts[1:], strict=True))), named)
 
 
 def _slot(name: str, params: Mapping[str, FactType]) -> _Slot | None:
@@ -70,16 +79,18 @@ def _slot(name: str, params: Mapping[str, FactType]) -> _Slot | None:
     return None
 
 
-def _renderer(pattern: str, slots: tuple[_Slot, ...]) -> Render:
+def _renderer(head: str, slots: tuple[tuple[_Slot, str], ...]) -> Render:
+    # Joining pieces is half the cost of str.format, and a matched rule renders on every evaluation.
     if not slots:
-        return lambda facts, params: pattern.format()
-    where = tuple((slot.name, slot.is_fact, _SHOW[slot.kind]) for slot in slots)
+        return lambda facts, params: head
+    parts = tuple((slot.name, slot.is_fact, _SHOW[slot.kind], tail) for slot, tail in slots)
 
     def render(facts: Mapping[str, Any], params: Mapping[str, Decimal]) -> str:
-        texts = []
-        for name, is_fact, shown in where:
-            value = facts.get(name) if is_fact else params.get(name)
-            texts.append(UNKNOWN if value is None else shown(value))
-        return pattern.format(*texts)
+        out = [head]
+        for name, is_fact, shown, tail in parts:
+            value = (facts if is_fact else params).get(name)
+            out.append(UNKNOWN if value is None else shown(value))
+            out.append(tail)
+        return "".join(out)
 
     return render

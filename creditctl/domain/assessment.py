@@ -11,7 +11,7 @@ from typing import Any
 from creditctl.domain.account import AccountStatus, CreditAccount
 from creditctl.domain.credit import credit_limit, grade
 from creditctl.domain.decision import Order, Reason
-from rules import Outcome, RuleSet
+from rules import PARAM_DEFAULTS, Outcome, RuleSet
 
 FUNDS_REASONS = frozenset({"INSUFFICIENT_BALANCE", "CREDIT_LIMIT_EXCEEDED"})
 FAIL_CLOSED = Reason(
@@ -34,10 +34,16 @@ class Assessment:
     unfrozen: bool
 
 
-def effective_params(rules: RuleSet, account: CreditAccount) -> dict[str, Decimal]:
+def rule_params(rules: RuleSet) -> dict[str, Decimal]:
+    """The rule set's parameters over the documented defaults (an imported set may omit some)."""
+    return {**PARAM_DEFAULTS, **rules.params}
+
+
+def effective_params(rules: RuleSet, account: CreditAccount | None) -> dict[str, Decimal]:
     """The rule set's parameters with the account's overrides on top."""
-    params = dict(rules.params)
-    params.update({k: Decimal(v) for k, v in account.params.items()})
+    params = rule_params(rules)
+    if account is not None:
+        params.update({k: Decimal(v) for k, v in account.params.items()})
     return params
 
 

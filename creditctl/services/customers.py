@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from creditctl.domain.account import CreditAccount
+from creditctl.domain.assessment import rule_params
 from creditctl.domain.balance import BalanceReport
 from creditctl.domain.errors import InvalidRequest, UnknownCustomer
 from creditctl.ports.balance_provider import BalanceProvider
@@ -85,7 +86,7 @@ def customer_balances(
         if not uow.customers.exists(customer_code):
             raise UnknownCustomer(customer_code)
         accounts = uow.accounts.for_customer(customer_code)
-        refresh_after = int(uow.rule_sets.active().rules.params["refresh_after_s"])
+        refresh_after = int(rule_params(uow.rule_sets.active().rules)["refresh_after_s"])
     now = clock.now()
     stale = not accounts or any(
         a.snapshot is None or a.snapshot.age_s(now) >= refresh_after for a in accounts

@@ -104,7 +104,7 @@ def _fetch_if_stale(
     deadline_s: float,
 ) -> Fetched:
     """Fetch before any lock is taken: the upstream may be slow, a lock must never wait on it."""
-    params = effective_params(rule_set.rules, account) if account else dict(rule_set.rules.params)
+    params = effective_params(rule_set.rules, account)
     if not needs_refresh(account, params, clock.now()):
         return Fetched(None, None)
     fetched = fetch_report(balances, order.customer_code, deadline_s)

@@ -32,7 +32,7 @@ def recheck_order(
         return decision
     if decision.deferral_expires_at is not None and decision.deferral_expires_at <= clock.now():
         return expire_deferral(order_id, uow=uow, clock=clock)
-    params = effective_params(rule_set.rules, account) if account else dict(rule_set.rules.params)
+    params = effective_params(rule_set.rules, account)
     fetched = Fetched(None, None)
     if needs_refresh(account, params, clock.now()):
         fetched = fetch_report(balances, decision.order.customer_code, deadline_s)

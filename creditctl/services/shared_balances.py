@@ -74,15 +74,21 @@ class SharedBalanceProvider:
 
     def _lead(self, customer_code: str, future: Future[BalanceReport]) -> None:
         fresh: BalanceReport | None = None
+        report: BalanceReport | None = None
+        error: BaseException | None = None
         try:
             report, fresh = self._obtain(customer_code)
-            future.set_result(report)
         except BaseException as exc:
-            future.set_exception(exc)
-        finally:
-            with self._guard:
-                if self._inflight.get(customer_code) is future:
-                    del self._inflight[customer_code]
+            error = exc
+        # Land the flight before telling its callers: a caller that comes after it ended starts a new
+        # flight instead of picking up this one's (by then old) outcome.
+        with self._guard:
+            if self._inflight.get(customer_code) is future:
+                del self._inflight[customer_code]
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(report)  # type: ignore[arg-type]
         if fresh is not None and self._on_report is not None:
             try:
                 self._on_report(fresh)
@@ -93,15 +99,36 @@ class SharedBalanceProvider:
         """(the report to use, the same report if this call fetched it from the upstream)."""
         stored, error, error_at = self._reports.latest(customer_code)
         now = self._clock.now()
-        if stored is not None and now - stored.fetched_at <= self._reuse:
-            return stored, None
-        if error and error_at and now - error_at <= self._error_reuse:
-            raise BalanceUnavailable(error, "the balance service failed moments ago; not asking again yet")
+        reusable = self._reusable(stored, error, error_at, now)
+        if reusable is not None:
+            return reusable, None
         lease_until = now + timedelta(seconds=self._fetch_timeout_s + 5)
         if self._reports.try_lease(customer_code, self._holder, now, lease_until):
+            # Another instance may have stored its answer and ended its lease between our read and
+            # our lease: use that answer rather than calling the upstream a second time.
+            stored, error, error_at = self._reports.latest(customer_code)
+            try:
+                reusable = self._reusable(stored, error, error_at, now)
+            except BalanceUnavailable:
+                assert error is not None and error_at is not None
+                self._reports.fail(customer_code, self._holder, error, error_at)  # the same; ends our lease
+                raise
+            if reusable is not None:
+                self._reports.store(reusable, self._holder)  # not newer: changes nothing, ends our lease
+                return reusable, None
             report = self._fetch_and_share(customer_code)
             return report, report
         return self._await_other_instance(customer_code, stored, now), None
+
+    def _reusable(
+        self, stored: BalanceReport | None, error: str | None, error_at: datetime | None, now: datetime
+    ) -> BalanceReport | None:
+        """The stored report when fresh enough; raises when the upstream failed moments ago."""
+        if stored is not None and now - stored.fetched_at <= self._reuse:
+            return stored
+        if error and error_at and now - error_at <= self._error_reuse:
+            raise BalanceUnavailable(error, "the balance service failed moments ago; not asking again yet")
+        return None
 
     def _fetch_and_share(self, customer_code: str) -> BalanceReport:
         try:

@@ -63,7 +63,9 @@ def put_config(
         raise InvalidRequest("a config name is 1-64 letters, digits, '-' or '_'", field="name")
     with uow:
         existing = uow.upstream_configs.get(name)
-        previous = open_document(existing.document, box) if existing else {}
+        # Open the stored secrets only to keep some: a config whose secrets no key opens any more
+        # (a retired key, tampering) is repaired by sending every secret anew.
+        previous = open_document(existing.document, box) if existing and _keeps_any(document) else {}
         merged = _keep_unchanged_secrets(document, previous)
         parsed = validate(merged)  # raises InvalidRequest with every field's problems
         now = clock.now()
@@ -95,6 +97,7 @@ def get_config(
         raise NotFound(f"no upstream config named {name!r}", field="name")
     return redact(validate(open_document(stored.document, box))) | {
         "name": stored.name,
+        "is_active": stored.is_active,  # the document keeps what was sent; activating another clears this
         "updated_at": stored.updated_at.isoformat(),
     }
 
@@ -118,6 +121,13 @@ def reseal_configs(*, uow: UnitOfWork, box: SecretBox) -> int:
             )
         uow.commit()
     return len(configs)
+
+
+def _keeps_any(document: dict[str, Any]) -> bool:
+    customers = document.get("customers")
+    return any(document.get(name) == KEEP for name in SECRET_FIELDS) or (
+        isinstance(customers, dict) and KEEP in customers.values()
+    )
 
 
 def _keep_unchanged_secrets(document: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,10 @@ class TestCodec:
             dumps_document({"rules": [{"x": 1.5}]})
         assert caught.value.errors[0].pointer == "/rules/0/x"
 
+    def test_dumps_refuses_what_json_cannot_hold(self) -> None:
+        with pytest.raises(TypeError, match="set is not allowed"):
+            dumps_document({"a": {1, 2}})
+
     def test_loads_refuses_bad_json(self) -> None:
         with pytest.raises(RuleSetInvalid, match="not valid JSON"):
             loads_document("{")

@@ -75,6 +75,7 @@ class TestRuleSetIsImmutable:
         with pytest.raises(TypeError):
             rules.params["limit"] = D(2)  # type: ignore[index]
         assert rules.rules[0].id == "r"
+        assert repr(rules) == "<RuleSet 'test': 1 rules>"
 
 
 class TestParams:
@@ -87,6 +88,23 @@ class TestParams:
         rules = one_rule(cmp("order.amount", "gt", {"param": "limit"}), params={"limit": "100.00"})
         rules.evaluate({"order.amount": D(1)}, {"limit": D(5)})
         assert rules.params == {"limit": D("100.00")}
+
+    def test_passing_our_own_params_back_changes_nothing(self) -> None:
+        rules = one_rule(cmp("balance.age_s", "gt", {"param": "max_age"}), params={"max_age": 60})
+        facts = {"balance.age_s": 61}
+        assert rules.evaluate(facts, dict(rules.params)) == rules.evaluate(facts)
+
+    def test_an_override_equal_in_value_is_still_the_one_used(self) -> None:
+        rules = one_rule(
+            cmp("balance.age_s", "gt", {"param": "max_age"}), params={"max_age": 60}, message="max {max_age}"
+        )
+        evaluation = rules.evaluate({"balance.age_s": 61}, {"max_age": D("60.0")})
+        assert str(evaluation.trace[0].params["max_age"]) == "60.0"
+        assert evaluation.matches[0].message == "max 60.0"
+
+    def test_overrides_of_params_no_rule_names_are_harmless(self) -> None:
+        rules = one_rule(cmp("balance.age_s", "gt", {"param": "max_age"}), params={"max_age": 60, "x": 1})
+        assert rules.evaluate({"balance.age_s": 61}, {"x": D(5), "y": D(1)}).outcome is Outcome.BLOCK
 
     def test_params_are_decimals(self) -> None:
         rules = parse_rule_set(document(params={"max_balance_age_s": 1800, "safety_margin": "0.50"}))

@@ -62,6 +62,23 @@ class TestRuleFields:
     def test_refuses_unknown_keys_in_a_rule(self) -> None:
         refused(document(rule(priority=1)), "/rules/0/priority", "unknown key 'priority'")
 
+    def test_refuses_a_rule_that_is_not_an_object(self) -> None:
+        refused(document(rule(), "rule two"), "/rules/1", "a rule must be an object, got string")
+
+    def test_refuses_a_rule_without_outcome(self) -> None:
+        node = rule()
+        del node["outcome"]
+        refused(document(node), "/rules/0", "needs 'outcome'")
+
+    def test_refuses_a_decimal_where_a_string_is_needed(self) -> None:
+        from decimal import Decimal
+
+        refused(
+            document(rule(when=cmp("order.channel", "eq", Decimal("1.5")))),
+            "/rules/0/when/value",
+            "got number",
+        )
+
     def test_refuses_a_missing_condition(self) -> None:
         node = rule()
         del node["when"]
@@ -138,6 +155,9 @@ class TestConditions:
             "/rules/3/when/all/1/any/1/op",
             "unknown op 'is'",
         )
+
+    def test_checks_the_auto_unfreeze_condition_too(self) -> None:
+        refused(document(auto_unfreeze=cmp("balance.total", "gt", 0)), "/auto_unfreeze/fact", "unknown fact")
 
     def test_refuses_a_comparison_without_op(self) -> None:
         refused(document(rule(when={"fact": "order.amount", "value": 1})), "/rules/0/when", "no op")
