@@ -164,13 +164,24 @@ def haier_config_tools(settings: Settings, box: SecretBox) -> UpstreamConfigTool
 
 
 def ensure_secret_keys(settings: Settings) -> tuple[str, ...]:
-    """The configured keys, or one generated into the instance folder on first start."""
+    """The configured keys, or one generated into the instance folder on first start.
+
+    Several processes may start at once on a fresh instance: the key is written to a private file
+    and linked into place, so exactly one key wins and every process reads that one."""
     if settings.secret_keys:
         return settings.secret_keys
     path = settings.instance_path / "secret_keys"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32) + "\n")
-        path.chmod(0o600)
+        tmp = path.with_name(f".secret_keys.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process won; use its key
+        finally:
+            tmp.unlink()
     return tuple(k for k in path.read_text().split() if k)
 
 

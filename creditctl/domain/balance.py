@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -40,4 +41,5 @@ class BalanceSnapshot:
     source: str
 
     def age_s(self, now: datetime) -> int:
-        return max(0, int((now - self.fetched_at).total_seconds()))
+        """Whole seconds, rounded up: a balance 3.04 s old is 4 s old to a rule, never 3."""
+        return max(0, math.ceil((now - self.fetched_at).total_seconds()))

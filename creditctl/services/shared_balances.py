@@ -34,7 +34,7 @@ class SharedBalanceProvider:
         reports: SharedBalanceReports,
         clock: Clock,
         *,
-        reuse_s: float = 10.0,
+        reuse_s: float = 1.0,
         error_reuse_s: float = 2.0,
         fetch_timeout_s: float = 30.0,
         poll_s: float = 0.05,

@@ -61,9 +61,10 @@ class TestAdopt:
 
 
 class TestBalance:
-    def test_age_is_whole_seconds_and_never_negative(self) -> None:
+    def test_age_is_whole_seconds_rounded_up_and_never_negative(self) -> None:
         snap = BalanceSnapshot(Decimal("1"), NOW, "fake")
-        assert snap.age_s(NOW + timedelta(seconds=90.9)) == 90
+        assert snap.age_s(NOW + timedelta(seconds=90)) == 90
+        assert snap.age_s(NOW + timedelta(seconds=90.04)) == 91  # older than 90 s is not 90 s
         assert snap.age_s(NOW - timedelta(seconds=5)) == 0
 
     def test_a_report_finds_the_entry_of_a_sale_group(self) -> None:
