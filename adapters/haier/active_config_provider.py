@@ -3,6 +3,7 @@ rebuilds its client when an administrator changes that config (checked every few
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +15,10 @@ from adapters.haier.config import HaierConfig, HaierConfigError
 from creditctl.domain.balance import BalanceReport
 from creditctl.ports.balance_provider import BalanceUnavailable
 from creditctl.ports.clock import Clock
+from creditctl.ports.secret_box import SecretUnreadable
 from creditctl.ports.token_store import TokenStore
+
+log = logging.getLogger("creditctl.haier")
 
 Loader = Callable[[], tuple[str, dict[str, Any], datetime] | None]
 
@@ -50,7 +54,15 @@ class ActiveConfigHaierProvider:
         with self._lock:
             if time.monotonic() - self._checked < self._recheck_s:
                 return self._provider
-            active = self._load()
+            try:
+                active = self._load()
+            except SecretUnreadable as exc:
+                # Its secrets sealed under a retired key, or tampered: serve nothing, so decisions fall
+                # back as with no config, instead of failing; say so (the message names no secret).
+                log.error("the active Haier config cannot be used: %s", exc.message)
+                self._provider, self._key = None, None
+                self._checked = time.monotonic()
+                return None
             if active is None:
                 self._provider, self._key = None, None
             elif self._key != (active[0], active[2]):

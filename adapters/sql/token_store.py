@@ -42,17 +42,20 @@ class SqlTokenStore:
         self._guard = threading.Lock()
 
     def current(self, config_name: str) -> Token | None:
+        return self._open_stored(config_name)[1]
+
+    def _open_stored(self, config_name: str) -> tuple[str | None, Token | None]:
+        """(the sealed text as stored, the token it opens to); None for what is missing or unreadable."""
         with self._engine.connect() as conn:
             row = conn.execute(select(upstream_tokens).where(_t.config_name == config_name)).first()
             conn.rollback()
         if row is None or row.token is None or row.expires_at is None:
-            return None
+            return None, None
         try:
-            return Token(
-                value=self._box.open(row.token), expires_at=row.expires_at, scheme=row.scheme or "Bearer"
-            )
+            value = self._box.open(row.token)
         except SecretUnreadable:
-            return None
+            return row.token, None
+        return row.token, Token(value=value, expires_at=row.expires_at, scheme=row.scheme or "Bearer")
 
     def obtain(
         self, config_name: str, fetch: Callable[[], Token], *, refresh_before_s: float, now: datetime
@@ -67,13 +70,14 @@ class SqlTokenStore:
             return self._fetch_or_wait(config_name, fetch, seen=latest, now=now)
 
     def invalidate(self, config_name: str, value: str) -> None:
-        current = self.current(config_name)
+        sealed, current = self._open_stored(config_name)
         if current is None or current.value != value:
             return
         with self._engine.connect() as conn:
+            # Only if the row still holds that very sealed text: a token stored meanwhile is kept.
             conn.execute(
                 update(upstream_tokens)
-                .where(_t.config_name == config_name, _t.token.is_not(None))
+                .where(_t.config_name == config_name, _t.token == sealed)
                 .values(token=None, expires_at=None, updated_at=_utcnow())
             )
             conn.commit()
@@ -84,6 +88,13 @@ class SqlTokenStore:
         deadline = time.monotonic() + self._wait_s
         while True:
             if self._take(name, now):
+                # Another instance may have stored a token and ended its lease between our read and
+                # our lease: use that token instead of fetching a second one.
+                latest = self.current(name)
+                if _newer(latest, seen, now):
+                    assert latest is not None
+                    self._release(name)
+                    return latest
                 try:
                     token = fetch()
                 except BaseException:

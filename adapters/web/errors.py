@@ -19,6 +19,7 @@ from creditctl.domain.errors import (
     UpstreamUnavailable,
 )
 from creditctl.ports.balance_provider import BalanceUnavailable
+from creditctl.ports.secret_box import SecretUnreadable
 
 log = logging.getLogger("creditctl.web")
 
@@ -29,6 +30,7 @@ _STATUS: list[tuple[type[CreditctlError], int, str]] = [
     (Unauthenticated, 401, "Unauthenticated"),
     (Forbidden, 403, "Forbidden"),
     (UpstreamUnavailable, 503, "Balance source unavailable"),
+    (SecretUnreadable, 500, "Stored secret unreadable"),  # our keys or our data, not the request
 ]
 _UPSTREAM_STATUS = {
     "AUTH_FAILED": 502,
@@ -59,6 +61,8 @@ def _domain(exc: CreditctlError) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="creditctl"'
     if status == 503:
         headers["Retry-After"] = "5"
+    if status == 500:
+        log.error("%s: %s", exc.code, exc.message)
     return problem(status, title, exc.message, code=exc.code, errors=errors, headers=headers)
 
 

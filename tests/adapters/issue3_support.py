@@ -120,7 +120,11 @@ class EchoingUpstream:
             }
         else:
             status = "401 UNAUTHORIZED"
-            body = {"error": "invalid_client", "error_description": f"rejected {sent}", "echo": sent}
+            body = {
+                "error": "invalid_client",
+                "error_description": f"rejected {sent} sent with Authorization: {auth}",
+                "echo": {"body": sent, "authorization": auth},
+            }
         payload = json.dumps(body, ensure_ascii=False).encode()
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
         return [payload]

@@ -68,6 +68,7 @@ class Fetcher:
         pause_s: float = 0.0,
         error: Exception | None = None,
         gate: threading.Event | None = None,
+        now: datetime | None = None,
     ) -> None:
         self.prefix = prefix
         self.calls = 0
@@ -76,6 +77,7 @@ class Fetcher:
         self.pause_s = pause_s
         self.error = error
         self.gate = gate
+        self.now = now  # tokens expire counted from this moment (default: the wall clock)
         self.started = threading.Event()
 
     def __call__(self) -> Token:
@@ -90,7 +92,7 @@ class Fetcher:
             raise self.error
         return Token(
             value=f"{self.prefix}-SECRET-{n}-{uuid.uuid4().hex[:6]}",
-            expires_at=datetime.now(UTC) + timedelta(seconds=self.expires_in_s),
+            expires_at=(self.now or datetime.now(UTC)) + timedelta(seconds=self.expires_in_s),
         )
 
 
@@ -130,6 +132,7 @@ class TestSingleFlightInOneProcess:
         almost = first.expires_at - timedelta(minutes=10, seconds=1)
         assert store.obtain(name, fetch, refresh_before_s=600, now=almost).value == first.value
         due = first.expires_at - timedelta(minutes=9, seconds=59)
+        fetch.now = due
         results = all_at_once(8, lambda i: store.obtain(name, fetch, refresh_before_s=600, now=due))
         assert fetch.calls == 2
         assert {r.value.value for r in results} == {store.current(name).value} != {first.value}
@@ -184,6 +187,40 @@ class TestInvalidate:
         a.invalidate(name, refused.value)
         newer = obtain(b, name, Fetcher("second"))
         a.invalidate(name, refused.value)  # a late second 401 for the same old token
+        assert a.current(name) == newer
+
+    def test_a_token_stored_between_the_check_and_the_drop_is_kept(self, db: Engine) -> None:
+        """B checks "the stored token is the refused one", A stores a new token, then B drops: the
+        drop must only ever remove the refused value."""
+        name, checked, release = fresh_name(), threading.Event(), threading.Event()
+        pause = {"on": False}
+
+        class PausedAfterCheck(SqlTokenStore):
+            def current(self, config_name: str) -> Token | None:
+                found = super().current(config_name)
+                if pause["on"]:
+                    checked.set()
+                    assert release.wait(10)
+                return found
+
+            def _open_stored(self, config_name: str) -> tuple[str | None, Token | None]:
+                found = super()._open_stored(config_name)  # type: ignore[misc]
+                if pause["on"]:
+                    checked.set()
+                    assert release.wait(10)
+                return found  # type: ignore[no-any-return]
+
+        a, b = SqlTokenStore(db, box()), PausedAfterCheck(db, box())
+        refused = obtain(a, name, Fetcher("old"))
+        pause["on"] = True
+        dropper = threading.Thread(target=b.invalidate, args=(name, refused.value))
+        dropper.start()
+        assert checked.wait(5)
+        newer = a.obtain(name, Fetcher("new"), refresh_before_s=7200, now=datetime.now(UTC))
+        assert newer.value != refused.value
+        release.set()
+        dropper.join(10)
+        pause["on"] = False
         assert a.current(name) == newer
 
 
@@ -246,6 +283,8 @@ class TestWaiters:
 def test_eight_processes_of_sixteen_threads_make_exactly_one_token_call(
     postgres_url: str, postgres_engine: Engine, tmp_path: Path
 ) -> None:
+    """Round 1: every process starts cold, one token call in all. Round 2: the platform revokes every
+    token; each 401 invalidates the refused token, and the processes again share one new token."""
     customers = [f"88000{i:05d}" for i in range(16)]
     accounts = {
         code: {
@@ -263,13 +302,13 @@ def test_eight_processes_of_sixteen_threads_make_exactly_one_token_call(
         for code in customers
     }
     name = fresh_name()
-    go = tmp_path / "go"
+    go = [tmp_path / "go-1", tmp_path / "go-2"]
     with serving(known_emulator_app(customers=accounts, rate_limit_per_s=100_000)) as emulator:
         args = {
             "database_url": postgres_url,
             "keys": [KEY_A],
             "name": name,
-            "go": str(go),
+            "go": [str(p) for p in go],
             "threads": 16,
             "customers": customers,
             "config": {
@@ -296,20 +335,27 @@ def test_eight_processes_of_sixteen_threads_make_exactly_one_token_call(
             for w in workers:
                 assert w.stdout is not None
                 assert w.stdout.readline().strip() == "ready", w.stderr.read() if w.stderr else ""
-            go.touch()
+            go[0].touch()
+            first = [json.loads(w.stdout.readline()) for w in workers if w.stdout is not None]
+            cold = emulator.stats()
+            emulator.fault("revoke_tokens")
+            go[1].touch()
             outputs = [w.communicate(timeout=90) for w in workers]
         finally:
             for w in workers:
                 if w.poll() is None:
                     w.kill()
                     w.communicate()
-        stats = emulator.stats()
+        revoked = emulator.stats()
     clear_upstream_tables(postgres_engine)
-    answers = [json.loads(out.strip().splitlines()[-1]) for out, _err in outputs]
-    results = [r for a in answers for r in a["results"]]
-    assert len(results) == 128
-    assert [r for r in results if not r["ok"]] == []
-    assert stats["token_calls"] == 1, stats
-    assert stats["balance_calls"] >= 16
-    assert len({a["token_sha256"] for a in answers}) == 1
+    second = [json.loads(out.strip().splitlines()[-1]) for out, _err in outputs]
+    for answers in (first, second):
+        results = [r for a in answers for r in a["results"]]
+        assert len(results) == 128
+        assert [r for r in results if not r["ok"]] == []
+        assert len({a["token_sha256"] for a in answers}) == 1
+    assert cold["token_calls"] == 1, cold
+    assert cold["balance_calls"] >= 16
+    assert revoked["token_calls"] == 2, revoked
+    assert first[0]["token_sha256"] != second[0]["token_sha256"]
     assert all(w.returncode == 0 for w in workers)
