@@ -6,14 +6,29 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 
-from adapters.sql.tables import credit_accounts
+from adapters.sql.tables import credit_accounts, holds
 from creditctl.domain.account import AccountStatus, CreditAccount
 from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.money import from_fen, to_fen
 
 _c = credit_accounts.c
+# Built once: statements with bound parameters compile once and cost little per call (hot path).
+_GET = select(credit_accounts).where(
+    _c.customer_code == bindparam("k_customer"), _c.sale_group_code == bindparam("k_group")
+)
+_EARLIEST_EXPIRY = (
+    select(func.min(holds.c.expires_at))
+    .where(holds.c.account_id == _c.id, holds.c.status == "open")
+    .scalar_subquery()
+    .label("earliest_hold_expiry")
+)
+_LOCK = select(credit_accounts, _EARLIEST_EXPIRY).where(
+    _c.customer_code == bindparam("k_customer"), _c.sale_group_code == bindparam("k_group")
+)
+_LOCK_FOR_UPDATE = _LOCK.with_for_update(of=credit_accounts)
+_SAVE = update(credit_accounts).where(_c.id == bindparam("k_id"))
 
 
 class SqlAccountRepository:
@@ -21,15 +36,25 @@ class SqlAccountRepository:
         self._conn = conn
 
     def get(self, customer_code: str, sale_group_code: str) -> CreditAccount | None:
-        row = self._conn.execute(_by_key(customer_code, sale_group_code)).first()
+        row = self._conn.execute(_GET, {"k_customer": customer_code, "k_group": sale_group_code}).first()
         return _to_account(row) if row else None
 
     def lock(self, customer_code: str, sale_group_code: str) -> CreditAccount | None:
-        stmt = _by_key(customer_code, sale_group_code)
-        if self._conn.dialect.name != "sqlite":
-            stmt = stmt.with_for_update()
-        row = self._conn.execute(stmt).first()
-        return _to_account(row) if row else None
+        """The account locked (FOR UPDATE; SQLite's immediate transaction already locks), with the
+        earliest expiry of its open holds from the same round trip."""
+        stmt = _LOCK if self._conn.dialect.name == "sqlite" else _LOCK_FOR_UPDATE
+        row = self._conn.execute(stmt, {"k_customer": customer_code, "k_group": sale_group_code}).first()
+        if row is None:
+            return None
+        account = _to_account(row)
+        account.hold_expiry_known = True
+        earliest = row.earliest_hold_expiry
+        if isinstance(earliest, str):  # SQLite returns an aggregate of a DateTime column as text
+            earliest = datetime.fromisoformat(earliest)
+        if earliest is not None and earliest.tzinfo is None:
+            earliest = earliest.replace(tzinfo=UTC)
+        account.earliest_hold_expiry = earliest
+        return account
 
     def add(self, account: CreditAccount) -> CreditAccount:
         now = account.created_at or datetime.now(UTC)
@@ -47,17 +72,11 @@ class SqlAccountRepository:
         return locked
 
     def save(self, account: CreditAccount) -> None:
-        self._conn.execute(update(credit_accounts).where(_c.id == account.id).values(_values(account)))
+        self._conn.execute(_SAVE, _values(account) | {"k_id": account.id})
 
     def for_customer(self, customer_code: str) -> list[CreditAccount]:
         stmt = select(credit_accounts).where(_c.customer_code == customer_code).order_by(_c.sale_group_code)
         return [_to_account(r) for r in self._conn.execute(stmt)]
-
-
-def _by_key(customer_code: str, sale_group_code: str) -> Any:
-    return select(credit_accounts).where(
-        _c.customer_code == customer_code, _c.sale_group_code == sale_group_code
-    )
 
 
 def _values(a: CreditAccount) -> dict[str, Any]:

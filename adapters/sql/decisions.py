@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from adapters.sql.tables import decisions, holds
 from creditctl.domain.balance import BalanceSnapshot
@@ -18,6 +20,17 @@ _d = decisions.c
 _h = holds.c
 _HOLD_COLS = [c.label(f"h_{c.name}") for c in holds.c]
 _SELECT = select(decisions, *_HOLD_COLS).outerjoin(holds, _h.order_id == _d.order_id)
+# Built once (hot path): bound parameters, compiled once per process.
+_GET = _SELECT.where(_d.order_id == bindparam("k_order"))
+_INSERT_NEW = {
+    "postgresql": pg_insert(decisions)
+    .on_conflict_do_nothing(index_elements=["order_id"])
+    .execution_options(preserve_rowcount=True),  # SQLAlchemy 2.1 keeps rowcount only on request
+    "sqlite": sqlite_insert(decisions)
+    .on_conflict_do_nothing(index_elements=["order_id"])
+    .execution_options(preserve_rowcount=True),
+}
+_UPDATE = update(decisions).where(_d.id == bindparam("k_id"))
 
 
 class SqlDecisionRepository:
@@ -25,7 +38,7 @@ class SqlDecisionRepository:
         self._conn = conn
 
     def get(self, order_id: str) -> Decision | None:
-        row = self._conn.execute(_SELECT.where(_d.order_id == order_id)).first()
+        row = self._conn.execute(_GET, {"k_order": order_id}).first()
         return _to_decision(row) if row else None
 
     def add_if_new(self, decision: Decision) -> bool:
@@ -40,17 +53,11 @@ class SqlDecisionRepository:
             "metadata": decision.order.metadata,
             "fingerprint": decision.fingerprint,
         }
-        if self._conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        stmt = insert(decisions).values(values).on_conflict_do_nothing(index_elements=["order_id"])
-        # SQLAlchemy 2.1 keeps an INSERT's rowcount only on request; psycopg reports -1 without it.
-        result = self._conn.execute(stmt.execution_options(preserve_rowcount=True))
+        result = self._conn.execute(_INSERT_NEW[self._conn.dialect.name], values)
         return result.rowcount == 1
 
     def update(self, decision: Decision) -> None:
-        self._conn.execute(update(decisions).where(_d.id == decision.id).values(_values(decision)))
+        self._conn.execute(_UPDATE, _values(decision) | {"k_id": decision.id})
 
     def deferred(self, *, due_before: datetime | None = None, limit: int = 1000) -> list[str]:
         stmt = select(_d.order_id).where(_d.state == DecisionState.DEFERRED.value)

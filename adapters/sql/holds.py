@@ -6,13 +6,26 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from adapters.sql.tables import credit_accounts, holds
 from creditctl.domain.hold import Hold, HoldStatus
 from creditctl.domain.money import from_fen, to_fen
 
 _h = holds.c
+# Built once (hot path): bound parameters, compiled once per process.
+_ADD = insert(holds)
+_SAVE = update(holds).where(_h.id == bindparam("k_id"))
+_EXPIRE_DUE = (
+    update(holds)
+    .where(
+        _h.account_id == bindparam("k_account"),
+        _h.status == HoldStatus.OPEN.value,
+        _h.expires_at <= bindparam("k_now"),
+    )
+    .values(status=HoldStatus.EXPIRED.value, counting=False, ended_at=bindparam("k_now"))
+    .returning(_h.amount_fen)
+)
 
 
 class SqlHoldRepository:
@@ -21,34 +34,34 @@ class SqlHoldRepository:
 
     def add(self, hold: Hold) -> None:
         self._conn.execute(
-            insert(holds).values(
-                id=hold.id,
-                account_id=hold.account_id,
-                order_id=hold.order_id,
-                amount_fen=to_fen(hold.amount),
-                status=hold.status.value,
-                counting=hold.counting,
-                created_at=hold.created_at,
-                expires_at=hold.expires_at,
-                ended_at=hold.ended_at,
-            )
+            _ADD,
+            {
+                "id": hold.id,
+                "account_id": hold.account_id,
+                "order_id": hold.order_id,
+                "amount_fen": to_fen(hold.amount),
+                "status": hold.status.value,
+                "counting": hold.counting,
+                "created_at": hold.created_at,
+                "expires_at": hold.expires_at,
+                "ended_at": hold.ended_at,
+            },
         )
 
     def save(self, hold: Hold) -> None:
         self._conn.execute(
-            update(holds)
-            .where(_h.id == hold.id)
-            .values(status=hold.status.value, counting=hold.counting, ended_at=hold.ended_at)
+            _SAVE,
+            {
+                "k_id": hold.id,
+                "status": hold.status.value,
+                "counting": hold.counting,
+                "ended_at": hold.ended_at,
+            },
         )
 
     def expire_due(self, account_id: int, now: datetime) -> Decimal:
-        stmt = (
-            update(holds)
-            .where(_h.account_id == account_id, _h.status == HoldStatus.OPEN.value, _h.expires_at <= now)
-            .values(status=HoldStatus.EXPIRED.value, counting=False, ended_at=now)
-            .returning(_h.amount_fen)
-        )
-        return from_fen(sum(self._conn.execute(stmt).scalars()))
+        rows = self._conn.execute(_EXPIRE_DUE, {"k_account": account_id, "k_now": now})
+        return from_fen(sum(rows.scalars()))
 
     def stop_counting_settled(self, account_id: int, fetched_before: datetime) -> Decimal:
         stmt = (

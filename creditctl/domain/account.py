@@ -45,6 +45,16 @@ class CreditAccount:
     params: dict[str, Any] = field(default_factory=dict)
     payment: PaymentProfile = field(default_factory=PaymentProfile)
     created_at: datetime | None = None
+    # A hint a repository may give when locking: the earliest expiry among the account's open holds
+    # (None: no open hold), so that nothing is expired when nothing is due (one statement less on the
+    # hot path). Without the hint (`hold_expiry_known` False) the service always looks.
+    hold_expiry_known: bool = False
+    earliest_hold_expiry: datetime | None = None
+
+    def may_have_due_holds(self, now: datetime) -> bool:
+        if not self.hold_expiry_known:
+            return True
+        return self.earliest_hold_expiry is not None and self.earliest_hold_expiry <= now
 
     @property
     def is_frozen(self) -> bool:

@@ -20,7 +20,8 @@ def refresh_locked_account(
     uow: UnitOfWork, account: CreditAccount, report: BalanceReport | None, now: datetime
 ) -> None:
     """End holds past their expiry, take a newer balance, and stop counting settlements it includes."""
-    account.exposure -= uow.holds.expire_due(account.id, now)
+    if account.may_have_due_holds(now):
+        account.exposure -= uow.holds.expire_due(account.id, now)
     snapshot = adopt_report(account, report)
     if snapshot is not None:
         account.exposure -= uow.holds.stop_counting_settled(account.id, snapshot.fetched_at)
