@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import platform
@@ -84,17 +85,13 @@ class Cleanup:
 
     def stop(self, proc: subprocess.Popen[bytes], grace_s: float = 12.0) -> None:
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)  # the whole group: gunicorn master and workers
-            except ProcessLookupError:
-                pass
             try:
                 proc.wait(grace_s)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 proc.wait(5)
         if proc in self.procs:
             self.procs.remove(proc)
@@ -174,6 +171,16 @@ def machine_info() -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "loadavg_at_start": os.getloadavg(),
     }
+    try:  # read-only: which code was measured
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True)  # fmt: skip
+        changed = len(dirty.stdout.splitlines())
+        info["code"] = f"{head.stdout.strip()}" + (f" + {changed} modified files" if changed else "")
+    except OSError:
+        info["code"] = "?"
     try:
         import gunicorn
 
@@ -188,6 +195,8 @@ def machine_info() -> dict[str, Any]:
     try:
         with pg_connect_admin() as conn:
             info["postgresql"] = conn.execute("SELECT version()").fetchone()[0]
+            info["pg_autovacuum"] = conn.execute("SHOW autovacuum").fetchone()[0]
+            info["pg_synchronous_commit"] = conn.execute("SHOW synchronous_commit").fetchone()[0]
     except Exception as exc:
         info["postgresql"] = f"unavailable: {exc}"
     return info
@@ -393,7 +402,9 @@ class Instance:
         if self.db == "postgres":
             with self.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
-        self.key = self._cli(["keys", "create", "--role", "orders", "--name", "bench"]).strip().splitlines()[-1]
+        self.key = (
+            self._cli(["keys", "create", "--role", "orders", "--name", "bench"]).strip().splitlines()[-1]
+        )
 
     def _cli(self, args: list[str]) -> str:
         self.commands.append(" ".join(["creditctl", *args]))
@@ -413,13 +424,23 @@ class Instance:
             conn.execute(update(credit_accounts).values(balance_fetched_at=datetime.now(UTC)))
         self.refreshed_at = time.monotonic()
 
+    def maintain(self) -> None:
+        """PostgreSQL: VACUUM (ANALYZE) the tables decisions write, before every run, as autovacuum would.
+
+        Without it (autovacuum is off on some test servers, and the first ANALYZE sees empty tables) the
+        planner keeps believing decisions and holds are empty; psycopg's prepared statements then run
+        generic plans with sequential scans whose cost grows with every decision. That measures stale
+        statistics, not the service (the ceiling never reads those tables)."""
+        if self.db != "postgres":
+            return
+        with self.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text("VACUUM (ANALYZE) credit_accounts, decisions, holds, outbox")
+            )
+
     def outcomes(self, prefix: str) -> dict[str, int]:
         d = decisions.c
-        stmt = (
-            select(d.outcome, func.count())
-            .where(d.order_id.like(prefix + "-%"))
-            .group_by(d.outcome)
-        )
+        stmt = select(d.outcome, func.count()).where(d.order_id.like(prefix + "-%")).group_by(d.outcome)
         with self.engine.connect() as conn:
             return {o: n for o, n in conn.execute(stmt)}
 
@@ -433,7 +454,8 @@ class Instance:
         cwd = BENCH / "shim" if self.shim else ROOT
         self.commands.append(
             ("(cd bench/shim) " if self.shim else "")
-            + f"CREDITCTL_LOG_LEVEL={log_level} " + " ".join(["creditctl", *cmd[1:]])
+            + f"CREDITCTL_LOG_LEVEL={log_level} "
+            + " ".join(["creditctl", *cmd[1:]])
         )
         server = self._start(label, port, cmd, env, cwd=cwd)
         status, body = self.probe(server)
@@ -443,9 +465,9 @@ class Instance:
         if self.shim or status != 409:
             raise RuntimeError(f"the service does not decide: probe answered {status}: {body[:500]}")
         print(
-            "  !! probe decision answered 409 on a fresh order id: SqlDecisionRepository.add_if_new reads\n"
-            "     rowcount of an INSERT, which is -1 on this SQLAlchemy/psycopg (bench/shim/wsgi.py says why).\n"
-            "     Measuring the service through bench/shim (preserve_rowcount=True); labelled 'rowcount shim'.",
+            "  !! probe decision answered 409 on a fresh order id: SqlDecisionRepository.add_if_new\n"
+            "     reads the rowcount of an INSERT, -1 on this SQLAlchemy/psycopg (see bench/shim/wsgi.py).\n"
+            "     Measuring the service through bench/shim (preserve_rowcount=True): 'rowcount shim'.",
             flush=True,
         )
         self.shim = True
@@ -469,20 +491,16 @@ class Instance:
         port = free_port()
         argv = serve_argv(self.env, self.workers)
         if argv and argv[-1] == "wsgi:app" and "--bind" in argv:
-            cmd = argv[:-1] + ["--chdir", str(BENCH), "ceiling_app:app"]
+            cmd = [*argv[:-1], "--chdir", str(BENCH), "ceiling_app:app"]
             cmd[cmd.index("--bind") + 1] = f"127.0.0.1:{port}"
         else:
             cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
                    str(self.workers), *GUNICORN_ARGS, "--chdir", str(BENCH), "ceiling_app:app"]  # fmt: skip
         env = {**self.env, "BENCH_CEILING_DB": self.ceiling_db}
-        self.commands.append(
-            f"BENCH_CEILING_DB={self.ceiling_db} python -m gunicorn " + " ".join(cmd[3:])
-        )
+        self.commands.append(f"BENCH_CEILING_DB={self.ceiling_db} python -m gunicorn " + " ".join(cmd[3:]))
         return self._start("ceiling", port, cmd, env)
 
-    def _start(
-        self, name: str, port: int, cmd: list[str], env: dict[str, str], cwd: Path = ROOT
-    ) -> Server:
+    def _start(self, name: str, port: int, cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> Server:
         log = self.tmp / f"{name}-{port}.log"
         with log.open("wb") as fh:
             proc = subprocess.Popen(
@@ -503,13 +521,20 @@ _SEQ = [0]
 
 
 def wrk(
-    inst: Instance, server: Server, accounts: int, clients: int, duration_s: float, run_id: str,
-    *, record: bool = True,
+    inst: Instance,
+    server: Server,
+    accounts: int,
+    clients: int,
+    duration_s: float,
+    run_id: str,
+    *,
+    record: bool = True,
 ) -> Run:
     """One wrk run; the decisions it made are counted by outcome afterwards (their ids share a prefix)."""
     _SEQ[0] += 1
     prefix = f"{run_id}{_SEQ[0]:03d}"
     inst.refresh_snapshots()
+    inst.maintain()
     load_before = os.getloadavg()[0]
     cpu_before = cpu_snapshot()
     cmd = ["wrk", "-t", str(min(clients, 2)), "-c", str(clients), "-d", f"{duration_s:g}s",
@@ -550,6 +575,17 @@ def wrk(
     return run
 
 
+def median_run(runs: list[Run]) -> Run:
+    """The run with the median decisions/s (the lower middle one for an even count); a single run as is."""
+    ranked = sorted(runs, key=lambda r: r.decisions_per_s)
+    chosen = ranked[(len(ranked) - 1) // 2]
+    if len(runs) > 1:
+        chosen.note = (chosen.note + " " if chosen.note else "") + (
+            f"median of {len(runs)}: dec/s {', '.join(f'{r.decisions_per_s:.0f}' for r in runs)}"
+        )
+    return chosen
+
+
 def fmt_run(r: Run | None) -> str:
     if r is None:
         return f"{'-':>9} {'-':>7} {'-':>7}"
@@ -564,8 +600,15 @@ def ratio(a: float | None, b: float | None) -> float | None:
 def print_table(db: str, workers: int, duration: float, cells: list[tuple[Run, Run]], shim: bool) -> None:
     title = {"postgres": "PostgreSQL", "sqlite": "SQLite"}[db]
     variant = "service = creditctl serve" + (" via bench/shim (rowcount shim)" if shim else "")
-    print(f"\n{title}: {workers} sync workers, {duration:g} s per run, {variant} (! = invalid run, >1% errors)")
-    print(f"{'accounts':>8} {'clients':>7} | {'service':^25} | {'ceiling':^25} | {'service/ceiling':^17} | approve % | other CPU %")
+    print(
+        f"\n{title}: {workers} sync workers, {duration:g} s per run, {variant} (! = invalid run, >1% errors)"
+    )
+    if any("median of" in s.note for s, _ in cells):
+        print("  each figure is the run with the median decisions/s of its cell (all runs in the JSON)")
+    print(
+        f"{'accounts':>8} {'clients':>7} | {'service':^25} | {'ceiling':^25} | {'service/ceiling':^17} "
+        "| approve % | other CPU %"
+    )
     print(f"{'':>8} {'':>7} | {'dec/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'dec/s':>9} {'p50 ms':>7} "
           f"{'p99 ms':>7} | {'dec/s':>7} {'p99':>9} | svc  ceil | svc  ceil")  # fmt: skip
     for svc, ceil in cells:
@@ -574,8 +617,10 @@ def print_table(db: str, workers: int, duration: float, cells: list[tuple[Run, R
         print(f"{svc.accounts:>8} {svc.clients:>7} | {fmt_run(svc)} | {fmt_run(ceil)} | "
               f"{_x(t):>7} {_x(p):>9} | {_approve(svc):>4} {_approve(ceil):>4} | "
               f"{_other(svc):>4} {_other(ceil):>4}")  # fmt: skip
-    print("  other CPU % = CPU used during the run by processes other than the server, PostgreSQL and wrk\n"
-          "  (other people's work on this shared machine), in % of one core; 2 cores = 200 %.")
+    print(
+        "  other CPU % = CPU used during the run by processes other than the server, PostgreSQL and wrk\n"
+        "  (other people's work on this shared machine), in % of one core; 2 cores = 200 %."
+    )
 
 
 def _x(v: float | None) -> str:
@@ -622,7 +667,9 @@ def verdicts(cells: list[tuple[Run, Run]]) -> list[dict[str, Any]]:
 # --- profiling (not measured) ---------------------------------------------------------------------
 
 
-def profile_service(inst: Instance, server: Server, duration_s: float, run_id: str, stamp: str) -> dict[str, Any]:
+def profile_service(
+    inst: Instance, server: Server, duration_s: float, run_id: str, stamp: str
+) -> dict[str, Any]:
     """py-spy over every worker while wrk drives 32 clients over 10,000 accounts, three times: wall
     clock (--idle: waiting on PostgreSQL and for the CPU included), on-CPU only, and a flame graph
     (on-CPU). The raw recordings are summarised as inclusive and self % per function within requests."""
@@ -650,10 +697,11 @@ def profile_service(inst: Instance, server: Server, duration_s: float, run_id: s
     return report
 
 
-def summarise_profile(raw: Path, top: int = 40) -> dict[str, Any]:
+def summarise_profile(raw: Path, top: int = 40, start_marker: str = "handle_request (") -> dict[str, Any]:
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
     package: collections.Counter[str] = collections.Counter()
+    busy: collections.Counter[str] = collections.Counter()  # as package, leaves blocked on I/O left out
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -662,7 +710,7 @@ def summarise_profile(raw: Path, top: int = 40) -> dict[str, Any]:
         frames = stack.split(";")
         # only time inside a request (the sync worker's handle_request), not waiting for connections
         try:
-            start = next(i for i, f in enumerate(frames) if "handle_request (" in f)
+            start = next(i for i, f in enumerate(frames) if start_marker in f)
         except StopIteration:
             continue
         n = int(count)
@@ -672,12 +720,30 @@ def summarise_profile(raw: Path, top: int = 40) -> dict[str, Any]:
             inclusive[f] += n
         own[frames[-1]] += n
         package[_package(frames[-1])] += n
+        if not frames[-1].startswith(IO_LEAVES):
+            busy[_package(frames[-1])] += n
     return {
         "request_samples": total,
         "inclusive": [(f, round(100 * n / total, 1)) for f, n in inclusive.most_common(top)] if total else [],
         "self": [(f, round(100 * n / total, 1)) for f, n in own.most_common(top)] if total else [],
-        "self_by_package": [(f, round(100 * n / total, 1)) for f, n in package.most_common(20)] if total else [],
+        "self_by_package": [(f, round(100 * n / total, 1)) for f, n in package.most_common(20)]
+        if total
+        else [],
+        "io_wait_pct": round(100 * (total - sum(busy.values())) / total, 1) if total else 0.0,
+        "busy_by_package": [(f, round(100 * n / sum(busy.values()), 1)) for f, n in busy.most_common(20)]
+        if busy
+        else [],
     }
+
+
+# leaf frames that are psycopg blocked on the server's socket (py-spy counts them as active)
+IO_LEAVES = (
+    "Connection.wait (psycopg/",
+    "BaseCursor._send_query_prepared (psycopg/",
+    "BaseCursor._execute_send (psycopg/",
+    "BaseConnection._exec_command (psycopg/",
+    "write (gunicorn/util.py)",
+)
 
 
 def _package(frame: str) -> str:
@@ -706,99 +772,164 @@ def _short(frame: str) -> str:
 # --- main ------------------------------------------------------------------------------------------
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="10,000 accounts only, 1 and 32 clients, 4 s runs")
     ap.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--duration", type=float, default=None, help="seconds per run (default 10, --quick 4)")
     ap.add_argument("--workers", type=int, default=4, help="gunicorn sync workers for both servers")
     ap.add_argument("--no-info", action="store_true", help="skip the INFO-logging measurement")
-    ap.add_argument("--profile", action="store_true",
-                    help="after the PostgreSQL runs, record the service with py-spy (not measured)")  # fmt: skip
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per cell, service and ceiling interleaved; the median counts",
+    )
+    ap.add_argument(
+        "--profile", action="store_true", help="after the PostgreSQL runs, record the service with py-spy"
+    )
     args = ap.parse_args()
-    duration = args.duration or (4.0 if args.quick else 10.0)
-    account_counts = [TOTAL_ACCOUNTS] if args.quick else [1, 100, TOTAL_ACCOUNTS]
-    client_counts = [1, 32] if args.quick else [1, 8, 32]
-    dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    run_id = uuid.uuid4().hex[:8]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    args.duration = args.duration or (4.0 if args.quick else 10.0)
+    args.accounts = [TOTAL_ACCOUNTS] if args.quick else [1, 100, TOTAL_ACCOUNTS]
+    args.clients = [1, 32] if args.quick else [1, 8, 32]
+    args.dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    return args
 
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
 
-    info = machine_info()
+def print_header(args: argparse.Namespace, info: dict[str, Any]) -> None:
     print("creditctl decision benchmark")
     print(f"  command:    {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(f"  machine:    nproc {info['nproc']} ({info['cpu']}), load at start {info['loadavg_at_start']}")
+    print(f"  code:       {info.get('code')}")
     print(f"  python:     {info['python']}  gunicorn {info.get('gunicorn')}  SQLite {info['sqlite']}")
     print(f"  postgresql: {info['postgresql']}")
+    print(
+        f"              autovacuum {info.get('pg_autovacuum')}, synchronous_commit "
+        f"{info.get('pg_synchronous_commit')}; the bench runs VACUUM (ANALYZE) on the written tables before "
+        "every run"
+    )
     print(f"  wrk:        {info['wrk']}")
-    print(f"  load:       {args.workers} sync workers per server; {duration:g} s per run; accounts "
-          f"{account_counts}; clients {client_counts}; wrk threads min(clients, 2)")  # fmt: skip
+    print(
+        f"  load:       {args.workers} sync workers per server; {args.duration:g} s per run; accounts "
+        f"{args.accounts}; clients {args.clients}; wrk threads min(clients, 2); {args.repeat} run(s) per cell"
+    )
 
+
+def bench_database(
+    db: str, args: argparse.Namespace, run_id: str, stamp: str, results: dict[str, Any]
+) -> list[tuple[Run, Run]]:
+    """Every cell on one database; the INFO-logging runs and the profile on the last one asked for."""
+    print(f"\n== {db}: preparing {TOTAL_ACCOUNTS} accounts ...", flush=True)
+    inst = Instance(db, run_id, args.workers)
+    try:
+        inst.prepare()
+        service = inst.start_service()
+        ceiling = inst.start_ceiling()
+        for server in (service, ceiling):  # warm up: imports, pools, prepared statements
+            wrk(inst, server, TOTAL_ACCOUNTS, 8, 2, run_id, record=False)
+        cells: list[tuple[Run, Run]] = []
+        for accounts in args.accounts:
+            for clients in args.clients:
+                svcs, ceils = [], []
+                for _ in range(args.repeat):  # interleaved, so both see the same noise
+                    svcs.append(wrk(inst, service, accounts, clients, args.duration, run_id))
+                    ceils.append(wrk(inst, ceiling, accounts, clients, args.duration, run_id))
+                    print(
+                        f"   {accounts:>6} accounts {clients:>3} clients: service {fmt_run(svcs[-1])}"
+                        f" | ceiling {fmt_run(ceils[-1])}  (other CPU {_other(svcs[-1])} / "
+                        f"{_other(ceils[-1])} %)",
+                        flush=True,
+                    )
+                results["runs"] += [asdict(r) for r in svcs + ceils]
+                cells.append((median_run(svcs), median_run(ceils)))
+        info_runs: list[Run] = []
+        if not args.no_info and db == args.dbs[-1]:
+            CLEANUP.stop(service.proc)
+            service = inst.start_service("INFO")
+            wrk(inst, service, TOTAL_ACCOUNTS, 8, 2, run_id, record=False)
+            for clients in (1, 32):
+                info_runs.append(wrk(inst, service, TOTAL_ACCOUNTS, clients, args.duration, run_id))
+            results["runs"] += [asdict(r) for r in info_runs]
+            results["info_logging"] = [asdict(r) for r in info_runs]
+            results["info_log_bytes"] = service.log.stat().st_size
+        print_table(db, args.workers, args.duration, cells, inst.shim)
+        print_info_runs(cells, info_runs)
+        results.setdefault("rowcount_shim", {})[db] = inst.shim
+        if args.profile and db == "postgres":
+            print("\n== profiling the service (py-spy, 32 clients, 10,000 accounts; not measured) ...")
+            if service.proc.poll() is not None or service.name != "service":
+                CLEANUP.stop(service.proc)
+                service = inst.start_service()
+            results["profile"] = profile_service(inst, service, max(args.duration, 10), run_id, stamp)
+            print_profile(results["profile"])
+        results["commands"][db] = [
+            *inst.commands,
+            f"wrk -t min(C,2) -c C -d {args.duration:g}s --timeout 10s --latency -s bench/decide.lua "
+            "http://127.0.0.1:PORT -- $KEY ACCOUNTS RUNID",
+        ]
+        return cells
+    finally:
+        for p in list(CLEANUP.procs):
+            CLEANUP.stop(p)
+        inst.close()
+
+
+def print_info_runs(cells: list[tuple[Run, Run]], info_runs: list[Run]) -> None:
+    if not info_runs:
+        return
+    warn = {s.clients: s for s, _ in cells if s.accounts == TOTAL_ACCOUNTS}
+    print(
+        f"  service with CREDITCTL_LOG_LEVEL=INFO (production's level; the access log goes to a file),"
+        f" {TOTAL_ACCOUNTS} accounts:"
+    )
+    for r in info_runs:
+        w = warn.get(r.clients)
+        rel = (
+            f"  ({r.decisions_per_s / w.decisions_per_s:.2f}x of WARNING)" if w and w.decisions_per_s else ""
+        )
+        print(
+            f"    {r.clients:>3} clients: {r.decisions_per_s:.0f} dec/s, p50 {r.p50_ms:.1f} ms, "
+            f"p99 {r.p99_ms:.1f} ms{rel}; other CPU {_other(r)} %"
+        )
+
+
+def main() -> int:
+    args = parse_args()
+    run_id = uuid.uuid4().hex[:8]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    info = machine_info()
+    print_header(args, info)
     results: dict[str, Any] = {
-        "run_id": run_id, "stamp": stamp, "machine": info, "argv": sys.argv, "workers": args.workers,
-        "duration_s": duration, "runs": [], "commands": {}, "verdicts": [], "profile": None,
-    }  # fmt: skip
+        "run_id": run_id,
+        "stamp": stamp,
+        "machine": info,
+        "argv": sys.argv,
+        "workers": args.workers,
+        "duration_s": args.duration,
+        "runs": [],
+        "commands": {},
+        "verdicts": [],
+        "profile": None,
+        "cells": [],
+    }
     all_cells: list[tuple[Run, Run]] = []
     try:
-        for db in dbs:
-            print(f"\n== {db}: preparing {TOTAL_ACCOUNTS} accounts ...", flush=True)
-            inst = Instance(db, run_id, args.workers)
-            try:
-                inst.prepare()
-                service = inst.start_service()
-                ceiling = inst.start_ceiling()
-                for server in (service, ceiling):  # warm up: imports, pools, prepared statements
-                    wrk(inst, server, TOTAL_ACCOUNTS, 8, 2, run_id, record=False)
-                cells: list[tuple[Run, Run]] = []
-                for accounts in account_counts:
-                    for clients in client_counts:
-                        svc = wrk(inst, service, accounts, clients, duration, run_id)
-                        ceil = wrk(inst, ceiling, accounts, clients, duration, run_id)
-                        cells.append((svc, ceil))
-                        print(f"   {accounts:>6} accounts {clients:>3} clients: service {fmt_run(svc)}"
-                              f" | ceiling {fmt_run(ceil)}", flush=True)  # fmt: skip
-                        results["runs"] += [asdict(svc), asdict(ceil)]
-                all_cells += cells
-                if not args.no_info and db == dbs[-1]:
-                    CLEANUP.stop(service.proc)
-                    service = inst.start_service("INFO")
-                    wrk(inst, service, TOTAL_ACCOUNTS, 8, 2, run_id, record=False)
-                    info_runs = []
-                    for clients in (1, 32):
-                        r = wrk(inst, service, TOTAL_ACCOUNTS, clients, duration, run_id)
-                        info_runs.append(r)
-                        results["runs"].append(asdict(r))
-                    results["info_logging"] = [asdict(r) for r in info_runs]
-                    results["info_log_bytes"] = service.log.stat().st_size
-                print_table(db, args.workers, duration, cells, inst.shim)
-                results.setdefault("rowcount_shim", {})[db] = inst.shim
-                if not args.no_info and db == dbs[-1]:
-                    warn = {s.clients: s for s, _ in cells if s.accounts == TOTAL_ACCOUNTS}
-                    print(f"  service with CREDITCTL_LOG_LEVEL=INFO (production level; access log to a file),"
-                          f" {TOTAL_ACCOUNTS} accounts:")  # fmt: skip
-                    for r in results["info_logging"]:
-                        w = warn.get(r["clients"])
-                        rel = f"  ({r['decisions_per_s'] / w.decisions_per_s:.2f}x of WARNING)" if w and w.decisions_per_s else ""
-                        print(f"    {r['clients']:>3} clients: {r['decisions_per_s']:.0f} dec/s, "
-                              f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms{rel}")  # fmt: skip
-                if args.profile and db == "postgres":
-                    print("\n== profiling the service (py-spy, 32 clients, 10,000 accounts; not measured) ...",
-                          flush=True)  # fmt: skip
-                    if service.proc.poll() is not None or service.name != "service":
-                        CLEANUP.stop(service.proc)
-                        service = inst.start_service()
-                    results["profile"] = profile_service(inst, service, max(duration, 10), run_id, stamp)
-                    print_profile(results["profile"])
-                results["commands"][db] = inst.commands + [
-                    f"wrk -t min(C,2) -c C -d {duration:g}s --timeout 10s --latency -s bench/decide.lua "
-                    "http://127.0.0.1:PORT -- $KEY ACCOUNTS RUNID"
-                ]
-            finally:
-                for p in list(CLEANUP.procs):
-                    CLEANUP.stop(p)
-                inst.close()
+        for db in args.dbs:
+            all_cells += bench_database(db, args, run_id, stamp, results)
+        results["cells"] = [
+            {
+                "db": s.db,
+                "accounts": s.accounts,
+                "clients": s.clients,
+                "service": asdict(s),
+                "ceiling": asdict(c),
+                "throughput_ratio": ratio(s.decisions_per_s, c.decisions_per_s),
+                "p99_ratio": ratio(s.p99_ms, c.p99_ms),
+            }
+            for s, c in all_cells
+        ]
         results["verdicts"] = verdicts(all_cells)
         print_summary(results)
     except KeyboardInterrupt as exc:
@@ -815,7 +946,11 @@ def main() -> int:
 
 
 def print_profile(p: dict[str, Any]) -> None:
-    for kind, title in (("wall", "wall clock, waiting included"), ("cpu", "on-CPU only")):
+    titles = (
+        ("wall", "py-spy --idle (wall clock: waiting on PostgreSQL and for a CPU included)"),
+        ("cpu", "py-spy default (idle threads dropped; psycopg's waits still show as active)"),
+    )
+    for kind, title in titles:
         r = p.get(kind)
         if not r:
             continue
@@ -829,8 +964,14 @@ def print_profile(p: dict[str, Any]) -> None:
         print("    self % by package/module:")
         for f, pct in r.get("self_by_package", [])[:15]:
             print(f"      {pct:5.1f}  {f}")
+        print(
+            f"    {r.get('io_wait_pct', 0):.1f} % of samples are blocked on a socket (PostgreSQL or the "
+            "client); the rest, by package:"
+        )
+        for f, pct in r.get("busy_by_package", [])[:15]:
+            print(f"      {pct:5.1f}  {f}")
     if p.get("svg"):
-        print(f"  flame graph (on-CPU): {p['svg']['file']} ({p['svg']['load']})")
+        print(f"  flame graph (py-spy default): {p['svg']['file']} ({p['svg']['load']})")
 
 
 def print_summary(results: dict[str, Any]) -> None:

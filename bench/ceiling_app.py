@@ -125,7 +125,7 @@ def _rules(
             matched.append(("short", "defer"))
         if amount <= available and available - amount < p["low_balance_threshold"]:
             matched.append(("low", "approve"))
-    if 0 > p["max_overdue_days"]:  # payment.max_overdue_days is 0 until payment records exist
+    if p["max_overdue_days"] < 0:  # payment.max_overdue_days is 0 until payment records exist
         matched.append(("overdue", "freeze"))
     if amount > p["single_order_review_amount"]:
         matched.append(("large", "defer"))
@@ -158,9 +158,16 @@ def decide() -> Response | tuple[Any, int]:
         return _problem(422, "Invalid request")
     channel = body.get("channel")
     raw = json.dumps(
-        {"order_id": order_id, "customer_code": customer, "sale_group_code": sale_group,
-         "amount": str(amount), "channel": channel, "metadata": body.get("metadata")},
-        sort_keys=True, separators=(",", ":"),
+        {
+            "order_id": order_id,
+            "customer_code": customer,
+            "sale_group_code": sale_group,
+            "amount": str(amount),
+            "channel": channel,
+            "metadata": body.get("metadata"),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
     )
     fingerprint = hashlib.sha256(raw.encode()).hexdigest()
     conn = w["conn"]
@@ -172,8 +179,14 @@ def decide() -> Response | tuple[Any, int]:
 
 
 def _decide(
-    w: dict[str, Any], conn: Any, order_id: str, customer: str, sale_group: str, amount: Decimal,
-    channel: str | None, fingerprint: str,
+    w: dict[str, Any],
+    conn: Any,
+    order_id: str,
+    customer: str,
+    sale_group: str,
+    amount: Decimal,
+    channel: str | None,
+    fingerprint: str,
 ) -> Response | tuple[Any, int]:
     ph = "%s" if IS_PG else "?"
     cur = conn.cursor()
@@ -208,12 +221,31 @@ def _decide(
         "rule_set_version, decided_at, deferral_expires_at, rechecks) VALUES "
         f"({', '.join([ph] * 25)}) ON CONFLICT (order_id) DO NOTHING",
         (
-            decision_id, order_id, account_id, customer, sale_group, amount_fen, channel, fingerprint,
-            outcome, "deferred" if outcome == "defer" else "decided",
-            json.dumps([{"rule": r} for r in matched]), "[]",
+            decision_id,
+            order_id,
+            account_id,
+            customer,
+            sale_group,
+            amount_fen,
+            channel,
+            fingerprint,
+            outcome,
+            "deferred" if outcome == "defer" else "decided",
+            json.dumps([{"rule": r} for r in matched]),
+            "[]",
             json.dumps({"order.amount": str(amount), "available": str(available), "age_s": age_s}),
-            balance_fen, _ts(fetched) if fetched else None, "fake", exposure_fen, available_fen, 0, "A",
-            rs_id, rs_version, _ts(now), _ts(deferral) if deferral else None, 0,
+            balance_fen,
+            _ts(fetched) if fetched else None,
+            "fake",
+            exposure_fen,
+            available_fen,
+            0,
+            "A",
+            rs_id,
+            rs_version,
+            _ts(now),
+            _ts(deferral) if deferral else None,
+            0,
         ),
     )
     if cur.rowcount != 1:  # the order id is taken: a replay (same body) or a conflict
@@ -234,7 +266,8 @@ def _decide(
             (hold_id, account_id, order_id, amount_fen, "open", True, _ts(now), _ts(expires)),
         )
         cur.execute(
-            f"UPDATE credit_accounts SET exposure_fen = exposure_fen + {ph}, updated_at = {ph} WHERE id = {ph}",
+            f"UPDATE credit_accounts SET exposure_fen = exposure_fen + {ph}, updated_at = {ph} "
+            f"WHERE id = {ph}",
             (amount_fen, _ts(now), account_id),
         )
         hold = {"id": hold_id, "amount": str(amount), "status": "open", "expires_at": expires.isoformat()}
@@ -245,7 +278,9 @@ def _decide(
         "outcome": outcome,
         "reasons": [{"rule": r} for r in matched],
         "amount": str(amount),
-        "balance": None if balance is None else {"amount": _money(balance_fen), "fetched_at": fetched.isoformat()},
+        "balance": None
+        if balance is None
+        else {"amount": _money(balance_fen), "fetched_at": fetched.isoformat()},
         "exposure": str(exposure),
         "available": None if available is None else str(available),
         "hold": hold,

@@ -9,7 +9,7 @@ Flask's test client, sequentially on fresh order ids:
      (bench/ceiling_app.py): mean and p50/p99 time per decision, SQL statements and transactions per
      decision (SQLAlchemy / DB-API events);
   2. the service again under pyinstrument: the call tree, written to
-     bench/results/<timestamp>-pyinstrument.{txt,html} and its top printed.
+     bench/results/<timestamp>-pyinstrument.txt and its top printed.
 Cleans up like bench.py.
 """
 
@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -28,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench  # noqa: E402
+import bench
 
 
 def _body(i: int, run: str) -> dict[str, str]:
@@ -68,12 +70,18 @@ def _backend_cpu_s(db: str) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+SPLIT: dict[str, tuple[float, float]] = {}
+
+
 def _measure(client: Any, key: str, n: int, run: str, db: str) -> tuple[list[float], float, float]:
-    """Wall times per decision, and CPU ms per decision of this process and of PostgreSQL's backends."""
-    pg0, cpu0 = _backend_cpu_s(db), time.process_time()
+    """Wall times per decision, and CPU ms per decision of this process and of PostgreSQL's backends
+    (this process's CPU split into user and system time is kept in SPLIT[run])."""
+    pg0, t0 = _backend_cpu_s(db), os.times()
     times = _drive(client, key, n, run)
-    cpu1, pg1 = time.process_time(), _backend_cpu_s(db)
-    return times, 1000 * (cpu1 - cpu0) / n, 1000 * (pg1 - pg0) / n
+    t1, pg1 = os.times(), _backend_cpu_s(db)
+    user, system = 1000 * (t1.user - t0.user) / n, 1000 * (t1.system - t0.system) / n
+    SPLIT[run] = (user, system)
+    return times, user + system, 1000 * (pg1 - pg0) / n
 
 
 def _summary(
@@ -82,9 +90,27 @@ def _summary(
     q = statistics.quantiles(times, n=100)
     return (
         f"  {name:<8} wall mean {1000 * statistics.fmean(times):6.2f} ms  p50 {1000 * q[49]:6.2f} ms  "
-        f"p99 {1000 * q[98]:6.2f} ms | CPU/decision: Python {cpu_ms:5.2f} ms, PostgreSQL {pg_ms:5.2f} ms | "
+        f"p99 {1000 * q[98]:6.2f} ms | CPU/decision: this process {cpu_ms:5.2f} ms "
+        f"(user {SPLIT.get(name, (0, 0))[0]:4.2f} + system {SPLIT.get(name, (0, 0))[1]:4.2f}), "
+        f"PostgreSQL {pg_ms:5.2f} ms | "
         f"SQL statements/decision {statements / n:4.1f}, transactions/decision {commits / n:4.1f}"
     )
+
+
+def _cprofile_table(stats: Any, n: int, top: int = 45) -> str:
+    """Cumulative and own CPU % per function, for functions of this project and the layers around it."""
+    total = max(ct for (_f, _l, _n), (_cc, _nc, _tt, ct, _c) in stats.stats.items())
+    rows = []
+    for (f, line, name), (_cc, nc, tt, ct, _callers) in stats.stats.items():
+        short = f.split("site-packages/")[-1].replace(str(bench.ROOT) + "/", "")
+        rows.append((ct, tt, nc, f"{name} ({short}:{line})"))
+    out = ["  cum %   own %    calls/decision  function"]
+    for ct, tt, nc, label in sorted(rows, reverse=True)[:top]:
+        out.append(f"  {100 * ct / total:5.1f}  {100 * tt / total:5.1f}  {nc / n:>14.1f}  {label}")
+    out.append("  own % (top 20):")
+    for ct, tt, nc, label in sorted(rows, key=lambda r: -r[1])[:20]:
+        out.append(f"  {100 * ct / total:5.1f}  {100 * tt / total:5.1f}  {nc / n:>14.1f}  {label}")
+    return "\n".join(out)
 
 
 def main() -> int:
@@ -107,7 +133,9 @@ def main() -> int:
         service = composition.create_wsgi_app()
         engine = composition._ENGINES[inst.url]
         counts = {"sql": 0, "tx": 0}
-        event.listen(engine, "before_cursor_execute", lambda *a, **k: counts.__setitem__("sql", counts["sql"] + 1))
+        event.listen(
+            engine, "before_cursor_execute", lambda *a, **k: counts.__setitem__("sql", counts["sql"] + 1)
+        )
         event.listen(engine, "begin", lambda *a: counts.__setitem__("tx", counts["tx"] + 1))
         ceiling_mod = importlib.import_module("ceiling_app")
         ceiling = ceiling_mod.app
@@ -119,16 +147,68 @@ def main() -> int:
         counts.update(sql=0, tx=0)
         pg_db = getattr(inst, "pg_name", "")
         svc_times, svc_cpu, svc_pg = _measure(svc_client, inst.key, args.n, f"{run}s", pg_db)
+        SPLIT["service"] = SPLIT[f"{run}s"]
         print(_summary("service", svc_times, counts["sql"], counts["tx"], args.n, svc_cpu, svc_pg))
         ceil_times, ceil_cpu, ceil_pg = _measure(ceil_client, inst.key, args.n, f"{run}c", pg_db)
+        SPLIT["ceiling"] = SPLIT[f"{run}c"]
         # the ceiling's statements are fixed: SELECT ... FOR UPDATE, INSERT decision, INSERT hold,
         # UPDATE exposure (BEGIN IMMEDIATE first on SQLite), one transaction
         print(_summary("ceiling", ceil_times, 4 * args.n, args.n, args.n, ceil_cpu, ceil_pg))
         print(
             f"  service/ceiling: wall {statistics.fmean(svc_times) / statistics.fmean(ceil_times):.2f}x, "
-            f"Python CPU {svc_cpu / ceil_cpu:.2f}x, PostgreSQL CPU {svc_pg / ceil_pg if ceil_pg else 0:.2f}x, "
+            f"this process's CPU {svc_cpu / ceil_cpu:.2f}x, "
+            f"PostgreSQL CPU {svc_pg / ceil_pg if ceil_pg else 0:.2f}x, "
             f"total CPU {(svc_cpu + svc_pg) / (ceil_cpu + ceil_pg):.2f}x"
         )
+
+        # py-spy on this very process without --idle (psycopg's waits still count as active)
+        spy_raw = bench.RESULTS / f"{stamp}-pyspy-inprocess-cpu.txt"
+        bench.RESULTS.mkdir(parents=True, exist_ok=True)
+        spy = subprocess.Popen(
+            [bench.PY_SPY, "record", "--pid", str(os.getpid()), "--rate", "250", "--format", "raw",
+             "--output", str(spy_raw), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        bench.CLEANUP.procs.append(spy)
+        time.sleep(1.0)
+        _drive(svc_client, inst.key, args.n, f"{run}y")
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        spy.wait(30)
+        bench.CLEANUP.procs.remove(spy)
+        cpu = bench.summarise_profile(spy_raw, start_marker="Client.post (")
+        print(
+            f"\npy-spy (no --idle) of the service in-process ({cpu['request_samples']} samples): "
+            f"{spy_raw.relative_to(bench.ROOT)}"
+        )
+        print("  self % by package/module:")
+        for f, pct in cpu["self_by_package"][:15]:
+            print(f"    {pct:5.1f}  {f}")
+        print(f"  {cpu['io_wait_pct']:.1f} % blocked on PostgreSQL's socket; the rest by package:")
+        for f, pct in cpu["busy_by_package"][:15]:
+            print(f"    {pct:5.1f}  {f}")
+        print("  inclusive % (top 45):")
+        for f, pct in cpu["inclusive"][:45]:
+            print(f"    {pct:5.1f}  {f}")
+        print("  self % (top 25):")
+        for f, pct in cpu["self"][:25]:
+            print(f"    {pct:5.1f}  {f}")
+
+        # cProfile with a CPU clock: deterministic, and time blocked on PostgreSQL does not count
+        import cProfile
+        import io
+        import pstats
+
+        cprof = cProfile.Profile(time.process_time)
+        cprof.enable()
+        _drive(svc_client, inst.key, args.n, f"{run}k")
+        cprof.disable()
+        prof_path = bench.RESULTS / f"{stamp}-cprofile-cpu.prof"
+        cprof.dump_stats(prof_path)
+        print(
+            "\ncProfile, CPU time (process_time) of the service in-process: "
+            f"{prof_path.relative_to(bench.ROOT)}"
+        )
+        print(_cprofile_table(pstats.Stats(cprof, stream=io.StringIO()), args.n))
 
         from pyinstrument import Profiler
 
@@ -138,15 +218,13 @@ def main() -> int:
         profiler.stop()
         bench.RESULTS.mkdir(parents=True, exist_ok=True)
         txt = bench.RESULTS / f"{stamp}-pyinstrument.txt"
-        html = bench.RESULTS / f"{stamp}-pyinstrument.html"
         text = profiler.output_text(unicode=False, color=False, show_all=False)
         txt.write_text(text)
         (bench.RESULTS / f"{stamp}-pyinstrument-all.txt").write_text(
             profiler.output_text(unicode=False, color=False, show_all=True)
         )
         flat = profiler.output_text(unicode=False, color=False, flat=True)
-        html.write_text(profiler.output_html())
-        print(f"\npyinstrument call tree of the service: {txt.relative_to(bench.ROOT)} (and .html); top:")
+        print(f"\npyinstrument call tree of the service: {txt.relative_to(bench.ROOT)} top:")
         print("\n".join(text.splitlines()[:90]))
         print("\nself time by function (pyinstrument flat view), top 30:")
         print("\n".join(flat.splitlines()[:36]))

@@ -72,7 +72,9 @@ class SqlAccountRepository:
         return locked
 
     def save(self, account: CreditAccount) -> None:
-        self._conn.execute(_SAVE, _values(account) | {"k_id": account.id})
+        values = _values(account)
+        del values["customer_code"], values["sale_group_code"]  # the key never changes: less to write
+        self._conn.execute(_SAVE, values | {"k_id": account.id})
 
     def for_customer(self, customer_code: str) -> list[CreditAccount]:
         stmt = select(credit_accounts).where(_c.customer_code == customer_code).order_by(_c.sale_group_code)

@@ -27,7 +27,7 @@ bp = ApiBlueprint(
 
 @bp.route("", methods=["POST"])
 @requires(Role.ORDERS)
-@bp.arguments(DecisionRequestSchema)
+@bp.arguments(DecisionRequestSchema())  # an instance: webargs would build one per request
 @bp.response(201, DecisionSchema, description="A new decision")
 @bp.alt_response(
     200, schema=DecisionSchema, description="A replay: the decision already made for this order id and body"
