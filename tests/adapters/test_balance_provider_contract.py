@@ -23,7 +23,7 @@ from adapters.haier.retry import RetryPolicy
 from adapters.haier.token_store import InMemoryTokenStore
 from creditctl.domain.balance import BalanceReport, PayerBalance
 from creditctl.ports.balance_provider import UPSTREAM_CODES, BalanceProvider, BalanceUnavailable
-from tests.adapters.issue3_support import EmulatorServer, serving
+from tests.adapters.haier_support import EmulatorServer, serving
 
 pytestmark = pytest.mark.adapters
 

@@ -35,7 +35,7 @@ from creditctl.services.api_keys import create_api_key
 from creditctl.services.context import AppContext
 from creditctl.services.customers import register_customer
 from creditctl.services.upstream_configs import get_config
-from tests.adapters.issue3_support import (
+from tests.adapters.haier_support import (
     CLIENT_ID,
     CLIENT_SECRET,
     CUSTOMER,

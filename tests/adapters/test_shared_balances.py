@@ -28,7 +28,7 @@ from creditctl.services.decide_order import decide_order
 from creditctl.services.shared_balances import SharedBalanceProvider
 from rules import Outcome
 from tests.adapters.concurrency import all_at_once
-from tests.adapters.issue3_support import clear_upstream_tables
+from tests.adapters.haier_support import clear_upstream_tables
 from tests.conftest import TEST_BALANCES
 from tests.random_refs import random_order_id
 

@@ -26,7 +26,7 @@ from adapters.sql.tables import upstream_tokens
 from adapters.sql.token_store import SqlTokenStore
 from creditctl.ports.token_store import Token
 from tests.adapters.concurrency import all_at_once
-from tests.adapters.issue3_support import (
+from tests.adapters.haier_support import (
     CLIENT_ID,
     CLIENT_SECRET,
     KEY_A,
@@ -323,7 +323,7 @@ def test_eight_processes_of_sixteen_threads_make_exactly_one_token_call(
         }
         workers = [
             subprocess.Popen(
-                [sys.executable, "-m", "tests.adapters.issue3_token_worker", json.dumps(args)],
+                [sys.executable, "-m", "tests.adapters.token_worker_process", json.dumps(args)],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -18,7 +18,7 @@ from adapters.fake.balance_provider import FakeBalanceProvider
 from adapters.fake.clock import FakeClock
 from adapters.web.app import create_app
 from creditctl.services.customers import register_customer
-from tests.adapters.issue3_support import (
+from tests.adapters.haier_support import (
     CUSTOMER,
     EmulatorServer,
     clear_upstream_tables,

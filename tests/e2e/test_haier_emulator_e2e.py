@@ -3,7 +3,7 @@ CREDITCTL_BALANCE_PROVIDER=haier) talks over real sockets to the real emulator p
 (`creditctl haier emulate`), while 8 client threads send decisions, the emulator's faults are switched
 on mid-run one after the other, and one payer balance is lowered at the emulator mid-run.
 
-What must hold (issue 3; reliability-tests.md item 7):
+What must hold (reliability-tests.md item 7):
   * the service keeps answering: every request gets an HTTP answer, a decision (201), a replay (200),
     a clean conflict for a reused order id (409) or the documented 503 problem, never another 5xx,
     each within the decision deadline plus queueing behind the other clients;

@@ -1,4 +1,4 @@
-"""Helpers for the issue 3 integration tests: the emulator served on a loopback port, an upstream that
+"""Helpers for the Haier integration tests: the emulator served on a loopback port, an upstream that
 echoes the credentials it receives, known secrets, and cleanup of the shared upstream tables."""
 
 from __future__ import annotations

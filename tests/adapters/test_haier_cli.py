@@ -20,7 +20,7 @@ from adapters.sql.migrate import upgrade
 from adapters.sql.secret_box import FernetSecretBox
 from adapters.sql.tables import upstream_configs
 from adapters.sql.token_store import SqlTokenStore
-from tests.adapters.issue3_support import (
+from tests.adapters.haier_support import (
     CUSTOMER,
     CUSTOMER_2,
     KEY_A,

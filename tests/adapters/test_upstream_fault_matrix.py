@@ -24,7 +24,7 @@ from adapters.web.app import create_app
 from creditctl.services.api_keys import create_api_key
 from creditctl.services.balances import UPSTREAM_MESSAGES
 from creditctl.services.customers import register_customer
-from tests.adapters.issue3_support import (
+from tests.adapters.haier_support import (
     CUSTOMER,
     EmulatorServer,
     config_document,

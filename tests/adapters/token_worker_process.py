@@ -1,4 +1,4 @@
-"""One process of the cross-process token test (run as `python -m tests.adapters.issue3_token_worker ARGS`).
+"""One process of the cross-process token test (run as `python -m tests.adapters.token_worker_process ARGS`).
 
 It wires a HaierBalanceProvider over a SqlTokenStore on the shared database, prints "ready", waits for
 a go file, then releases its threads together; each asks the emulator for one customer's balances.
