@@ -22,6 +22,7 @@ from adapters.haier.check import run_check
 from adapters.haier.config import HaierConfig, HaierConfigError
 from adapters.haier.emulator import run_emulator
 from adapters.sql.balance_reports import SqlSharedBalanceReports
+from adapters.sql.database_clock import SqlDatabaseClock
 from adapters.sql.engine import make_engine
 from adapters.sql.migrate import upgrade as upgrade_database
 from adapters.sql.rule_sets import RuleSetCache
@@ -35,6 +36,7 @@ from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock, SystemClock
 from creditctl.ports.secret_box import SecretBox
 from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.as_of_balances import AsOfBalanceProvider
 from creditctl.services.context import AppContext, UpstreamConfigTools
 from creditctl.services.customers import store_report
 from creditctl.services.shared_balances import SharedBalanceProvider
@@ -96,17 +98,22 @@ def bootstrap(
     balances: BalanceProvider | None = None,
     clock: Clock | None = None,
     engine: Engine | None = None,
+    database_clock: Clock | None = None,
 ) -> AppContext:
-    """Wire the application: real adapters by default, anything passed in instead (tests pass fakes)."""
+    """Wire the application: real adapters by default, anything passed in instead (tests pass fakes).
+
+    `clock` is this instance's own clock; `database_clock` stands in for the database server's clock
+    (tests that move time by hand pass the same fake as both). Without it, the database's clock is read."""
     settings = settings or load_settings()
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     sql = engine or engine_for(settings.database_url)
     clock = clock or SystemClock()
+    db_clock = SqlDatabaseClock(sql, override=database_clock)
     cache = RuleSetCache()
     box = FernetSecretBox(ensure_secret_keys(settings))
 
     def uow() -> UnitOfWork:
-        return SqlUnitOfWork(sql, rule_set_cache=cache)
+        return SqlUnitOfWork(sql, rule_set_cache=cache, database_clock=database_clock)
 
     def ping_database() -> None:
         with sql.connect() as conn:
@@ -114,7 +121,9 @@ def bootstrap(
 
     status: dict[str, Any] = {}
     if balances is None:
-        balances = _balance_provider(settings, clock, sql, box, uow, status)
+        balances = _balance_provider(settings, clock, db_clock, sql, box, uow, status)
+    elif not isinstance(balances, AsOfBalanceProvider | SharedBalanceProvider):
+        balances = AsOfBalanceProvider(balances, db_clock)
     return AppContext(
         uow=uow,
         balances=balances,
@@ -127,10 +136,17 @@ def bootstrap(
 
 
 def _balance_provider(
-    settings: Settings, clock: Clock, engine: Engine, box: SecretBox, uow: Any, status: dict[str, Any]
+    settings: Settings,
+    clock: Clock,
+    db_clock: Clock,
+    engine: Engine,
+    box: SecretBox,
+    uow: Any,
+    status: dict[str, Any],
 ) -> BalanceProvider:
+    """Every provider's reports are stamped as of their request, on the database's clock."""
     if settings.balance_provider != "haier":
-        return FakeBalanceProvider(path=settings.fake_balances, clock=clock)
+        return AsOfBalanceProvider(FakeBalanceProvider(path=settings.fake_balances, clock=clock), db_clock)
 
     def load_active() -> tuple[str, dict[str, Any], Any] | None:
         active = active_config("haier", uow=uow(), box=box)
@@ -144,10 +160,10 @@ def _balance_provider(
     )
     status["haier_breaker"] = haier.breaker_state
     return SharedBalanceProvider(
-        haier,
+        AsOfBalanceProvider(haier, db_clock),
         SqlSharedBalanceReports(engine),
-        clock,
-        on_report=lambda report: store_report(report, uow=uow(), clock=clock),
+        db_clock,  # leases and report reuse are compared across instances
+        on_report=lambda report: store_report(report, uow=uow()),
     )
 
 

@@ -126,7 +126,7 @@ def make_context(
     engine: Engine, balances: FakeBalanceProvider, clock: FakeClock, tmp_path: Path
 ) -> AppContext:
     settings = Settings(instance_path=tmp_path / "instance", database_url=str(engine.url))
-    return bootstrap(settings, balances=balances, clock=clock, engine=engine)
+    return bootstrap(settings, balances=balances, clock=clock, engine=engine, database_clock=clock)
 
 
 def seed(context: AppContext) -> None:

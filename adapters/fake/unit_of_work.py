@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import threading
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
@@ -16,6 +16,7 @@ from creditctl.domain.api_key import ApiKey, Role
 from creditctl.domain.decision import Decision
 from creditctl.domain.hold import Hold, HoldStatus
 from creditctl.domain.rule_set import RuleSetVersion
+from creditctl.ports.clock import Clock
 from creditctl.ports.upstream_configs import StoredConfig
 from rules import parse_rule_set
 
@@ -43,9 +44,14 @@ class FakeStore:
 
 
 class FakeUnitOfWork:
-    def __init__(self, store: FakeStore | None = None) -> None:
+    def __init__(self, store: FakeStore | None = None, *, clock: Clock | None = None) -> None:
+        """`clock` is the fake database's clock (shared by every unit of work on the store)."""
         self.store = store or FakeStore()
+        self._clock = clock
         self._local = threading.local()
+
+    def now(self) -> datetime:
+        return self._clock.now() if self._clock is not None else datetime.now(UTC)
 
     @property
     def _w(self) -> FakeState:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
@@ -10,19 +11,29 @@ from sqlalchemy import Connection, Engine
 from adapters.sql.accounts import SqlAccountRepository
 from adapters.sql.api_keys import SqlApiKeyRepository
 from adapters.sql.customers import SqlCustomerRepository
+from adapters.sql.database_clock import database_time
 from adapters.sql.decisions import SqlDecisionRepository
 from adapters.sql.holds import SqlHoldRepository
 from adapters.sql.outbox import SqlOutboxRepository
 from adapters.sql.rule_sets import RuleSetCache, SqlRuleSetRepository
 from adapters.sql.upstream_configs import SqlUpstreamConfigRepository
+from creditctl.ports.clock import Clock
 
 
 class SqlUnitOfWork:
     """Re-enterable across calls, not nested: each `with uow:` checks out a connection and begins."""
 
-    def __init__(self, engine: Engine, *, rule_set_cache: RuleSetCache | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        rule_set_cache: RuleSetCache | None = None,
+        database_clock: Clock | None = None,
+    ) -> None:
+        """`database_clock` stands in for the database server's clock (tests that move time by hand)."""
         self._engine = engine
         self._cache = rule_set_cache or RuleSetCache()
+        self._database_clock = database_clock
         self._conn: Connection | None = None
 
     def __enter__(self) -> Self:
@@ -51,6 +62,12 @@ class SqlUnitOfWork:
                 conn.rollback()
         finally:
             conn.close()
+
+    def now(self) -> datetime:
+        assert self._conn is not None, "now() outside a unit of work"
+        if self._database_clock is not None:
+            return self._database_clock.now()
+        return database_time(self._conn)
 
     def commit(self) -> None:
         assert self._conn is not None, "commit outside a unit of work"

@@ -14,6 +14,11 @@ from creditctl.domain.decision import Order, Reason
 from rules import PARAM_DEFAULTS, Outcome, RuleSet
 
 FUNDS_REASONS = frozenset({"INSUFFICIENT_BALANCE", "CREDIT_LIMIT_EXCEEDED"})
+FUNDS_FLOOR = Reason(
+    rule="funds_floor",
+    reason="CREDIT_LIMIT_EXCEEDED",
+    message="The order is above the available money plus the credit limit; nothing is approved beyond it",
+)
 FAIL_CLOSED = Reason(
     rule="fail_closed",
     reason="BALANCE_UNAVAILABLE",
@@ -102,7 +107,14 @@ def assess(
             actions = ()
         if upstream_error is not None:
             reasons.append(upstream_error)
-    winners = [m for m in evaluation.matches if m.outcome is outcome]
+    elif outcome is Outcome.APPROVE and order.amount > facts["available"] + facts["credit.limit"]:
+        # The floor in code, whatever the rules say (a rule set without the money rules included).
+        outcome = Outcome.BLOCK
+        reasons.append(FUNDS_FLOOR)
+        actions = ()
+    winners = [m.reason for m in evaluation.matches if m.outcome is outcome]
+    if FUNDS_FLOOR in reasons:
+        winners.append(FUNDS_FLOOR.reason)
     return Assessment(
         outcome=outcome,
         reasons=tuple(reasons),
@@ -129,11 +141,11 @@ def _auto_unfreeze(
 
 
 def _shortfall(
-    outcome: Outcome, winners: list[Any], amount: Decimal, available: Decimal | None
+    outcome: Outcome, winners: list[str], amount: Decimal, available: Decimal | None
 ) -> Decimal | None:
     if outcome not in (Outcome.DEFER, Outcome.BLOCK) or available is None:
         return None
-    if not any(m.reason in FUNDS_REASONS for m in winners):
+    if not any(reason in FUNDS_REASONS for reason in winners):
         return None
     missing = amount - available
     return missing if missing > 0 else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -34,6 +35,14 @@ class UnitOfWork(Protocol):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+    def now(self) -> datetime:
+        """The database's time, read when called, on this transaction's connection (UTC).
+
+        Every instance on the database reads the same clock, so times written with it (decided,
+        settled, expires) order the same whichever instance wrote or compares them. Read it after
+        taking the lock a decision depends on, not before."""
+        ...
 
     def commit(self) -> None: ...
 

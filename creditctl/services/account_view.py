@@ -40,7 +40,7 @@ def view_account(
             raise UnknownAccount(customer_code, sale_group_code)
         holds = uow.holds.counting(account.id)
         rule_set = uow.rule_sets.active()
-    now = clock.now()
+        now = uow.now()
     counting = tuple(h for h in holds if not (h.is_open and h.expires_at <= now))
     exposure = sum((h.amount for h in counting), Decimal("0.00"))
     params = effective_params(rule_set.rules, account)

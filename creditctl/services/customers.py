@@ -41,11 +41,11 @@ def refresh_balances(
         if not uow.customers.exists(customer_code):
             raise UnknownCustomer(customer_code)
     report = balances.fetch(customer_code, timeout_s=timeout_s)
-    store_report(report, uow=uow, clock=clock)
+    store_report(report, uow=uow)
     return report
 
 
-def store_report(report: BalanceReport, *, uow: UnitOfWork, clock: Clock) -> None:
+def store_report(report: BalanceReport, *, uow: UnitOfWork) -> None:
     """Apply an upstream answer to every payer account of a known customer, each under its lock."""
     with uow:
         known = uow.customers.exists(report.customer_code)
@@ -60,7 +60,7 @@ def store_report(report: BalanceReport, *, uow: UnitOfWork, clock: Clock) -> Non
                         id=0, customer_code=report.customer_code, sale_group_code=payer.sale_group_code
                     )
                 )
-            refresh_locked_account(uow, account, report, clock.now())
+            refresh_locked_account(uow, account, report, uow.now())
             uow.accounts.save(account)
             uow.commit()
 
@@ -87,7 +87,7 @@ def customer_balances(
             raise UnknownCustomer(customer_code)
         accounts = uow.accounts.for_customer(customer_code)
         refresh_after = int(rule_params(uow.rule_sets.active().rules)["refresh_after_s"])
-    now = clock.now()
+        now = uow.now()
     stale = not accounts or any(
         a.snapshot is None or a.snapshot.age_s(now) >= refresh_after for a in accounts
     )

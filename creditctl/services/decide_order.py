@@ -47,12 +47,13 @@ def decide_order(
         # answered from the stored decision (one statement less for every new order).
         locked = uow.accounts.lock(order.customer_code, order.sale_group_code)
         rule_set = uow.rule_sets.active()
+        now = uow.now()  # the database's time, read under the lock
         fresh = locked is not None and not needs_refresh(
-            locked, effective_params(rule_set.rules, locked), clock.now()
+            locked, effective_params(rule_set.rules, locked), now
         )
         decided = None
         if fresh:
-            decided = _decide_locked(uow, order, fingerprint, locked, rule_set, NOT_FETCHED, clock)
+            decided = _decide_locked(uow, order, fingerprint, locked, rule_set, NOT_FETCHED, now)
         else:  # about to ask the upstream: a replay must not cost an upstream call
             existing = uow.decisions.get(order.order_id)
             if existing is not None:
@@ -61,11 +62,12 @@ def decide_order(
                 raise UnknownCustomer(order.customer_code)
     if decided is not None:
         return decided if decided.created else _replay_after_race(uow, order.order_id, fingerprint)
-    # A stale or missing snapshot: the lock is released, the upstream asked, then the lock taken again.
-    fetched = _fetch_if_stale(order, locked, rule_set, balances, clock, deadline_s)
+    # A stale or missing snapshot: the lock is released, the upstream asked, then the lock taken again
+    # and the time read again (the world may have changed while the answer was on the wire).
+    fetched = _fetch(order, locked, balances, deadline_s)
     with uow:
         relocked = _lock_or_open(uow, order, fetched)
-        decided = _decide_locked(uow, order, fingerprint, relocked, rule_set, fetched, clock)
+        decided = _decide_locked(uow, order, fingerprint, relocked, rule_set, fetched, uow.now())
     return decided if decided.created else _replay_after_race(uow, order.order_id, fingerprint)
 
 
@@ -76,13 +78,12 @@ def _decide_locked(
     locked: CreditAccount | None,
     rule_set: RuleSetVersion,
     fetched: Fetched,
-    clock: Clock,
+    now: datetime,
 ) -> DecisionResult:
-    """Inside the account lock: evaluate, write decision, hold and exposure, commit.
+    """Inside the account lock, at the database's `now`: evaluate, write decision, hold and exposure.
 
     created=False means another request with this order id committed first (nothing was written)."""
     assert locked is not None
-    now = clock.now()
     refresh_locked_account(uow, locked, fetched.report, now)
     assessment = assess(order, locked, rule_set.rules, now, upstream_error=fetched.error)
     decision = _new_decision(order, fingerprint, locked, assessment, rule_set, now)
@@ -98,18 +99,10 @@ def _decide_locked(
     return DecisionResult(decision, created=True)
 
 
-def _fetch_if_stale(
-    order: Order,
-    account: CreditAccount | None,
-    rule_set: RuleSetVersion,
-    balances: BalanceProvider,
-    clock: Clock,
-    deadline_s: float,
+def _fetch(
+    order: Order, account: CreditAccount | None, balances: BalanceProvider, deadline_s: float
 ) -> Fetched:
-    """Fetch before any lock is taken: the upstream may be slow, a lock must never wait on it."""
-    params = effective_params(rule_set.rules, account)
-    if not needs_refresh(account, params, clock.now()):
-        return Fetched(None, None)
+    """Fetch with no lock held: the upstream may be slow, a lock must never wait on it."""
     fetched = fetch_report(balances, order.customer_code, deadline_s)
     if account is None:
         if fetched.report is None:

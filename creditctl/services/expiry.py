@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from creditctl.domain.decision import Decision, DecisionState, Reason
 from creditctl.domain.errors import UnknownOrder
@@ -30,28 +31,39 @@ def expire_deferral(order_id: str, *, uow: UnitOfWork, clock: Clock) -> Decision
         uow.accounts.lock(decision.order.customer_code, decision.order.sale_group_code)
         decision = uow.decisions.get(order_id)
         assert decision is not None
-        now = clock.now()
-        due = decision.deferral_expires_at is not None and decision.deferral_expires_at <= now
-        if decision.state is DecisionState.DEFERRED and due:
-            decision.outcome = Outcome.BLOCK
-            decision.reasons = (*decision.reasons, DEFERRAL_EXPIRED)
-            decision.state = DecisionState.EXPIRED
-            decision.shortfall = None
-            uow.decisions.update(decision)
+        if end_deferral_if_due(uow, decision, uow.now()):
             uow.commit()
     return decision
+
+
+def deferral_due(decision: Decision, now: datetime) -> bool:
+    """Deferred and past its deadline, by the database's `now`."""
+    expires = decision.deferral_expires_at
+    return decision.state is DecisionState.DEFERRED and expires is not None and expires <= now
+
+
+def end_deferral_if_due(uow: UnitOfWork, decision: Decision, now: datetime) -> bool:
+    """Under the account lock: block a deferral whose deadline has passed (DEFERRAL_EXPIRED)."""
+    if not deferral_due(decision, now):
+        return False
+    decision.outcome = Outcome.BLOCK
+    decision.reasons = (*decision.reasons, DEFERRAL_EXPIRED)
+    decision.state = DecisionState.EXPIRED
+    decision.shortfall = None
+    uow.decisions.update(decision)
+    return True
 
 
 def expire_holds(*, uow: UnitOfWork, clock: Clock) -> int:
     """End every open hold past its expiry; returns how many accounts were touched."""
     with uow:
-        due = uow.holds.accounts_with_due_holds(clock.now())
+        due = uow.holds.accounts_with_due_holds(uow.now())
     for customer_code, sale_group_code in due:
         with uow:
             account = uow.accounts.lock(customer_code, sale_group_code)
             if account is None:
                 continue
-            account.exposure -= uow.holds.expire_due(account.id, clock.now())
+            account.exposure -= uow.holds.expire_due(account.id, uow.now())
             uow.accounts.save(account)
             uow.commit()
     return len(due)
@@ -61,7 +73,7 @@ def sweep(*, uow: UnitOfWork, clock: Clock) -> SweepResult:
     """One pass of the sweeper: holds first, then deferrals. Safe to run on several instances at once."""
     accounts = expire_holds(uow=uow, clock=clock)
     with uow:
-        due = uow.decisions.deferred(due_before=clock.now())
+        due = uow.decisions.deferred(due_before=uow.now())
     for order_id in due:
         expire_deferral(order_id, uow=uow, clock=clock)
     return SweepResult(holds_expired_on=accounts, deferrals_expired=len(due))

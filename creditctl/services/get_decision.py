@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from creditctl.domain.decision import Decision, DecisionState
+from creditctl.domain.decision import Decision
 from creditctl.domain.errors import UnknownOrder
 from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
-from creditctl.services.expiry import expire_deferral
+from creditctl.services.expiry import deferral_due, expire_deferral
 
 
 def visible_decision(uow: UnitOfWork, order_id: str, scope: frozenset[str] | None) -> Decision:
@@ -21,7 +21,5 @@ def get_decision(order_id: str, *, scope: frozenset[str] | None, uow: UnitOfWork
     """The decision; a deferral whose time ran out is ended (blocked) on the way."""
     with uow:
         decision = visible_decision(uow, order_id, scope)
-    expires = decision.deferral_expires_at
-    if decision.state is DecisionState.DEFERRED and expires is not None and expires <= clock.now():
-        return expire_deferral(order_id, uow=uow, clock=clock)
-    return decision
+        due = deferral_due(decision, uow.now())
+    return expire_deferral(order_id, uow=uow, clock=clock) if due else decision

@@ -9,7 +9,7 @@ from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.account_state import apply_outcome, queue_notifications, refresh_locked_account
 from creditctl.services.balances import Fetched, fetch_report, needs_refresh
-from creditctl.services.expiry import expire_deferral
+from creditctl.services.expiry import deferral_due, end_deferral_if_due, expire_deferral
 from creditctl.services.get_decision import visible_decision
 from rules import Outcome
 
@@ -28,20 +28,24 @@ def recheck_order(
         decision = visible_decision(uow, order_id, scope)
         account = uow.accounts.get(decision.order.customer_code, decision.order.sale_group_code)
         rule_set = uow.rule_sets.active()
+        now = uow.now()
     if decision.state is not DecisionState.DEFERRED:
         return decision
-    if decision.deferral_expires_at is not None and decision.deferral_expires_at <= clock.now():
+    if deferral_due(decision, now):
         return expire_deferral(order_id, uow=uow, clock=clock)
     params = effective_params(rule_set.rules, account)
     fetched = Fetched(None, None)
-    if needs_refresh(account, params, clock.now()):
+    if needs_refresh(account, params, now):
         fetched = fetch_report(balances, decision.order.customer_code, deadline_s)
     with uow:
         locked = uow.accounts.lock(decision.order.customer_code, decision.order.sale_group_code)
         decision = visible_decision(uow, order_id, scope)
         if locked is None or decision.state is not DecisionState.DEFERRED:
             return decision
-        now = clock.now()
+        now = uow.now()  # again, under the lock: the deadline may have passed while the upstream answered
+        if end_deferral_if_due(uow, decision, now):
+            uow.commit()
+            return decision
         refresh_locked_account(uow, locked, fetched.report, now)
         assessment = assess(decision.order, locked, rule_set.rules, now, upstream_error=fetched.error)
         decision.outcome = assessment.outcome

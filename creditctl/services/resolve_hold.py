@@ -27,7 +27,7 @@ def _end_hold(
         first = visible_decision(uow, order_id, scope)
         account = uow.accounts.lock(first.order.customer_code, first.order.sale_group_code)
         assert account is not None
-        now = clock.now()
+        now = uow.now()  # the database's time: a snapshot as of a later moment includes this settlement
         account.exposure -= uow.holds.expire_due(account.id, now)
         decision = visible_decision(uow, order_id, scope)
         hold = decision.hold

@@ -95,7 +95,7 @@ def stack(sqlite_engine: Engine, tmp_path: Path) -> Iterator[Stack]:
     clock = FakeClock(CLOCK_START)
     settings = settings_for(sqlite_engine, tmp_path, KEY_A)
     with serving(known_emulator_app(username=USERNAME, password=PASSWORD)) as emulator:
-        ctx = bootstrap(settings, clock=clock, engine=sqlite_engine)
+        ctx = bootstrap(settings, clock=clock, engine=sqlite_engine, database_clock=clock)
         keys = {
             role: create_api_key(
                 name=f"k-{role}", role=role, customers=None, uow=ctx.uow(), clock=clock
@@ -229,7 +229,7 @@ def test_rotation_seal_with_a_read_with_b_and_a_reseal_then_b_alone(stack: Stack
     calls = stack.emulator.stats()["token_calls"]
     clock = FakeClock(CLOCK_START)
     clock.advance(120)
-    ctx = bootstrap(only_b, clock=clock, engine=stack.engine)
+    ctx = bootstrap(only_b, clock=clock, engine=stack.engine, database_clock=clock)
     client = create_app(ctx, {"TESTING": True}).test_client()
     r = client.get(
         f"/v1/balances/{CUSTOMER}?refresh=true", headers={"Authorization": f"Bearer {stack.keys['orders']}"}
@@ -287,7 +287,9 @@ def test_decisions_fall_back_when_the_stored_config_cannot_be_opened(stack: Stac
     assert stack.call("GET", f"/v1/balances/{CUSTOMER}?refresh=true").status_code == 200
     clock = FakeClock(CLOCK_START)
     clock.advance(600)  # stale for refresh, usable as a fallback
-    ctx = bootstrap(settings_for(stack.engine, tmp_path, KEY_B), clock=clock, engine=stack.engine)
+    ctx = bootstrap(
+        settings_for(stack.engine, tmp_path, KEY_B), clock=clock, engine=stack.engine, database_clock=clock
+    )
     client = create_app(ctx, {"TESTING": True}).test_client()
     order = {
         "order_id": "order-rotated-1",

@@ -70,8 +70,9 @@ def grant_credit(ctx: AppContext, amount: str) -> None:
 
 
 def new_balance(ctx: AppContext, amount: str) -> None:
-    assert isinstance(ctx.balances, FakeBalanceProvider) and isinstance(ctx.clock, FakeClock)
-    ctx.balances.set_balance(CUSTOMER, GROUP, amount)
+    fake = getattr(ctx.balances, "inner", ctx.balances)
+    assert isinstance(fake, FakeBalanceProvider) and isinstance(ctx.clock, FakeClock)
+    fake.set_balance(CUSTOMER, GROUP, amount)
     ctx.clock.advance(301)
 
 

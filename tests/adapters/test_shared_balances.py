@@ -135,7 +135,7 @@ class TestDeadline:
         applied = threading.Event()
 
         def on_report(report: BalanceReport) -> None:
-            store_report(report, uow=ctx.uow(), clock=clock)
+            store_report(report, uow=ctx.uow())
             applied.set()
 
         provider = shared(inner, db, clock, on_report=on_report)
@@ -271,13 +271,13 @@ class TestDecisionsWithAFailingUpstream:
 def wired(db: Engine, inner: Any, clock: FakeClock, tmp_path: Path) -> AppContext:
     """The service as bootstrap wires it for haier, with `inner` standing in for the Haier client."""
     settings = Settings(instance_path=tmp_path / "instance", database_url=str(db.url))
-    ctx = bootstrap(settings, balances=inner, clock=clock, engine=db)
+    ctx = bootstrap(settings, balances=inner, clock=clock, engine=db, database_clock=clock)
     ctx.balances = SharedBalanceProvider(
         inner,
         SqlSharedBalanceReports(db),
         clock,
         poll_s=0.02,
-        on_report=lambda report: store_report(report, uow=ctx.uow(), clock=clock),
+        on_report=lambda report: store_report(report, uow=ctx.uow()),
     )
     return ctx
 
@@ -286,7 +286,7 @@ def seeded(db: Engine, inner: FakeBalanceProvider, clock: FakeClock, tmp_path: P
     """Customer CUSTOMER registered with its balances stored now."""
     ctx = wired(db, inner, clock, tmp_path)
     register_customer(CUSTOMER, uow=ctx.uow(), clock=clock)
-    store_report(inner.fetch(CUSTOMER, timeout_s=2), uow=ctx.uow(), clock=clock)
+    store_report(inner.fetch(CUSTOMER, timeout_s=2), uow=ctx.uow())
     return ctx
 
 

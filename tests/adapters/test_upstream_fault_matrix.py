@@ -75,7 +75,7 @@ def service(sqlite_engine: Engine, tmp_path: Path) -> Iterator[Service]:
         decision_deadline_s=DEADLINE_S,
     )
     with serving(known_emulator_app()) as emulator:
-        ctx = bootstrap(settings, clock=clock, engine=sqlite_engine)
+        ctx = bootstrap(settings, clock=clock, engine=sqlite_engine, database_clock=clock)
         admin = create_api_key(name="a", role="admin", customers=None, uow=ctx.uow(), clock=clock).secret
         orders = create_api_key(name="o", role="orders", customers=None, uow=ctx.uow(), clock=clock).secret
         client = create_app(ctx, {"TESTING": True}).test_client()

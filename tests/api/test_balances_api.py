@@ -212,7 +212,7 @@ def haier_client(
         balance_provider="haier",
         allow_loopback_urls=True,
     )
-    ctx = bootstrap(settings, clock=clock, engine=sqlite_engine)
+    ctx = bootstrap(settings, clock=clock, engine=sqlite_engine, database_clock=clock)
     register_customer(CUSTOMER, uow=ctx.uow(), clock=clock)
     yield create_app(ctx, {"TESTING": True}).test_client()
     clear_upstream_tables(sqlite_engine)

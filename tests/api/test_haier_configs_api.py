@@ -317,7 +317,10 @@ def loopback_app(engine: Engine, balances: FakeBalanceProvider, clock: FakeClock
     settings = Settings(
         instance_path=tmp_path / "instance", database_url=str(engine.url), allow_loopback_urls=True
     )
-    return create_app(bootstrap(settings, balances=balances, clock=clock, engine=engine), {"TESTING": True})
+    return create_app(
+        bootstrap(settings, balances=balances, clock=clock, engine=engine, database_clock=clock),
+        {"TESTING": True},
+    )
 
 
 class Canary:

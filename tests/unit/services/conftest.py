@@ -31,7 +31,7 @@ def store() -> FakeStore:
 @pytest.fixture
 def uow(store: FakeStore, clock: FakeClock, balances: FakeBalanceProvider) -> FakeUnitOfWork:
     """The default rule set published, both test customers registered with fresh balances."""
-    work = FakeUnitOfWork(store)
+    work = FakeUnitOfWork(store, clock=clock)
     with work:
         work.rule_sets.publish("default", default_rule_set_document(), clock.now())
         work.commit()
