@@ -232,15 +232,18 @@ def _operations(cli: click.Group, ops: CliOps) -> None:
 
     @cli.command(help="Re-check deferred orders (one, or all of them).")
     @click.argument("order_id", required=False)
-    def recheck(order_id: str | None) -> None:
+    @click.option("--customer", "customer_code", help="The order's customer, where the id is not unique.")
+    def recheck(order_id: str | None, customer_code: str | None) -> None:
         ctx = ops.make_context()
         if order_id:
-            ids = [order_id]
+            ids: list[tuple[str | None, str]] = [(customer_code, order_id)]
         else:
             with ctx.uow() as uow:
-                ids = uow.decisions.deferred()
-        for oid in ids:
-            d = recheck_order(oid, scope=None, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock)
+                ids = list(uow.decisions.deferred())
+        for customer, oid in ids:
+            d = recheck_order(
+                oid, customer_code=customer, scope=None, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock
+            )
             click.echo(f"{oid}\t{d.outcome.value}\t{d.state.value}")
 
     @cli.command(help="End holds and deferrals whose time ran out (run it from cron, or often).")

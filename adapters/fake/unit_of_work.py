@@ -25,7 +25,7 @@ from rules import parse_rule_set
 class FakeState:
     customers: dict[str, str] = field(default_factory=dict)
     accounts: dict[tuple[str, str], CreditAccount] = field(default_factory=dict)
-    decisions: dict[str, Decision] = field(default_factory=dict)
+    decisions: dict[tuple[str, str], Decision] = field(default_factory=dict)
     holds: dict[str, Hold] = field(default_factory=dict)
     rule_sets: list[RuleSetVersion] = field(default_factory=list)
     api_keys: dict[str, ApiKey] = field(default_factory=dict)
@@ -128,25 +128,40 @@ class _Decisions:
     def __init__(self, w: FakeState) -> None:
         self.w = w
 
-    def get(self, order_id: str) -> Decision | None:
-        d = copy.deepcopy(self.w.decisions.get(order_id))
+    def get(self, customer_code: str, order_id: str) -> Decision | None:
+        return self._with_hold(self.w.decisions.get((customer_code, order_id)))
+
+    def find(self, order_id: str, customers: frozenset[str] | None) -> list[Decision]:
+        found = [
+            d
+            for (c, o), d in sorted(self.w.decisions.items())
+            if o == order_id and (customers is None or c in customers)
+        ]
+        return [self._with_hold(d) for d in found[:2]]  # type: ignore[misc]
+
+    def _with_hold(self, decision: Decision | None) -> Decision | None:
+        d = copy.deepcopy(decision)
         if d is not None:
-            d.hold = copy.deepcopy(next((h for h in self.w.holds.values() if h.order_id == order_id), None))
+            d.hold = copy.deepcopy(next((h for h in self.w.holds.values() if h.decision_id == d.id), None))
         return d
 
     def add_if_new(self, decision: Decision) -> bool:
-        if decision.order_id in self.w.decisions:
+        key = (decision.order.customer_code, decision.order_id)
+        if key in self.w.decisions:
             return False
-        self.w.decisions[decision.order_id] = copy.deepcopy(decision)
+        self.w.decisions[key] = copy.deepcopy(decision)
         return True
 
     def update(self, decision: Decision) -> None:
-        self.w.decisions[decision.order_id] = copy.deepcopy(decision)
+        self.w.decisions[(decision.order.customer_code, decision.order_id)] = copy.deepcopy(decision)
 
-    def deferred(self, *, due_before: datetime | None = None, limit: int = 1000) -> list[str]:
+    def deferred(
+        self, *, due_before: datetime | None = None, limit: int = 1000
+    ) -> list[tuple[str, str]]:
+        ordered = sorted(self.w.decisions.values(), key=lambda d: (d.decided_at, d.id))
         out = [
-            d.order_id
-            for d in self.w.decisions.values()
+            (d.order.customer_code, d.order_id)
+            for d in ordered
             if d.state.value == "deferred"
             and (
                 due_before is None

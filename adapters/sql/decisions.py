@@ -1,4 +1,4 @@
-"""Decisions on SQL. The order id is unique: a racing duplicate insert is told, not raised."""
+"""Decisions on SQL. An order id is unique per customer: a racing duplicate insert is told, not raised."""
 
 from __future__ import annotations
 
@@ -19,15 +19,16 @@ from rules import Outcome
 _d = decisions.c
 _h = holds.c
 _HOLD_COLS = [c.label(f"h_{c.name}") for c in holds.c]
-_SELECT = select(decisions, *_HOLD_COLS).outerjoin(holds, _h.order_id == _d.order_id)
+_SELECT = select(decisions, *_HOLD_COLS).outerjoin(holds, _h.decision_id == _d.id)
 # Built once (hot path): bound parameters, compiled once per process.
-_GET = _SELECT.where(_d.order_id == bindparam("k_order"))
+_GET = _SELECT.where(_d.customer_code == bindparam("k_customer"), _d.order_id == bindparam("k_order"))
+_KEY = ["customer_code", "order_id"]
 _INSERT_NEW = {
     "postgresql": pg_insert(decisions)
-    .on_conflict_do_nothing(index_elements=["order_id"])
+    .on_conflict_do_nothing(index_elements=_KEY)
     .execution_options(preserve_rowcount=True),  # SQLAlchemy 2.1 keeps rowcount only on request
     "sqlite": sqlite_insert(decisions)
-    .on_conflict_do_nothing(index_elements=["order_id"])
+    .on_conflict_do_nothing(index_elements=_KEY)
     .execution_options(preserve_rowcount=True),
 }
 _UPDATE = update(decisions).where(_d.id == bindparam("k_id"))
@@ -37,9 +38,15 @@ class SqlDecisionRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def get(self, order_id: str) -> Decision | None:
-        row = self._conn.execute(_GET, {"k_order": order_id}).first()
+    def get(self, customer_code: str, order_id: str) -> Decision | None:
+        row = self._conn.execute(_GET, {"k_customer": customer_code, "k_order": order_id}).first()
         return _to_decision(row) if row else None
+
+    def find(self, order_id: str, customers: frozenset[str] | None) -> list[Decision]:
+        stmt = _SELECT.where(_d.order_id == order_id)
+        if customers is not None:
+            stmt = stmt.where(_d.customer_code.in_(sorted(customers)))
+        return [_to_decision(r) for r in self._conn.execute(stmt.order_by(_d.customer_code).limit(2))]
 
     def add_if_new(self, decision: Decision) -> bool:
         values = _values(decision) | {
@@ -59,11 +66,14 @@ class SqlDecisionRepository:
     def update(self, decision: Decision) -> None:
         self._conn.execute(_UPDATE, _values(decision) | {"k_id": decision.id})
 
-    def deferred(self, *, due_before: datetime | None = None, limit: int = 1000) -> list[str]:
-        stmt = select(_d.order_id).where(_d.state == DecisionState.DEFERRED.value)
+    def deferred(
+        self, *, due_before: datetime | None = None, limit: int = 1000
+    ) -> list[tuple[str, str]]:
+        stmt = select(_d.customer_code, _d.order_id).where(_d.state == DecisionState.DEFERRED.value)
         if due_before is not None:
             stmt = stmt.where(_d.deferral_expires_at <= due_before)
-        return list(self._conn.execute(stmt.order_by(_d.decided_at).limit(limit)).scalars())
+        rows = self._conn.execute(stmt.order_by(_d.decided_at, _d.id).limit(limit))
+        return [(r.customer_code, r.order_id) for r in rows]
 
 
 def _fen(v: Any) -> int | None:
@@ -91,6 +101,7 @@ def _values(d: Decision) -> dict[str, Any]:
         "decided_at": d.decided_at,
         "deferral_expires_at": d.deferral_expires_at,
         "rechecks": d.rechecks,
+        "rechecked_at": d.rechecked_at,
     }
 
 
@@ -102,6 +113,7 @@ def _to_decision(r: Row[Any]) -> Decision:
             id=m["h_id"],
             account_id=m["h_account_id"],
             order_id=m["h_order_id"],
+            decision_id=m["h_decision_id"],
             amount=from_fen(m["h_amount_fen"]),
             status=HoldStatus(m["h_status"]),
             created_at=m["h_created_at"],
@@ -141,4 +153,5 @@ def _to_decision(r: Row[Any]) -> Decision:
         hold=hold,
         deferral_expires_at=m["deferral_expires_at"],
         rechecks=m["rechecks"],
+        rechecked_at=m["rechecked_at"],
     )

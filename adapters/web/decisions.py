@@ -9,7 +9,12 @@ from adapters.web.auth import requires, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.metrics import DECISION_SECONDS, REPLAYS, count_decision
-from adapters.web.schemas.decisions import DecisionRequestSchema, DecisionSchema
+from adapters.web.schemas.decisions import (
+    DecisionRequestSchema,
+    DecisionSchema,
+    EndHoldRequestSchema,
+    OrderRefQuerySchema,
+)
 from creditctl.domain.api_key import Role
 from creditctl.domain.decision import Decision, Order
 from creditctl.services.decide_order import decide_order
@@ -53,41 +58,55 @@ def decide(body: dict[str, Any]) -> tuple[Decision, int]:
     return result.decision, 200
 
 
-@bp.route("/<string:order_id>", methods=["GET"])
+# Order ids are the order systems' own and may hold "/" (PO/2026/0001): every route takes them whole.
+@bp.route("/<path:order_id>", methods=["GET"])
 @requires(Role.ORDERS, Role.AUDITOR, Role.ADMIN)
+@bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
 @bp.response(200, DecisionSchema)
-def read(order_id: str) -> Decision:
+@bp.alt_response(409, description="The order id is used by several customers the key may see: name one")
+def read(order_id: str, customer_code: str | None = None) -> Decision:
     """The decision for an order (a deferral past its deadline shows as blocked)."""
     c = ctx()
-    return get_decision(order_id, scope=scope(), uow=c.uow(), clock=c.clock)
+    return get_decision(order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock)
 
 
-@bp.route("/<string:order_id>/settle", methods=["POST"])
+@bp.route("/<path:order_id>/settle", methods=["POST"])
 @requires(Role.ORDERS)
+@bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
+@bp.arguments(EndHoldRequestSchema(), location="json", as_kwargs=True)
 @bp.response(200, DecisionSchema)
-def settle(order_id: str) -> Decision:
-    """Haier debited the order: the hold is settled (it counts until a newer balance includes it)."""
+@bp.alt_response(409, description="The hold is not open (released, expired, or there is none)")
+def settle(order_id: str, customer_code: str | None = None) -> Decision:
+    """Haier debited the order: the hold is settled (it counts until a newer balance includes it).
+
+    A retry of a settle answers 200 with the same settled hold and changes nothing."""
     c = ctx()
-    return settle_order(order_id, scope=scope(), uow=c.uow(), clock=c.clock)
+    return settle_order(order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock)
 
 
-@bp.route("/<string:order_id>/release", methods=["POST"])
+@bp.route("/<path:order_id>/release", methods=["POST"])
 @requires(Role.ORDERS)
+@bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
+@bp.arguments(EndHoldRequestSchema(), location="json", as_kwargs=True)
 @bp.response(200, DecisionSchema)
-def release(order_id: str) -> Decision:
+@bp.alt_response(409, description="The hold is not open (settled, expired, or there is none)")
+def release(order_id: str, customer_code: str | None = None) -> Decision:
     """The order was cancelled: its hold stops counting, or its deferral ends."""
     c = ctx()
-    return release_order(order_id, scope=scope(), uow=c.uow(), clock=c.clock)
+    return release_order(order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock)
 
 
-@bp.route("/<string:order_id>/recheck", methods=["POST"])
+@bp.route("/<path:order_id>/recheck", methods=["POST"])
 @requires(Role.ORDERS)
+@bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
+@bp.arguments(EndHoldRequestSchema(), location="json", as_kwargs=True)
 @bp.response(200, DecisionSchema)
-def recheck(order_id: str) -> Decision:
+def recheck(order_id: str, customer_code: str | None = None) -> Decision:
     """Evaluate a deferred order again on the newest balance; other decisions come back unchanged."""
     c = ctx()
     return recheck_order(
         order_id,
+        customer_code=customer_code,
         scope=scope(),
         uow=c.uow(),
         balances=c.balances,

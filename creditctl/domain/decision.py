@@ -79,6 +79,7 @@ class Decision:
     hold: Hold | None = None
     deferral_expires_at: datetime | None = None
     rechecks: int = 0
+    rechecked_at: datetime | None = None
 
     @property
     def order_id(self) -> str:

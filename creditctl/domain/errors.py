@@ -74,6 +74,20 @@ class OrderIdReused(Conflict):
         self.order_id = order_id
 
 
+class AmbiguousOrder(Conflict):
+    """Order ids are unique per customer; a key that sees several customers must say which one."""
+
+    code = "conflict.order_id_ambiguous"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(
+            f"order id {order_id!r} is used by more than one customer you may see; "
+            "name the customer with ?customer_code=",
+            field="customer_code",
+        )
+        self.order_id = order_id
+
+
 class HoldNotOpen(Conflict):
     code = "conflict.hold_state"
 

@@ -22,6 +22,7 @@ class Hold:
     id: str
     account_id: int
     order_id: str
+    decision_id: str
     amount: Decimal
     status: HoldStatus
     created_at: datetime

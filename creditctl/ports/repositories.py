@@ -45,20 +45,28 @@ class CustomerRepository(Protocol):
 
 
 class DecisionRepository(Protocol):
-    def get(self, order_id: str) -> Decision | None:
-        """The decision for an order, with its hold."""
+    def get(self, customer_code: str, order_id: str) -> Decision | None:
+        """The decision for one customer's order, with its hold. Order ids are unique per customer."""
+        ...
+
+    def find(self, order_id: str, customers: frozenset[str] | None) -> list[Decision]:
+        """Decisions for this order id among `customers` (None: any), at most two (enough to tell
+        an ambiguous id), each with its hold."""
         ...
 
     def add_if_new(self, decision: Decision) -> bool:
-        """Insert unless the order id is taken; False means another decision for it exists."""
+        """Insert unless the customer's order id is taken; False means a decision for it exists."""
         ...
 
     def update(self, decision: Decision) -> None:
         """Store a re-evaluated or ended decision (outcome, reasons, state, facts, rechecks)."""
         ...
 
-    def deferred(self, *, due_before: datetime | None = None, limit: int = 1000) -> list[str]:
-        """Order ids still deferred; with due_before, only those whose deferral expired by then."""
+    def deferred(
+        self, *, due_before: datetime | None = None, limit: int = 1000
+    ) -> list[tuple[str, str]]:
+        """(customer_code, order_id) still deferred, oldest first; with due_before, only those whose
+        deferral expired by then."""
         ...
 
 

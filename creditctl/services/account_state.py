@@ -43,6 +43,7 @@ def apply_outcome(
             id=uuid4().hex,
             account_id=account.id,
             order_id=decision.order_id,
+            decision_id=decision.id,
             amount=decision.order.amount,
             status=HoldStatus.OPEN,
             created_at=now,

@@ -55,20 +55,20 @@ def decide_order(
         if fresh:
             decided = _decide_locked(uow, order, fingerprint, locked, rule_set, NOT_FETCHED, now)
         else:  # about to ask the upstream: a replay must not cost an upstream call
-            existing = uow.decisions.get(order.order_id)
+            existing = uow.decisions.get(order.customer_code, order.order_id)
             if existing is not None:
                 return _replay(existing, fingerprint)
             if locked is None and not uow.customers.exists(order.customer_code):
                 raise UnknownCustomer(order.customer_code)
     if decided is not None:
-        return decided if decided.created else _replay_after_race(uow, order.order_id, fingerprint)
+        return decided if decided.created else _replay_after_race(uow, order, fingerprint)
     # A stale or missing snapshot: the lock is released, the upstream asked, then the lock taken again
     # and the time read again (the world may have changed while the answer was on the wire).
     fetched = _fetch(order, locked, balances, deadline_s)
     with uow:
         relocked = _lock_or_open(uow, order, fetched)
         decided = _decide_locked(uow, order, fingerprint, relocked, rule_set, fetched, uow.now())
-    return decided if decided.created else _replay_after_race(uow, order.order_id, fingerprint)
+    return decided if decided.created else _replay_after_race(uow, order, fingerprint)
 
 
 def _decide_locked(
@@ -165,10 +165,10 @@ def _replay(existing: Decision, fingerprint: str) -> DecisionResult:
     return DecisionResult(existing, created=False)
 
 
-def _replay_after_race(uow: UnitOfWork, order_id: str, fingerprint: str) -> DecisionResult:
+def _replay_after_race(uow: UnitOfWork, order: Order, fingerprint: str) -> DecisionResult:
     """Another request with this order id committed first: answer as a replay of it."""
     with uow:
-        existing = uow.decisions.get(order_id)
+        existing = uow.decisions.get(order.customer_code, order.order_id)
     if existing is None:  # the other writer rolled back; the caller may retry
-        raise OrderIdReused(order_id)
+        raise OrderIdReused(order.order_id)
     return _replay(existing, fingerprint)

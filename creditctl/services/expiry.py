@@ -22,14 +22,14 @@ class SweepResult:
     deferrals_expired: int
 
 
-def expire_deferral(order_id: str, *, uow: UnitOfWork, clock: Clock) -> Decision:
+def expire_deferral(customer_code: str, order_id: str, *, uow: UnitOfWork, clock: Clock) -> Decision:
     """Block a deferred order whose deferral has run out (under the account lock, so once)."""
     with uow:
-        decision = uow.decisions.get(order_id)
+        decision = uow.decisions.get(customer_code, order_id)
         if decision is None:
             raise UnknownOrder(order_id)
         uow.accounts.lock(decision.order.customer_code, decision.order.sale_group_code)
-        decision = uow.decisions.get(order_id)
+        decision = uow.decisions.get(customer_code, order_id)
         assert decision is not None
         if end_deferral_if_due(uow, decision, uow.now()):
             uow.commit()
@@ -74,6 +74,6 @@ def sweep(*, uow: UnitOfWork, clock: Clock) -> SweepResult:
     accounts = expire_holds(uow=uow, clock=clock)
     with uow:
         due = uow.decisions.deferred(due_before=uow.now())
-    for order_id in due:
-        expire_deferral(order_id, uow=uow, clock=clock)
+    for customer_code, order_id in due:
+        expire_deferral(customer_code, order_id, uow=uow, clock=clock)
     return SweepResult(holds_expired_on=accounts, deferrals_expired=len(due))

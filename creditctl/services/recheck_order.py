@@ -17,6 +17,7 @@ from rules import Outcome
 def recheck_order(
     order_id: str,
     *,
+    customer_code: str | None = None,
     scope: frozenset[str] | None,
     uow: UnitOfWork,
     balances: BalanceProvider,
@@ -25,21 +26,22 @@ def recheck_order(
 ) -> Decision:
     """A deferred order is evaluated again; any other decision is returned unchanged."""
     with uow:
-        decision = visible_decision(uow, order_id, scope)
+        decision = visible_decision(uow, order_id, scope, customer_code)
+        customer_code = decision.order.customer_code
         account = uow.accounts.get(decision.order.customer_code, decision.order.sale_group_code)
         rule_set = uow.rule_sets.active()
         now = uow.now()
     if decision.state is not DecisionState.DEFERRED:
         return decision
     if deferral_due(decision, now):
-        return expire_deferral(order_id, uow=uow, clock=clock)
+        return expire_deferral(customer_code, order_id, uow=uow, clock=clock)
     params = effective_params(rule_set.rules, account)
     fetched = Fetched(None, None)
     if needs_refresh(account, params, now):
         fetched = fetch_report(balances, decision.order.customer_code, deadline_s)
     with uow:
         locked = uow.accounts.lock(decision.order.customer_code, decision.order.sale_group_code)
-        decision = visible_decision(uow, order_id, scope)
+        decision = visible_decision(uow, order_id, scope, customer_code)
         if locked is None or decision.state is not DecisionState.DEFERRED:
             return decision
         now = uow.now()  # again, under the lock: the deadline may have passed while the upstream answered
@@ -58,7 +60,7 @@ def recheck_order(
         decision.credit_grade = assessment.credit_grade
         decision.shortfall = assessment.shortfall
         decision.rule_set_id, decision.rule_set_version = rule_set.id, rule_set.version
-        decision.decided_at = now
+        decision.rechecked_at = now  # decided_at stays the order's first decision
         decision.facts = assessment.facts
         decision.rechecks += 1
         if assessment.outcome is not Outcome.DEFER:

@@ -1,7 +1,11 @@
-"""Ending a hold: settled (Haier debited it) or released (the order was cancelled). Each hold ends once."""
+"""Ending a hold: settled (Haier debited it) or released (the order was cancelled). Each hold ends once.
+
+A retry of the same step (the order system's first call timed out) answers as the first one did and
+changes nothing; the other step on an ended hold is a conflict."""
 
 from __future__ import annotations
 
+from creditctl.domain.account import CreditAccount
 from creditctl.domain.decision import Decision, DecisionState
 from creditctl.domain.errors import HoldNotOpen
 from creditctl.domain.hold import HoldStatus
@@ -10,46 +14,50 @@ from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.get_decision import visible_decision
 
 
-def settle_order(order_id: str, *, scope: frozenset[str] | None, uow: UnitOfWork, clock: Clock) -> Decision:
-    """Mark the hold settled. It keeps counting until a balance fetched after now arrives."""
-    return _end_hold(order_id, HoldStatus.SETTLED, scope=scope, uow=uow, clock=clock)
+def settle_order(
+    order_id: str,
+    *,
+    customer_code: str | None = None,
+    scope: frozenset[str] | None,
+    uow: UnitOfWork,
+    clock: Clock,
+) -> Decision:
+    """Mark the hold settled. It keeps counting until a balance as of a later moment arrives."""
+    return _end_hold(order_id, customer_code, HoldStatus.SETTLED, scope=scope, uow=uow)
 
 
-def release_order(order_id: str, *, scope: frozenset[str] | None, uow: UnitOfWork, clock: Clock) -> Decision:
+def release_order(
+    order_id: str,
+    *,
+    customer_code: str | None = None,
+    scope: frozenset[str] | None,
+    uow: UnitOfWork,
+    clock: Clock,
+) -> Decision:
     """Cancel the order: its hold stops counting at once, or its deferral ends."""
-    return _end_hold(order_id, HoldStatus.RELEASED, scope=scope, uow=uow, clock=clock)
+    return _end_hold(order_id, customer_code, HoldStatus.RELEASED, scope=scope, uow=uow)
 
 
 def _end_hold(
-    order_id: str, target: HoldStatus, *, scope: frozenset[str] | None, uow: UnitOfWork, clock: Clock
+    order_id: str,
+    customer_code: str | None,
+    target: HoldStatus,
+    *,
+    scope: frozenset[str] | None,
+    uow: UnitOfWork,
 ) -> Decision:
     with uow:
-        first = visible_decision(uow, order_id, scope)
+        first = visible_decision(uow, order_id, scope, customer_code)
         account = uow.accounts.lock(first.order.customer_code, first.order.sale_group_code)
         assert account is not None
         now = uow.now()  # the database's time: a snapshot as of a later moment includes this settlement
         account.exposure -= uow.holds.expire_due(account.id, now)
-        decision = visible_decision(uow, order_id, scope)
+        decision = visible_decision(uow, order_id, scope, first.order.customer_code)
         hold = decision.hold
-        if hold is None:
-            if target is HoldStatus.RELEASED and decision.state is DecisionState.DEFERRED:
-                decision.state = DecisionState.CANCELLED
-                uow.decisions.update(decision)
-                uow.accounts.save(account)
-                uow.commit()
-                return decision
-            uow.accounts.save(account)
-            uow.commit()
-            raise HoldNotOpen(
-                order_id,
-                decision.state.value
-                if decision.state is not DecisionState.DECIDED
-                else f"{decision.outcome.value}, without a hold",
-            )
-        if not hold.is_open:
-            uow.accounts.save(account)
-            uow.commit()
-            raise HoldNotOpen(order_id, hold.status.value)
+        if hold is not None and hold.status is target:
+            return decision  # a retry: the same answer, nothing changed (the expiry above is kept)
+        if hold is None or not hold.is_open:
+            return _refuse_or_cancel(uow, decision, account, target)
         hold.status = target
         hold.ended_at = now
         if target is HoldStatus.RELEASED:
@@ -59,3 +67,25 @@ def _end_hold(
         uow.accounts.save(account)
         uow.commit()
     return decision
+
+
+def _refuse_or_cancel(
+    uow: UnitOfWork, decision: Decision, account: CreditAccount, target: HoldStatus
+) -> Decision:
+    """No open hold: a release cancels a deferral; anything else is a conflict naming the state."""
+    hold = decision.hold
+    if hold is None and target is HoldStatus.RELEASED and decision.state is DecisionState.DEFERRED:
+        decision.state = DecisionState.CANCELLED
+        uow.decisions.update(decision)
+        uow.accounts.save(account)
+        uow.commit()
+        return decision
+    uow.accounts.save(account)  # holds that expired on the way stay expired
+    uow.commit()
+    if hold is not None:
+        raise HoldNotOpen(decision.order_id, hold.status.value)
+    state = decision.state
+    raise HoldNotOpen(
+        decision.order_id,
+        state.value if state is not DecisionState.DECIDED else f"{decision.outcome.value}, without a hold",
+    )

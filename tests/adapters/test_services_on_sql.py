@@ -133,8 +133,11 @@ class TestHoldLifeCycleOnSql:
         released = release_order(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock)
         assert released.hold is not None and released.hold.status is HoldStatus.RELEASED
         assert exposure(ctx) == Decimal("0.00")
+        again = release_order(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock)
+        assert again.hold == released.hold
+        assert exposure(ctx) == Decimal("0.00")
         with pytest.raises(HoldNotOpen, match=r"\(it is released\)"):
-            release_order(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock)
+            settle_order(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock)
         assert_invariants(engine)
 
     def test_a_settled_hold_counts_until_a_later_balance(self, ctx: AppContext, engine: Engine) -> None:

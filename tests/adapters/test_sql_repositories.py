@@ -25,6 +25,7 @@ pytestmark = pytest.mark.adapters
 NOW = datetime(2026, 11, 27, 8, 0, 0, 123456, tzinfo=UTC)
 BEIJING = timezone(timedelta(hours=8))
 LARGEST = Decimal("99999999999999.99")
+CUSTOMER = "8800000001"
 
 
 @pytest.fixture
@@ -83,6 +84,7 @@ def make_decision(
             id=f"h{order_id.replace('-', '')}"[:32],
             account_id=account.id,
             order_id=order_id,
+            decision_id=decision.id,
             amount=Decimal(amount),
             status=HoldStatus.OPEN,
             created_at=decided_at,
@@ -197,7 +199,7 @@ class TestDecisions:
         account = add_account(uow)
         decision = make_decision(uow, account, amount="99999999999999.99")
         with uow:
-            loaded = uow.decisions.get(decision.order_id)
+            loaded = uow.decisions.get(decision.order.customer_code, decision.order_id)
         assert loaded is not None
         assert loaded.order == decision.order
         assert loaded.order.amount == LARGEST
@@ -226,12 +228,12 @@ class TestDecisions:
             assert uow.decisions.add_if_new(other) is False
             uow.commit()
         with uow:
-            loaded = uow.decisions.get(first.order_id)
+            loaded = uow.decisions.get(first.order.customer_code, first.order_id)
         assert loaded is not None and loaded.id == first.id
 
     def test_an_unknown_order_has_no_decision(self, uow: SqlUnitOfWork) -> None:
         with uow:
-            assert uow.decisions.get("nope") is None
+            assert uow.decisions.get(CUSTOMER, "nope") is None
 
     def test_update_stores_the_new_outcome_and_state(self, uow: SqlUnitOfWork) -> None:
         account = add_account(uow)
@@ -243,7 +245,7 @@ class TestDecisions:
             uow.decisions.update(decision)
             uow.commit()
         with uow:
-            loaded = uow.decisions.get(decision.order_id)
+            loaded = uow.decisions.get(decision.order.customer_code, decision.order_id)
         assert loaded is not None
         assert (loaded.outcome, loaded.state, loaded.rechecks) == (Outcome.BLOCK, DecisionState.EXPIRED, 2)
         assert loaded.reasons[-1].reason == "DEFERRAL_EXPIRED"
@@ -256,9 +258,9 @@ class TestDecisions:
         late = make_decision(uow, account, outcome=Outcome.DEFER, decided_at=NOW + timedelta(hours=1))
         make_decision(uow, account, outcome=Outcome.BLOCK)
         with uow:
-            assert uow.decisions.deferred() == [early.order_id, late.order_id]
-            assert uow.decisions.deferred(due_before=NOW + timedelta(days=1)) == [early.order_id]
-            assert uow.decisions.deferred(limit=1) == [early.order_id]
+            assert uow.decisions.deferred() == [(CUSTOMER, early.order_id), (CUSTOMER, late.order_id)]
+            assert uow.decisions.deferred(due_before=NOW + timedelta(days=1)) == [(CUSTOMER, early.order_id)]
+            assert uow.decisions.deferred(limit=1) == [(CUSTOMER, early.order_id)]
 
 
 class TestHolds:
@@ -278,7 +280,7 @@ class TestHolds:
             assert [h.order_id for h in uow.holds.counting(account.id)] == [later.order_id]
             assert uow.holds.accounts_with_due_holds(NOW) == []
             for d in (due_a, due_b):
-                hold = uow.decisions.get(d.order_id).hold  # type: ignore[union-attr]
+                hold = uow.decisions.get(d.order.customer_code, d.order_id).hold  # type: ignore[union-attr]
                 assert hold is not None
                 assert (hold.status, hold.counting, hold.ended_at) == (HoldStatus.EXPIRED, False, NOW)
 

@@ -128,10 +128,10 @@ class TestObjectLevelAuthorisationSweep:
         swept = {(c.method, c.rule) for c, _ in swept_calls(app, client.get("/openapi.json").json)}
         for expected in [
             ("POST", "/v1/decisions"),
-            ("GET", "/v1/decisions/<string:order_id>"),
-            ("POST", "/v1/decisions/<string:order_id>/settle"),
-            ("POST", "/v1/decisions/<string:order_id>/release"),
-            ("POST", "/v1/decisions/<string:order_id>/recheck"),
+            ("GET", "/v1/decisions/<path:order_id>"),
+            ("POST", "/v1/decisions/<path:order_id>/settle"),
+            ("POST", "/v1/decisions/<path:order_id>/release"),
+            ("POST", "/v1/decisions/<path:order_id>/recheck"),
             ("GET", "/v1/accounts/<string:customer_code>/<string:sale_group_code>"),
             ("POST", "/v1/accounts/<string:customer_code>/<string:sale_group_code>/freeze"),
             ("POST", "/v1/accounts/<string:customer_code>/<string:sale_group_code>/unfreeze"),

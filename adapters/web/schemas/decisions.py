@@ -33,14 +33,25 @@ def _metadata_limits(value: dict[str, Any]) -> None:
             )
 
 
+def _routable_order_id(value: str) -> None:
+    """Every id accepted here must work on every route: no empty, "." or ".." path segment (clients and
+    proxies rewrite those before the server sees them)."""
+    if any(segment in ("", ".", "..") for segment in value.split("/")):
+        raise ValidationError('Must not start or end with "/", hold "//", or a "." or ".." segment.')
+
+
 class DecisionRequestSchema(Schema):
     class Meta:
         unknown = RAISE
 
     order_id = fields.String(
         required=True,
-        validate=[validate.Length(min=1, max=64), _no_control_chars],
-        metadata={"example": "PO-2026-000123"},
+        validate=[validate.Length(min=1, max=64), _no_control_chars, _routable_order_id],
+        metadata={
+            "example": "PO/2026/000123",
+            "description": "The order system's id, unique per customer (another customer's equal id is "
+            "another order). May contain '/'; send it in URLs as is or percent-encoded.",
+        },
     )
     customer_code = fields.String(
         required=True,
@@ -59,6 +70,26 @@ class DecisionRequestSchema(Schema):
     metadata = fields.Dict(
         keys=fields.String(), load_default=None, allow_none=True, validate=_metadata_limits
     )
+
+
+class OrderRefQuerySchema(Schema):
+    """Which customer's order, where the calling key sees several customers that used the same id."""
+
+    class Meta:
+        unknown = RAISE
+
+    customer_code = fields.String(
+        load_default=None,
+        validate=[validate.Regexp(_CODE, error="Not a customer code."), _no_control_chars],
+        metadata={"description": "The order's customer; needed only when the id is ambiguous (409)."},
+    )
+
+
+class EndHoldRequestSchema(Schema):
+    """Settle, release and recheck take no body fields today; an unknown one is refused, not ignored."""
+
+    class Meta:
+        unknown = RAISE
 
 
 class ReasonSchema(Schema):
@@ -115,3 +146,6 @@ class DecisionSchema(Schema):
     decided_at = fields.DateTime()
     deferral_expires_at = fields.DateTime(allow_none=True)
     rechecks = fields.Integer()
+    rechecked_at = fields.DateTime(
+        allow_none=True, metadata={"description": "When a recheck last evaluated it (decided_at stays)"}
+    )

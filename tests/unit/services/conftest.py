@@ -76,9 +76,9 @@ class Desk:
         assert found is not None
         return found
 
-    def decision(self, order_id: str) -> Decision:
+    def decision(self, order_id: str, customer: str = CUSTOMER) -> Decision:
         with self.uow:
-            found = self.uow.decisions.get(order_id)
+            found = self.uow.decisions.get(customer, order_id)
         assert found is not None
         return found
 

@@ -41,7 +41,8 @@ class TestRecheckOrder:
         assert rechecked.state is DecisionState.DECIDED
         assert rechecked.rechecks == 1
         assert rechecked.id == deferred.id
-        assert rechecked.decided_at == clock.now()
+        assert rechecked.decided_at == deferred.decided_at  # the order's first decision keeps its time
+        assert rechecked.rechecked_at == clock.now()
         assert rechecked.shortfall is None
         assert rechecked.hold is not None
         assert (rechecked.hold.amount, rechecked.hold.status) == (Decimal("1200.00"), HoldStatus.OPEN)
