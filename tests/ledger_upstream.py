@@ -174,9 +174,8 @@ class LedgerProvider:
         self._clock = clock
 
     def fetch(self, customer_code: str, *, timeout_s: float) -> BalanceReport:
-        entries, latency, fails, flight = self.upstream._read(
-            customer_code
-        )  # the ledger, as the request lands
+        # The ledger as the request lands; the answer is stamped below, when it arrives back.
+        entries, latency, fails, flight = self.upstream._read(customer_code)
         if flight is not None and not flight.stamped:
             flight.read.set()
             assert flight.release.wait(30), "the test never released the held answer"
