@@ -16,9 +16,11 @@ from creditctl.ports.clock import Clock
 
 
 class AsOfBalanceProvider:
-    """A BalanceProvider in front of another, stamping each report no later than its request's start.
+    """A BalanceProvider in front of one that calls the upstream, stamping each report with the database's
+    time when its request left. The inner provider's own stamp is one instance's clock and is dropped.
 
-    A report the inner provider already stamped earlier (a stored report it reused) keeps its stamp."""
+    Put it directly around the provider that calls the upstream, never around one that may answer with a
+    stored report (the shared report keeps the stamp its fetch was given)."""
 
     def __init__(self, inner: BalanceProvider, database_clock: Clock) -> None:
         self.inner = inner
@@ -28,7 +30,7 @@ class AsOfBalanceProvider:
     def fetch(self, customer_code: str, *, timeout_s: float) -> BalanceReport:
         sent_at = self._clock.now()
         report = self.inner.fetch(customer_code, timeout_s=timeout_s)
-        return report if report.fetched_at <= sent_at else replace(report, fetched_at=sent_at)
+        return replace(report, fetched_at=sent_at)
 
     def customers(self) -> list[str]:
         return self.inner.customers()

@@ -234,6 +234,35 @@ class TestAnswersInFlight:
         assert check_invariants(postgres_engine) == []
 
 
+    def test_the_checkers_catch_a_variant_that_stamps_snapshots_when_their_answer_arrives(
+        self,
+        postgres_engine: Engine,
+        upstream: LedgerUpstream,
+        customer: str,
+        books: OutsideBooks,
+        tmp_path: Path,
+    ) -> None:
+        """The same sequence against a deliberately broken wiring (the provider's own arrival stamp, no
+        as-of stamping): O2 is approved and the outside checker reports the overspend. Proves the test
+        above can fail."""
+        broken = start_instance(postgres_engine, upstream, SkewedClock(0), tmp_path, "broken")
+        broken.ctx.balances = broken.ctx.balances.inner  # type: ignore[attr-defined]
+        open_account(postgres_engine, broken, upstream, customer, THOUSAND, refresh_after_s=0)
+        o1 = order("o1", customer)
+        assert books.saw(broken.decide(o1).decision)
+        flight = upstream.hold_next_answer(customer)
+        deciding = in_thread(lambda: broken.decide(order("o2", customer)))
+        flight.wait_read()
+        upstream.debit(customer, GROUP, o1.amount)
+        books.settle(o1.order_id)
+        broken.settle(o1.order_id)
+        flight.release.set()
+        result = deciding()
+        books.saw(result.decision)
+        assert result.decision.outcome is Outcome.APPROVE, describe(result)
+        assert books.problems(), "the outside checker must see 2,000.00 approved against 1,000.00"
+
+
 # -- clocks that disagree ---------------------------------------------------------------------------------
 
 
