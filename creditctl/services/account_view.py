@@ -22,7 +22,8 @@ class AccountView:
     available: Decimal | None
     credit_limit: Decimal
     credit_grade: str
-    holds: tuple[Hold, ...]
+    open_holds: tuple[Hold, ...]
+    settled_holds_counting: tuple[Hold, ...]
     balance_age_s: int | None
     balance_usable: bool
     rule_set: RuleSetVersion
@@ -55,7 +56,8 @@ def view_account(
         available=(snap.amount - exposure - margin) if (snap and usable) else None,
         credit_limit=credit_limit(params, grade_name),
         credit_grade=grade_name,
-        holds=counting,
+        open_holds=tuple(h for h in counting if h.is_open),
+        settled_holds_counting=tuple(h for h in counting if not h.is_open),
         balance_age_s=age,
         balance_usable=usable,
         rule_set=rule_set,

@@ -273,6 +273,10 @@ class TestSettleAndRelease:
         retried = api.act(oid, "settle")  # the order system's first settle timed out: it retries
         assert (retried.status_code, retried.json) == (200, r.json)
         assert api.exposure(CUSTOMER_A, "GB20") == "300.00"
+        shown = api.account(CUSTOMER_A, "GB20").json  # still counting, but not open: shown apart
+        assert oid not in [h["id"] for h in shown["open_holds"]]
+        assert [h["id"] for h in shown["settled_holds_counting"]] == [d["hold"]["id"]]
+        assert shown["settled_holds_counting"][0]["status"] == "settled"
         assert_problem(api.act(oid, "release"), 409, "order_id")
         # Haier debited it: the next balance includes it and the settled hold stops counting.
         balances.set_balance(CUSTOMER_A, "GB20", "99700.00")

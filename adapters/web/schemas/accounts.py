@@ -35,7 +35,17 @@ class AccountSchema(Schema):
     available = Money(allow_none=True)
     credit_limit = Money()
     credit_grade = fields.String()
-    open_holds = fields.List(fields.Nested(HoldSchema), attribute="holds")
+    open_holds = fields.List(
+        fields.Nested(HoldSchema),
+        metadata={"description": "Holds of approved orders not yet settled, released or expired"},
+    )
+    settled_holds_counting = fields.List(
+        fields.Nested(HoldSchema),
+        metadata={
+            "description": "Settled holds that still count: Haier debited them, and no balance as of a "
+            "moment after the settlement has arrived yet"
+        },
+    )
     rule_set = fields.Function(
         lambda v: {"id": v.rule_set.id, "version": v.rule_set.version}, metadata={"type": "object"}
     )

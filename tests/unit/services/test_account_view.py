@@ -27,7 +27,7 @@ class TestViewAccount:
         assert shown.available == Decimal("700.00")
         assert shown.credit_limit == Decimal("500.00")
         assert shown.credit_grade == "A"
-        assert [h.order_id for h in shown.holds] == [approved.order_id]
+        assert [h.order_id for h in shown.open_holds] == [approved.order_id]
         assert shown.balance_usable is True
         assert shown.rule_set.version == 1
 
@@ -40,7 +40,7 @@ class TestViewAccount:
         shown = view(desk)
         assert shown.exposure == Decimal("0.00")
         assert shown.available == Decimal("1000.00")
-        assert shown.holds == ()
+        assert shown.open_holds == ()
         assert desk.account().exposure == Decimal("300.00")  # the sweeper has not run: stored state is older
 
     def test_available_is_unknown_when_the_balance_is_too_old(self, desk: Desk, clock: FakeClock) -> None:
