@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,6 +145,7 @@ def _serve(cli: click.Group, ops: CliOps) -> None:
     )
     def serve(host: str, port: int, workers: int | None) -> None:
         settings = ops.load_settings()
+        listener = bind_listener(host, port)  # refused at once when the port is taken, before anything runs
         prom_dir = Path(settings.instance_path) / "prometheus"
         shutil.rmtree(prom_dir, ignore_errors=True)
         prom_dir.mkdir(parents=True)
@@ -153,7 +156,7 @@ def _serve(cli: click.Group, ops: CliOps) -> None:
             "-m",
             "gunicorn",
             "--bind",
-            f"{host}:{port}",
+            f"fd://{listener.fileno()}",  # the socket bound above: gunicorn cannot lose a race for it
             "--workers",
             count,
             "--worker-class",
@@ -171,8 +174,36 @@ def _serve(cli: click.Group, ops: CliOps) -> None:
             "info",
             "wsgi:app",
         ]
-        click.echo(f"serving on http://{host}:{port} with {count} workers (docs at /docs)", err=True)
+        click.echo(f"serving on {_url(host, port)} with {count} workers (docs at /docs)", err=True)
         os.execvpe(sys.executable, args, env)
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (as gunicorn binds: SO_REUSEADDR), inheritable by the server
+    exec'd next; a taken port or an unusable address is a ClickException naming it, at once."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"port {port} on {host} is already in use (another creditctl serve?); "
+                f"choose another with --port, e.g. --port {port + 1}"
+            ) from None
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _operations(cli: click.Group, ops: CliOps) -> None:
