@@ -20,7 +20,7 @@ from creditctl.domain.decision import Order
 from creditctl.domain.errors import CreditctlError
 from creditctl.domain.money import MoneyError, fmt, parse_money
 from creditctl.ports.balance_provider import BalanceUnavailable
-from creditctl.services.api_keys import create_api_key, revoke_api_key
+from creditctl.services.api_keys import create_api_key, replace_api_key, revoke_api_key
 from creditctl.services.context import AppContext
 from creditctl.services.customers import refresh_balances, register_customer
 from creditctl.services.expiry import sweep
@@ -72,7 +72,10 @@ def build_cli(ops: CliOps) -> click.Group:
         ops.upgrade_db()
         click.echo("database is at the newest revision")
 
-    @cli.command(help="Load demo customers and accounts from the balance provider, and print demo keys.")
+    @cli.command(
+        help="Load demo customers and accounts from the balance provider, and print demo keys "
+        "(demo-admin, demo-orders, demo-auditor: new ones each time, the previous ones revoked)."
+    )
     def demo() -> None:
         ctx = ops.make_context()
         for code in ctx.balances.customers():
@@ -82,14 +85,11 @@ def build_cli(ops: CliOps) -> click.Group:
                 click.echo(
                     f"account {code}/{a.sale_group_code}  balance {fmt(a.amount)}  {a.payer_account_name}"
                 )
-        admin = create_api_key(
-            name="demo-admin", role="admin", customers=None, uow=ctx.uow(), clock=ctx.clock
-        )
-        orders = create_api_key(
-            name="demo-orders", role="orders", customers=None, uow=ctx.uow(), clock=ctx.clock
-        )
-        auditor = create_api_key(
-            name="demo-auditor", role="auditor", customers=None, uow=ctx.uow(), clock=ctx.clock
+        # Named keys, made afresh each time: the previous demo keys are revoked, so exactly these three
+        # are active however often the demo is loaded (a key is shown only once, so new ones are needed).
+        admin, orders, auditor = (
+            replace_api_key(name=f"demo-{role}", role=role, customers=None, uow=ctx.uow(), clock=ctx.clock)
+            for role in ("admin", "orders", "auditor")
         )
         click.echo(f"admin key (shown once):   {admin.secret}")
         click.echo(f"orders key (shown once):  {orders.secret}")
