@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 from dotenv import dotenv_values
 from flask import Flask
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from adapters.cli.main import CliOps, build_cli
 from adapters.fake.balance_provider import FakeBalanceProvider
@@ -23,6 +25,7 @@ from adapters.haier.config import HaierConfig, HaierConfigError
 from adapters.haier.emulator import run_emulator
 from adapters.sql.balance_reports import SqlSharedBalanceReports
 from adapters.sql.database_clock import SqlDatabaseClock
+from adapters.sql.diagnose import explain_database_error
 from adapters.sql.engine import make_engine
 from adapters.sql.migrate import upgrade as upgrade_database
 from adapters.sql.rule_sets import RuleSetCache
@@ -257,4 +260,12 @@ def main() -> None:
         run_emulator=lambda host, port: run_emulator(host, port),
         reseal_secrets=lambda: reseal_secrets(load_settings()),
     )
-    build_cli(ops)()
+    try:
+        build_cli(ops)()
+    except DBAPIError as exc:
+        # A command run from another folder meets an empty ./instance database, or an unmigrated one:
+        # say which database it used and how to choose one, not a traceback.
+        url = load_settings().database_url
+        message = explain_database_error(exc, url)
+        print(f"Error: {message}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from creditctl.domain.decision import Order
 from creditctl.domain.errors import CreditctlError
 from creditctl.domain.money import MoneyError, fmt, parse_money
 from creditctl.ports.balance_provider import BalanceUnavailable
-from creditctl.services.api_keys import create_api_key, revoke_api_key
+from creditctl.services.api_keys import create_api_key, replace_api_key, revoke_api_key
 from creditctl.services.context import AppContext
 from creditctl.services.customers import refresh_balances, register_customer
 from creditctl.services.expiry import sweep
@@ -70,7 +72,10 @@ def build_cli(ops: CliOps) -> click.Group:
         ops.upgrade_db()
         click.echo("database is at the newest revision")
 
-    @cli.command(help="Load demo customers and accounts from the balance provider, and print demo keys.")
+    @cli.command(
+        help="Load demo customers and accounts from the balance provider, and print demo keys "
+        "(demo-admin, demo-orders, demo-auditor: new ones each time, the previous ones revoked)."
+    )
     def demo() -> None:
         ctx = ops.make_context()
         for code in ctx.balances.customers():
@@ -80,18 +85,16 @@ def build_cli(ops: CliOps) -> click.Group:
                 click.echo(
                     f"account {code}/{a.sale_group_code}  balance {fmt(a.amount)}  {a.payer_account_name}"
                 )
-        admin = create_api_key(
-            name="demo-admin", role="admin", customers=None, uow=ctx.uow(), clock=ctx.clock
-        )
-        orders = create_api_key(
-            name="demo-orders", role="orders", customers=None, uow=ctx.uow(), clock=ctx.clock
-        )
-        auditor = create_api_key(
-            name="demo-auditor", role="auditor", customers=None, uow=ctx.uow(), clock=ctx.clock
+        # Named keys, made afresh each time: the previous demo keys are revoked, so exactly these three
+        # are active however often the demo is loaded (a key is shown only once, so new ones are needed).
+        admin, orders, auditor = (
+            replace_api_key(name=f"demo-{role}", role=role, customers=None, uow=ctx.uow(), clock=ctx.clock)
+            for role in ("admin", "orders", "auditor")
         )
         click.echo(f"admin key (shown once):   {admin.secret}")
         click.echo(f"orders key (shown once):  {orders.secret}")
         click.echo(f"auditor key (shown once): {auditor.secret}")
+        click.echo("(demo keys printed by an earlier run are revoked)")
 
     _keys(cli, ops)
     _serve(cli, ops)
@@ -143,6 +146,7 @@ def _serve(cli: click.Group, ops: CliOps) -> None:
     )
     def serve(host: str, port: int, workers: int | None) -> None:
         settings = ops.load_settings()
+        listener = bind_listener(host, port)  # refused at once when the port is taken, before anything runs
         prom_dir = Path(settings.instance_path) / "prometheus"
         shutil.rmtree(prom_dir, ignore_errors=True)
         prom_dir.mkdir(parents=True)
@@ -153,7 +157,7 @@ def _serve(cli: click.Group, ops: CliOps) -> None:
             "-m",
             "gunicorn",
             "--bind",
-            f"{host}:{port}",
+            f"fd://{listener.fileno()}",  # the socket bound above: gunicorn cannot lose a race for it
             "--workers",
             count,
             "--worker-class",
@@ -171,8 +175,36 @@ def _serve(cli: click.Group, ops: CliOps) -> None:
             "info",
             "wsgi:app",
         ]
-        click.echo(f"serving on http://{host}:{port} with {count} workers (docs at /docs)", err=True)
+        click.echo(f"serving on {_url(host, port)} with {count} workers (docs at /docs)", err=True)
         os.execvpe(sys.executable, args, env)
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (as gunicorn binds: SO_REUSEADDR), inheritable by the server
+    exec'd next; a taken port or an unusable address is a ClickException naming it, at once."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"port {port} on {host} is already in use (another creditctl serve?); "
+                f"choose another with --port, e.g. --port {port + 1}"
+            ) from None
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _operations(cli: click.Group, ops: CliOps) -> None:

@@ -33,8 +33,17 @@ def read(customer_code: str, sale_group_code: str) -> AccountView:
 @requires(Role.ADMIN)
 @bp.arguments(FreezeRequestSchema)
 @bp.response(200, AccountSchema)
+@bp.alt_response(
+    409,
+    description="Already frozen by an administrator for another reason: errors name that freeze "
+    "(frozen_reason, frozen_by, frozen_at); unfreeze first",
+)
 def freeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> AccountView:
-    """Freeze the account: every order on it is blocked until it is unfrozen."""
+    """Freeze the account: every order on it is blocked until it is unfrozen.
+
+    Again with the same reason: 200, nothing changes. On a freeze the rules made: the administrator's
+    freeze replaces it (the rules no longer lift it). On another administrator's freeze with another
+    reason: 409 naming it."""
     c = ctx()
     freeze_account(
         customer_code,

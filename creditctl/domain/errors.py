@@ -97,6 +97,23 @@ class HoldNotOpen(Conflict):
         self.state = state
 
 
+class AlreadyFrozen(Conflict):
+    """A freeze with another reason on an account an administrator already froze: the first freeze
+    stands and is named, rather than being silently kept or overwritten."""
+
+    code = "conflict.already_frozen"
+
+    def __init__(self, customer_code: str, sale_group_code: str, *, reason: str, by: str, since: str) -> None:
+        super().__init__(
+            f"account {customer_code}/{sale_group_code} is already frozen since {since} by {by}: {reason!r}; "
+            "unfreeze it first to freeze it for another reason",
+            errors={"frozen_reason": [reason], "frozen_by": [by], "frozen_at": [since]},
+        )
+        self.frozen_reason = reason
+        self.frozen_by = by
+        self.frozen_at = since
+
+
 class UpstreamUnavailable(CreditctlError):
     """The balance source could not be asked and nothing stored can stand in for it."""
 

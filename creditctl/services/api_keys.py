@@ -20,6 +20,20 @@ def create_api_key(
     *, name: str, role: str, customers: list[str] | None, uow: UnitOfWork, clock: Clock
 ) -> NewApiKey:
     """Make a key; only its hash is kept."""
+    return _create(name=name, role=role, customers=customers, uow=uow, clock=clock, replace=False)
+
+
+def replace_api_key(
+    *, name: str, role: str, customers: list[str] | None, uow: UnitOfWork, clock: Clock
+) -> NewApiKey:
+    """Make a key and revoke, in the same transaction, every active key of the same name: a key
+    named for a purpose (the demo's) exists once however often it is made again."""
+    return _create(name=name, role=role, customers=customers, uow=uow, clock=clock, replace=True)
+
+
+def _create(
+    *, name: str, role: str, customers: list[str] | None, uow: UnitOfWork, clock: Clock, replace: bool
+) -> NewApiKey:
     try:
         role_value = Role(role)
     except ValueError:
@@ -35,6 +49,10 @@ def create_api_key(
             unknown = sorted(c for c in scope if not uow.customers.exists(c))
             if unknown:
                 raise InvalidRequest(f"unknown customers: {', '.join(unknown)}", field="customers")
+        if replace:
+            for old in uow.api_keys.all():
+                if old.name == name and old.revoked_at is None:
+                    uow.api_keys.revoke(old.id, clock.now())
         key = uow.api_keys.add(
             name=name, role=role_value, customers=scope, key_hash=hash_secret(secret), now=clock.now()
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from creditctl.domain.account import CreditAccount
-from creditctl.domain.errors import InvalidRequest, UnknownAccount, UnknownCustomer
+from creditctl.domain.errors import AlreadyFrozen, InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
 
@@ -18,14 +18,28 @@ def freeze_account(
     uow: UnitOfWork,
     clock: Clock,
 ) -> CreditAccount:
-    """Freeze with a stated reason; freezing a frozen account keeps the first freeze."""
+    """Freeze with a stated reason.
+
+    On an account already frozen: the same reason again is a no-op (a retried request); a freeze the
+    rules made is taken over (the account stays frozen, now by this administrator for this reason, so the
+    rules no longer lift it); another administrator's freeze with another reason is refused with
+    AlreadyFrozen naming it (since when, by whom, why): unfreeze first to change the reason."""
     _require_reason(reason)
     with uow:
         account = _locked(uow, customer_code, sale_group_code, scope)
-        if not account.is_frozen:
-            account.freeze(reason=reason, by=f"admin:{by}", now=clock.now())
-            uow.accounts.save(account)
-            uow.commit()
+        if account.is_frozen and (account.frozen_reason or "").strip() == reason.strip():
+            return account
+        if account.is_frozen and not (account.frozen_by or "").startswith("rule:"):
+            raise AlreadyFrozen(
+                customer_code,
+                sale_group_code,
+                reason=account.frozen_reason or "",
+                by=account.frozen_by or "unknown",
+                since=account.frozen_at.isoformat() if account.frozen_at else "unknown",
+            )
+        account.freeze(reason=reason, by=f"admin:{by}", now=clock.now())
+        uow.accounts.save(account)
+        uow.commit()
     return account
 
 

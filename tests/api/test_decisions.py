@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -253,6 +254,44 @@ class TestFreeze:
         before = db_state()
         problem = assert_problem(api.freeze(CUSTOMER_A, "GB20", body, undo=undo), 422)
         assert set(problem["errors"]) & {"reason", "why"}
+        assert db_state() == before
+
+    def test_a_second_freeze_for_the_same_reason_is_an_idempotent_200(self, api, db_state, clock):
+        first = api.freeze(CUSTOMER_A, "GB20", {"reason": "payment dispute"}).json
+        before = db_state()
+        clock.advance(60)
+        again = api.freeze(CUSTOMER_A, "GB20", {"reason": "payment dispute"})
+        assert again.status_code == 200
+        assert (again.json["frozen_reason"], again.json["frozen_at"]) == (
+            "payment dispute",
+            first["frozen_at"],
+        )
+        assert db_state() == before
+
+    def test_a_second_freeze_for_another_reason_is_409_naming_the_current_freeze(self, api, db_state, clock):
+        first = api.freeze(CUSTOMER_A, "GB20", {"reason": "payment dispute"}).json
+        before = db_state()
+        clock.advance(60)
+        r = api.freeze(CUSTOMER_A, "GB20", {"reason": "fraud suspected"})
+        problem = assert_problem(r, 409)
+        assert problem["type"].endswith("/conflict/already_frozen")
+        assert problem["errors"]["frozen_reason"] == ["payment dispute"]
+        assert problem["errors"]["frozen_by"] == ["admin:test-admin"]
+        since = problem["errors"]["frozen_at"][0]
+        assert datetime.fromisoformat(since) == datetime.fromisoformat(first["frozen_at"])
+        assert "payment dispute" in problem["detail"] and "admin:test-admin" in problem["detail"]
+        assert_wire_formats(r.data)
+        assert db_state() == before
+        assert api.account(CUSTOMER_A, "GB20").json["frozen_reason"] == "payment dispute"
+
+    @pytest.mark.parametrize("undo", [False, True])
+    def test_freeze_and_unfreeze_bodies_refuse_unknown_fields_with_422(self, api, db_state, undo):
+        if undo:
+            api.freeze(CUSTOMER_A, "GB20", {"reason": "frozen first"})
+        before = db_state()
+        body = {"reason": "payment dispute", "until": "2030-01-01"}
+        problem = assert_problem(api.freeze(CUSTOMER_A, "GB20", body, undo=undo), 422)
+        assert set(problem["errors"]) == {"until"}
         assert db_state() == before
 
     def test_freezing_an_unknown_account_is_404(self, api, db_state):

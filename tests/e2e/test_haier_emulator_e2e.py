@@ -1,34 +1,39 @@
 """End to end against the Haier emulator: the real service (`creditctl serve`, gunicorn, 2 workers,
-CREDITCTL_BALANCE_PROVIDER=haier) talks over real sockets to the real emulator process
-(`creditctl haier emulate`), while 8 client threads send decisions, the emulator's faults are switched
-on mid-run one after the other, and one payer balance is lowered at the emulator mid-run.
+CREDITCTL_BALANCE_PROVIDER=haier) talks over real sockets to the emulator in its own process (the app of
+`creditctl haier emulate`, served the same way, recording each balance call: recording_emulator.py), while 8
+client threads send decisions, the emulator's faults are switched on mid-run one after the other, and one
+payer balance is lowered at the emulator mid-run.
 
 What must hold (reliability-tests.md item 7):
-  * the service keeps answering: every request gets an HTTP answer, a decision (201), a replay (200),
-    a clean conflict for a reused order id (409) or the documented 503 problem, never another 5xx,
-    each within the decision deadline plus queueing behind the other clients;
+  * the service keeps answering: every request gets an HTTP answer, a decision (201), a replay (200), a
+    clean conflict for a reused order id (409) or the documented 503 problem, never another 5xx, each within
+    the decision deadline plus queueing behind the other clients;
   * nothing is approved on an unknown balance: an approval carries a Haier balance fetched at most
     max_balance_age_s (whole seconds) before it was decided;
-  * no double spend: the shared invariant checker passes on the database afterwards, each account's
-    exposure is exactly the sum of the distinct orders approved on it, and after the lowered balance
-    is adopted, approvals on that account stay within it;
+  * no double spend: the shared invariant checker passes on the database afterwards, each account's exposure
+    is exactly the sum of the distinct orders approved on it, and after the lowered balance is adopted,
+    approvals on that account stay within it;
   * faults are told: deferrals carry the upstream's error code next to BALANCE_UNAVAILABLE;
-  * no stampede: the emulator sees far fewer balance calls than decisions are made.
+  * no stampede: one balance fetch per customer per database when its balance goes stale, however many
+    decisions wait for it. Counted per customer at the emulator, not against the number of decisions (which
+    falls when the machine is loaded while the fetches do not): after a balance is answered, no call for
+    that customer comes within the refresh window (refresh_after_s, and the shared report's reuse,
+    SharedBalanceProvider.reuse_s); and no window holds more calls than one fetch with all its retries can
+    make.
 
 How the run reaches the upstream. The rule set published here says refresh_after_s=1 and
-max_balance_age_s=3, but the service reuses a customer's stored balance report for 10 s
-(SharedBalanceProvider.reuse_s) whatever refresh_after_s says: each customer is fetched at most every
-10 s while the emulator is healthy (and every 2 s while it fails), and between fetches snapshots age
-past 3 s, so some decisions defer as BALANCE_UNAVAILABLE even while the emulator is healthy. To meet
-every fault, the customers are first fetched one second apart (their 10 s cycles are staggered), and
-each fault is switched on for a number of balance calls (`count`) and left on until the service has
-made them. Those transient faults are retried or healed, so the breaker stays closed; the run ends
-with a sustained 503 until the breaker opens (CIRCUIT_OPEN deferrals), then a healthy emulator. The
-breaker's 30 s cooldown is not awaited (unit tests cover its recovery).
-"""
+max_balance_age_s=3, and the service reuses a customer's stored balance report for 1 s
+(SharedBalanceProvider.reuse_s): each customer is fetched at most about every second while the emulator is
+healthy (every 2 s while it fails), when orders on it arrive. To meet every fault, the customers are first
+fetched one second apart, and each fault is switched on for a number of balance calls (`count`) and left on
+until the service has made them. Those transient faults are retried or healed, so the breaker stays closed;
+the run ends with a sustained 503 until the breaker opens (CIRCUIT_OPEN deferrals), then a healthy emulator.
+The breaker's 30 s cooldown is not awaited (unit tests cover its recovery)."""
 
 from __future__ import annotations
 
+import inspect
+import itertools
 import json
 import os
 import random
@@ -53,15 +58,18 @@ import requests
 from sqlalchemy import create_engine, select, text
 
 from adapters.bootstrap import bootstrap, load_settings
+from adapters.haier.retry import RetryPolicy
 from adapters.sql.engine import make_engine
 from adapters.sql.tables import credit_accounts
 from creditctl.services.customers import register_customer
+from creditctl.services.shared_balances import SharedBalanceProvider
 from tests.conftest import PG_URL, _postgres_or_skip
 from tests.invariants import assert_invariants
 
 pytestmark = pytest.mark.e2e
 
 CREDITCTL = Path(sys.executable).with_name("creditctl")
+RECORDING_EMULATOR = Path(__file__).with_name("recording_emulator.py")
 READY_TIMEOUT_S = 60.0
 SEED = int(os.environ.get("CREDITCTL_TEST_SEED") or random.randrange(1_000_000))
 
@@ -76,6 +84,13 @@ ANSWER_BOUND_S = (THREADS / WORKERS) * (DEADLINE_S + 1.0) + 2.0
 REQUEST_TIMEOUT_S = 30.0
 FAULT_WAIT_S = 15.0  # longest wait for the service to meet a fault (a customer is due every ~1 s)
 DWELL_S = 1.0  # the fault's aftermath (retries, deferrals) after the service met it
+# No stampede. A customer's balance is fetched again only when the stored one is older than the refresh
+# window: refresh_after_s for a decision, the shared report's reuse for every caller (whichever is longer).
+REUSE_S = float(inspect.signature(SharedBalanceProvider).parameters["reuse_s"].default)
+REFRESH_WINDOW_S = max(REFRESH_AFTER_S, REUSE_S)
+# One fetch makes at most 1 + max_retries attempts, each of which may send twice (a 401, a new token,
+# once more); the next fetch of the customer starts a window or more after it ended.
+CALLS_PER_FETCH = (1 + RetryPolicy().max_retries) * 2
 
 UPSTREAM_CODES = frozenset(
     {
@@ -183,10 +198,12 @@ def _creditctl_all(
     return outs
 
 
-def _spawn(args: list[str], *, env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+def _spawn(
+    args: list[str], *, env: dict[str, str], cwd: Path, log: Path, command: list[str] | None = None
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
-            [str(CREDITCTL), *args],
+            [*(command or [str(CREDITCTL)]), *args],
             env=env,
             cwd=cwd,
             stdout=out,
@@ -249,6 +266,11 @@ class Stack:
     def stats(self) -> dict[str, Any]:
         return dict(requests.get(f"{self.emulator}/_emulator/stats", timeout=5).json())
 
+    def balance_calls(self) -> list[dict[str, Any]]:
+        """Every balance call the emulator answered: at (arrival, Unix time), customer, status, fault,
+        normal (a balance the service received)."""
+        return list(requests.get(f"{self.emulator}/_e2e/balance_calls", timeout=5).json())
+
     def get(self, path: str) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.orders_key}"}
         return requests.get(f"{self.url}{path}", headers=headers, timeout=15)
@@ -299,8 +321,9 @@ def _start_stack(db: str, database_url: str, tmp: Path, processes: list[subproce
     emulator_port, port = _free_port(), _free_port()
     emulator = f"http://127.0.0.1:{emulator_port}"
     emulator_log = tmp / "emulator.log"
+    emulate = [sys.executable, str(RECORDING_EMULATOR)]
     processes.append(
-        _spawn(["haier", "emulate", "--port", str(emulator_port)], env=env, cwd=tmp, log=emulator_log)
+        _spawn(["--port", str(emulator_port)], env=env, cwd=tmp, log=emulator_log, command=emulate)
     )
     _wait_for(f"{emulator}/_emulator/stats", processes[-1], emulator_log)
     for body in EMULATOR_SETUP:
@@ -612,6 +635,7 @@ def test_the_service_keeps_its_invariants_while_the_emulator_fails(stack: Stack)
     context = f"(db={stack.db}, CREDITCTL_TEST_SEED={SEED}, logs and answers in {stack.tmp})"
     _fetch_balances(stack, LOWERED[0])  # the first token; nothing counted yet
     before = stack.stats()
+    counted_from = time.time()
     load = Load(stack)
     started = time.monotonic()
     try:
@@ -622,15 +646,16 @@ def test_the_service_keeps_its_invariants_while_the_emulator_fails(stack: Stack)
     elapsed = time.monotonic() - started
     stack.emulate("/_emulator/faults", {"mode": "none"})
     after = stack.stats()
+    calls = [c for c in stack.balance_calls() if c["at"] >= counted_from]
     answers = load.answers
-    _report(answers, before, after, elapsed, run, stack)
+    _report(answers, before, after, elapsed, run, stack, calls)
 
     _assert_every_request_answered_in_time(answers, stack, context)
     _assert_no_approval_on_an_unknown_balance(answers, stack.rule_set_version, context)
     _assert_replays_and_conflicts_are_clean(answers, context)
     _assert_every_fault_was_met_and_told(answers, run, context)
     _assert_lowered_balance_respected(answers, run["lowered"], context)
-    _assert_no_stampede(answers, before, after, context)
+    _assert_no_stampede(calls, before, after, context)
     _assert_the_database_is_sound(answers, stack, context)
     ready = requests.get(f"{stack.url}/readyz", timeout=10)
     assert ready.status_code == 200, f"{ready.text} {context}"
@@ -657,6 +682,7 @@ def _report(
     elapsed: float,
     run: dict[str, Any],
     stack: Stack,
+    calls: list[dict[str, Any]],
 ) -> None:
     """What happened, phase by phase (shown with -s, and in the report of a failure)."""
     by_phase: dict[str, Counter[str]] = defaultdict(Counter)
@@ -675,6 +701,9 @@ def _report(
           f"slowest answer {slowest:.2f} s, seed {SEED}")  # fmt: skip
     print(f"[{stack.db}] emulator: balance calls {after['balance_calls'] - before['balance_calls']}, "
           f"token calls {after['token_calls'] - before['token_calls']}")  # fmt: skip
+    per_customer = Counter(c["customer"] for c in calls)
+    print(f"[{stack.db}] balance calls per customer: {dict(per_customer)}; the most in one "
+          f"{REFRESH_WINDOW_S:g} s window: {max(_calls_per_window(calls).values(), default=0)}")  # fmt: skip
     for name in run["phases"]:
         met = run["met"].get(name, "-")
         took = run["phase_s"].get(name, 0.0)
@@ -770,15 +799,40 @@ def _assert_lowered_balance_respected(
     )
 
 
+def _calls_per_window(calls: list[dict[str, Any]]) -> Counter[tuple[str, int]]:
+    return Counter((c["customer"], int(c["at"] // REFRESH_WINDOW_S)) for c in calls)
+
+
 def _assert_no_stampede(
-    answers: list[Answer], before: dict[str, Any], after: dict[str, Any], context: str
+    calls: list[dict[str, Any]], before: dict[str, Any], after: dict[str, Any], context: str
 ) -> None:
-    decisions = sum(1 for a in answers if a.kind == "new" and a.status == 201)
+    """One fetch per customer per refresh window, counted at the emulator per customer (not per decision:
+    a loaded machine makes fewer decisions, not fewer refreshes)."""
     balance_calls = after["balance_calls"] - before["balance_calls"]
-    token_calls = after["token_calls"] - before["token_calls"]
-    assert balance_calls * 10 <= decisions, (
-        f"{balance_calls} balance calls for {decisions} decisions {context}"
+    assert balance_calls == len(calls), f"{balance_calls} counted, {len(calls)} recorded {context}"
+    assert calls, f"no balance call was made: the test proves nothing {context}"
+    by_customer: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for call in sorted(calls, key=lambda c: c["at"]):
+        by_customer[call["customer"]].append(call)
+    # A balance answered and stored is used for the whole window: no call for that customer before the
+    # window has passed, whichever worker, thread or decision asks (arrival to arrival; the stored
+    # balance's fetched_at is taken after the answer arrived, so this holds without slack).
+    for customer, sequence in by_customer.items():
+        for answered, following in itertools.pairwise(sequence):
+            if answered["normal"]:
+                gap = following["at"] - answered["at"]
+                assert gap >= REFRESH_WINDOW_S, (
+                    f"{customer}: a balance call {gap:.3f} s after a balance was answered, within the "
+                    f"{REFRESH_WINDOW_S:g} s refresh window: {answered} then {following} {context}"
+                )
+    # While the emulator fails, a fetch retries; the next fetch waits at least a window after it ends,
+    # so no window of a customer holds more calls than one fetch can make.
+    crowded = {k: n for k, n in _calls_per_window(calls).items() if n > CALLS_PER_FETCH}
+    assert not crowded, (
+        f"more than one fetch's {CALLS_PER_FETCH} calls in a {REFRESH_WINDOW_S:g} s window "
+        f"(customer, window): {crowded} {context}"
     )
+    token_calls = after["token_calls"] - before["token_calls"]
     # One token shared by every worker: a new one only after revoke_tokens and after the 401s.
     assert token_calls <= 4, f"{token_calls} token calls {context}"
 

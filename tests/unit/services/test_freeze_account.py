@@ -7,7 +7,7 @@ import pytest
 from adapters.fake.clock import FakeClock
 from adapters.fake.unit_of_work import FakeStore
 from creditctl.domain.account import AccountStatus, CreditAccount
-from creditctl.domain.errors import InvalidRequest, UnknownAccount, UnknownCustomer
+from creditctl.domain.errors import AlreadyFrozen, InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.services.freeze_account import freeze_account, unfreeze_account
 from rules import Outcome
 from tests.unit.services.conftest import CUSTOMER, GROUP, OTHER_CUSTOMER, RICH_GROUP, Desk
@@ -53,11 +53,47 @@ class TestFreezeAccount:
         assert store.commits == commits
         assert desk.account().status is AccountStatus.ACTIVE
 
-    def test_freezing_a_frozen_account_keeps_the_first_freeze(self, desk: Desk, clock: FakeClock) -> None:
-        first = freeze(desk, "first")
+    def test_freezing_again_for_the_same_reason_changes_nothing(
+        self, desk: Desk, store: FakeStore, clock: FakeClock
+    ) -> None:
+        first = freeze(desk, "chargeback")
+        commits = store.commits
         clock.advance(60)
-        again = freeze(desk, "second")
-        assert (again.frozen_reason, again.frozen_at) == ("first", first.frozen_at)
+        again = freeze(desk, " chargeback ")
+        assert (again.frozen_reason, again.frozen_by, again.frozen_at) == (
+            "chargeback",
+            "admin:ops",
+            first.frozen_at,
+        )
+        assert store.commits == commits
+
+    def test_freezing_again_for_another_reason_is_refused_naming_the_freeze(
+        self, desk: Desk, store: FakeStore, clock: FakeClock
+    ) -> None:
+        first = freeze(desk, "chargeback")
+        commits = store.commits
+        clock.advance(60)
+        with pytest.raises(AlreadyFrozen) as refused:
+            freeze(desk, "another reason")
+        assert (refused.value.frozen_reason, refused.value.frozen_by) == ("chargeback", "admin:ops")
+        assert first.frozen_at is not None and refused.value.frozen_at == first.frozen_at.isoformat()
+        assert "chargeback" in refused.value.message and "admin:ops" in refused.value.message
+        assert store.commits == commits
+        assert desk.account().frozen_reason == "chargeback"
+
+    def test_an_admin_freeze_takes_over_a_freeze_the_rules_made(self, desk: Desk, clock: FakeClock) -> None:
+        desk.new_balance("0.00")
+        assert desk.decide("1.00").outcome is Outcome.FREEZE
+        assert (desk.account().frozen_by or "").startswith("rule:")
+        clock.advance(60)
+        taken = freeze(desk, "customer in administration")
+        assert (taken.frozen_reason, taken.frozen_by, taken.frozen_at) == (
+            "customer in administration",
+            "admin:ops",
+            clock.now(),
+        )
+        desk.new_balance("1000.00")  # money back would lift a rule's freeze, not an administrator's
+        assert desk.decide("1.00").outcome is Outcome.BLOCK
 
     def test_an_unknown_account_is_not_found(self, desk: Desk) -> None:
         with pytest.raises(UnknownAccount, match="has no payer account in sales group 'ZZ99'"):

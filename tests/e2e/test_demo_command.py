@@ -1,0 +1,70 @@
+"""`creditctl demo` (what `./scripts/serve` runs each time) loaded again and again: the same accounts,
+and exactly three active demo keys, the last ones printed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+CREDITCTL = Path(sys.executable).with_name("creditctl")
+DEMO_KEYS = {"demo-admin", "demo-orders", "demo-auditor"}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CREDITCTL_", "PROMETHEUS_"))}
+    return env | {"CREDITCTL_BALANCE_PROVIDER": "fake"} | extra
+
+
+def _run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):  # type: ignore[no-untyped-def]
+    return subprocess.run(
+        [str(CREDITCTL), *args],
+        cwd=cwd,
+        env=env or _env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class TestDemo:
+    def test_loading_the_demo_again_leaves_exactly_three_active_demo_keys(self, tmp_path: Path) -> None:
+        assert _run("db", "upgrade", cwd=tmp_path).returncode == 0
+        outputs = []
+        for _ in range(3):
+            done = _run("demo", cwd=tmp_path)
+            assert done.returncode == 0, done.stderr
+            outputs.append(done.stdout)
+        listing = _run("keys", "list", cwd=tmp_path).stdout.splitlines()
+        rows = [line.split("\t") for line in listing]
+        active = sorted(name for _, name, _, _, state in rows if state == "active")
+        assert active == sorted(DEMO_KEYS)
+        assert len(rows) == 9  # the earlier ones are kept, revoked
+        accounts = [sorted(x for x in out.splitlines() if x.startswith("account ")) for out in outputs]
+        assert accounts[0] and accounts[0] == accounts[1] == accounts[2]
+        assert "earlier run are revoked" in outputs[-1]
+
+    def test_the_keys_printed_by_the_last_demo_are_the_active_ones(self, tmp_path: Path) -> None:
+        from adapters.bootstrap import bootstrap, load_settings
+        from creditctl.services.api_keys import authenticate
+
+        assert _run("db", "upgrade", cwd=tmp_path).returncode == 0
+        first = _run("demo", cwd=tmp_path).stdout
+        last = _run("demo", cwd=tmp_path).stdout
+        context = bootstrap(load_settings({"CREDITCTL_INSTANCE_PATH": str(tmp_path / "instance")}))
+
+        def secrets(out: str) -> list[str]:
+            return [line.split()[-1] for line in out.splitlines() if "key (shown once)" in line]
+
+        assert len(secrets(last)) == 3
+        for secret in secrets(last):
+            assert authenticate(secret, uow=context.uow()).name in DEMO_KEYS
+        for secret in secrets(first):
+            with pytest.raises(Exception, match="not valid"):
+                authenticate(secret, uow=context.uow())
