@@ -60,6 +60,8 @@ def decide_order(
                 return _replay(existing, fingerprint)
             if locked is None and not uow.customers.exists(order.customer_code):
                 raise UnknownCustomer(order.customer_code)
+            if locked is None and _recently_seen_without(uow, order, rule_set, now):
+                raise UnknownAccount(order.customer_code, order.sale_group_code)
     if decided is not None:
         return decided if decided.created else _replay_after_race(uow, order, fingerprint)
     # A stale or missing snapshot: the lock is released, the upstream asked, then the lock taken again
@@ -97,6 +99,17 @@ def _decide_locked(
     uow.accounts.save(locked)
     uow.commit()
     return DecisionResult(decision, created=True)
+
+
+def _recently_seen_without(
+    uow: UnitOfWork, order: Order, rule_set: RuleSetVersion, now: datetime
+) -> bool:
+    """The customer's stored report is young (another of its accounts was refreshed within
+    refresh_after_s) and had no payer account in this sales group: answer without asking again."""
+    return any(
+        not needs_refresh(account, effective_params(rule_set.rules, account), now)
+        for account in uow.accounts.for_customer(order.customer_code)
+    )
 
 
 def _fetch(

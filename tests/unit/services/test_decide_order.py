@@ -238,9 +238,28 @@ class TestUnknownParties:
         assert store.commits == commits
         assert (CUSTOMER, "ZZ99") not in store.state.accounts
 
-    def test_cannot_open_an_account_while_the_upstream_is_down(
-        self, desk: Desk, balances: FakeBalanceProvider, store: FakeStore
+    def test_an_unknown_sale_group_is_answered_from_the_young_stored_report_without_upstream_calls(
+        self, desk: Desk, balances: FakeBalanceProvider
     ) -> None:
+        calls = len(balances.calls)
+        for _ in range(5):
+            with pytest.raises(UnknownAccount):
+                desk.decide("1.00", group="ZZ99")
+        assert len(balances.calls) == calls
+
+    def test_an_unknown_sale_group_asks_the_upstream_once_the_stored_report_is_stale(
+        self, desk: Desk, balances: FakeBalanceProvider, clock: FakeClock
+    ) -> None:
+        clock.advance(301)  # past refresh_after_s: Haier may have opened the account since
+        calls = len(balances.calls)
+        with pytest.raises(UnknownAccount):
+            desk.decide("1.00", group="ZZ99")
+        assert len(balances.calls) == calls + 1
+
+    def test_cannot_open_an_account_while_the_upstream_is_down(
+        self, desk: Desk, balances: FakeBalanceProvider, store: FakeStore, clock: FakeClock
+    ) -> None:
+        clock.advance(301)
         balances.fail_with("CIRCUIT_OPEN")
         commits = store.commits
         with pytest.raises(UpstreamUnavailable, match="cannot verify sales group 'ZZ99'"):
