@@ -12,6 +12,7 @@ from adapters.sql.tables import credit_accounts, holds
 from creditctl.domain.account import AccountStatus, CreditAccount
 from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.money import from_fen, to_fen
+from creditctl.ports.clock import Clock
 
 _c = credit_accounts.c
 # Built once: statements with bound parameters compile once and cost little per call (hot path).
@@ -27,13 +28,19 @@ _EARLIEST_EXPIRY = (
 _LOCK = select(credit_accounts, _EARLIEST_EXPIRY).where(
     _c.customer_code == bindparam("k_customer"), _c.sale_group_code == bindparam("k_group")
 )
-_LOCK_FOR_UPDATE = _LOCK.with_for_update(of=credit_accounts)
+# PostgreSQL: the lock in a CTE, so that the outer select's clock_timestamp() is read after the row lock
+# was granted (in a plain SELECT … FOR UPDATE it is read before a wait unless the holder changed the row):
+# the database's time for the decision comes with the lock, in the same round trip.
+_LOCKED = _LOCK.with_for_update(of=credit_accounts).cte("locked")
+_LOCK_FOR_UPDATE = select(_LOCKED, func.clock_timestamp().label("locked_at"))
 _SAVE = update(credit_accounts).where(_c.id == bindparam("k_id"))
 
 
 class SqlAccountRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, database_clock: Clock | None = None) -> None:
+        """`database_clock` stands in for the database's clock (tests); else lock() reads the server's."""
         self._conn = conn
+        self._database_clock = database_clock
 
     def get(self, customer_code: str, sale_group_code: str) -> CreditAccount | None:
         row = self._conn.execute(_GET, {"k_customer": customer_code, "k_group": sale_group_code}).first()
@@ -47,6 +54,10 @@ class SqlAccountRepository:
         if row is None:
             return None
         account = _to_account(row)
+        if self._database_clock is not None:
+            account.locked_at = self._database_clock.now()
+        else:
+            account.locked_at = row._mapping.get("locked_at")
         account.hold_expiry_known = True
         earliest = row.earliest_hold_expiry
         if isinstance(earliest, str):  # SQLite returns an aggregate of a DateTime column as text

@@ -41,7 +41,7 @@ class SqlUnitOfWork:
             raise RuntimeError("unit of work already open; units of work do not nest")
         conn = self._engine.connect()
         self._conn = conn
-        self.accounts = SqlAccountRepository(conn)
+        self.accounts = SqlAccountRepository(conn, self._database_clock)
         self.customers = SqlCustomerRepository(conn)
         self.decisions = SqlDecisionRepository(conn)
         self.holds = SqlHoldRepository(conn)

@@ -50,6 +50,9 @@ class CreditAccount:
     # hot path). Without the hint (`hold_expiry_known` False) the service always looks.
     hold_expiry_known: bool = False
     earliest_hold_expiry: datetime | None = None
+    # The database's time when the lock was granted, where the repository reads it in the same round
+    # trip (PostgreSQL); None: ask the unit of work.
+    locked_at: datetime | None = None
 
     def may_have_due_holds(self, now: datetime) -> bool:
         if not self.hold_expiry_known:

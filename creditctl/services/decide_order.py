@@ -47,7 +47,7 @@ def decide_order(
         # answered from the stored decision (one statement less for every new order).
         locked = uow.accounts.lock(order.customer_code, order.sale_group_code)
         rule_set = uow.rule_sets.active()
-        now = uow.now()  # the database's time, read under the lock
+        now = _database_time(uow, locked)
         fresh = locked is not None and not needs_refresh(
             locked, effective_params(rule_set.rules, locked), now
         )
@@ -69,7 +69,9 @@ def decide_order(
     fetched = _fetch(order, locked, balances, deadline_s)
     with uow:
         relocked = _lock_or_open(uow, order, fetched)
-        decided = _decide_locked(uow, order, fingerprint, relocked, rule_set, fetched, uow.now())
+        decided = _decide_locked(
+            uow, order, fingerprint, relocked, rule_set, fetched, _database_time(uow, relocked)
+        )
     return decided if decided.created else _replay_after_race(uow, order, fingerprint)
 
 
@@ -99,6 +101,13 @@ def _decide_locked(
     uow.accounts.save(locked)
     uow.commit()
     return DecisionResult(decision, created=True)
+
+
+def _database_time(uow: UnitOfWork, locked: CreditAccount | None) -> datetime:
+    """The database's time after the lock was granted: from the lock's own round trip where it came."""
+    if locked is not None and locked.locked_at is not None:
+        return locked.locked_at
+    return uow.now()
 
 
 def _recently_seen_without(
