@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from adapters.bootstrap import Settings, bootstrap
 from adapters.sql.tables import credit_accounts, decisions, holds
@@ -233,7 +233,6 @@ class TestAnswersInFlight:
         assert books.problems() == []
         assert check_invariants(postgres_engine) == []
 
-
     def test_the_checkers_catch_a_variant_that_stamps_snapshots_when_their_answer_arrives(
         self,
         postgres_engine: Engine,
@@ -421,6 +420,29 @@ class TestClocksThatDisagree:
 
 
 # -- expiry follows the database clock (item 5) -------------------------------------------------------------
+
+
+class TestTheDecisionTimeFollowsTheLock:
+    def test_a_decision_waiting_for_the_account_lock_is_timed_after_the_lock_is_granted(
+        self, postgres_engine: Engine, upstream: LedgerUpstream, customer: str, tmp_path: Path
+    ) -> None:
+        """Another transaction holds the account's row lock for 1 s without changing the row. The waiting
+        decision's time is the database's after the lock was granted, not when it began to wait (a recheck
+        that waited must not approve past a deadline that passed while it waited)."""
+        one = start_instance(postgres_engine, upstream, FrozenClock(-60), tmp_path, "one")
+        open_account(postgres_engine, one, upstream, customer, THOUSAND)
+        with postgres_engine.connect() as holder:
+            holder.execute(
+                select(credit_accounts.c.id)
+                .where(credit_accounts.c.customer_code == customer)
+                .with_for_update()
+            )
+            deciding = in_thread(lambda: one.decide(order("o1", customer, Decimal("1.00"))))
+            time.sleep(1.0)
+            released_at = holder.execute(select(func.clock_timestamp())).scalar_one()
+            holder.commit()
+        decided_at = deciding().decision.decided_at
+        assert decided_at >= released_at, f"decided at {decided_at}, the lock was released at {released_at}"
 
 
 class TestExpiryByTheDatabaseClock:
