@@ -282,6 +282,10 @@ class _UpstreamConfigs:
                     self.w.upstream_configs[n] = replace(c, is_active=False)
         self.w.upstream_configs[config.name] = config
 
+    def reseal(self, name: str, document: dict[str, Any]) -> None:
+        if name in self.w.upstream_configs:
+            self.w.upstream_configs[name] = replace(self.w.upstream_configs[name], document=document)
+
     def all(self) -> list[StoredConfig]:
         return [self.w.upstream_configs[n] for n in sorted(self.w.upstream_configs)]
 
