@@ -123,6 +123,13 @@ class _Customers:
     def codes(self) -> list[str]:
         return sorted(self.w.customers)
 
+    def names(self) -> dict[str, str]:
+        return dict(sorted(self.w.customers.items()))
+
+    def set_name(self, customer_code: str, name: str) -> None:
+        if customer_code in self.w.customers:
+            self.w.customers[customer_code] = name
+
 
 class _Decisions:
     def __init__(self, w: FakeState) -> None:
