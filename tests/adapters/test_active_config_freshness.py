@@ -48,7 +48,7 @@ def instance(engine: Engine, tmp_path: Path, name: str, clock: FakeClock) -> App
         allow_loopback_urls=True,
         secret_keys=(KEY_A,),
     )
-    return bootstrap(settings, clock=clock, engine=engine)
+    return bootstrap(settings, clock=clock, engine=engine, database_clock=clock)
 
 
 def configure(ctx: AppContext, document: dict[str, Any]) -> None:
