@@ -43,7 +43,12 @@ from creditctl.services.as_of_balances import AsOfBalanceProvider
 from creditctl.services.context import AppContext, UpstreamConfigTools
 from creditctl.services.customers import store_report
 from creditctl.services.shared_balances import SharedBalanceProvider
-from creditctl.services.upstream_configs import active_config, open_document, reseal_configs
+from creditctl.services.upstream_configs import (
+    active_config,
+    active_config_version,
+    open_document,
+    reseal_configs,
+)
 
 TRUE = {"1", "true", "yes", "on"}
 
@@ -127,6 +132,7 @@ def bootstrap(
         balances = _balance_provider(settings, clock, db_clock, sql, box, uow, status)
     elif not isinstance(balances, AsOfBalanceProvider | SharedBalanceProvider):
         balances = AsOfBalanceProvider(balances, db_clock)
+    balance_source = status.pop("balance_source", None)  # "haier:<active config>", not a readiness probe
     return AppContext(
         uow=uow,
         balances=balances,
@@ -135,6 +141,7 @@ def bootstrap(
         checks={"database": ping_database},
         status=status,
         upstream_configs=haier_config_tools(settings, box),
+        balance_source=balance_source,
     )
 
 
@@ -157,11 +164,13 @@ def _balance_provider(
 
     haier = ActiveConfigHaierProvider(
         load_active,
+        load_version=lambda: active_config_version("haier", uow=uow()),
         token_store=SqlTokenStore(engine, box),
         clock=clock,
         allow_loopback=settings.allow_loopback_urls,
     )
     status["haier_breaker"] = haier.breaker_state
+    status["balance_source"] = haier.active_source
     return SharedBalanceProvider(
         AsOfBalanceProvider(haier, db_clock),
         SqlSharedBalanceReports(engine),

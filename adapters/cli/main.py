@@ -115,7 +115,12 @@ def _keys(cli: click.Group, ops: CliOps) -> None:
     def keys_create(role: str, name: str, customers: tuple[str, ...]) -> None:
         ctx = ops.make_context()
         new = create_api_key(
-            name=name, role=role, customers=list(customers) or None, uow=ctx.uow(), clock=ctx.clock
+            name=name,
+            role=role,
+            customers=list(customers) or None,
+            uow=ctx.uow(),
+            clock=ctx.clock,
+            balances=ctx.balances,
         )
         click.echo(new.secret)
 

@@ -123,6 +123,13 @@ class _Customers:
     def codes(self) -> list[str]:
         return sorted(self.w.customers)
 
+    def names(self) -> dict[str, str]:
+        return dict(sorted(self.w.customers.items()))
+
+    def set_name(self, customer_code: str, name: str) -> None:
+        if customer_code in self.w.customers:
+            self.w.customers[customer_code] = name
+
 
 class _Decisions:
     def __init__(self, w: FakeState) -> None:
@@ -281,6 +288,10 @@ class _UpstreamConfigs:
                 if c.kind == config.kind and n != config.name and c.is_active:
                     self.w.upstream_configs[n] = replace(c, is_active=False)
         self.w.upstream_configs[config.name] = config
+
+    def reseal(self, name: str, document: dict[str, Any]) -> None:
+        if name in self.w.upstream_configs:
+            self.w.upstream_configs[name] = replace(self.w.upstream_configs[name], document=document)
 
     def all(self) -> list[StoredConfig]:
         return [self.w.upstream_configs[n] for n in sorted(self.w.upstream_configs)]

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from creditctl.domain.balance import PayerBalance
-from creditctl.domain.money import MAX_AMOUNT
+from creditctl.domain.money import CENT, MAX_AMOUNT
 
 _OK_CODES = frozenset({"success", "0", "200", "ok"})
 _ENVELOPE_KEYS = frozenset({"success", "code", "description", "data"})
@@ -118,9 +118,9 @@ def _name(item: Mapping[str, Any], key: str, index: int) -> str:
 
 
 def parse_amount(value: Any, index: int = 0) -> Decimal:
-    """A balance as exact Decimal: a JSON number or a decimal string; finite, at most 1e12 CNY.
-
-    Negative balances are real and kept; extra decimals are kept exactly (not rounded); -0 reads 0.
+    """A balance as exact Decimal: a JSON number or a decimal string; finite, at most 1e12 CNY, and
+    exact in fen (at most two decimals that are not zero: "1000.005" is refused, never rounded, and
+    "1000.500" is 1000.500). Negative balances are real and kept; -0 reads 0.
     """
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise MalformedAnswer(f"entry {index} has no payerAccountBalance number")
@@ -133,4 +133,6 @@ def parse_amount(value: Any, index: int = 0) -> Decimal:
         raise MalformedAnswer(f"entry {index} has a payerAccountBalance that is not finite")
     if amount.copy_abs() > MAX_AMOUNT:  # copy_abs and > are exact: no overflow on huge exponents
         raise MalformedAnswer(f"entry {index} has an implausibly large payerAccountBalance")
+    if amount.quantize(CENT) != amount:  # a balance that cannot be stored exactly is no balance
+        raise MalformedAnswer(f"entry {index} has a payerAccountBalance with more than two decimals")
     return amount.copy_abs() if amount.is_zero() else amount

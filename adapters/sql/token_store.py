@@ -121,10 +121,12 @@ class SqlTokenStore:
         return taken
 
     def _store(self, name: str, token: Token) -> None:
+        """Only while we still hold the lease: a config change drops the row (and the lease), so a
+        token fetched under the old settings is handed to its caller but never stored for the new."""
         with self._engine.connect() as conn:
             conn.execute(
                 update(upstream_tokens)
-                .where(_t.config_name == name)
+                .where(_t.config_name == name, _t.lease_holder == self._holder)
                 .values(
                     token=self._box.seal(token.value),
                     scheme=token.scheme,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, select, update
 
-from adapters.sql.tables import upstream_configs
+from adapters.sql.tables import upstream_configs, upstream_tokens
 from creditctl.ports.upstream_configs import StoredConfig
 
 _u = upstream_configs.c
@@ -33,6 +33,9 @@ class SqlUpstreamConfigRepository:
                 .where(_u.kind == config.kind, _u.name != config.name)
                 .values(is_active=False)
             )
+        # Any change forgets the config's upstream token (and any fetch lease on it, so a fetch still
+        # running under the old settings cannot store its token afterwards).
+        self._conn.execute(delete(upstream_tokens).where(upstream_tokens.c.config_name == config.name))
         done = self._conn.execute(update(upstream_configs).where(_u.name == config.name).values(values))
         if done.rowcount == 0:
             self._conn.execute(
@@ -40,6 +43,9 @@ class SqlUpstreamConfigRepository:
                     values | {"name": config.name, "created_at": config.created_at}
                 )
             )
+
+    def reseal(self, name: str, document: dict[str, Any]) -> None:
+        self._conn.execute(update(upstream_configs).where(_u.name == name).values(document=document))
 
     def all(self) -> list[StoredConfig]:
         return [_to_config(r) for r in self._conn.execute(select(upstream_configs).order_by(_u.name))]

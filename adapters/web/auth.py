@@ -63,21 +63,44 @@ def current_key() -> ApiKey:
     return key
 
 
-def requires(*roles: Role) -> Callable[[F], F]:
-    """Let the view run only for a key with one of `roles`."""
+def requires(*roles: Role, global_scope: bool = False) -> Callable[[F], F]:
+    """Let the view run only for a key with one of `roles`.
+
+    global_scope=True marks a call that changes or reveals state shared by every customer (upstream
+    configs, rule sets, keys, webhooks): a key limited to some customers is refused with 403 there,
+    whatever its role, because what such a call touches is not any one customer's."""
 
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = current_key()
-            if key.role not in roles:
-                raise Forbidden(f"this call needs a key with role {' or '.join(r.value for r in roles)}")
+            check_role(*roles, global_scope=global_scope)
             return view(*args, **kwargs)
 
         wrapper.__dict__.setdefault("_roles", roles)
+        wrapper.__dict__.setdefault("_global_scope", global_scope)
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def requires_global_admin(view: F) -> F:
+    """An admin call on global state: an admin key that is not limited to some customers."""
+    return requires(Role.ADMIN, global_scope=True)(view)
+
+
+def check_role(*roles: Role, global_scope: bool = False) -> ApiKey:
+    """The caller's key when it has one of `roles` (and no customer limit if global_scope); else 403.
+
+    For checks that depend on the request (a query parameter that makes a read a write)."""
+    key = current_key()
+    if key.role not in roles:
+        raise Forbidden(f"this call needs a key with role {' or '.join(r.value for r in roles)}")
+    if global_scope and key.customers is not None:
+        raise Forbidden(
+            "this call changes or shows settings shared by every customer; "
+            "a key limited to some customers may not make it"
+        )
+    return key
 
 
 def scope() -> frozenset[str] | None:

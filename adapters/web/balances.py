@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response, jsonify
 
-from adapters.web.auth import requires, scope
+from adapters.web.auth import check_role, requires, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.balances import BalancesQuerySchema, CompatQuerySchema, CustomerBalancesSchema
@@ -51,7 +51,11 @@ COMPAT_STATUS = {
 @bp.arguments(BalancesQuerySchema, location="query")
 @bp.response(200, CustomerBalancesSchema)
 def read(query: dict[str, Any], customer_code: str) -> dict[str, Any]:
-    """Every payer account of the customer with fetched_at and source; ?refresh=true asks Haier first."""
+    """Every payer account of the customer with fetched_at and source; ?refresh=true asks Haier first.
+
+    A refresh calls the upstream and stores what it answers: orders or admin keys only."""
+    if query["refresh"]:
+        check_role(Role.ORDERS, Role.ADMIN)
     c = ctx()
     accounts = customer_balances(
         customer_code,

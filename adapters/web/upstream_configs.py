@@ -1,4 +1,5 @@
-"""/v1/admin/haier/configs/{name}: the Haier connection configs (admin). Secrets go in, never out."""
+"""/v1/admin/haier/configs/{name}: the Haier connection configs (admin, not limited to customers).
+Secrets go in, never out."""
 
 from __future__ import annotations
 
@@ -6,11 +7,10 @@ from typing import Any
 
 from flask import request
 
-from adapters.web.auth import requires
+from adapters.web.auth import requires_global_admin
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.upstream_configs import HaierConfigSchema, RedactedConfigSchema
-from creditctl.domain.api_key import Role
 from creditctl.domain.errors import NotFound
 from creditctl.services.context import UpstreamConfigTools
 from creditctl.services.upstream_configs import get_config, put_config
@@ -31,7 +31,7 @@ def _tools() -> UpstreamConfigTools:
 
 
 @bp.route("/<string:name>", methods=["PUT"])
-@requires(Role.ADMIN)
+@requires_global_admin
 @bp.arguments(HaierConfigSchema)
 @bp.response(200, RedactedConfigSchema)
 def put(_body: dict[str, Any], name: str) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def put(_body: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 @bp.route("/<string:name>", methods=["GET"])
-@requires(Role.ADMIN)
+@requires_global_admin
 @bp.response(200, RedactedConfigSchema)
 def get(name: str) -> dict[str, Any]:
     """The config with every secret shown as "set"."""

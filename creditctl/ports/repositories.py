@@ -38,10 +38,18 @@ class CustomerRepository(Protocol):
     def exists(self, customer_code: str) -> bool: ...
 
     def add(self, customer_code: str, name: str, now: datetime) -> bool:
-        """Register a customer; False when it was already there."""
+        """Register a customer; False when it was already there (also when a concurrent add won)."""
         ...
 
     def codes(self) -> list[str]: ...
+
+    def names(self) -> dict[str, str]:
+        """Every registered customer's code and name ("" when none was given), by code."""
+        ...
+
+    def set_name(self, customer_code: str, name: str) -> None:
+        """Rename a registered customer; nothing for an unknown code."""
+        ...
 
 
 class DecisionRepository(Protocol):

@@ -23,7 +23,14 @@ class UpstreamConfigRepository(Protocol):
     def get(self, name: str) -> StoredConfig | None: ...
 
     def put(self, config: StoredConfig) -> None:
-        """Insert or replace; making one active deactivates the others of its kind."""
+        """Insert or replace; making one active deactivates the others of its kind.
+
+        Forgets the config's stored upstream token in the same transaction: a token obtained with the
+        old settings is never used with the new ones."""
+        ...
+
+    def reseal(self, name: str, document: dict[str, Any]) -> None:
+        """Store the same document sealed anew (key rotation): not a change, updated_at and token stay."""
         ...
 
     def all(self) -> list[StoredConfig]: ...

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from creditctl.domain.api_key import ApiKey, Role, hash_secret, new_secret
 from creditctl.domain.errors import InvalidRequest, Unauthenticated
+from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.customers import ensure_known
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,9 +19,21 @@ class NewApiKey:
 
 
 def create_api_key(
-    *, name: str, role: str, customers: list[str] | None, uow: UnitOfWork, clock: Clock
+    *,
+    name: str,
+    role: str,
+    customers: list[str] | None,
+    uow: UnitOfWork,
+    clock: Clock,
+    balances: BalanceProvider | None = None,
 ) -> NewApiKey:
-    """Make a key; only its hash is kept."""
+    """Make a key; only its hash is kept.
+
+    A key limited to customers needs each to be known; with `balances`, one the provider names is
+    registered on the spot (as on its first decision)."""
+    if customers and balances is not None:
+        for code in sorted(set(customers)):
+            ensure_known(code, uow=uow, balances=balances, now=clock.now())
     return _create(name=name, role=role, customers=customers, uow=uow, clock=clock, replace=False)
 
 

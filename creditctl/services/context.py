@@ -35,3 +35,8 @@ class AppContext:
     checks: dict[str, Callable[[], None]] = field(default_factory=dict)
     status: dict[str, Callable[[], object]] = field(default_factory=dict)
     upstream_configs: UpstreamConfigTools | None = None
+    balance_source: Callable[[], str] | None = None  # e.g. "haier:main"; default: balances.source
+
+    def source_of_balances(self) -> str:
+        """Where balances come from now: "fake", or "haier:<name of the active config>"."""
+        return self.balance_source() if self.balance_source else self.balances.source

@@ -1,6 +1,13 @@
-"""Customers and their payer accounts: registering a sold-to code and refreshing its balances."""
+"""Customers and their payer accounts: knowing a sold-to code, listing them, refreshing their balances.
+
+A customer is known when it is registered, or when the active balance provider names it (a Haier
+config lists it with its password; the fake file holds it): such a customer is registered on first
+use, with no separate step."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
 
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.assessment import rule_params
@@ -12,14 +19,72 @@ from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.account_state import refresh_locked_account
 
 
+@dataclass(frozen=True, slots=True)
+class CustomerListing:
+    """A known customer: registered and/or named by the balance provider, with its payer accounts."""
+
+    customer_code: str
+    name: str
+    registered: bool
+    balance_source: str | None  # "fake", "haier:<config>"; None when the provider does not serve it
+    accounts: list[CreditAccount]
+
+
+def valid_code(code: str) -> bool:
+    return bool(code) and code.isalnum() and len(code) <= 32
+
+
 def register_customer(code: str, *, name: str = "", uow: UnitOfWork, clock: Clock) -> bool:
-    """Make a sold-to code known; its accounts appear as its balances are fetched."""
-    if not code or not code.isalnum() or len(code) > 32:
+    """Make a sold-to code known (or give a known one its name); False when it was known already."""
+    if not valid_code(code):
         raise InvalidRequest("a customer code is 1-32 letters or digits", field="customer_code")
     with uow:
         added = uow.customers.add(code, name, clock.now())
+        if not added and name:
+            uow.customers.set_name(code, name)
         uow.commit()
     return added
+
+
+def ensure_known(customer_code: str, *, uow: UnitOfWork, balances: BalanceProvider, now: datetime) -> bool:
+    """True when the customer is known: registered, or named by the balance provider and registered now.
+
+    Idempotent and safe when concurrent first uses race (one inserts, the others find it). Asks the
+    provider only for a code not registered yet. False for any other code (nothing is written)."""
+    with uow:
+        if uow.customers.exists(customer_code):
+            return True
+    if not valid_code(customer_code) or customer_code not in balances.customers():
+        return False
+    with uow:
+        uow.customers.add(customer_code, "", now)
+        uow.commit()
+    return True
+
+
+def list_customers(
+    *, scope: frozenset[str] | None, uow: UnitOfWork, balances: BalanceProvider, source: str
+) -> list[CustomerListing]:
+    """Every known customer (a limited key: only its own) with its stored payer accounts. Writes nothing.
+
+    `source` names the provider as it serves now ("fake", "haier:main")."""
+    served = {c for c in balances.customers() if valid_code(c)}
+    with uow:
+        names = uow.customers.names()
+        codes = sorted(set(names) | served)
+        if scope is not None:
+            codes = [c for c in codes if c in scope]
+        accounts = {code: uow.accounts.for_customer(code) for code in codes}
+    return [
+        CustomerListing(
+            customer_code=code,
+            name=names.get(code, ""),
+            registered=code in names,
+            balance_source=source if code in served else None,
+            accounts=accounts[code],
+        )
+        for code in codes
+    ]
 
 
 def refresh_balances(
@@ -37,9 +102,8 @@ def refresh_balances(
     """
     if scope is not None and customer_code not in scope:
         raise UnknownCustomer(customer_code)
-    with uow:
-        if not uow.customers.exists(customer_code):
-            raise UnknownCustomer(customer_code)
+    if not ensure_known(customer_code, uow=uow, balances=balances, now=clock.now()):
+        raise UnknownCustomer(customer_code)
     report = balances.fetch(customer_code, timeout_s=timeout_s)
     store_report(report, uow=uow)
     return report
@@ -82,9 +146,9 @@ def customer_balances(
     """
     if scope is not None and customer_code not in scope:
         raise UnknownCustomer(customer_code)
+    if not ensure_known(customer_code, uow=uow, balances=balances, now=clock.now()):
+        raise UnknownCustomer(customer_code)
     with uow:
-        if not uow.customers.exists(customer_code):
-            raise UnknownCustomer(customer_code)
         accounts = uow.accounts.for_customer(customer_code)
         refresh_after = int(rule_params(uow.rule_sets.active().rules)["refresh_after_s"])
         now = uow.now()

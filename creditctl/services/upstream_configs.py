@@ -5,6 +5,8 @@ The config's shape belongs to the adapter; the service is handed its `validate` 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +19,7 @@ from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.ports.upstream_configs import StoredConfig
 
 SECRET_FIELDS = ("client_secret", "password", "customer_password")
+DESTINATION_FIELDS = ("base_url", "token_url", "auth")  # where the secrets are sent
 KEEP = "set"  # sending back "set" for a secret keeps the stored one
 
 
@@ -58,16 +61,23 @@ def put_config(
     box: SecretBox,
     clock: Clock,
 ) -> dict[str, Any]:
-    """Create or replace a config. Secrets sent as "set" keep their stored value. Returns it redacted."""
+    """Create or replace a config. Returns it redacted.
+
+    A secret sent as "set" keeps its stored value, but only while the destination (base_url, token_url,
+    auth) stays the same: a stored secret is never sent to a host it was not given for. The stored
+    upstream token is forgotten on every change (the repository drops it with the config write)."""
     if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
         raise InvalidRequest("a config name is 1-64 letters, digits, '-' or '_'", field="name")
     with uow:
         existing = uow.upstream_configs.get(name)
         # Open the stored secrets only to keep some: a config whose secrets no key opens any more
         # (a retired key, tampering) is repaired by sending every secret anew.
-        previous = open_document(existing.document, box) if existing and _keeps_any(document) else {}
+        keeps = existing is not None and _keeps_any(document)
+        previous = open_document(existing.document, box) if existing and keeps else {}
         merged = _keep_unchanged_secrets(document, previous)
         parsed = validate(merged)  # raises InvalidRequest with every field's problems
+        if keeps:
+            _refuse_kept_secrets_for_a_new_destination(document, parsed, previous, validate, redact)
         now = clock.now()
         uow.upstream_configs.put(
             StoredConfig(
@@ -110,15 +120,26 @@ def active_config(kind: str, *, uow: UnitOfWork, box: SecretBox) -> ActiveConfig
     return ActiveConfig(stored.name, open_document(stored.document, box), stored.updated_at)
 
 
+def active_config_version(kind: str, *, uow: UnitOfWork) -> str | None:
+    """What changes whenever the active config of `kind` changes (or another becomes active).
+
+    Cheap (one row read, no secret opened): callers compare it before every upstream call. The
+    sealed document is part of it, so two writes within one clock tick still differ."""
+    with uow:
+        stored = uow.upstream_configs.active(kind)
+    if stored is None:
+        return None
+    sealed = json.dumps(stored.document, sort_keys=True, default=str).encode()
+    return f"{stored.name}@{stored.updated_at.isoformat()}#{hashlib.sha256(sealed).hexdigest()[:16]}"
+
+
 def reseal_configs(*, uow: UnitOfWork, box: SecretBox) -> int:
     """Re-encrypt every stored config's secrets under the newest key (key rotation)."""
     with uow:
         configs = uow.upstream_configs.all()
         for c in configs:
             resealed = seal_document(open_document(c.document, box), box)
-            uow.upstream_configs.put(
-                StoredConfig(c.name, c.kind, resealed, c.is_active, c.created_at, c.updated_at)
-            )
+            uow.upstream_configs.reseal(c.name, resealed)  # the same config: its token stays
         uow.commit()
     return len(configs)
 
@@ -127,6 +148,40 @@ def _keeps_any(document: dict[str, Any]) -> bool:
     customers = document.get("customers")
     return any(document.get(name) == KEEP for name in SECRET_FIELDS) or (
         isinstance(customers, dict) and KEEP in customers.values()
+    )
+
+
+def _kept_fields(document: dict[str, Any]) -> list[str]:
+    kept = [name for name in SECRET_FIELDS if document.get(name) == KEEP]
+    customers = document.get("customers")
+    if isinstance(customers, dict):
+        kept += [f"customers.{code}" for code, pw in customers.items() if pw == KEEP]
+    return kept
+
+
+def _refuse_kept_secrets_for_a_new_destination(
+    document: dict[str, Any],
+    parsed: Any,
+    previous: dict[str, Any],
+    validate: Callable[[dict[str, Any]], Any],
+    redact: Callable[[Any], dict[str, Any]],
+) -> None:
+    """Compared as the adapter reads them (a defaulted token_url equals the same URL sent explicitly)."""
+    new = redact(parsed)
+    try:
+        old = redact(validate(previous))
+    except InvalidRequest:
+        old = {}  # the stored config no longer validates: treat its destination as unknown
+    changed = [f for f in DESTINATION_FIELDS if f not in old or old.get(f) != new.get(f)]
+    if not changed:
+        return
+    why = (
+        f"must be sent again: {', '.join(changed)} changed, and a stored secret is kept "
+        '("set") only while the destination stays the same'
+    )
+    fields = _kept_fields(document)
+    raise InvalidRequest(
+        f"{', '.join(fields)} {why}", field=fields[0], errors={f: [why] for f in fields}
     )
 
 

@@ -1,10 +1,12 @@
 """The BalanceProvider contract, one suite for every provider: the fake, and Haier's client against the
 emulator served over real HTTP on loopback. Same customer, same accounts and exact Decimal amounts; an
 unknown customer is UNKNOWN_CUSTOMER; a failing upstream is BalanceUnavailable, never a zero balance;
-fetched_at is timezone-aware UTC; a slow upstream never holds the caller past its timeout."""
+fetched_at is timezone-aware UTC; a slow upstream never holds the caller past its timeout; a balance
+that is not exact money (a third decimal, NaN, huge) is UPSTREAM_MALFORMED, never rounded."""
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,6 +63,16 @@ class Subject:
             assert self.emulator is not None
             self.emulator.fault("503", target="all")
 
+    def serve_balance(self, customer: str, raw: Any) -> None:
+        """The upstream reports `raw` as the balance of the customer's first payer account."""
+        accounts = copy.deepcopy(DEMO_CUSTOMERS[customer]["accounts"])
+        accounts[0]["payerAccountBalance"] = raw
+        if self.fake is not None:
+            self.fake.load({customer: accounts})
+        else:
+            assert self.emulator is not None
+            self.emulator.state.set_balance(customer, accounts[0], None)
+
     def slow(self, delay_s: float) -> None:
         if self.fake is not None:
             self.fake.delay_s = delay_s
@@ -104,6 +116,12 @@ def subject(request: pytest.FixtureRequest) -> Subject:
     emulator: EmulatorServer = request.getfixturevalue("emulator")
     emulator.fault("none")
     request.addfinalizer(lambda: emulator.fault("none"))
+    for code, customer in DEMO_CUSTOMERS.items():  # undo serve_balance on the shared emulator
+        request.addfinalizer(
+            lambda code=code, entry=copy.deepcopy(customer["accounts"][0]): emulator.state.set_balance(
+                code, entry, None
+            )
+        )
     return Subject(haier_provider(emulator), "haier", emulator=emulator)
 
 
@@ -151,6 +169,25 @@ def test_a_slow_upstream_never_holds_the_caller_past_its_timeout(subject: Subjec
         subject.provider.fetch(CUSTOMERS[0], timeout_s=0.5)
     assert caught.value.code == "UPSTREAM_TIMEOUT"
     assert time.monotonic() - started < 1.2
+
+
+@pytest.mark.parametrize(
+    "raw", ["1000.005", "-0.001", "NaN", "Infinity", "1e30", "1000000000000.01", "12,50", "", None, True]
+)
+def test_a_balance_that_is_not_exact_money_is_malformed_never_rounded(subject: Subject, raw: Any) -> None:
+    subject.serve_balance(CUSTOMERS[0], raw)
+    with pytest.raises(BalanceUnavailable) as caught:
+        subject.provider.fetch(CUSTOMERS[0], timeout_s=5)
+    assert caught.value.code == "UPSTREAM_MALFORMED"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("-1520.75", "-1520.75"), ("999999999999.99", "999999999999.99")]
+)
+def test_negative_and_largest_balances_are_kept_exactly(subject: Subject, raw: str, expected: str) -> None:
+    subject.serve_balance(CUSTOMERS[0], raw)
+    report = subject.provider.fetch(CUSTOMERS[0], timeout_s=5)
+    assert report.accounts[0].amount == Decimal(expected)
 
 
 # -- Haier only: every fault of the emulator is an error with a stable code, never a balance ---------

@@ -24,7 +24,9 @@ from sqlalchemy import Engine, select, text
 from adapters.sql.secret_box import FernetSecretBox
 from adapters.sql.tables import upstream_tokens
 from adapters.sql.token_store import SqlTokenStore
+from adapters.sql.upstream_configs import SqlUpstreamConfigRepository
 from creditctl.ports.token_store import Token
+from creditctl.ports.upstream_configs import StoredConfig
 from tests.adapters.concurrency import all_at_once
 from tests.adapters.haier_support import (
     CLIENT_ID,
@@ -222,6 +224,49 @@ class TestInvalidate:
         dropper.join(10)
         pause["on"] = False
         assert a.current(name) == newer
+
+
+def put_config(engine: Engine, name: str, *, reseal: bool = False) -> None:
+    """An administrator's change of the config `name` (or, with reseal, a key rotation of it)."""
+    with engine.begin() as conn:
+        configs = SqlUpstreamConfigRepository(conn)
+        if reseal:
+            configs.reseal(name, {"base_url": "https://openplat-test.haier.net", "resealed": True})
+        else:
+            configs.put(StoredConfig(name, "haier", {"base_url": "https://x.example"}, False, NOW, NOW))
+
+
+class TestConfigChange:
+    def test_any_change_of_the_config_drops_its_token(self, db: Engine) -> None:
+        store, name, other = SqlTokenStore(db, box()), fresh_name(), fresh_name()
+        obtain(store, name, Fetcher())
+        obtain(store, other, Fetcher())
+        put_config(db, name)
+        assert store.current(name) is None
+        assert store.current(other) is not None  # another config's token stays
+
+    def test_a_key_rotation_of_the_config_keeps_its_token(self, db: Engine) -> None:
+        store, name = SqlTokenStore(db, box()), fresh_name()
+        put_config(db, name)
+        token = obtain(store, name, Fetcher())
+        put_config(db, name, reseal=True)
+        assert store.current(name) == token
+
+    def test_a_fetch_running_across_a_change_never_stores_its_token(self, db: Engine) -> None:
+        store, name = SqlTokenStore(db, box()), fresh_name()
+        gate = threading.Event()
+        fetch = Fetcher("old", gate=gate)
+        got: list[Token] = []
+        worker = threading.Thread(target=lambda: got.append(obtain(store, name, fetch)))
+        worker.start()
+        assert fetch.started.wait(5)
+        put_config(db, name)  # the old settings' fetch is still under way
+        gate.set()
+        worker.join(10)
+        assert len(got) == 1  # its own caller still gets an answer
+        assert store.current(name) is None
+        fresh = obtain(store, name, Fetcher("new"))
+        assert fresh.value.startswith("new-")
 
 
 class TestWaiters:

@@ -5,7 +5,7 @@ circuit breaker)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,21 @@ class TestBalances:
         ga10 = next(a for a in r.json["accounts"] if a["sale_group_code"] == "GA10")
         assert ga10["balance"] == "1234.56"
         assert ga10["fetched_at"].startswith(clock.now().isoformat()[:19])
+
+    def test_an_auditor_may_read_but_not_refresh(
+        self,
+        client: FlaskClient,
+        keys: dict[str, str],
+        balances: FakeBalanceProvider,
+        db_state: Callable[[], Any],
+    ) -> None:
+        before, asked = db_state(), len(balances.calls)
+        problem = assert_problem(balances_of(client, keys, CUSTOMER_A, "auditor", refresh="true"), 403)
+        assert "orders or admin" in problem["detail"]
+        assert len(balances.calls) == asked and db_state() == before
+        assert balances_of(client, keys, CUSTOMER_A, "auditor", refresh="false").status_code == 200
+        assert balances_of(client, keys, CUSTOMER_A, "admin", refresh="true").status_code == 200
+        assert balances.calls[asked:] == [CUSTOMER_A]
 
     @pytest.mark.parametrize(
         ("code", "status"),

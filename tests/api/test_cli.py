@@ -54,6 +54,18 @@ class TestKeys:
         assert client.get(f"/v1/accounts/{CUSTOMER_A}/GA10", headers=headers).status_code == 200
         assert client.get("/v1/accounts/8800000002/GA10", headers=headers).status_code == 404
 
+    def test_a_key_for_a_customer_the_provider_names_needs_no_registration(self, cli, client, balances):
+        balances.set_balance("8800000003", "GA10", "500.00")  # in the fake file, never registered
+        made = cli("keys", "create", "--role", "auditor", "--name", "gamma", "--customer", "8800000003")
+        headers = {"Authorization": f"Bearer {made.output.strip()}"}
+        assert "500.00" in cli("balance", "8800000003").output
+        r = client.get("/v1/balances/8800000003", headers=headers)
+        assert r.status_code == 200, r.json
+        assert [a["balance"] for a in r.json["accounts"]] == ["500.00"]
+        assert cli("customer", "8800000003", "--name", "Gamma").output.strip() == "already registered"
+        listed = client.get("/v1/customers", headers=headers).json["customers"]
+        assert [(c["customer_code"], c["name"]) for c in listed] == [("8800000003", "Gamma")]
+
     def test_a_key_for_an_unknown_customer_is_refused_cleanly(self, cli):
         result = cli(
             "keys", "create", "--role", "orders", "--name", "x", "--customer", "8899999999", ok=False

@@ -8,6 +8,7 @@ import http.server
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ from adapters.bootstrap import Settings, bootstrap
 from adapters.fake.balance_provider import FakeBalanceProvider
 from adapters.fake.clock import FakeClock
 from adapters.sql.tables import upstream_configs
+from adapters.sql.token_store import SqlTokenStore
 from adapters.web.app import create_app
+from creditctl.ports.token_store import Token
 from creditctl.services.context import AppContext
 from creditctl.services.upstream_configs import open_document
 from tests.api.conftest import assert_problem
@@ -196,6 +199,72 @@ class TestSecrets:
         shown = schemas["RedactedConfig"]["properties"]
         assert shown["client_secret"].get("example") in (None, "set")
         assert "Bearer " not in text.replace('"scheme": "bearer"', "")
+
+
+KEPT = {"client_secret": "set", "customer_password": "set", "customers": {"8800633175": "set"}}
+KEPT_FIELDS = ("client_secret", "customer_password", "customers.8800633175")
+
+
+class TestNewDestination:
+    """A stored secret is kept ("set") only while it goes where it went before."""
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"base_url": "https://openplat-bj-aliyun.haier.net"},
+            {"token_url": "https://openplat-test.haier.net/oauth2/token"},
+            {"auth": "password", "token_url": "https://ylh-auth.haier.net/oauth/token", "username": "u"},
+        ],
+        ids=["base_url", "token_url", "auth"],
+    )
+    def test_keeping_secrets_for_a_new_destination_is_422_naming_each(
+        self, admin: Admin, sqlite_engine: Engine, change: dict[str, Any]
+    ) -> None:
+        assert admin.put("main", body()).status_code == 200
+        before = stored_document(sqlite_engine, "main")
+        extra = {"password": "pw-new-1"} if change.get("auth") == "password" else {}
+        problem = assert_problem(admin.put("main", body(**KEPT, **change, **extra)), 422, *KEPT_FIELDS)
+        assert "must be sent again" in problem["errors"]["client_secret"][0]
+        assert next(iter(change)) in problem["errors"]["client_secret"][0]
+        assert stored_document(sqlite_engine, "main") == before
+
+    def test_one_secret_kept_is_named_alone(self, admin: Admin) -> None:
+        assert admin.put("main", body()).status_code == 200
+        moved = body(base_url="https://openplat-bj-aliyun.haier.net", client_secret="set")
+        problem = assert_problem(admin.put("main", moved), 422, "client_secret")
+        assert set(problem["errors"]) == {"client_secret"}
+
+    def test_a_new_destination_with_every_secret_sent_again_is_stored(
+        self, admin: Admin, sqlite_engine: Engine, context: AppContext
+    ) -> None:
+        assert admin.put("main", body()).status_code == 200
+        moved = body(base_url="https://openplat-bj-aliyun.haier.net", client_secret="cs-new-2")
+        assert admin.put("main", moved).status_code == 200
+        tools = context.upstream_configs
+        assert tools is not None
+        opened = open_document(stored_document(sqlite_engine, "main"), tools.box)
+        assert (opened["base_url"], opened["client_secret"]) == (moved["base_url"], "cs-new-2")
+
+    def test_what_get_shows_can_be_sent_back_as_is(self, admin: Admin) -> None:
+        """The defaulted token_url shown by GET is the same destination, not a new one."""
+        assert admin.put("main", body()).status_code == 200
+        shown = admin.get("main").json
+        assert shown["token_url"] == BASE + "/oauth2/auth"
+        r = admin.put("main", body(**KEPT, token_url=shown["token_url"], base_url=BASE + "/"))
+        assert r.status_code == 200, r.json
+
+    def test_any_change_drops_the_stored_token(
+        self, admin: Admin, sqlite_engine: Engine, context: AppContext
+    ) -> None:
+        assert admin.put("main", body()).status_code == 200
+        tools = context.upstream_configs
+        assert tools is not None
+        store = SqlTokenStore(sqlite_engine, tools.box)
+        token = Token("tok-API-SECRET-1", datetime.now(UTC) + timedelta(hours=1))
+        store.obtain("main", lambda: token, refresh_before_s=0, now=datetime.now(UTC))
+        assert store.current("main") == token
+        assert admin.put("main", body(**KEPT, rate_limit_per_s=10)).status_code == 200
+        assert store.current("main") is None
 
 
 class TestValidation:

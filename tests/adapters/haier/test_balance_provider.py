@@ -237,6 +237,9 @@ class TestBodies:
             '{"success": true, "data": [{"saleGroupCode": "10',
             json.dumps(envelope([{**ENTRIES[0], "payerAccountBalance": "NaN"}])),
             json.dumps(envelope([{**ENTRIES[0], "payerAccountBalance": "1e30"}])),
+            json.dumps(envelope([{**ENTRIES[0], "payerAccountBalance": "1000.005"}])),
+            json.dumps(envelope([ENTRIES[1], {**ENTRIES[0], "payerAccountBalance": "-0.001"}])),
+            '{"data": [{"saleGroupCode": "1", "payerAccountCode": "P", "payerAccountBalance": 1000.005}]}',
             json.dumps(envelope([{**ENTRIES[0], "payerAccountBalance": None}])),
             json.dumps(envelope(None)),
             "",
@@ -255,15 +258,27 @@ class TestBodies:
         add_balance(mocked, body)
         assert fetch_error(make_provider(fake_time)).code == "UPSTREAM_MALFORMED"
 
-    def test_negative_and_many_decimal_balances_are_kept_exactly(self, mocked, fake_time) -> None:
+    @pytest.mark.parametrize(
+        ("raw", "expected"),
+        [("-1520.75", "-1520.75"), ('"-1520.75"', "-1520.75"), ("1000.500", "1000.50"), ('"0"', "0")],
+    )
+    def test_negative_and_exact_balances_are_kept_exactly(self, mocked, fake_time, raw, expected) -> None:
         add_token(mocked)
         body = (
             '{"success": true, "data": [{"saleGroupCode": "1", "payerAccountCode": "P", '
-            '"payerAccountBalance": -1520.755}]}'
+            f'"payerAccountBalance": {raw}}}]}}'
         )
         add_balance(mocked, body)
         (account,) = make_provider(fake_time).fetch(CUSTOMER, timeout_s=10).accounts
-        assert account.amount == Decimal("-1520.755")
+        assert account.amount == Decimal(expected)
+
+    def test_a_third_decimal_is_malformed_and_says_so(self, mocked, fake_time) -> None:
+        add_token(mocked)
+        add_balance(mocked, envelope([ENTRIES[0], {**ENTRIES[1], "payerAccountBalance": "1000.005"}]))
+        error = fetch_error(make_provider(fake_time))
+        assert error.code == "UPSTREAM_MALFORMED"
+        assert "entry 1 has a payerAccountBalance with more than two decimals" in str(error)
+        assert "1000.005" not in str(error)  # says what is wrong, not the value
 
     def test_a_10_mb_body_is_refused_without_reading_it_all(self, mocked, fake_time) -> None:
         add_token(mocked)

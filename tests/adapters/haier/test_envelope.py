@@ -68,8 +68,9 @@ class TestMoney:
             ("0.1", "0.1"),
             ('"-1520.75"', "-1520.75"),
             ("-1520.75", "-1520.75"),
-            ('"1999.987"', "1999.987"),
-            ("1999.987", "1999.987"),
+            ('"1999.980"', "1999.980"),
+            ("1000.500", "1000.500"),
+            ('"1E-2"', "0.01"),
             ("100", "100"),
             ('"1E+3"', "1E+3"),
             ('" 12.50 "', "12.50"),
@@ -85,8 +86,15 @@ class TestMoney:
         assert not balance.amount.is_signed() or balance.amount < 0
 
     def test_a_json_number_never_passes_through_float(self) -> None:
-        (balance,) = parse(entry("0.30000000000000004441"))
-        assert str(balance.amount) == "0.30000000000000004441"
+        (balance,) = parse(entry("999999999999.10"))
+        assert str(balance.amount) == "999999999999.10"  # float would say 999999999999.1
+
+    @pytest.mark.parametrize(
+        "raw", ['"1000.005"', "1000.005", '"-0.001"', "0.30000000000000004441", '"1E-7"', '"12.3456"']
+    )
+    def test_refuses_a_third_decimal_rather_than_rounding_it(self, raw: str) -> None:
+        with pytest.raises(MalformedAnswer, match="more than two decimals"):
+            parse(entry(raw))
 
     @pytest.mark.parametrize(
         "raw",

@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.haier.envelope import load_json, parse_balances
+from adapters.haier.envelope import MalformedAnswer, load_json, parse_balances
 from adapters.haier.redaction import Redactor
 
 pytestmark = pytest.mark.adapters
 
 DETERMINISTIC = settings(derandomize=True, database=None, max_examples=200, deadline=None)
 amounts = st.decimals(
-    min_value=Decimal("-1000000000000"), max_value=Decimal("1000000000000"), places=4, allow_nan=False
+    min_value=Decimal("-1000000000000"), max_value=Decimal("1000000000000"), places=2, allow_nan=False
 )
 
 
@@ -28,6 +28,16 @@ def test_any_plausible_amount_comes_back_exactly(amount: Decimal, as_string: boo
     (balance,) = parse_balances(load_json(body.encode()))
     assert balance.amount == amount
     assert not (balance.amount.is_zero() and balance.amount.is_signed())
+
+
+@DETERMINISTIC
+@given(amount=amounts, extra=st.integers(min_value=1, max_value=9), as_string=st.booleans())
+def test_any_amount_with_a_third_decimal_is_malformed(amount: Decimal, extra: int, as_string: bool) -> None:
+    odd = amount + Decimal(extra) / 1000
+    raw = json.dumps(str(odd)) if as_string else str(odd)
+    body = f'[{{"saleGroupCode": "1", "payerAccountCode": "P", "payerAccountBalance": {raw}}}]'
+    with pytest.raises(MalformedAnswer):
+        parse_balances(load_json(body.encode()))
 
 
 secret_text = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FFF), min_size=4, max_size=40)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.fake.balance_provider import FakeBalanceProvider
 from adapters.fake.clock import FakeClock
 from adapters.fake.unit_of_work import FakeStore, FakeUnitOfWork
 from creditctl.domain.api_key import KEY_PREFIX, Role, hash_secret
@@ -32,6 +33,25 @@ class TestCreateApiKey:
     def test_refuses_an_empty_name(self, uow: FakeUnitOfWork, clock: FakeClock) -> None:
         with pytest.raises(InvalidRequest, match="a name is required"):
             create_api_key(name="  ", role="admin", customers=None, uow=uow, clock=clock)
+
+    def test_a_customer_the_provider_names_needs_no_registration(
+        self, uow: FakeUnitOfWork, clock: FakeClock, store: FakeStore, balances: FakeBalanceProvider
+    ) -> None:
+        balances.set_balance("8800000003", "GA10", "1.00")
+        made = create_api_key(
+            name="erp", role="orders", customers=["8800000003"], uow=uow, clock=clock, balances=balances
+        )
+        assert made.key.customers == frozenset({"8800000003"})
+        assert "8800000003" in store.state.customers
+
+    def test_a_code_no_one_knows_is_still_refused(
+        self, uow: FakeUnitOfWork, clock: FakeClock, store: FakeStore, balances: FakeBalanceProvider
+    ) -> None:
+        with pytest.raises(InvalidRequest, match="unknown customers: 8800000009"):
+            create_api_key(
+                name="x", role="orders", customers=["8800000009"], uow=uow, clock=clock, balances=balances
+            )
+        assert not store.state.api_keys
 
     def test_refuses_customers_that_do_not_exist(
         self, uow: FakeUnitOfWork, clock: FakeClock, store: FakeStore

@@ -11,7 +11,12 @@ from adapters.fake.clock import FakeClock
 from adapters.fake.unit_of_work import FakeStore, FakeUnitOfWork
 from creditctl.domain.errors import InvalidRequest, UnknownCustomer
 from creditctl.ports.balance_provider import BalanceUnavailable
-from creditctl.services.customers import refresh_balances, register_customer
+from creditctl.services.customers import (
+    ensure_known,
+    list_customers,
+    refresh_balances,
+    register_customer,
+)
 from tests.unit.services.conftest import CUSTOMER, OTHER_CUSTOMER, Desk
 
 pytestmark = pytest.mark.unit
@@ -78,3 +83,87 @@ class TestRefreshBalances:
         with pytest.raises(BalanceUnavailable, match="simulated upstream failure RATE_LIMITED"):
             refresh(desk)
         assert store.commits == commits
+
+
+NEW = "8800000003"  # named by the provider only after the desk was set up
+
+
+@pytest.fixture
+def provider_knows_new(balances: FakeBalanceProvider) -> None:
+    balances.set_balance(NEW, "GA10", "300.00")
+
+
+def known(desk: Desk, code: str) -> bool:
+    return ensure_known(code, uow=desk.uow, balances=desk.balances, now=desk.clock.now())
+
+
+class TestEnsureKnown:
+    def test_a_registered_customer_is_known(self, desk: Desk, store: FakeStore) -> None:
+        commits = store.commits
+        assert known(desk, CUSTOMER) is True
+        assert store.commits == commits
+
+    @pytest.mark.usefixtures("provider_knows_new")
+    def test_a_customer_the_provider_names_is_registered_on_first_use(
+        self, desk: Desk, store: FakeStore
+    ) -> None:
+        assert known(desk, NEW) is True
+        assert store.state.customers[NEW] == ""
+        commits = store.commits
+        assert known(desk, NEW) is True  # idempotent: no second write
+        assert store.commits == commits
+
+    @pytest.mark.parametrize("code", ["8800000009", "", "88-01", "x" * 33])
+    def test_any_other_code_is_unknown_and_nothing_is_written(
+        self, desk: Desk, store: FakeStore, code: str
+    ) -> None:
+        commits = store.commits
+        assert known(desk, code) is False
+        assert code not in store.state.customers and store.commits == commits
+
+    @pytest.mark.usefixtures("provider_knows_new")
+    def test_balances_of_a_provider_known_customer_need_no_registration(self, desk: Desk) -> None:
+        report = refresh(desk, NEW)
+        assert [str(a.amount) for a in report.accounts] == ["300.00"]
+        assert desk.account(NEW, "GA10").snapshot.amount == Decimal("300.00")  # type: ignore[union-attr]
+
+    @pytest.mark.usefixtures("provider_knows_new")
+    def test_a_limited_key_cannot_make_another_customer_known(self, desk: Desk, store: FakeStore) -> None:
+        with pytest.raises(UnknownCustomer):
+            refresh(desk, NEW, scope=frozenset({CUSTOMER}))
+        assert NEW not in store.state.customers
+
+    @pytest.mark.usefixtures("provider_knows_new")
+    def test_a_name_can_still_be_given_after_the_first_use(
+        self, desk: Desk, store: FakeStore, clock: FakeClock
+    ) -> None:
+        assert known(desk, NEW)
+        assert register_customer(NEW, name="Gamma Co", uow=desk.uow, clock=clock) is False
+        assert store.state.customers[NEW] == "Gamma Co"
+
+
+class TestListCustomers:
+    @pytest.mark.usefixtures("provider_knows_new")
+    def test_registered_and_provider_known_customers_with_their_stored_accounts(self, desk: Desk) -> None:
+        register_customer("8800000004", name="Delta", uow=desk.uow, clock=desk.clock)
+        listed = {
+            c.customer_code: c
+            for c in list_customers(scope=None, uow=desk.uow, balances=desk.balances, source="fake")
+        }
+        assert sorted(listed) == [CUSTOMER, OTHER_CUSTOMER, NEW, "8800000004"]
+        alpha = listed[CUSTOMER]
+        assert (alpha.registered, alpha.balance_source) == (True, "fake")
+        assert [(a.sale_group_code, a.snapshot.amount) for a in alpha.accounts] == [  # type: ignore[union-attr]
+            ("GA10", Decimal("1000.00")),
+            ("GB20", Decimal("100000.00")),
+        ]
+        new = listed[NEW]
+        assert (new.registered, new.balance_source, new.accounts) == (False, "fake", [])
+        delta = listed["8800000004"]
+        assert (delta.name, delta.registered, delta.balance_source) == ("Delta", True, None)
+
+    def test_a_limited_key_lists_only_its_own(self, desk: Desk) -> None:
+        listed = list_customers(
+            scope=frozenset({OTHER_CUSTOMER, "8800000099"}), uow=desk.uow, balances=desk.balances, source="x"
+        )
+        assert [c.customer_code for c in listed] == [OTHER_CUSTOMER]
