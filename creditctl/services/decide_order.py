@@ -16,6 +16,7 @@ from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.account_state import apply_outcome, queue_notifications, refresh_locked_account
 from creditctl.services.balances import Fetched, fetch_report, needs_refresh
+from creditctl.services.customers import ensure_known
 from rules import Outcome
 
 DEFAULT_DEADLINE_S = 2.0
@@ -51,19 +52,21 @@ def decide_order(
         fresh = locked is not None and not needs_refresh(
             locked, effective_params(rule_set.rules, locked), now
         )
-        decided = None
+        decided, registered = None, True
         if fresh:
             decided = _decide_locked(uow, order, fingerprint, locked, rule_set, NOT_FETCHED, now)
         else:  # about to ask the upstream: a replay must not cost an upstream call
             existing = uow.decisions.get(order.customer_code, order.order_id)
             if existing is not None:
                 return _replay(existing, fingerprint)
-            if locked is None and not uow.customers.exists(order.customer_code):
-                raise UnknownCustomer(order.customer_code)
-            if locked is None and _recently_seen_without(uow, order, rule_set, now):
+            registered = locked is not None or uow.customers.exists(order.customer_code)
+            if registered and locked is None and _recently_seen_without(uow, order, rule_set, now):
                 raise UnknownAccount(order.customer_code, order.sale_group_code)
     if decided is not None:
         return decided if decided.created else _replay_after_race(uow, order, fingerprint)
+    # A customer the provider names (the Haier config, the fake file) is known on its first order.
+    if not registered and not ensure_known(order.customer_code, uow=uow, balances=balances, now=now):
+        raise UnknownCustomer(order.customer_code)
     # A stale or missing snapshot: the lock is released, the upstream asked, then the lock taken again
     # and the time read again (the world may have changed while the answer was on the wire).
     fetched = _fetch(order, locked, balances, deadline_s)

@@ -229,6 +229,15 @@ class TestUnknownParties:
         assert store.commits == commits
         assert store.state.decisions == {}
 
+    def test_a_customer_the_provider_names_is_known_on_its_first_order_without_registration(
+        self, desk: Desk, balances: FakeBalanceProvider, store: FakeStore
+    ) -> None:
+        balances.set_balance("8800000009", "GA10", "500.00")
+        assert "8800000009" not in store.state.customers
+        decided = desk.decide("100.00", customer="8800000009")
+        assert decided.outcome is Outcome.APPROVE
+        assert "8800000009" in store.state.customers
+
     def test_refuses_an_unknown_sale_group_and_writes_nothing(self, desk: Desk, store: FakeStore) -> None:
         commits = store.commits
         with pytest.raises(

@@ -151,4 +151,4 @@ class TestReleaseOrder:
         release(desk, approved.order_id)
         view = view_account(CUSTOMER, GROUP, scope=None, uow=desk.uow, clock=desk.clock)
         assert view.exposure == Decimal("0.00")
-        assert view.holds == ()
+        assert view.open_holds == ()
