@@ -11,6 +11,7 @@ from flask_smorest import Api
 from adapters.web import (
     accounts,
     balances,
+    compat,
     decisions,
     docs,
     health,
@@ -41,7 +42,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     request_context.init_app(app)
     api = CreditctlApi(app)
     api.spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
-    for bp in (decisions.bp, accounts.bp, balances.bp, balances.compat, upstream_configs.bp):
+    for bp in (decisions.bp, accounts.bp, balances.bp, compat.compat, upstream_configs.bp):
         api.register_blueprint(bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
