@@ -12,6 +12,7 @@ from adapters.web import (
     accounts,
     balances,
     compat,
+    cors,
     decisions,
     docs,
     health,
@@ -40,6 +41,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     app.extensions["creditctl"] = context
     app.extensions["creditctl.keys"] = KeyCache()
     request_context.init_app(app)
+    cors.init_app(app)
     api = CreditctlApi(app)
     api.spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
     for bp in (decisions.bp, accounts.bp, balances.bp, compat.compat, upstream_configs.bp):
