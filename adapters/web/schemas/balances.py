@@ -25,4 +25,3 @@ class CustomerBalancesSchema(Schema):
 
 class BalancesQuerySchema(Schema):
     refresh = fields.Boolean(load_default=False, metadata={"description": "ask the upstream first"})
-
