@@ -33,6 +33,7 @@ from adapters.sql.secret_box import FernetSecretBox
 from adapters.sql.token_store import SqlTokenStore
 from adapters.sql.unit_of_work import SqlUnitOfWork
 from adapters.web.app import create_app
+from adapters.web.cors import parse_origins
 from adapters.web.logs import configure_logging
 from creditctl.domain.errors import InvalidRequest, NotFound
 from creditctl.ports.balance_provider import BalanceProvider
@@ -66,6 +67,7 @@ class Settings:
     workers: int = 2
     log_level: str = "INFO"
     decision_deadline_s: float = 2.0
+    cors_origins: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -87,7 +89,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         workers=int(env.get("CREDITCTL_WORKERS", "2")),
         log_level=env.get("CREDITCTL_LOG_LEVEL", "INFO").upper(),
         decision_deadline_s=float(env.get("CREDITCTL_DECISION_DEADLINE_S", "2.0")),
+        cors_origins=_cors_origins(env.get("CREDITCTL_CORS_ORIGINS", "")),
     )
+
+
+def _cors_origins(value: str) -> tuple[str, ...]:
+    try:
+        return parse_origins(value)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 _ENGINES: dict[str, Engine] = {}
@@ -217,7 +227,8 @@ def create_wsgi_app(settings: Settings | None = None, config: Mapping[str, Any] 
     """The WSGI application for gunicorn (wsgi.py) and any other WSGI server."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
-    return create_app(bootstrap(settings), config)
+    web_config = {"CREDITCTL_CORS_ORIGINS": settings.cors_origins, **(config or {})}
+    return create_app(bootstrap(settings), web_config)
 
 
 def check_upstream(settings: Settings, name: str | None, customer: str | None) -> list[dict[str, Any]]:

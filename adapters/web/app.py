@@ -11,6 +11,8 @@ from flask_smorest import Api
 from adapters.web import (
     accounts,
     balances,
+    compat,
+    cors,
     customers,
     decisions,
     docs,
@@ -40,16 +42,10 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     app.extensions["creditctl"] = context
     app.extensions["creditctl.keys"] = KeyCache()
     request_context.init_app(app)
+    cors.init_app(app)
     api = CreditctlApi(app)
     api.spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
-    for bp in (
-        decisions.bp,
-        accounts.bp,
-        balances.bp,
-        balances.compat,
-        customers.bp,
-        upstream_configs.bp,
-    ):
+    for bp in (decisions.bp, accounts.bp, balances.bp, compat.compat, customers.bp, upstream_configs.bp):
         api.register_blueprint(bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

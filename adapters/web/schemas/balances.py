@@ -1,4 +1,4 @@
-"""Balances on the wire: every payer account of a customer, and the seed system's compatible answer."""
+"""Balances on the wire: every payer account of a customer (the seed system's answer: compat.py)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,3 @@ class CustomerBalancesSchema(Schema):
 
 class BalancesQuerySchema(Schema):
     refresh = fields.Boolean(load_default=False, metadata={"description": "ask the upstream first"})
-
-
-class CompatQuerySchema(Schema):
-    customer_code = fields.String(required=True)
-    sale_group_code = fields.String(load_default=None)
