@@ -370,3 +370,26 @@ class TestJsonWithoutOneMeaningIsRefused:
         assert_problem(r, 422, "reason")
         assert db_state() == before
 
+
+class TestAmountsAreReadWhole:
+    @pytest.mark.parametrize("amount", ["100.00\n", "100\n", "100.00\r\n", "\n100.00"])
+    def test_an_amount_with_a_newline_is_422(self, api, unchanged, amount):
+        oid = random_order_id("newline")
+        unchanged.append(oid)
+        assert_problem(api.decide(order(oid, amount=amount)), 422, "amount")
+
+    @pytest.mark.parametrize("field", ["customer_code", "sale_group_code"])
+    def test_a_code_with_a_final_newline_is_422(self, api, unchanged, field):
+        oid = random_order_id("code-newline")
+        unchanged.append(oid)
+        value = {"customer_code": CUSTOMER_A, "sale_group_code": "GB20"}[field] + "\n"
+        assert_problem(api.decide(order(oid) | {field: value}), 422, field)
+
+    @pytest.mark.parametrize(
+        "amount", ["1234567890123456.00", "1000000000000.01", "99999999999999999", "1234567890123456.001"]
+    )
+    def test_an_amount_above_the_ceiling_is_told_it_is_too_large(self, api, unchanged, amount):
+        oid = random_order_id("huge")
+        unchanged.append(oid)
+        body = assert_problem(api.decide(order(oid, amount=amount)), 422, "amount")
+        assert body["errors"]["amount"] == ["Too large: must be at most 1,000,000,000,000.00."]

@@ -9,9 +9,13 @@ import logging
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from marshmallow import ValidationError
 
 from adapters.web.logs import configure_logging
-from adapters.web.schemas.money import MONEY_PATTERN
+from adapters.web.schemas.decisions import DecisionRequestSchema
+from adapters.web.schemas.money import POSITIVE_MONEY_PATTERN
 from tests.api.conftest import CUSTOMER_A, assert_problem, order
 
 pytestmark = pytest.mark.api
@@ -48,11 +52,32 @@ class TestOpenApi:
         assert request.get("additionalProperties") is False
         amount = request["properties"]["amount"]
         assert amount["type"] == "string"
-        assert amount["pattern"] == MONEY_PATTERN
+        assert amount["pattern"] == POSITIVE_MONEY_PATTERN
         assert re.match(amount["pattern"], "1999.98") and not re.match(amount["pattern"], "1.001")
         for name in ("amount", "exposure", "available", "credit_limit", "shortfall"):
             prop = schemas["Decision"]["properties"][name]
             assert prop["type"] == "string" and "pattern" in prop, name
+
+    def test_the_amount_pattern_accepts_exactly_what_the_server_accepts(self, client):
+        pattern = client.get("/openapi.json").json["components"]["schemas"]["DecisionRequest"]
+        pattern = pattern["properties"]["amount"]["pattern"]
+        assert not re.search(r"\\[AZz]|\(\?P|\(\?<", pattern), "not an ECMA regex"
+        field = DecisionRequestSchema().fields["amount"]
+        near_money = st.from_regex(r"\A[-+ 0]?[0-9]{0,16}(\.[0-9]{0,3})?[\n ]?\Z")
+        edges = st.sampled_from(["1000000000000.00", "1000000000000.01", "0.01", "0.0", "100.00\n", "-0"])
+
+        @settings(max_examples=400, derandomize=True, deadline=None)
+        @given(st.one_of(near_money, edges, st.from_regex(pattern, fullmatch=True), st.text(max_size=8)))
+        def agree(text: str) -> None:
+            try:
+                field.deserialize(text)
+                accepted = True
+            except ValidationError:
+                accepted = False
+            # ECMA "^...$" without the m flag is Python's fullmatch: "$" matches only at the very end
+            assert accepted == (re.fullmatch(pattern, text) is not None), text
+
+        agree()
 
     def test_errors_are_documented_as_problems(self, client):
         spec = client.get("/openapi.json").json
