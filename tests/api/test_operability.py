@@ -135,6 +135,7 @@ class TestMetrics:
         assert api.decide(order()).status_code == 201
         r = api.client.get("/metrics")
         assert r.status_code == 200 and r.mimetype.startswith("text/plain")
+        assert r.headers["Content-Type"].count("charset") == 1, r.headers["Content-Type"]
         after = r.get_data(as_text=True)
         assert "creditctl_decisions_total" in after and "creditctl_decision_seconds" in after
         outcome = '{outcome="approve"}'
