@@ -7,7 +7,8 @@ from typing import Protocol
 from creditctl.domain.balance import BalanceReport
 from creditctl.domain.errors import CreditctlError
 
-# Stable codes a provider reports when it cannot give a balance (the Haier adapter maps HTTP faults onto these).
+# Stable codes a provider reports when it cannot give a balance (the Haier adapter maps HTTP faults
+# onto these).
 UPSTREAM_CODES = frozenset(
     {
         "AUTH_FAILED",
