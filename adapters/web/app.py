@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
-from flask_smorest import Api
 
 from adapters.web import (
     accounts,
@@ -21,12 +20,22 @@ from adapters.web import (
 from adapters.web.auth import KeyCache
 from adapters.web.errors import register_error_handlers
 from adapters.web.json_provider import ExactJSONProvider
+from adapters.web.openapi import EITHER_KEY, ErrorResponsesPlugin, ProblemApi, document_security
+from adapters.web.schemas.balances import SeedAnswerSchema, SeedFailureSchema
 from adapters.web.schemas.problem import ProblemSchema
 from creditctl.services.context import AppContext
 
 
-class CreditctlApi(Api):
+class CreditctlApi(ProblemApi):
     ERROR_SCHEMA = ProblemSchema
+
+
+def _seed_answers() -> dict[int, dict[str, str]]:
+    """The seed-compatible balance view answers in the seed's own shape: its success and its failures."""
+    failure = {"$ref": "#/components/schemas/SeedFailure"}
+    return {200: {"$ref": "#/components/schemas/SeedAnswer"}} | dict.fromkeys(
+        set(balances.COMPAT_STATUS.values()), failure
+    )
 
 
 def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> Flask:
@@ -39,8 +48,11 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     app.extensions["creditctl"] = context
     app.extensions["creditctl.keys"] = KeyCache()
     request_context.init_app(app)
-    api = CreditctlApi(app)
-    api.spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
+    errors_plugin = ErrorResponsesPlugin(app, {balances.compat.name: _seed_answers()})
+    api = CreditctlApi(app, spec_kwargs={"extra_plugins": [errors_plugin]})
+    document_security(api)
+    api.spec.components.schema("SeedAnswer", schema=SeedAnswerSchema)
+    api.spec.components.schema("SeedFailure", schema=SeedFailureSchema)
     for bp in (decisions.bp, accounts.bp, balances.bp, balances.compat, upstream_configs.bp):
         api.register_blueprint(bp)
     app.register_blueprint(health.bp)
@@ -60,7 +72,7 @@ def _openapi_config() -> dict[str, Any]:
         "OPENAPI_SWAGGER_UI_PATH": "docs",
         "OPENAPI_SWAGGER_UI_URL": docs.ASSETS_URL,
         "API_SPEC_OPTIONS": {
-            "security": [{"apiKey": []}],
+            "security": EITHER_KEY,
             "info": {
                 "description": "Credit control for purchase orders placed with Haier. "
                 "Money is a decimal string (CNY, two places); times are UTC ISO 8601."

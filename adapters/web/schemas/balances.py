@@ -30,3 +30,31 @@ class BalancesQuerySchema(Schema):
 class CompatQuerySchema(Schema):
     customer_code = fields.String(required=True)
     sale_group_code = fields.String(load_default=None)
+
+
+class SeedBalanceSchema(Schema):
+    """One payer account in the seed system's words (documentation of the compatible answer)."""
+
+    payerAccountBalance = fields.String(metadata={"example": "1999.98"})  # camelCase: the seed system's names
+    payerAccountName = fields.String()
+    payerAccountCode = fields.String()
+    saleGroupCode = fields.String()
+    saleGroupName = fields.String()
+    fetchedAt = fields.String(metadata={"format": "date-time"})
+    source = fields.String()
+
+
+class SeedAnswerSchema(Schema):
+    success = fields.Boolean(metadata={"enum": [True]})
+    data = fields.Nested(SeedBalanceSchema)
+    accounts = fields.List(fields.Nested(SeedBalanceSchema))
+
+
+class SeedErrorSchema(Schema):
+    code = fields.String(metadata={"example": "UNKNOWN_CUSTOMER"})
+    message = fields.String()
+
+
+class SeedFailureSchema(Schema):
+    success = fields.Boolean(metadata={"enum": [False]})
+    error = fields.Nested(SeedErrorSchema)
