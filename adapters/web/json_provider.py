@@ -47,7 +47,7 @@ def loads_exact(s: str | bytes, **kwargs: Any) -> Any:
     """json.loads with non-integers as Decimal, NaN/Infinity/-Infinity refused (ValueError), and
     duplicate keys, lone surrogates and nesting deeper than MAX_DEPTH refused (JSONRefused)."""
     if isinstance(s, bytes | bytearray):
-        s = s.decode(json.detect_encoding(s), "surrogatepass")
+        s = s.decode(json.detect_encoding(s))  # strict: json.loads would let encoded surrogates through
     _check_depth(s)
     duplicates: dict[int, tuple[dict[str, Any], str]] = {}  # the object is kept so that its id stays its
 

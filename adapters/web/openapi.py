@@ -22,7 +22,7 @@ from flask_smorest.utils import prepare_response
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 SECURITY_SCHEMES = {
-    "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <api key>"},
+    "bearerAuth": {"type": "http", "scheme": "bearer", "description": "an API key as the bearer token"},
     "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
 }
 EITHER_KEY = [{name: []} for name in SECURITY_SCHEMES]  # a list of requirements: any one suffices

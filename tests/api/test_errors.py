@@ -371,6 +371,21 @@ class TestJsonWithoutOneMeaningIsRefused:
         assert db_state() == before
 
 
+    @pytest.mark.parametrize(
+        "data",
+        [
+            pytest.param(b'{"a": 1, "a": 2}', id="duplicate-key"),
+            pytest.param(b'{"a": "\\ud800"}', id="escaped-surrogate"),
+            pytest.param(b'{"a": "\xed\xa0\x80"}', id="utf8-encoded-surrogate"),
+            pytest.param(b"[" * 1100 + b"]" * 1100, id="1100-levels"),
+        ],
+    )
+    def test_the_apps_json_provider_refuses_the_same(self, app, data):
+        """request.get_json() (a view reading the body as sent) goes through the app's provider."""
+        with pytest.raises(ValueError):
+            app.json.loads(data)
+
+
 class TestAmountsAreReadWhole:
     @pytest.mark.parametrize("amount", ["100.00\n", "100\n", "100.00\r\n", "\n100.00"])
     def test_an_amount_with_a_newline_is_422(self, api, unchanged, amount):
