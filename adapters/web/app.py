@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
-from flask_smorest import Api
 
 from adapters.web import (
     accounts,
@@ -24,11 +23,12 @@ from adapters.web import (
 from adapters.web.auth import KeyCache
 from adapters.web.errors import register_error_handlers
 from adapters.web.json_provider import ExactJSONProvider
+from adapters.web.openapi import EITHER_KEY, ErrorResponsesPlugin, ProblemApi, document_security
 from adapters.web.schemas.problem import ProblemSchema
 from creditctl.services.context import AppContext
 
 
-class CreditctlApi(Api):
+class CreditctlApi(ProblemApi):
     ERROR_SCHEMA = ProblemSchema
 
 
@@ -43,8 +43,12 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     app.extensions["creditctl.keys"] = KeyCache()
     request_context.init_app(app)
     cors.init_app(app)
-    api = CreditctlApi(app)
-    api.spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
+    # The seed-compatible view answers every error in the seed's own shape, never problem+json.
+    errors_plugin = ErrorResponsesPlugin(
+        app, {compat.compat.name: {"$ref": "#/components/schemas/SeedError"}}
+    )
+    api = CreditctlApi(app, spec_kwargs={"extra_plugins": [errors_plugin]})
+    document_security(api)
     for bp in (decisions.bp, accounts.bp, balances.bp, compat.compat, customers.bp, upstream_configs.bp):
         api.register_blueprint(bp)
     app.register_blueprint(health.bp)
@@ -64,7 +68,7 @@ def _openapi_config() -> dict[str, Any]:
         "OPENAPI_SWAGGER_UI_PATH": "docs",
         "OPENAPI_SWAGGER_UI_URL": docs.ASSETS_URL,
         "API_SPEC_OPTIONS": {
-            "security": [{"apiKey": []}],
+            "security": EITHER_KEY,
             "info": {
                 "description": "Credit control for purchase orders placed with Haier. "
                 "Money is a decimal string (CNY, two places); times are UTC ISO 8601."

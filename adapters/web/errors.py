@@ -88,6 +88,9 @@ def _http(exc: HTTPException) -> Response:
         detail = "The request body is not valid: see errors for each field"
         if "json" in errors and any("Invalid JSON" in m for m in errors["json"]):
             detail = "The request body is not valid JSON"
+        data = getattr(exc, "data", None)
+        if isinstance(data, dict) and data.get("detail"):
+            detail = data["detail"]  # the JSON parser says what it refused (too deep, a duplicate key)
     if status == 413:
         detail = "The request body is larger than the 64 KiB this service accepts"
     headers = dict(exc.get_headers()) if status == 405 else {}

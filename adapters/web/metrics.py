@@ -37,7 +37,7 @@ def metrics() -> Response:
         data = generate_latest(registry)
     else:
         data = generate_latest()
-    return Response(data, mimetype=CONTENT_TYPE_LATEST)
+    return Response(data, content_type=CONTENT_TYPE_LATEST)  # mimetype= would add a second charset
 
 
 def count_decision(outcome: str, reasons: list[str]) -> None:

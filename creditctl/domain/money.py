@@ -11,7 +11,8 @@ from decimal import Decimal, InvalidOperation
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 MAX_AMOUNT = Decimal("1000000000000.00")
-_MONEY_TEXT = re.compile(r"^-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,2})?$")
+# Used with fullmatch: `match` with "$" would also accept a final "\n" ("100.00\n").
+_MONEY_TEXT = re.compile(r"-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,2})?")
 
 
 class MoneyError(ValueError):
@@ -22,7 +23,7 @@ def parse_money(text: str) -> Decimal:
     """Parse a decimal string such as "1999.98" into a two-place Decimal, refusing anything else."""
     if not isinstance(text, str):
         raise MoneyError('must be a decimal string such as "1999.98", not a JSON number')
-    if not _MONEY_TEXT.match(text):
+    if not _MONEY_TEXT.fullmatch(text):
         raise MoneyError('must be a decimal string with at most two decimals, such as "1999.98"')
     return Decimal(text).quantize(CENT)
 

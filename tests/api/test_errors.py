@@ -315,3 +315,111 @@ class TestARefusedAttemptIsNotRemembered:
         r = api.decide(order(oid))
         assert r.status_code == 201, r.json
         assert r.json["outcome"] == "approve"
+
+
+def order_text(oid: str, **replace: str) -> bytes:
+    """A decision request as raw JSON text, with members' raw JSON values swapped in by `replace`."""
+    members = {k: json.dumps(v) for k, v in order(oid).items()} | replace
+    return ("{" + ", ".join(f'"{k}": {v}' for k, v in members.items()) + "}").encode()
+
+
+class TestJsonWithoutOneMeaningIsRefused:
+    """Bodies Python's json would read, but that have no single meaning, no UTF-8 form, or no end."""
+
+    @pytest.mark.parametrize(
+        ("replace", "field"),
+        [
+            pytest.param({"order_id": '"C-9\\ud800"'}, "order_id", id="order-id"),
+            pytest.param({"order_id": '"C-9\\udc00x"'}, "order_id", id="low-surrogate"),
+            pytest.param({"metadata": '{"note": "\\ud83d"}'}, "metadata.note", id="in-metadata"),
+            pytest.param({"metadata": '{"k\\ud800": "v"}'}, "metadata.k\\ud800", id="in-a-key"),
+        ],
+    )
+    def test_a_lone_utf16_surrogate_escape_is_422_naming_the_field(self, api, unchanged, replace, field):
+        oid = random_order_id("surrogate")
+        unchanged.append(oid)
+        body = assert_problem(raw_post(api, order_text(oid, **replace)), 422, field)
+        assert "surrogate" in body["errors"][field][0]
+        assert "surrogate" in body["detail"]
+
+    def test_a_surrogate_pair_escape_is_one_character_and_accepted(self, api):
+        oid = random_order_id("pair")
+        r = raw_post(api, order_text(oid, metadata='{"note": "\\ud83d\\ude00"}'))
+        assert r.status_code == 201, r.json
+
+    @pytest.mark.parametrize("where", ["body", "metadata"])
+    def test_json_nested_1100_levels_deep_is_400_nested_too_deeply(self, api, unchanged, where):
+        oid = random_order_id("deep")
+        unchanged.append(oid)
+        deep = "[" * 1100 + "]" * 1100
+        data = deep.encode() if where == "body" else order_text(oid, metadata=deep)
+        body = assert_problem(raw_post(api, data), 400, "json")
+        assert "nested too deeply" in body["detail"]
+
+    def test_brackets_inside_strings_do_not_count_as_nesting(self, api):
+        oid = random_order_id("brackets")
+        r = raw_post(api, order_text(oid, metadata=json.dumps({"note": "[{" * 200})))
+        assert r.status_code == 201, r.json
+
+    def test_a_duplicate_key_is_422_naming_the_key(self, api, unchanged):
+        oid = random_order_id("dup")
+        unchanged.append(oid)
+        data = order_text(oid)[:-1] + b', "amount": "99999.00"}'
+        body = assert_problem(raw_post(api, data), 422, "amount")
+        assert "more than once" in body["errors"]["amount"][0]
+        assert "'amount'" in body["detail"]
+
+    def test_a_duplicate_key_in_a_nested_object_is_named_by_its_path(self, api, unchanged):
+        oid = random_order_id("dup-meta")
+        unchanged.append(oid)
+        data = order_text(oid, metadata='{"k": "a", "k": "b"}')
+        assert_problem(raw_post(api, data), 422, "metadata.k")
+
+    def test_a_duplicate_key_is_refused_on_every_route_that_reads_a_body(self, api, db_state):
+        before = db_state()
+        r = api.client.post(
+            f"/v1/accounts/{CUSTOMER_A}/GB20/freeze",
+            data=b'{"reason": "a", "reason": "b"}',
+            headers={**api.auth("admin"), "Content-Type": "application/json"},
+        )
+        assert_problem(r, 422, "reason")
+        assert db_state() == before
+
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            pytest.param(b'{"a": 1, "a": 2}', id="duplicate-key"),
+            pytest.param(b'{"a": "\\ud800"}', id="escaped-surrogate"),
+            pytest.param(b'{"a": "\xed\xa0\x80"}', id="utf8-encoded-surrogate"),
+            pytest.param(b"[" * 1100 + b"]" * 1100, id="1100-levels"),
+        ],
+    )
+    def test_the_apps_json_provider_refuses_the_same(self, app, data):
+        """request.get_json() (a view reading the body as sent) goes through the app's provider."""
+        with pytest.raises(ValueError):
+            app.json.loads(data)
+
+
+class TestAmountsAreReadWhole:
+    @pytest.mark.parametrize("amount", ["100.00\n", "100\n", "100.00\r\n", "\n100.00"])
+    def test_an_amount_with_a_newline_is_422(self, api, unchanged, amount):
+        oid = random_order_id("newline")
+        unchanged.append(oid)
+        assert_problem(api.decide(order(oid, amount=amount)), 422, "amount")
+
+    @pytest.mark.parametrize("field", ["customer_code", "sale_group_code"])
+    def test_a_code_with_a_final_newline_is_422(self, api, unchanged, field):
+        oid = random_order_id("code-newline")
+        unchanged.append(oid)
+        value = {"customer_code": CUSTOMER_A, "sale_group_code": "GB20"}[field] + "\n"
+        assert_problem(api.decide(order(oid) | {field: value}), 422, field)
+
+    @pytest.mark.parametrize(
+        "amount", ["1234567890123456.00", "1000000000000.01", "99999999999999999", "1234567890123456.001"]
+    )
+    def test_an_amount_above_the_ceiling_is_told_it_is_too_large(self, api, unchanged, amount):
+        oid = random_order_id("huge")
+        unchanged.append(oid)
+        body = assert_problem(api.decide(order(oid, amount=amount)), 422, "amount")
+        assert body["errors"]["amount"] == ["Too large: must be at most 1,000,000,000,000.00."]

@@ -9,9 +9,13 @@ import logging
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from marshmallow import ValidationError
 
 from adapters.web.logs import configure_logging
-from adapters.web.schemas.money import MONEY_PATTERN
+from adapters.web.schemas.decisions import DecisionRequestSchema
+from adapters.web.schemas.money import POSITIVE_MONEY_PATTERN
 from tests.api.conftest import CUSTOMER_A, assert_problem, order
 
 pytestmark = pytest.mark.api
@@ -48,11 +52,75 @@ class TestOpenApi:
         assert request.get("additionalProperties") is False
         amount = request["properties"]["amount"]
         assert amount["type"] == "string"
-        assert amount["pattern"] == MONEY_PATTERN
+        assert amount["pattern"] == POSITIVE_MONEY_PATTERN
         assert re.match(amount["pattern"], "1999.98") and not re.match(amount["pattern"], "1.001")
         for name in ("amount", "exposure", "available", "credit_limit", "shortfall"):
             prop = schemas["Decision"]["properties"][name]
             assert prop["type"] == "string" and "pattern" in prop, name
+
+    def test_the_amount_pattern_accepts_exactly_what_the_server_accepts(self, client):
+        pattern = client.get("/openapi.json").json["components"]["schemas"]["DecisionRequest"]
+        pattern = pattern["properties"]["amount"]["pattern"]
+        assert not re.search(r"\\[AZz]|\(\?P|\(\?<", pattern), "not an ECMA regex"
+        field = DecisionRequestSchema().fields["amount"]
+        near_money = st.from_regex(r"\A[-+ 0]?[0-9]{0,16}(\.[0-9]{0,3})?[\n ]?\Z")
+        edges = st.sampled_from(["1000000000000.00", "1000000000000.01", "0.01", "0.0", "100.00\n", "-0"])
+
+        @settings(max_examples=400, derandomize=True, deadline=None)
+        @given(st.one_of(near_money, edges, st.from_regex(pattern, fullmatch=True), st.text(max_size=8)))
+        def agree(text: str) -> None:
+            try:
+                field.deserialize(text)
+                accepted = True
+            except ValidationError:
+                accepted = False
+            # ECMA "^...$" without the m flag is Python's fullmatch: "$" matches only at the very end
+            assert accepted == (re.fullmatch(pattern, text) is not None), text
+
+        agree()
+
+    def test_every_error_answer_is_documented_as_problem_json(self, client):
+        spec = client.get("/openapi.json").json
+        components = spec["components"]["responses"]
+        for path, item in spec["paths"].items():
+            for method, operation in _operations(item):
+                for status, response in operation["responses"].items():
+                    if status != "default" and int(status) < 400:
+                        continue
+                    if "$ref" in response:
+                        response = components[response["$ref"].rsplit("/", 1)[1]]
+                    content = response["content"]
+                    if path.startswith("/v1/"):  # the seed-compatible answer has a failure shape of its own
+                        assert set(content) == {"application/problem+json"}, (method, path, status)
+                    if "application/problem+json" in content:
+                        schema = content["application/problem+json"]["schema"]
+                        assert schema == {"$ref": "#/components/schemas/Problem"}, (method, path, status)
+
+    def test_a_bearer_token_or_an_x_api_key_header_is_documented_and_either_suffices(self, client):
+        spec = client.get("/openapi.json").json
+        schemes = spec["components"]["securitySchemes"]
+        by_kind = {(s["type"], s.get("scheme") or s.get("name")): name for name, s in schemes.items()}
+        bearer, header = by_kind[("http", "bearer")], by_kind[("apiKey", "X-API-Key")]
+        assert schemes[header]["in"] == "header"
+        # A list of requirement objects: meeting any one of them is enough.
+        assert {frozenset(r) for r in spec["security"]} == {frozenset([bearer]), frozenset([header])}
+        for _path, item in spec["paths"].items():
+            for _method, operation in _operations(item):
+                assert operation.get("security", spec["security"]) == spec["security"]
+
+    def test_every_route_documents_each_status_it_is_seen_to_answer(self, app, client, keys):
+        """Probes every API route with no key, each role's key and bad bodies; each status seen must
+        have an entry of its own (not only "default") in the document."""
+        spec = client.get("/openapi.json").json
+        for rule in app.url_map.iter_rules():
+            path = _PLACEHOLDER.sub(r"{\1}", rule.rule)
+            if path not in spec["paths"]:
+                continue
+            url = _PLACEHOLDER.sub("x", rule.rule)
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                documented = set(spec["paths"][path][method.lower()]["responses"])
+                for probe, r in _probes(client, method, url, keys):
+                    assert str(r.status_code) in documented, (method, path, probe, r.status_code, documented)
 
     def test_errors_are_documented_as_problems(self, client):
         spec = client.get("/openapi.json").json
@@ -62,6 +130,30 @@ class TestOpenApi:
     def test_the_document_validates(self, client):
         validator = pytest.importorskip("openapi_spec_validator")
         validator.validate(client.get("/openapi.json").json)
+
+
+def _operations(path_item):
+    return [(m, op) for m, op in path_item.items() if m in ("get", "put", "post", "patch", "delete")]
+
+
+def _probes(client, method, url, keys):
+    """(what was sent, answer) for the requests any route can meet: no key, each role, bad bodies."""
+    json_type = {"Content-Type": "application/json"}
+    yield "no key", client.open(url, method=method)
+    for role in ("orders", "admin", "auditor"):
+        auth = {"Authorization": f"Bearer {keys[role]}"}
+        yield role, client.open(url, method=method, headers=auth)
+        if method in ("POST", "PUT", "PATCH"):
+            for name, data, headers in [
+                ("empty object", b"{}", json_type),
+                ("text/plain", b"{}", {"Content-Type": "text/plain"}),
+                ("not json", b"{", json_type),
+                ("duplicate key", b'{"a": 1, "a": 2}', json_type),
+                ("too deep", b"[" * 100 + b"]" * 100, json_type),
+                ("65 KiB", b'{"a": "' + b"x" * 65 * 1024 + b'"}', json_type),
+            ]:
+                answer = client.open(url, method=method, data=data, headers={**auth, **headers})
+                yield f"{role}: {name}", answer
 
 
 class TestDocs:
@@ -110,6 +202,7 @@ class TestMetrics:
         assert api.decide(order()).status_code == 201
         r = api.client.get("/metrics")
         assert r.status_code == 200 and r.mimetype.startswith("text/plain")
+        assert r.headers["Content-Type"].count("charset") == 1, r.headers["Content-Type"]
         after = r.get_data(as_text=True)
         assert "creditctl_decisions_total" in after and "creditctl_decision_seconds" in after
         outcome = '{outcome="approve"}'

@@ -10,8 +10,18 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from adapters.web.schemas.money import Money
 
-_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")  # "$" also matches before a final "\n": see
-# _no_control_chars, which the code fields add (an ECMA pattern in the OpenAPI document cannot say \Z)
+# An ECMA pattern for the OpenAPI document, applied with fullmatch (FullMatch) so that Python's "$" does
+# not let a final "\n" through.
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+
+class FullMatch(validate.Regexp):
+    """validate.Regexp that must match the whole string, as the ECMA pattern in the document does."""
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 def _no_control_chars(value: str) -> None:
@@ -55,12 +65,12 @@ class DecisionRequestSchema(Schema):
     )
     customer_code = fields.String(
         required=True,
-        validate=[validate.Regexp(_CODE, error="Not a customer code."), _no_control_chars],
+        validate=[FullMatch(_CODE, error="Not a customer code."), _no_control_chars],
         metadata={"example": "8800633175"},
     )
     sale_group_code = fields.String(
         required=True,
-        validate=[validate.Regexp(_CODE, error="Not a sales group code."), _no_control_chars],
+        validate=[FullMatch(_CODE, error="Not a sales group code."), _no_control_chars],
         metadata={"example": "GA10"},
     )
     amount = Money(required=True, positive=True)

@@ -118,3 +118,10 @@ class TestFmt:
         assert fmt(Decimal("5")) == "5.00"
         assert fmt(Decimal(LARGEST)) == LARGEST
         assert fmt(None) is None
+
+
+class TestParseMoneyReadsTheWholeText:
+    @pytest.mark.parametrize("text", ["100.00\n", "100\n", "1.5\n", "100.00\r", "100.00 ", "\n100.00"])
+    def test_refuses_a_final_or_leading_newline(self, text: str) -> None:
+        with pytest.raises(MoneyError, match=TWO_DECIMALS):
+            parse_money(text)
