@@ -5,8 +5,8 @@ migrated database (same tables, same indexes, same rows) as the service. Per req
 
   parse the JSON body, look the API key's SHA-256 up in a dict (loaded once per worker),
   BEGIN (BEGIN IMMEDIATE on SQLite) · SELECT the account row FOR UPDATE (PostgreSQL) ·
-  the eight default rules as plain Decimal comparisons · INSERT the decision ON CONFLICT (order_id)
-  DO NOTHING (a conflict is answered as a replay, or 409 for another body) · INSERT the hold ·
+  the eight default rules as plain Decimal comparisons · INSERT the decision
+  ON CONFLICT (customer_code, order_id) DO NOTHING (a conflict is answered as a replay, or 409 for another body) · INSERT the hold ·
   UPDATE the exposure · COMMIT · answer JSON.
 
 One DB-API connection per worker process (psycopg 3 on PostgreSQL, sqlite3 on SQLite), opened lazily
@@ -219,7 +219,7 @@ def _decide(
         "channel, fingerprint, outcome, state, reasons, actions, facts, balance_fen, balance_fetched_at, "
         "balance_source, exposure_fen, available_fen, credit_limit_fen, credit_grade, rule_set_id, "
         "rule_set_version, decided_at, deferral_expires_at, rechecks) VALUES "
-        f"({', '.join([ph] * 25)}) ON CONFLICT (order_id) DO NOTHING",
+        f"({', '.join([ph] * 25)}) ON CONFLICT (customer_code, order_id) DO NOTHING",
         (
             decision_id,
             order_id,
@@ -250,7 +250,10 @@ def _decide(
     )
     if cur.rowcount != 1:  # the order id is taken: a replay (same body) or a conflict
         conn.rollback()
-        cur.execute(f"SELECT fingerprint, outcome, id FROM decisions WHERE order_id = {ph}", (order_id,))
+        cur.execute(
+            f"SELECT fingerprint, outcome, id FROM decisions WHERE customer_code = {ph} AND order_id = {ph}",
+            (customer, order_id),
+        )
         found = cur.fetchone()
         conn.rollback()
         if found is None or found[0] != fingerprint:
@@ -261,9 +264,9 @@ def _decide(
         hold_id = uuid.uuid4().hex
         expires = now + timedelta(seconds=int(params["hold_ttl_s"]))
         cur.execute(
-            "INSERT INTO holds (id, account_id, order_id, amount_fen, status, counting, created_at, "
-            f"expires_at) VALUES ({', '.join([ph] * 8)})",
-            (hold_id, account_id, order_id, amount_fen, "open", True, _ts(now), _ts(expires)),
+            "INSERT INTO holds (id, account_id, order_id, decision_id, amount_fen, status, counting, "
+            f"created_at, expires_at) VALUES ({', '.join([ph] * 9)})",
+            (hold_id, account_id, order_id, decision_id, amount_fen, "open", True, _ts(now), _ts(expires)),
         )
         cur.execute(
             f"UPDATE credit_accounts SET exposure_fen = exposure_fen + {ph}, updated_at = {ph} "
