@@ -6,8 +6,8 @@ migrated database (same tables, same indexes, same rows) as the service. Per req
   parse the JSON body, look the API key's SHA-256 up in a dict (loaded once per worker),
   BEGIN (BEGIN IMMEDIATE on SQLite) · SELECT the account row FOR UPDATE (PostgreSQL) ·
   the eight default rules as plain Decimal comparisons · INSERT the decision
-  ON CONFLICT (customer_code, order_id) DO NOTHING (a conflict is answered as a replay, or 409 for another body) · INSERT the hold ·
-  UPDATE the exposure · COMMIT · answer JSON.
+  ON CONFLICT (customer_code, order_id) DO NOTHING (a conflict is answered as a replay, or 409 for
+  another body) · INSERT the hold · UPDATE the exposure · COMMIT · answer JSON.
 
 One DB-API connection per worker process (psycopg 3 on PostgreSQL, sqlite3 on SQLite), opened lazily
 in the worker (never across a fork). Configured by BENCH_CEILING_DB: a `postgresql://...` DSN or a
