@@ -94,7 +94,7 @@ def build_cli(ops: CliOps) -> click.Group:
         click.echo(f"admin key (shown once):   {admin.secret}")
         click.echo(f"orders key (shown once):  {orders.secret}")
         click.echo(f"auditor key (shown once): {auditor.secret}")
-        click.echo("(demo keys printed by an earlier run are revoked)")
+        click.echo("(any demo keys printed by an earlier run no longer work)")
 
     _keys(cli, ops)
     _serve(cli, ops)
