@@ -47,6 +47,20 @@ KNOWN_PARAMS: Mapping[str, ParamSpec] = _specs(
     ("grade_multiplier_b", _R, "0.75", "Share of the base credit limit granted to grade B."),
     ("grade_multiplier_c", _R, "0.50", "Share of the base credit limit granted to grade C."),
     ("grade_multiplier_d", _R, "0.00", "Share of the base credit limit granted to grade D."),
+    ("grade_a_min_on_time_ratio", _R, "0.95", "Grade A needs at least this on-time ratio."),
+    ("grade_a_max_overdue_days", _I, "0", "Grade A allows at most this many open overdue days."),
+    ("grade_b_min_on_time_ratio", _R, "0.85", "Grade B needs at least this on-time ratio."),
+    ("grade_b_max_overdue_days", _I, "30", "Grade B allows at most this many open overdue days."),
+    ("grade_c_min_on_time_ratio", _R, "0.70", "Grade C needs at least this on-time ratio."),
+    ("grade_c_max_overdue_days", _I, "60", "Grade C allows at most this many open overdue days."),
+    ("payment_window_days", _I, "365", "Invoices due within this many days count in on-time ratio."),
+    ("avg_balance_window_days", _I, "90", "Days of balance snapshots averaged for the credit limit cap."),
+    (
+        "avg_balance_cap_factor",
+        _R,
+        "0",
+        "Cap the limit at this factor of the average balance (0: off).",
+    ),
 )
 PARAM_DEFAULTS: Mapping[str, Decimal] = MappingProxyType({n: s.default for n, s in KNOWN_PARAMS.items()})
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from adapters.cli import payments
 from creditctl.domain.decision import Order
 from creditctl.domain.errors import CreditctlError
 from creditctl.domain.money import MoneyError, fmt, parse_money
@@ -101,6 +102,7 @@ def build_cli(ops: CliOps) -> click.Group:
     _operations(cli, ops)
     _rules(cli, ops)
     _haier(cli, ops)
+    payments.register(cli, ops.make_context)
     return cli
 
 

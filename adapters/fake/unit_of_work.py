@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.api_key import ApiKey, Role
+from creditctl.domain.balance import BalanceSnapshot
+from creditctl.domain.credit import ProfileChange
 from creditctl.domain.decision import Decision
 from creditctl.domain.hold import Hold, HoldStatus
+from creditctl.domain.limit_request import CreditLimitRequest
+from creditctl.domain.money import CENT
+from creditctl.domain.payment import PaymentRecord
 from creditctl.domain.rule_set import RuleSetVersion
 from creditctl.ports.clock import Clock
 from creditctl.ports.upstream_configs import StoredConfig
@@ -31,6 +37,11 @@ class FakeState:
     api_keys: dict[str, ApiKey] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     upstream_configs: dict[str, StoredConfig] = field(default_factory=dict)
+    payments: dict[tuple[int, str], PaymentRecord] = field(default_factory=dict)
+    payment_changes: list[dict[str, Any]] = field(default_factory=list)
+    balance_history: list[tuple[int, BalanceSnapshot]] = field(default_factory=list)
+    credit_history: list[tuple[int, ProfileChange]] = field(default_factory=list)
+    limit_requests: dict[str, CreditLimitRequest] = field(default_factory=dict)
     next_id: int = 1
 
 
@@ -68,6 +79,8 @@ class FakeUnitOfWork:
         self.decisions, self.holds = _Decisions(work), _Holds(work)
         self.rule_sets, self.api_keys, self.outbox = _RuleSets(work), _ApiKeys(work), _Outbox(work)
         self.upstream_configs = _UpstreamConfigs(work)
+        self.payments, self.balance_history = _Payments(work), _BalanceHistory(work)
+        self.credit_history, self.limit_requests = _CreditHistory(work), _LimitRequests(work)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -162,9 +175,7 @@ class _Decisions:
     def update(self, decision: Decision) -> None:
         self.w.decisions[(decision.order.customer_code, decision.order_id)] = copy.deepcopy(decision)
 
-    def deferred(
-        self, *, due_before: datetime | None = None, limit: int = 1000
-    ) -> list[tuple[str, str]]:
+    def deferred(self, *, due_before: datetime | None = None, limit: int = 1000) -> list[tuple[str, str]]:
         ordered = sorted(self.w.decisions.values(), key=lambda d: (d.decided_at, d.id))
         out = [
             (d.order.customer_code, d.order_id)
@@ -298,3 +309,103 @@ class _UpstreamConfigs:
 
     def active(self, kind: str) -> StoredConfig | None:
         return next((c for c in self.w.upstream_configs.values() if c.kind == kind and c.is_active), None)
+
+
+class _Payments:
+    def __init__(self, w: FakeState) -> None:
+        self.w = w
+
+    def get_many(self, account_id: int, invoice_ids: Sequence[str]) -> dict[str, PaymentRecord]:
+        found = ((i, self.w.payments.get((account_id, i))) for i in invoice_ids)
+        return {i: r for i, r in found if r is not None}
+
+    def put(self, account_id: int, record: PaymentRecord, *, existed: bool, now: datetime) -> None:
+        self.w.payments[(account_id, record.invoice_id)] = record
+
+    def add_change(
+        self, account_id: int, before: PaymentRecord | None, after: PaymentRecord, *, by: str, now: datetime
+    ) -> None:
+        self.w.payment_changes.append(
+            {
+                "account_id": account_id,
+                "invoice_id": after.invoice_id,
+                "before": before,
+                "after": after,
+                "by": by,
+                "at": now,
+            }
+        )
+
+    def changes(self, account_id: int, invoice_id: str) -> list[dict[str, Any]]:
+        return [
+            {k: c[k] for k in ("before", "after", "by", "at")}
+            for c in self.w.payment_changes
+            if (c["account_id"], c["invoice_id"]) == (account_id, invoice_id)
+        ]
+
+    def page(self, account_id: int, *, after: str | None, limit: int) -> list[PaymentRecord]:
+        ids = sorted(i for a, i in self.w.payments if a == account_id and (after is None or i > after))
+        return [self.w.payments[(account_id, i)] for i in ids[:limit]]
+
+    def for_facts(self, account_id: int, due_since: date) -> list[PaymentRecord]:
+        return [
+            r
+            for (a, _), r in self.w.payments.items()
+            if a == account_id and (r.is_open or r.due_date >= due_since)
+        ]
+
+
+class _BalanceHistory:
+    def __init__(self, w: FakeState) -> None:
+        self.w = w
+
+    def add(self, account_id: int, snapshot: BalanceSnapshot) -> None:
+        self.w.balance_history.append((account_id, snapshot))
+
+    def average(self, account_id: int, since: datetime) -> Decimal | None:
+        amounts = [s.amount for a, s in self.w.balance_history if a == account_id and s.fetched_at >= since]
+        if not amounts:
+            return None
+        return (sum(amounts, Decimal(0)) / len(amounts)).quantize(CENT, rounding="ROUND_DOWN")
+
+
+class _CreditHistory:
+    def __init__(self, w: FakeState) -> None:
+        self.w = w
+
+    def add(self, account_id: int, change: ProfileChange) -> None:
+        self.w.credit_history.append((account_id, change))
+
+    def latest(self, account_id: int, limit: int = 50) -> list[ProfileChange]:
+        return [c for a, c in reversed(self.w.credit_history) if a == account_id][:limit]
+
+
+class _LimitRequests:
+    def __init__(self, w: FakeState) -> None:
+        self.w = w
+
+    def add(self, request: CreditLimitRequest) -> None:
+        self.w.limit_requests[request.id] = copy.deepcopy(request)
+
+    def get(self, request_id: str) -> CreditLimitRequest | None:
+        return copy.deepcopy(self.w.limit_requests.get(request_id))
+
+    save = add
+
+    def find(
+        self,
+        *,
+        account_id: int | None,
+        customers: frozenset[str] | None,
+        status: str | None,
+        now: datetime,
+        limit: int = 500,
+    ) -> list[CreditLimitRequest]:
+        found = [
+            copy.deepcopy(r)
+            for r in self.w.limit_requests.values()
+            if (account_id is None or r.account_id == account_id)
+            and (customers is None or r.customer_code in customers)
+            and (status is None or r.shown_status(now) == status)
+        ]
+        return sorted(found, key=lambda r: (-r.requested_at.timestamp(), r.id))[:limit]

@@ -4,17 +4,19 @@ already holds the database write lock."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, select, update
 
 from adapters.sql.tables import credit_accounts, holds
-from creditctl.domain.account import AccountStatus, CreditAccount
+from creditctl.domain.account import AccountStatus, CreditAccount, CreditInputs, PaymentProfile
 from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.money import from_fen, to_fen
 from creditctl.ports.clock import Clock
 
 _c = credit_accounts.c
+RATIO_SCALE = Decimal(10000)  # the on-time ratio is stored in ten-thousandths (four places, exact)
 # Built once: statements with bound parameters compile once and cost little per call (hot path).
 _GET = select(credit_accounts).where(
     _c.customer_code == bindparam("k_customer"), _c.sale_group_code == bindparam("k_group")
@@ -110,10 +112,57 @@ def _values(a: CreditAccount) -> dict[str, Any]:
         "balance_source": snap.source if snap else None,
         "params": a.params or None,
         "updated_at": datetime.now(UTC),
+    } | _profile_values(a)
+
+
+def _fen(v: Decimal | None) -> int | None:
+    return None if v is None else to_fen(v)
+
+
+def _dec(v: int | None) -> Decimal | None:
+    return None if v is None else from_fen(v)
+
+
+def _profile_values(a: CreditAccount) -> dict[str, Any]:
+    p, c = a.payment, a.credit
+    return {
+        "payment_max_overdue_days": p.max_overdue_days,
+        "payment_on_time_ratio_bp": int(p.on_time_ratio * RATIO_SCALE),
+        "payment_overdue_fen": to_fen(p.overdue_amount),
+        "base_credit_limit_fen": _fen(c.base_limit),
+        "base_credit_limit_reason": c.base_limit_reason,
+        "average_balance_fen": _fen(c.average_balance),
+        "profile_computed_at": c.computed_at,
+        "profile_valid_until": c.valid_until,
+        "temporary_limit_fen": _fen(c.temporary_limit),
+        "temporary_limit_until": c.temporary_until,
+        "temporary_limit_request_id": c.temporary_request_id,
     }
 
 
+def _profile(r: Row[Any]) -> tuple[PaymentProfile, CreditInputs]:
+    payment = PaymentProfile()
+    if r.payment_max_overdue_days is not None:
+        payment = PaymentProfile(
+            max_overdue_days=r.payment_max_overdue_days,
+            on_time_ratio=Decimal(r.payment_on_time_ratio_bp) / RATIO_SCALE,
+            overdue_amount=from_fen(r.payment_overdue_fen or 0),
+        )
+    inputs = CreditInputs(
+        base_limit=_dec(r.base_credit_limit_fen),
+        base_limit_reason=r.base_credit_limit_reason,
+        average_balance=_dec(r.average_balance_fen),
+        temporary_limit=_dec(r.temporary_limit_fen),
+        temporary_until=r.temporary_limit_until,
+        temporary_request_id=r.temporary_limit_request_id,
+        computed_at=r.profile_computed_at,
+        valid_until=r.profile_valid_until,
+    )
+    return payment, inputs
+
+
 def _to_account(r: Row[Any]) -> CreditAccount:
+    payment, inputs = _profile(r)
     snap = None
     if r.balance_fen is not None and r.balance_fetched_at is not None:
         snap = BalanceSnapshot(
@@ -133,5 +182,7 @@ def _to_account(r: Row[Any]) -> CreditAccount:
         exposure=from_fen(r.exposure_fen),
         snapshot=snap,
         params=dict(r.params or {}),
+        payment=payment,
+        credit=inputs,
         created_at=r.created_at,
     )

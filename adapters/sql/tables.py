@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -56,6 +57,18 @@ credit_accounts = Table(
     Column("params", ExactJson),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # The credit profile, read with the lock so a decision needs no statement of its own for it.
+    Column("payment_max_overdue_days", Integer),
+    Column("payment_on_time_ratio_bp", Integer),  # on-time ratio in ten-thousandths (0..10000)
+    Column("payment_overdue_fen", BigInteger),
+    Column("base_credit_limit_fen", BigInteger),
+    Column("base_credit_limit_reason", String(500)),
+    Column("average_balance_fen", BigInteger),
+    Column("profile_computed_at", UtcDateTime),
+    Column("profile_valid_until", UtcDateTime),
+    Column("temporary_limit_fen", BigInteger),
+    Column("temporary_limit_until", UtcDateTime),
+    Column("temporary_limit_request_id", String(32)),
     UniqueConstraint("customer_code", "sale_group_code", name="uq_credit_accounts_customer_sale_group"),
 )
 
@@ -182,4 +195,77 @@ balance_reports = Table(
     Column("lease_until", UtcDateTime),
     Column("error_code", String(32)),
     Column("error_at", UtcDateTime),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("account_id", Integer, ForeignKey("credit_accounts.id"), primary_key=True),
+    Column("invoice_id", String(64), primary_key=True),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("paid_fen", BigInteger, nullable=False),
+    Column("paid_date", Date),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+payment_changes = Table(
+    "payment_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("credit_accounts.id"), nullable=False),
+    Column("invoice_id", String(64), nullable=False),
+    Column("before", ExactJson),
+    Column("after", ExactJson, nullable=False),
+    Column("changed_by", String(200), nullable=False),
+    Column("changed_at", UtcDateTime, nullable=False),
+    Index("ix_payment_changes_invoice", "account_id", "invoice_id"),
+)
+
+balance_history = Table(
+    "balance_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("credit_accounts.id"), nullable=False),
+    Column("balance_fen", BigInteger, nullable=False),
+    Column("fetched_at", UtcDateTime, nullable=False),
+    Column("source", String(100), nullable=False),
+    Index("ix_balance_history_account_fetched", "account_id", "fetched_at"),
+)
+
+credit_profile_changes = Table(
+    "credit_profile_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("credit_accounts.id"), nullable=False),
+    Column("changed_at", UtcDateTime, nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("changed_by", String(200), nullable=False),
+    Column("reason", String(500)),
+    Column("grade", String(1), nullable=False),
+    Column("limit_fen", BigInteger, nullable=False),
+    Column("inputs", ExactJson, nullable=False),
+    Index("ix_credit_profile_changes_account", "account_id", "id"),
+)
+
+credit_limit_requests = Table(
+    "credit_limit_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", Integer, ForeignKey("credit_accounts.id"), nullable=False),
+    Column("customer_code", String(32), nullable=False),
+    Column("sale_group_code", String(32), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("until", UtcDateTime, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("requested_by", String(200), nullable=False),
+    Column("requested_by_key_id", Integer, nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("decided_by", String(200)),
+    Column("decided_by_key_id", Integer),
+    Column("decided_at", UtcDateTime),
+    Column("note", String(500)),
+    Index("ix_credit_limit_requests_account", "account_id", "requested_at"),
+    Index("ix_credit_limit_requests_status", "status", "requested_at"),
 )

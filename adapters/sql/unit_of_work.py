@@ -10,11 +10,14 @@ from sqlalchemy import Connection, Engine
 
 from adapters.sql.accounts import SqlAccountRepository
 from adapters.sql.api_keys import SqlApiKeyRepository
+from adapters.sql.credit_profiles import SqlBalanceHistoryRepository, SqlCreditHistoryRepository
 from adapters.sql.customers import SqlCustomerRepository
 from adapters.sql.database_clock import database_time
 from adapters.sql.decisions import SqlDecisionRepository
 from adapters.sql.holds import SqlHoldRepository
+from adapters.sql.limit_requests import SqlLimitRequestRepository
 from adapters.sql.outbox import SqlOutboxRepository
+from adapters.sql.payments import SqlPaymentRepository
 from adapters.sql.rule_sets import RuleSetCache, SqlRuleSetRepository
 from adapters.sql.upstream_configs import SqlUpstreamConfigRepository
 from creditctl.ports.clock import Clock
@@ -49,6 +52,10 @@ class SqlUnitOfWork:
         self.api_keys = SqlApiKeyRepository(conn)
         self.outbox = SqlOutboxRepository(conn)
         self.upstream_configs = SqlUpstreamConfigRepository(conn)
+        self.payments = SqlPaymentRepository(conn)
+        self.balance_history = SqlBalanceHistoryRepository(conn)
+        self.credit_history = SqlCreditHistoryRepository(conn)
+        self.limit_requests = SqlLimitRequestRepository(conn)
         return self
 
     def __exit__(

@@ -12,6 +12,7 @@ from adapters.web import (
     balances,
     compat,
     cors,
+    credit,
     customers,
     decisions,
     docs,
@@ -49,7 +50,15 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     )
     api = CreditctlApi(app, spec_kwargs={"extra_plugins": [errors_plugin]})
     document_security(api)
-    for bp in (decisions.bp, accounts.bp, balances.bp, compat.compat, customers.bp, upstream_configs.bp):
+    for bp in (
+        decisions.bp,
+        accounts.bp,
+        credit.bp,
+        balances.bp,
+        compat.compat,
+        customers.bp,
+        upstream_configs.bp,
+    ):
         api.register_blueprint(bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

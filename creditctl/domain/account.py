@@ -19,11 +19,41 @@ class AccountStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PaymentProfile:
-    """Payment history facts. Neutral until a payment-history source exists (design.md)."""
+    """Payment history facts (creditctl.domain.payment defines them); neutral without payment records."""
 
     max_overdue_days: int = 0
     on_time_ratio: Decimal = Decimal("1")
     overdue_amount: Decimal = ZERO
+    # Counts behind on_time_ratio, for explanations; not stored on the account row (compare=False).
+    judged: int = field(default=0, compare=False)
+    on_time: int = field(default=0, compare=False)
+
+
+@dataclass(slots=True)
+class CreditInputs:
+    """What the credit limit is computed from, stored on the account row so a decision reads it with the
+    lock (no extra statement): the administrator's base limit (None: the rule parameter
+    base_credit_limit), the average balance for the cap (None: no snapshot in the window), the approved
+    temporary limit and when it ends, and until when the stored payment facts hold (they depend on the
+    UTC date; None: never computed)."""
+
+    base_limit: Decimal | None = None
+    base_limit_reason: str | None = None
+    average_balance: Decimal | None = None
+    temporary_limit: Decimal | None = None
+    temporary_until: datetime | None = None
+    temporary_request_id: str | None = None
+    computed_at: datetime | None = None
+    valid_until: datetime | None = None
+
+    def is_stale(self, now: datetime) -> bool:
+        return self.valid_until is None or now >= self.valid_until
+
+    def temporary_at(self, now: datetime) -> Decimal | None:
+        """The approved temporary limit while it runs (it ends by itself at `temporary_until`)."""
+        if self.temporary_limit is None or self.temporary_until is None or now >= self.temporary_until:
+            return None
+        return self.temporary_limit
 
 
 @dataclass(slots=True)
@@ -44,6 +74,7 @@ class CreditAccount:
     snapshot: BalanceSnapshot | None = None
     params: dict[str, Any] = field(default_factory=dict)
     payment: PaymentProfile = field(default_factory=PaymentProfile)
+    credit: CreditInputs = field(default_factory=CreditInputs)
     created_at: datetime | None = None
     # A hint a repository may give when locking: the earliest expiry among the account's open holds
     # (None: no open hold), so that nothing is expired when nothing is due (one statement less on the

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from creditctl.domain.account import AccountStatus, CreditAccount
-from creditctl.domain.credit import credit_limit, grade
+from creditctl.domain.credit import credit_terms
 from creditctl.domain.decision import Order, Reason
 from rules import PARAM_DEFAULTS, Outcome, RuleSet
 
@@ -61,7 +61,7 @@ def build_facts(
     usable = snap is not None and age is not None and age <= int(params["max_balance_age_s"])
     balance = snap.amount if (snap is not None and usable) else None
     margin = Decimal(params.get("safety_margin", 0))
-    grade_name = grade(account.payment)
+    terms = credit_terms(account, params, now)  # from the locked row: no statement of its own
     created = account.created_at or now
     return {
         "order.amount": order.amount,
@@ -71,8 +71,8 @@ def build_facts(
         "balance.age_s": age,
         "exposure": account.exposure,
         "available": None if balance is None else balance - account.exposure - margin,
-        "credit.limit": credit_limit(params, grade_name),
-        "credit.grade": grade_name,
+        "credit.limit": terms.limit,
+        "credit.grade": terms.grade,
         "payment.max_overdue_days": account.payment.max_overdue_days,
         "payment.on_time_ratio": account.payment.on_time_ratio,
         "payment.overdue_amount": account.payment.overdue_amount,

@@ -126,3 +126,35 @@ class Unauthenticated(CreditctlError):
 
 class Forbidden(CreditctlError):
     code = "auth.forbidden"
+
+
+class UnknownLimitRequest(NotFound):
+    code = "not_found.credit_limit_request"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"no credit limit request {request_id!r}", field="request_id")
+        self.request_id = request_id
+
+
+class LimitRequestNotPending(Conflict):
+    code = "conflict.credit_limit_request_state"
+
+    def __init__(self, request_id: str, status: str) -> None:
+        super().__init__(
+            f"credit limit request {request_id!r} is {status}, not pending; it cannot be decided again",
+            field="request_id",
+        )
+        self.status = status
+
+
+class OwnRequest(Forbidden):
+    """Four eyes: whoever asked for a temporary limit may not approve or reject it."""
+
+    code = "auth.four_eyes"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            f"credit limit request {request_id!r} was made with this API key; "
+            "another administrator's key must approve or reject it (four eyes)",
+            field="request_id",
+        )

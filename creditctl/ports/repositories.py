@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.api_key import ApiKey, Role
+from creditctl.domain.balance import BalanceSnapshot
+from creditctl.domain.credit import ProfileChange
 from creditctl.domain.decision import Decision
 from creditctl.domain.hold import Hold
+from creditctl.domain.limit_request import CreditLimitRequest
+from creditctl.domain.payment import PaymentRecord
 from creditctl.domain.rule_set import RuleSetVersion
 
 
@@ -70,9 +74,7 @@ class DecisionRepository(Protocol):
         """Store a re-evaluated or ended decision (outcome, reasons, state, facts, rechecks)."""
         ...
 
-    def deferred(
-        self, *, due_before: datetime | None = None, limit: int = 1000
-    ) -> list[tuple[str, str]]:
+    def deferred(self, *, due_before: datetime | None = None, limit: int = 1000) -> list[tuple[str, str]]:
         """(customer_code, order_id) still deferred, oldest first; with due_before, only those whose
         deferral expired by then."""
         ...
@@ -131,4 +133,72 @@ class ApiKeyRepository(Protocol):
 class OutboxRepository(Protocol):
     def add(self, *, event_id: str, topic: str, payload: dict[str, Any], now: datetime) -> None:
         """Record an event in the same transaction as the change it describes."""
+        ...
+
+
+class PaymentRepository(Protocol):
+    """Payment records, one per invoice per account (invoice ids are unique within an account)."""
+
+    def get_many(self, account_id: int, invoice_ids: Sequence[str]) -> dict[str, PaymentRecord]: ...
+
+    def put(self, account_id: int, record: PaymentRecord, *, existed: bool, now: datetime) -> None:
+        """Insert the record (existed False) or replace the stored figures of its invoice."""
+        ...
+
+    def add_change(
+        self, account_id: int, before: PaymentRecord | None, after: PaymentRecord, *, by: str, now: datetime
+    ) -> None:
+        """Keep a history row for a created or changed record: before (None: created), after, who, when."""
+        ...
+
+    def changes(self, account_id: int, invoice_id: str) -> list[dict[str, Any]]:
+        """The invoice's history rows, oldest first: {"before", "after", "by", "at"}."""
+        ...
+
+    def page(self, account_id: int, *, after: str | None, limit: int) -> list[PaymentRecord]:
+        """Records by invoice id, those after `after` (a cursor), at most `limit`."""
+        ...
+
+    def for_facts(self, account_id: int, due_since: date) -> list[PaymentRecord]:
+        """Every open record, and every record due on or after `due_since` (all the facts need)."""
+        ...
+
+
+class BalanceHistoryRepository(Protocol):
+    def add(self, account_id: int, snapshot: BalanceSnapshot) -> None:
+        """Append a snapshot the account adopted (called only when a newer snapshot is adopted)."""
+        ...
+
+    def average(self, account_id: int, since: datetime) -> Decimal | None:
+        """The mean of the snapshots fetched since `since`, rounded down to the fen; None without any."""
+        ...
+
+
+class CreditHistoryRepository(Protocol):
+    def add(self, account_id: int, change: ProfileChange) -> None: ...
+
+    def latest(self, account_id: int, limit: int = 50) -> list[ProfileChange]:
+        """The newest changes first."""
+        ...
+
+
+class LimitRequestRepository(Protocol):
+    def add(self, request: CreditLimitRequest) -> None: ...
+
+    def get(self, request_id: str) -> CreditLimitRequest | None: ...
+
+    def save(self, request: CreditLimitRequest) -> None:
+        """Store status, decider, decision time and note."""
+        ...
+
+    def find(
+        self,
+        *,
+        account_id: int | None,
+        customers: frozenset[str] | None,
+        status: str | None,
+        now: datetime,
+        limit: int = 500,
+    ) -> list[CreditLimitRequest]:
+        """Newest first; `status` as shown ("expired": approved with `until` <= now; "approved": running)."""
         ...

@@ -9,10 +9,14 @@ from typing import Protocol, Self
 from creditctl.ports.repositories import (
     AccountRepository,
     ApiKeyRepository,
+    BalanceHistoryRepository,
+    CreditHistoryRepository,
     CustomerRepository,
     DecisionRepository,
     HoldRepository,
+    LimitRequestRepository,
     OutboxRepository,
+    PaymentRepository,
     RuleSetRepository,
 )
 from creditctl.ports.upstream_configs import UpstreamConfigRepository
@@ -29,6 +33,10 @@ class UnitOfWork(Protocol):
     api_keys: ApiKeyRepository
     outbox: OutboxRepository
     upstream_configs: UpstreamConfigRepository
+    payments: PaymentRepository
+    balance_history: BalanceHistoryRepository
+    credit_history: CreditHistoryRepository
+    limit_requests: LimitRequestRepository
 
     def __enter__(self) -> Self: ...
 

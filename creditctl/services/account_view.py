@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.assessment import effective_params
-from creditctl.domain.credit import credit_limit, grade
+from creditctl.domain.credit import credit_terms
 from creditctl.domain.errors import UnknownAccount, UnknownCustomer
 from creditctl.domain.hold import Hold
 from creditctl.domain.rule_set import RuleSetVersion
@@ -49,13 +49,13 @@ def view_account(
     age = snap.age_s(now) if snap else None
     usable = age is not None and age <= int(params["max_balance_age_s"])
     margin = Decimal(params.get("safety_margin", 0))
-    grade_name = grade(account.payment)
+    terms = credit_terms(account, params, now)
     return AccountView(
         account=account,
         exposure=exposure,
         available=(snap.amount - exposure - margin) if (snap and usable) else None,
-        credit_limit=credit_limit(params, grade_name),
-        credit_grade=grade_name,
+        credit_limit=terms.limit,
+        credit_grade=terms.grade,
         open_holds=tuple(h for h in counting if h.is_open),
         settled_holds_counting=tuple(h for h in counting if not h.is_open),
         balance_age_s=age,

@@ -113,9 +113,7 @@ def _database_time(uow: UnitOfWork, locked: CreditAccount | None) -> datetime:
     return uow.now()
 
 
-def _recently_seen_without(
-    uow: UnitOfWork, order: Order, rule_set: RuleSetVersion, now: datetime
-) -> bool:
+def _recently_seen_without(uow: UnitOfWork, order: Order, rule_set: RuleSetVersion, now: datetime) -> bool:
     """The customer's stored report is young (another of its accounts was refreshed within
     refresh_after_s) and had no payer account in this sales group: answer without asking again."""
     return any(

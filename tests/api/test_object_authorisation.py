@@ -23,7 +23,14 @@ pytestmark = pytest.mark.api
 
 IDENTIFIERS = {"customer_code", "order_id"}
 # Values for inputs a swept route may require, besides the identifiers.
-VALUES: dict[str, Any] = {"amount": "1.00", "reason": "authorisation sweep", "channel": "sweep"}
+VALUES: dict[str, Any] = {
+    "amount": "1.00",
+    "reason": "authorisation sweep",
+    "channel": "sweep",
+    "payments": [{"invoice_id": "SWEEP-1", "amount": "1.00", "due_date": "2026-01-01"}],
+    "base_limit": "1.00",
+    "until": "2099-01-01T00:00:00+00:00",
+}
 _PLACEHOLDER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 

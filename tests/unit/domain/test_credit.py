@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from creditctl.domain.account import PaymentProfile
-from creditctl.domain.credit import credit_limit, grade
+from creditctl.domain.account import CreditAccount, CreditInputs, PaymentProfile
+from creditctl.domain.credit import credit_limit, credit_terms, grade
 from rules import PARAM_DEFAULTS
 
 pytestmark = pytest.mark.unit
@@ -64,3 +65,35 @@ class TestCreditLimit:
     def test_limit_has_two_places(self) -> None:
         limit = credit_limit({**PARAM_DEFAULTS, "base_credit_limit": Decimal("7")}, "A")
         assert str(limit) == "7.00"
+
+
+class TestCreditTerms:
+    NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+    def account(self, **inputs: object) -> CreditAccount:
+        return CreditAccount(id=1, customer_code="c", sale_group_code="g", credit=CreditInputs(**inputs))  # type: ignore[arg-type]
+
+    def test_the_account_base_replaces_the_rule_parameter(self) -> None:
+        terms = credit_terms(self.account(base_limit=Decimal("1000.00")), PARAM_DEFAULTS, self.NOW)
+        assert (terms.base_source, terms.limit) == ("account", Decimal("1000.00"))
+
+    def test_the_cap_limits_to_a_factor_of_the_average_balance(self) -> None:
+        params = {**PARAM_DEFAULTS, "avg_balance_cap_factor": Decimal("0.5")}
+        account = self.account(base_limit=Decimal("1000.00"), average_balance=Decimal("600.00"))
+        assert credit_terms(account, params, self.NOW).limit == Decimal("300.00")
+        assert credit_terms(self.account(base_limit=Decimal("1000.00")), params, self.NOW).limit == 0
+
+    def test_a_running_temporary_limit_raises_the_limit_until_it_ends(self) -> None:
+        account = self.account(
+            base_limit=Decimal("1000.00"),
+            temporary_limit=Decimal("5000.00"),
+            temporary_until=self.NOW + timedelta(hours=1),
+        )
+        assert credit_terms(account, PARAM_DEFAULTS, self.NOW).limit == Decimal("5000.00")
+        later = self.NOW + timedelta(hours=1)
+        assert credit_terms(account, PARAM_DEFAULTS, later).limit == Decimal("1000.00")
+
+    def test_grade_bands_are_parameters(self) -> None:
+        params = {**PARAM_DEFAULTS, "grade_a_max_overdue_days": Decimal("10")}
+        assert grade(profile("1", 10), params) == "A"
+        assert grade(profile("1", 10)) == "B"

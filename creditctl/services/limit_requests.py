@@ -1,0 +1,136 @@
+"""Credit limit requests: one administrator asks for a temporary limit, another approves or rejects it.
+
+While approved and before `until` (the database's clock), credit.limit = max(profile limit, amount). The
+approved amount and its end are stored on the account row, so decisions read them with the lock; the
+limit ends by itself at `until` (a decision compares it with its own time; nothing needs to sweep). A new
+approval on an account replaces the running one (that request becomes "superseded")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import uuid4
+
+from creditctl.domain.api_key import ApiKey
+from creditctl.domain.assessment import effective_params
+from creditctl.domain.errors import (
+    InvalidRequest,
+    LimitRequestNotPending,
+    OwnRequest,
+    UnknownAccount,
+    UnknownCustomer,
+    UnknownLimitRequest,
+)
+from creditctl.domain.limit_request import CreditLimitRequest, LimitRequestStatus
+from creditctl.domain.money import MAX_AMOUNT
+from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.credit_profile import locked_account, recompute_profile
+
+STATUSES = ("pending", "approved", "rejected", "superseded", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimit:
+    customer_code: str
+    sale_group_code: str
+    amount: Decimal
+    until: datetime
+    reason: str
+
+
+def request_limit(cmd: RequestLimit, *, key: ApiKey, uow: UnitOfWork) -> tuple[CreditLimitRequest, datetime]:
+    """Record a pending request; `until` must be ahead of the database's clock."""
+    if not Decimal("0") < cmd.amount <= MAX_AMOUNT:
+        raise InvalidRequest("amount must be above 0.00 and at most 1000000000000.00", field="amount")
+    if not cmd.reason.strip():
+        raise InvalidRequest("a reason is required", field="reason")
+    with uow:
+        account = locked_account(uow, cmd.customer_code, cmd.sale_group_code, key.customers)
+        now = uow.now()
+        if cmd.until <= now:
+            raise InvalidRequest(f"until must be after now ({now.isoformat()})", field="until")
+        request = CreditLimitRequest(
+            id=uuid4().hex,
+            account_id=account.id,
+            customer_code=account.customer_code,
+            sale_group_code=account.sale_group_code,
+            amount=cmd.amount,
+            until=cmd.until,
+            reason=cmd.reason,
+            status=LimitRequestStatus.PENDING,
+            requested_by=key.name,
+            requested_by_key_id=key.id,
+            requested_at=now,
+        )
+        uow.limit_requests.add(request)
+        uow.commit()
+    return request, now
+
+
+def decide_limit_request(
+    request_id: str, *, approve: bool, note: str | None, key: ApiKey, uow: UnitOfWork
+) -> tuple[CreditLimitRequest, datetime]:
+    """Approve or reject a pending request with another key than the requester's (four eyes)."""
+    with uow:
+        request = uow.limit_requests.get(request_id)
+        if request is None or not key.may_see(request.customer_code):
+            raise UnknownLimitRequest(request_id)
+        if request.requested_by_key_id == key.id:
+            raise OwnRequest(request_id)
+        account = locked_account(uow, request.customer_code, request.sale_group_code, key.customers)
+        request = uow.limit_requests.get(request_id)  # again under the account's lock
+        assert request is not None
+        now = uow.now()
+        if request.status is not LimitRequestStatus.PENDING:
+            raise LimitRequestNotPending(request_id, request.shown_status(now))
+        if approve and request.until <= now:
+            raise InvalidRequest(f"the request ran out at {request.until.isoformat()}", field="until")
+        request.status = LimitRequestStatus.APPROVED if approve else LimitRequestStatus.REJECTED
+        request.decided_by, request.decided_by_key_id, request.decided_at = key.name, key.id, now
+        request.note = note
+        if approve:
+            _supersede(uow, account.credit.temporary_request_id, now)
+            account.credit.temporary_limit = request.amount
+            account.credit.temporary_until = request.until
+            account.credit.temporary_request_id = request.id
+            params = effective_params(uow.rule_sets.active().rules, account)
+            recompute_profile(
+                uow, account, params, now, trigger="limit_request", by=key.name, reason=request.reason
+            )
+            uow.accounts.save(account)
+        uow.limit_requests.save(request)
+        uow.commit()
+    return request, now
+
+
+def _supersede(uow: UnitOfWork, request_id: str | None, now: datetime) -> None:
+    previous = uow.limit_requests.get(request_id) if request_id else None
+    if previous is not None and previous.status is LimitRequestStatus.APPROVED and previous.until > now:
+        previous.status = LimitRequestStatus.SUPERSEDED
+        uow.limit_requests.save(previous)
+
+
+def list_limit_requests(
+    *,
+    customer_code: str | None,
+    sale_group_code: str | None,
+    status: str | None,
+    scope: frozenset[str] | None,
+    uow: UnitOfWork,
+) -> tuple[list[CreditLimitRequest], datetime]:
+    """Requests of one account (customer and sales group given) or of every account the caller sees."""
+    if status is not None and status not in STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}", field="status")
+    with uow:
+        account_id = None
+        if customer_code is not None and sale_group_code is not None:
+            if scope is not None and customer_code not in scope:
+                raise UnknownCustomer(customer_code)
+            account = uow.accounts.get(customer_code, sale_group_code)
+            if account is None:
+                raise UnknownAccount(customer_code, sale_group_code)
+            account_id = account.id
+        now = uow.now()
+        found = uow.limit_requests.find(account_id=account_id, customers=scope, status=status, now=now)
+    return found, now
