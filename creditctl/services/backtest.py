@@ -160,7 +160,7 @@ class _Replayer:
         return found
 
     def replay(self, batch: Sequence[HistoryRow]) -> list[ChangedOrder]:
-        run, evaluate, needed, loads = self.run, self.rule_set.evaluate, self.needed, json.loads
+        run, decide, needed, loads = self.run, self.rule_set.outcome, self.needed, json.loads
         before_counts, after_counts = run.before.counts, run.after.counts
         approve = Outcome.APPROVE.value
         changes: list[ChangedOrder] = []
@@ -170,8 +170,7 @@ class _Replayer:
             facts = decode_facts(loads(raw), account)
             if not needed <= facts.keys():
                 self._missing(facts)
-            evaluation = evaluate(facts, account.params)
-            outcome, extra = guard(evaluation.outcome, facts, facts["order.amount"])
+            outcome, extra = guard(decide(facts, account.params), facts, facts["order.amount"])
             after = outcome.value
             before = outcome_before(stored, state)
             before_counts[before] += 1
@@ -182,7 +181,7 @@ class _Replayer:
                 run.after.approved_fen += fen
             if after != before:
                 run.changed += 1
-                reasons = _reasons(evaluation.matches, extra)
+                reasons = _reasons(self.rule_set.evaluate(facts, account.params).matches, extra)
                 changes.append(
                     ChangedOrder(
                         run.changed, order_id, customer, group, from_fen(fen), before, after, reasons
