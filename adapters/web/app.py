@@ -10,6 +10,7 @@ from flask_smorest import Api
 
 from adapters.web import (
     accounts,
+    backtests,
     balances,
     compat,
     cors,
@@ -47,6 +48,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     api.spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
     for bp in (decisions.bp, accounts.bp, balances.bp, compat.compat, customers.bp, upstream_configs.bp):
         api.register_blueprint(bp)
+    api.register_blueprint(backtests.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(docs.bp)

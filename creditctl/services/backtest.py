@@ -29,7 +29,7 @@ from creditctl.domain.money import from_fen
 from creditctl.ports.backtests import BacktestStore
 from creditctl.ports.clock import Clock
 from creditctl.ports.decision_history import DecisionHistory, HistoryRow
-from rules import Outcome, RuleSet
+from rules import Outcome, RuleSet, RuleSetInvalid, parse_rule_set
 
 BATCH_SIZE = 5000
 MAX_PAGE = 1000
@@ -92,6 +92,17 @@ def run_backtest(
     run.status, run.finished_at = RunStatus.DONE, clock.now()
     store.finish(run)
     return run
+
+
+def candidate_rule_set(document: Any) -> RuleSet:
+    """Validate a rule set document for a backtest; problems come back keyed by JSON pointer."""
+    try:
+        return parse_rule_set(document)
+    except RuleSetInvalid as exc:
+        errors: dict[str, list[str]] = {}
+        for problem in exc.errors:
+            errors.setdefault(f"rule_set{problem.pointer}", []).append(problem.message)
+        raise InvalidRequest("the rule set is not valid: see errors", errors=errors) from None
 
 
 def get_backtest(run_id: str, *, store: BacktestStore) -> BacktestRun:
