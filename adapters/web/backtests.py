@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
+from itertools import chain
 from typing import Any
 
 from flask import Response, stream_with_context
@@ -15,23 +13,21 @@ from adapters.web.context import ctx
 from adapters.web.schemas.backtests import (
     BacktestRequestSchema,
     BacktestSchema,
-    ChangedOrderSchema,
     ChangesPageSchema,
     ChangesQuerySchema,
 )
 from creditctl.domain.api_key import Role
-from creditctl.domain.backtest import BacktestRun, ChangedOrder
+from creditctl.domain.backtest import BacktestRun
 from creditctl.services.backtest import (
     RunBacktest,
     backtest_changes,
     candidate_rule_set,
+    changes_csv,
     get_backtest,
     iter_backtest_changes,
     run_backtest,
 )
 from creditctl.services.context import AppContext
-
-CSV_COLUMNS = ["order_id", "customer_code", "sale_group_code", "amount", "before", "after", "reasons"]
 
 bp = ApiBlueprint(
     "backtests",
@@ -96,30 +92,9 @@ def changes(run_id: str, cursor: str | None, limit: int, format: str) -> Any:
         rows = iter_backtest_changes(run_id, store=store)  # type: ignore[arg-type]
         first = next(rows, None)  # an unknown run is refused (404) before the stream starts
         return Response(
-            stream_with_context(_csv(first, rows)),
+            stream_with_context(changes_csv(rows if first is None else chain((first,), rows))),
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="backtest-{run_id}.csv"'},
         )
     page = backtest_changes(run_id, store=store, cursor=cursor, limit=limit)  # type: ignore[arg-type]
     return {"changes": page.changes, "next_cursor": page.next_cursor}
-
-
-def _csv(first: ChangedOrder | None, rest: Iterator[ChangedOrder]) -> Iterator[str]:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    dump = ChangedOrderSchema().dump
-    for n, change in enumerate(rest if first is None else _chain(first, rest)):
-        row = dump(change)
-        row["reasons"] = " ".join(r["reason"] for r in row["reasons"])
-        writer.writerow([row[c] for c in CSV_COLUMNS])
-        if n % 500 == 0:
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
-    yield out.getvalue()
-
-
-def _chain(first: ChangedOrder, rest: Iterator[ChangedOrder]) -> Iterator[ChangedOrder]:
-    yield first
-    yield from rest

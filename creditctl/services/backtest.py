@@ -7,8 +7,10 @@ memory stays flat however long the period, and the changes can be paged or expor
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,13 +27,14 @@ from creditctl.domain.backtest import (
 )
 from creditctl.domain.decision import Reason
 from creditctl.domain.errors import InvalidRequest, NotFound
-from creditctl.domain.money import from_fen
+from creditctl.domain.money import fmt, from_fen
 from creditctl.ports.backtests import BacktestStore
 from creditctl.ports.clock import Clock
 from creditctl.ports.decision_history import DecisionHistory, HistoryRow
 from rules import Outcome, RuleSet, RuleSetInvalid, parse_rule_set
 
 BATCH_SIZE = 5000
+CSV_COLUMNS = ("order_id", "customer_code", "sale_group_code", "amount", "before", "after", "reasons")
 MAX_PAGE = 1000
 
 
@@ -139,6 +142,45 @@ def iter_backtest_changes(
         if len(changes) < page:
             return
         after = changes[-1].seq
+
+
+def changes_csv(changes: Iterable[ChangedOrder], *, chunk: int = 500) -> Iterator[str]:
+    """The changed orders as CSV text, header first, yielded `chunk` rows at a time (for streaming).
+
+    Columns: CSV_COLUMNS; amount a decimal string; reasons the reason codes after, space-separated."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for n, c in enumerate(changes, start=1):
+        reasons = " ".join(r.reason for r in c.reasons)
+        writer.writerow(
+            (c.order_id, c.customer_code, c.sale_group_code, fmt(c.amount), c.before, c.after, reasons)
+        )
+        if n % chunk == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
+
+
+def backtest_report(run: BacktestRun) -> list[str]:
+    """The summary for a human: counts and money before and after, changes, missing facts."""
+    lines = [
+        f"backtest {run.id} ({run.status}): {run.decisions} decisions from {run.start.isoformat()} "
+        f"to {run.end.isoformat()} under {run.rule_set_name!r}",
+        f"params: {run.params_source}",
+        f"{'outcome':<10}{'before':>12}{'after':>12}",
+    ]
+    for outcome in Outcome:
+        name = outcome.value
+        lines.append(f"{name:<10}{run.before.counts.get(name, 0):>12}{run.after.counts.get(name, 0):>12}")
+    approved = (fmt(from_fen(run.before.approved_fen)), fmt(from_fen(run.after.approved_fen)))
+    lines.append(f"approved money: {approved[0]} before, {approved[1]} after")
+    lines.append(f"orders whose outcome changes: {run.changed}")
+    if run.missing_facts:
+        detail = ", ".join(f"{name} {count}" for name, count in sorted(run.missing_by_fact.items()))
+        lines.append(f"decisions without a fact the rules read: {run.missing_facts} ({detail})")
+    return lines
 
 
 def _position(cursor: str | None) -> int:
