@@ -83,7 +83,7 @@ def read(run_id: str) -> BacktestRun:
 @requires(Role.ADMIN, Role.AUDITOR, global_scope=True)
 @bp.arguments(ChangesQuerySchema(), location="query", as_kwargs=True)
 @bp.response(200, ChangesPageSchema)
-@bp.doc(responses={"200": {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+@bp.doc(responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
 @_documented_errors((404, "No backtest with this id"), (422, "A cursor this API did not return"))
 def changes(run_id: str, cursor: str | None, limit: int, format: str) -> Any:
     """The orders whose outcome changes, a page at a time (`next_cursor`); ?format=csv streams them all."""
