@@ -23,8 +23,10 @@ from adapters.haier.active_config_provider import ActiveConfigHaierProvider
 from adapters.haier.check import run_check
 from adapters.haier.config import HaierConfig, HaierConfigError
 from adapters.haier.emulator import run_emulator
+from adapters.sql.backtests import SqlBacktestStore
 from adapters.sql.balance_reports import SqlSharedBalanceReports
 from adapters.sql.database_clock import SqlDatabaseClock
+from adapters.sql.decision_history import SqlDecisionHistory
 from adapters.sql.diagnose import explain_database_error
 from adapters.sql.engine import make_engine
 from adapters.sql.migrate import upgrade as upgrade_database
@@ -152,6 +154,8 @@ def bootstrap(
         status=status,
         upstream_configs=haier_config_tools(settings, box),
         balance_source=balance_source,
+        decision_history=SqlDecisionHistory(sql),
+        backtests=SqlBacktestStore(sql),
     )
 
 

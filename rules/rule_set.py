@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from rules import predicates
-from rules.outcome import BY_SEVERITY
+from rules.outcome import BY_SEVERITY, Outcome
 from rules.reads import Reader, reader
 from rules.results import Evaluation, Match, RuleTrace, TraceBuilder, make_evaluation
 from rules.rule import Rule
@@ -120,6 +120,18 @@ class RuleSet:
             step.__class__ = RuleTrace  # type: ignore[assignment]
             append(step)
         return make_evaluation(BY_SEVERITY[worst], tuple(matches), tuple(trace))
+
+    def outcome(self, facts: Mapping[str, Any], params: Mapping[str, Decimal] | None = None) -> Outcome:
+        """Just the outcome evaluate() would give: no matches, no trace, and a rule no more severe
+        than the worst match so far is not tested. For replaying many facts (backtests); call
+        evaluate() for the why of the few that matter."""
+        seen = facts if type(facts) is dict else dict(facts)
+        merged = self._with(params)[0]
+        worst = 0
+        for step in self._steps:
+            if step.severity > worst and step.disabled is None and step.test(seen, merged):
+                worst = step.severity
+        return BY_SEVERITY[worst]
 
     def _with(self, params: Mapping[str, Decimal] | None) -> tuple[Mapping[str, Decimal], bool]:
         """The params to evaluate with, and whether they differ from ours in any the rules name.

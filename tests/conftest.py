@@ -117,7 +117,12 @@ def postgres_engine(postgres_url: str) -> Iterator[Engine]:
     engine = make_engine(postgres_url, pool_size=70, max_overflow=10)
     yield engine
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE outbox, holds, decisions, api_keys, credit_accounts, customers CASCADE"))
+        conn.execute(
+            text(
+                "TRUNCATE backtest_changes, backtest_runs, outbox, holds, decisions, api_keys, "
+                "credit_accounts, customers CASCADE"
+            )
+        )
         conn.execute(text("DELETE FROM rule_sets WHERE version > 1"))
     engine.dispose()
 

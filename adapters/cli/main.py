@@ -10,6 +10,7 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,14 @@ from creditctl.domain.errors import CreditctlError
 from creditctl.domain.money import MoneyError, fmt, parse_money
 from creditctl.ports.balance_provider import BalanceUnavailable
 from creditctl.services.api_keys import create_api_key, replace_api_key, revoke_api_key
+from creditctl.services.backtest import (
+    RunBacktest,
+    backtest_report,
+    candidate_rule_set,
+    changes_csv,
+    iter_backtest_changes,
+    run_backtest,
+)
 from creditctl.services.context import AppContext
 from creditctl.services.customers import refresh_balances, register_customer
 from creditctl.services.expiry import sweep
@@ -319,6 +328,32 @@ def _rules(cli: click.Group, ops: CliOps) -> None:
         except RuleSetInvalid as exc:
             raise click.ClickException(f"rule set refused:\n{exc}") from None
         click.echo(f"published version {published.version}")
+
+    _backtest(rules, ops)
+
+
+def _backtest(rules: click.Group, ops: CliOps) -> None:
+    @rules.command("backtest", help="Replay the stored decisions of a period under a rule set document.")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--from", "start", required=True, type=click.DateTime(), help="UTC, e.g. 2026-11-01")
+    @click.option("--to", "end", required=True, type=click.DateTime(), help="UTC, exclusive")
+    @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), help="changed orders")
+    def rules_backtest(path: str, start: datetime, end: datetime, csv_path: str | None) -> None:
+        ctx = ops.make_context()
+        assert ctx.decision_history is not None and ctx.backtests is not None
+        cmd = RunBacktest(
+            rule_set=candidate_rule_set(loads_document(Path(path).read_text(encoding="utf-8"))),
+            start=start.replace(tzinfo=UTC),
+            end=end.replace(tzinfo=UTC),
+            requested_by="cli",
+        )
+        run = run_backtest(cmd, history=ctx.decision_history, store=ctx.backtests, clock=ctx.clock)
+        for line in backtest_report(run):
+            click.echo(line)
+        if csv_path:
+            with open(csv_path, "w", newline="", encoding="utf-8") as out:
+                out.writelines(changes_csv(iter_backtest_changes(run.id, store=ctx.backtests)))
+            click.echo(f"changed orders written to {csv_path}")
 
 
 def _haier(cli: click.Group, ops: CliOps) -> None:

@@ -118,6 +118,7 @@ decisions = Table(
     Index("ix_decisions_order", "order_id"),
     Index("ix_decisions_deferred", "state", "deferral_expires_at"),
     Index("ix_decisions_customer", "customer_code", "decided_at"),
+    Index("ix_decisions_decided", "decided_at", "id"),  # a backtest's period, oldest first
 )
 
 holds = Table(
@@ -268,4 +269,33 @@ credit_limit_requests = Table(
     Column("note", String(500)),
     Index("ix_credit_limit_requests_account", "account_id", "requested_at"),
     Index("ix_credit_limit_requests_status", "status", "requested_at"),
+)
+
+backtest_runs = Table(
+    "backtest_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("requested_by", String(200), nullable=False),
+    Column("rule_set_name", String(100), nullable=False),
+    Column("period_from", UtcDateTime, nullable=False),
+    Column("period_to", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("summary", ExactJson),
+)
+
+# A run's changed orders, written in batches while it runs; `seq` is the run's own order (the cursor).
+backtest_changes = Table(
+    "backtest_changes",
+    metadata,
+    Column("run_id", String(36), ForeignKey("backtest_runs.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("order_id", String(64), nullable=False),
+    Column("customer_code", String(32), nullable=False),
+    Column("sale_group_code", String(32), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("outcome_before", String(16), nullable=False),
+    Column("outcome_after", String(16), nullable=False),
+    Column("reasons", ExactJson, nullable=False),
 )

@@ -9,6 +9,7 @@ from flask import Flask
 
 from adapters.web import (
     accounts,
+    backtests,
     balances,
     compat,
     cors,
@@ -60,6 +61,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
         upstream_configs.bp,
     ):
         api.register_blueprint(bp)
+    api.register_blueprint(backtests.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(docs.bp)

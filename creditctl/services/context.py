@@ -6,8 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from creditctl.ports.backtests import BacktestStore
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
+from creditctl.ports.decision_history import DecisionHistory
 from creditctl.ports.secret_box import SecretBox
 from creditctl.ports.unit_of_work import UnitOfWork
 
@@ -36,6 +38,8 @@ class AppContext:
     status: dict[str, Callable[[], object]] = field(default_factory=dict)
     upstream_configs: UpstreamConfigTools | None = None
     balance_source: Callable[[], str] | None = None  # e.g. "haier:main"; default: balances.source
+    decision_history: DecisionHistory | None = None  # for backtests
+    backtests: BacktestStore | None = None
 
     def source_of_balances(self) -> str:
         """Where balances come from now: "fake", or "haier:<name of the active config>"."""

@@ -84,3 +84,12 @@ def test_disabled_rules_never_match(doc: dict[str, Any], facts: dict[str, Any], 
 
 def gen_rule(when: dict[str, Any]) -> dict[str, Any]:
     return {"id": "r", "when": when, "outcome": "block", "reason": "R_R"}
+
+
+@PROPERTY
+@given(doc=gen.documents(), facts=gen.facts, params=gen.param_overrides)
+def test_outcome_alone_is_the_outcome_of_a_full_evaluation(
+    doc: dict[str, Any], facts: dict[str, Any], params: Any
+) -> None:
+    rules = parse_rule_set(doc)
+    assert rules.outcome(facts, params) is rules.evaluate(facts, params).outcome

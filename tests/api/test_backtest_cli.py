@@ -1,0 +1,92 @@
+"""`creditctl rules backtest FILE --from --to [--csv OUT]` against the test database."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import Engine
+
+from adapters.bootstrap import Settings
+from adapters.cli.main import CliOps, build_cli
+from adapters.sql.migrate import upgrade
+from creditctl.services.context import AppContext
+from rules import default_rule_set_document
+from tests.api.conftest import Api, order
+
+pytestmark = pytest.mark.api
+
+
+def run_cli(context: AppContext, engine: Engine, tmp_path: Path, *args: str) -> Any:
+    url = str(engine.url)
+    ops = CliOps(
+        load_settings=lambda: Settings(instance_path=tmp_path / "instance", database_url=url),
+        make_context=lambda: context,
+        upgrade_db=lambda: upgrade(url),
+        database_url=lambda: url,
+        configure_logging=lambda level: None,
+    )
+    return CliRunner().invoke(build_cli(ops), list(args), catch_exceptions=False)
+
+
+class TestRulesBacktest:
+    def test_prints_counts_and_money_and_writes_the_changed_orders_as_csv(
+        self, context: AppContext, sqlite_engine: Engine, tmp_path: Path, client: Any, keys: dict[str, str]
+    ) -> None:
+        api = Api(client, keys)
+        for amount in ("500.00", "2000.00"):
+            assert api.decide(order(amount=amount)).status_code == 201
+        document = default_rule_set_document()
+        document["params"] = {**document.get("params", {}), "single_order_review_amount": "1000.00"}
+        rules = tmp_path / "draft.json"
+        rules.write_text(json.dumps(document))
+        out = tmp_path / "changes.csv"
+
+        result = run_cli(
+            context, sqlite_engine, tmp_path,
+            "rules", "backtest", str(rules), "--from", "2000-01-01", "--to", "2100-01-01", "--csv", str(out),
+        )  # fmt: skip
+
+        assert result.exit_code == 0, result.output
+        assert "approve              2           1" in result.output
+        assert "approved money: 2500.00 before, 500.00 after" in result.output
+        assert "orders whose outcome changes: 1" in result.output
+        rows = list(csv.reader(out.read_text(encoding="utf-8").splitlines()))
+        assert rows[0] == [
+            "order_id",
+            "customer_code",
+            "sale_group_code",
+            "amount",
+            "before",
+            "after",
+            "reasons",
+        ]
+        assert rows[1][3:] == ["2000.00", "approve", "defer", "MANUAL_REVIEW"]
+
+    def test_an_invalid_rule_set_is_an_error_line_naming_the_pointer(
+        self, context: AppContext, sqlite_engine: Engine, tmp_path: Path
+    ) -> None:
+        document = default_rule_set_document()
+        document["rules"][0]["outcome"] = "maybe"
+        rules = tmp_path / "bad.json"
+        rules.write_text(json.dumps(document))
+
+        result = run_cli(
+            context,
+            sqlite_engine,
+            tmp_path,
+            "rules",
+            "backtest",
+            str(rules),
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-02-01",
+        )
+
+        assert result.exit_code == 1
+        assert "rule set is not valid" in result.output
