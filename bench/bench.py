@@ -45,7 +45,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -389,6 +389,10 @@ class Instance:
                         "balance_fetched_at": now,
                         "balance_source": "fake",
                         "params": None,
+                        # The day's credit profile already computed, as on an account in use: the first
+                        # decision of each UTC day recomputes it (a few statements, once per account per
+                        # day), which a run of fresh accounts would otherwise pay on nearly every decision.
+                        "profile_valid_until": now + timedelta(days=1),
                         "created_at": now,
                         "updated_at": now,
                     }
