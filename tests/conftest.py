@@ -118,7 +118,8 @@ def postgres_engine(postgres_url: str) -> Iterator[Engine]:
     yield engine
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE outbox, holds, decisions, api_keys, credit_accounts, customers CASCADE"))
-        conn.execute(text("DELETE FROM rule_sets WHERE version > 1"))
+        conn.execute(text("DELETE FROM rule_set_assignments"))
+        conn.execute(text("DELETE FROM rule_sets WHERE version IS NULL OR version > 1"))
     engine.dispose()
 
 

@@ -47,7 +47,8 @@ def decide_order(
         # A replay is not looked up first: the unique order id turns it into a conflict on insert,
         # answered from the stored decision (one statement less for every new order).
         locked = uow.accounts.lock(order.customer_code, order.sale_group_code)
-        rule_set = uow.rule_sets.active()
+        # Account assignment > customer assignment > global default (cached a second per process).
+        rule_set = uow.rule_sets.for_account(order.customer_code, order.sale_group_code).rule_set
         now = _database_time(uow, locked)
         fresh = locked is not None and not needs_refresh(
             locked, effective_params(rule_set.rules, locked), now
@@ -113,9 +114,7 @@ def _database_time(uow: UnitOfWork, locked: CreditAccount | None) -> datetime:
     return uow.now()
 
 
-def _recently_seen_without(
-    uow: UnitOfWork, order: Order, rule_set: RuleSetVersion, now: datetime
-) -> bool:
+def _recently_seen_without(uow: UnitOfWork, order: Order, rule_set: RuleSetVersion, now: datetime) -> bool:
     """The customer's stored report is young (another of its accounts was refreshed within
     refresh_after_s) and had no payer account in this sales group: answer without asking again."""
     return any(

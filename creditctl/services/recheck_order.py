@@ -29,7 +29,8 @@ def recheck_order(
         decision = visible_decision(uow, order_id, scope, customer_code)
         customer_code = decision.order.customer_code
         account = uow.accounts.get(decision.order.customer_code, decision.order.sale_group_code)
-        rule_set = uow.rule_sets.active()
+        order = decision.order
+        rule_set = uow.rule_sets.for_account(order.customer_code, order.sale_group_code).rule_set
         now = uow.now()
     if decision.state is not DecisionState.DEFERRED:
         return decision

@@ -29,7 +29,7 @@ def simulate_order(
         account = uow.accounts.get(order.customer_code, order.sale_group_code)
         if account is None:
             raise UnknownAccount(order.customer_code, order.sale_group_code)
-        rule_set = uow.rule_sets.active()
+        rule_set = uow.rule_sets.for_account(order.customer_code, order.sale_group_code).rule_set
     now = clock.now()
     assessment = assess(order, account, rule_set.rules, now)
     evaluation = rule_set.rules.evaluate(assessment.facts, effective_params(rule_set.rules, account))

@@ -24,7 +24,16 @@ UTC_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(\+00:00|Z)$"
 # The SQL adapter stamps updated_at with the wall clock whenever it saves an account, also when a refused
 # settle/release commits the (unchanged) account it had locked: bookkeeping, not state.
 BOOKKEEPING = {"updated_at"}
-TABLES = ("customers", "credit_accounts", "decisions", "holds", "outbox", "api_keys", "rule_sets")
+TABLES = (
+    "customers",
+    "credit_accounts",
+    "decisions",
+    "holds",
+    "outbox",
+    "api_keys",
+    "rule_sets",
+    "rule_set_assignments",
+)
 
 
 def order(
