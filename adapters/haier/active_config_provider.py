@@ -53,7 +53,7 @@ class ActiveConfigHaierProvider:
     source = "haier"
 
     def active_source(self) -> str:
-        """"haier:<config name>" of the active config, or "haier" while there is none."""
+        """ "haier:<config name>" of the active config, or "haier" while there is none."""
         provider = self.current()
         return provider.source if provider else "haier"
 

@@ -66,9 +66,7 @@ class SqlDecisionRepository:
     def update(self, decision: Decision) -> None:
         self._conn.execute(_UPDATE, _values(decision) | {"k_id": decision.id})
 
-    def deferred(
-        self, *, due_before: datetime | None = None, limit: int = 1000
-    ) -> list[tuple[str, str]]:
+    def deferred(self, *, due_before: datetime | None = None, limit: int = 1000) -> list[tuple[str, str]]:
         stmt = select(_d.customer_code, _d.order_id).where(_d.state == DecisionState.DEFERRED.value)
         if due_before is not None:
             stmt = stmt.where(_d.deferral_expires_at <= due_before)

@@ -19,6 +19,7 @@ from adapters.web import (
     health,
     metrics,
     request_context,
+    rule_sets,
     upstream_configs,
 )
 from adapters.web.auth import KeyCache
@@ -45,7 +46,15 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     cors.init_app(app)
     api = CreditctlApi(app)
     api.spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
-    for bp in (decisions.bp, accounts.bp, balances.bp, compat.compat, customers.bp, upstream_configs.bp):
+    for bp in (
+        decisions.bp,
+        accounts.bp,
+        balances.bp,
+        compat.compat,
+        customers.bp,
+        rule_sets.bp,
+        upstream_configs.bp,
+    ):
         api.register_blueprint(bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

@@ -180,9 +180,7 @@ def _refuse_kept_secrets_for_a_new_destination(
         '("set") only while the destination stays the same'
     )
     fields = _kept_fields(document)
-    raise InvalidRequest(
-        f"{', '.join(fields)} {why}", field=fields[0], errors={f: [why] for f in fields}
-    )
+    raise InvalidRequest(f"{', '.join(fields)} {why}", field=fields[0], errors={f: [why] for f in fields})
 
 
 def _keep_unchanged_secrets(document: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
