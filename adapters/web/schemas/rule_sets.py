@@ -145,7 +145,14 @@ class HypotheticalPaymentSchema(Schema):
         unknown = RAISE
 
     max_overdue_days = fields.Integer(load_default=0, validate=validate.Range(min=0))
-    on_time_ratio = fields.Decimal(load_default=None, places=4, as_string=True, validate=validate.Range(0, 1))
+    on_time_ratio = fields.Decimal(
+        load_default=None,
+        allow_none=True,
+        places=4,
+        as_string=True,
+        validate=lambda v: v is None or 0 <= v <= 1,
+        metadata={"description": "0..1; default 1"},
+    )
     overdue_amount = Money(load_default=Decimal("0.00"))
 
 
