@@ -5,6 +5,7 @@ Pure: standard library only, no I/O, nothing from creditctl or adapters.
 
 from rules.codec import dumps_document, loads_document
 from rules.defaults import default_rule_set_document
+from rules.diff import diff_documents
 from rules.facts import FACTS, FactSpec, FactType
 from rules.outcome import Outcome
 from rules.params import KNOWN_PARAMS, PARAM_DEFAULTS, ParamSpec
@@ -30,6 +31,7 @@ __all__ = [
     "RuleSetInvalid",
     "RuleTrace",
     "default_rule_set_document",
+    "diff_documents",
     "dumps_document",
     "loads_document",
     "parse_rule_set",

@@ -31,7 +31,7 @@ class Condition:
 
 def compile_condition(node: Any, pointer: str, scope: Scope, depth: int = 1) -> Condition | None:
     """Validate and compile a condition node; problems go to the scope, None means unusable."""
-    if scope.too_deep(pointer, depth):
+    if scope.too_deep(pointer, depth) or scope.too_large(pointer):
         return None
     if not isinstance(node, dict):
         scope.problems.add(pointer, f"a condition must be an object, got {describe(node)}")

@@ -109,3 +109,30 @@ def _declare_one(declared: DeclaredParams, name: str, raw: Any, pointer: str, pr
     declared.values[name] = value
     declared.types[name] = kind
     declared.canonical[name] = int(value) if kind is FactType.INTEGER else format(value, "f")
+
+
+def check_overrides(node: Any, pointer: str = "") -> tuple[dict[str, int | str], list[tuple[str, str]]]:
+    """Per-account overrides: only known params, each of its type; canonical values and every problem."""
+    if not isinstance(node, dict):
+        return {}, [(pointer, f"params must be an object, got {describe(node)}")]
+    out: dict[str, int | str] = {}
+    problems: list[tuple[str, str]] = []
+    for name, raw in node.items():
+        where = child(pointer, name)
+        spec = KNOWN_PARAMS.get(name)
+        number = parse_number(raw) if not isinstance(raw, float) else None
+        if spec is None:
+            problems.append((where, f"unknown param {name!r}; known: {', '.join(KNOWN_PARAMS)}"))
+        elif number is None:
+            problems.append((where, f"{name!r} is {spec.type.value}: write an integer or a decimal string"))
+        elif spec.type is FactType.INTEGER and (not isinstance(number, int) or isinstance(raw, str)):
+            problems.append((where, f"{name!r} is a whole number (seconds or days), got {describe(raw)}"))
+        elif spec.type is not FactType.INTEGER and not isinstance(raw, str):
+            problems.append((where, f"{name!r} is {spec.type.value}: write it as a decimal string"))
+        elif spec.type is FactType.MONEY and Decimal(number).as_tuple().exponent < -2:  # type: ignore[operator]
+            problems.append((where, f"{name!r} is money: at most two decimal places, got {raw}"))
+        elif Decimal(number) < 0:
+            problems.append((where, f"{name!r} must not be negative, got {raw}"))
+        else:
+            out[name] = int(number) if spec.type is FactType.INTEGER else format(Decimal(number), "f")
+    return out, problems

@@ -10,6 +10,9 @@ from rules.problems import Problems
 
 # Condition and value objects on one path: deeper trees are a mistake, and recursion has limits.
 MAX_DEPTH = 32
+# Condition and value objects in one rule (its `when`, or auto_unfreeze): larger trees are a mistake too,
+# and every node costs on every evaluation.
+MAX_NODES = 500
 
 
 @dataclass(slots=True)
@@ -20,6 +23,7 @@ class Scope:
     params: DeclaredParams
     facts_read: dict[str, None] = field(default_factory=dict)
     params_read: dict[str, None] = field(default_factory=dict)
+    nodes: int = 0
 
     def fresh(self) -> Scope:
         """Same document, no names read yet: one per rule."""
@@ -30,6 +34,14 @@ class Scope:
         if depth <= MAX_DEPTH:
             return False
         self.problems.add(pointer, f"nested too deeply (more than {MAX_DEPTH} levels)")
+        return True
+
+    def too_large(self, pointer: str) -> bool:
+        """Count one node; report (once per rule) the node past MAX_NODES."""
+        self.nodes += 1
+        if self.nodes != MAX_NODES + 1:
+            return self.nodes > MAX_NODES
+        self.problems.add(pointer, f"condition too large (more than {MAX_NODES} nodes in one rule)")
         return True
 
     def fact(self, name: object, pointer: str) -> FactSpec | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rules import operands
-from rules.facts import FactSpec
+from rules.facts import FactSpec, FactType
 from rules.numbers import canonical_number, describe, parse_number
 from rules.problems import Problems, child
 from rules.scope import Scope
@@ -35,7 +35,9 @@ def about(want: FactSpec | None) -> str:
 def compile_value(node: Any, pointer: str, want: FactSpec | None, scope: Scope, depth: int) -> Operand | None:
     """Validate and compile one value node; problems go to the scope, None means unusable."""
     if isinstance(node, dict):
-        return None if scope.too_deep(pointer, depth) else _reference(node, pointer, want, scope, depth)
+        if scope.too_deep(pointer, depth) or scope.too_large(pointer):
+            return None
+        return _reference(node, pointer, want, scope, depth)
     return compile_literal(node, pointer, want, scope.problems)
 
 
@@ -99,6 +101,11 @@ def _fact(name: Any, pointer: str, want: FactSpec | None, scope: Scope) -> Opera
             pointer, f"fact {spec.name!r} is {spec.type.noun}; expected a value for {about(want)}"
         )
         return None
+    if _mismatched_units(want, spec.type):
+        scope.problems.add(
+            pointer, f"type mismatch: fact {spec.name!r} is {spec.type.value}, compared with {about(want)}"
+        )
+        return None
     return Operand({"fact": spec.name}, (operands.FACT, spec.name))
 
 
@@ -109,7 +116,19 @@ def _param(name: Any, pointer: str, want: FactSpec | None, scope: Scope) -> Oper
     if want is not None and not want.type.numeric:
         scope.problems.add(pointer, f"param {found!r} is a number; expected a value for {about(want)}")
         return None
+    kind = scope.params.types.get(found)
+    if kind is not None and _mismatched_units(want, kind):
+        scope.problems.add(
+            pointer, f"type mismatch: param {found!r} is {kind.value}, compared with {about(want)}"
+        )
+        return None
     return Operand({"param": found}, (operands.PARAM, found))
+
+
+def _mismatched_units(want: FactSpec | None, kind: FactType) -> bool:
+    """Money compared directly with a count (days, seconds) or the reverse: a type mismatch."""
+    units = {want.type, kind} if want is not None else set()
+    return units == {FactType.MONEY, FactType.INTEGER}
 
 
 def _arithmetic(

@@ -123,7 +123,8 @@ def postgres_engine(postgres_url: str) -> Iterator[Engine]:
                 "credit_accounts, customers CASCADE"
             )
         )
-        conn.execute(text("DELETE FROM rule_sets WHERE version > 1"))
+        conn.execute(text("DELETE FROM rule_set_assignments"))
+        conn.execute(text("DELETE FROM rule_sets WHERE version IS NULL OR version > 1"))
     engine.dispose()
 
 

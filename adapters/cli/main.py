@@ -35,9 +35,11 @@ from creditctl.services.context import AppContext
 from creditctl.services.customers import refresh_balances, register_customer
 from creditctl.services.expiry import sweep
 from creditctl.services.recheck_order import recheck_order
+from creditctl.services.rule_sets import problems_of
+from creditctl.services.rule_tests import run_case
 from creditctl.services.simulate_order import simulate_order
 from creditctl.services.upstream_configs import get_config, put_config
-from rules import RuleSetInvalid, dumps_document, loads_document
+from rules import RuleSetInvalid, diff_documents, dumps_document, loads_document, parse_rule_set
 
 
 @dataclass(frozen=True)
@@ -330,6 +332,7 @@ def _rules(cli: click.Group, ops: CliOps) -> None:
         click.echo(f"published version {published.version}")
 
     _backtest(rules, ops)
+    _rules_files(rules, ops)
 
 
 def _backtest(rules: click.Group, ops: CliOps) -> None:
@@ -354,6 +357,70 @@ def _backtest(rules: click.Group, ops: CliOps) -> None:
             with open(csv_path, "w", newline="", encoding="utf-8") as out:
                 out.writelines(changes_csv(iter_backtest_changes(run.id, store=ctx.backtests)))
             click.echo(f"changed orders written to {csv_path}")
+
+
+def _rules_files(rules: click.Group, ops: CliOps) -> None:
+    @rules.command("validate", help="Check a rule set file; every problem with its JSON pointer (exit 1).")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    def rules_validate(path: str) -> None:
+        problems = problems_of(_read_document(path))
+        for pointer, message in problems:
+            click.echo(f"{path}#{pointer or '/'}: {message}")
+        if problems:
+            raise SystemExit(1)
+        click.echo(f"{path}: valid")
+
+    @rules.command("diff", help="What changed between two rule set files (or versions: v1 v2).")
+    @click.argument("before")
+    @click.argument("after")
+    def rules_diff(before: str, after: str) -> None:
+        changes = diff_documents(_document_or_version(ops, before), _document_or_version(ops, after))
+        click.echo(json.dumps(changes, indent=2, default=_plain, ensure_ascii=False))
+
+    @rules.command("test", help="Run rule tests (a JSON file of cases); exit 1 naming each failure.")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    def rules_test(path: str) -> None:
+        suite = _read_document(path)
+        target = suite.get("rule_set")
+        if isinstance(target, str):
+            target = _read_document(str(Path(path).parent / target))
+        try:
+            compiled = parse_rule_set(target)
+        except RuleSetInvalid as exc:
+            raise click.ClickException(f"rule set refused:\n{exc}") from None
+        now = datetime.now(UTC)
+        results = [run_case(compiled, case, now) for case in suite.get("cases", [])]
+        for result in results:
+            click.echo(f"{'PASS' if result.passed else 'FAIL'}: {result.name}")
+            if not result.passed:
+                click.echo(f"  {result.problem}")
+                for t in result.trace:
+                    reads = ", ".join(
+                        f"{k}={_plain(v) if v is not None else None}" for k, v in t.reads.items()
+                    )
+                    click.echo(f"    {t.rule_id}: matched={t.matched} {reads}")
+        failed = sum(not r.passed for r in results)
+        click.echo(f"{len(results) - failed} passed, {failed} failed")
+        if failed or not results:
+            raise SystemExit(1)
+
+
+def _read_document(path: str) -> Any:
+    try:
+        return loads_document(Path(path).read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise click.ClickException(f"{path}: not JSON: {exc}") from None
+
+
+def _document_or_version(ops: CliOps, ref: str) -> Any:
+    """A file path, or a published version as v<N>."""
+    if ref.startswith("v") and ref[1:].isdigit():
+        with ops.make_context().uow() as uow:
+            found = uow.rule_sets.record_by_version(int(ref[1:]))
+        if found is None:
+            raise click.ClickException(f"no published version {ref[1:]}")
+        return found.document
+    return _read_document(ref)
 
 
 def _haier(cli: click.Group, ops: CliOps) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -21,7 +21,13 @@ from creditctl.domain.hold import Hold, HoldStatus
 from creditctl.domain.limit_request import CreditLimitRequest
 from creditctl.domain.money import CENT
 from creditctl.domain.payment import PaymentRecord
-from creditctl.domain.rule_set import RuleSetVersion
+from creditctl.domain.rule_set import (
+    ApplicableRuleSet,
+    AssignedBy,
+    Assignment,
+    RuleSetRecord,
+    RuleSetVersion,
+)
 from creditctl.ports.clock import Clock
 from creditctl.ports.upstream_configs import StoredConfig
 from rules import parse_rule_set
@@ -33,7 +39,8 @@ class FakeState:
     accounts: dict[tuple[str, str], CreditAccount] = field(default_factory=dict)
     decisions: dict[tuple[str, str], Decision] = field(default_factory=dict)
     holds: dict[str, Hold] = field(default_factory=dict)
-    rule_sets: list[RuleSetVersion] = field(default_factory=list)
+    rule_sets: list[RuleSetRecord] = field(default_factory=list)
+    assignments: dict[tuple[str, str], Assignment] = field(default_factory=dict)
     api_keys: dict[str, ApiKey] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     upstream_configs: dict[str, StoredConfig] = field(default_factory=dict)
@@ -77,7 +84,7 @@ class FakeUnitOfWork:
         self._local.work = work
         self.accounts, self.customers = _Accounts(work), _Customers(work)
         self.decisions, self.holds = _Decisions(work), _Holds(work)
-        self.rule_sets, self.api_keys, self.outbox = _RuleSets(work), _ApiKeys(work), _Outbox(work)
+        self.rule_sets, self.api_keys, self.outbox = _RuleSets(work, self.now), _ApiKeys(work), _Outbox(work)
         self.upstream_configs = _UpstreamConfigs(work)
         self.payments, self.balance_history = _Payments(work), _BalanceHistory(work)
         self.credit_history, self.limit_requests = _CreditHistory(work), _LimitRequests(work)
@@ -232,24 +239,145 @@ class _Holds:
 
 
 class _RuleSets:
-    def __init__(self, w: FakeState) -> None:
+    def __init__(self, w: FakeState, now: Callable[[], datetime]) -> None:
         self.w = w
+        self._now = now
+
+    def _version(self, record: RuleSetRecord) -> RuleSetVersion:
+        assert record.version is not None
+        return RuleSetVersion(
+            id=record.id,
+            version=record.version,
+            name=record.name,
+            rules=parse_rule_set(record.document),
+            published_at=record.published_at,
+        )
 
     def active(self) -> RuleSetVersion:
-        if not self.w.rule_sets:
+        now = self._now()
+        live = [
+            r
+            for r in self.w.rule_sets
+            if r.version is not None and (r.effective_at is None or r.effective_at <= now)
+        ]
+        if not live:
             raise LookupError("no rule set is published")
-        return self.w.rule_sets[-1]
+        return self._version(max(live, key=lambda r: r.version or 0))
 
-    def publish(self, name: str, document: dict[str, Any], now: datetime) -> RuleSetVersion:
-        version = len(self.w.rule_sets) + 1
-        rs = RuleSetVersion(
-            id=version, version=version, name=name, rules=parse_rule_set(document), published_at=now
+    def published(self, rule_set_id: int) -> RuleSetVersion | None:
+        found = self.record(rule_set_id)
+        return None if found is None or found.version is None else self._version(found)
+
+    def for_account(self, customer_code: str, sale_group_code: str) -> ApplicableRuleSet:
+        for key, why in (
+            ((customer_code, sale_group_code), AssignedBy.ACCOUNT),
+            ((customer_code, ""), AssignedBy.CUSTOMER),
+        ):
+            assigned = self.w.assignments.get(key)
+            found = None if assigned is None else self.published(assigned.rule_set_id)
+            if found is not None:
+                return ApplicableRuleSet(found, why)
+        return ApplicableRuleSet(self.active(), AssignedBy.DEFAULT)
+
+    def publish(
+        self,
+        name: str,
+        document: dict[str, Any],
+        now: datetime,
+        *,
+        by: str = "cli",
+        reason: str = "imported",
+        effective_at: datetime | None = None,
+        rolled_back_from: int | None = None,
+    ) -> RuleSetVersion:
+        parse_rule_set(document)
+        record = RuleSetRecord(
+            id=len(self.w.rule_sets) + 1,
+            name=name,
+            version=self._next_version(),
+            document=copy.deepcopy(document),
+            created_at=now,
+            created_by=by,
+            updated_at=now,
+            published_at=now,
+            published_by=by,
+            reason=reason,
+            effective_at=effective_at,
+            rolled_back_from=rolled_back_from,
         )
-        self.w.rule_sets.append(rs)
-        return rs
+        self.w.rule_sets.append(record)
+        return self._version(record)
+
+    def publish_draft(
+        self,
+        rule_set_id: int,
+        document: dict[str, Any],
+        now: datetime,
+        *,
+        by: str,
+        reason: str,
+        effective_at: datetime | None,
+    ) -> RuleSetVersion:
+        index = rule_set_id - 1
+        record = replace(
+            self.w.rule_sets[index],
+            version=self._next_version(),
+            document=copy.deepcopy(document),
+            published_at=now,
+            updated_at=now,
+            published_by=by,
+            reason=reason,
+            effective_at=effective_at,
+        )
+        self.w.rule_sets[index] = record
+        return self._version(record)
+
+    def _next_version(self) -> int:
+        return max((r.version or 0 for r in self.w.rule_sets), default=0) + 1
+
+    def add_draft(self, name: str, document: dict[str, Any], *, by: str, now: datetime) -> RuleSetRecord:
+        record = RuleSetRecord(
+            id=len(self.w.rule_sets) + 1,
+            name=name,
+            version=None,
+            document=copy.deepcopy(document),
+            created_at=now,
+            created_by=by,
+            updated_at=now,
+        )
+        self.w.rule_sets.append(record)
+        return record
+
+    def update_draft(self, rule_set_id: int, name: str, document: dict[str, Any], now: datetime) -> None:
+        found = self.record(rule_set_id)
+        if found is not None and found.version is None:
+            self.w.rule_sets[rule_set_id - 1] = replace(
+                found, name=name, document=copy.deepcopy(document), updated_at=now
+            )
+
+    def record(self, rule_set_id: int) -> RuleSetRecord | None:
+        return self.w.rule_sets[rule_set_id - 1] if 0 < rule_set_id <= len(self.w.rule_sets) else None
+
+    def record_by_version(self, version: int) -> RuleSetRecord | None:
+        return next((r for r in self.w.rule_sets if r.version == version), None)
+
+    def records(self) -> list[RuleSetRecord]:
+        return list(self.w.rule_sets)
 
     def versions(self) -> list[RuleSetVersion]:
-        return list(self.w.rule_sets)
+        published = sorted(
+            (r for r in self.w.rule_sets if r.version is not None), key=lambda r: r.version or 0
+        )
+        return [self._version(r) for r in published]
+
+    def assign(self, assignment: Assignment) -> None:
+        self.w.assignments[(assignment.customer_code, assignment.sale_group_code)] = assignment
+
+    def unassign(self, customer_code: str, sale_group_code: str) -> bool:
+        return self.w.assignments.pop((customer_code, sale_group_code), None) is not None
+
+    def assignments(self, customer_code: str) -> list[Assignment]:
+        return [a for (c, _), a in sorted(self.w.assignments.items()) if c == customer_code]
 
 
 class _ApiKeys:

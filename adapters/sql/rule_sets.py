@@ -1,31 +1,40 @@
-"""Rule sets on SQL. Published versions are immutable, so compiled rule sets are cached by id forever and
-the "which is active" answer for one second per process."""
+"""Rule sets on SQL. Published versions are immutable, so compiled rule sets are cached by id forever;
+"which version is the default" and the assignment table are cached for one second per process."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select
+from sqlalchemy import Connection, Row, delete, func, insert, or_, select, update
 
-from adapters.sql.tables import rule_sets
-from creditctl.domain.rule_set import RuleSetVersion
+from adapters.sql.tables import rule_set_assignments, rule_sets
+from creditctl.domain.rule_set import (
+    ApplicableRuleSet,
+    AssignedBy,
+    Assignment,
+    RuleSetRecord,
+    RuleSetVersion,
+)
 from rules import parse_rule_set
 
 _r = rule_sets.c
+_a = rule_set_assignments.c
+Assigned = dict[tuple[str, str], int]
 
 
 class RuleSetCache:
-    """Per-process: compiled versions by id, and the active id with a short time to live."""
+    """Per-process: compiled versions by id; the active id and the assignments with a short time to live."""
 
     def __init__(self, ttl_s: float = 1.0) -> None:
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
         self._by_id: dict[int, RuleSetVersion] = {}
         self._active: tuple[float, int] | None = None
+        self._assigned: tuple[float, Assigned] | None = None
 
     def active_id(self) -> int | None:
         active = self._active
@@ -38,6 +47,18 @@ class RuleSetCache:
 
     def forget_active(self) -> None:
         self._active = None
+
+    def assigned(self) -> Assigned | None:
+        found = self._assigned
+        if found is None or time.monotonic() - found[0] > self.ttl_s:
+            return None
+        return found[1]
+
+    def remember_assigned(self, assigned: Assigned) -> None:
+        self._assigned = (time.monotonic(), assigned)
+
+    def forget_assigned(self) -> None:
+        self._assigned = None
 
     def compiled(self, row: Row[Any]) -> RuleSetVersion:
         with self._lock:
@@ -58,9 +79,11 @@ class RuleSetCache:
 
 
 class SqlRuleSetRepository:
-    def __init__(self, conn: Connection, cache: RuleSetCache) -> None:
+    def __init__(self, conn: Connection, cache: RuleSetCache, now: Callable[[], datetime]) -> None:
+        """`now` is the database's time (a scheduled version becomes the default by that clock)."""
         self._conn = conn
         self._cache = cache
+        self._now = now
 
     def active(self) -> RuleSetVersion:
         active_id = self._cache.active_id()
@@ -68,23 +91,183 @@ class SqlRuleSetRepository:
             cached = self._cache.get(active_id)
             if cached is not None:
                 return cached
-        row = self._conn.execute(select(rule_sets).order_by(_r.version.desc()).limit(1)).first()
+        row = self._conn.execute(
+            select(rule_sets)
+            .where(_r.version.is_not(None), or_(_r.effective_at.is_(None), _r.effective_at <= self._now()))
+            .order_by(_r.version.desc())
+            .limit(1)
+        ).first()
         if row is None:
             raise LookupError("no rule set is published; run `creditctl db upgrade`")
         found = self._cache.compiled(row)
         self._cache.remember_active(found.id)
         return found
 
-    def publish(self, name: str, document: dict[str, Any], now: datetime) -> RuleSetVersion:
+    def published(self, rule_set_id: int) -> RuleSetVersion | None:
+        cached = self._cache.get(rule_set_id)
+        if cached is not None:
+            return cached
+        row = self._conn.execute(
+            select(rule_sets).where(_r.id == rule_set_id, _r.version.is_not(None))
+        ).first()
+        return None if row is None else self._cache.compiled(row)
+
+    def for_account(self, customer_code: str, sale_group_code: str) -> ApplicableRuleSet:
+        assigned = self._cache.assigned()
+        if assigned is None:
+            rows = self._conn.execute(select(_a.customer_code, _a.sale_group_code, _a.rule_set_id))
+            assigned = {(c, g): i for c, g, i in rows}
+            self._cache.remember_assigned(assigned)
+        for key, why in (
+            ((customer_code, sale_group_code), AssignedBy.ACCOUNT),
+            ((customer_code, ""), AssignedBy.CUSTOMER),
+        ):
+            rule_set_id = assigned.get(key) if assigned else None
+            found = None if rule_set_id is None else self.published(rule_set_id)
+            if found is not None:
+                return ApplicableRuleSet(found, why)
+        return ApplicableRuleSet(self.active(), AssignedBy.DEFAULT)
+
+    def publish(
+        self,
+        name: str,
+        document: dict[str, Any],
+        now: datetime,
+        *,
+        by: str = "cli",
+        reason: str = "imported",
+        effective_at: datetime | None = None,
+        rolled_back_from: int | None = None,
+    ) -> RuleSetVersion:
         parse_rule_set(document)  # refuse before writing
-        version = (self._conn.execute(select(func.max(_r.version))).scalar() or 0) + 1
         self._conn.execute(
-            insert(rule_sets).values(name=name, version=version, document=document, published_at=now)
+            insert(rule_sets).values(
+                name=name,
+                version=self._next_version(),
+                document=document,
+                published_at=now,
+                created_at=now,
+                created_by=by,
+                updated_at=now,
+                published_by=by,
+                reason=reason,
+                effective_at=effective_at,
+                rolled_back_from=rolled_back_from,
+            )
         )
         self._cache.forget_active()
-        row = self._conn.execute(select(rule_sets).where(_r.version == version)).one()
+        row = self._conn.execute(select(rule_sets).order_by(_r.version.desc()).limit(1)).one()
         return self._cache.compiled(row)
 
+    def publish_draft(
+        self,
+        rule_set_id: int,
+        document: dict[str, Any],
+        now: datetime,
+        *,
+        by: str,
+        reason: str,
+        effective_at: datetime | None,
+    ) -> RuleSetVersion:
+        self._conn.execute(
+            update(rule_sets)
+            .where(_r.id == rule_set_id, _r.version.is_(None))
+            .values(
+                version=self._next_version(),
+                document=document,
+                published_at=now,
+                updated_at=now,
+                published_by=by,
+                reason=reason,
+                effective_at=effective_at,
+            )
+        )
+        self._cache.forget_active()
+        return self._cache.compiled(self._conn.execute(select(rule_sets).where(_r.id == rule_set_id)).one())
+
+    def _next_version(self) -> int:
+        return int(self._conn.execute(select(func.max(_r.version))).scalar() or 0) + 1
+
+    def add_draft(self, name: str, document: dict[str, Any], *, by: str, now: datetime) -> RuleSetRecord:
+        result = self._conn.execute(
+            insert(rule_sets).values(
+                name=name, document=document, created_at=now, created_by=by, updated_at=now
+            )
+        )
+        found = self.record(int(result.inserted_primary_key[0]))
+        assert found is not None
+        return found
+
+    def update_draft(self, rule_set_id: int, name: str, document: dict[str, Any], now: datetime) -> None:
+        self._conn.execute(
+            update(rule_sets)
+            .where(_r.id == rule_set_id, _r.version.is_(None))
+            .values(name=name, document=document, updated_at=now)
+        )
+
+    def record(self, rule_set_id: int) -> RuleSetRecord | None:
+        row = self._conn.execute(select(rule_sets).where(_r.id == rule_set_id)).first()
+        return None if row is None else _record(row)
+
+    def record_by_version(self, version: int) -> RuleSetRecord | None:
+        row = self._conn.execute(select(rule_sets).where(_r.version == version)).first()
+        return None if row is None else _record(row)
+
+    def records(self) -> list[RuleSetRecord]:
+        rows = self._conn.execute(select(rule_sets).order_by(_r.id))
+        return [_record(row) for row in rows]
+
     def versions(self) -> Sequence[RuleSetVersion]:
-        rows = self._conn.execute(select(rule_sets).order_by(_r.version))
+        rows = self._conn.execute(select(rule_sets).where(_r.version.is_not(None)).order_by(_r.version))
         return [self._cache.compiled(r) for r in rows]
+
+    def assign(self, assignment: Assignment) -> None:
+        key = (_a.customer_code == assignment.customer_code) & (
+            _a.sale_group_code == assignment.sale_group_code
+        )
+        self._conn.execute(delete(rule_set_assignments).where(key))
+        self._conn.execute(
+            insert(rule_set_assignments).values(
+                customer_code=assignment.customer_code,
+                sale_group_code=assignment.sale_group_code,
+                rule_set_id=assignment.rule_set_id,
+                assigned_by=assignment.assigned_by,
+                reason=assignment.reason,
+                assigned_at=assignment.assigned_at,
+            )
+        )
+        self._cache.forget_assigned()
+
+    def unassign(self, customer_code: str, sale_group_code: str) -> bool:
+        key = (_a.customer_code == customer_code) & (_a.sale_group_code == sale_group_code)
+        removed = self._conn.execute(delete(rule_set_assignments).where(key)).rowcount
+        self._cache.forget_assigned()
+        return bool(removed)
+
+    def assignments(self, customer_code: str) -> list[Assignment]:
+        rows = self._conn.execute(
+            select(rule_set_assignments).where(_a.customer_code == customer_code).order_by(_a.sale_group_code)
+        )
+        return [
+            Assignment(
+                r.customer_code, r.sale_group_code, r.rule_set_id, r.assigned_by, r.assigned_at, r.reason
+            )
+            for r in rows
+        ]
+
+
+def _record(row: Row[Any]) -> RuleSetRecord:
+    return RuleSetRecord(
+        id=row.id,
+        name=row.name,
+        version=row.version,
+        document=row.document,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        updated_at=row.updated_at,
+        published_at=row.published_at,
+        published_by=row.published_by,
+        reason=row.reason,
+        effective_at=row.effective_at,
+        rolled_back_from=row.rolled_back_from,
+    )

@@ -77,9 +77,29 @@ rule_sets = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(100), nullable=False),
-    Column("version", Integer, nullable=False, unique=True),
+    Column("version", Integer, unique=True),  # NULL: a draft (editable); else published, immutable
     Column("document", ExactJson, nullable=False),
-    Column("published_at", UtcDateTime, nullable=False),
+    Column("published_at", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("published_by", String(100)),
+    Column("reason", String(500)),
+    # NULL: in effect once published. The default is the newest version in effect, by the database's clock.
+    Column("effective_at", UtcDateTime),
+    Column("rolled_back_from", Integer),  # the version a rollback copied
+)
+
+# A published version pinned to a customer (sale_group_code "") or to one credit account of it.
+rule_set_assignments = Table(
+    "rule_set_assignments",
+    metadata,
+    Column("customer_code", String(32), primary_key=True),
+    Column("sale_group_code", String(32), primary_key=True),
+    Column("rule_set_id", Integer, ForeignKey("rule_sets.id"), nullable=False),
+    Column("assigned_by", String(100), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("assigned_at", UtcDateTime, nullable=False),
 )
 
 decisions = Table(

@@ -48,7 +48,7 @@ class SqlUnitOfWork:
         self.customers = SqlCustomerRepository(conn)
         self.decisions = SqlDecisionRepository(conn)
         self.holds = SqlHoldRepository(conn)
-        self.rule_sets = SqlRuleSetRepository(conn, self._cache)
+        self.rule_sets = SqlRuleSetRepository(conn, self._cache, self.now)
         self.api_keys = SqlApiKeyRepository(conn)
         self.outbox = SqlOutboxRepository(conn)
         self.upstream_configs = SqlUpstreamConfigRepository(conn)

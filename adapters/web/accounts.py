@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.web.auth import current_key, requires, scope
+from adapters.web.auth import current_key, requires, requires_global_admin, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.accounts import AccountSchema, FreezeRequestSchema
+from adapters.web.schemas.rule_sets import AssignmentSchema, AssignSchema, ParamsSchema
 from creditctl.domain.api_key import Role
+from creditctl.domain.rule_set import Assignment
 from creditctl.services.account_view import AccountView, view_account
 from creditctl.services.freeze_account import freeze_account, unfreeze_account
+from creditctl.services.rule_set_assignments import assign_rule_set, set_account_params, unassign_rule_set
 
 bp = ApiBlueprint(
     "accounts",
@@ -74,3 +77,43 @@ def unfreeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> 
         clock=c.clock,
     )
     return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow(), clock=c.clock)
+
+
+@bp.route("/<string:customer_code>/<string:sale_group_code>/rule-set", methods=["PUT"])
+@requires_global_admin
+@bp.arguments(AssignSchema)
+@bp.response(200, AssignmentSchema)
+@bp.alt_response(404, description="No such account or rule set")
+@bp.alt_response(409, description="The rule set is a draft: only published versions are assigned")
+def assign(body: dict[str, Any], customer_code: str, sale_group_code: str) -> Assignment:
+    """Decide this account with a published version (before the customer's and the default)."""
+    return assign_rule_set(
+        customer_code,
+        sale_group_code,
+        body["rule_set_id"],
+        reason=body["reason"],
+        by=current_key().name,
+        uow=ctx().uow(),
+    )
+
+
+@bp.route("/<string:customer_code>/<string:sale_group_code>/rule-set", methods=["DELETE"])
+@requires_global_admin
+@bp.response(204)
+@bp.alt_response(404, description="No such account")
+def unassign(customer_code: str, sale_group_code: str) -> None:
+    """Remove the account's assignment: the customer's (or the default) applies again."""
+    unassign_rule_set(customer_code, sale_group_code, uow=ctx().uow())
+
+
+@bp.route("/<string:customer_code>/<string:sale_group_code>/params", methods=["PUT"])
+@requires_global_admin
+@bp.arguments(ParamsSchema)
+@bp.response(200, AccountSchema)
+@bp.alt_response(404, description="No such account")
+@bp.alt_response(422, description="An unknown param or a value of the wrong type: errors name each")
+def put_params(body: dict[str, Any], customer_code: str, sale_group_code: str) -> AccountView:
+    """Replace the account's parameter overrides (on top of whichever rule set applies); {} clears."""
+    c = ctx()
+    set_account_params(customer_code, sale_group_code, body["params"], uow=c.uow())
+    return view_account(customer_code, sale_group_code, scope=None, uow=c.uow(), clock=c.clock)

@@ -20,6 +20,7 @@ from adapters.web import (
     health,
     metrics,
     request_context,
+    rule_sets,
     upstream_configs,
 )
 from adapters.web.auth import KeyCache
@@ -58,6 +59,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
         balances.bp,
         compat.compat,
         customers.bp,
+        rule_sets.bp,
         upstream_configs.bp,
     ):
         api.register_blueprint(bp)

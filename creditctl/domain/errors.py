@@ -158,3 +158,43 @@ class OwnRequest(Forbidden):
             "another administrator's key must approve or reject it (four eyes)",
             field="request_id",
         )
+
+
+class UnknownRuleSet(NotFound):
+    code = "not_found.rule_set"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"no rule set {what}", field="rule_set")
+
+
+class RuleSetRefused(InvalidRequest):
+    """A rule document with problems: `errors` maps each JSON pointer (in the document) to messages."""
+
+    code = "invalid.rule_set"
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        errors: dict[str, list[str]] = {}
+        for pointer, message in problems:
+            errors.setdefault(pointer or "/", []).append(message)
+        super().__init__(f"the rule set has {len(problems)} problem(s); see errors", errors=errors)
+
+
+class RuleSetNotDraft(Conflict):
+    code = "conflict.rule_set_published"
+
+    def __init__(self, rule_set_id: int, version: int) -> None:
+        super().__init__(
+            f"rule set {rule_set_id} is published as version {version} and cannot change; "
+            "create a draft (POST /v1/rule-sets) to make a new version",
+            field="rule_set",
+        )
+
+
+class RuleSetIsDraft(Conflict):
+    code = "conflict.rule_set_draft"
+
+    def __init__(self, rule_set_id: int) -> None:
+        super().__init__(
+            f"rule set {rule_set_id} is a draft; only a published version can be used for this",
+            field="rule_set",
+        )

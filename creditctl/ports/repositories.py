@@ -15,7 +15,7 @@ from creditctl.domain.decision import Decision
 from creditctl.domain.hold import Hold
 from creditctl.domain.limit_request import CreditLimitRequest
 from creditctl.domain.payment import PaymentRecord
-from creditctl.domain.rule_set import RuleSetVersion
+from creditctl.domain.rule_set import ApplicableRuleSet, Assignment, RuleSetRecord, RuleSetVersion
 
 
 class AccountRepository(Protocol):
@@ -106,14 +106,75 @@ class HoldRepository(Protocol):
 
 class RuleSetRepository(Protocol):
     def active(self) -> RuleSetVersion:
-        """The newest published rule set; may be cached for a second per process."""
+        """The global default: the newest published version whose effective_at has come by the
+        database's clock; may be cached for a second per process."""
         ...
 
-    def publish(self, name: str, document: dict[str, Any], now: datetime) -> RuleSetVersion:
-        """Store a validated document as the next version and make it active."""
+    def published(self, rule_set_id: int) -> RuleSetVersion | None:
+        """A published version, compiled (None for a draft or an unknown id)."""
+        ...
+
+    def for_account(self, customer_code: str, sale_group_code: str) -> ApplicableRuleSet:
+        """The version deciding for an account: its assignment, else its customer's, else the default.
+        Assignments may be cached for a second per process."""
+        ...
+
+    def publish(
+        self,
+        name: str,
+        document: dict[str, Any],
+        now: datetime,
+        *,
+        by: str = "cli",
+        reason: str = "imported",
+        effective_at: datetime | None = None,
+        rolled_back_from: int | None = None,
+    ) -> RuleSetVersion:
+        """Store a validated document as the next version (in effect from effective_at, default now)."""
+        ...
+
+    def publish_draft(
+        self,
+        rule_set_id: int,
+        document: dict[str, Any],
+        now: datetime,
+        *,
+        by: str,
+        reason: str,
+        effective_at: datetime | None,
+    ) -> RuleSetVersion:
+        """Turn a draft into the next version with its (validated, canonical) document."""
+        ...
+
+    def add_draft(self, name: str, document: dict[str, Any], *, by: str, now: datetime) -> RuleSetRecord:
+        """Store an editable draft (its document need not be valid yet)."""
+        ...
+
+    def update_draft(self, rule_set_id: int, name: str, document: dict[str, Any], now: datetime) -> None:
+        """Replace a draft's name and document; nothing for a published version."""
+        ...
+
+    def record(self, rule_set_id: int) -> RuleSetRecord | None: ...
+
+    def record_by_version(self, version: int) -> RuleSetRecord | None: ...
+
+    def records(self) -> list[RuleSetRecord]:
+        """Every draft and version, by id."""
         ...
 
     def versions(self) -> Sequence[RuleSetVersion]: ...
+
+    def assign(self, assignment: Assignment) -> None:
+        """Pin a published version to a customer (sale_group_code "") or an account, replacing any."""
+        ...
+
+    def unassign(self, customer_code: str, sale_group_code: str) -> bool:
+        """Remove an assignment; False when there was none."""
+        ...
+
+    def assignments(self, customer_code: str) -> list[Assignment]:
+        """The customer's assignments (its own first, sale_group_code "")."""
+        ...
 
 
 class ApiKeyRepository(Protocol):

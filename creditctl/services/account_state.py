@@ -8,13 +8,13 @@ from decimal import Decimal
 from uuid import uuid4
 
 from creditctl.domain.account import CreditAccount
-from creditctl.domain.assessment import Assessment, effective_params
+from creditctl.domain.assessment import Assessment
 from creditctl.domain.balance import BalanceReport
 from creditctl.domain.decision import Decision
 from creditctl.domain.hold import Hold, HoldStatus
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.balances import adopt_report
-from creditctl.services.credit_profile import recompute_profile
+from creditctl.services.credit_profile import account_params, recompute_profile
 from rules import Outcome
 
 
@@ -38,7 +38,7 @@ def refresh_locked_account(
         uow.balance_history.add(account.id, snapshot)
     if account.credit.is_stale(now):
         if params is None:
-            params = effective_params(uow.rule_sets.active().rules, account)
+            params = account_params(uow, account)
         recompute_profile(uow, account, params, now, trigger="daily", by="creditctl")
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.assessment import effective_params
 from creditctl.domain.credit import credit_terms
 from creditctl.domain.errors import UnknownAccount, UnknownCustomer
 from creditctl.domain.hold import Hold
-from creditctl.domain.rule_set import RuleSetVersion
+from creditctl.domain.rule_set import AssignedBy, RuleSetVersion
 from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
 
@@ -27,6 +28,8 @@ class AccountView:
     balance_age_s: int | None
     balance_usable: bool
     rule_set: RuleSetVersion
+    rule_set_why: AssignedBy
+    overrides: dict[str, Any]
 
 
 def view_account(
@@ -40,7 +43,8 @@ def view_account(
         if account is None:
             raise UnknownAccount(customer_code, sale_group_code)
         holds = uow.holds.counting(account.id)
-        rule_set = uow.rule_sets.active()
+        applicable = uow.rule_sets.for_account(customer_code, sale_group_code)
+        rule_set = applicable.rule_set
         now = uow.now()
     counting = tuple(h for h in holds if not (h.is_open and h.expires_at <= now))
     exposure = sum((h.amount for h in counting), Decimal("0.00"))
@@ -61,4 +65,6 @@ def view_account(
         balance_age_s=age,
         balance_usable=usable,
         rule_set=rule_set,
+        rule_set_why=applicable.why,
+        overrides=dict(account.params),
     )

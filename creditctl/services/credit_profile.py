@@ -23,6 +23,12 @@ from creditctl.domain.payment import payment_facts
 from creditctl.ports.unit_of_work import UnitOfWork
 
 
+def account_params(uow: UnitOfWork, account: CreditAccount) -> dict[str, Decimal]:
+    """The parameters that apply to the account: its assigned rule set's, with its own overrides."""
+    applicable = uow.rule_sets.for_account(account.customer_code, account.sale_group_code)
+    return effective_params(applicable.rule_set.rules, account)
+
+
 def recompute_profile(
     uow: UnitOfWork,
     account: CreditAccount,
@@ -106,7 +112,7 @@ def set_base_limit(
         account.credit.base_limit = base_limit
         account.credit.base_limit_reason = reason if base_limit is not None else None
         now = uow.now()
-        params = effective_params(uow.rule_sets.active().rules, account)
+        params = account_params(uow, account)
         recompute_profile(uow, account, params, now, trigger="base_limit", by=by, reason=reason)
         uow.accounts.save(account)
         uow.commit()
@@ -139,7 +145,7 @@ def view_credit_profile(
         if account is None:
             raise UnknownAccount(customer_code, sale_group_code)
         now = uow.now()
-        params = effective_params(uow.rule_sets.active().rules, account)
+        params = account_params(uow, account)
         account.payment = live_payment_facts(uow, account, params, now)
         if account.credit.is_stale(now):
             window = timedelta(days=int(params.get("avg_balance_window_days", 90)))

@@ -47,7 +47,8 @@ def decide_order(
         # A replay is not looked up first: the unique order id turns it into a conflict on insert,
         # answered from the stored decision (one statement less for every new order).
         locked = uow.accounts.lock(order.customer_code, order.sale_group_code)
-        rule_set = uow.rule_sets.active()
+        # Account assignment > customer assignment > global default (cached a second per process).
+        rule_set = uow.rule_sets.for_account(order.customer_code, order.sale_group_code).rule_set
         now = _database_time(uow, locked)
         fresh = locked is not None and not needs_refresh(
             locked, effective_params(rule_set.rules, locked), now
@@ -91,7 +92,9 @@ def _decide_locked(
 
     created=False means another request with this order id committed first (nothing was written)."""
     assert locked is not None
-    refresh_locked_account(uow, locked, fetched.report, now)
+    refresh_locked_account(
+        uow, locked, fetched.report, now, params=effective_params(rule_set.rules, locked)
+    )
     assessment = assess(order, locked, rule_set.rules, now, upstream_error=fetched.error)
     decision = _new_decision(order, fingerprint, locked, assessment, rule_set, now)
     apply_outcome(uow, decision, locked, assessment, effective_params(rule_set.rules, locked), now)

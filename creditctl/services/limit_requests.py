@@ -13,7 +13,6 @@ from decimal import Decimal
 from uuid import uuid4
 
 from creditctl.domain.api_key import ApiKey
-from creditctl.domain.assessment import effective_params
 from creditctl.domain.errors import (
     InvalidRequest,
     LimitRequestNotPending,
@@ -25,7 +24,7 @@ from creditctl.domain.errors import (
 from creditctl.domain.limit_request import CreditLimitRequest, LimitRequestStatus
 from creditctl.domain.money import MAX_AMOUNT
 from creditctl.ports.unit_of_work import UnitOfWork
-from creditctl.services.credit_profile import locked_account, recompute_profile
+from creditctl.services.credit_profile import account_params, locked_account, recompute_profile
 
 STATUSES = ("pending", "approved", "rejected", "superseded", "expired")
 
@@ -94,7 +93,7 @@ def decide_limit_request(
             account.credit.temporary_limit = request.amount
             account.credit.temporary_until = request.until
             account.credit.temporary_request_id = request.id
-            params = effective_params(uow.rule_sets.active().rules, account)
+            params = account_params(uow, account)
             recompute_profile(
                 uow, account, params, now, trigger="limit_request", by=key.name, reason=request.reason
             )

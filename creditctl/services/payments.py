@@ -6,11 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from creditctl.domain.assessment import effective_params
 from creditctl.domain.errors import InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.domain.payment import PaymentRecord
 from creditctl.ports.unit_of_work import UnitOfWork
-from creditctl.services.credit_profile import locked_account, recompute_profile
+from creditctl.services.credit_profile import account_params, locked_account, recompute_profile
 
 MAX_BATCH = 1000
 
@@ -61,7 +60,7 @@ def post_payments(cmd: PostPayments, *, scope: frozenset[str] | None, uow: UnitO
             stored[record.invoice_id] = record
             out.results.append((record.invoice_id, "created" if before is None else "updated"))
         if any(r != "unchanged" for _, r in out.results):
-            params = effective_params(uow.rule_sets.active().rules, account)
+            params = account_params(uow, account)
             recompute_profile(uow, account, params, now, trigger="payments", by=cmd.by)
             uow.accounts.save(account)
         uow.commit()

@@ -29,7 +29,8 @@ def recheck_order(
         decision = visible_decision(uow, order_id, scope, customer_code)
         customer_code = decision.order.customer_code
         account = uow.accounts.get(decision.order.customer_code, decision.order.sale_group_code)
-        rule_set = uow.rule_sets.active()
+        order = decision.order
+        rule_set = uow.rule_sets.for_account(order.customer_code, order.sale_group_code).rule_set
         now = uow.now()
     if decision.state is not DecisionState.DEFERRED:
         return decision
@@ -48,7 +49,9 @@ def recheck_order(
         if end_deferral_if_due(uow, decision, now):
             uow.commit()
             return decision
-        refresh_locked_account(uow, locked, fetched.report, now)
+        refresh_locked_account(
+            uow, locked, fetched.report, now, params=effective_params(rule_set.rules, locked)
+        )
         assessment = assess(decision.order, locked, rule_set.rules, now, upstream_error=fetched.error)
         decision.outcome = assessment.outcome
         decision.reasons = assessment.reasons

@@ -427,3 +427,36 @@ class TestOutbox:
             None,
         )
         assert_utc(row.created_at)
+
+
+class TestRuleSetVersionsAndAssignments:
+    def test_a_draft_has_no_version_and_is_never_the_default(self, uow: SqlUnitOfWork) -> None:
+        with uow:
+            draft = uow.rule_sets.add_draft("d", {"anything": True}, by="alice", now=NOW)
+            uow.commit()
+        with uow:
+            assert uow.rule_sets.record(draft.id).version is None  # type: ignore[union-attr]
+            assert uow.rule_sets.active().version == 1
+            assert uow.rule_sets.published(draft.id) is None
+
+    def test_a_version_effective_later_waits_for_the_database_clock(self, engine: Engine) -> None:
+        with SqlUnitOfWork(engine, rule_set_cache=RuleSetCache(ttl_s=0)) as uow:
+            later = uow.now() + timedelta(hours=1)
+            uow.rule_sets.publish("later", default_rule_set_document(), NOW, effective_at=later)
+            assert uow.rule_sets.active().version == 1
+            uow.rollback()
+
+    def test_the_account_assignment_beats_the_customer_one(self, engine: Engine) -> None:
+        from creditctl.domain.rule_set import AssignedBy, Assignment
+
+        with SqlUnitOfWork(engine, rule_set_cache=RuleSetCache(ttl_s=0)) as uow:
+            second = uow.rule_sets.publish("v2", default_rule_set_document(), NOW)
+            uow.rule_sets.assign(Assignment("8800000001", "", second.id, "alice", NOW, "risky"))
+            assert uow.rule_sets.for_account("8800000001", "GA10").why is AssignedBy.CUSTOMER
+            uow.rule_sets.assign(Assignment("8800000001", "GA10", 1, "alice", NOW, "exempt"))
+            found = uow.rule_sets.for_account("8800000001", "GA10")
+            assert (found.rule_set.version, found.why) == (1, AssignedBy.ACCOUNT)
+            assert uow.rule_sets.for_account("8800000002", "GA10").why is AssignedBy.DEFAULT
+            assert uow.rule_sets.unassign("8800000001", "GA10") is True
+            assert uow.rule_sets.for_account("8800000001", "GA10").rule_set.version == 2
+            uow.rollback()

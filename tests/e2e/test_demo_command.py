@@ -48,7 +48,7 @@ class TestDemo:
         assert len(rows) == 9  # the earlier ones are kept, revoked
         accounts = [sorted(x for x in out.splitlines() if x.startswith("account ")) for out in outputs]
         assert accounts[0] and accounts[0] == accounts[1] == accounts[2]
-        assert "earlier run are revoked" in outputs[-1]
+        assert "printed by an earlier run no longer work" in outputs[-1]
 
     def test_the_keys_printed_by_the_last_demo_are_the_active_ones(self, tmp_path: Path) -> None:
         from adapters.bootstrap import bootstrap, load_settings

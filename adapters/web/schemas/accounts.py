@@ -47,5 +47,19 @@ class AccountSchema(Schema):
         },
     )
     rule_set = fields.Function(
-        lambda v: {"id": v.rule_set.id, "version": v.rule_set.version}, metadata={"type": "object"}
+        lambda v: {
+            "id": v.rule_set.id,
+            "version": v.rule_set.version,
+            "name": v.rule_set.name,
+            "why": v.rule_set_why.value,
+        },
+        metadata={
+            "type": "object",
+            "description": "The rule set deciding for this account and why: 'assigned to the account', "
+            "'assigned to the customer' or 'the global default'",
+        },
+    )
+    params = fields.Function(
+        lambda v: v.overrides,
+        metadata={"type": "object", "description": "This account's parameter overrides (PUT .../params)"},
     )

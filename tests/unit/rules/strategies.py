@@ -41,20 +41,37 @@ param_overrides = st.none() | st.fixed_dictionaries(
 number_literal = st.one_of(st.integers(-(10**6), 10**6), money.map(lambda d: format(d, "f")), money)
 
 
-def numeric_value() -> st.SearchStrategy[Any]:
-    simple = st.one_of(
+# Declared params take a type from their value: an int is a count (integer), a string money.
+PARAM_TYPES = {"p_money": FactType.MONEY, "p_days": FactType.INTEGER, "p_ratio": FactType.MONEY}
+CLASHING = {FactType.MONEY: FactType.INTEGER, FactType.INTEGER: FactType.MONEY}
+
+
+def numeric_value(against: FactType | None = None) -> st.SearchStrategy[Any]:
+    """A numeric value; compared directly with a fact of type `against`, never money against a count."""
+    clash = CLASHING.get(against) if against is not None else None
+    facts = [spec for spec in NUMERIC if spec.type is not clash]
+    params = sorted(name for name, kind in PARAM_TYPES.items() if kind is not clash)
+    leaf = st.one_of(
         number_literal,
         st.sampled_from(NUMERIC).map(lambda spec: {"fact": spec.name}),
         st.sampled_from(sorted(PARAMS)).map(lambda name: {"param": name}),
     )
-    return st.recursive(
-        simple,
+    operand = st.recursive(
+        leaf,
         lambda inner: st.one_of(
             st.lists(inner, min_size=2, max_size=3).map(lambda xs: {"add": xs}),
             st.tuples(inner, inner).map(lambda xs: {"sub": list(xs)}),
             st.tuples(inner, inner).map(lambda xs: {"mul": list(xs)}),
         ),
         max_leaves=4,
+    )
+    return st.one_of(
+        number_literal,
+        st.sampled_from(facts).map(lambda spec: {"fact": spec.name}),
+        st.sampled_from(params).map(lambda name: {"param": name}),
+        st.lists(operand, min_size=2, max_size=3).map(lambda xs: {"add": xs}),
+        st.tuples(operand, operand).map(lambda xs: {"sub": list(xs)}),
+        st.tuples(operand, operand).map(lambda xs: {"mul": list(xs)}),
     )
 
 
@@ -66,7 +83,7 @@ def comparison(draw: st.DrawFn) -> dict[str, Any]:
             st.sampled_from(["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "missing", "present"])
         )
         literal = number_literal
-        value = numeric_value()
+        value = numeric_value(spec.type)
     else:
         op = draw(st.sampled_from(["eq", "ne", "in", "not_in", "missing", "present"]))
         literal = st.sampled_from(spec.values or WORDS)

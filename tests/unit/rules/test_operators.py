@@ -43,8 +43,11 @@ class TestComparisonOps:
         assert check(cmp("order.amount", "eq", 5), {"order.amount": D("5.00")}) is True
         assert check(cmp("balance.age_s", "lt", "1800.5"), {"balance.age_s": 1800}) is True
         assert check(
-            cmp("balance.age_s", "gt", {"fact": "order.amount"}),
-            {"balance.age_s": 3, "order.amount": D("2.99")},
+            cmp("payment.on_time_ratio", "lt", {"fact": "balance.age_s"}),
+            {
+                "payment.on_time_ratio": D("0.5"),
+                "balance.age_s": 1,
+            },
         )
 
     def test_ratio_compares_with_a_decimal_literal(self) -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules import Outcome, dumps_document, loads_document, parse_rule_set
+from rules import FACTS, Outcome, RuleSetInvalid, dumps_document, loads_document, parse_rule_set
 from tests.unit.rules import strategies as gen
 
 pytestmark = pytest.mark.unit
@@ -93,3 +93,50 @@ def test_outcome_alone_is_the_outcome_of_a_full_evaluation(
 ) -> None:
     rules = parse_rule_set(doc)
     assert rules.outcome(facts, params) is rules.evaluate(facts, params).outcome
+
+
+_any_fact = st.sampled_from([*FACTS, "nope"])
+_loose_value = st.one_of(
+    st.integers(-5, 5),
+    st.sampled_from(["1.00", "abc", "A", "frozen", None, [], ["A"]]),
+    _any_fact.map(lambda name: {"fact": name}),
+    st.sampled_from(["p_money", "p_days", "p_ratio", "undeclared"]).map(lambda name: {"param": name}),
+    st.tuples(_any_fact, _any_fact).map(lambda xs: {"add": [{"fact": xs[0]}, {"fact": xs[1]}]}),
+)
+_loose_comparison = st.fixed_dictionaries(
+    {"fact": _any_fact, "op": st.sampled_from(["eq", "gt", "lte", "in", "missing", "between"])},
+    optional={"value": _loose_value},
+)
+_loose_conditions = st.recursive(
+    _loose_comparison,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda xs: {"all": xs}), inner.map(lambda x: {"not": x})
+    ),
+    max_leaves=5,
+)
+
+
+@given(
+    st.lists(_loose_conditions, min_size=1, max_size=3),
+    st.sampled_from(["approve", "freeze", "explode"]),
+    st.sampled_from(["", "{order.amount}", "{nope}", "{p_money}"]),
+    gen.facts,
+    gen.param_overrides,
+)
+def test_validation_never_accepts_what_evaluation_cannot_run(
+    whens: list[Any], outcome: str, message: str, facts: dict[str, Any], params: Any
+) -> None:
+    doc = {
+        "name": "loose",
+        "params": dict(gen.PARAMS),
+        "rules": [
+            {"id": f"r{i}", "when": when, "outcome": outcome, "reason": "SOME_REASON", "message": message}
+            for i, when in enumerate(whens)
+        ],
+    }
+    try:
+        compiled = parse_rule_set(doc)
+    except RuleSetInvalid as refused:
+        assert refused.errors and all(p.pointer.startswith("/") for p in refused.errors)
+        return
+    compiled.evaluate(facts, params)  # accepted: it runs on any facts of the catalogue's types

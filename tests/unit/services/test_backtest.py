@@ -51,7 +51,8 @@ def backtest(
 
 
 def active_rules(store: FakeStore) -> RuleSet:
-    return store.state.rule_sets[-1].rules
+    with FakeUnitOfWork(store) as uow:
+        return uow.rule_sets.active().rules
 
 
 def stored_tally(store: FakeStore) -> tuple[Counter[str], Decimal]:

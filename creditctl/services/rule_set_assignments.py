@@ -1,0 +1,76 @@
+"""Which rule set decides for whom: a published version pinned to a customer or one of its accounts,
+and parameter overrides per account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from creditctl.domain.errors import (
+    RuleSetIsDraft,
+    RuleSetRefused,
+    UnknownAccount,
+    UnknownCustomer,
+    UnknownRuleSet,
+)
+from creditctl.domain.rule_set import Assignment
+from creditctl.ports.unit_of_work import UnitOfWork
+from rules.params import check_overrides
+
+WHOLE_CUSTOMER = ""  # the sale_group_code of a customer-wide assignment
+
+
+def assign_rule_set(
+    customer_code: str,
+    sale_group_code: str,
+    rule_set_id: int,
+    *,
+    reason: str,
+    by: str,
+    uow: UnitOfWork,
+) -> Assignment:
+    """Pin a published version to an account (or, with sale_group_code "", to the whole customer)."""
+    with uow:
+        _must_exist(uow, customer_code, sale_group_code)
+        record = uow.rule_sets.record(rule_set_id)
+        if record is None:
+            raise UnknownRuleSet(f"with id {rule_set_id}")
+        if record.version is None:
+            raise RuleSetIsDraft(rule_set_id)
+        assignment = Assignment(customer_code, sale_group_code, rule_set_id, by, uow.now(), reason)
+        uow.rule_sets.assign(assignment)
+        uow.commit()
+    return assignment
+
+
+def unassign_rule_set(customer_code: str, sale_group_code: str, *, uow: UnitOfWork) -> bool:
+    """Remove an assignment (the next one out applies again); False when there was none."""
+    with uow:
+        _must_exist(uow, customer_code, sale_group_code)
+        removed = uow.rule_sets.unassign(customer_code, sale_group_code)
+        uow.commit()
+    return removed
+
+
+def set_account_params(
+    customer_code: str, sale_group_code: str, params: Any, *, uow: UnitOfWork
+) -> dict[str, int | str]:
+    """Replace the account's parameter overrides (known params only, each of its type); {} clears them."""
+    overrides, problems = check_overrides(params, "/params")
+    if problems:
+        raise RuleSetRefused(problems)
+    with uow:
+        account = uow.accounts.lock(customer_code, sale_group_code)
+        if account is None:
+            raise UnknownAccount(customer_code, sale_group_code)
+        account.params = dict(overrides)
+        uow.accounts.save(account)
+        uow.commit()
+    return overrides
+
+
+def _must_exist(uow: UnitOfWork, customer_code: str, sale_group_code: str) -> None:
+    if sale_group_code == WHOLE_CUSTOMER:
+        if not uow.customers.exists(customer_code):
+            raise UnknownCustomer(customer_code)
+    elif uow.accounts.get(customer_code, sale_group_code) is None:
+        raise UnknownAccount(customer_code, sale_group_code)

@@ -1,0 +1,126 @@
+"""Rule sets as versioned data: drafts, validation, publication (scheduled or now), rollback, diff."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from creditctl.domain.errors import RuleSetIsDraft, RuleSetNotDraft, RuleSetRefused, UnknownRuleSet
+from creditctl.domain.rule_set import RuleSetRecord, RuleSetStatus
+from creditctl.ports.unit_of_work import UnitOfWork
+from rules import RuleSet, RuleSetInvalid, diff_documents, parse_rule_set
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSetListing:
+    """A stored rule set and where it stands now (by the database's clock)."""
+
+    record: RuleSetRecord
+    status: RuleSetStatus
+
+
+def list_rule_sets(*, uow: UnitOfWork) -> list[RuleSetListing]:
+    """Every draft and version, oldest first."""
+    with uow:
+        active, now = uow.rule_sets.active().id, uow.now()
+        return [RuleSetListing(r, r.status(active, now)) for r in uow.rule_sets.records()]
+
+
+def get_rule_set(rule_set_id: int, *, uow: UnitOfWork) -> RuleSetListing:
+    """One draft or version."""
+    with uow:
+        return _listing(uow, _record(uow, rule_set_id))
+
+
+def create_draft(name: str, document: dict[str, Any] | None, *, by: str, uow: UnitOfWork) -> RuleSetListing:
+    """A new editable draft: the document given, or a copy of the active version's to edit."""
+    with uow:
+        body = document if document is not None else uow.rule_sets.active().rules.document
+        record = uow.rule_sets.add_draft(name, body, by=by, now=uow.now())
+        uow.commit()
+        return _listing(uow, record)
+
+
+def update_draft(rule_set_id: int, name: str, document: dict[str, Any], *, uow: UnitOfWork) -> RuleSetListing:
+    """Replace a draft; a published version never changes (RuleSetNotDraft)."""
+    with uow:
+        record = _record(uow, rule_set_id)
+        if record.version is not None:
+            raise RuleSetNotDraft(rule_set_id, record.version)
+        uow.rule_sets.update_draft(rule_set_id, name, document, uow.now())
+        uow.commit()
+        return _listing(uow, _record(uow, rule_set_id))
+
+
+def validate_rule_set(rule_set_id: int, *, uow: UnitOfWork) -> list[tuple[str, str]]:
+    """Every problem of the stored document as (JSON pointer, message); empty when it is valid."""
+    with uow:
+        record = _record(uow, rule_set_id)
+    return problems_of(record.document)
+
+
+def problems_of(document: Any) -> list[tuple[str, str]]:
+    """Every problem of a document as (JSON pointer, message)."""
+    try:
+        parse_rule_set(document)
+    except RuleSetInvalid as exc:
+        return [(p.pointer, p.message) for p in exc.errors]
+    return []
+
+
+def compile_document(document: Any) -> RuleSet:
+    """The compiled rule set, or RuleSetRefused naming every problem with its pointer."""
+    try:
+        return parse_rule_set(document)
+    except RuleSetInvalid as exc:
+        raise RuleSetRefused([(p.pointer, p.message) for p in exc.errors]) from None
+
+
+def publish_rule_set(
+    rule_set_id: int, *, reason: str, effective_at: datetime | None, by: str, uow: UnitOfWork
+) -> RuleSetListing:
+    """Publish a draft as version n+1, immutable from then on; the default from effective_at (or now)."""
+    with uow:
+        record = _record(uow, rule_set_id)
+        if record.version is not None:
+            raise RuleSetNotDraft(rule_set_id, record.version)
+        compiled = compile_document(record.document)
+        now = uow.now()
+        when = effective_at if effective_at is not None and effective_at > now else None
+        uow.rule_sets.publish_draft(
+            rule_set_id, compiled.document, now, by=by, reason=reason, effective_at=when
+        )
+        uow.commit()
+        return _listing(uow, _record(uow, rule_set_id))
+
+
+def rollback_rule_set(rule_set_id: int, *, reason: str, by: str, uow: UnitOfWork) -> RuleSetListing:
+    """Publish a copy of an older version as version n+1, in effect now."""
+    with uow:
+        record = _record(uow, rule_set_id)
+        if record.version is None:
+            raise RuleSetIsDraft(rule_set_id)
+        published = uow.rule_sets.publish(
+            record.name, record.document, uow.now(), by=by, reason=reason, rolled_back_from=record.version
+        )
+        uow.commit()
+        return _listing(uow, _record(uow, published.id))
+
+
+def diff_rule_sets(from_id: int, to_id: int, *, uow: UnitOfWork) -> dict[str, Any]:
+    """Rules and params added, removed and changed from one rule set (draft or version) to another."""
+    with uow:
+        before, after = _record(uow, from_id), _record(uow, to_id)
+    return diff_documents(before.document, after.document)
+
+
+def _record(uow: UnitOfWork, rule_set_id: int) -> RuleSetRecord:
+    found = uow.rule_sets.record(rule_set_id)
+    if found is None:
+        raise UnknownRuleSet(f"with id {rule_set_id}")
+    return found
+
+
+def _listing(uow: UnitOfWork, record: RuleSetRecord) -> RuleSetListing:
+    return RuleSetListing(record, record.status(uow.rule_sets.active().id, uow.now()))

@@ -1,0 +1,76 @@
+"""Rule set services on the fake unit of work: drafts, publication by the database's clock,
+assignments deciding orders."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from adapters.fake.balance_provider import FakeBalanceProvider
+from adapters.fake.clock import FakeClock
+from adapters.fake.unit_of_work import FakeUnitOfWork
+from creditctl.domain.decision import Order
+from creditctl.domain.errors import RuleSetNotDraft, RuleSetRefused
+from creditctl.services.decide_order import decide_order
+from creditctl.services.rule_set_assignments import assign_rule_set, set_account_params
+from creditctl.services.rule_sets import create_draft, list_rule_sets, publish_rule_set, update_draft
+from rules import default_rule_set_document
+from tests.random_refs import random_order_id
+from tests.unit.services.conftest import CUSTOMER, RICH_GROUP
+
+
+def _reviewing_everything() -> dict:  # type: ignore[type-arg]
+    document = default_rule_set_document()
+    document["params"]["single_order_review_amount"] = "1.00"
+    return document
+
+
+def _decide(uow: FakeUnitOfWork, balances: FakeBalanceProvider, clock: FakeClock, amount: str = "50.00"):  # type: ignore[no-untyped-def]
+    order = Order(random_order_id(), CUSTOMER, RICH_GROUP, Decimal(amount))
+    return decide_order(order, scope=None, uow=uow, balances=balances, clock=clock).decision
+
+
+class TestPublishing:
+    def test_a_scheduled_version_becomes_the_default_when_the_database_clock_reaches_it(
+        self, uow: FakeUnitOfWork, balances: FakeBalanceProvider, clock: FakeClock
+    ) -> None:
+        draft = create_draft("review", _reviewing_everything(), by="alice", uow=uow)
+        published = publish_rule_set(
+            draft.record.id,
+            reason="later",
+            effective_at=clock.now() + timedelta(hours=1),
+            by="alice",
+            uow=uow,
+        )
+        assert published.status.value == "published"
+        assert _decide(uow, balances, clock).rule_set_version == 1
+        clock.advance(3601)
+        assert _decide(uow, balances, clock).rule_set_version == 2
+        assert [s.status.value for s in list_rule_sets(uow=uow)] == ["retired", "active"]
+
+    def test_a_published_version_is_immutable_and_an_invalid_draft_is_not_published(
+        self, uow: FakeUnitOfWork
+    ) -> None:
+        with pytest.raises(RuleSetNotDraft, match="cannot change"):
+            update_draft(1, "x", {}, uow=uow)
+        draft = create_draft("bad", {"name": "bad", "rules": [{"id": "a"}]}, by="alice", uow=uow)
+        with pytest.raises(RuleSetRefused) as refused:
+            publish_rule_set(draft.record.id, reason="x", effective_at=None, by="alice", uow=uow)
+        assert set(refused.value.errors) == {"/rules/0"}
+
+
+class TestAssignments:
+    def test_an_account_assignment_decides_its_orders_and_its_overrides_apply_on_top(
+        self, uow: FakeUnitOfWork, balances: FakeBalanceProvider, clock: FakeClock
+    ) -> None:
+        _decide(uow, balances, clock)  # the account exists
+        draft = create_draft("review", _reviewing_everything(), by="alice", uow=uow)
+        future = clock.now() + timedelta(days=365)
+        publish_rule_set(draft.record.id, reason="x", effective_at=future, by="alice", uow=uow)
+        assign_rule_set(CUSTOMER, RICH_GROUP, draft.record.id, reason="risky", by="alice", uow=uow)
+        decided = _decide(uow, balances, clock)
+        assert (decided.outcome.value, decided.rule_set_version) == ("defer", 2)
+        set_account_params(CUSTOMER, RICH_GROUP, {"single_order_review_amount": "1000.00"}, uow=uow)
+        assert _decide(uow, balances, clock).outcome.value == "approve"
