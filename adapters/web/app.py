@@ -19,6 +19,7 @@ from adapters.web import (
     docs,
     health,
     metrics,
+    reports,
     request_context,
     upstream_configs,
 )
@@ -62,6 +63,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     ):
         api.register_blueprint(bp)
     api.register_blueprint(backtests.bp)
+    api.register_blueprint(reports.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(docs.bp)
