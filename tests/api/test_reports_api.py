@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime, timedelta
 
 from creditctl.services.api_keys import create_api_key
 from creditctl.services.context import AppContext
@@ -79,3 +80,49 @@ class TestReportsApi:
         assert {a["customer_code"] for a in decisions["by_account"]} == {CUSTOMER_B}
         assert {a["customer_code"] for a in exposure["accounts"]} == {CUSTOMER_B}
         assert exposure["total_exposure"] == "100.00"
+
+
+def test_calls_to_haier_are_recorded_and_reported_when_wired_by_bootstrap(
+    sqlite_engine,
+    clock,
+    tmp_path,
+    keys,  # type: ignore[no-untyped-def]
+) -> None:
+    from adapters.bootstrap import Settings, bootstrap
+    from adapters.web.app import create_app
+    from creditctl.services.customers import register_customer
+    from tests.adapters.haier_support import (
+        clear_upstream_tables,
+        config_document,
+        known_emulator_app,
+        serving,
+    )
+
+    settings = Settings(
+        instance_path=tmp_path / "haier-instance",
+        database_url=str(sqlite_engine.url),
+        balance_provider="haier",
+        allow_loopback_urls=True,
+    )
+    ctx = bootstrap(settings, clock=clock, engine=sqlite_engine, database_clock=clock)
+    register_customer("8800633175", uow=ctx.uow(), clock=clock)
+    client = create_app(ctx, {"TESTING": True}).test_client()
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    try:
+        with serving(known_emulator_app()) as emulator:
+            assert (
+                client.put(
+                    "/v1/admin/haier/configs/emu", json=config_document(emulator.url), headers=admin
+                ).status_code
+                == 200
+            )
+            assert client.get("/v1/balances/8800633175?refresh=true", headers=admin).status_code == 200
+        # called_at is this instance's wall clock (an observation), not the test's fake clock
+        now = datetime.now(UTC)
+        period = {"from": (now - timedelta(days=1)).isoformat(), "to": (now + timedelta(days=1)).isoformat()}
+        body = client.get("/v1/reports/upstream", query_string=period, headers=admin).json
+    finally:
+        clear_upstream_tables(sqlite_engine)
+    assert {op["operation"]: op["calls"] for op in body["by_operation"]} == {"balance": 1, "token": 1}
+    assert body["success_rate"] == "1.0000" and body["retry_rate"] == "0.0000"
+    assert body["p95_latency_ms"] > 0
