@@ -15,13 +15,10 @@ from adapters.web.schemas.reports import (
     ExposureReportSchema,
     PeriodQuerySchema,
     UpstreamReportSchema,
-    decisions_json,
-    exposure_json,
-    upstream_json,
 )
 from creditctl.domain.api_key import Role
 from creditctl.ports.reports import ReportQueries
-from creditctl.services.reports import report_csv
+from creditctl.services.reports import report_csv, report_json
 from creditctl.services.reports_decisions import ReportRequest, decisions_report
 from creditctl.services.reports_exposure import exposure_report
 from creditctl.services.reports_upstream import upstream_report
@@ -75,7 +72,7 @@ def decisions(args: dict[str, Any]) -> Any:
     """Decisions per day (display zone) by outcome, approval rate, money by outcome, top block/defer
     reasons, per account, customer and sales group."""
     report = decisions_report(_request(args), reports=_reports(), clock=ctx().clock)
-    return _answer(report, decisions_json(report), args["format"], "decisions")
+    return _answer(report, report_json(report), args["format"], "decisions")
 
 
 @bp.route("/exposure", methods=["GET"])
@@ -89,7 +86,7 @@ def exposure(args: dict[str, Any]) -> Any:
     `within_hours`, deferred orders by age."""
     c = ctx()
     report = exposure_report(scope(), within_hours=args["within_hours"], reports=_reports(), uow=c.uow())
-    return _answer(report, exposure_json(report), args["format"], "exposure")
+    return _answer(report, report_json(report), args["format"], "exposure")
 
 
 @bp.route("/upstream", methods=["GET"])
@@ -101,4 +98,4 @@ def exposure(args: dict[str, Any]) -> Any:
 def upstream(args: dict[str, Any]) -> Any:
     """Upstream health over the period: success rate, p95 latency, errors by code, retry rate."""
     report = upstream_report(_request(args), reports=_reports(), clock=ctx().clock)
-    return _answer(report, upstream_json(report), args["format"], "upstream")
+    return _answer(report, report_json(report), args["format"], "upstream")

@@ -1,6 +1,6 @@
 """Reports on the wire: a period (and a display zone) in; figures out, money as decimal strings.
 
-The views turn a report into plain JSON values with the functions here; the schemas describe them."""
+The services turn a report into plain JSON values (creditctl.services.reports); the schemas describe them."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from creditctl.domain.money import fmt, from_fen
-from creditctl.services.reports_decisions import OUTCOMES, DecisionsReport, Tally
-from creditctl.services.reports_exposure import MAX_WITHIN_HOURS, ExposureReport
-from creditctl.services.reports_upstream import CallFigures, UpstreamReport
+from creditctl.services.reports_decisions import OUTCOMES
+from creditctl.services.reports_exposure import MAX_WITHIN_HOURS
 
 
 def _amount(**kw: Any) -> fields.String:
@@ -136,8 +134,8 @@ class MoneyByOutcomeSchema(Schema):
 
 
 class DecisionsReportSchema(TallySchema):
-    start = fields.String(data_key="from", metadata={"format": "date-time"})
-    end = fields.String(data_key="to", metadata={"format": "date-time"})
+    start = fields.String(data_key="from", attribute="from", metadata={"format": "date-time"})
+    end = fields.String(data_key="to", attribute="to", metadata={"format": "date-time"})
     tz = fields.String()
     money = fields.Nested(MoneyByOutcomeSchema)
     by_day = fields.List(fields.Nested(DayTallySchema))
@@ -148,30 +146,6 @@ class DecisionsReportSchema(TallySchema):
     by_account = fields.List(fields.Nested(AccountTallySchema))
     by_customer = fields.List(fields.Nested(CustomerTallySchema))
     by_sale_group = fields.List(fields.Nested(SaleGroupTallySchema))
-
-
-def tally_json(t: Tally, **keys: str) -> dict[str, Any]:
-    return {
-        **keys,
-        "decisions": t.decisions,
-        "approval_rate": None if t.approval_rate is None else str(t.approval_rate),
-        "outcomes": {o: {"decisions": t.counts[o], "amount": fmt(t.amount(o))} for o in OUTCOMES},
-    }
-
-
-def decisions_json(r: DecisionsReport) -> dict[str, Any]:
-    return {
-        **tally_json(r.total),
-        "start": r.period.start.isoformat(),
-        "end": r.period.end.isoformat(),
-        "tz": r.period.tz_name,
-        "money": {k: fmt(v) for k, v in r.money.items()},
-        "by_day": [tally_json(t, day=d.isoformat()) for d, t in r.by_day],
-        "top_reasons": {o: [{"reason": n, "decisions": c} for n, c in rs] for o, rs in r.top_reasons.items()},
-        "by_account": [tally_json(t, customer_code=c, sale_group_code=g) for c, g, t in r.by_account],
-        "by_customer": [tally_json(t, customer_code=c) for c, t in r.by_customer],
-        "by_sale_group": [tally_json(t, sale_group_code=g) for g, t in r.by_sale_group],
-    }
 
 
 class AccountLineSchema(Schema):
@@ -225,60 +199,6 @@ class ExposureReportSchema(Schema):
     deferred_by_age = fields.List(fields.Nested(AgeBucketSchema))
 
 
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.isoformat()
-
-
-def exposure_json(r: ExposureReport) -> dict[str, Any]:
-    return {
-        "as_of": r.as_of.isoformat(),
-        "total_exposure": fmt(r.total_exposure),
-        "total_available": fmt(r.total_available),
-        "accounts": [
-            {
-                "customer_code": a.account.customer_code,
-                "sale_group_code": a.account.sale_group_code,
-                "status": str(a.account.status),
-                "balance": fmt(a.account.snapshot.amount) if a.account.snapshot else None,
-                "balance_fetched_at": _iso(a.account.snapshot.fetched_at) if a.account.snapshot else None,
-                "balance_usable": a.balance_usable,
-                "exposure": fmt(a.exposure),
-                "available": fmt(a.available),
-                "credit_limit": fmt(a.credit_limit),
-                "credit_grade": a.credit_grade,
-                "open_holds": a.open_holds,
-            }
-            for a in r.accounts
-        ],
-        "expiring_holds": {
-            "within_hours": r.within_hours,
-            "count": r.expiring_count,
-            "amount": fmt(r.expiring_amount),
-            "holds": [
-                {
-                    "hold_id": h.hold_id,
-                    "order_id": h.order_id,
-                    "customer_code": h.customer_code,
-                    "sale_group_code": h.sale_group_code,
-                    "amount": fmt(from_fen(h.amount_fen)),
-                    "expires_at": h.expires_at.isoformat(),
-                }
-                for h in r.expiring
-            ],
-        },
-        "deferred_by_age": [
-            {
-                "bucket": b.label,
-                "min_age_s": b.min_age_s,
-                "max_age_s": b.max_age_s,
-                "count": b.count,
-                "amount": fmt(b.amount),
-            }
-            for b in r.deferred_by_age
-        ],
-    }
-
-
 class ErrorCountSchema(Schema):
     code = fields.String()
     calls = fields.Integer()
@@ -301,30 +221,7 @@ class OperationFiguresSchema(CallFiguresSchema):
 
 
 class UpstreamReportSchema(CallFiguresSchema):
-    start = fields.String(data_key="from", metadata={"format": "date-time"})
-    end = fields.String(data_key="to", metadata={"format": "date-time"})
+    start = fields.String(data_key="from", attribute="from", metadata={"format": "date-time"})
+    end = fields.String(data_key="to", attribute="to", metadata={"format": "date-time"})
     tz = fields.String()
     by_operation = fields.List(fields.Nested(OperationFiguresSchema))
-
-
-def figures_json(f: CallFigures, **keys: str) -> dict[str, Any]:
-    return {
-        **keys,
-        "calls": f.calls,
-        "succeeded": f.succeeded,
-        "success_rate": None if f.success_rate is None else str(f.success_rate),
-        "retries": f.retries,
-        "retry_rate": None if f.retry_rate is None else str(f.retry_rate),
-        "p95_latency_ms": f.p95_latency_ms,
-        "errors": [{"code": c, "calls": n} for c, n in f.errors],
-    }
-
-
-def upstream_json(r: UpstreamReport) -> dict[str, Any]:
-    return {
-        **figures_json(r.total),
-        "start": r.period.start.isoformat(),
-        "end": r.period.end.isoformat(),
-        "tz": r.period.tz_name,
-        "by_operation": [figures_json(f, operation=op) for op, f in r.by_operation],
-    }
