@@ -44,12 +44,12 @@ OUTCOME = (
 )
 REASONS = (
     "CASE WHEN r < 650 THEN '[]' "
-    "WHEN r < 700 THEN '[{\"message\":\"m\",\"reason\":\"BALANCE_LOW\",\"rule\":\"low\"}]' "
-    "WHEN r < 800 THEN '[{\"message\":\"m\",\"reason\":\"INSUFFICIENT_BALANCE\",\"rule\":\"short\"}]' "
-    "WHEN r < 850 THEN '[{\"message\":\"m\",\"reason\":\"MANUAL_REVIEW\",\"rule\":\"large\"}]' "
-    "WHEN r < 950 THEN '[{\"message\":\"m\",\"reason\":\"CREDIT_LIMIT_EXCEEDED\",\"rule\":\"over_limit\"}]' "
-    "WHEN r < 970 THEN '[{\"message\":\"m\",\"reason\":\"ACCOUNT_FROZEN\",\"rule\":\"frozen\"}]' "
-    "ELSE '[{\"message\":\"m\",\"reason\":\"BALANCE_DEPLETED\",\"rule\":\"depleted\"}]' END"
+    'WHEN r < 700 THEN \'[{"message":"m","reason":"BALANCE_LOW","rule":"low"}]\' '
+    'WHEN r < 800 THEN \'[{"message":"m","reason":"INSUFFICIENT_BALANCE","rule":"short"}]\' '
+    'WHEN r < 850 THEN \'[{"message":"m","reason":"MANUAL_REVIEW","rule":"large"}]\' '
+    'WHEN r < 950 THEN \'[{"message":"m","reason":"CREDIT_LIMIT_EXCEEDED","rule":"over_limit"}]\' '
+    'WHEN r < 970 THEN \'[{"message":"m","reason":"ACCOUNT_FROZEN","rule":"frozen"}]\' '
+    'ELSE \'[{"message":"m","reason":"BALANCE_DEPLETED","rule":"depleted"}]\' END'
 )
 
 
@@ -68,7 +68,8 @@ def load_postgres(url: str, n: int) -> None:
                 "INSERT INTO credit_accounts (id, customer_code, sale_group_code, sale_group_name, "
                 "payer_account_code, payer_account_name, status, exposure_fen, balance_fen, "
                 "balance_fetched_at, balance_source, created_at, updated_at) "
-                "SELECT i + 1, '88' || lpad((i / 2)::text, 8, '0'), CASE WHEN i % 2 = 0 THEN 'GA10' ELSE 'GB20' END,"
+                "SELECT i + 1, '88' || lpad((i / 2)::text, 8, '0'),"
+                " CASE WHEN i % 2 = 0 THEN 'GA10' ELSE 'GB20' END,"
                 " '', '', '', 'active', 0, 100000000 + (i * 7919) % 400000000, :now, 'fake', :t, :t "
                 "FROM generate_series(0, :a - 1) i"
             ),
@@ -109,7 +110,8 @@ def load_postgres(url: str, n: int) -> None:
                 "SELECT :start + (i * 51.84) * interval '1 second', CASE WHEN i % 50 = 0 THEN 'token' ELSE"
                 " 'balance' END, 'main', '88' || lpad((i % 5000)::text, 8, '0'),"
                 " CASE WHEN i % 40 = 0 THEN 503 ELSE 200 END, 20 + (i * 37) % 400, 1 + (i % 30 = 0)::int,"
-                " CASE WHEN i % 40 = 0 THEN 'SERVICE_UNAVAILABLE' END FROM generate_series(0::bigint, 49999) i"
+                " CASE WHEN i % 40 = 0 THEN 'SERVICE_UNAVAILABLE' END"
+                " FROM generate_series(0::bigint, 49999) i"
             ),
             {"start": START},
         )
@@ -126,7 +128,8 @@ def run_reports(url: str) -> None:
     d = decisions_report(req, reports=reports, clock=clock)
     took = time.perf_counter() - began
     print(
-        f"  decisions report: {took:6.2f} s  decisions={d.total.decisions:,} approval_rate={d.total.approval_rate}"
+        f"  decisions report: {took:6.2f} s  decisions={d.total.decisions:,}"
+        f" approval_rate={d.total.approval_rate}"
         f" approved={d.money['approved']} days={len(d.by_day)} accounts={len(d.by_account)}"
         f" top block={d.top_reasons['block'][:1]}"
     )
@@ -149,24 +152,26 @@ def run_reports(url: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=1_000_000)
     args = parser.parse_args()
-        name = f"bench_reports_{os.getpid()}"
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    name = f"bench_reports_{os.getpid()}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    try:
+        upgrade(url)
+        began = time.perf_counter()
+        load_postgres(url, args.n)
+        print(f"PostgreSQL, {args.n:,} decisions (loaded in {time.perf_counter() - began:.1f} s):")
+        run_reports(url)
+    finally:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-        try:
-            upgrade(url)
-            began = time.perf_counter()
-            load_postgres(url, args.n)
-            print(f"PostgreSQL, {args.n:,} decisions (loaded in {time.perf_counter() - began:.1f} s):")
-            run_reports(url)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 if __name__ == "__main__":
