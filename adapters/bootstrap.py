@@ -30,6 +30,7 @@ from adapters.sql.decision_history import SqlDecisionHistory
 from adapters.sql.diagnose import explain_database_error
 from adapters.sql.engine import make_engine
 from adapters.sql.migrate import upgrade as upgrade_database
+from adapters.sql.reports import SqlReportQueries, SqlUpstreamCallLog
 from adapters.sql.rule_sets import RuleSetCache
 from adapters.sql.secret_box import FernetSecretBox
 from adapters.sql.token_store import SqlTokenStore
@@ -156,6 +157,7 @@ def bootstrap(
         balance_source=balance_source,
         decision_history=SqlDecisionHistory(sql),
         backtests=SqlBacktestStore(sql),
+        reports=SqlReportQueries(sql),
     )
 
 
@@ -182,6 +184,7 @@ def _balance_provider(
         token_store=SqlTokenStore(engine, box),
         clock=clock,
         allow_loopback=settings.allow_loopback_urls,
+        on_call=SqlUpstreamCallLog(engine).record,
     )
     status["haier_breaker"] = haier.breaker_state
     status["balance_source"] = haier.active_source

@@ -119,8 +119,8 @@ def postgres_engine(postgres_url: str) -> Iterator[Engine]:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "TRUNCATE backtest_changes, backtest_runs, outbox, holds, decisions, api_keys, "
-                "credit_accounts, customers CASCADE"
+                "TRUNCATE upstream_calls, backtest_changes, backtest_runs, outbox, holds, decisions, "
+                "api_keys, credit_accounts, customers CASCADE"
             )
         )
         conn.execute(text("DELETE FROM rule_set_assignments"))

@@ -16,6 +16,7 @@ from typing import Any
 
 from adapters.haier.balance_provider import HaierBalanceProvider
 from adapters.haier.config import HaierConfig, HaierConfigError
+from adapters.haier.observe import CallSink
 from creditctl.domain.balance import BalanceReport
 from creditctl.ports.balance_provider import BalanceUnavailable
 from creditctl.ports.clock import Clock
@@ -40,7 +41,9 @@ class ActiveConfigHaierProvider:
         token_store: TokenStore,
         clock: Clock,
         allow_loopback: bool = False,
+        on_call: CallSink | None = None,
     ) -> None:
+        self._on_call = on_call
         self._load = load_active
         self._load_version = load_version
         self._tokens = token_store
@@ -94,6 +97,7 @@ class ActiveConfigHaierProvider:
             config_name=name,
             clock=self._clock,
             allow_loopback=self._allow_loopback,
+            on_call=self._on_call,
         )
 
     def fetch(self, customer_code: str, *, timeout_s: float) -> BalanceReport:

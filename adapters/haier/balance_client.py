@@ -11,7 +11,7 @@ from adapters.haier.config import HaierConfig
 from adapters.haier.deadline import Deadline
 from adapters.haier.envelope import MalformedAnswer, QueryRefused, load_json, parse_balances
 from adapters.haier.errors import UpstreamError
-from adapters.haier.observe import upstream_call
+from adapters.haier.observe import CallSink, upstream_call
 from adapters.haier.redaction import Redactor
 from adapters.haier.transport import Answer, post
 from creditctl.domain.balance import PayerBalance
@@ -36,8 +36,15 @@ class BalanceClient:
     """Queries the payer balances of one customer with a given token."""
 
     def __init__(
-        self, config: HaierConfig, *, session: requests.Session, redactor: Redactor, config_name: str
+        self,
+        config: HaierConfig,
+        *,
+        session: requests.Session,
+        redactor: Redactor,
+        config_name: str,
+        on_call: CallSink | None = None,
     ) -> None:
+        self._on_call = on_call
         self._config = config
         self._session = session
         self._redactor = redactor
@@ -55,7 +62,7 @@ class BalanceClient:
     ) -> tuple[PayerBalance, ...]:
         """Every payer balance of `customer_code`, exact; raise UpstreamError otherwise."""
         with upstream_call(
-            "balance", config=self._name, attempt=attempt, customer_code=customer_code
+            "balance", config=self._name, attempt=attempt, customer_code=customer_code, on_call=self._on_call
         ) as record:
             answer = post(
                 self._session,

@@ -21,6 +21,7 @@ from adapters.haier.config import HaierConfig
 from adapters.haier.deadline import Deadline
 from adapters.haier.errors import UpstreamError, local_error
 from adapters.haier.guarded_adapter import guarded_session
+from adapters.haier.observe import CallSink
 from adapters.haier.rate_limiter import RateLimiter
 from adapters.haier.redaction import Redactor
 from adapters.haier.retry import RetryPolicy, call_with_retries
@@ -52,6 +53,7 @@ class HaierBalanceProvider:
         retry_policy: RetryPolicy | None = None,
         breaker_threshold: int = 3,
         breaker_cooldown_s: float = 30.0,
+        on_call: CallSink | None = None,
     ) -> None:
         self.source = f"haier:{config_name}"
         self._config = config
@@ -66,10 +68,15 @@ class HaierBalanceProvider:
         self._redactor.add_basic(config.client_id, config.client_secret)
         session = session or guarded_session(allow_loopback=allow_loopback)
         self._tokens = TokenClient(
-            config, session=session, clock=self._clock, redactor=self._redactor, config_name=config_name
+            config,
+            session=session,
+            clock=self._clock,
+            redactor=self._redactor,
+            config_name=config_name,
+            on_call=on_call,
         )
         self._balances = BalanceClient(
-            config, session=session, redactor=self._redactor, config_name=config_name
+            config, session=session, redactor=self._redactor, config_name=config_name, on_call=on_call
         )
         self.breaker = CircuitBreaker(
             threshold=breaker_threshold,

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from adapters.haier import metrics
 from creditctl.ports.balance_provider import BalanceUnavailable
+from creditctl.ports.reports import UpstreamCall
+
+# Where each call is also recorded (the upstream_calls table, wired by the composition root).
+CallSink = Callable[[UpstreamCall], None]
 
 logger = logging.getLogger("creditctl.haier")
 
@@ -33,9 +38,15 @@ class CallRecord:
 
 @contextmanager
 def upstream_call(
-    operation: str, *, config: str, attempt: int, customer_code: str | None = None
+    operation: str,
+    *,
+    config: str,
+    attempt: int,
+    customer_code: str | None = None,
+    on_call: CallSink | None = None,
 ) -> Iterator[CallRecord]:
-    """Time the block, then log and count it; a BalanceUnavailable inside sets the error code."""
+    """Time the block, then log, count and record it (`on_call`); a BalanceUnavailable inside sets
+    the error code."""
     record = CallRecord(operation, config, attempt, customer_code)
     started = time.perf_counter()
     try:
@@ -47,7 +58,28 @@ def upstream_call(
         record.error_code = "INTERNAL"
         raise
     finally:
-        _emit(record, time.perf_counter() - started)
+        latency_s = time.perf_counter() - started
+        _emit(record, latency_s)
+        if on_call is not None:
+            _record(on_call, record, latency_s)
+
+
+def _record(on_call: CallSink, record: CallRecord, latency_s: float) -> None:
+    try:
+        on_call(
+            UpstreamCall(
+                called_at=datetime.now(UTC) - timedelta(seconds=latency_s),
+                operation=record.operation,
+                config=record.config,
+                customer_code=record.customer_code,
+                status=record.status,
+                latency_ms=round(latency_s * 1000, 3),
+                attempt=record.attempt,
+                error_code=record.error_code,
+            )
+        )
+    except Exception:  # recording is bookkeeping: it never fails the call
+        logger.warning("could not record an upstream call", exc_info=True)
 
 
 def _emit(record: CallRecord, latency_s: float) -> None:

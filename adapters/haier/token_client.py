@@ -19,7 +19,7 @@ from adapters.haier.config import HaierConfig
 from adapters.haier.deadline import Deadline
 from adapters.haier.envelope import MalformedAnswer, load_json
 from adapters.haier.errors import UpstreamError
-from adapters.haier.observe import upstream_call
+from adapters.haier.observe import CallSink, upstream_call
 from adapters.haier.redaction import Redactor
 from adapters.haier.transport import Answer, post
 from creditctl.ports.clock import Clock
@@ -50,7 +50,9 @@ class TokenClient:
         clock: Clock,
         redactor: Redactor,
         config_name: str,
+        on_call: CallSink | None = None,
     ) -> None:
+        self._on_call = on_call
         self._config = config
         self._session = session
         self._clock = clock
@@ -103,7 +105,7 @@ class TokenClient:
         return self._call(self._config.token_url, deadline, attempt, data=form, headers=headers)
 
     def _call(self, url: str, deadline: Deadline, attempt: int, **kwargs: Any) -> Token:
-        with upstream_call("token", config=self._name, attempt=attempt) as record:
+        with upstream_call("token", config=self._name, attempt=attempt, on_call=self._on_call) as record:
             sent_at = self._clock.now()
             answer = post(
                 self._session,

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -318,4 +319,22 @@ backtest_changes = Table(
     Column("outcome_before", String(16), nullable=False),
     Column("outcome_after", String(16), nullable=False),
     Column("reasons", ExactJson, nullable=False),
+)
+
+# One row per call sent to the upstream (written by the Haier adapter's observation hook, outside any
+# decision's transaction), for the upstream health report.
+upstream_calls = Table(
+    "upstream_calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("called_at", UtcDateTime, nullable=False),
+    Column("operation", String(16), nullable=False),
+    Column("config", String(64), nullable=False),
+    Column("customer_code", String(32)),
+    Column("status", Integer),
+    Column("latency_ms", Float, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("error_code", String(32)),
+    Index("ix_upstream_calls_called", "called_at"),
+    Index("ix_upstream_calls_customer", "customer_code", "called_at"),
 )

@@ -19,6 +19,7 @@ from adapters.web import (
     docs,
     health,
     metrics,
+    reports,
     request_context,
     rule_sets,
     upstream_configs,
@@ -64,6 +65,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     ):
         api.register_blueprint(bp)
     api.register_blueprint(backtests.bp)
+    api.register_blueprint(reports.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(docs.bp)

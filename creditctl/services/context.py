@@ -10,6 +10,7 @@ from creditctl.ports.backtests import BacktestStore
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
 from creditctl.ports.decision_history import DecisionHistory
+from creditctl.ports.reports import ReportQueries
 from creditctl.ports.secret_box import SecretBox
 from creditctl.ports.unit_of_work import UnitOfWork
 
@@ -40,6 +41,7 @@ class AppContext:
     balance_source: Callable[[], str] | None = None  # e.g. "haier:main"; default: balances.source
     decision_history: DecisionHistory | None = None  # for backtests
     backtests: BacktestStore | None = None
+    reports: ReportQueries | None = None
 
     def source_of_balances(self) -> str:
         """Where balances come from now: "fake", or "haier:<name of the active config>"."""

@@ -92,3 +92,26 @@ def test_breaker_gauge_follows_the_state(mocked, fake_time) -> None:
     add_balance(mocked)
     provider.fetch(CUSTOMER, timeout_s=30)
     assert sample("creditctl_upstream_breaker_state", config="test") == 0
+
+
+def test_every_call_is_also_handed_to_the_call_log_and_a_failing_log_fails_nothing(mocked, fake_time) -> None:
+    from creditctl.ports.reports import UpstreamCall
+
+    recorded: list[UpstreamCall] = []
+    add_token(mocked)
+    add_balance(mocked, status=503)
+    add_balance(mocked)
+    make_provider(fake_time, on_call=recorded.append).fetch(CUSTOMER, timeout_s=10)
+    assert [(c.operation, c.status, c.attempt, c.error_code, c.config) for c in recorded] == [
+        ("token", 200, 1, None, "test"),
+        ("balance", 503, 1, "SERVICE_UNAVAILABLE", "test"),
+        ("balance", 200, 2, None, "test"),
+    ]
+    assert all(c.latency_ms >= 0 and c.called_at.tzinfo is not None for c in recorded)
+    assert recorded[1].customer_code == CUSTOMER
+
+    def broken(call: UpstreamCall) -> None:
+        raise RuntimeError("database down")
+
+    add_balance(mocked)
+    make_provider(fake_time, on_call=broken).fetch(CUSTOMER, timeout_s=10)  # still answers

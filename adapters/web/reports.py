@@ -1,0 +1,101 @@
+"""/v1/reports: decisions, exposure and upstream health, as JSON or CSV (auditor, admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+
+from adapters.web.auth import requires, scope
+from adapters.web.blueprint import ApiBlueprint
+from adapters.web.context import ctx
+from adapters.web.schemas.reports import (
+    DecisionsReportSchema,
+    ExposureQuerySchema,
+    ExposureReportSchema,
+    PeriodQuerySchema,
+    UpstreamReportSchema,
+)
+from creditctl.domain.api_key import Role
+from creditctl.ports.reports import ReportQueries
+from creditctl.services.reports import report_csv, report_json
+from creditctl.services.reports_decisions import ReportRequest, decisions_report
+from creditctl.services.reports_exposure import exposure_report
+from creditctl.services.reports_upstream import upstream_report
+
+bp = ApiBlueprint(
+    "reports",
+    __name__,
+    url_prefix="/v1/reports",
+    description="Reports: decisions, exposure, upstream health (a key limited to customers: its own rows).",
+)
+_CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
+
+
+def _documented(view: Any) -> Any:
+    for status, description in (
+        (401, "No or an unknown API key"),
+        (403, "A key without the auditor or admin role"),
+        (422, "A bad parameter: an unknown zone, `to` not after `from`, a period over 366 days"),
+    ):
+        view = bp.alt_response(status, description=description)(view)
+    return view
+
+
+def _reports() -> ReportQueries:
+    reports = ctx().reports
+    assert reports is not None, "reports are not wired"
+    return reports
+
+
+def _answer(report: Any, body: dict[str, Any], format: str, name: str) -> Any:
+    if format == "csv":
+        return Response(
+            report_csv(report),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    return body
+
+
+def _request(args: dict[str, Any]) -> ReportRequest:
+    return ReportRequest(start=args["start"], end=args["end"], tz=args["tz"], customers=scope())
+
+
+@bp.route("/decisions", methods=["GET"])
+@requires(Role.AUDITOR, Role.ADMIN)
+@bp.arguments(PeriodQuerySchema(), location="query")
+@bp.response(200, DecisionsReportSchema)
+@bp.doc(responses=_CSV)
+@_documented
+def decisions(args: dict[str, Any]) -> Any:
+    """Decisions per day (display zone) by outcome, approval rate, money by outcome, top block/defer
+    reasons, per account, customer and sales group."""
+    report = decisions_report(_request(args), reports=_reports(), clock=ctx().clock)
+    return _answer(report, report_json(report), args["format"], "decisions")
+
+
+@bp.route("/exposure", methods=["GET"])
+@requires(Role.AUDITOR, Role.ADMIN)
+@bp.arguments(ExposureQuerySchema(), location="query")
+@bp.response(200, ExposureReportSchema)
+@bp.doc(responses=_CSV)
+@_documented
+def exposure(args: dict[str, Any]) -> Any:
+    """Now (the database's clock): exposure and available per account, holds expiring within
+    `within_hours`, deferred orders by age."""
+    c = ctx()
+    report = exposure_report(scope(), within_hours=args["within_hours"], reports=_reports(), uow=c.uow())
+    return _answer(report, report_json(report), args["format"], "exposure")
+
+
+@bp.route("/upstream", methods=["GET"])
+@requires(Role.AUDITOR, Role.ADMIN)
+@bp.arguments(PeriodQuerySchema(), location="query")
+@bp.response(200, UpstreamReportSchema)
+@bp.doc(responses=_CSV)
+@_documented
+def upstream(args: dict[str, Any]) -> Any:
+    """Upstream health over the period: success rate, p95 latency, errors by code, retry rate."""
+    report = upstream_report(_request(args), reports=_reports(), clock=ctx().clock)
+    return _answer(report, report_json(report), args["format"], "upstream")

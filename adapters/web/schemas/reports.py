@@ -1,0 +1,227 @@
+"""Reports on the wire: a period (and a display zone) in; figures out, money as decimal strings.
+
+The services turn a report into plain JSON values (creditctl.services.reports); the schemas describe them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from creditctl.services.reports_decisions import OUTCOMES
+from creditctl.services.reports_exposure import MAX_WITHIN_HOURS
+
+
+def _amount(**kw: Any) -> fields.String:
+    return fields.String(metadata={"format": "decimal", "example": "1999.98", **kw})
+
+
+def _ratio(**kw: Any) -> fields.String:
+    meta = {
+        "format": "decimal",
+        "example": "0.7312",
+        "description": "Four places; null when nothing to divide",
+    }
+    return fields.String(allow_none=True, metadata={**meta, **kw})
+
+
+class DateOrTime(fields.Field):
+    """A date (midnight of that day in the display zone) or a time with its offset."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        meta = {"type": "string", "example": "2026-11-30", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=meta, **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> date | datetime:
+        if not isinstance(value, str) or len(value) > 40:
+            raise ValidationError(
+                "Not a date (2026-11-30) or a time with offset (2026-11-30T08:00:00+08:00)."
+            )
+        try:
+            if len(value) == 10:
+                return date.fromisoformat(value)
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(
+                "Not a date (2026-11-30) or a time with offset (2026-11-30T08:00:00+08:00)."
+            ) from None
+        if parsed.tzinfo is None:
+            raise ValidationError("A time needs its offset (+08:00 or Z).")
+        return parsed
+
+
+FORMAT = fields.String(
+    load_default="json", validate=validate.OneOf(["json", "csv"]), metadata={"description": "json or csv"}
+)
+
+
+class PeriodQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    start = DateOrTime(
+        data_key="from",
+        load_default=None,
+        metadata={"description": "Start, inclusive (default: 7 days before `to`, at midnight in `tz`)"},
+    )
+    end = DateOrTime(
+        data_key="to",
+        load_default=None,
+        metadata={
+            "description": "End, exclusive (default: the end of today in `tz`); at most 366 days after `from`"
+        },
+    )
+    tz = fields.String(
+        load_default="Asia/Shanghai",
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "IANA time zone days are counted in (times stay UTC)"},
+    )
+    format = FORMAT
+
+
+class ExposureQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    within_hours = fields.Integer(
+        load_default=24,
+        validate=validate.Range(min=1, max=MAX_WITHIN_HOURS),
+        metadata={"description": "Holds expiring within this many hours from now"},
+    )
+    format = FORMAT
+
+
+class OutcomeFiguresSchema(Schema):
+    decisions = fields.Integer()
+    amount = _amount(description="Money of those orders (CNY)")
+
+
+class TallySchema(Schema):
+    decisions = fields.Integer()
+    approval_rate = _ratio(description="Approved decisions / decisions")
+    outcomes = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(OUTCOMES)), values=fields.Nested(OutcomeFiguresSchema)
+    )
+
+
+class DayTallySchema(TallySchema):
+    day = fields.String(metadata={"format": "date", "description": "A day in the display zone"})
+
+
+class AccountTallySchema(TallySchema):
+    customer_code = fields.String()
+    sale_group_code = fields.String()
+
+
+class CustomerTallySchema(TallySchema):
+    customer_code = fields.String()
+
+
+class SaleGroupTallySchema(TallySchema):
+    sale_group_code = fields.String()
+
+
+class ReasonFigureSchema(Schema):
+    reason = fields.String()
+    decisions = fields.Integer(metadata={"description": "Decisions of that outcome giving this reason"})
+
+
+class MoneyByOutcomeSchema(Schema):
+    approved = _amount()
+    deferred = _amount()
+    blocked = _amount(description="Blocked and frozen (a freeze blocks its order)")
+
+
+class DecisionsReportSchema(TallySchema):
+    start = fields.String(data_key="from", attribute="from", metadata={"format": "date-time"})
+    end = fields.String(data_key="to", attribute="to", metadata={"format": "date-time"})
+    tz = fields.String()
+    money = fields.Nested(MoneyByOutcomeSchema)
+    by_day = fields.List(fields.Nested(DayTallySchema))
+    top_reasons = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(["block", "defer", "freeze"])),
+        values=fields.List(fields.Nested(ReasonFigureSchema)),
+    )
+    by_account = fields.List(fields.Nested(AccountTallySchema))
+    by_customer = fields.List(fields.Nested(CustomerTallySchema))
+    by_sale_group = fields.List(fields.Nested(SaleGroupTallySchema))
+
+
+class AccountLineSchema(Schema):
+    customer_code = fields.String()
+    sale_group_code = fields.String()
+    status = fields.String(metadata={"enum": ["active", "frozen"]})
+    balance = _amount(allow_none=True)
+    balance_fetched_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    balance_usable = fields.Boolean()
+    exposure = _amount(description="Holds that count now")
+    available = fields.String(
+        allow_none=True, metadata={"format": "decimal", "description": "balance - exposure - safety margin"}
+    )
+    credit_limit = _amount()
+    credit_grade = fields.String()
+    open_holds = fields.Integer()
+
+
+class ExpiringHoldSchema(Schema):
+    hold_id = fields.String()
+    order_id = fields.String()
+    customer_code = fields.String()
+    sale_group_code = fields.String()
+    amount = _amount()
+    expires_at = fields.String(metadata={"format": "date-time"})
+
+
+class ExpiringSchema(Schema):
+    within_hours = fields.Integer()
+    count = fields.Integer()
+    amount = _amount()
+    holds = fields.List(
+        fields.Nested(ExpiringHoldSchema), metadata={"description": "Soonest first, at most 1,000"}
+    )
+
+
+class AgeBucketSchema(Schema):
+    bucket = fields.String()
+    min_age_s = fields.Integer()
+    max_age_s = fields.Integer(allow_none=True)
+    count = fields.Integer()
+    amount = _amount()
+
+
+class ExposureReportSchema(Schema):
+    as_of = fields.String(metadata={"format": "date-time"})
+    total_exposure = _amount()
+    total_available = _amount(description="Over accounts with a usable balance")
+    accounts = fields.List(fields.Nested(AccountLineSchema))
+    expiring_holds = fields.Nested(ExpiringSchema)
+    deferred_by_age = fields.List(fields.Nested(AgeBucketSchema))
+
+
+class ErrorCountSchema(Schema):
+    code = fields.String()
+    calls = fields.Integer()
+
+
+class CallFiguresSchema(Schema):
+    calls = fields.Integer()
+    succeeded = fields.Integer()
+    success_rate = _ratio()
+    retries = fields.Integer(metadata={"description": "Calls that were a retry (attempt > 1)"})
+    retry_rate = _ratio(description="Retries / calls")
+    p95_latency_ms = fields.Float(allow_none=True, metadata={"description": "Nearest-rank 95th percentile"})
+    errors = fields.List(
+        fields.Nested(ErrorCountSchema), metadata={"description": "By code, most frequent first"}
+    )
+
+
+class OperationFiguresSchema(CallFiguresSchema):
+    operation = fields.String(metadata={"example": "balance"})
+
+
+class UpstreamReportSchema(CallFiguresSchema):
+    start = fields.String(data_key="from", attribute="from", metadata={"format": "date-time"})
+    end = fields.String(data_key="to", attribute="to", metadata={"format": "date-time"})
+    tz = fields.String()
+    by_operation = fields.List(fields.Nested(OperationFiguresSchema))
