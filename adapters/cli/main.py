@@ -19,7 +19,7 @@ import click
 
 from adapters.cli import payments, reports
 from creditctl.domain.decision import Order
-from creditctl.domain.errors import CreditctlError
+from creditctl.domain.errors import CreditctlError, RuleSetRefused
 from creditctl.domain.money import MoneyError, fmt, parse_money
 from creditctl.ports.balance_provider import BalanceUnavailable
 from creditctl.services.api_keys import create_api_key, replace_api_key, revoke_api_key
@@ -37,7 +37,12 @@ from creditctl.services.expiry import sweep
 from creditctl.services.recheck_order import recheck_order
 from creditctl.services.rule_sets import problems_of
 from creditctl.services.rule_tests import run_case
-from creditctl.services.simulate_order import simulate_order
+from creditctl.services.simulate_order import (
+    HypotheticalAccount,
+    Simulation,
+    simulate_order,
+    simulate_with_document,
+)
 from creditctl.services.upstream_configs import get_config, put_config
 from rules import RuleSetInvalid, diff_documents, dumps_document, loads_document, parse_rule_set
 
@@ -263,23 +268,7 @@ def _operations(cli: click.Group, ops: CliOps) -> None:
             raise click.BadParameter(str(exc), param_hint="--amount") from None
         order = Order("simulation", customer_code, sale_group_code, money, channel)
         sim = simulate_order(order, scope=None, uow=ctx.uow(), clock=ctx.clock)
-        out = {
-            "outcome": sim.assessment.outcome.value,
-            "reasons": [
-                r.__dict__
-                if hasattr(r, "__dict__")
-                else {"rule": r.rule, "reason": r.reason, "message": r.message}
-                for r in sim.assessment.reasons
-            ],
-            "shortfall": fmt(sim.assessment.shortfall),
-            "rule_set_version": sim.rule_set_version,
-            "facts": sim.assessment.facts,
-            "trace": [
-                {"rule": t.rule_id, "matched": t.matched, "reads": dict(t.reads)}
-                for t in sim.evaluation.trace
-            ],
-        }
-        click.echo(json.dumps(out, indent=2, default=_plain, ensure_ascii=False))
+        click.echo(json.dumps(simulation_json(sim), indent=2, default=_plain, ensure_ascii=False))
 
     @cli.command(help="Re-check deferred orders (one, or all of them).")
     @click.argument("order_id", required=False)
@@ -321,12 +310,14 @@ def _rules(cli: click.Group, ops: CliOps) -> None:
     @rules.command("import", help="Validate a rule set document and publish it as the next version.")
     @click.argument("path", type=click.Path(exists=True, dir_okay=False))
     @click.option("--name", default="imported")
-    def rules_import(path: str, name: str) -> None:
+    @click.option("--reason", default="imported", show_default=True, help="Why: kept with the version")
+    @click.option("--by", default="cli", show_default=True, help="Who publishes it (a name for the record)")
+    def rules_import(path: str, name: str, reason: str, by: str) -> None:
         ctx = ops.make_context()
         try:
             document = loads_document(Path(path).read_text(encoding="utf-8"))
             with ctx.uow() as uow:
-                published = uow.rule_sets.publish(name, document, ctx.clock.now())
+                published = uow.rule_sets.publish(name, document, uow.now(), by=by, reason=reason)
                 uow.commit()
         except RuleSetInvalid as exc:
             raise click.ClickException(f"rule set refused:\n{exc}") from None
@@ -334,6 +325,7 @@ def _rules(cli: click.Group, ops: CliOps) -> None:
 
     _backtest(rules, ops)
     _rules_files(rules, ops)
+    _rules_simulate(rules, ops)
 
 
 def _backtest(rules: click.Group, ops: CliOps) -> None:
@@ -404,6 +396,59 @@ def _rules_files(rules: click.Group, ops: CliOps) -> None:
         click.echo(f"{len(results) - failed} passed, {failed} failed")
         if failed or not results:
             raise SystemExit(1)
+
+
+def _rules_simulate(rules: click.Group, ops: CliOps) -> None:
+    @rules.command("simulate", help="One order under a rule set file, on a stored or a hypothetical account.")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--customer", "customer_code", help="A real account: its stored balance, exposure, params")
+    @click.option("--sale-group", "sale_group_code", required=True)
+    @click.option("--amount", required=True)
+    @click.option("--balance", help="A hypothetical account with this balance (instead of --customer)")
+    @click.option("--exposure", default="0.00", show_default=True, help="The hypothetical account's exposure")
+    def rules_simulate(
+        path: str,
+        customer_code: str | None,
+        sale_group_code: str,
+        amount: str,
+        balance: str | None,
+        exposure: str,
+    ) -> None:
+        if (customer_code is None) == (balance is None):
+            raise click.UsageError("give --customer (a real account) or --balance (a hypothetical one)")
+        try:
+            money = parse_money(amount)
+            account = None
+            if balance is not None:
+                account = HypotheticalAccount(balance=parse_money(balance), exposure=parse_money(exposure))
+        except MoneyError as exc:
+            raise click.BadParameter(str(exc)) from None
+        order = Order("simulation", customer_code or "hypothetical", sale_group_code, money)
+        ctx = ops.make_context()
+        try:
+            sim = simulate_with_document(_read_document(path), order, account, scope=None, uow=ctx.uow())
+        except RuleSetRefused as exc:
+            for pointer, messages in exc.errors.items():
+                for message in messages:
+                    click.echo(f"{path}#{pointer}: {message}", err=True)
+            raise SystemExit(1) from None
+        click.echo(json.dumps(simulation_json(sim), indent=2, default=_plain, ensure_ascii=False))
+
+
+def simulation_json(sim: Simulation) -> dict[str, Any]:
+    """A simulation as the CLI prints it: outcome, reasons, shortfall, facts and the full rule trace."""
+    return {
+        "outcome": sim.assessment.outcome.value,
+        "reasons": [
+            {"rule": r.rule, "reason": r.reason, "message": r.message} for r in sim.assessment.reasons
+        ],
+        "shortfall": fmt(sim.assessment.shortfall),
+        "rule_set_version": sim.rule_set_version,
+        "facts": sim.assessment.facts,
+        "trace": [
+            {"rule": t.rule_id, "matched": t.matched, "reads": dict(t.reads)} for t in sim.evaluation.trace
+        ],
+    }
 
 
 def _read_document(path: str) -> Any:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, or_, select, text, update
 
 from adapters.sql.tables import rule_set_assignments, rule_sets
 from creditctl.domain.rule_set import (
@@ -186,6 +186,11 @@ class SqlRuleSetRepository:
         return self._cache.compiled(self._conn.execute(select(rule_sets).where(_r.id == rule_set_id)).one())
 
     def _next_version(self) -> int:
+        """n + 1, with publications serialised: on PostgreSQL a transaction-scoped advisory lock (publishing
+        is rare; two at once would otherwise both take n + 1 and one fail on the unique version); SQLite's
+        immediate transaction already holds the write lock."""
+        if self._conn.dialect.name == "postgresql":
+            self._conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('creditctl.rule_set_versions'))"))
         return int(self._conn.execute(select(func.max(_r.version))).scalar() or 0) + 1
 
     def add_draft(self, name: str, document: dict[str, Any], *, by: str, now: datetime) -> RuleSetRecord:

@@ -28,6 +28,7 @@ from creditctl.services.backtest import (
     run_backtest,
 )
 from creditctl.services.context import AppContext
+from creditctl.services.rule_sets import get_rule_set
 
 bp = ApiBlueprint(
     "backtests",
@@ -65,6 +66,19 @@ def create(body: dict[str, Any]) -> BacktestRun:
         rule_set=candidate_rule_set(body["rule_set"]),
         start=body["start"],
         end=body["end"],
+        requested_by=current_key().name,
+    )
+    return run_backtest(cmd, history=c.decision_history, store=c.backtests, clock=c.clock)  # type: ignore[arg-type]
+
+
+def run_for_rule_set(rule_set_id: int, start: Any, end: Any) -> BacktestRun:
+    """Replay a period under a stored rule set (a draft before it is published, or any version)."""
+    c = _wired()
+    record = get_rule_set(rule_set_id, uow=c.uow()).record
+    cmd = RunBacktest(
+        rule_set=candidate_rule_set(record.document),
+        start=start,
+        end=end,
         requested_by=current_key().name,
     )
     return run_backtest(cmd, history=c.decision_history, store=c.backtests, clock=c.clock)  # type: ignore[arg-type]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.web import backtests
 from adapters.web.auth import current_key, requires, requires_global_admin, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.schemas.backtests import BacktestSchema, PeriodRequestSchema
 from adapters.web.schemas.rule_sets import (
     DiffQuerySchema,
     DiffSchema,
@@ -127,6 +129,19 @@ def rollback(body: dict[str, Any], rule_set_id: int) -> RuleSetListing:
     return service.rollback_rule_set(
         rule_set_id, reason=body["reason"], by=current_key().name, uow=ctx().uow()
     )
+
+
+@bp.route("/<int:rule_set_id>/backtest", methods=["POST"])
+@requires_global_admin
+@bp.arguments(PeriodRequestSchema())
+@bp.response(201, BacktestSchema, description="The finished run: read its changed orders at /v1/backtests")
+@bp.alt_response(404, description=NOT_FOUND)
+@bp.alt_response(422, description="The rule set has problems (errors by JSON pointer), or an empty period")
+def backtest(body: dict[str, Any], rule_set_id: int) -> Any:
+    """Replay the stored decisions of a period under this rule set (typically a draft): counts by outcome and
+    money approved before and after, and the orders whose outcome changes (GET /v1/backtests/{id}/changes,
+    paged or ?format=csv)."""
+    return backtests.run_for_rule_set(rule_set_id, body["start"], body["end"])
 
 
 @bp.route("/<int:rule_set_id>/simulate", methods=["POST"])

@@ -86,15 +86,33 @@ def simulate_with_rule_set(
 ) -> Simulation:
     """One order on a real account (its stored snapshot, exposure, overrides) or a hypothetical one,
     under a draft or a published version: the outcome and the full trace. Nothing is written."""
+    with uow:
+        record = uow.rule_sets.record(rule_set_id)
+        if record is None:
+            raise UnknownRuleSet(f"with id {rule_set_id}")
+        uow.rollback()
+    return simulate_with_document(
+        record.document, order, account, scope=scope, uow=uow, version=record.version
+    )
+
+
+def simulate_with_document(
+    document: Any,
+    order: Order,
+    account: HypotheticalAccount | None,
+    *,
+    scope: frozenset[str] | None,
+    uow: UnitOfWork,
+    version: int | None = None,
+) -> Simulation:
+    """The same for a rule set document not stored anywhere (a file kept in git). Nothing is written."""
+    rules = compile_document(document)
     if account is not None:
         overrides, problems = check_overrides(account.params, "/account/params")
         if problems:
             raise RuleSetRefused(problems)
         account = replace(account, params=overrides)
     with uow:
-        record = uow.rule_sets.record(rule_set_id)
-        if record is None:
-            raise UnknownRuleSet(f"with id {rule_set_id}")
         now = uow.now()
         found: CreditAccount | None = None
         if account is None:
@@ -104,9 +122,8 @@ def simulate_with_rule_set(
             if found is None:
                 raise UnknownAccount(order.customer_code, order.sale_group_code)
         uow.rollback()
-    rules = compile_document(record.document)
     subject = hypothetical(account, order.sale_group_code, now) if account is not None else found
     assert subject is not None
     assessment = assess(order, subject, rules, now)
     evaluation = rules.evaluate(assessment.facts, effective_params(rules, subject))
-    return Simulation(assessment=assessment, evaluation=evaluation, rule_set_version=record.version)
+    return Simulation(assessment=assessment, evaluation=evaluation, rule_set_version=version)

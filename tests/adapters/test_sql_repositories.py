@@ -460,3 +460,26 @@ class TestRuleSetVersionsAndAssignments:
             assert uow.rule_sets.unassign("8800000001", "GA10") is True
             assert uow.rule_sets.for_account("8800000001", "GA10").rule_set.version == 2
             uow.rollback()
+
+    def test_publications_racing_each_other_get_distinct_versions(self, engine: Engine) -> None:
+        """Five administrators publish at the same moment: five new versions, none refused or lost."""
+        import threading
+
+        start, versions, errors = threading.Barrier(5), [], []
+
+        def publish(i: int) -> None:
+            try:
+                start.wait(timeout=10)
+                with SqlUnitOfWork(engine, rule_set_cache=RuleSetCache(ttl_s=0)) as uow:
+                    versions.append(uow.rule_sets.publish(f"v{i}", default_rule_set_document(), NOW).version)
+                    uow.commit()
+            except Exception as exc:  # collected: the assertion below names it
+                errors.append(exc)
+
+        threads = [threading.Thread(target=publish, args=(i,)) for i in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == []
+        assert sorted(versions) == [2, 3, 4, 5, 6]

@@ -119,3 +119,37 @@ class TestBacktestsApi:
         paths = client.get("/openapi.json").json["paths"]
         assert {"/v1/backtests", "/v1/backtests/{run_id}", "/v1/backtests/{run_id}/changes"} <= set(paths)
         assert "text/csv" in paths["/v1/backtests/{run_id}/changes"]["get"]["responses"]["200"]["content"]
+
+
+class TestBacktestOfAStoredRuleSet:
+    def test_a_draft_is_backtested_by_id_before_it_is_published(
+        self, client: Any, keys: dict[str, str], context: AppContext
+    ) -> None:
+        api = Api(client, keys)
+        decide_some(api)
+        draft = client.post(
+            "/v1/rule-sets", json={"name": "tighter", "document": tightened()}, headers=api.auth("admin")
+        )
+        assert draft.status_code == 201, draft.json
+        r = client.post(f"/v1/rule-sets/{draft.json['id']}/backtest", json=PERIOD, headers=api.auth("admin"))
+        assert r.status_code == 201, r.json
+        assert (r.json["decisions"], r.json["changed"]) == (4, 3)
+        assert r.json["after"]["counts"]["defer"] == 3
+        # the draft is still a draft: a backtest publishes nothing
+        assert (
+            client.get(f"/v1/rule-sets/{draft.json['id']}", headers=api.auth("admin")).json["status"]
+            == "draft"
+        )
+
+    def test_an_unknown_rule_set_is_404_and_an_auditor_may_not_run_one(
+        self, client: Any, keys: dict[str, str]
+    ) -> None:
+        api = Api(client, keys)
+        assert (
+            client.post("/v1/rule-sets/999/backtest", json=PERIOD, headers=api.auth("admin")).status_code
+            == 404
+        )
+        assert (
+            client.post("/v1/rule-sets/1/backtest", json=PERIOD, headers=api.auth("auditor")).status_code
+            == 403
+        )

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from adapters.bootstrap import Settings
 from adapters.cli.main import CliOps, build_cli
 from adapters.sql.migrate import upgrade
+from rules import default_rule_set_document
 from tests.api.conftest import CUSTOMER_A, order
 
 pytestmark = pytest.mark.api
@@ -206,3 +207,66 @@ class TestRules:
         path.write_text(text, encoding="utf-8")
         result = cli("rules", "import", str(path), ok=False)
         assert result.exit_code == 1 and "rule set refused" in result.output
+
+
+class TestRulesSimulate:
+    """`creditctl rules simulate FILE`: a rule set kept in git, tried on one order before it is stored."""
+
+    def test_a_file_is_simulated_on_a_stored_account_and_on_a_hypothetical_one(self, cli, db_state, tmp_path):
+        document = default_rule_set_document()
+        document["params"] = {**document["params"], "single_order_review_amount": "100.00"}
+        path = tmp_path / "tighter.json"
+        path.write_text(json.dumps(document))
+        before = db_state()
+        real = json.loads(
+            cli(
+                "rules",
+                "simulate",
+                str(path),
+                "--customer",
+                CUSTOMER_A,
+                "--sale-group",
+                "GB20",
+                "--amount",
+                "500.00",
+            ).output
+        )
+        assert real["outcome"] == "defer" and [r["reason"] for r in real["reasons"]] == ["MANUAL_REVIEW"]
+        assert any(t["rule"] == "large" and t["matched"] for t in real["trace"])
+        made_up = json.loads(
+            cli(
+                "rules",
+                "simulate",
+                str(path),
+                "--sale-group",
+                "GA10",
+                "--amount",
+                "50.00",
+                "--balance",
+                "60.00",
+            ).output
+        )
+        assert made_up["outcome"] == "approve" and made_up["facts"]["available"] == "60.00"
+        assert db_state() == before  # nothing written
+
+    def test_a_bad_file_is_refused_with_pointers(self, cli, tmp_path):
+        path = tmp_path / "bad.json"
+        path.write_text(
+            json.dumps(
+                {"name": "bad", "rules": [{"id": "x", "when": {"fact": "nope", "op": "eq", "value": 1}}]}
+            )
+        )
+        result = cli(
+            "rules",
+            "simulate",
+            str(path),
+            "--sale-group",
+            "GA10",
+            "--amount",
+            "1.00",
+            "--balance",
+            "1.00",
+            ok=False,
+        )
+        assert result.exit_code == 1
+        assert "#/rules/0" in result.output

@@ -27,6 +27,18 @@ class BacktestRequestSchema(Schema):
     end = fields.AwareDateTime(required=True, data_key="to", metadata={"description": "...and before (UTC)"})
 
 
+class PeriodRequestSchema(Schema):
+    """The period of a backtest of a stored rule set (draft or version): its document is the one replayed."""
+
+    class Meta:
+        unknown = RAISE
+
+    start = fields.AwareDateTime(
+        required=True, data_key="from", metadata={"description": "Decisions decided at or after (UTC)"}
+    )
+    end = fields.AwareDateTime(required=True, data_key="to", metadata={"description": "...and before (UTC)"})
+
+
 def _tally(tally: Any) -> dict[str, Any]:
     return {"counts": dict(tally.counts), "approved": str(from_fen(tally.approved_fen))}
 
