@@ -14,6 +14,7 @@ from uuid import uuid4
 
 from creditctl.domain.api_key import ApiKey
 from creditctl.domain.assessment import effective_params
+from creditctl.domain.credit import credit_terms
 from creditctl.domain.errors import (
     InvalidRequest,
     LimitRequestNotPending,
@@ -91,12 +92,20 @@ def decide_limit_request(
         request.note = note
         if approve:
             _supersede(uow, account.credit.temporary_request_id, now)
+            params = effective_params(uow.rule_sets.active().rules, account)
+            before = credit_terms(account, params, now).limit
             account.credit.temporary_limit = request.amount
             account.credit.temporary_until = request.until
             account.credit.temporary_request_id = request.id
-            params = effective_params(uow.rule_sets.active().rules, account)
             recompute_profile(
-                uow, account, params, now, trigger="limit_request", by=key.name, reason=request.reason
+                uow,
+                account,
+                params,
+                now,
+                trigger="limit_request",
+                by=key.name,
+                reason=request.reason,
+                limit_before=before,
             )
             uow.accounts.save(account)
         uow.limit_requests.save(request)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from adapters.haier.guarded_adapter import AddressRefused, guarded_session
+from adapters.outbound.guarded_adapter import AddressRefused, guarded_session
 from adapters.haier.transport import _caused_by
 from creditctl.ports.balance_provider import BalanceUnavailable
 
