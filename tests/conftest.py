@@ -119,7 +119,8 @@ def postgres_engine(postgres_url: str) -> Iterator[Engine]:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "TRUNCATE backtest_changes, backtest_runs, outbox, holds, decisions, api_keys, "
+                "TRUNCATE backtest_changes, backtest_runs, webhook_deliveries, webhook_subscriptions, "
+                "upstream_status, outbox, holds, decisions, api_keys, "
                 "credit_accounts, customers CASCADE"
             )
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from adapters.cli import payments
+from adapters.cli import payments, webhooks
 from creditctl.domain.decision import Order
 from creditctl.domain.errors import CreditctlError
 from creditctl.domain.money import MoneyError, fmt, parse_money
@@ -112,6 +112,7 @@ def build_cli(ops: CliOps) -> click.Group:
     _rules(cli, ops)
     _haier(cli, ops)
     payments.register(cli, ops.make_context)
+    webhooks.register(cli, ops.make_context)
     return cli
 
 

@@ -10,8 +10,11 @@ from creditctl.ports.backtests import BacktestStore
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
 from creditctl.ports.decision_history import DecisionHistory
+from creditctl.ports.notifier import Notifier
 from creditctl.ports.secret_box import SecretBox
 from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.ports.webhooks import WebhookStore
+from creditctl.services.webhook_delivery import DeliveryPolicy
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,18 @@ class UpstreamConfigTools:
     redact: Callable[[Any], dict[str, Any]]
     box: SecretBox
     check: Callable[[str | None], list[dict[str, Any]]] | None = None
+
+
+@dataclass(frozen=True)
+class WebhookTools:
+    """Webhook subscriptions and their delivery: the store, the sender, the URL policy, the timings."""
+
+    store: WebhookStore
+    notifier: Notifier
+    box: SecretBox
+    check_url: Callable[[str], str]
+    policy: DeliveryPolicy
+    secret_overlap_s: int = 86400
 
 
 @dataclass
@@ -40,6 +55,7 @@ class AppContext:
     balance_source: Callable[[], str] | None = None  # e.g. "haier:main"; default: balances.source
     decision_history: DecisionHistory | None = None  # for backtests
     backtests: BacktestStore | None = None
+    webhooks: WebhookTools | None = None
 
     def source_of_balances(self) -> str:
         """Where balances come from now: "fake", or "haier:<name of the active config>"."""
