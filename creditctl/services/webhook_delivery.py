@@ -9,7 +9,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from creditctl.domain.webhook import SIGNATURE_HEADER, retry_delay_s, signature_header
 from creditctl.ports.notifier import DeliveryFailed, Notifier
@@ -67,12 +67,15 @@ def deliver_round(
     claimed = store.claim(now, now + timedelta(seconds=policy.lease_s), policy.batch)
     result.claimed = len(claimed)
     for delivery in claimed:
-        _send_one(delivery, store, notifier, box, policy, unix_time, jitter, result)
+        if delivery.subscription.id in result.disabled:
+            continue  # disabled by a 410 earlier in this batch: its deliveries are already dead
+        _send_one(delivery, now, store, notifier, box, policy, unix_time, jitter, result)
     return result
 
 
 def _send_one(
     delivery: DueDelivery,
+    claimed_at: datetime,
     store: WebhookStore,
     notifier: Notifier,
     box: SecretBox,
@@ -83,7 +86,7 @@ def _send_one(
 ) -> None:
     body = event_body(delivery)
     sub = delivery.subscription
-    secrets = [box.open(s) for s in sub.signing_secrets(store.now())]
+    secrets = [box.open(s) for s in sub.signing_secrets(claimed_at)]
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: signature_header(secrets, int(unix_time()), body),
