@@ -189,7 +189,7 @@ def webhook_tools(
         policy=DeliveryPolicy(
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff_s,
-            lease_s=max(settings.webhook_lease_s, settings.webhook_timeout_s + 5),
+            lease_s=max(settings.webhook_lease_s, settings.webhook_timeout_s + 1),  # outlive a send
             retention_s=settings.webhook_retention_s,
         ),
         secret_overlap_s=settings.webhook_secret_overlap_s,
