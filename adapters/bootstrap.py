@@ -23,6 +23,8 @@ from adapters.haier.active_config_provider import ActiveConfigHaierProvider
 from adapters.haier.check import run_check
 from adapters.haier.config import HaierConfig, HaierConfigError
 from adapters.haier.emulator import run_emulator
+from adapters.notify.http_notifier import HttpNotifier
+from adapters.outbound.url_policy import check_url
 from adapters.sql.backtests import SqlBacktestStore
 from adapters.sql.balance_reports import SqlSharedBalanceReports
 from adapters.sql.database_clock import SqlDatabaseClock
@@ -35,6 +37,7 @@ from adapters.sql.rule_sets import RuleSetCache
 from adapters.sql.secret_box import FernetSecretBox
 from adapters.sql.token_store import SqlTokenStore
 from adapters.sql.unit_of_work import SqlUnitOfWork
+from adapters.sql.webhooks import SqlWebhookStore
 from adapters.web.app import create_app
 from adapters.web.cors import parse_origins
 from adapters.web.logs import configure_logging
@@ -44,7 +47,7 @@ from creditctl.ports.clock import Clock, SystemClock
 from creditctl.ports.secret_box import SecretBox
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.as_of_balances import AsOfBalanceProvider
-from creditctl.services.context import AppContext, UpstreamConfigTools
+from creditctl.services.context import AppContext, UpstreamConfigTools, WebhookTools
 from creditctl.services.customers import store_report
 from creditctl.services.shared_balances import SharedBalanceProvider
 from creditctl.services.upstream_configs import (
@@ -53,6 +56,7 @@ from creditctl.services.upstream_configs import (
     open_document,
     reseal_configs,
 )
+from creditctl.services.webhook_delivery import DeliveryPolicy
 
 TRUE = {"1", "true", "yes", "on"}
 
@@ -71,6 +75,12 @@ class Settings:
     log_level: str = "INFO"
     decision_deadline_s: float = 2.0
     cors_origins: tuple[str, ...] = ()
+    webhook_max_attempts: int = 8
+    webhook_backoff_s: float = 10.0
+    webhook_lease_s: float = 60.0
+    webhook_retention_s: float = 7 * 86400.0
+    webhook_secret_overlap_s: int = 86400
+    webhook_timeout_s: float = 10.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -93,6 +103,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("CREDITCTL_LOG_LEVEL", "INFO").upper(),
         decision_deadline_s=float(env.get("CREDITCTL_DECISION_DEADLINE_S", "2.0")),
         cors_origins=_cors_origins(env.get("CREDITCTL_CORS_ORIGINS", "")),
+        webhook_max_attempts=int(env.get("CREDITCTL_WEBHOOK_MAX_ATTEMPTS", "8")),
+        webhook_backoff_s=float(env.get("CREDITCTL_WEBHOOK_BACKOFF_S", "10")),
+        webhook_lease_s=float(env.get("CREDITCTL_WEBHOOK_LEASE_S", "60")),
+        webhook_retention_s=float(env.get("CREDITCTL_WEBHOOK_RETENTION_S", str(7 * 86400))),
+        webhook_secret_overlap_s=int(env.get("CREDITCTL_WEBHOOK_SECRET_OVERLAP_S", "86400")),
+        webhook_timeout_s=float(env.get("CREDITCTL_WEBHOOK_TIMEOUT_S", "10")),
     )
 
 
@@ -158,6 +174,27 @@ def bootstrap(
         decision_history=SqlDecisionHistory(sql),
         backtests=SqlBacktestStore(sql),
         reports=SqlReportQueries(sql),
+        webhooks=webhook_tools(settings, sql, db_clock, box),
+    )
+
+
+def webhook_tools(
+    settings: Settings, engine: Engine, db_clock: SqlDatabaseClock, box: SecretBox
+) -> WebhookTools:
+    """Subscriptions sealed with the secrets' box, URLs under the Haier URL policy, POSTs guarded."""
+    loopback = settings.allow_loopback_urls
+    return WebhookTools(
+        store=SqlWebhookStore(engine, db_clock),
+        notifier=HttpNotifier(allow_loopback=loopback, read_timeout_s=settings.webhook_timeout_s),
+        box=box,
+        check_url=lambda url: check_url(url, allow_loopback=loopback),
+        policy=DeliveryPolicy(
+            max_attempts=settings.webhook_max_attempts,
+            backoff_s=settings.webhook_backoff_s,
+            lease_s=max(settings.webhook_lease_s, settings.webhook_timeout_s + 1),  # outlive a send
+            retention_s=settings.webhook_retention_s,
+        ),
+        secret_overlap_s=settings.webhook_secret_overlap_s,
     )
 
 

@@ -40,6 +40,12 @@ KNOWN_PARAMS: Mapping[str, ParamSpec] = _specs(
     ("max_overdue_days", _I, "90", "Overdue payments beyond this many days freeze the account."),
     ("single_order_review_amount", _M, "500000.00", "Orders above this go to manual review (CNY)."),
     ("low_balance_threshold", _M, "10000.00", "Notify when available would drop below this (CNY)."),
+    (
+        "low_balance_hysteresis",
+        _M,
+        "1000.00",
+        "balance.low fires again only after available rose above threshold plus this (CNY).",
+    ),
     ("base_credit_limit", _M, "0.00", "Credit line before the grade multiplier (CNY)."),
     ("deferral_ttl_s", _I, "86400", "A deferred order is blocked after this long (seconds)."),
     ("hold_ttl_s", _I, "604800", "An unsettled hold expires after this long (seconds)."),

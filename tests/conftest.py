@@ -119,8 +119,9 @@ def postgres_engine(postgres_url: str) -> Iterator[Engine]:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "TRUNCATE upstream_calls, backtest_changes, backtest_runs, outbox, holds, decisions, "
-                "api_keys, credit_accounts, customers CASCADE"
+                "TRUNCATE upstream_calls, backtest_changes, backtest_runs, webhook_deliveries, "
+                "webhook_subscriptions, upstream_status, outbox, holds, decisions, api_keys, "
+                "credit_accounts, customers CASCADE"
             )
         )
         conn.execute(text("DELETE FROM rule_set_assignments"))

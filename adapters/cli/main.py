@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from adapters.cli import payments, reports
+from adapters.cli import payments, reports, webhooks
 from creditctl.domain.decision import Order
 from creditctl.domain.errors import CreditctlError, RuleSetRefused
 from creditctl.domain.money import MoneyError, fmt, parse_money
@@ -120,6 +120,7 @@ def build_cli(ops: CliOps) -> click.Group:
     _haier(cli, ops)
     payments.register(cli, ops.make_context)
     reports.register(cli, ops.make_context)
+    webhooks.register(cli, ops.make_context)
     return cli
 
 

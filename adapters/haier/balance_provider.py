@@ -20,13 +20,13 @@ from adapters.haier.circuit_breaker import CircuitBreaker
 from adapters.haier.config import HaierConfig
 from adapters.haier.deadline import Deadline
 from adapters.haier.errors import UpstreamError, local_error
-from adapters.haier.guarded_adapter import guarded_session
 from adapters.haier.observe import CallSink
 from adapters.haier.rate_limiter import RateLimiter
 from adapters.haier.redaction import Redactor
 from adapters.haier.retry import RetryPolicy, call_with_retries
 from adapters.haier.single_flight import SingleFlight
 from adapters.haier.token_client import TokenClient
+from adapters.outbound.guarded_adapter import guarded_session
 from creditctl.domain.balance import BalanceReport, PayerBalance
 from creditctl.ports.clock import Clock, SystemClock
 from creditctl.ports.token_store import Token, TokenStore

@@ -10,9 +10,9 @@ from typing import Any
 from adapters.haier.balance_client import BalanceClient
 from adapters.haier.config import HaierConfig
 from adapters.haier.deadline import Deadline
-from adapters.haier.guarded_adapter import guarded_session
 from adapters.haier.redaction import Redactor
 from adapters.haier.token_client import TokenClient
+from adapters.outbound.guarded_adapter import guarded_session
 from creditctl.ports.balance_provider import BalanceUnavailable
 from creditctl.ports.clock import Clock
 

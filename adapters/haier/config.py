@@ -12,7 +12,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-from adapters.haier.url_policy import Resolver, UrlRefused, check_url, system_resolver
+from adapters.outbound.url_policy import Resolver, UrlRefused, check_url, system_resolver
 
 AUTH_FLOWS = ("client_credentials", "password")
 AUTH_SCHEMES = ("Bearer", "none")

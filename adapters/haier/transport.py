@@ -20,8 +20,8 @@ from urllib3.exceptions import ReadTimeoutError
 from adapters.haier.config import Timeouts
 from adapters.haier.deadline import Deadline
 from adapters.haier.errors import UpstreamError, local_error
-from adapters.haier.guarded_adapter import AddressRefused
 from adapters.haier.observe import CallRecord
+from adapters.outbound.guarded_adapter import AddressRefused
 
 CHUNK = 64 * 1024
 ERROR_BODY_PREFIX = 8 * 1024

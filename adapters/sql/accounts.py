@@ -137,6 +137,7 @@ def _profile_values(a: CreditAccount) -> dict[str, Any]:
         "temporary_limit_fen": _fen(c.temporary_limit),
         "temporary_limit_until": c.temporary_until,
         "temporary_limit_request_id": c.temporary_request_id,
+        "low_balance_alerted": a.low_balance_alerted,
     }
 
 
@@ -185,4 +186,5 @@ def _to_account(r: Row[Any]) -> CreditAccount:
         payment=payment,
         credit=inputs,
         created_at=r.created_at,
+        low_balance_alerted=bool(r.low_balance_alerted),
     )

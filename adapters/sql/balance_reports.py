@@ -9,6 +9,7 @@ from sqlalchemy import Engine, or_, select, update
 
 from adapters.sql.leases import ensure_row, take_lease
 from adapters.sql.tables import balance_reports
+from adapters.sql.upstream_status import record_failure, record_success
 from creditctl.domain.balance import BalanceReport, PayerBalance
 
 _b = balance_reports.c
@@ -80,6 +81,7 @@ class SqlSharedBalanceReports:
                 )
             )
             self._release(conn, report.customer_code, holder)
+            record_success(conn)
             conn.commit()
 
     def fail(self, customer_code: str, holder: str, code: str, now: datetime) -> None:
@@ -90,6 +92,7 @@ class SqlSharedBalanceReports:
                 .values(error_code=code, error_at=now)
             )
             self._release(conn, customer_code, holder)
+            record_failure(conn, code)
             conn.commit()
 
     @staticmethod

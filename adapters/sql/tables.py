@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from adapters.sql.types import ExactJson, UtcDateTime
@@ -70,6 +71,8 @@ credit_accounts = Table(
     Column("temporary_limit_fen", BigInteger),
     Column("temporary_limit_until", UtcDateTime),
     Column("temporary_limit_request_id", String(32)),
+    # balance.low fired and available has not yet gone back above threshold + hysteresis.
+    Column("low_balance_alerted", Boolean, nullable=False, default=False, server_default=false()),
     UniqueConstraint("customer_code", "sale_group_code", name="uq_credit_accounts_customer_sale_group"),
 )
 
@@ -178,9 +181,54 @@ outbox = Table(
     Column("topic", String(100), nullable=False),
     Column("payload", ExactJson, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # Set when the event was turned into one webhook_deliveries row per matching subscription.
+    Column("dispatched_at", UtcDateTime),
+    Index("ix_outbox_undispatched", "dispatched_at", "created_at"),
+)
+
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("events", ExactJson, nullable=False),
+    Column("secret", Text, nullable=False),  # sealed by the SecretBox (signing needs it in clear)
+    Column("previous_secret", Text),  # sealed; still signs until previous_secret_until (rotation)
+    Column("previous_secret_until", UtcDateTime),
+    Column("status", String(16), nullable=False),  # active, disabled (a 410 from the receiver)
+    Column("disabled_reason", String(500)),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(32), ForeignKey("outbox.id"), nullable=False),
+    Column("subscription_id", String(32), ForeignKey("webhook_subscriptions.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, dead
+    Column("attempts", Integer, nullable=False),
+    # Due time; a claim moves it forward by the lease, so a killed worker's claim falls due again.
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("last_status", Integer),
+    Column("last_error", String(500)),
     Column("delivered_at", UtcDateTime),
-    Column("attempts", Integer, nullable=False, default=0),
-    Index("ix_outbox_pending", "delivered_at", "created_at"),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("event_id", "subscription_id", name="uq_webhook_deliveries_event_id"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_subscription", "subscription_id"),
+)
+
+upstream_status = Table(
+    "upstream_status",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("state", String(8), nullable=False),  # up, down
+    Column("consecutive_failures", Integer, nullable=False),
+    Column("last_error", String(64)),
+    Column("changed_at", UtcDateTime),
 )
 
 upstream_configs = Table(

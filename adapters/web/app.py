@@ -23,6 +23,7 @@ from adapters.web import (
     request_context,
     rule_sets,
     upstream_configs,
+    webhooks,
 )
 from adapters.web.auth import KeyCache
 from adapters.web.errors import register_error_handlers
@@ -66,6 +67,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
         api.register_blueprint(bp)
     api.register_blueprint(backtests.bp)
     api.register_blueprint(reports.bp)
+    api.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(docs.bp)

@@ -68,7 +68,7 @@ def diff(query: dict[str, Any]) -> dict[str, Any]:
     return service.diff_rule_sets(query["from_"], query["to"], uow=ctx().uow())
 
 
-@bp.route("/<int:rule_set_id>", methods=["GET"])
+@bp.route("/<int(max=2147483647):rule_set_id>", methods=["GET"])
 @requires(*READERS)
 @bp.response(200, RuleSetDetailSchema)
 @bp.alt_response(404, description=NOT_FOUND)
@@ -77,7 +77,7 @@ def read(rule_set_id: int) -> RuleSetListing:
     return service.get_rule_set(rule_set_id, uow=ctx().uow())
 
 
-@bp.route("/<int:rule_set_id>", methods=["PUT"])
+@bp.route("/<int(max=2147483647):rule_set_id>", methods=["PUT"])
 @requires_global_admin
 @bp.arguments(DraftSchema)
 @bp.response(200, RuleSetDetailSchema)
@@ -89,7 +89,7 @@ def replace(body: dict[str, Any], rule_set_id: int) -> RuleSetListing:
     return service.update_draft(rule_set_id, body["name"], document, uow=ctx().uow())
 
 
-@bp.route("/<int:rule_set_id>/validate", methods=["POST"])
+@bp.route("/<int(max=2147483647):rule_set_id>/validate", methods=["POST"])
 @requires(*READERS)
 @bp.response(200, ValidationSchema)
 @bp.alt_response(404, description=NOT_FOUND)
@@ -99,7 +99,7 @@ def validate(rule_set_id: int) -> dict[str, Any]:
     return {"valid": not problems, "errors": [{"pointer": p, "message": m} for p, m in problems]}
 
 
-@bp.route("/<int:rule_set_id>/publish", methods=["POST"])
+@bp.route("/<int(max=2147483647):rule_set_id>/publish", methods=["POST"])
 @requires_global_admin
 @bp.arguments(PublishSchema)
 @bp.response(200, RuleSetDetailSchema)
@@ -118,7 +118,7 @@ def publish(body: dict[str, Any], rule_set_id: int) -> RuleSetListing:
     )
 
 
-@bp.route("/<int:rule_set_id>/rollback", methods=["POST"])
+@bp.route("/<int(max=2147483647):rule_set_id>/rollback", methods=["POST"])
 @requires_global_admin
 @bp.arguments(RollbackSchema)
 @bp.response(201, RuleSetDetailSchema, description="The new version: a copy of the one rolled back to")
@@ -131,7 +131,7 @@ def rollback(body: dict[str, Any], rule_set_id: int) -> RuleSetListing:
     )
 
 
-@bp.route("/<int:rule_set_id>/backtest", methods=["POST"])
+@bp.route("/<int(max=2147483647):rule_set_id>/backtest", methods=["POST"])
 @requires_global_admin
 @bp.arguments(PeriodRequestSchema())
 @bp.response(201, BacktestSchema, description="The finished run: read its changed orders at /v1/backtests")
@@ -144,7 +144,7 @@ def backtest(body: dict[str, Any], rule_set_id: int) -> Any:
     return backtests.run_for_rule_set(rule_set_id, body["start"], body["end"])
 
 
-@bp.route("/<int:rule_set_id>/simulate", methods=["POST"])
+@bp.route("/<int(max=2147483647):rule_set_id>/simulate", methods=["POST"])
 @requires(*READERS)
 @bp.arguments(SimulateSchema)
 @bp.response(200, SimulationSchema)

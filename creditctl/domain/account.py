@@ -76,6 +76,8 @@ class CreditAccount:
     payment: PaymentProfile = field(default_factory=PaymentProfile)
     credit: CreditInputs = field(default_factory=CreditInputs)
     created_at: datetime | None = None
+    # balance.low was sent and available has not gone back above threshold + hysteresis since.
+    low_balance_alerted: bool = False
     # A hint a repository may give when locking: the earliest expiry among the account's open holds
     # (None: no open hold), so that nothing is expired when nothing is due (one statement less on the
     # hot path). Without the hint (`hold_expiry_known` False) the service always looks.

@@ -12,6 +12,8 @@ from creditctl.domain.assessment import Assessment
 from creditctl.domain.balance import BalanceReport
 from creditctl.domain.decision import Decision
 from creditctl.domain.hold import Hold, HoldStatus
+from creditctl.domain.low_balance import TOPIC as BALANCE_LOW
+from creditctl.domain.low_balance import rearm, take_alert
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.balances import adopt_report
 from creditctl.services.credit_profile import account_params, recompute_profile
@@ -40,6 +42,8 @@ def refresh_locked_account(
         if params is None:
             params = account_params(uow, account)
         recompute_profile(uow, account, params, now, trigger="daily", by="creditctl")
+    if account.low_balance_alerted:  # money came back since the alert: the next fall alerts again
+        rearm(account, params if params is not None else account_params(uow, account))
 
 
 def apply_outcome(
@@ -75,9 +79,12 @@ def apply_outcome(
 
 
 def queue_notifications(uow: UnitOfWork, decision: Decision, account: CreditAccount, now: datetime) -> None:
-    """Each `notify:<topic>` action becomes an outbox row in the decision's own transaction."""
+    """Each `notify:<topic>` action becomes an outbox row in the decision's own transaction;
+    `notify:balance.low` only on the order that crosses below the threshold (once per crossing)."""
     for action in decision.actions:
         if not action.startswith("notify:"):
+            continue
+        if action == f"notify:{BALANCE_LOW}" and not take_alert(account):
             continue
         uow.outbox.add(
             event_id=uuid4().hex,

@@ -10,9 +10,12 @@ from creditctl.ports.backtests import BacktestStore
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
 from creditctl.ports.decision_history import DecisionHistory
+from creditctl.ports.notifier import Notifier
 from creditctl.ports.reports import ReportQueries
 from creditctl.ports.secret_box import SecretBox
 from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.ports.webhooks import WebhookStore
+from creditctl.services.webhook_delivery import DeliveryPolicy
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,18 @@ class UpstreamConfigTools:
     redact: Callable[[Any], dict[str, Any]]
     box: SecretBox
     check: Callable[[str | None], list[dict[str, Any]]] | None = None
+
+
+@dataclass(frozen=True)
+class WebhookTools:
+    """Webhook subscriptions and their delivery: the store, the sender, the URL policy, the timings."""
+
+    store: WebhookStore
+    notifier: Notifier
+    box: SecretBox
+    check_url: Callable[[str], str]
+    policy: DeliveryPolicy
+    secret_overlap_s: int = 86400
 
 
 @dataclass
@@ -42,6 +57,7 @@ class AppContext:
     decision_history: DecisionHistory | None = None  # for backtests
     backtests: BacktestStore | None = None
     reports: ReportQueries | None = None
+    webhooks: WebhookTools | None = None
 
     def source_of_balances(self) -> str:
         """Where balances come from now: "fake", or "haier:<name of the active config>"."""

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from uuid import uuid4
 
 from creditctl.domain.account import CreditAccount, PaymentProfile
 from creditctl.domain.assessment import effective_params
@@ -38,10 +39,15 @@ def recompute_profile(
     trigger: str,
     by: str,
     reason: str | None = None,
+    limit_before: Decimal | None = None,
 ) -> bool:
     """Recompute the stored facts and average balance at the database's `now` (the caller holds the lock
-    and saves the account); record a history entry when the result or an explicit input changed."""
+    and saves the account); record a history entry when the result or an explicit input changed, and a
+    `credit.limit_changed` event when the limit moved (from `limit_before`, the limit before the caller
+    changed an input, else the limit as stored)."""
     before = _result(account, params, now)
+    if limit_before is None:
+        limit_before = credit_terms(account, params, now).limit
     account.payment = live_payment_facts(uow, account, params, now)
     window = timedelta(days=int(params.get("avg_balance_window_days", 90)))
     account.credit.average_balance = uow.balance_history.average(account.id, now - window)
@@ -62,7 +68,37 @@ def recompute_profile(
                 inputs=describe_inputs(account, terms),
             ),
         )
+    if terms.limit != limit_before:
+        _limit_changed(uow, account, limit_before, terms, now, trigger=trigger, by=by, reason=reason)
     return changed
+
+
+def _limit_changed(
+    uow: UnitOfWork,
+    account: CreditAccount,
+    limit_before: Decimal,
+    terms: CreditTerms,
+    now: datetime,
+    *,
+    trigger: str,
+    by: str,
+    reason: str | None,
+) -> None:
+    uow.outbox.add(
+        event_id=uuid4().hex,
+        topic="credit.limit_changed",
+        payload={
+            "customer_code": account.customer_code,
+            "sale_group_code": account.sale_group_code,
+            "limit_before": format(limit_before, "f"),
+            "limit": format(terms.limit, "f"),
+            "grade": terms.grade,
+            "trigger": trigger,
+            "by": by,
+            "reason": reason,
+        },
+        now=now,
+    )
 
 
 def live_payment_facts(
@@ -109,11 +145,14 @@ def set_base_limit(
         raise InvalidRequest("base_limit must be between 0.00 and 1000000000000.00", field="base_limit")
     with uow:
         account = locked_account(uow, customer_code, sale_group_code, scope)
-        account.credit.base_limit = base_limit
-        account.credit.base_limit_reason = reason if base_limit is not None else None
         now = uow.now()
         params = account_params(uow, account)
-        recompute_profile(uow, account, params, now, trigger="base_limit", by=by, reason=reason)
+        before = credit_terms(account, params, now).limit
+        account.credit.base_limit = base_limit
+        account.credit.base_limit_reason = reason if base_limit is not None else None
+        recompute_profile(
+            uow, account, params, now, trigger="base_limit", by=by, reason=reason, limit_before=before
+        )
         uow.accounts.save(account)
         uow.commit()
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 from uuid import uuid4
 
 from creditctl.domain.api_key import ApiKey
+from creditctl.domain.credit import credit_terms
 from creditctl.domain.errors import (
     InvalidRequest,
     LimitRequestNotPending,
@@ -90,12 +91,20 @@ def decide_limit_request(
         request.note = note
         if approve:
             _supersede(uow, account.credit.temporary_request_id, now)
+            params = account_params(uow, account)
+            before = credit_terms(account, params, now).limit
             account.credit.temporary_limit = request.amount
             account.credit.temporary_until = request.until
             account.credit.temporary_request_id = request.id
-            params = account_params(uow, account)
             recompute_profile(
-                uow, account, params, now, trigger="limit_request", by=key.name, reason=request.reason
+                uow,
+                account,
+                params,
+                now,
+                trigger="limit_request",
+                by=key.name,
+                reason=request.reason,
+                limit_before=before,
             )
             uow.accounts.save(account)
         uow.limit_requests.save(request)

@@ -420,12 +420,7 @@ class TestOutbox:
             uow.commit()
         with engine.connect() as conn:
             row = conn.execute(select(outbox)).one()
-        assert (row.topic, row.payload, row.attempts, row.delivered_at) == (
-            "balance.low",
-            {"available": "0.10"},
-            0,
-            None,
-        )
+        assert (row.topic, row.payload, row.dispatched_at) == ("balance.low", {"available": "0.10"}, None)
         assert_utc(row.created_at)
 
 

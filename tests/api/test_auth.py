@@ -4,6 +4,7 @@ nothing of the others (404, never 403)."""
 from __future__ import annotations
 
 import hashlib
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -26,10 +27,9 @@ def protected_calls(app):
         if rule.rule.startswith(PUBLIC_PATHS):
             continue
         url = rule.rule
-        for name in rule.arguments:
-            url = (
-                url.replace(f"<string:{name}>", "x1").replace(f"<int:{name}>", "1").replace(f"<{name}>", "x1")
-            )
+        for name in rule.arguments:  # any converter, with or without arguments: <int(max=…):name>
+            url = re.sub(rf"<int(\([^)]*\))?:{name}>", "1", url)
+            url = re.sub(rf"<([a-z]+(\([^)]*\))?:)?{name}>", "x1", url)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             yield method, url
 

@@ -800,7 +800,7 @@ def _assert_lowered_balance_respected(
     )
 
 
-SEND_SLACK_S = 0.1
+SEND_SLACK_S = 0.5
 
 
 def _calls_per_window(calls: list[dict[str, Any]]) -> Counter[tuple[str, int]]:
@@ -819,9 +819,11 @@ def _assert_no_stampede(
     for call in sorted(calls, key=lambda c: c["at"]):
         by_customer[call["customer"]].append(call)
     # A balance answered and stored is used for the whole window after its fetch began: the stored balance
-    # is as of the fetch's first request (taken on the database's clock just before it left), so the window
-    # runs from the first call after the previous answer, retries included. SEND_SLACK_S covers the time
-    # between taking that stamp and the request's arrival here.
+    # is as of the moment the fetch began (the database's clock, read before anything is sent), so the
+    # window runs from the first call after the previous answer, retries included. SEND_SLACK_S covers what
+    # a fetch may do between taking that stamp and its first balance call arriving here: a token call (after
+    # a revoked token), the local rate limiter's wait, connecting. A stampede (many fetches in one window)
+    # still fails this, and the per-window count below.
     for customer, sequence in by_customer.items():
         fetch_began = sequence[0]["at"]
         for answered, following in itertools.pairwise(sequence):

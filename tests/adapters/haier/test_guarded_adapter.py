@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from adapters.haier.guarded_adapter import AddressRefused, guarded_session
 from adapters.haier.transport import _caused_by
+from adapters.outbound.guarded_adapter import AddressRefused, guarded_session
 from creditctl.ports.balance_provider import BalanceUnavailable
 
 from .conftest import FakeTime, config_body, make_provider

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.haier.url_policy import UrlRefused, check_address, check_url
+from adapters.outbound.url_policy import UrlRefused, check_address, check_url
 
 pytestmark = pytest.mark.adapters
 

@@ -17,7 +17,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
-from adapters.haier.url_policy import Resolver, UrlRefused, check_address, system_resolver
+from adapters.outbound.url_policy import Resolver, UrlRefused, check_address, system_resolver
 
 
 class AddressRefused(NewConnectionError):

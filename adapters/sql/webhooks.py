@@ -1,0 +1,242 @@
+"""Webhook subscriptions and deliveries on SQL (see creditctl.ports.webhooks for the contract)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Row, delete, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from adapters.sql.database_clock import SqlDatabaseClock
+from adapters.sql.tables import outbox, webhook_deliveries, webhook_subscriptions
+from creditctl.domain.webhook import Subscription, SubscriptionStatus
+from creditctl.ports.webhooks import DueDelivery
+
+_s, _d, _o = webhook_subscriptions.c, webhook_deliveries.c, outbox.c
+
+
+class SqlWebhookStore:
+    def __init__(self, engine: Engine, clock: SqlDatabaseClock | None = None) -> None:
+        self._engine = engine
+        self._clock = clock or SqlDatabaseClock(engine)
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def add(self, subscription: Subscription) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(webhook_subscriptions).values(_values(subscription) | {"id": subscription.id})
+            )
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(webhook_subscriptions).where(_s.id == subscription_id)).first()
+            conn.rollback()
+        return None if row is None else _subscription(row)
+
+    def all(self) -> list[Subscription]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(webhook_subscriptions).order_by(_s.created_at, _s.id)).all()
+            conn.rollback()
+        return [_subscription(r) for r in rows]
+
+    def save(self, subscription: Subscription) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(webhook_subscriptions).where(_s.id == subscription.id).values(_values(subscription))
+            )
+
+    def delete(self, subscription_id: str) -> bool:
+        with self._engine.begin() as conn:
+            conn.execute(delete(webhook_deliveries).where(_d.subscription_id == subscription_id))
+            gone = conn.execute(delete(webhook_subscriptions).where(_s.id == subscription_id)).rowcount
+        return bool(gone)
+
+    def dispatch(self, now: datetime, limit: int) -> int:
+        try:
+            with self._engine.begin() as conn:
+                events = conn.execute(
+                    select(_o.id, _o.topic, _o.created_at)
+                    .where(_o.dispatched_at.is_(None))
+                    .order_by(_o.created_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                ).all()
+                if not events:
+                    return 0
+                subs = conn.execute(
+                    select(_s.id, _s.events, _s.created_at).where(_s.status == SubscriptionStatus.ACTIVE)
+                ).all()
+                rows = [
+                    {
+                        "event_id": e.id,
+                        "subscription_id": s.id,
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                    for e in events
+                    for s in subs
+                    if e.topic in s.events and s.created_at <= e.created_at
+                ]
+                if rows:
+                    conn.execute(insert(webhook_deliveries), rows)
+                conn.execute(
+                    update(outbox).where(_o.id.in_([e.id for e in events])).values(dispatched_at=now)
+                )
+        except IntegrityError:  # another worker dispatched the same events first (SQLite, several workers)
+            return 0
+        return len(events)
+
+    def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[DueDelivery]:
+        due = (
+            select(_d.id)
+            .where(_d.status == "pending", _d.next_attempt_at <= now)
+            .order_by(_d.next_attempt_at, _d.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        with self._engine.begin() as conn:
+            ids = (
+                conn.execute(
+                    update(webhook_deliveries)
+                    .where(_d.id.in_(due))
+                    .values(attempts=_d.attempts + 1, next_attempt_at=lease_until)
+                    .returning(_d.id)
+                )
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return []
+            rows = conn.execute(
+                select(
+                    _d.id.label("delivery_id"),
+                    _d.attempts,
+                    _o.id.label("event_id"),
+                    _o.topic,
+                    _o.payload,
+                    _o.created_at.label("event_created_at"),
+                    webhook_subscriptions,
+                )
+                .join(outbox, _o.id == _d.event_id)
+                .join(webhook_subscriptions, _s.id == _d.subscription_id)
+                .where(_d.id.in_(ids))
+                .order_by(_d.id)
+            ).all()
+        return [
+            DueDelivery(
+                id=r.delivery_id,
+                event_id=r.event_id,
+                topic=r.topic,
+                created_at=r.event_created_at,
+                payload=r.payload,
+                attempts=r.attempts,
+                subscription=_subscription(r),
+            )
+            for r in rows
+        ]
+
+    def delivered(self, delivery: DueDelivery, now: datetime, status: int) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(webhook_deliveries)
+                .where(*_fence(delivery))
+                .values(status="delivered", delivered_at=now, last_status=status, last_error=None)
+            )
+
+    def failed(
+        self, delivery: DueDelivery, *, status: int | None, error: str, retry_at: datetime | None
+    ) -> None:
+        values: dict[str, Any] = {"last_status": status, "last_error": error[:500]}
+        if retry_at is None:
+            values["status"] = "dead"
+        else:
+            values["next_attempt_at"] = retry_at
+        with self._engine.begin() as conn:
+            conn.execute(update(webhook_deliveries).where(*_fence(delivery)).values(values))
+
+    def disable(self, subscription_id: str, reason: str, now: datetime) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(webhook_subscriptions)
+                .where(_s.id == subscription_id)
+                .values(status=SubscriptionStatus.DISABLED, disabled_reason=reason[:500], updated_at=now)
+            )
+            conn.execute(
+                update(webhook_deliveries)
+                .where(_d.subscription_id == subscription_id, _d.status == "pending")
+                .values(status="dead", last_error=f"subscription disabled: {reason}"[:500])
+            )
+
+    def redrive(self, now: datetime, delivery_id: int | None = None) -> int:
+        active = select(_s.id).where(_s.status == SubscriptionStatus.ACTIVE)
+        stmt = update(webhook_deliveries).where(_d.status == "dead", _d.subscription_id.in_(active))
+        if delivery_id is not None:
+            stmt = stmt.where(_d.id == delivery_id)
+        with self._engine.begin() as conn:
+            return conn.execute(
+                stmt.values(status="pending", attempts=0, next_attempt_at=now, last_error=None)
+            ).rowcount
+
+    def prune(self, before: datetime) -> int:
+        with self._engine.begin() as conn:
+            gone = conn.execute(
+                delete(webhook_deliveries).where(_d.status == "delivered", _d.delivered_at < before)
+            ).rowcount
+            gone += conn.execute(
+                delete(outbox).where(
+                    _o.dispatched_at < before,
+                    ~exists().where(_d.event_id == _o.id),
+                )
+            ).rowcount
+        return gone
+
+    def counts(self) -> dict[str, int]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(_d.status, func.count()).group_by(_d.status)).all()
+            waiting = conn.execute(
+                select(func.count()).select_from(outbox).where(_o.dispatched_at.is_(None))
+            ).scalar_one()
+            conn.rollback()
+        return {**{status: n for status, n in rows}, "undispatched": waiting}
+
+
+def _fence(delivery: DueDelivery) -> tuple[Any, ...]:
+    """Only the claim that made this attempt records its outcome (a later claim has moved it on)."""
+    return (_d.id == delivery.id, _d.status == "pending", _d.attempts == delivery.attempts)
+
+
+def _values(s: Subscription) -> dict[str, Any]:
+    return {
+        "url": s.url,
+        "events": list(s.events),
+        "secret": s.secret,
+        "previous_secret": s.previous_secret,
+        "previous_secret_until": s.previous_secret_until,
+        "status": s.status.value,
+        "disabled_reason": s.disabled_reason,
+        "created_by": s.created_by,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    }
+
+
+def _subscription(r: Row[Any]) -> Subscription:
+    return Subscription(
+        id=r.id,
+        url=r.url,
+        events=tuple(r.events),
+        secret=r.secret,
+        previous_secret=r.previous_secret,
+        previous_secret_until=r.previous_secret_until,
+        status=SubscriptionStatus(r.status),
+        disabled_reason=r.disabled_reason,
+        created_by=r.created_by,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
