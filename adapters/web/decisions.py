@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from adapters.web.auth import requires, scope
+from adapters.web.auth import actor, requires, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.metrics import DECISION_SECONDS, REPLAYS, count_decision
@@ -49,6 +49,7 @@ def decide(body: dict[str, Any]) -> tuple[Decision, int]:
         balances=c.balances,
         clock=c.clock,
         deadline_s=c.decision_deadline_s,
+        actor=actor(),
     )
     DECISION_SECONDS.observe(time.perf_counter() - started)
     if result.created:

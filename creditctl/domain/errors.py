@@ -158,3 +158,12 @@ class OwnRequest(Forbidden):
             "another administrator's key must approve or reject it (four eyes)",
             field="request_id",
         )
+
+
+class AuditSealConflict(Conflict):
+    """Another sealer sealed some of the same events (or took the same chain positions) first."""
+
+    code = "conflict.audit_seal"
+
+    def __init__(self) -> None:
+        super().__init__("another sealer extended the audit chain at the same time; try again")
