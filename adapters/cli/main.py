@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -17,7 +18,9 @@ from typing import Any
 
 import click
 
-from adapters.cli import payments
+from adapters.cli import audit, payments
+from adapters.cli.audit import operator
+from creditctl.domain.audit import canonical_json
 from creditctl.domain.decision import Order
 from creditctl.domain.errors import CreditctlError
 from creditctl.domain.money import MoneyError, fmt, parse_money
@@ -98,7 +101,14 @@ def build_cli(ops: CliOps) -> click.Group:
         # Named keys, made afresh each time: the previous demo keys are revoked, so exactly these three
         # are active however often the demo is loaded (a key is shown only once, so new ones are needed).
         admin, orders, auditor = (
-            replace_api_key(name=f"demo-{role}", role=role, customers=None, uow=ctx.uow(), clock=ctx.clock)
+            replace_api_key(
+                name=f"demo-{role}",
+                role=role,
+                customers=None,
+                uow=ctx.uow(),
+                clock=ctx.clock,
+                actor=operator(),
+            )
             for role in ("admin", "orders", "auditor")
         )
         click.echo(f"admin key (shown once):   {admin.secret}")
@@ -112,6 +122,7 @@ def build_cli(ops: CliOps) -> click.Group:
     _rules(cli, ops)
     _haier(cli, ops)
     payments.register(cli, ops.make_context)
+    audit.register(cli, ops.make_context)
     return cli
 
 
@@ -132,6 +143,7 @@ def _keys(cli: click.Group, ops: CliOps) -> None:
             uow=ctx.uow(),
             clock=ctx.clock,
             balances=ctx.balances,
+            actor=operator(),
         )
         click.echo(new.secret)
 
@@ -148,7 +160,7 @@ def _keys(cli: click.Group, ops: CliOps) -> None:
     @click.argument("key_id", type=int)
     def keys_revoke(key_id: int) -> None:
         ctx = ops.make_context()
-        if not revoke_api_key(key_id, uow=ctx.uow(), clock=ctx.clock):
+        if not revoke_api_key(key_id, uow=ctx.uow(), clock=ctx.clock, actor=operator()):
             raise click.ClickException(f"no active key with id {key_id}")
         click.echo(f"key {key_id} revoked")
 
@@ -290,7 +302,13 @@ def _operations(cli: click.Group, ops: CliOps) -> None:
                 ids = list(uow.decisions.deferred())
         for customer, oid in ids:
             d = recheck_order(
-                oid, customer_code=customer, scope=None, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock
+                oid,
+                customer_code=customer,
+                scope=None,
+                uow=ctx.uow(),
+                balances=ctx.balances,
+                clock=ctx.clock,
+                actor=operator(),
             )
             click.echo(f"{oid}\t{d.outcome.value}\t{d.state.value}")
 
@@ -324,6 +342,16 @@ def _rules(cli: click.Group, ops: CliOps) -> None:
             document = loads_document(Path(path).read_text(encoding="utf-8"))
             with ctx.uow() as uow:
                 published = uow.rule_sets.publish(name, document, ctx.clock.now())
+                uow.audit.append(
+                    "rule_set.published",
+                    at=uow.now(),
+                    actor=operator(),
+                    subject={"rule_set_id": published.id, "version": published.version},
+                    after={
+                        "name": name,
+                        "document_sha256": hashlib.sha256(canonical_json(document).encode()).hexdigest(),
+                    },
+                )
                 uow.commit()
         except RuleSetInvalid as exc:
             raise click.ClickException(f"rule set refused:\n{exc}") from None
@@ -381,6 +409,7 @@ def _haier(cli: click.Group, ops: CliOps) -> None:
                 uow=ctx.uow(),
                 box=tools.box,
                 clock=ctx.clock,
+                actor=operator(),
             )
         except json.JSONDecodeError as exc:
             raise click.ClickException(f"not JSON: {exc.msg} at line {exc.lineno}") from None

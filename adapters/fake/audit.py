@@ -78,9 +78,14 @@ class FakeAuditLog:
         return sum(1 for r in self.events if r["seq"] not in sealed)
 
     def query(self, q: AuditQuery) -> list[AuditEvent]:
+        by_seq = {r["seq"]: r for r in self.events}
         sealed = self._sealed()
-        found = [r for r in self.events if r["seq"] > q.after_seq and _matches(r, q)]
-        return [_event(r, sealed) for r in found[: q.limit]]
+        found = []
+        for position in sorted(p for p in self.seals if p > q.after_position):
+            row = by_seq.get(self.seals[position][0])
+            if row is not None and _matches(row, q):
+                found.append(_event(row, sealed))
+        return found[: q.limit]
 
     def between(self, since: datetime | None, until: datetime | None) -> Iterator[AuditEvent]:
         by_seq = {r["seq"]: r for r in self.events}

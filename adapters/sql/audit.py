@@ -17,7 +17,7 @@ _e, _s = audit_events.c, audit_seals.c
 _APPEND = insert(audit_events)  # built once: the decision path compiles it once per process
 _COLUMNS = (_e.type, _e.actor, _e.at, _e.customer_code, _e.sale_group_code, _e.order_id)
 _SEALED = select(_e.seq, _e.payload, _s.position, _s.prev_hash, _s.hash).select_from(
-    audit_events.outerjoin(audit_seals, _s.seq == _e.seq)
+    audit_seals.join(audit_events, _e.seq == _s.seq)
 )
 
 
@@ -103,7 +103,9 @@ class SqlAuditLog:
         return int(total or 0)
 
     def query(self, q: AuditQuery) -> list[AuditEvent]:
-        stmt = _SEALED.where(_e.seq > q.after_seq, *_filters(q)).order_by(_e.seq).limit(q.limit)
+        stmt = (
+            _SEALED.where(_s.position > q.after_position, *_filters(q)).order_by(_s.position).limit(q.limit)
+        )
         return [_event(r) for r in self._conn.execute(stmt)]
 
     def between(self, since: datetime | None, until: datetime | None) -> Iterator[AuditEvent]:

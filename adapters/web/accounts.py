@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.web.auth import current_key, requires, scope
+from adapters.web.auth import actor, current_key, requires, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.accounts import AccountSchema, FreezeRequestSchema
@@ -53,6 +53,7 @@ def freeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> Ac
         scope=scope(),
         uow=c.uow(),
         clock=c.clock,
+        actor=actor(),
     )
     return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow(), clock=c.clock)
 
@@ -72,5 +73,6 @@ def unfreeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> 
         scope=scope(),
         uow=c.uow(),
         clock=c.clock,
+        actor=actor(),
     )
     return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow(), clock=c.clock)

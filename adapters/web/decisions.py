@@ -82,7 +82,9 @@ def settle(order_id: str, customer_code: str | None = None) -> Decision:
 
     A retry of a settle answers 200 with the same settled hold and changes nothing."""
     c = ctx()
-    return settle_order(order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock)
+    return settle_order(
+        order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock, actor=actor()
+    )
 
 
 @bp.route("/<path:order_id>/release", methods=["POST"])
@@ -94,7 +96,9 @@ def settle(order_id: str, customer_code: str | None = None) -> Decision:
 def release(order_id: str, customer_code: str | None = None) -> Decision:
     """The order was cancelled: its hold stops counting, or its deferral ends."""
     c = ctx()
-    return release_order(order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock)
+    return release_order(
+        order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock, actor=actor()
+    )
 
 
 @bp.route("/<path:order_id>/recheck", methods=["POST"])
@@ -113,4 +117,5 @@ def recheck(order_id: str, customer_code: str | None = None) -> Decision:
         balances=c.balances,
         clock=c.clock,
         deadline_s=c.decision_deadline_s,
+        actor=actor(),
     )

@@ -7,6 +7,7 @@ canonical JSON, both as UTF-8 bytes. That is all an outside checker needs (READM
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -55,7 +56,7 @@ class AuditEvent:
 
 @dataclass(frozen=True, slots=True)
 class AuditQuery:
-    """Filters for reading events; every one is optional. `after_seq` is the cursor."""
+    """Filters for reading sealed events; every one is optional. `after_position` is the cursor."""
 
     customers: frozenset[str] | None = None  # a limited key's scope: only these customers' events
     customer_code: str | None = None
@@ -65,7 +66,7 @@ class AuditQuery:
     actor: str | None = None
     since: datetime | None = None
     until: datetime | None = None
-    after_seq: int = 0
+    after_position: int = 0
     limit: int = 100
 
 
@@ -78,6 +79,8 @@ def _plain(value: Any) -> Any:
         return value.value
     if isinstance(value, frozenset | set):
         return sorted(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
     raise TypeError(f"not JSON-serialisable in an audit event: {type(value).__name__}")
 
 

@@ -62,7 +62,10 @@ class AuditLog(Protocol):
         ...
 
     def query(self, q: AuditQuery) -> list[AuditEvent]:
-        """Events matching `q` with seq > q.after_seq, by seq, at most q.limit (with their seals)."""
+        """Sealed events matching `q` after position q.after_position, in chain order, at most q.limit.
+
+        Chain order is stable under concurrent writers: a seal is only ever added after the last one,
+        so a cursor never skips an event that commits later (a seq cursor would: seqs commit out of order)."""
         ...
 
     def between(self, since: datetime | None, until: datetime | None) -> Iterator[AuditEvent]:

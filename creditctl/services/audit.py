@@ -90,7 +90,10 @@ def _anchor_problem(uow: UnitOfWork, anchor: tuple[int, str]) -> tuple[int | Non
 
 
 def list_audit_events(q: AuditQuery, *, uow: UnitOfWork) -> list[AuditEvent]:
-    """One page of events by seq (the cursor): stable while others insert, since a seq never changes."""
+    """One page of events in chain order, after sealing what is committed (a freeze shows at once).
+
+    The cursor is the chain position: seals are only appended, so paging is stable under inserts."""
+    seal_audit(uow=uow)
     with uow:
         return uow.audit.query(q)
 
