@@ -90,11 +90,18 @@ class FakeAuditLog:
     def between(self, since: datetime | None, until: datetime | None) -> Iterator[AuditEvent]:
         by_seq = {r["seq"]: r for r in self.events}
         sealed = self._sealed()
-        for position in sorted(self.seals):
-            row = by_seq.get(self.seals[position][0])
-            if row is None or (since and row["at"] < since) or (until and row["at"] >= until):
-                continue
-            yield _event(row, sealed)
+        inside = [
+            p
+            for p, (seq, _, _) in self.seals.items()
+            if seq in by_seq
+            and not ((since and by_seq[seq]["at"] < since) or (until and by_seq[seq]["at"] >= until))
+        ]
+        if not inside:
+            return
+        for position in range(min(inside), max(inside) + 1):
+            seal = self.seals.get(position)
+            if seal is not None and seal[0] in by_seq:
+                yield _event(by_seq[seal[0]], sealed)
 
 
 def _matches(row: dict[str, Any], q: AuditQuery) -> bool:

@@ -109,18 +109,17 @@ class SqlAuditLog:
         return [_event(r) for r in self._conn.execute(stmt)]
 
     def between(self, since: datetime | None, until: datetime | None) -> Iterator[AuditEvent]:
-        after = 0
+        bounds = self._conn.execute(
+            select(func.min(_s.position), func.max(_s.position))
+            .select_from(audit_seals.join(audit_events, _e.seq == _s.seq))
+            .where(*([_e.at >= since] if since else []), *([_e.at < until] if until else []))
+        ).one()
+        if bounds[0] is None:
+            return
+        after, last = int(bounds[0]) - 1, int(bounds[1])
         while True:
             rows = self._conn.execute(
-                select(_e.seq, _e.payload, _s.position, _s.prev_hash, _s.hash)
-                .select_from(audit_seals.join(audit_events, _e.seq == _s.seq))
-                .where(
-                    _s.position > after,
-                    *([_e.at >= since] if since else []),
-                    *([_e.at < until] if until else []),
-                )
-                .order_by(_s.position)
-                .limit(1000)
+                _SEALED.where(_s.position > after, _s.position <= last).order_by(_s.position).limit(1000)
             ).all()
             if not rows:
                 return

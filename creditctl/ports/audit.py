@@ -69,5 +69,7 @@ class AuditLog(Protocol):
         ...
 
     def between(self, since: datetime | None, until: datetime | None) -> Iterator[AuditEvent]:
-        """Sealed events whose time is in [since, until), in chain order, streamed."""
+        """The sealed events from the first whose time is in [since, until) to the last, in chain order,
+        streamed: a contiguous stretch of the chain (an event committed late sits among them), so each
+        line links to the one before it."""
         ...
