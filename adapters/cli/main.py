@@ -26,6 +26,7 @@ from creditctl.domain.errors import CreditctlError
 from creditctl.domain.money import MoneyError, fmt, parse_money
 from creditctl.ports.balance_provider import BalanceUnavailable
 from creditctl.services.api_keys import create_api_key, replace_api_key, revoke_api_key
+from creditctl.services.audit import seal_audit
 from creditctl.services.backtest import (
     RunBacktest,
     backtest_report,
@@ -312,13 +313,14 @@ def _operations(cli: click.Group, ops: CliOps) -> None:
             )
             click.echo(f"{oid}\t{d.outcome.value}\t{d.state.value}")
 
-    @cli.command(help="End holds and deferrals whose time ran out (run it from cron, or often).")
+    @cli.command(help="End holds and deferrals whose time ran out, seal the audit trail (cron, or often).")
     def expire() -> None:
         ctx = ops.make_context()
         result = sweep(uow=ctx.uow(), clock=ctx.clock)
+        sealed = seal_audit(uow=ctx.uow())  # the events the sweep wrote, and any others not sealed yet
         click.echo(
             f"accounts with expired holds: {result.holds_expired_on}; "
-            f"deferrals ended: {result.deferrals_expired}"
+            f"deferrals ended: {result.deferrals_expired}; audit events sealed: {sealed}"
         )
 
 
