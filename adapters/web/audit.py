@@ -24,6 +24,7 @@ bp = ApiBlueprint(
 @requires(Role.AUDITOR, Role.ADMIN)
 @bp.arguments(AuditQuerySchema(), location="query", as_kwargs=True)
 @bp.response(200, AuditPageSchema)
+@bp.alt_response(404, description="A customer the key may not see (a key limited to other customers)")
 def events(cursor: int, limit: int, **filters: Any) -> dict[str, Any]:
     """Events in chain order, filtered, a page at a time (`next_cursor`).
 

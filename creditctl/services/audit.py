@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from creditctl.domain.audit import AuditEvent, AuditQuery, ChainReport, ChainWalker, chain_hash
-from creditctl.domain.errors import AuditSealConflict
+from creditctl.domain.errors import AuditSealConflict, UnknownCustomer
 from creditctl.ports.unit_of_work import UnitOfWork
 
 SEAL_BATCH = 1000
@@ -92,7 +92,10 @@ def _anchor_problem(uow: UnitOfWork, anchor: tuple[int, str]) -> tuple[int | Non
 def list_audit_events(q: AuditQuery, *, uow: UnitOfWork) -> list[AuditEvent]:
     """One page of events in chain order, after sealing what is committed (a freeze shows at once).
 
-    The cursor is the chain position: seals are only appended, so paging is stable under inserts."""
+    The cursor is the chain position: seals are only appended, so paging is stable under inserts.
+    A key limited to customers asking for another customer's events: UnknownCustomer, as everywhere."""
+    if q.customers is not None and q.customer_code is not None and q.customer_code not in q.customers:
+        raise UnknownCustomer(q.customer_code)
     seal_audit(uow=uow)
     with uow:
         return uow.audit.query(q)
