@@ -15,6 +15,12 @@ from creditctl.domain.errors import AuditSealConflict
 
 _e, _s = audit_events.c, audit_seals.c
 _APPEND = insert(audit_events)  # built once: the decision path compiles it once per process
+# On PostgreSQL the Core insert would add RETURNING seq (its result costs more CPU than the insert);
+# nothing needs the seq back, so the statement goes to psycopg as written (a prepared statement).
+_PG_APPEND = (
+    "INSERT INTO audit_events (at, type, actor, customer_code, sale_group_code, order_id, payload) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
 _COLUMNS = (_e.type, _e.actor, _e.at, _e.customer_code, _e.sale_group_code, _e.order_id)
 _SEALED = select(_e.seq, _e.payload, _s.position, _s.prev_hash, _s.hash).select_from(
     audit_seals.join(audit_events, _e.seq == _s.seq)
@@ -24,6 +30,7 @@ _SEALED = select(_e.seq, _e.payload, _s.position, _s.prev_hash, _s.hash).select_
 class SqlAuditLog:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._postgres = conn.dialect.name == "postgresql"
 
     def append(
         self,
@@ -36,6 +43,20 @@ class SqlAuditLog:
         after: Mapping[str, Any] | None = None,
     ) -> None:
         payload = event_payload(type, at=at, actor=actor, subject=subject, before=before, after=after)
+        if self._postgres:  # the hot path: one INSERT as the driver takes it, no RETURNING, no compile
+            self._conn.exec_driver_sql(
+                _PG_APPEND,
+                (
+                    at,
+                    type,
+                    actor.name,
+                    subject.get("customer_code"),
+                    subject.get("sale_group_code"),
+                    subject.get("order_id"),
+                    payload,
+                ),
+            )
+            return
         self._conn.execute(
             _APPEND,
             {

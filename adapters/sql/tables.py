@@ -320,7 +320,6 @@ audit_events = Table(
     Index("ix_audit_events_customer", "customer_code", "seq"),
     Index("ix_audit_events_order", "order_id"),
     sqlite_autoincrement=True,  # never reuse a seq, even the highest one's after a delete
-    implicit_returning=False,  # the writer never needs its seq back: no RETURNING on the hot path
 )
 
 audit_seals = Table(
