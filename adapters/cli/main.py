@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -17,12 +18,15 @@ from typing import Any
 
 import click
 
-from adapters.cli import payments, reports, webhooks
+from adapters.cli import audit, payments, reports, webhooks
+from adapters.cli.audit import operator
+from creditctl.domain.audit import canonical_json
 from creditctl.domain.decision import Order
 from creditctl.domain.errors import CreditctlError, RuleSetRefused
 from creditctl.domain.money import MoneyError, fmt, parse_money
 from creditctl.ports.balance_provider import BalanceUnavailable
 from creditctl.services.api_keys import create_api_key, replace_api_key, revoke_api_key
+from creditctl.services.audit import seal_audit
 from creditctl.services.backtest import (
     RunBacktest,
     backtest_report,
@@ -105,7 +109,14 @@ def build_cli(ops: CliOps) -> click.Group:
         # Named keys, made afresh each time: the previous demo keys are revoked, so exactly these three
         # are active however often the demo is loaded (a key is shown only once, so new ones are needed).
         admin, orders, auditor = (
-            replace_api_key(name=f"demo-{role}", role=role, customers=None, uow=ctx.uow(), clock=ctx.clock)
+            replace_api_key(
+                name=f"demo-{role}",
+                role=role,
+                customers=None,
+                uow=ctx.uow(),
+                clock=ctx.clock,
+                actor=operator(),
+            )
             for role in ("admin", "orders", "auditor")
         )
         click.echo(f"admin key (shown once):   {admin.secret}")
@@ -121,6 +132,7 @@ def build_cli(ops: CliOps) -> click.Group:
     payments.register(cli, ops.make_context)
     reports.register(cli, ops.make_context)
     webhooks.register(cli, ops.make_context)
+    audit.register(cli, ops.make_context)
     return cli
 
 
@@ -141,6 +153,7 @@ def _keys(cli: click.Group, ops: CliOps) -> None:
             uow=ctx.uow(),
             clock=ctx.clock,
             balances=ctx.balances,
+            actor=operator(),
         )
         click.echo(new.secret)
 
@@ -157,7 +170,7 @@ def _keys(cli: click.Group, ops: CliOps) -> None:
     @click.argument("key_id", type=int)
     def keys_revoke(key_id: int) -> None:
         ctx = ops.make_context()
-        if not revoke_api_key(key_id, uow=ctx.uow(), clock=ctx.clock):
+        if not revoke_api_key(key_id, uow=ctx.uow(), clock=ctx.clock, actor=operator()):
             raise click.ClickException(f"no active key with id {key_id}")
         click.echo(f"key {key_id} revoked")
 
@@ -283,17 +296,24 @@ def _operations(cli: click.Group, ops: CliOps) -> None:
                 ids = list(uow.decisions.deferred())
         for customer, oid in ids:
             d = recheck_order(
-                oid, customer_code=customer, scope=None, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock
+                oid,
+                customer_code=customer,
+                scope=None,
+                uow=ctx.uow(),
+                balances=ctx.balances,
+                clock=ctx.clock,
+                actor=operator(),
             )
             click.echo(f"{oid}\t{d.outcome.value}\t{d.state.value}")
 
-    @cli.command(help="End holds and deferrals whose time ran out (run it from cron, or often).")
+    @cli.command(help="End holds and deferrals whose time ran out, seal the audit trail (cron, or often).")
     def expire() -> None:
         ctx = ops.make_context()
         result = sweep(uow=ctx.uow(), clock=ctx.clock)
+        sealed = seal_audit(uow=ctx.uow())  # the events the sweep wrote, and any others not sealed yet
         click.echo(
             f"accounts with expired holds: {result.holds_expired_on}; "
-            f"deferrals ended: {result.deferrals_expired}"
+            f"deferrals ended: {result.deferrals_expired}; audit events sealed: {sealed}"
         )
 
 
@@ -319,6 +339,16 @@ def _rules(cli: click.Group, ops: CliOps) -> None:
             document = loads_document(Path(path).read_text(encoding="utf-8"))
             with ctx.uow() as uow:
                 published = uow.rule_sets.publish(name, document, uow.now(), by=by, reason=reason)
+                uow.audit.append(
+                    "rule_set.published",
+                    at=uow.now(),
+                    actor=operator(),
+                    subject={"rule_set_id": published.id, "version": published.version},
+                    after={
+                        "name": name,
+                        "document_sha256": hashlib.sha256(canonical_json(document).encode()).hexdigest(),
+                    },
+                )
                 uow.commit()
         except RuleSetInvalid as exc:
             raise click.ClickException(f"rule set refused:\n{exc}") from None
@@ -495,6 +525,7 @@ def _haier(cli: click.Group, ops: CliOps) -> None:
                 uow=ctx.uow(),
                 box=tools.box,
                 clock=ctx.clock,
+                actor=operator(),
             )
         except json.JSONDecodeError as exc:
             raise click.ClickException(f"not JSON: {exc.msg} at line {exc.lineno}") from None

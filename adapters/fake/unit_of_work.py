@@ -12,6 +12,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
+from adapters.fake.audit import FakeAuditLog
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.api_key import ApiKey, Role
 from creditctl.domain.balance import BalanceSnapshot
@@ -49,6 +50,8 @@ class FakeState:
     balance_history: list[tuple[int, BalanceSnapshot]] = field(default_factory=list)
     credit_history: list[tuple[int, ProfileChange]] = field(default_factory=list)
     limit_requests: dict[str, CreditLimitRequest] = field(default_factory=dict)
+    audit_events: list[dict[str, Any]] = field(default_factory=list)
+    audit_seals: dict[int, tuple[int, str, str]] = field(default_factory=dict)
     next_id: int = 1
 
 
@@ -88,6 +91,7 @@ class FakeUnitOfWork:
         self.upstream_configs = _UpstreamConfigs(work)
         self.payments, self.balance_history = _Payments(work), _BalanceHistory(work)
         self.credit_history, self.limit_requests = _CreditHistory(work), _LimitRequests(work)
+        self.audit = FakeAuditLog(work.audit_events, work.audit_seals)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

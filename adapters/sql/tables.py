@@ -386,3 +386,35 @@ upstream_calls = Table(
     Index("ix_upstream_calls_called", "called_at"),
     Index("ix_upstream_calls_customer", "customer_code", "called_at"),
 )
+
+# The audit trail. Events are inserted by the change they record, in its transaction, without a hash;
+# `seq` is the database's. Seals are inserted later by the sealer, one per event, in chain order
+# (`position`). Both tables are insert-only: a trigger refuses UPDATE, DELETE (and TRUNCATE on
+# PostgreSQL), created by migration 0010. The filter columns repeat fields of `payload`, the hashed text.
+AUDIT_SEQ = BigInteger().with_variant(Integer, "sqlite")  # SQLite's rowid alias must be INTEGER
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", AUDIT_SEQ, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("customer_code", String(32)),
+    Column("sale_group_code", String(32)),
+    Column("order_id", String(64)),
+    Column("payload", Text, nullable=False),
+    Index("ix_audit_events_customer", "customer_code", "seq"),
+    Index("ix_audit_events_order", "order_id"),
+    sqlite_autoincrement=True,  # never reuse a seq, even the highest one's after a delete
+)
+
+audit_seals = Table(
+    "audit_seals",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False, unique=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("sealed_at", UtcDateTime, nullable=False),
+)

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine
 
 from adapters.sql.accounts import SqlAccountRepository
 from adapters.sql.api_keys import SqlApiKeyRepository
+from adapters.sql.audit import SqlAuditLog
 from adapters.sql.credit_profiles import SqlBalanceHistoryRepository, SqlCreditHistoryRepository
 from adapters.sql.customers import SqlCustomerRepository
 from adapters.sql.database_clock import database_time
@@ -56,6 +57,7 @@ class SqlUnitOfWork:
         self.balance_history = SqlBalanceHistoryRepository(conn)
         self.credit_history = SqlCreditHistoryRepository(conn)
         self.limit_requests = SqlLimitRequestRepository(conn)
+        self.audit = SqlAuditLog(conn)
         return self
 
     def __exit__(

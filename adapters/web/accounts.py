@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.web.auth import current_key, requires, requires_global_admin, scope
+from adapters.web.auth import actor, current_key, requires, requires_global_admin, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.accounts import AccountSchema, FreezeRequestSchema
@@ -56,6 +56,7 @@ def freeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> Ac
         scope=scope(),
         uow=c.uow(),
         clock=c.clock,
+        actor=actor(),
     )
     return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow(), clock=c.clock)
 
@@ -75,6 +76,7 @@ def unfreeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> 
         scope=scope(),
         uow=c.uow(),
         clock=c.clock,
+        actor=actor(),
     )
     return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow(), clock=c.clock)
 

@@ -9,6 +9,7 @@ from flask import Flask
 
 from adapters.web import (
     accounts,
+    audit,
     backtests,
     balances,
     compat,
@@ -68,6 +69,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     api.register_blueprint(backtests.bp)
     api.register_blueprint(reports.bp)
     api.register_blueprint(webhooks.bp)
+    api.register_blueprint(audit.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(docs.bp)

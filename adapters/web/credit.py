@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import request
 
-from adapters.web.auth import current_key, requires, scope
+from adapters.web.auth import actor, current_key, requires, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.credit import (
@@ -74,7 +74,7 @@ def post(body: dict[str, Any], customer_code: str, sale_group_code: str) -> dict
         for p in body["payments"]
     ]
     cmd = PostPayments(customer_code, sale_group_code, records, by=current_key().name)
-    result = post_payments(cmd, scope=scope(), uow=ctx().uow())
+    result = post_payments(cmd, scope=scope(), uow=ctx().uow(), actor=actor())
     return {
         "created": result.count("created"),
         "updated": result.count("updated"),
@@ -135,6 +135,7 @@ def set_base(body: dict[str, Any], customer_code: str, sale_group_code: str) -> 
         by=current_key().name,
         scope=scope(),
         uow=c.uow(),
+        actor=actor(),
     )
     return view_credit_profile(customer_code, sale_group_code, scope=scope(), uow=c.uow())
 
@@ -147,7 +148,7 @@ def set_base(body: dict[str, Any], customer_code: str, sale_group_code: str) -> 
 def ask(body: dict[str, Any], customer_code: str, sale_group_code: str) -> dict[str, Any]:
     """Ask for a temporary credit limit until a time; another administrator approves or rejects it."""
     cmd = RequestLimit(customer_code, sale_group_code, body["amount"], body["until"], body["reason"])
-    return _shown(*request_limit(cmd, key=current_key(), uow=ctx().uow()))
+    return _shown(*request_limit(cmd, key=current_key(), uow=ctx().uow(), actor=actor()))
 
 
 @bp.route(f"{ACCOUNT}/credit-limit-requests", methods=["GET"])
@@ -182,7 +183,7 @@ def all_requests(status: str | None) -> dict[str, Any]:
 def _decide(request_id: str, body: dict[str, Any], approve: bool) -> dict[str, Any]:
     return _shown(
         *decide_limit_request(
-            request_id, approve=approve, note=body["note"], key=current_key(), uow=ctx().uow()
+            request_id, approve=approve, note=body["note"], key=current_key(), uow=ctx().uow(), actor=actor()
         )
     )
 

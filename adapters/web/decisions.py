@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from adapters.web.auth import requires, scope
+from adapters.web.auth import actor, requires, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.metrics import DECISION_SECONDS, REPLAYS, count_decision
@@ -49,6 +49,7 @@ def decide(body: dict[str, Any]) -> tuple[Decision, int]:
         balances=c.balances,
         clock=c.clock,
         deadline_s=c.decision_deadline_s,
+        actor=actor(),
     )
     DECISION_SECONDS.observe(time.perf_counter() - started)
     if result.created:
@@ -81,7 +82,9 @@ def settle(order_id: str, customer_code: str | None = None) -> Decision:
 
     A retry of a settle answers 200 with the same settled hold and changes nothing."""
     c = ctx()
-    return settle_order(order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock)
+    return settle_order(
+        order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock, actor=actor()
+    )
 
 
 @bp.route("/<path:order_id>/release", methods=["POST"])
@@ -93,7 +96,9 @@ def settle(order_id: str, customer_code: str | None = None) -> Decision:
 def release(order_id: str, customer_code: str | None = None) -> Decision:
     """The order was cancelled: its hold stops counting, or its deferral ends."""
     c = ctx()
-    return release_order(order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock)
+    return release_order(
+        order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock, actor=actor()
+    )
 
 
 @bp.route("/<path:order_id>/recheck", methods=["POST"])
@@ -112,4 +117,5 @@ def recheck(order_id: str, customer_code: str | None = None) -> Decision:
         balances=c.balances,
         clock=c.clock,
         deadline_s=c.decision_deadline_s,
+        actor=actor(),
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import request
 
-from adapters.web.auth import requires_global_admin
+from adapters.web.auth import actor, requires_global_admin
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.upstream_configs import HaierConfigSchema, RedactedConfigSchema
@@ -47,6 +47,7 @@ def put(_body: dict[str, Any], name: str) -> dict[str, Any]:
         uow=c.uow(),
         box=tools.box,
         clock=c.clock,
+        actor=actor(),
     )
     return get_config(name, validate=tools.validate, redact=tools.redact, uow=c.uow(), box=tools.box)
 

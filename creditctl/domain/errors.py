@@ -198,3 +198,12 @@ class RuleSetIsDraft(Conflict):
             f"rule set {rule_set_id} is a draft; only a published version can be used for this",
             field="rule_set",
         )
+
+
+class AuditSealConflict(Conflict):
+    """Another sealer sealed some of the same events (or took the same chain positions) first."""
+
+    code = "conflict.audit_seal"
+
+    def __init__(self) -> None:
+        super().__init__("another sealer extended the audit chain at the same time; try again")

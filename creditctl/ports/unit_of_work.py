@@ -6,6 +6,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from creditctl.ports.audit import AuditLog
 from creditctl.ports.repositories import (
     AccountRepository,
     ApiKeyRepository,
@@ -37,6 +38,7 @@ class UnitOfWork(Protocol):
     balance_history: BalanceHistoryRepository
     credit_history: CreditHistoryRepository
     limit_requests: LimitRequestRepository
+    audit: AuditLog
 
     def __enter__(self) -> Self: ...
 

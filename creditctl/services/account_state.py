@@ -9,6 +9,8 @@ from uuid import uuid4
 
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.assessment import Assessment
+from creditctl.domain.audit import SYSTEM
+from creditctl.domain.audit_records import account_subject
 from creditctl.domain.balance import BalanceReport
 from creditctl.domain.decision import Decision
 from creditctl.domain.hold import Hold, HoldStatus
@@ -33,7 +35,7 @@ def refresh_locked_account(
 
     The common case (nothing due, no new snapshot, profile of today) runs no statement here."""
     if account.may_have_due_holds(now):
-        account.exposure -= uow.holds.expire_due(account.id, now)
+        expire_due_holds(uow, account, now)
     snapshot = adopt_report(account, report)
     if snapshot is not None:
         account.exposure -= uow.holds.stop_counting_settled(account.id, snapshot.fetched_at)
@@ -44,6 +46,23 @@ def refresh_locked_account(
         recompute_profile(uow, account, params, now, trigger="daily", by="creditctl")
     if account.low_balance_alerted:  # money came back since the alert: the next fall alerts again
         rearm(account, params if params is not None else account_params(uow, account))
+
+
+def expire_due_holds(uow: UnitOfWork, account: CreditAccount, now: datetime) -> Decimal:
+    """Under the lock: end the account's holds past their expiry; one audit event when any ended."""
+    expired = uow.holds.expire_due(account.id, now)
+    if expired:
+        before = account.exposure
+        account.exposure -= expired
+        uow.audit.append(
+            "holds.expired",
+            at=now,
+            actor=SYSTEM,
+            subject=account_subject(account),
+            before={"exposure": before},
+            after={"exposure": account.exposure, "expired_amount": expired},
+        )
+    return expired
 
 
 def apply_outcome(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from creditctl.domain.api_key import ApiKey, Role, hash_secret, new_secret
+from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.errors import InvalidRequest, Unauthenticated
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
@@ -26,6 +27,7 @@ def create_api_key(
     uow: UnitOfWork,
     clock: Clock,
     balances: BalanceProvider | None = None,
+    actor: Actor = SYSTEM,
 ) -> NewApiKey:
     """Make a key; only its hash is kept.
 
@@ -34,19 +36,34 @@ def create_api_key(
     if customers and balances is not None:
         for code in sorted(set(customers)):
             ensure_known(code, uow=uow, balances=balances, now=clock.now())
-    return _create(name=name, role=role, customers=customers, uow=uow, clock=clock, replace=False)
+    return _create(
+        name=name, role=role, customers=customers, uow=uow, clock=clock, replace=False, actor=actor
+    )
 
 
 def replace_api_key(
-    *, name: str, role: str, customers: list[str] | None, uow: UnitOfWork, clock: Clock
+    *,
+    name: str,
+    role: str,
+    customers: list[str] | None,
+    uow: UnitOfWork,
+    clock: Clock,
+    actor: Actor = SYSTEM,
 ) -> NewApiKey:
     """Make a key and revoke, in the same transaction, every active key of the same name: a key
     named for a purpose (the demo's) exists once however often it is made again."""
-    return _create(name=name, role=role, customers=customers, uow=uow, clock=clock, replace=True)
+    return _create(name=name, role=role, customers=customers, uow=uow, clock=clock, replace=True, actor=actor)
 
 
 def _create(
-    *, name: str, role: str, customers: list[str] | None, uow: UnitOfWork, clock: Clock, replace: bool
+    *,
+    name: str,
+    role: str,
+    customers: list[str] | None,
+    uow: UnitOfWork,
+    clock: Clock,
+    replace: bool,
+    actor: Actor,
 ) -> NewApiKey:
     try:
         role_value = Role(role)
@@ -65,11 +82,12 @@ def _create(
                 raise InvalidRequest(f"unknown customers: {', '.join(unknown)}", field="customers")
         if replace:
             for old in uow.api_keys.all():
-                if old.name == name and old.revoked_at is None:
-                    uow.api_keys.revoke(old.id, clock.now())
+                if old.name == name and old.revoked_at is None and uow.api_keys.revoke(old.id, clock.now()):
+                    _record(uow, "api_key.revoked", old, actor)
         key = uow.api_keys.add(
             name=name, role=role_value, customers=scope, key_hash=hash_secret(secret), now=clock.now()
         )
+        _record(uow, "api_key.created", key, actor)
         uow.commit()
     return NewApiKey(key=key, secret=secret)
 
@@ -85,8 +103,22 @@ def authenticate(secret: str, *, uow: UnitOfWork) -> ApiKey:
     return key
 
 
-def revoke_api_key(key_id: int, *, uow: UnitOfWork, clock: Clock) -> bool:
+def revoke_api_key(key_id: int, *, uow: UnitOfWork, clock: Clock, actor: Actor = SYSTEM) -> bool:
+    """Revoke an active key; False when there is no such key or it was revoked already."""
     with uow:
+        key = next((k for k in uow.api_keys.all() if k.id == key_id), None)
         done = uow.api_keys.revoke(key_id, clock.now())
+        if done and key is not None:
+            _record(uow, "api_key.revoked", key, actor)
         uow.commit()
     return done
+
+
+def _record(uow: UnitOfWork, type_: str, key: ApiKey, actor: Actor) -> None:
+    uow.audit.append(
+        type_,
+        at=uow.now(),
+        actor=actor,
+        subject={"key_id": key.id, "key_name": key.name},
+        after={"role": key.role.value, "customers": key.customers, "revoked": type_ == "api_key.revoked"},
+    )

@@ -17,6 +17,8 @@ from uuid import uuid4
 
 from creditctl.domain.account import CreditAccount, PaymentProfile
 from creditctl.domain.assessment import effective_params
+from creditctl.domain.audit import SYSTEM, Actor
+from creditctl.domain.audit_records import account_subject
 from creditctl.domain.credit import CreditTerms, ProfileChange, credit_terms, describe_inputs, grade_bands
 from creditctl.domain.errors import InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.domain.money import MAX_AMOUNT
@@ -40,6 +42,7 @@ def recompute_profile(
     by: str,
     reason: str | None = None,
     limit_before: Decimal | None = None,
+    actor: Actor = SYSTEM,
 ) -> bool:
     """Recompute the stored facts and average balance at the database's `now` (the caller holds the lock
     and saves the account); record a history entry when the result or an explicit input changed, and a
@@ -67,6 +70,29 @@ def recompute_profile(
                 limit=terms.limit,
                 inputs=describe_inputs(account, terms),
             ),
+        )
+        uow.audit.append(
+            "credit_profile.changed",
+            at=now,
+            actor=actor,
+            subject=account_subject(account),
+            before={
+                "payment": before[0],
+                "average_balance": before[1],
+                "grade": before[2],
+                "limit": before[3],
+            },
+            after={
+                "trigger": trigger,
+                "reason": reason,
+                "grade": terms.grade,
+                "limit": terms.limit,
+                "payment": account.payment,
+                "average_balance": account.credit.average_balance,
+                "base_limit": account.credit.base_limit,
+                "temporary_limit": account.credit.temporary_limit,
+                "temporary_until": account.credit.temporary_until,
+            },
         )
     if terms.limit != limit_before:
         _limit_changed(uow, account, limit_before, terms, now, trigger=trigger, by=by, reason=reason)
@@ -137,6 +163,7 @@ def set_base_limit(
     by: str,
     scope: frozenset[str] | None,
     uow: UnitOfWork,
+    actor: Actor = SYSTEM,
 ) -> None:
     """Set the account's base credit limit (None: back to the rule parameter base_credit_limit)."""
     if not reason.strip():
@@ -151,7 +178,15 @@ def set_base_limit(
         account.credit.base_limit = base_limit
         account.credit.base_limit_reason = reason if base_limit is not None else None
         recompute_profile(
-            uow, account, params, now, trigger="base_limit", by=by, reason=reason, limit_before=before
+            uow,
+            account,
+            params,
+            now,
+            trigger="base_limit",
+            by=by,
+            reason=reason,
+            limit_before=before,
+            actor=actor,
         )
         uow.accounts.save(account)
         uow.commit()

@@ -8,6 +8,8 @@ from uuid import uuid4
 
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.assessment import Assessment, assess, effective_params
+from creditctl.domain.audit import SYSTEM, Actor
+from creditctl.domain.audit_records import decided_state, decision_subject
 from creditctl.domain.decision import Decision, DecisionState, Order
 from creditctl.domain.errors import OrderIdReused, UnknownAccount, UnknownCustomer, UpstreamUnavailable
 from creditctl.domain.rule_set import RuleSetVersion
@@ -37,6 +39,7 @@ def decide_order(
     balances: BalanceProvider,
     clock: Clock,
     deadline_s: float = DEFAULT_DEADLINE_S,
+    actor: Actor = SYSTEM,
 ) -> DecisionResult:
     """Decide `order` once: a replay of the same body returns the first decision, another body conflicts."""
     if scope is not None and order.customer_code not in scope:
@@ -55,7 +58,7 @@ def decide_order(
         )
         decided, registered = None, True
         if fresh:
-            decided = _decide_locked(uow, order, fingerprint, locked, rule_set, NOT_FETCHED, now)
+            decided = _decide_locked(uow, order, fingerprint, locked, rule_set, NOT_FETCHED, now, actor)
         else:  # about to ask the upstream: a replay must not cost an upstream call
             existing = uow.decisions.get(order.customer_code, order.order_id)
             if existing is not None:
@@ -74,7 +77,7 @@ def decide_order(
     with uow:
         relocked = _lock_or_open(uow, order, fetched)
         decided = _decide_locked(
-            uow, order, fingerprint, relocked, rule_set, fetched, _database_time(uow, relocked)
+            uow, order, fingerprint, relocked, rule_set, fetched, _database_time(uow, relocked), actor
         )
     return decided if decided.created else _replay_after_race(uow, order, fingerprint)
 
@@ -87,6 +90,7 @@ def _decide_locked(
     rule_set: RuleSetVersion,
     fetched: Fetched,
     now: datetime,
+    actor: Actor,
 ) -> DecisionResult:
     """Inside the account lock, at the database's `now`: evaluate, write decision, hold and exposure.
 
@@ -105,6 +109,13 @@ def _decide_locked(
         uow.holds.add(decision.hold)
     queue_notifications(uow, decision, locked, now)
     uow.accounts.save(locked)
+    uow.audit.append(
+        "decision.made",
+        at=now,
+        actor=actor,
+        subject=decision_subject(decision),
+        after=decided_state(decision, locked),
+    )
     uow.commit()
     return DecisionResult(decision, created=True)
 

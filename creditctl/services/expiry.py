@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from creditctl.domain.audit import SYSTEM, Actor
+from creditctl.domain.audit_records import decision_state, decision_subject
 from creditctl.domain.decision import Decision, DecisionState, Reason
 from creditctl.domain.errors import UnknownOrder
 from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.account_state import expire_due_holds
 from rules import Outcome
 
 DEFERRAL_EXPIRED = Reason(
@@ -22,7 +25,9 @@ class SweepResult:
     deferrals_expired: int
 
 
-def expire_deferral(customer_code: str, order_id: str, *, uow: UnitOfWork, clock: Clock) -> Decision:
+def expire_deferral(
+    customer_code: str, order_id: str, *, uow: UnitOfWork, clock: Clock, actor: Actor = SYSTEM
+) -> Decision:
     """Block a deferred order whose deferral has run out (under the account lock, so once)."""
     with uow:
         decision = uow.decisions.get(customer_code, order_id)
@@ -31,7 +36,7 @@ def expire_deferral(customer_code: str, order_id: str, *, uow: UnitOfWork, clock
         uow.accounts.lock(decision.order.customer_code, decision.order.sale_group_code)
         decision = uow.decisions.get(customer_code, order_id)
         assert decision is not None
-        if end_deferral_if_due(uow, decision, uow.now()):
+        if end_deferral_if_due(uow, decision, uow.now(), actor):
             uow.commit()
     return decision
 
@@ -42,7 +47,7 @@ def deferral_due(decision: Decision, now: datetime) -> bool:
     return decision.state is DecisionState.DEFERRED and expires is not None and expires <= now
 
 
-def end_deferral_if_due(uow: UnitOfWork, decision: Decision, now: datetime) -> bool:
+def end_deferral_if_due(uow: UnitOfWork, decision: Decision, now: datetime, actor: Actor = SYSTEM) -> bool:
     """Under the account lock: block a deferral whose deadline has passed (DEFERRAL_EXPIRED)."""
     if not deferral_due(decision, now):
         return False
@@ -51,6 +56,14 @@ def end_deferral_if_due(uow: UnitOfWork, decision: Decision, now: datetime) -> b
     decision.state = DecisionState.EXPIRED
     decision.shortfall = None
     uow.decisions.update(decision)
+    uow.audit.append(
+        "deferral.expired",
+        at=now,
+        actor=actor,
+        subject=decision_subject(decision),
+        before={"state": DecisionState.DEFERRED.value},
+        after=decision_state(decision),
+    )
     return True
 
 
@@ -63,7 +76,7 @@ def expire_holds(*, uow: UnitOfWork, clock: Clock) -> int:
             account = uow.accounts.lock(customer_code, sale_group_code)
             if account is None:
                 continue
-            account.exposure -= uow.holds.expire_due(account.id, uow.now())
+            expire_due_holds(uow, account, uow.now())
             uow.accounts.save(account)
             uow.commit()
     return len(due)

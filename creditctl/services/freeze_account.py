@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from creditctl.domain.account import CreditAccount
+from creditctl.domain.audit import SYSTEM, Actor
+from creditctl.domain.audit_records import account_status, account_subject
 from creditctl.domain.errors import AlreadyFrozen, InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
@@ -17,6 +19,7 @@ def freeze_account(
     scope: frozenset[str] | None,
     uow: UnitOfWork,
     clock: Clock,
+    actor: Actor = SYSTEM,
 ) -> CreditAccount:
     """Freeze with a stated reason.
 
@@ -37,8 +40,18 @@ def freeze_account(
                 by=account.frozen_by or "unknown",
                 since=account.frozen_at.isoformat() if account.frozen_at else "unknown",
             )
-        account.freeze(reason=reason, by=f"admin:{by}", now=clock.now())
+        before = account_status(account)
+        now = uow.now()
+        account.freeze(reason=reason, by=f"admin:{by}", now=now)
         uow.accounts.save(account)
+        uow.audit.append(
+            "account.frozen",
+            at=now,
+            actor=actor,
+            subject=account_subject(account),
+            before=before,
+            after=account_status(account),
+        )
         uow.commit()
     return account
 
@@ -52,14 +65,24 @@ def unfreeze_account(
     scope: frozenset[str] | None,
     uow: UnitOfWork,
     clock: Clock,
+    actor: Actor = SYSTEM,
 ) -> CreditAccount:
     """Lift a freeze, whoever set it."""
     _require_reason(reason)
     with uow:
         account = _locked(uow, customer_code, sale_group_code, scope)
         if account.is_frozen:
+            before = account_status(account)
             account.unfreeze()
             uow.accounts.save(account)
+            uow.audit.append(
+                "account.unfrozen",
+                at=uow.now(),
+                actor=actor,
+                subject=account_subject(account),
+                before=before,
+                after={**account_status(account), "reason": reason},
+            )
             uow.commit()
     return account
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 from uuid import uuid4
 
 from creditctl.domain.api_key import ApiKey
+from creditctl.domain.audit import Actor
 from creditctl.domain.credit import credit_terms
 from creditctl.domain.errors import (
     InvalidRequest,
@@ -39,7 +40,9 @@ class RequestLimit:
     reason: str
 
 
-def request_limit(cmd: RequestLimit, *, key: ApiKey, uow: UnitOfWork) -> tuple[CreditLimitRequest, datetime]:
+def request_limit(
+    cmd: RequestLimit, *, key: ApiKey, uow: UnitOfWork, actor: Actor | None = None
+) -> tuple[CreditLimitRequest, datetime]:
     """Record a pending request; `until` must be ahead of the database's clock."""
     if not Decimal("0") < cmd.amount <= MAX_AMOUNT:
         raise InvalidRequest("amount must be above 0.00 and at most 1000000000000.00", field="amount")
@@ -64,12 +67,19 @@ def request_limit(cmd: RequestLimit, *, key: ApiKey, uow: UnitOfWork) -> tuple[C
             requested_at=now,
         )
         uow.limit_requests.add(request)
+        _record(uow, "limit_request.requested", request, now, actor or _key_actor(key), None)
         uow.commit()
     return request, now
 
 
 def decide_limit_request(
-    request_id: str, *, approve: bool, note: str | None, key: ApiKey, uow: UnitOfWork
+    request_id: str,
+    *,
+    approve: bool,
+    note: str | None,
+    key: ApiKey,
+    uow: UnitOfWork,
+    actor: Actor | None = None,
 ) -> tuple[CreditLimitRequest, datetime]:
     """Approve or reject a pending request with another key than the requester's (four eyes)."""
     with uow:
@@ -105,11 +115,42 @@ def decide_limit_request(
                 by=key.name,
                 reason=request.reason,
                 limit_before=before,
+                actor=actor or _key_actor(key),
             )
             uow.accounts.save(account)
         uow.limit_requests.save(request)
+        _record(
+            uow, f"limit_request.{request.status.value}", request, now, actor or _key_actor(key), "pending"
+        )
         uow.commit()
     return request, now
+
+
+def _key_actor(key: ApiKey) -> Actor:
+    return Actor(name=key.name, role=key.role.value)
+
+
+def _record(
+    uow: UnitOfWork, type_: str, request: CreditLimitRequest, now: datetime, actor: Actor, before: str | None
+) -> None:
+    uow.audit.append(
+        type_,
+        at=now,
+        actor=actor,
+        subject={
+            "customer_code": request.customer_code,
+            "sale_group_code": request.sale_group_code,
+            "limit_request_id": request.id,
+        },
+        before=None if before is None else {"status": before},
+        after={
+            "status": request.status.value,
+            "amount": request.amount,
+            "until": request.until,
+            "reason": request.reason,
+            "note": request.note,
+        },
+    )
 
 
 def _supersede(uow: UnitOfWork, request_id: str | None, now: datetime) -> None:

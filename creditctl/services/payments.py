@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from creditctl.domain.audit import SYSTEM, Actor
+from creditctl.domain.audit_records import account_subject
 from creditctl.domain.errors import InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.domain.payment import PaymentRecord
 from creditctl.ports.unit_of_work import UnitOfWork
@@ -33,7 +35,9 @@ class PaymentBatchResult:
         return sum(1 for _, r in self.results if r == result)
 
 
-def post_payments(cmd: PostPayments, *, scope: frozenset[str] | None, uow: UnitOfWork) -> PaymentBatchResult:
+def post_payments(
+    cmd: PostPayments, *, scope: frozenset[str] | None, uow: UnitOfWork, actor: Actor = SYSTEM
+) -> PaymentBatchResult:
     """Store each record: new invoice → created; same figures → unchanged (nothing written); other figures
     → updated, with a history row (before, after, who, when). Then recompute the credit profile."""
     if not cmd.records or len(cmd.records) > MAX_BATCH:
@@ -61,8 +65,15 @@ def post_payments(cmd: PostPayments, *, scope: frozenset[str] | None, uow: UnitO
             out.results.append((record.invoice_id, "created" if before is None else "updated"))
         if any(r != "unchanged" for _, r in out.results):
             params = account_params(uow, account)
-            recompute_profile(uow, account, params, now, trigger="payments", by=cmd.by)
+            recompute_profile(uow, account, params, now, trigger="payments", by=cmd.by, actor=actor)
             uow.accounts.save(account)
+            uow.audit.append(
+                "payments.posted",
+                at=now,
+                actor=actor,
+                subject=account_subject(account),
+                after={"invoices": {i: r for i, r in out.results if r != "unchanged"}},
+            )
         uow.commit()
     return out
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from creditctl.domain.assessment import assess, effective_params
+from creditctl.domain.audit import SYSTEM, Actor
+from creditctl.domain.audit_records import decided_state, decision_state, decision_subject
 from creditctl.domain.decision import Decision, DecisionState
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
@@ -23,6 +25,7 @@ def recheck_order(
     balances: BalanceProvider,
     clock: Clock,
     deadline_s: float = 2.0,
+    actor: Actor = SYSTEM,
 ) -> Decision:
     """A deferred order is evaluated again; any other decision is returned unchanged."""
     with uow:
@@ -35,7 +38,7 @@ def recheck_order(
     if decision.state is not DecisionState.DEFERRED:
         return decision
     if deferral_due(decision, now):
-        return expire_deferral(customer_code, order_id, uow=uow, clock=clock)
+        return expire_deferral(customer_code, order_id, uow=uow, clock=clock, actor=actor)
     params = effective_params(rule_set.rules, account)
     fetched = Fetched(None, None)
     if needs_refresh(account, params, now):
@@ -46,12 +49,13 @@ def recheck_order(
         if locked is None or decision.state is not DecisionState.DEFERRED:
             return decision
         now = uow.now()  # again, under the lock: the deadline may have passed while the upstream answered
-        if end_deferral_if_due(uow, decision, now):
+        if end_deferral_if_due(uow, decision, now, actor):
             uow.commit()
             return decision
         refresh_locked_account(
             uow, locked, fetched.report, now, params=effective_params(rule_set.rules, locked)
         )
+        before = decision_state(decision)
         assessment = assess(decision.order, locked, rule_set.rules, now, upstream_error=fetched.error)
         decision.outcome = assessment.outcome
         decision.reasons = assessment.reasons
@@ -74,5 +78,14 @@ def recheck_order(
             uow.holds.add(decision.hold)
         queue_notifications(uow, decision, locked, now)
         uow.accounts.save(locked)
+        after = decided_state(decision, locked)
+        uow.audit.append(
+            "decision.rechecked",
+            at=now,
+            actor=actor,
+            subject=decision_subject(decision),
+            before=before,
+            after=after,
+        )
         uow.commit()
     return decision

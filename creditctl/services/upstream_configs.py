@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.errors import InvalidRequest, NotFound
 from creditctl.ports.clock import Clock
 from creditctl.ports.secret_box import SecretBox
@@ -60,8 +61,9 @@ def put_config(
     uow: UnitOfWork,
     box: SecretBox,
     clock: Clock,
+    actor: Actor = SYSTEM,
 ) -> dict[str, Any]:
-    """Create or replace a config. Returns it redacted.
+    """Create or replace a config. Returns it redacted (as the audit event records it: secrets "set").
 
     A secret sent as "set" keeps its stored value, but only while the destination (base_url, token_url,
     auth) stays the same: a stored secret is never sent to a host it was not given for. The stored
@@ -89,8 +91,17 @@ def put_config(
                 updated_at=now,
             )
         )
+        shown = redact(parsed)
+        uow.audit.append(
+            "upstream_config.changed",
+            at=uow.now(),
+            actor=actor,
+            subject={"config": name, "kind": kind},
+            before=None if existing is None else {"updated_at": existing.updated_at},
+            after=shown,
+        )
         uow.commit()
-    return redact(parsed)
+    return shown
 
 
 def get_config(

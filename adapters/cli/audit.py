@@ -1,0 +1,97 @@
+"""`creditctl audit seal | verify | export`: the hash chain sealed, checked, and handed to an auditor."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import click
+
+from creditctl.domain.audit import Actor, cli_actor
+from creditctl.services.audit import export_audit, seal_audit, verify_audit
+from creditctl.services.context import AppContext
+
+
+def operator() -> Actor:
+    """The person at the command line, as the audit trail records them ("cli:<user>")."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        user = "unknown"
+    return cli_actor(user)
+
+
+def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
+    @cli.group(help="The tamper-evident audit trail.")
+    def audit() -> None: ...
+
+    @audit.command("seal", help="Link every committed, unsealed event into the hash chain; print the head.")
+    @click.option("--every", type=float, default=None, help="Keep sealing, every this many seconds.")
+    def audit_seal(every: float | None) -> None:
+        ctx = make_context()
+        while True:
+            sealed = seal_audit(uow=ctx.uow())
+            with ctx.uow() as uow:
+                position, digest = uow.audit.head()
+            click.echo(f"sealed {sealed}; head {position}:{digest}")
+            if every is None:
+                return
+            time.sleep(every)
+
+    @audit.command("verify", help="Walk the chain from the start; name the first event whose link breaks.")
+    @click.option("--anchor", help="POSITION:HASH seen earlier (a seal's head, an export's last line).")
+    def audit_verify(anchor: str | None) -> None:
+        ctx = make_context()
+        report = verify_audit(uow=ctx.uow(), anchor=_anchor(anchor) if anchor else None)
+        if report.ok:
+            click.echo(
+                f"ok: {report.checked} events sealed and verified, head {report.head_position}:"
+                f"{report.head_hash}; {report.unsealed} not sealed yet"
+            )
+            return
+        click.echo(
+            f"BROKEN at position {report.broken_position} (event seq {report.broken_seq}): {report.problem}; "
+            f"the {report.checked} events before it verify",
+            err=True,
+        )
+        sys.exit(1)
+
+    @audit.command(
+        "export", help="Write the sealed events of [--from, --to) as JSON lines with their hashes."
+    )
+    @click.option("--from", "since", type=click.DateTime(), default=None, help="UTC date or time.")
+    @click.option("--to", "until", type=click.DateTime(), default=None, help="UTC date or time (exclusive).")
+    @click.option("--out", type=click.File("w", encoding="utf-8"), default="-", show_default=True)
+    def audit_export(since: datetime | None, until: datetime | None, out: Any) -> None:
+        ctx = make_context()
+        count = 0
+        for event in export_audit(_utc(since), _utc(until), uow=ctx.uow()):
+            line = {
+                "position": event.position,
+                "seq": event.seq,
+                "prev_hash": event.prev_hash,
+                "hash": event.hash,
+                "payload": event.payload,
+            }
+            out.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+            count += 1
+        click.echo(f"exported {count} events", err=True)
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    position, _, digest = text.partition(":")
+    if not position.isdigit() or len(digest) != 64:
+        raise click.BadParameter("expected POSITION:HASH (64 hex digits)", param_hint="--anchor")
+    return int(position), digest.lower()
+
+
+def _utc(moment: datetime | date | None) -> datetime | None:
+    if moment is None:
+        return None
+    assert isinstance(moment, datetime)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,0 +1,189 @@
+"""The audit log on SQL: one INSERT per event on the change's connection; seals in their own table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, exists, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from adapters.sql.tables import audit_events, audit_seals
+from creditctl.domain.audit import GENESIS, Actor, AuditEvent, AuditQuery, event_payload, iso
+from creditctl.domain.errors import AuditSealConflict
+
+_e, _s = audit_events.c, audit_seals.c
+_APPEND = insert(audit_events)  # built once: the decision path compiles it once per process
+# On PostgreSQL the Core insert would add RETURNING seq (its result costs more CPU than the insert);
+# nothing needs the seq back, so the statement goes to psycopg as written (a prepared statement).
+_PG_APPEND = (
+    "INSERT INTO audit_events (at, type, actor, customer_code, sale_group_code, order_id, payload) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+_COLUMNS = (_e.type, _e.actor, _e.at, _e.customer_code, _e.sale_group_code, _e.order_id)
+_SEALED = select(_e.seq, _e.payload, _s.position, _s.prev_hash, _s.hash).select_from(
+    audit_seals.join(audit_events, _e.seq == _s.seq)
+)
+
+
+class SqlAuditLog:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._postgres = conn.dialect.name == "postgresql"
+
+    def append(
+        self,
+        type: str,
+        *,
+        at: datetime,
+        actor: Actor,
+        subject: Mapping[str, Any],
+        before: Mapping[str, Any] | None = None,
+        after: Mapping[str, Any] | None = None,
+    ) -> None:
+        payload = event_payload(type, at=at, actor=actor, subject=subject, before=before, after=after)
+        if self._postgres:  # the hot path: one INSERT as the driver takes it, no RETURNING, no compile
+            self._conn.exec_driver_sql(
+                _PG_APPEND,
+                (
+                    at,
+                    type,
+                    actor.name,
+                    subject.get("customer_code"),
+                    subject.get("sale_group_code"),
+                    subject.get("order_id"),
+                    payload,
+                ),
+            )
+            return
+        self._conn.execute(
+            _APPEND,
+            {
+                "at": at,
+                "type": type,
+                "actor": actor.name,
+                "customer_code": subject.get("customer_code"),
+                "sale_group_code": subject.get("sale_group_code"),
+                "order_id": subject.get("order_id"),
+                "payload": payload,
+            },
+        )
+
+    def head(self) -> tuple[int, str]:
+        row = self._conn.execute(select(_s.position, _s.hash).order_by(_s.position.desc()).limit(1)).first()
+        return (0, GENESIS) if row is None else (int(row.position), row.hash)
+
+    def unsealed(self, *, after_seq: int, limit: int) -> Sequence[AuditEvent]:
+        rows = self._conn.execute(
+            select(_e.seq, _e.payload)
+            .where(_e.seq > after_seq, ~exists().where(_s.seq == _e.seq))
+            .order_by(_e.seq)
+            .limit(limit)
+        )
+        return [AuditEvent(seq=int(r.seq), payload=r.payload) for r in rows]
+
+    def add_seals(self, seals: Sequence[tuple[int, int, str, str]], *, at: datetime) -> None:
+        if not seals:
+            return
+        try:
+            self._conn.execute(
+                insert(audit_seals),
+                [
+                    {"position": p, "seq": q, "prev_hash": prev, "hash": h, "sealed_at": at}
+                    for p, q, prev, h in seals
+                ],
+            )
+        except IntegrityError:
+            raise AuditSealConflict() from None
+
+    def chain(self, *, after_position: int, limit: int) -> Sequence[tuple[Any, ...]]:
+        rows = self._conn.execute(
+            select(_s.position, _s.seq, _s.prev_hash, _s.hash, _e.payload, *_COLUMNS)
+            .select_from(audit_seals.outerjoin(audit_events, _e.seq == _s.seq))
+            .where(_s.position > after_position)
+            .order_by(_s.position)
+            .limit(limit)
+        )
+        return [
+            (
+                int(r.position),
+                int(r.seq),
+                r.payload,
+                r.prev_hash,
+                r.hash,
+                None if r.payload is None else _columns(r),
+            )
+            for r in rows
+        ]
+
+    def count_unsealed(self) -> int:
+        total = self._conn.execute(
+            select(func.count()).select_from(audit_events).where(~exists().where(_s.seq == _e.seq))
+        ).scalar()
+        return int(total or 0)
+
+    def query(self, q: AuditQuery) -> list[AuditEvent]:
+        stmt = (
+            _SEALED.where(_s.position > q.after_position, *_filters(q)).order_by(_s.position).limit(q.limit)
+        )
+        return [_event(r) for r in self._conn.execute(stmt)]
+
+    def between(self, since: datetime | None, until: datetime | None) -> Iterator[AuditEvent]:
+        bounds = self._conn.execute(
+            select(func.min(_s.position), func.max(_s.position))
+            .select_from(audit_seals.join(audit_events, _e.seq == _s.seq))
+            .where(*([_e.at >= since] if since else []), *([_e.at < until] if until else []))
+        ).one()
+        if bounds[0] is None:
+            return
+        after, last = int(bounds[0]) - 1, int(bounds[1])
+        while True:
+            rows = self._conn.execute(
+                _SEALED.where(_s.position > after, _s.position <= last).order_by(_s.position).limit(1000)
+            ).all()
+            if not rows:
+                return
+            yield from (_event(r) for r in rows)
+            after = int(rows[-1].position)
+
+
+def _filters(q: AuditQuery) -> list[Any]:
+    out: list[Any] = []
+    if q.customers is not None:
+        out.append(_e.customer_code.in_(sorted(q.customers)))
+    for column, value in (
+        (_e.customer_code, q.customer_code),
+        (_e.sale_group_code, q.sale_group_code),
+        (_e.order_id, q.order_id),
+        (_e.type, q.type),
+        (_e.actor, q.actor),
+    ):
+        if value is not None:
+            out.append(column == value)
+    if q.since is not None:
+        out.append(_e.at >= q.since)
+    if q.until is not None:
+        out.append(_e.at < q.until)
+    return [and_(*out)] if out else []
+
+
+def _columns(r: Row[Any]) -> dict[str, Any]:
+    return {
+        "type": r.type,
+        "actor": r.actor,
+        "at": iso(r.at),
+        "customer_code": r.customer_code,
+        "sale_group_code": r.sale_group_code,
+        "order_id": r.order_id,
+    }
+
+
+def _event(r: Row[Any]) -> AuditEvent:
+    return AuditEvent(
+        seq=int(r.seq),
+        payload=r.payload,
+        position=None if r.position is None else int(r.position),
+        prev_hash=r.prev_hash,
+        hash=r.hash,
+    )

@@ -1,0 +1,71 @@
+"""The audit trail on the wire: filters and a position cursor in, events with their chain hashes out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, validate
+
+
+class AuditQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    customer_code = fields.String(load_default=None, validate=validate.Length(min=1, max=32))
+    sale_group_code = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=32),
+        metadata={"description": "With customer_code: one account's events"},
+    )
+    order_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    type = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "decision.made, hold.settled, account.frozen, api_key.created, ..."},
+    )
+    actor = fields.String(
+        load_default=None, validate=validate.Length(min=1, max=200), metadata={"description": "A key's name"}
+    )
+    since = fields.AwareDateTime(
+        load_default=None, data_key="from", metadata={"description": "At or after (UTC)"}
+    )
+    until = fields.AwareDateTime(load_default=None, data_key="to", metadata={"description": "Before (UTC)"})
+    cursor = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0, max=2**62),
+        metadata={"description": "next_cursor of the previous page (a chain position)"},
+    )
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+def _payload(event: Any) -> dict[str, Any]:
+    return event.data  # type: ignore[no-any-return]
+
+
+class AuditEventSchema(Schema):
+    position = fields.Integer(metadata={"description": "Place in the hash chain"})
+    seq = fields.Integer(metadata={"description": "The database's sequence number, given at insert"})
+    at = fields.Function(lambda e: _payload(e)["at"], metadata={"type": "string", "format": "date-time"})
+    type = fields.Function(lambda e: _payload(e)["type"], metadata={"type": "string"})
+    actor = fields.Function(
+        lambda e: _payload(e)["actor"],
+        metadata={"type": "object", "description": "The key's (or operator's) name and role"},
+    )
+    request_id = fields.Function(
+        lambda e: _payload(e).get("request_id"), metadata={"type": "string", "nullable": True}
+    )
+    subject = fields.Function(lambda e: _payload(e)["subject"], metadata={"type": "object"})
+    before = fields.Function(
+        lambda e: _payload(e).get("before"), metadata={"type": "object", "nullable": True}
+    )
+    after = fields.Function(lambda e: _payload(e).get("after"), metadata={"type": "object", "nullable": True})
+    payload = fields.String(metadata={"description": "The canonical JSON that was hashed, byte for byte"})
+    prev_hash = fields.String(metadata={"description": "The previous event's hash (64 zeros for the first)"})
+    hash = fields.String(metadata={"description": "SHA-256 (hex) of prev_hash followed by payload, as UTF-8"})
+
+
+class AuditPageSchema(Schema):
+    events = fields.List(fields.Nested(AuditEventSchema))
+    next_cursor = fields.Integer(
+        allow_none=True, metadata={"description": "Pass as ?cursor= for the next page; null on the last"}
+    )

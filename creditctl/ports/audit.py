@@ -1,0 +1,75 @@
+"""The audit log port: append an event in the change's own transaction; seal, walk and read the chain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from creditctl.domain.audit import Actor, AuditEvent, AuditQuery
+
+
+class AuditLog(Protocol):
+    """Append-only. Recording a state change is one line, inside the unit of work that makes it:
+
+        uow.audit.append("account.frozen", at=now, actor=actor,
+                         subject={"customer_code": c, "sale_group_code": g}, before={...}, after={...})
+
+    `type` is "<thing>.<past tense>" (decision.made, hold.settled, rule_set.published, ...). `at` is the
+    database's time the change already read (uow.now() or the lock's time): append runs exactly one
+    INSERT and no SELECT, and takes no lock other writers wait for. `subject` names what changed;
+    customer_code, sale_group_code and order_id are also stored as columns for filtering (and are what
+    a customer-limited key is allowed to see). before/after hold plain values (Decimal, datetime, enums
+    and sets are written as strings and lists). The event is hashed later by `seal`; it is rolled back
+    with the change if the unit of work is not committed."""
+
+    def append(
+        self,
+        type: str,
+        *,
+        at: datetime,
+        actor: Actor,
+        subject: Mapping[str, Any],
+        before: Mapping[str, Any] | None = None,
+        after: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record one event (see the class docstring)."""
+        ...
+
+    def head(self) -> tuple[int, str]:
+        """The last seal's (position, hash); (0, GENESIS) when nothing is sealed."""
+        ...
+
+    def unsealed(self, *, after_seq: int, limit: int) -> Sequence[AuditEvent]:
+        """Committed events with no seal yet and seq > after_seq, lowest seq first.
+
+        A transaction may commit a lower seq after a higher one was sealed: such an event is still
+        unsealed and comes back here (after_seq=0 finds every one)."""
+        ...
+
+    def add_seals(self, seals: Sequence[tuple[int, int, str, str]], *, at: datetime) -> None:
+        """Insert (position, seq, prev_hash, hash) rows. Raises AuditSealConflict when another sealer
+        took one of these positions or events first (the caller rolls back and tries again)."""
+        ...
+
+    def chain(self, *, after_position: int, limit: int) -> Sequence[tuple[Any, ...]]:
+        """Seals after `after_position` in order, each joined with its event:
+        (position, seq, payload or None, prev_hash, hash, {column: value})."""
+        ...
+
+    def count_unsealed(self) -> int:
+        """How many events have no seal yet."""
+        ...
+
+    def query(self, q: AuditQuery) -> list[AuditEvent]:
+        """Sealed events matching `q` after position q.after_position, in chain order, at most q.limit.
+
+        Chain order is stable under concurrent writers: a seal is only ever added after the last one,
+        so a cursor never skips an event that commits later (a seq cursor would: seqs commit out of order)."""
+        ...
+
+    def between(self, since: datetime | None, until: datetime | None) -> Iterator[AuditEvent]:
+        """The sealed events from the first whose time is in [since, until) to the last, in chain order,
+        streamed: a contiguous stretch of the chain (an event committed late sits among them), so each
+        line links to the one before it."""
+        ...

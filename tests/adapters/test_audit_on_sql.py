@@ -1,0 +1,278 @@
+"""The audit trail on SQLite and PostgreSQL: appended in the change's transaction, sealed in commit order,
+tampering caught by verify, UPDATE/DELETE/TRUNCATE refused by the database itself."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from adapters.sql.unit_of_work import SqlUnitOfWork
+from creditctl.domain.audit import GENESIS, Actor, chain_hash
+from creditctl.services.audit import seal_audit, verify_audit
+
+pytestmark = pytest.mark.adapters
+
+AT = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+ALICE = Actor(name="alice", role="admin", request_id="req-1")
+
+
+@pytest.fixture
+def uow(engine: Engine) -> SqlUnitOfWork:
+    return SqlUnitOfWork(engine)
+
+
+def append(uow: SqlUnitOfWork, n: int, *, customer: str = "8800000001", commit: bool = True) -> None:
+    with uow:
+        for i in range(n):
+            uow.audit.append(
+                "account.frozen",
+                at=AT,
+                actor=ALICE,
+                subject={"customer_code": customer, "sale_group_code": "GB20", "order_id": f"PO-{i}"},
+                before={"status": "active"},
+                after={"status": "frozen", "n": i},
+            )
+        if commit:
+            uow.commit()
+
+
+def head_before(uow: SqlUnitOfWork) -> int:
+    with uow:
+        return uow.audit.head()[0]
+
+
+class TestAppendAndSeal:
+    def test_an_event_is_written_only_when_its_transaction_commits(self, uow: SqlUnitOfWork) -> None:
+        with uow:
+            before = uow.audit.count_unsealed()
+        append(uow, 1, commit=False)
+        with uow:
+            assert uow.audit.count_unsealed() == before
+        append(uow, 2)
+        with uow:
+            assert uow.audit.count_unsealed() == before + 2
+
+    def test_seal_links_each_event_to_the_previous_hash_and_verify_accepts_it(
+        self, uow: SqlUnitOfWork
+    ) -> None:
+        seal_audit(uow=uow)
+        start = head_before(uow)
+        append(uow, 3)
+        assert seal_audit(uow=uow) == 3
+        with uow:
+            links = uow.audit.chain(after_position=start, limit=10)
+        prev = GENESIS if start == 0 else links[0][3]
+        for _position, _seq, payload, prev_hash, digest, _columns in links:
+            assert prev_hash == prev
+            assert digest == chain_hash(prev, payload)
+            prev = digest
+        assert [p for p, *_ in links] == [start + 1, start + 2, start + 3]
+        report = verify_audit(uow=uow)
+        assert report.ok, report.problem
+        assert report.head_position == start + 3
+        assert report.unsealed == 0
+
+    def test_the_payload_is_canonical_json_with_time_actor_request_and_subject(
+        self, uow: SqlUnitOfWork
+    ) -> None:
+        append(uow, 1, customer="8800000009")
+        seal_audit(uow=uow)
+        with uow:
+            position, _ = uow.audit.head()
+            (_, _, payload, *_rest) = uow.audit.chain(after_position=position - 1, limit=1)[0]
+        assert payload == (
+            '{"actor":{"name":"alice","role":"admin"},"after":{"n":0,"status":"frozen"},'
+            '"at":"2026-12-01T09:30:00.000000Z","before":{"status":"active"},"request_id":"req-1",'
+            '"subject":{"customer_code":"8800000009","order_id":"PO-0","sale_group_code":"GB20"},'
+            '"type":"account.frozen"}'
+        )
+
+
+@pytest.mark.postgres
+class TestCommitOrderOnPostgres:
+    def test_an_event_that_commits_after_a_later_seq_was_sealed_is_sealed_after_it(
+        self, postgres_engine: Engine
+    ) -> None:
+        """Seqs are handed out at insert, so seq 7 may commit after seq 8 was sealed: the chain follows
+        the order the sealer sees commits in, so the late one is sealed next, never skipped."""
+        uow, late = SqlUnitOfWork(postgres_engine), SqlUnitOfWork(postgres_engine)
+        seal_audit(uow=uow)
+        with late:
+            late.audit.append("account.frozen", at=AT, actor=ALICE, subject={"customer_code": "late"})
+            append(uow, 1, customer="early")  # a higher seq, committed first
+            assert seal_audit(uow=uow) == 1
+            late.commit()
+        assert seal_audit(uow=uow) == 1
+        with uow:
+            position, _ = uow.audit.head()
+            links = uow.audit.chain(after_position=position - 2, limit=2)
+        early_seq, late_seq = links[0][1], links[1][1]
+        assert late_seq < early_seq  # sealed after it, though its seq is lower
+        assert verify_audit(uow=uow).ok
+
+    def test_concurrent_sealers_never_fork_the_chain(self, postgres_engine: Engine) -> None:
+        uow = SqlUnitOfWork(postgres_engine)
+        start = head_before(uow)
+        append(uow, 300)
+        errors: list[BaseException] = []
+
+        def sealer() -> None:
+            try:
+                for _ in range(5):
+                    seal_audit(uow=SqlUnitOfWork(postgres_engine), batch=20)
+            except BaseException as exc:  # the test reports it
+                errors.append(exc)
+
+        threads = [threading.Thread(target=sealer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seal_audit(uow=uow)
+        assert not errors or all("another sealer" in str(e) for e in errors)
+        report = verify_audit(uow=uow)
+        assert report.ok, report.problem
+        assert report.head_position >= start + 300
+        assert report.unsealed == 0
+
+    def test_an_open_audit_insert_does_not_make_another_account_wait(self, postgres_engine: Engine) -> None:
+        """No global lock: one transaction holding an uncommitted event does not block another's."""
+        holder, other = SqlUnitOfWork(postgres_engine), SqlUnitOfWork(postgres_engine)
+        with holder:
+            holder.audit.append("account.frozen", at=AT, actor=ALICE, subject={"customer_code": "A"})
+            started = time.perf_counter()
+            append(other, 1, customer="B")
+            assert time.perf_counter() - started < 1.0
+
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            "UPDATE audit_events SET type = 'x' WHERE seq = (SELECT max(seq) FROM audit_events)",
+            "DELETE FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events)",
+            "TRUNCATE audit_events CASCADE",
+            "UPDATE audit_seals SET hash = prev_hash WHERE position = (SELECT max(position) FROM audit_seals)",  # noqa: E501
+            "DELETE FROM audit_seals WHERE position = (SELECT max(position) FROM audit_seals)",
+            "TRUNCATE audit_seals",
+        ],
+    )
+    def test_the_database_refuses_to_change_or_remove_audit_rows(
+        self, postgres_engine: Engine, statement: str
+    ) -> None:
+        uow = SqlUnitOfWork(postgres_engine)
+        append(uow, 1)
+        seal_audit(uow=uow)
+        with pytest.raises(DBAPIError, match="append-only"), postgres_engine.begin() as conn:
+            conn.execute(text(statement))
+
+
+class TestSqliteTriggers:
+    def test_sqlite_refuses_update_and_delete_too(self, sqlite_engine: Engine) -> None:
+        uow = SqlUnitOfWork(sqlite_engine)
+        append(uow, 1)
+        seal_audit(uow=uow)
+        for statement in (
+            "UPDATE audit_events SET type = 'x'",
+            "DELETE FROM audit_events",
+            "UPDATE audit_seals SET hash = 'x'",
+            "DELETE FROM audit_seals",
+        ):
+            with pytest.raises(DBAPIError, match="append-only"), sqlite_engine.begin() as conn:
+                conn.execute(text(statement))
+
+
+def _tampered(sqlite_engine: Engine, *statements: str) -> tuple[SqlUnitOfWork, list[int]]:
+    """Ten sealed events, then the statements run as someone who dropped the triggers (file access)."""
+    uow = SqlUnitOfWork(sqlite_engine)
+    append(uow, 10)
+    seal_audit(uow=uow)
+    assert verify_audit(uow=uow).ok
+    with sqlite_engine.begin() as conn:
+        for table in ("audit_events", "audit_seals"):
+            for verb in ("update", "delete"):
+                conn.execute(text(f"DROP TRIGGER {table}_no_{verb}"))
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    with uow:
+        seqs = [link[1] for link in uow.audit.chain(after_position=0, limit=100)]
+    return uow, seqs
+
+
+class TestVerifyCatchesTampering:
+    def test_an_edited_event_is_named(self, sqlite_engine: Engine) -> None:
+        uow, _ = _tampered(
+            sqlite_engine,
+            "UPDATE audit_events SET payload = replace(payload, '\"n\":4', '\"n\":40') WHERE seq = 5",
+        )
+        report = verify_audit(uow=uow)
+        assert (report.broken_seq, report.broken_position, report.checked) == (5, 5, 4)
+        assert "does not match its hash" in (report.problem or "")
+
+    def test_an_edited_filter_column_is_named(self, sqlite_engine: Engine) -> None:
+        uow, _ = _tampered(
+            sqlite_engine, "UPDATE audit_events SET customer_code = '8800000002' WHERE seq = 3"
+        )
+        report = verify_audit(uow=uow)
+        assert report.broken_seq == 3
+        assert "customer_code column was changed" in (report.problem or "")
+
+    def test_a_deleted_event_is_named(self, sqlite_engine: Engine) -> None:
+        uow, _ = _tampered(sqlite_engine, "DELETE FROM audit_events WHERE seq = 7")
+        report = verify_audit(uow=uow)
+        assert (report.broken_seq, report.problem) == (7, "the event row is missing")
+
+    def test_a_deleted_event_and_its_seal_are_caught_at_the_gap(self, sqlite_engine: Engine) -> None:
+        uow, _ = _tampered(
+            sqlite_engine, "DELETE FROM audit_events WHERE seq = 6", "DELETE FROM audit_seals WHERE seq = 6"
+        )
+        report = verify_audit(uow=uow)
+        assert report.broken_position == 7
+        assert "seal 6 is missing" in (report.problem or "")
+
+    def test_two_swapped_events_are_caught_at_the_first(self, sqlite_engine: Engine) -> None:
+        uow, _ = _tampered(
+            sqlite_engine,
+            "UPDATE audit_events SET seq = -1 WHERE seq = 4",
+            "UPDATE audit_events SET seq = 4 WHERE seq = 8",
+            "UPDATE audit_events SET seq = 8 WHERE seq = -1",
+        )
+        report = verify_audit(uow=uow)
+        assert report.broken_seq == 4
+
+    def test_a_rehashed_seal_breaks_the_next_link(self, sqlite_engine: Engine) -> None:
+        """Recomputing one seal's hash after an edit still breaks the link from the seal after it."""
+        uow = SqlUnitOfWork(sqlite_engine)
+        append(uow, 3)
+        seal_audit(uow=uow)
+        with uow:
+            _, seq, payload, prev, _, _ = uow.audit.chain(after_position=1, limit=1)[0]
+        forged = payload.replace('"n":1', '"n":99')
+        _tampered(
+            sqlite_engine,
+            f"UPDATE audit_events SET payload = '{forged}' WHERE seq = {seq}",
+            f"UPDATE audit_seals SET hash = '{chain_hash(prev, forged)}' WHERE seq = {seq}",
+        )
+        report = verify_audit(uow=uow)
+        assert report.broken_position == 3
+        assert "previous hash" in (report.problem or "")
+
+    def test_a_truncated_tail_is_caught_against_an_anchor(self, sqlite_engine: Engine) -> None:
+        uow, _ = _tampered(sqlite_engine)
+        with uow:
+            anchor = uow.audit.head()
+        with sqlite_engine.begin() as conn:
+            conn.execute(text("DELETE FROM audit_seals WHERE position > 7"))
+            conn.execute(text("DELETE FROM audit_events WHERE seq > 7"))
+        assert verify_audit(uow=uow).ok  # what is left still links up...
+        report = verify_audit(uow=uow, anchor=anchor)  # ...but not to the head an auditor kept
+        assert report.broken_position == 10
+        assert "truncated" in (report.problem or "")
+
+    def test_a_truncated_event_table_is_caught_at_the_first_event(self, sqlite_engine: Engine) -> None:
+        uow, _ = _tampered(sqlite_engine, "DELETE FROM audit_events")
+        report = verify_audit(uow=uow)
+        assert (report.broken_position, report.broken_seq, report.checked) == (1, 1, 0)

@@ -1,0 +1,125 @@
+"""GET /v1/audit/events and `creditctl audit`: who may read what, filters, stable paging, verify, and an
+export the README's few lines of Python (and sha256sum) verify without our code."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.api.conftest import CUSTOMER_A, CUSTOMER_B, order
+from tests.api.test_cli import cli  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.api
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def events(api, key: str = "auditor", **params: object) -> dict:
+    r = api.client.get("/v1/audit/events", query_string=params, headers=api.auth(key))
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return r.json
+
+
+class TestAuditEventsApi:
+    def test_a_decision_and_a_freeze_each_leave_one_event_with_actor_and_request_id(self, api):
+        body = order()
+        api.client.post(
+            "/v1/decisions", json=body, headers={**api.auth("orders"), "X-Request-ID": "req-audit-1"}
+        )
+        api.freeze(CUSTOMER_A, "GB20", {"reason": "payment dispute"})
+        decided = events(api, order_id=body["order_id"])["events"]
+        assert [e["type"] for e in decided] == ["decision.made"]
+        made = decided[0]
+        assert made["actor"] == {"name": "test-orders", "role": "orders"}
+        assert made["request_id"] == "req-audit-1"
+        assert made["after"]["outcome"] == "approve" and made["after"]["hold"]["amount"] == "100.00"
+        assert made["hash"] == hashlib.sha256((made["prev_hash"] + made["payload"]).encode()).hexdigest()
+        frozen = events(api, type="account.frozen", customer_code=CUSTOMER_A)["events"]
+        assert len(frozen) == 1
+        assert frozen[0]["before"]["status"] == "active"
+        assert frozen[0]["after"]["status"] == "frozen"
+        assert frozen[0]["actor"]["name"] == "test-admin"
+
+    def test_settle_and_release_are_recorded_against_the_order(self, api):
+        settled, released = order(), order()
+        for body in (settled, released):
+            api.decide(body)
+        api.act(settled["order_id"], "settle")
+        api.act(released["order_id"], "release")
+        assert events(api, order_id=settled["order_id"], type="hold.settled")["events"]
+        assert events(api, order_id=released["order_id"], type="hold.released")["events"]
+
+    def test_a_customer_limited_key_sees_only_its_customers_events(self, api, context):
+        from creditctl.services.api_keys import create_api_key
+
+        limited = create_api_key(
+            name="auditor-a", role="auditor", customers=[CUSTOMER_A], uow=context.uow(), clock=context.clock
+        ).secret
+        api.decide(order(customer=CUSTOMER_A))
+        api.decide(order(customer=CUSTOMER_B))
+        seen = events(api, key=limited, limit=1000)["events"]
+        assert seen and {e["subject"].get("customer_code") for e in seen} == {CUSTOMER_A}
+        r = api.client.get(f"/v1/audit/events?customer_code={CUSTOMER_B}", headers=api.auth(limited))
+        assert r.status_code == 404
+        everyone = {e["subject"].get("customer_code") for e in events(api, limit=1000)["events"]}
+        assert {CUSTOMER_A, CUSTOMER_B, None} <= everyone  # the keys made above have no customer
+
+    def test_orders_keys_may_not_read_the_trail(self, api):
+        r = api.client.get("/v1/audit/events", headers=api.auth("orders"))
+        assert r.status_code == 403
+
+    def test_pages_follow_the_chain_and_do_not_shift_when_events_are_added(self, api):
+        for _ in range(5):
+            api.decide(order())
+        first = events(api, type="decision.made", limit=2)
+        more = [api.decide(order()) for _ in range(3)]
+        assert all(r.status_code == 201 for r in more)
+        seen = [e["position"] for e in first["events"]]
+        cursor = first["next_cursor"]
+        while cursor is not None:
+            page = events(api, type="decision.made", limit=2, cursor=cursor)
+            seen += [e["position"] for e in page["events"]]
+            cursor = page["next_cursor"]
+        assert seen == sorted(set(seen)) and len(seen) == 8
+
+
+class TestAuditCli:
+    def test_verify_says_ok_with_the_head(self, api, cli):  # noqa: F811
+        api.decide(order())
+        out = cli("audit", "verify").output
+        assert re.search(r"ok: \d+ events sealed and verified, head \d+:[0-9a-f]{64}", out), out
+
+    def test_the_readme_snippet_and_sha256sum_verify_a_real_export(self, api, cli, tmp_path):  # noqa: F811
+        for _ in range(3):
+            api.decide(order())
+        api.freeze(CUSTOMER_A, "GB20", {"reason": "check"})
+        export = tmp_path / "audit.jsonl"
+        cli("audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--out", str(export))
+        lines = export.read_text(encoding="utf-8").splitlines()
+        assert len(lines) >= 4
+        snippet = tmp_path / "verify.py"
+        snippet.write_text(_readme_block("python", after="The whole file"), encoding="utf-8")
+        ok = subprocess.run([sys.executable, str(snippet), str(export)], capture_output=True, text=True)
+        assert ok.returncode == 0 and ok.stdout.startswith(f"ok: {len(lines)} events"), ok
+        shell = _readme_block("sh", after="One line by hand").replace("audit.jsonl", str(export))
+        digest = subprocess.run(["sh", "-c", shell], capture_output=True, text=True, check=True).stdout
+        assert digest.split()[0] == json.loads(lines[0])["hash"]
+        second = json.loads(lines[1])
+        second["payload"] = second["payload"].replace('"type":"', '"type":"x')
+        edited = json.dumps(second)
+        export.write_text("\n".join([lines[0], edited, *lines[2:]]) + "\n", encoding="utf-8")
+        bad = subprocess.run([sys.executable, str(snippet), str(export)], capture_output=True, text=True)
+        assert bad.returncode == 1 and "line 2" in bad.stderr
+
+
+def _readme_block(language: str, *, after: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index(after)
+    match = re.search(rf"```{language}\n(.*?)```", text[start:], re.S)
+    assert match, f"no {language} block after {after!r}"
+    return match.group(1)

@@ -1,0 +1,72 @@
+"""The audit trail on fakes: one event per state change, in its transaction; sealed, verified, read."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from adapters.fake.clock import FakeClock
+from adapters.fake.unit_of_work import FakeStore, FakeUnitOfWork
+from creditctl.domain.audit import Actor, AuditQuery
+from creditctl.services.audit import list_audit_events, seal_audit, verify_audit
+from creditctl.services.expiry import sweep
+from creditctl.services.freeze_account import freeze_account
+from creditctl.services.resolve_hold import settle_order
+from tests.unit.services.conftest import CUSTOMER, GROUP, OTHER_CUSTOMER, Desk
+
+pytestmark = pytest.mark.unit
+BOB = Actor(name="bob", role="admin", request_id="r-9")
+
+
+def types(uow: FakeUnitOfWork, **filters: object) -> list[str]:
+    return [e.data["type"] for e in list_audit_events(AuditQuery(limit=1000, **filters), uow=uow)]  # type: ignore[arg-type]
+
+
+class TestAuditOnFakes:
+    def test_a_decision_appends_one_event_and_a_replay_none(self, desk: Desk, uow: FakeUnitOfWork) -> None:
+        order = desk.order("10.00")
+        desk.decide_result(order)
+        desk.decide_result(order)
+        assert types(uow, order_id=order.order_id) == ["decision.made"]
+
+    def test_a_refused_change_appends_nothing(
+        self, desk: Desk, uow: FakeUnitOfWork, store: FakeStore
+    ) -> None:
+        with pytest.raises(Exception, match="reason"):
+            freeze_account(
+                CUSTOMER, GROUP, reason=" ", by="bob", scope=None, uow=uow, clock=desk.clock, actor=BOB
+            )
+        assert types(uow, type="account.frozen") == []
+
+    def test_freeze_settle_and_expiry_are_recorded_with_their_actor(
+        self, desk: Desk, uow: FakeUnitOfWork, clock: FakeClock
+    ) -> None:
+        settled, expiring = desk.decide("10.00"), desk.decide("20.00")
+        settle_order(settled.order_id, scope=None, uow=uow, clock=clock, actor=BOB)
+        freeze_account(
+            CUSTOMER, GROUP, reason="dispute", by="bob", scope=None, uow=uow, clock=clock, actor=BOB
+        )
+        clock.advance(timedelta(days=30).total_seconds())
+        sweep(uow=uow, clock=clock)
+        events = list_audit_events(AuditQuery(customer_code=CUSTOMER, limit=1000), uow=uow)
+        by_type = {e.data["type"]: e.data for e in events}
+        assert by_type["hold.settled"]["actor"] == {"name": "bob", "role": "admin"}
+        assert by_type["hold.settled"]["request_id"] == "r-9"
+        assert by_type["account.frozen"]["after"]["status"] == "frozen"
+        assert by_type["holds.expired"]["actor"]["name"] == "creditctl"
+        assert by_type["holds.expired"]["after"]["expired_amount"] == "20.00"
+        assert expiring.order_id  # its hold was one of those that expired
+
+    def test_sealed_chain_verifies_and_a_limited_reader_sees_its_customers_only(
+        self, desk: Desk, uow: FakeUnitOfWork
+    ) -> None:
+        desk.decide("1.00")
+        desk.decide(
+            "1.00", customer=OTHER_CUSTOMER
+        ) if "customer" in desk.order.__code__.co_varnames else None
+        assert seal_audit(uow=uow) >= 1
+        report = verify_audit(uow=uow)
+        assert report.ok and report.unsealed == 0
+        seen = list_audit_events(AuditQuery(customers=frozenset({OTHER_CUSTOMER}), limit=1000), uow=uow)
+        assert seen and all(e.data["subject"]["customer_code"] == OTHER_CUSTOMER for e in seen)
