@@ -96,6 +96,7 @@ def assign(body: dict[str, Any], customer_code: str, sale_group_code: str) -> As
         reason=body["reason"],
         by=current_key().name,
         uow=ctx().uow(),
+        actor=actor(),
     )
 
 
@@ -105,7 +106,7 @@ def assign(body: dict[str, Any], customer_code: str, sale_group_code: str) -> As
 @bp.alt_response(404, description="No such account")
 def unassign(customer_code: str, sale_group_code: str) -> None:
     """Remove the account's assignment: the customer's (or the default) applies again."""
-    unassign_rule_set(customer_code, sale_group_code, uow=ctx().uow())
+    unassign_rule_set(customer_code, sale_group_code, uow=ctx().uow(), actor=actor())
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/params", methods=["PUT"])
@@ -117,5 +118,5 @@ def unassign(customer_code: str, sale_group_code: str) -> None:
 def put_params(body: dict[str, Any], customer_code: str, sale_group_code: str) -> AccountView:
     """Replace the account's parameter overrides (on top of whichever rule set applies); {} clears."""
     c = ctx()
-    set_account_params(customer_code, sale_group_code, body["params"], uow=c.uow())
+    set_account_params(customer_code, sale_group_code, body["params"], uow=c.uow(), actor=actor())
     return view_account(customer_code, sale_group_code, scope=None, uow=c.uow(), clock=c.clock)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.web.auth import current_key, requires, requires_global_admin, scope
+from adapters.web.auth import actor, current_key, requires, requires_global_admin, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.customers import CustomerListSchema
@@ -47,6 +47,7 @@ def assign(body: dict[str, Any], customer_code: str) -> Assignment:
         reason=body["reason"],
         by=current_key().name,
         uow=ctx().uow(),
+        actor=actor(),
     )
 
 
@@ -56,4 +57,4 @@ def assign(body: dict[str, Any], customer_code: str) -> Assignment:
 @bp.alt_response(404, description="No such customer")
 def unassign(customer_code: str) -> None:
     """Remove the customer's assignment: the global default applies again."""
-    unassign_rule_set(customer_code, WHOLE_CUSTOMER, uow=ctx().uow())
+    unassign_rule_set(customer_code, WHOLE_CUSTOMER, uow=ctx().uow(), actor=actor())

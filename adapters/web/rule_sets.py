@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.web import backtests
-from adapters.web.auth import current_key, requires, requires_global_admin, scope
+from adapters.web.auth import actor, current_key, requires, requires_global_admin, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.backtests import BacktestSchema, PeriodRequestSchema
@@ -115,6 +115,7 @@ def publish(body: dict[str, Any], rule_set_id: int) -> RuleSetListing:
         effective_at=body["effective_at"],
         by=current_key().name,
         uow=ctx().uow(),
+        actor=actor(),
     )
 
 
@@ -127,7 +128,7 @@ def publish(body: dict[str, Any], rule_set_id: int) -> RuleSetListing:
 def rollback(body: dict[str, Any], rule_set_id: int) -> RuleSetListing:
     """Publish a copy of this older version as version n+1, the default at once."""
     return service.rollback_rule_set(
-        rule_set_id, reason=body["reason"], by=current_key().name, uow=ctx().uow()
+        rule_set_id, reason=body["reason"], by=current_key().name, uow=ctx().uow(), actor=actor()
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.errors import (
     RuleSetIsDraft,
     RuleSetRefused,
@@ -27,6 +28,7 @@ def assign_rule_set(
     reason: str,
     by: str,
     uow: UnitOfWork,
+    actor: Actor = SYSTEM,
 ) -> Assignment:
     """Pin a published version to an account (or, with sale_group_code "", to the whole customer)."""
     with uow:
@@ -38,21 +40,37 @@ def assign_rule_set(
             raise RuleSetIsDraft(rule_set_id)
         assignment = Assignment(customer_code, sale_group_code, rule_set_id, by, uow.now(), reason)
         uow.rule_sets.assign(assignment)
+        uow.audit.append(
+            "rule_set.assigned",
+            at=assignment.assigned_at,
+            actor=actor,
+            subject=_subject(customer_code, sale_group_code),
+            after={"rule_set_id": rule_set_id, "version": record.version, "reason": reason},
+        )
         uow.commit()
     return assignment
 
 
-def unassign_rule_set(customer_code: str, sale_group_code: str, *, uow: UnitOfWork) -> bool:
+def unassign_rule_set(
+    customer_code: str, sale_group_code: str, *, uow: UnitOfWork, actor: Actor = SYSTEM
+) -> bool:
     """Remove an assignment (the next one out applies again); False when there was none."""
     with uow:
         _must_exist(uow, customer_code, sale_group_code)
         removed = uow.rule_sets.unassign(customer_code, sale_group_code)
+        if removed:
+            uow.audit.append(
+                "rule_set.unassigned",
+                at=uow.now(),
+                actor=actor,
+                subject=_subject(customer_code, sale_group_code),
+            )
         uow.commit()
     return removed
 
 
 def set_account_params(
-    customer_code: str, sale_group_code: str, params: Any, *, uow: UnitOfWork
+    customer_code: str, sale_group_code: str, params: Any, *, uow: UnitOfWork, actor: Actor = SYSTEM
 ) -> dict[str, int | str]:
     """Replace the account's parameter overrides (known params only, each of its type); {} clears them."""
     overrides, problems = check_overrides(params, "/params")
@@ -62,10 +80,26 @@ def set_account_params(
         account = uow.accounts.lock(customer_code, sale_group_code)
         if account is None:
             raise UnknownAccount(customer_code, sale_group_code)
+        before = dict(account.params)
         account.params = dict(overrides)
         uow.accounts.save(account)
+        uow.audit.append(
+            "account.params_changed",
+            at=uow.now(),
+            actor=actor,
+            subject=_subject(customer_code, sale_group_code),
+            before={"params": before},
+            after={"params": account.params},
+        )
         uow.commit()
     return overrides
+
+
+def _subject(customer_code: str, sale_group_code: str) -> dict[str, str]:
+    subject = {"customer_code": customer_code}
+    if sale_group_code != WHOLE_CUSTOMER:
+        subject["sale_group_code"] = sale_group_code
+    return subject
 
 
 def _must_exist(uow: UnitOfWork, customer_code: str, sale_group_code: str) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from creditctl.domain.audit import SYSTEM, Actor, canonical_json
 from creditctl.domain.errors import RuleSetIsDraft, RuleSetNotDraft, RuleSetRefused, UnknownRuleSet
 from creditctl.domain.rule_set import RuleSetRecord, RuleSetStatus
 from creditctl.ports.unit_of_work import UnitOfWork
@@ -78,7 +80,13 @@ def compile_document(document: Any) -> RuleSet:
 
 
 def publish_rule_set(
-    rule_set_id: int, *, reason: str, effective_at: datetime | None, by: str, uow: UnitOfWork
+    rule_set_id: int,
+    *,
+    reason: str,
+    effective_at: datetime | None,
+    by: str,
+    uow: UnitOfWork,
+    actor: Actor = SYSTEM,
 ) -> RuleSetListing:
     """Publish a draft as version n+1, immutable from then on; the default from effective_at (or now)."""
     with uow:
@@ -91,18 +99,37 @@ def publish_rule_set(
         uow.rule_sets.publish_draft(
             rule_set_id, compiled.document, now, by=by, reason=reason, effective_at=when
         )
+        published = _record(uow, rule_set_id)
+        uow.audit.append(
+            "rule_set.published",
+            at=now,
+            actor=actor,
+            subject={"rule_set_id": rule_set_id, "version": published.version},
+            after={"name": published.name, "reason": reason, "effective_at": when, **_digest(published)},
+        )
         uow.commit()
         return _listing(uow, _record(uow, rule_set_id))
 
 
-def rollback_rule_set(rule_set_id: int, *, reason: str, by: str, uow: UnitOfWork) -> RuleSetListing:
+def rollback_rule_set(
+    rule_set_id: int, *, reason: str, by: str, uow: UnitOfWork, actor: Actor = SYSTEM
+) -> RuleSetListing:
     """Publish a copy of an older version as version n+1, in effect now."""
     with uow:
         record = _record(uow, rule_set_id)
         if record.version is None:
             raise RuleSetIsDraft(rule_set_id)
+        now = uow.now()
         published = uow.rule_sets.publish(
-            record.name, record.document, uow.now(), by=by, reason=reason, rolled_back_from=record.version
+            record.name, record.document, now, by=by, reason=reason, rolled_back_from=record.version
+        )
+        uow.audit.append(
+            "rule_set.rolled_back",
+            at=now,
+            actor=actor,
+            subject={"rule_set_id": published.id, "version": published.version},
+            before={"version": record.version},
+            after={"name": record.name, "reason": reason, **_digest(record)},
         )
         uow.commit()
         return _listing(uow, _record(uow, published.id))
@@ -113,6 +140,11 @@ def diff_rule_sets(from_id: int, to_id: int, *, uow: UnitOfWork) -> dict[str, An
     with uow:
         before, after = _record(uow, from_id), _record(uow, to_id)
     return diff_documents(before.document, after.document)
+
+
+def _digest(record: RuleSetRecord) -> dict[str, str]:
+    """The document by its digest: the audit event stays small, the version row holds the text."""
+    return {"document_sha256": hashlib.sha256(canonical_json(record.document).encode()).hexdigest()}
 
 
 def _record(uow: UnitOfWork, rule_set_id: int) -> RuleSetRecord:

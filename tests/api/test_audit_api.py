@@ -45,6 +45,34 @@ class TestAuditEventsApi:
         assert frozen[0]["after"]["status"] == "frozen"
         assert frozen[0]["actor"]["name"] == "test-admin"
 
+    def test_rule_set_publish_rollback_assignment_and_params_are_recorded(self, api):
+        admin = api.auth("admin")
+        draft = api.client.post("/v1/rule-sets", json={"name": "d"}, headers=admin).json
+        api.client.post(f"/v1/rule-sets/{draft['id']}/publish", json={"reason": "tighter"}, headers=admin)
+        api.client.post("/v1/rule-sets/1/rollback", json={"reason": "undo"}, headers=admin)
+        api.client.put(
+            f"/v1/accounts/{CUSTOMER_A}/GB20/rule-set",
+            json={"rule_set_id": 1, "reason": "pin"},
+            headers=admin,
+        )
+        api.client.delete(f"/v1/accounts/{CUSTOMER_A}/GB20/rule-set", headers=admin)
+        api.client.put(
+            f"/v1/accounts/{CUSTOMER_A}/GB20/params",
+            json={"params": {"safety_margin": "5.00"}},
+            headers=admin,
+        )
+        kinds = [e["type"] for e in events(api, actor="test-admin")["events"]]
+        for kind in (
+            "rule_set.published",
+            "rule_set.rolled_back",
+            "rule_set.assigned",
+            "rule_set.unassigned",
+            "account.params_changed",
+        ):
+            assert kinds.count(kind) == 1, (kind, kinds)
+        changed = events(api, type="account.params_changed")["events"][0]
+        assert changed["after"]["params"] == {"safety_margin": "5.00"}
+
     def test_settle_and_release_are_recorded_against_the_order(self, api):
         settled, released = order(), order()
         for body in (settled, released):
