@@ -13,6 +13,7 @@ from creditctl.ports.repositories import (
     CreditHistoryRepository,
     CustomerRepository,
     DecisionRepository,
+    FreezeRepository,
     HoldRepository,
     LimitRequestRepository,
     OutboxRepository,
@@ -37,6 +38,7 @@ class UnitOfWork(Protocol):
     balance_history: BalanceHistoryRepository
     credit_history: CreditHistoryRepository
     limit_requests: LimitRequestRepository
+    freezes: FreezeRepository
 
     def __enter__(self) -> Self: ...
 

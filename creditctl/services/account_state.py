@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
-from uuid import uuid4
 
 from creditctl.domain.account import CreditAccount
-from creditctl.domain.assessment import Assessment, effective_params
+from creditctl.domain.assessment import effective_params
 from creditctl.domain.balance import BalanceReport
-from creditctl.domain.decision import Decision
-from creditctl.domain.hold import Hold, HoldStatus
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.balances import adopt_report
 from creditctl.services.credit_profile import recompute_profile
-from rules import Outcome
+from creditctl.services.outcome import recheck_account_queue
 
 
 def refresh_locked_account(
@@ -27,7 +24,9 @@ def refresh_locked_account(
     params: Mapping[str, Decimal] | None = None,
 ) -> None:
     """End holds past their expiry, take a newer balance, and stop counting settlements it includes;
-    recompute the credit profile once its date has passed (the first time on a new UTC day).
+    recompute the credit profile once its date has passed (the first time on a new UTC day); with a
+    newer balance, evaluate the account's deferred orders again (oldest first, each approval taking its
+    hold here, under the caller's lock; at most REQUEUE_LIMIT per adoption, the rest on the next).
 
     The common case (nothing due, no new snapshot, profile of today) runs no statement here."""
     if account.may_have_due_holds(now):
@@ -40,56 +39,5 @@ def refresh_locked_account(
         if params is None:
             params = effective_params(uow.rule_sets.active().rules, account)
         recompute_profile(uow, account, params, now, trigger="daily", by="creditctl")
-
-
-def apply_outcome(
-    uow: UnitOfWork,
-    decision: Decision,
-    account: CreditAccount,
-    assessment: Assessment,
-    params: dict[str, Decimal],
-    now: datetime,
-) -> None:
-    """Reserve what is approved, freeze what must be frozen, and queue the notifications rules asked for."""
-    if assessment.unfrozen:
-        account.unfreeze()
-    if decision.outcome is Outcome.APPROVE:
-        decision.hold = Hold(
-            id=uuid4().hex,
-            account_id=account.id,
-            order_id=decision.order_id,
-            decision_id=decision.id,
-            amount=decision.order.amount,
-            status=HoldStatus.OPEN,
-            created_at=now,
-            expires_at=now + timedelta(seconds=int(params["hold_ttl_s"])),
-        )
-        account.exposure += decision.order.amount
-    elif decision.outcome is Outcome.FREEZE and not account.is_frozen:
-        first = next((r for r in decision.reasons if r.rule != "upstream"), None)
-        account.freeze(
-            reason=first.reason if first else "FROZEN_BY_RULE",
-            by=f"rule:{first.rule if first else 'unknown'}",
-            now=now,
-        )
-
-
-def queue_notifications(uow: UnitOfWork, decision: Decision, account: CreditAccount, now: datetime) -> None:
-    """Each `notify:<topic>` action becomes an outbox row in the decision's own transaction."""
-    for action in decision.actions:
-        if not action.startswith("notify:"):
-            continue
-        uow.outbox.add(
-            event_id=uuid4().hex,
-            topic=action.removeprefix("notify:"),
-            payload={
-                "order_id": decision.order_id,
-                "decision_id": decision.id,
-                "customer_code": account.customer_code,
-                "sale_group_code": account.sale_group_code,
-                "amount": str(decision.order.amount),
-                "available": None if decision.available is None else str(decision.available),
-                "reasons": [r.reason for r in decision.reasons],
-            },
-            now=now,
-        )
+    if snapshot is not None:  # a newer balance: the account's deferred orders are evaluated again
+        recheck_account_queue(uow, account, now)

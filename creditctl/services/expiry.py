@@ -9,6 +9,7 @@ from creditctl.domain.decision import Decision, DecisionState, Reason
 from creditctl.domain.errors import UnknownOrder
 from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.events import decision_event
 from rules import Outcome
 
 DEFERRAL_EXPIRED = Reason(
@@ -51,6 +52,7 @@ def end_deferral_if_due(uow: UnitOfWork, decision: Decision, now: datetime) -> b
     decision.state = DecisionState.EXPIRED
     decision.shortfall = None
     uow.decisions.update(decision)
+    decision_event(uow, "decision.expired", decision, now)
     return True
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.errors import AlreadyFrozen, InvalidRequest, UnknownAccount, UnknownCustomer
+from creditctl.domain.freeze import LiftedHow
 from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.freeze_history import record_freeze, record_lift
 
 
 def freeze_account(
@@ -37,7 +39,10 @@ def freeze_account(
                 by=account.frozen_by or "unknown",
                 since=account.frozen_at.isoformat() if account.frozen_at else "unknown",
             )
-        account.freeze(reason=reason, by=f"admin:{by}", now=clock.now())
+        now = uow.now()
+        if account.is_frozen:  # a freeze the rules made: this one takes it over
+            record_lift(uow, account, how=LiftedHow.REPLACED, by=f"admin:{by}", reason=reason, now=now)
+        record_freeze(uow, account, reason=reason, by=f"admin:{by}", now=now)
         uow.accounts.save(account)
         uow.commit()
     return account
@@ -58,7 +63,7 @@ def unfreeze_account(
     with uow:
         account = _locked(uow, customer_code, sale_group_code, scope)
         if account.is_frozen:
-            account.unfreeze()
+            record_lift(uow, account, how=LiftedHow.MANUAL, by=f"admin:{by}", reason=reason, now=uow.now())
             uow.accounts.save(account)
             uow.commit()
     return account

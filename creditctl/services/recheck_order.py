@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from creditctl.domain.assessment import assess, effective_params
+from creditctl.domain.assessment import effective_params
 from creditctl.domain.decision import Decision, DecisionState
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
-from creditctl.services.account_state import apply_outcome, queue_notifications, refresh_locked_account
+from creditctl.services.account_state import refresh_locked_account
 from creditctl.services.balances import Fetched, fetch_report, needs_refresh
 from creditctl.services.expiry import deferral_due, end_deferral_if_due, expire_deferral
 from creditctl.services.get_decision import visible_decision
-from rules import Outcome
+from creditctl.services.outcome import reassess_locked
 
 
 def recheck_order(
@@ -48,28 +48,12 @@ def recheck_order(
         if end_deferral_if_due(uow, decision, now):
             uow.commit()
             return decision
+        before = decision.rechecks
         refresh_locked_account(uow, locked, fetched.report, now)
-        assessment = assess(decision.order, locked, rule_set.rules, now, upstream_error=fetched.error)
-        decision.outcome = assessment.outcome
-        decision.reasons = assessment.reasons
-        decision.actions = assessment.actions
-        decision.balance = locked.snapshot
-        decision.exposure = locked.exposure
-        decision.available = assessment.available
-        decision.credit_limit = assessment.credit_limit
-        decision.credit_grade = assessment.credit_grade
-        decision.shortfall = assessment.shortfall
-        decision.rule_set_id, decision.rule_set_version = rule_set.id, rule_set.version
-        decision.rechecked_at = now  # decided_at stays the order's first decision
-        decision.facts = assessment.facts
-        decision.rechecks += 1
-        if assessment.outcome is not Outcome.DEFER:
-            decision.state = DecisionState.DECIDED
-        apply_outcome(uow, decision, locked, assessment, effective_params(rule_set.rules, locked), now)
-        uow.decisions.update(decision)
-        if decision.hold is not None:
-            uow.holds.add(decision.hold)
-        queue_notifications(uow, decision, locked, now)
+        # A newer balance re-evaluates the account's queue, this order likely included: read it again.
+        decision = visible_decision(uow, order_id, scope, customer_code)
+        if decision.state is DecisionState.DEFERRED and decision.rechecks == before:
+            reassess_locked(uow, decision, locked, rule_set, now, upstream_error=fetched.error)
         uow.accounts.save(locked)
         uow.commit()
     return decision
