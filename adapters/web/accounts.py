@@ -8,9 +8,11 @@ from adapters.web.auth import current_key, requires, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.accounts import AccountSchema, FreezeRequestSchema
+from adapters.web.schemas.reviews import FreezeListSchema
 from creditctl.domain.api_key import Role
 from creditctl.services.account_view import AccountView, view_account
 from creditctl.services.freeze_account import freeze_account, unfreeze_account
+from creditctl.services.freeze_history import account_freezes
 
 bp = ApiBlueprint(
     "accounts",
@@ -74,3 +76,13 @@ def unfreeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> 
         clock=c.clock,
     )
     return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow(), clock=c.clock)
+
+
+@bp.route("/<string:customer_code>/<string:sale_group_code>/freezes", methods=["GET"])
+@requires(Role.ADMIN, Role.AUDITOR)
+@bp.response(200, FreezeListSchema)
+def freezes(customer_code: str, sale_group_code: str) -> dict[str, Any]:
+    """The account's freezes, newest first: who froze it, when and why; how it was lifted, by whom, when
+    (manual, rule: the rule set's auto_unfreeze, replaced: an administrator's freeze took over a rule's)."""
+    found = account_freezes(customer_code, sale_group_code, scope=scope(), uow=ctx().uow())
+    return {"freezes": found}

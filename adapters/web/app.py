@@ -20,6 +20,7 @@ from adapters.web import (
     health,
     metrics,
     request_context,
+    reviews,
     upstream_configs,
 )
 from adapters.web.auth import KeyCache
@@ -62,6 +63,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     ):
         api.register_blueprint(bp)
     api.register_blueprint(backtests.bp)
+    api.register_blueprint(reviews.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(docs.bp)

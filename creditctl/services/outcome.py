@@ -88,17 +88,7 @@ def apply_outcome(
             now=now,
         )
     if decision.outcome is Outcome.APPROVE:
-        decision.hold = Hold(
-            id=uuid4().hex,
-            account_id=account.id,
-            order_id=decision.order_id,
-            decision_id=decision.id,
-            amount=decision.order.amount,
-            status=HoldStatus.OPEN,
-            created_at=now,
-            expires_at=now + timedelta(seconds=int(params["hold_ttl_s"])),
-        )
-        account.exposure += decision.order.amount
+        _reserve(decision, account, params, now)
     elif decision.outcome is Outcome.FREEZE and not account.is_frozen:
         first = next((r for r in decision.reasons if r.rule != "upstream"), None)
         record_freeze(
@@ -129,3 +119,26 @@ def queue_notifications(uow: UnitOfWork, decision: Decision, account: CreditAcco
             },
             now=now,
         )
+
+
+def _reserve(decision: Decision, account: CreditAccount, params: dict[str, Decimal], now: datetime) -> None:
+    decision.hold = Hold(
+        id=uuid4().hex,
+        account_id=account.id,
+        order_id=decision.order_id,
+        decision_id=decision.id,
+        amount=decision.order.amount,
+        status=HoldStatus.OPEN,
+        created_at=now,
+        expires_at=now + timedelta(seconds=int(params["hold_ttl_s"])),
+    )
+    account.exposure += decision.order.amount
+
+
+def take_hold(
+    uow: UnitOfWork, decision: Decision, account: CreditAccount, params: dict[str, Decimal], now: datetime
+) -> None:
+    """Under the account lock: reserve the order's amount (a hold until now + hold_ttl_s) and store it."""
+    _reserve(decision, account, params, now)
+    assert decision.hold is not None
+    uow.holds.add(decision.hold)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from creditctl.domain.api_key import ApiKey
 from creditctl.domain.assessment import effective_params
 from creditctl.domain.decision import Decision, DecisionState
+from creditctl.domain.review import review_entry
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
@@ -23,8 +25,12 @@ def recheck_order(
     balances: BalanceProvider,
     clock: Clock,
     deadline_s: float = 2.0,
+    reviewer: tuple[ApiKey, str | None] | None = None,
 ) -> Decision:
-    """A deferred order is evaluated again; any other decision is returned unchanged."""
+    """A deferred order is evaluated again; any other decision is returned unchanged.
+
+    With `reviewer` (the key and its reason) the recheck is recorded on the decision as a review, with
+    the facts it was evaluated on, in the same transaction."""
     with uow:
         decision = visible_decision(uow, order_id, scope, customer_code)
         customer_code = decision.order.customer_code
@@ -48,12 +54,26 @@ def recheck_order(
         if end_deferral_if_due(uow, decision, now):
             uow.commit()
             return decision
-        before = decision.rechecks
+        before, outcome_before = decision.rechecks, decision.outcome.value
         refresh_locked_account(uow, locked, fetched.report, now)
         # A newer balance re-evaluates the account's queue, this order likely included: read it again.
         decision = visible_decision(uow, order_id, scope, customer_code)
         if decision.state is DecisionState.DEFERRED and decision.rechecks == before:
             reassess_locked(uow, decision, locked, rule_set, now, upstream_error=fetched.error)
+        if reviewer is not None:
+            key, reason = reviewer
+            decision.reviews.append(
+                review_entry(
+                    "recheck",
+                    key=key,
+                    reason=reason,
+                    at=now,
+                    outcome_before=outcome_before,
+                    after=decision,
+                    facts=decision.facts,
+                )
+            )
+            uow.decisions.update(decision)
         uow.accounts.save(locked)
         uow.commit()
     return decision
