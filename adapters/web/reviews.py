@@ -54,6 +54,7 @@ _FILTERS = (
 @requires(Role.ADMIN, Role.AUDITOR)
 @bp.arguments(QueueQuerySchema(), location="query", as_kwargs=True)
 @bp.response(200, QueuePageSchema)
+@bp.alt_response(404, description="A customer_code the key may not see")
 @bp.alt_response(422, description="A bad filter, or a cursor this API did not return")
 def queue(limit: int, cursor: str | None = None, **filters: Any) -> dict[str, Any]:
     """Deferred orders, oldest first (by when they were first decided), a page at a time."""
@@ -69,6 +70,7 @@ def queue(limit: int, cursor: str | None = None, **filters: Any) -> dict[str, An
 @requires(Role.ADMIN)
 @bp.arguments(BatchRecheckSchema())
 @bp.response(200, BatchRecheckResultSchema)
+@bp.alt_response(404, description="A filter's customer_code the key may not see")
 def recheck_many(body: dict[str, Any]) -> BatchRecheck:
     """Re-check every deferred order matching the filter (the whole queue without one), oldest first;
     answers counts by new outcome."""

@@ -12,7 +12,7 @@ from creditctl.domain.account import CreditAccount
 from creditctl.domain.api_key import ApiKey
 from creditctl.domain.assessment import build_facts, effective_params
 from creditctl.domain.decision import Decision, DecisionState
-from creditctl.domain.errors import BeyondApprovalAuthority, NotDeferred, ReleaseRefused
+from creditctl.domain.errors import BeyondApprovalAuthority, NotDeferred, ReleaseRefused, UnknownCustomer
 from creditctl.domain.review import rejected_reason, released_reason, review_entry
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
@@ -49,7 +49,10 @@ def review_queue(
     scope: frozenset[str] | None,
     uow: UnitOfWork,
 ) -> list[Decision]:
-    """Deferred orders matching `filters` that the caller may see, oldest first, after the cursor."""
+    """Deferred orders matching `filters` that the caller may see, oldest first, after the cursor.
+
+    A customer the caller may not see is UnknownCustomer (as everywhere: it does not exist for it)."""
+    _require_visible(filters, scope)
     with uow:
         return uow.decisions.queue(_query(filters, scope, uow.now(), after), limit=limit)
 
@@ -193,6 +196,7 @@ def recheck_queue(
 ) -> BatchRecheck:
     """Re-check every deferred order matching `filters` (oldest first); counts by new outcome
     ("expired" for a deferral that ran out, "decided_meanwhile" for one decided by someone else)."""
+    _require_visible(filters, key.customers)
     with uow:
         found = uow.decisions.queue(_query(filters, key.customers, uow.now(), None), limit=limit + 1)
     counts: Counter[str] = Counter()
@@ -230,6 +234,11 @@ def _query(
         max_amount=filters.max_amount,
         after=after,
     )
+
+
+def _require_visible(filters: QueueFilter, scope: frozenset[str] | None) -> None:
+    if filters.customer_code is not None and scope is not None and filters.customer_code not in scope:
+        raise UnknownCustomer(filters.customer_code)
 
 
 def _require_deferred(decision: Decision) -> None:
