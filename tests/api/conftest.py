@@ -37,6 +37,7 @@ TABLES = (
     "balance_history",
     "credit_profile_changes",
     "credit_limit_requests",
+    "freezes",
 )
 
 
