@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from adapters.fake.clock import FakeClock
 from creditctl.services.api_keys import create_api_key
 from creditctl.services.context import AppContext
 from tests.api.conftest import CUSTOMER_A, CUSTOMER_B, Api, assert_problem, order
@@ -51,8 +52,12 @@ def queue(api: Api, key: str = "lead", query: str = "") -> Any:
 
 
 class TestReviewQueueApi:
-    def test_admins_and_auditors_read_the_queue_the_orders_role_does_not(self, reviewers: Api) -> None:
-        first, second = deferred(reviewers), deferred(reviewers, "1500.00")
+    def test_admins_and_auditors_read_the_queue_the_orders_role_does_not(
+        self, reviewers: Api, clock: FakeClock
+    ) -> None:
+        first = deferred(reviewers)
+        clock.advance(1)  # oldest first: by when first decided (the database's clock, here the fake)
+        second = deferred(reviewers, "1500.00")
         r = queue(reviewers, "auditor")
         assert r.status_code == 200
         assert [d["order_id"] for d in r.json["items"]] == [first["order_id"], second["order_id"]]
