@@ -144,7 +144,14 @@ def _keys(cli: click.Group, ops: CliOps) -> None:
     @click.option("--role", required=True, type=click.Choice(["orders", "admin", "auditor"]))
     @click.option("--name", required=True)
     @click.option("--customer", "customers", multiple=True, help="Limit the key to these customers.")
-    def keys_create(role: str, name: str, customers: tuple[str, ...]) -> None:
+    @click.option(
+        "--approval-limit",
+        default=None,
+        metavar="AMOUNT",
+        help="Admin keys: the largest deferred order this key may release (e.g. 100000.00); "
+        "without it the key releases nothing.",
+    )
+    def keys_create(role: str, name: str, customers: tuple[str, ...], approval_limit: str | None) -> None:
         ctx = ops.make_context()
         new = create_api_key(
             name=name,
@@ -154,6 +161,7 @@ def _keys(cli: click.Group, ops: CliOps) -> None:
             clock=ctx.clock,
             balances=ctx.balances,
             actor=operator(),
+            approval_limit=approval_limit,
         )
         click.echo(new.secret)
 
@@ -164,7 +172,12 @@ def _keys(cli: click.Group, ops: CliOps) -> None:
             for k in uow.api_keys.all():
                 scope = ",".join(sorted(k.customers)) if k.customers else "all customers"
                 state = "revoked" if k.revoked_at else "active"
-                click.echo(f"{k.id}\t{k.name}\t{k.role.value}\t{scope}\t{state}")
+                authority = (
+                    f"approval limit {k.approval_limit}"
+                    if k.approval_limit is not None
+                    else "no approval authority"
+                )
+                click.echo(f"{k.id}\t{k.name}\t{k.role.value}\t{scope}\t{state}\t{authority}")
 
     @keys.command("revoke", help="Revoke a key by id.")
     @click.argument("key_id", type=int)

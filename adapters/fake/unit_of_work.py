@@ -7,7 +7,7 @@ import copy
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
@@ -17,7 +17,8 @@ from creditctl.domain.account import CreditAccount
 from creditctl.domain.api_key import ApiKey, Role
 from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.credit import ProfileChange
-from creditctl.domain.decision import Decision
+from creditctl.domain.decision import Decision, DecisionState
+from creditctl.domain.freeze import Freeze, LiftedHow
 from creditctl.domain.hold import Hold, HoldStatus
 from creditctl.domain.limit_request import CreditLimitRequest
 from creditctl.domain.money import CENT
@@ -30,6 +31,7 @@ from creditctl.domain.rule_set import (
     RuleSetVersion,
 )
 from creditctl.ports.clock import Clock
+from creditctl.ports.repositories import QueueQuery
 from creditctl.ports.upstream_configs import StoredConfig
 from rules import parse_rule_set
 
@@ -52,6 +54,7 @@ class FakeState:
     limit_requests: dict[str, CreditLimitRequest] = field(default_factory=dict)
     audit_events: list[dict[str, Any]] = field(default_factory=list)
     audit_seals: dict[int, tuple[int, str, str]] = field(default_factory=dict)
+    freezes: list[Freeze] = field(default_factory=list)
     next_id: int = 1
 
 
@@ -92,6 +95,7 @@ class FakeUnitOfWork:
         self.payments, self.balance_history = _Payments(work), _BalanceHistory(work)
         self.credit_history, self.limit_requests = _CreditHistory(work), _LimitRequests(work)
         self.audit = FakeAuditLog(work.audit_events, work.audit_seals)
+        self.freezes = _Freezes(work)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -198,6 +202,37 @@ class _Decisions:
             )
         ]
         return out[:limit]
+
+    def deferred_on_account(self, account_id: int, limit: int) -> list[Decision]:
+        found = [
+            d
+            for d in self.w.decisions.values()
+            if d.account_id == account_id and d.state is DecisionState.DEFERRED
+        ]
+        found.sort(key=lambda d: (d.decided_at, d.id))
+        return [self._with_hold(d) for d in found[:limit]]  # type: ignore[misc]
+
+    def queue(self, query: QueueQuery, *, limit: int) -> list[Decision]:
+        found = sorted(
+            (d for d in self.w.decisions.values() if _in_queue(d, query)), key=lambda d: (d.decided_at, d.id)
+        )
+        return [self._with_hold(d) for d in found[:limit]]  # type: ignore[misc]
+
+
+def _in_queue(d: Decision, q: QueueQuery) -> bool:
+    checks = (
+        d.state is DecisionState.DEFERRED,
+        q.customers is None or d.order.customer_code in q.customers,
+        q.customer_code is None or d.order.customer_code == q.customer_code,
+        q.sale_group_code is None or d.order.sale_group_code == q.sale_group_code,
+        q.reason is None or any(r.reason == q.reason for r in d.reasons),
+        q.min_age_s is None or d.decided_at <= q.now - timedelta(seconds=q.min_age_s),
+        q.max_age_s is None or d.decided_at >= q.now - timedelta(seconds=q.max_age_s),
+        q.min_amount is None or d.order.amount >= q.min_amount,
+        q.max_amount is None or d.order.amount <= q.max_amount,
+        q.after is None or (d.decided_at, d.id) > q.after,
+    )
+    return all(checks)
 
 
 class _Holds:
@@ -389,9 +424,23 @@ class _ApiKeys:
         self.w = w
 
     def add(
-        self, *, name: str, role: Role, customers: frozenset[str] | None, key_hash: str, now: datetime
+        self,
+        *,
+        name: str,
+        role: Role,
+        customers: frozenset[str] | None,
+        key_hash: str,
+        now: datetime,
+        approval_limit: Decimal | None = None,
     ) -> ApiKey:
-        key = ApiKey(id=len(self.w.api_keys) + 1, name=name, role=role, customers=customers, created_at=now)
+        key = ApiKey(
+            id=len(self.w.api_keys) + 1,
+            name=name,
+            role=role,
+            customers=customers,
+            created_at=now,
+            approval_limit=approval_limit,
+        )
         self.w.api_keys[key_hash] = key
         return key
 
@@ -541,3 +590,25 @@ class _LimitRequests:
             and (status is None or r.shown_status(now) == status)
         ]
         return sorted(found, key=lambda r: (-r.requested_at.timestamp(), r.id))[:limit]
+
+
+class _Freezes:
+    def __init__(self, w: FakeState) -> None:
+        self.w = w
+
+    def open(self, account_id: int, *, reason: str, by: str, now: datetime) -> None:
+        self.w.freezes.append(
+            Freeze(
+                id=len(self.w.freezes) + 1, account_id=account_id, reason=reason, frozen_by=by, frozen_at=now
+            )
+        )
+
+    def lift(self, account_id: int, *, how: LiftedHow, by: str, reason: str | None, now: datetime) -> None:
+        for i, f in enumerate(self.w.freezes):
+            if f.account_id == account_id and f.lifted_at is None:
+                self.w.freezes[i] = replace(
+                    f, lifted_at=now, lifted_by=by, lifted_how=how, lift_reason=reason
+                )
+
+    def for_account(self, account_id: int, limit: int = 200) -> list[Freeze]:
+        return [f for f in reversed(self.w.freezes) if f.account_id == account_id][:limit]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
 from adapters.sql.tables import api_keys
 from creditctl.domain.api_key import ApiKey, Role
+from creditctl.domain.money import from_fen, to_fen
 
 _k = api_keys.c
 
@@ -18,7 +20,14 @@ class SqlApiKeyRepository:
         self._conn = conn
 
     def add(
-        self, *, name: str, role: Role, customers: frozenset[str] | None, key_hash: str, now: datetime
+        self,
+        *,
+        name: str,
+        role: Role,
+        customers: frozenset[str] | None,
+        key_hash: str,
+        now: datetime,
+        approval_limit: Decimal | None = None,
     ) -> ApiKey:
         result = self._conn.execute(
             insert(api_keys)
@@ -28,10 +37,18 @@ class SqlApiKeyRepository:
                 key_hash=key_hash,
                 customers=sorted(customers) if customers is not None else None,
                 created_at=now,
+                approval_limit_fen=None if approval_limit is None else to_fen(approval_limit),
             )
             .returning(_k.id)
         )
-        return ApiKey(id=result.scalar_one(), name=name, role=role, customers=customers, created_at=now)
+        return ApiKey(
+            id=result.scalar_one(),
+            name=name,
+            role=role,
+            customers=customers,
+            created_at=now,
+            approval_limit=approval_limit,
+        )
 
     def by_hash(self, key_hash: str) -> ApiKey | None:
         row = self._conn.execute(
@@ -55,4 +72,5 @@ def _to_key(r: Row[Any]) -> ApiKey:
         customers=frozenset(r.customers) if r.customers is not None else None,
         created_at=r.created_at,
         revoked_at=r.revoked_at,
+        approval_limit=None if r.approval_limit_fen is None else from_fen(r.approval_limit_fen),
     )

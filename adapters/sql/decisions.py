@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -14,6 +14,7 @@ from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.decision import Decision, DecisionState, Order, Reason
 from creditctl.domain.hold import Hold, HoldStatus
 from creditctl.domain.money import from_fen, to_fen
+from creditctl.ports.repositories import QueueQuery
 from rules import Outcome
 
 _d = decisions.c
@@ -73,6 +74,37 @@ class SqlDecisionRepository:
         rows = self._conn.execute(stmt.order_by(_d.decided_at, _d.id).limit(limit))
         return [(r.customer_code, r.order_id) for r in rows]
 
+    def deferred_on_account(self, account_id: int, limit: int) -> list[Decision]:
+        stmt = _SELECT.where(_d.account_id == account_id, _d.state == DecisionState.DEFERRED.value)
+        return [_to_decision(r) for r in self._conn.execute(stmt.order_by(_d.decided_at, _d.id).limit(limit))]
+
+    def queue(self, query: QueueQuery, *, limit: int) -> list[Decision]:
+        stmt = _queue_filter(_SELECT.where(_d.state == DecisionState.DEFERRED.value), query)
+        return [_to_decision(r) for r in self._conn.execute(stmt.order_by(_d.decided_at, _d.id).limit(limit))]
+
+
+def _queue_filter(stmt: Select[Any], q: QueueQuery) -> Select[Any]:
+    if q.customers is not None:
+        stmt = stmt.where(_d.customer_code.in_(sorted(q.customers)))
+    if q.customer_code is not None:
+        stmt = stmt.where(_d.customer_code == q.customer_code)
+    if q.sale_group_code is not None:
+        stmt = stmt.where(_d.sale_group_code == q.sale_group_code)
+    if q.reason is not None:
+        stmt = stmt.where(_d.reason_codes.like(f"%,{q.reason},%"))
+    if q.min_age_s is not None:
+        stmt = stmt.where(_d.decided_at <= q.now - timedelta(seconds=q.min_age_s))
+    if q.max_age_s is not None:
+        stmt = stmt.where(_d.decided_at >= q.now - timedelta(seconds=q.max_age_s))
+    if q.min_amount is not None:
+        stmt = stmt.where(_d.amount_fen >= to_fen(q.min_amount))
+    if q.max_amount is not None:
+        stmt = stmt.where(_d.amount_fen <= to_fen(q.max_amount))
+    if q.after is not None:
+        at, last_id = q.after
+        stmt = stmt.where(or_(_d.decided_at > at, and_(_d.decided_at == at, _d.id > last_id)))
+    return stmt
+
 
 def _fen(v: Any) -> int | None:
     return None if v is None else to_fen(v)
@@ -100,6 +132,8 @@ def _values(d: Decision) -> dict[str, Any]:
         "deferral_expires_at": d.deferral_expires_at,
         "rechecks": d.rechecks,
         "rechecked_at": d.rechecked_at,
+        "reviews": d.reviews or None,
+        "reason_codes": "," + ",".join(r.reason for r in d.reasons) + ",",
     }
 
 
@@ -152,4 +186,5 @@ def _to_decision(r: Row[Any]) -> Decision:
         deferral_expires_at=m["deferral_expires_at"],
         rechecks=m["rechecks"],
         rechecked_at=m["rechecked_at"],
+        reviews=list(m["reviews"] or []),
     )

@@ -137,12 +137,17 @@ decisions = Table(
     Column("deferral_expires_at", UtcDateTime),
     Column("rechecks", Integer, nullable=False, default=0),
     Column("rechecked_at", UtcDateTime),
+    # What people did with the order in the review queue (release, reject, recheck): who, why, facts.
+    Column("reviews", ExactJson),
+    # The reasons' codes as ",CODE,OTHER,": the review queue filters on them with LIKE on both databases.
+    Column("reason_codes", String(1000)),
     # Order ids are the order system's, so unique per customer: two distributors never collide.
     UniqueConstraint("customer_code", "order_id", name="uq_decisions_customer_order"),
     Index("ix_decisions_order", "order_id"),
     Index("ix_decisions_deferred", "state", "deferral_expires_at"),
     Index("ix_decisions_customer", "customer_code", "decided_at"),
     Index("ix_decisions_decided", "decided_at", "id"),  # a backtest's period, oldest first
+    Index("ix_decisions_queue", "state", "decided_at", "id"),  # the review queue, oldest first
 )
 
 holds = Table(
@@ -172,6 +177,7 @@ api_keys = Table(
     Column("customers", ExactJson),
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime),
+    Column("approval_limit_fen", BigInteger),  # the largest order this key may release; None: none
 )
 
 outbox = Table(
@@ -417,4 +423,20 @@ audit_seals = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Column("sealed_at", UtcDateTime, nullable=False),
+)
+
+# Every freeze of an account, open (lifted_at null) or lifted: by hand, by the rules, or taken over.
+freezes = Table(
+    "freezes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("credit_accounts.id"), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("frozen_by", String(200), nullable=False),
+    Column("frozen_at", UtcDateTime, nullable=False),
+    Column("lifted_at", UtcDateTime),
+    Column("lifted_by", String(200)),
+    Column("lifted_how", String(16)),
+    Column("lift_reason", String(500)),
+    Index("ix_freezes_account", "account_id", "id"),
 )

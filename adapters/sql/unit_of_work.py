@@ -15,6 +15,7 @@ from adapters.sql.credit_profiles import SqlBalanceHistoryRepository, SqlCreditH
 from adapters.sql.customers import SqlCustomerRepository
 from adapters.sql.database_clock import database_time
 from adapters.sql.decisions import SqlDecisionRepository
+from adapters.sql.freezes import SqlFreezeRepository
 from adapters.sql.holds import SqlHoldRepository
 from adapters.sql.limit_requests import SqlLimitRequestRepository
 from adapters.sql.outbox import SqlOutboxRepository
@@ -58,6 +59,7 @@ class SqlUnitOfWork:
         self.credit_history = SqlCreditHistoryRepository(conn)
         self.limit_requests = SqlLimitRequestRepository(conn)
         self.audit = SqlAuditLog(conn)
+        self.freezes = SqlFreezeRepository(conn)
         return self
 
     def __exit__(

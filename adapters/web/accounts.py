@@ -8,11 +8,13 @@ from adapters.web.auth import actor, current_key, requires, requires_global_admi
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.accounts import AccountSchema, FreezeRequestSchema
+from adapters.web.schemas.reviews import FreezeListSchema
 from adapters.web.schemas.rule_sets import AssignmentSchema, AssignSchema, ParamsSchema
 from creditctl.domain.api_key import Role
 from creditctl.domain.rule_set import Assignment
 from creditctl.services.account_view import AccountView, view_account
 from creditctl.services.freeze_account import freeze_account, unfreeze_account
+from creditctl.services.freeze_history import account_freezes
 from creditctl.services.rule_set_assignments import assign_rule_set, set_account_params, unassign_rule_set
 
 bp = ApiBlueprint(
@@ -120,3 +122,13 @@ def put_params(body: dict[str, Any], customer_code: str, sale_group_code: str) -
     c = ctx()
     set_account_params(customer_code, sale_group_code, body["params"], uow=c.uow(), actor=actor())
     return view_account(customer_code, sale_group_code, scope=None, uow=c.uow(), clock=c.clock)
+
+
+@bp.route("/<string:customer_code>/<string:sale_group_code>/freezes", methods=["GET"])
+@requires(Role.ADMIN, Role.AUDITOR)
+@bp.response(200, FreezeListSchema)
+def freezes(customer_code: str, sale_group_code: str) -> dict[str, Any]:
+    """The account's freezes, newest first: who froze it, when and why; how it was lifted, by whom, when
+    (manual, rule: the rule set's auto_unfreeze, replaced: an administrator's freeze took over a rule's)."""
+    found = account_freezes(customer_code, sale_group_code, scope=scope(), uow=ctx().uow())
+    return {"freezes": found}

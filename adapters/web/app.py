@@ -22,6 +22,7 @@ from adapters.web import (
     metrics,
     reports,
     request_context,
+    reviews,
     rule_sets,
     upstream_configs,
     webhooks,
@@ -70,6 +71,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     api.register_blueprint(reports.bp)
     api.register_blueprint(webhooks.bp)
     api.register_blueprint(audit.bp)
+    api.register_blueprint(reviews.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(docs.bp)

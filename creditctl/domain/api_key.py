@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 KEY_PREFIX = "cck_"
@@ -25,6 +26,9 @@ class ApiKey:
     customers: frozenset[str] | None
     created_at: datetime
     revoked_at: datetime | None = None
+    # Approval authority: the largest order amount this key may release from the review queue
+    # (None: it may not release at all).
+    approval_limit: Decimal | None = None
 
     def may_see(self, customer_code: str) -> bool:
         """A key limited to some customers knows nothing of the others."""

@@ -80,6 +80,9 @@ class Decision:
     deferral_expires_at: datetime | None = None
     rechecks: int = 0
     rechecked_at: datetime | None = None
+    # The review record, oldest first: each release, reject or recheck a person made, with who
+    # (key name, role), why, when and the facts at that moment.
+    reviews: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def order_id(self) -> str:

@@ -207,3 +207,43 @@ class AuditSealConflict(Conflict):
 
     def __init__(self) -> None:
         super().__init__("another sealer extended the audit chain at the same time; try again")
+
+
+class NotDeferred(Conflict):
+    """Release, reject and review rechecks act on deferred orders only."""
+
+    code = "conflict.not_deferred"
+
+    def __init__(self, order_id: str, state: str, outcome: str) -> None:
+        super().__init__(
+            f"order {order_id!r} is not deferred (it is {state}, {outcome}); only a deferred order "
+            "can be released or rejected",
+            field="order_id",
+        )
+        self.state = state
+
+
+class ReleaseRefused(Conflict):
+    """A release the account cannot take now: no usable balance (never approve on unknown state), or
+    the account is frozen."""
+
+    code = "conflict.release_refused"
+
+    def __init__(self, order_id: str, why: str) -> None:
+        super().__init__(f"order {order_id!r} cannot be released: {why}", field="order_id")
+
+
+class BeyondApprovalAuthority(Forbidden):
+    """A release above the releasing key's approval limit (or by a key with none)."""
+
+    code = "auth.approval_authority"
+
+    def __init__(self, order_id: str, amount: str, limit: str | None, key_name: str) -> None:
+        authority = f"approval authority {limit}" if limit is not None else "no approval authority"
+        super().__init__(
+            f"key {key_name!r} has {authority}; order {order_id!r} is for {amount}: "
+            "a key with a larger approval limit must release it",
+            errors={"approval_limit": [limit or "none"], "amount": [amount]},
+        )
+        self.amount = amount
+        self.limit = limit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -12,6 +13,7 @@ from creditctl.domain.api_key import ApiKey, Role
 from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.credit import ProfileChange
 from creditctl.domain.decision import Decision
+from creditctl.domain.freeze import Freeze, LiftedHow
 from creditctl.domain.hold import Hold
 from creditctl.domain.limit_request import CreditLimitRequest
 from creditctl.domain.payment import PaymentRecord
@@ -78,6 +80,31 @@ class DecisionRepository(Protocol):
         """(customer_code, order_id) still deferred, oldest first; with due_before, only those whose
         deferral expired by then."""
         ...
+
+    def deferred_on_account(self, account_id: int, limit: int) -> list[Decision]:
+        """The account's deferred decisions, oldest first (decided_at, id), at most `limit`."""
+        ...
+
+    def queue(self, query: QueueQuery, *, limit: int) -> list[Decision]:
+        """Deferred decisions matching `query`, oldest first by (decided_at, id), after its cursor."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueueQuery:
+    """A filter of the review queue. Ages are against `now` (the database's): min_age_s means deferred
+    at least that long ago. `after` is the cursor: the (decided_at, id) of the last row already seen."""
+
+    now: datetime
+    customers: frozenset[str] | None = None  # the caller's scope (None: all)
+    customer_code: str | None = None
+    sale_group_code: str | None = None
+    reason: str | None = None
+    min_age_s: int | None = None
+    max_age_s: int | None = None
+    min_amount: Decimal | None = None
+    max_amount: Decimal | None = None
+    after: tuple[datetime, str] | None = None
 
 
 class HoldRepository(Protocol):
@@ -179,7 +206,14 @@ class RuleSetRepository(Protocol):
 
 class ApiKeyRepository(Protocol):
     def add(
-        self, *, name: str, role: Role, customers: frozenset[str] | None, key_hash: str, now: datetime
+        self,
+        *,
+        name: str,
+        role: Role,
+        customers: frozenset[str] | None,
+        key_hash: str,
+        now: datetime,
+        approval_limit: Decimal | None = None,
     ) -> ApiKey: ...
 
     def by_hash(self, key_hash: str) -> ApiKey | None:
@@ -262,4 +296,20 @@ class LimitRequestRepository(Protocol):
         limit: int = 500,
     ) -> list[CreditLimitRequest]:
         """Newest first; `status` as shown ("expired": approved with `until` <= now; "approved": running)."""
+        ...
+
+
+class FreezeRepository(Protocol):
+    """The history of freezes; at most one open (not lifted) freeze per account."""
+
+    def open(self, account_id: int, *, reason: str, by: str, now: datetime) -> None:
+        """Record a new freeze of the account."""
+        ...
+
+    def lift(self, account_id: int, *, how: LiftedHow, by: str, reason: str | None, now: datetime) -> None:
+        """Mark the account's open freeze lifted (nothing when none is open)."""
+        ...
+
+    def for_account(self, account_id: int, limit: int = 200) -> list[Freeze]:
+        """Newest first."""
         ...

@@ -14,6 +14,7 @@ from creditctl.ports.repositories import (
     CreditHistoryRepository,
     CustomerRepository,
     DecisionRepository,
+    FreezeRepository,
     HoldRepository,
     LimitRequestRepository,
     OutboxRepository,
@@ -39,6 +40,7 @@ class UnitOfWork(Protocol):
     credit_history: CreditHistoryRepository
     limit_requests: LimitRequestRepository
     audit: AuditLog
+    freezes: FreezeRepository
 
     def __enter__(self) -> Self: ...
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from creditctl.domain.api_key import ApiKey, Role, hash_secret, new_secret
 from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.errors import InvalidRequest, Unauthenticated
+from creditctl.domain.money import parse_money
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
@@ -28,17 +30,43 @@ def create_api_key(
     clock: Clock,
     balances: BalanceProvider | None = None,
     actor: Actor = SYSTEM,
+    approval_limit: str | None = None,
 ) -> NewApiKey:
     """Make a key; only its hash is kept.
 
     A key limited to customers needs each to be known; with `balances`, one the provider names is
-    registered on the spot (as on its first decision)."""
+    registered on the spot (as on its first decision). `approval_limit` (a decimal string, admin keys
+    only) is the largest deferred order the key may release from the review queue."""
+    limit = _approval_limit(approval_limit, role)
     if customers and balances is not None:
         for code in sorted(set(customers)):
             ensure_known(code, uow=uow, balances=balances, now=clock.now())
     return _create(
-        name=name, role=role, customers=customers, uow=uow, clock=clock, replace=False, actor=actor
+        name=name,
+        role=role,
+        customers=customers,
+        uow=uow,
+        clock=clock,
+        replace=False,
+        approval_limit=limit,
+        actor=actor,
     )
+
+
+def _approval_limit(text: str | None, role: str) -> Decimal | None:
+    if text is None:
+        return None
+    if role != Role.ADMIN.value:
+        raise InvalidRequest("only an admin key may have an approval limit", field="approval_limit")
+    try:
+        limit = parse_money(text)
+    except (ValueError, ArithmeticError):
+        raise InvalidRequest(
+            f"approval limit must be an amount such as 100000.00, not {text!r}", field="approval_limit"
+        ) from None
+    if limit <= 0:
+        raise InvalidRequest("approval limit must be above zero", field="approval_limit")
+    return limit
 
 
 def replace_api_key(
@@ -64,6 +92,7 @@ def _create(
     clock: Clock,
     replace: bool,
     actor: Actor,
+    approval_limit: Decimal | None = None,
 ) -> NewApiKey:
     try:
         role_value = Role(role)
@@ -85,7 +114,12 @@ def _create(
                 if old.name == name and old.revoked_at is None and uow.api_keys.revoke(old.id, clock.now()):
                     _record(uow, "api_key.revoked", old, actor)
         key = uow.api_keys.add(
-            name=name, role=role_value, customers=scope, key_hash=hash_secret(secret), now=clock.now()
+            name=name,
+            role=role_value,
+            customers=scope,
+            key_hash=hash_secret(secret),
+            now=clock.now(),
+            approval_limit=approval_limit,
         )
         _record(uow, "api_key.created", key, actor)
         uow.commit()

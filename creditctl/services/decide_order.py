@@ -16,9 +16,11 @@ from creditctl.domain.rule_set import RuleSetVersion
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
-from creditctl.services.account_state import apply_outcome, queue_notifications, refresh_locked_account
+from creditctl.services.account_state import refresh_locked_account
 from creditctl.services.balances import Fetched, fetch_report, needs_refresh
 from creditctl.services.customers import ensure_known
+from creditctl.services.events import decision_event
+from creditctl.services.outcome import apply_outcome, queue_notifications
 from rules import Outcome
 
 DEFAULT_DEADLINE_S = 2.0
@@ -108,6 +110,8 @@ def _decide_locked(
     if decision.hold is not None:
         uow.holds.add(decision.hold)
     queue_notifications(uow, decision, locked, now)
+    if decision.state is DecisionState.DEFERRED:
+        decision_event(uow, "decision.deferred", decision, now)
     uow.accounts.save(locked)
     uow.audit.append(
         "decision.made",

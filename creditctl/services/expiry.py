@@ -11,7 +11,8 @@ from creditctl.domain.decision import Decision, DecisionState, Reason
 from creditctl.domain.errors import UnknownOrder
 from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
-from creditctl.services.account_state import expire_due_holds
+from creditctl.services.events import decision_event
+from creditctl.services.hold_expiry import expire_due_holds
 from rules import Outcome
 
 DEFERRAL_EXPIRED = Reason(
@@ -64,6 +65,7 @@ def end_deferral_if_due(uow: UnitOfWork, decision: Decision, now: datetime, acto
         before={"state": DecisionState.DEFERRED.value},
         after=decision_state(decision),
     )
+    decision_event(uow, "decision.expired", decision, now)
     return True
 
 

@@ -6,8 +6,10 @@ from creditctl.domain.account import CreditAccount
 from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.audit_records import account_status, account_subject
 from creditctl.domain.errors import AlreadyFrozen, InvalidRequest, UnknownAccount, UnknownCustomer
+from creditctl.domain.freeze import LiftedHow
 from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.freeze_history import record_freeze, record_lift
 
 
 def freeze_account(
@@ -42,7 +44,9 @@ def freeze_account(
             )
         before = account_status(account)
         now = uow.now()
-        account.freeze(reason=reason, by=f"admin:{by}", now=now)
+        if account.is_frozen:  # a freeze the rules made: this one takes it over
+            record_lift(uow, account, how=LiftedHow.REPLACED, by=f"admin:{by}", reason=reason, now=now)
+        record_freeze(uow, account, reason=reason, by=f"admin:{by}", now=now)
         uow.accounts.save(account)
         uow.audit.append(
             "account.frozen",
@@ -73,7 +77,7 @@ def unfreeze_account(
         account = _locked(uow, customer_code, sale_group_code, scope)
         if account.is_frozen:
             before = account_status(account)
-            account.unfreeze()
+            record_lift(uow, account, how=LiftedHow.MANUAL, by=f"admin:{by}", reason=reason, now=uow.now())
             uow.accounts.save(account)
             uow.audit.append(
                 "account.unfrozen",

@@ -15,8 +15,8 @@ from creditctl.domain.errors import HoldNotOpen
 from creditctl.domain.hold import HoldStatus
 from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
-from creditctl.services.account_state import expire_due_holds
 from creditctl.services.get_decision import visible_decision
+from creditctl.services.hold_expiry import expire_due_holds
 
 
 def settle_order(

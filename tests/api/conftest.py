@@ -38,6 +38,7 @@ TABLES = (
     "credit_profile_changes",
     "credit_limit_requests",
     "rule_set_assignments",
+    "freezes",
 )
 
 

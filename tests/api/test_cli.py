@@ -75,6 +75,19 @@ class TestKeys:
         assert "8899999999" in result.output
         assert "Traceback" not in result.output
 
+    def test_an_admin_key_carries_the_approval_limit_it_was_made_with(self, cli):
+        cli("keys", "create", "--role", "admin", "--name", "credit-lead", "--approval-limit", "100000.00")
+        cli("keys", "create", "--role", "admin", "--name", "plain-admin")
+        lines = cli("keys", "list").output.splitlines()
+        assert next(x for x in lines if "\tcredit-lead\t" in x).endswith("\tapproval limit 100000.00")
+        assert next(x for x in lines if "\tplain-admin\t" in x).endswith("\tno approval authority")
+        for bad in (
+            ("--role", "orders", "--approval-limit", "1.00"),
+            ("--role", "admin", "--approval-limit", "1.005"),
+        ):
+            result = cli("keys", "create", "--name", "x", *bad, ok=False)
+            assert result.exit_code == 1 and "approval limit" in result.output
+
     def test_an_unknown_role_is_refused(self, cli):
         result = cli("keys", "create", "--role", "root", "--name", "x", ok=False)
         assert result.exit_code == 2 and "root" in result.output

@@ -43,7 +43,7 @@ class TestDemo:
             outputs.append(done.stdout)
         listing = _run("keys", "list", cwd=tmp_path).stdout.splitlines()
         rows = [line.split("\t") for line in listing]
-        active = sorted(name for _, name, _, _, state in rows if state == "active")
+        active = sorted(name for _, name, _, _, state, _authority in rows if state == "active")
         assert active == sorted(DEMO_KEYS)
         assert len(rows) == 9  # the earlier ones are kept, revoked
         accounts = [sorted(x for x in out.splitlines() if x.startswith("account ")) for out in outputs]

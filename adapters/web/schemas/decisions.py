@@ -159,3 +159,11 @@ class DecisionSchema(Schema):
     rechecked_at = fields.DateTime(
         allow_none=True, metadata={"description": "When a recheck last evaluated it (decided_at stays)"}
     )
+    reviews = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "What people did with it in the review queue, oldest first: action (release, "
+            "reject, recheck), by (key name), role, approval_limit, reason, at, outcome_before, "
+            "outcome_after, state_after, and the facts at that moment"
+        },
+    )

@@ -14,7 +14,7 @@ from creditctl.domain.assessment import FAIL_CLOSED, assess, effective_params
 from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.decision import Decision, DecisionState, Order, Reason
 from creditctl.domain.hold import HoldStatus
-from creditctl.services.account_state import apply_outcome
+from creditctl.services.outcome import apply_outcome
 from rules import Outcome, RuleSet, default_rule_set_document, parse_rule_set
 
 pytestmark = pytest.mark.unit
@@ -222,13 +222,19 @@ def decision_for(acc: CreditAccount, result: Any, amount: str = "100.00") -> Dec
     )
 
 
+def apply_in_work(*args: Any) -> None:
+    """apply_outcome inside a unit of work (it records freezes and events in the caller's transaction)."""
+    with FakeUnitOfWork() as work:
+        apply_outcome(work, *args)
+
+
 class TestApplyOutcome:
     def test_freeze_sets_the_account_state(self) -> None:
         rules = default_rules()
         acc = account("0.00")
         result = assess(order(), acc, rules, NOW)
         decision = decision_for(acc, result)
-        apply_outcome(FakeUnitOfWork(), decision, acc, result, effective_params(rules, acc), NOW)
+        apply_in_work(decision, acc, result, effective_params(rules, acc), NOW)
         assert acc.status is AccountStatus.FROZEN
         assert acc.frozen_reason == "BALANCE_DEPLETED"
         assert acc.frozen_by == "rule:depleted"
@@ -239,8 +245,8 @@ class TestApplyOutcome:
         rules = default_rules()
         acc = account("0.00", status=AccountStatus.FROZEN, frozen_by="admin:ops")
         result = assess(order(), acc, rules, NOW)
-        apply_outcome(
-            FakeUnitOfWork(), decision_for(acc, result), acc, result, effective_params(rules, acc), NOW
+        apply_in_work(
+            decision_for(acc, result), acc, result, effective_params(rules, acc), NOW
         )
         assert acc.frozen_by == "admin:ops"
 
@@ -249,7 +255,7 @@ class TestApplyOutcome:
         acc = account("1000.00", exposure="100.00")
         result = assess(order("250.00"), acc, rules, NOW)
         decision = decision_for(acc, result, "250.00")
-        apply_outcome(FakeUnitOfWork(), decision, acc, result, effective_params(rules, acc), NOW)
+        apply_in_work(decision, acc, result, effective_params(rules, acc), NOW)
         assert decision.hold is not None
         assert decision.hold.amount == Decimal("250.00")
         assert decision.hold.status is HoldStatus.OPEN
@@ -263,7 +269,7 @@ class TestApplyOutcome:
         acc = account("1000.00")
         result = assess(order(amount), acc, rules, NOW)
         decision = decision_for(acc, result, amount)
-        apply_outcome(FakeUnitOfWork(), decision, acc, result, effective_params(rules, acc), NOW)
+        apply_in_work(decision, acc, result, effective_params(rules, acc), NOW)
         assert decision.hold is None
         assert acc.exposure == Decimal("0.00")
         assert acc.status is AccountStatus.ACTIVE

@@ -1,0 +1,170 @@
+"""/v1/reviews: the queue of deferred orders, worked by administrators, read by auditors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+from adapters.web.auth import current_key, requires, scope
+from adapters.web.blueprint import ApiBlueprint
+from adapters.web.context import ctx
+from adapters.web.schemas.decisions import DecisionSchema, OrderRefQuerySchema
+from adapters.web.schemas.reviews import (
+    BatchRecheckResultSchema,
+    BatchRecheckSchema,
+    QueuePageSchema,
+    QueueQuerySchema,
+    RecheckActionSchema,
+    ReviewActionSchema,
+)
+from creditctl.domain.api_key import Role
+from creditctl.domain.decision import Decision
+from creditctl.domain.errors import InvalidRequest
+from creditctl.services.reviews import (
+    BatchRecheck,
+    QueueFilter,
+    recheck_deferred,
+    recheck_queue,
+    reject_deferred,
+    release_deferred,
+    review_queue,
+)
+
+bp = ApiBlueprint(
+    "reviews",
+    __name__,
+    url_prefix="/v1/reviews",
+    description="The review queue: deferred orders, released within the key's approval authority, "
+    "rejected or re-checked by administrators; auditors read it.",
+)
+_FILTERS = (
+    "customer_code",
+    "sale_group_code",
+    "reason",
+    "min_age_s",
+    "max_age_s",
+    "min_amount",
+    "max_amount",
+)
+
+
+@bp.route("", methods=["GET"])
+@requires(Role.ADMIN, Role.AUDITOR)
+@bp.arguments(QueueQuerySchema(), location="query", as_kwargs=True)
+@bp.response(200, QueuePageSchema)
+@bp.alt_response(404, description="A customer_code the key may not see")
+@bp.alt_response(422, description="A bad filter, or a cursor this API did not return")
+def queue(limit: int, cursor: str | None = None, **filters: Any) -> dict[str, Any]:
+    """Deferred orders, oldest first (by when they were first decided), a page at a time."""
+    items = review_queue(
+        _filter(filters), after=_decode(cursor), limit=limit + 1, scope=scope(), uow=ctx().uow()
+    )
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": items, "next_cursor": _encode(items[-1]) if more else None}
+
+
+@bp.route("/recheck", methods=["POST"])
+@requires(Role.ADMIN)
+@bp.arguments(BatchRecheckSchema())
+@bp.response(200, BatchRecheckResultSchema)
+@bp.alt_response(404, description="A filter's customer_code the key may not see")
+def recheck_many(body: dict[str, Any]) -> BatchRecheck:
+    """Re-check every deferred order matching the filter (the whole queue without one), oldest first;
+    answers counts by new outcome."""
+    c = ctx()
+    return recheck_queue(
+        _filter(body["filter"]),
+        reason=body["reason"],
+        key=current_key(),
+        uow=c.uow(),
+        balances=c.balances,
+        clock=c.clock,
+        deadline_s=c.decision_deadline_s,
+    )
+
+
+@bp.route("/<path:order_id>/release", methods=["POST"])
+@requires(Role.ADMIN)
+@bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
+@bp.arguments(ReviewActionSchema(), location="json")
+@bp.response(200, DecisionSchema)
+@bp.alt_response(
+    403, description="Beyond the key's approval authority (errors name approval_limit and amount)"
+)
+@bp.alt_response(
+    409,
+    description="Not deferred, or not releasable now: no usable balance (never approved on an unknown "
+    "balance) or a frozen account",
+)
+def release(body: dict[str, Any], order_id: str, customer_code: str | None = None) -> Decision:
+    """Approve a deferred order by hand, taking its hold even beyond what the rules allowed, within the
+    key's approval authority (an amount set when the key was created)."""
+    c = ctx()
+    return release_deferred(
+        order_id,
+        customer_code=customer_code,
+        reason=body["reason"],
+        key=current_key(),
+        uow=c.uow(),
+        balances=c.balances,
+        deadline_s=c.decision_deadline_s,
+    )
+
+
+@bp.route("/<path:order_id>/reject", methods=["POST"])
+@requires(Role.ADMIN)
+@bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
+@bp.arguments(ReviewActionSchema(), location="json")
+@bp.response(200, DecisionSchema)
+@bp.alt_response(409, description="Not deferred")
+def reject(body: dict[str, Any], order_id: str, customer_code: str | None = None) -> Decision:
+    """Block a deferred order by hand, with a reason."""
+    return reject_deferred(
+        order_id, customer_code=customer_code, reason=body["reason"], key=current_key(), uow=ctx().uow()
+    )
+
+
+@bp.route("/<path:order_id>/recheck", methods=["POST"])
+@requires(Role.ADMIN)
+@bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
+@bp.arguments(RecheckActionSchema(), location="json")
+@bp.response(200, DecisionSchema)
+@bp.alt_response(409, description="Not deferred")
+def recheck(body: dict[str, Any], order_id: str, customer_code: str | None = None) -> Decision:
+    """Evaluate a deferred order again on the newest balance, recorded as a review."""
+    c = ctx()
+    return recheck_deferred(
+        order_id,
+        customer_code=customer_code,
+        reason=body["reason"],
+        key=current_key(),
+        uow=c.uow(),
+        balances=c.balances,
+        clock=c.clock,
+        deadline_s=c.decision_deadline_s,
+    )
+
+
+def _filter(values: dict[str, Any]) -> QueueFilter:
+    return QueueFilter(**{k: values[k] for k in _FILTERS if values.get(k) is not None})
+
+
+def _encode(last: Decision) -> str:
+    raw = f"{last.decided_at.isoformat()}|{last.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        at, decision_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        decided_at = datetime.fromisoformat(at)
+    except (binascii.Error, UnicodeError, ValueError):
+        raise InvalidRequest("not a cursor this service gave", field="cursor") from None
+    if decided_at.tzinfo is None:
+        raise InvalidRequest("not a cursor this service gave", field="cursor")
+    return decided_at, decision_id
