@@ -385,7 +385,6 @@ class TestJsonWithoutOneMeaningIsRefused:
         assert_problem(r, 422, "reason")
         assert db_state() == before
 
-
     @pytest.mark.parametrize(
         "data",
         [
