@@ -6,7 +6,7 @@ open remainder, and each settled part until a balance as of a moment after ITS s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -120,6 +120,15 @@ class Hold:
         self.status, self.ended_at = status, now
         self.counting = any(s.counting for s in self.settlements)
         return left
+
+    def as_seen_at(self, now: datetime) -> Hold:
+        """The hold as it stands at `now`: an open hold past its expiry has expired (at its expiry),
+        whether or not the sweeper has ended it yet."""
+        if not (self.is_open and self.expires_at <= now):
+            return self
+        seen = replace(self, settlements=list(self.settlements))
+        seen.end_remainder(HoldStatus.EXPIRED, self.expires_at)
+        return seen
 
     @property
     def events(self) -> list[HoldEvent]:
