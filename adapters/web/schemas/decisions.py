@@ -96,7 +96,7 @@ class OrderRefQuerySchema(Schema):
 
 
 class EndHoldRequestSchema(Schema):
-    """Settle, release and recheck take no body fields today; an unknown one is refused, not ignored."""
+    """Release and recheck take no body fields; an unknown one is refused, not ignored."""
 
     class Meta:
         unknown = RAISE
