@@ -96,9 +96,12 @@ def settle(
 
     Each settled part counts until a balance as of a moment after it arrives; the rest stays held.
     A retry with the same settlement id (or, without an amount, of a settled hold) answers 200 unchanged."""
-    if idempotency_key is not None and settlement_id not in (None, idempotency_key):
-        raise InvalidRequest("differs from the Idempotency-Key header", field="settlement_id")
     c = ctx()
+    if idempotency_key is not None and settlement_id not in (None, idempotency_key):
+        get_decision(
+            order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock
+        )  # 404 first
+        raise InvalidRequest("differs from the Idempotency-Key header", field="settlement_id")
     return settle_order(
         order_id,
         amount=amount,

@@ -32,14 +32,14 @@ def settle_order(
 ) -> Decision:
     """Settle `amount` of the hold (None: all that is left). Each part counts until a balance as of a
     moment after its settlement arrives; the rest stays held."""
-    if amount is not None and settlement_id is None:
-        raise InvalidRequest(
-            "a partial settle needs a settlement_id (or an Idempotency-Key header), so that a retry "
-            "is not applied twice",
-            field="settlement_id",
-        )
     with uow:
-        decision, account = _locked(uow, order_id, customer_code, scope)
+        decision, account = _locked(uow, order_id, customer_code, scope)  # an unseen order: 404 first
+        if amount is not None and settlement_id is None:
+            raise InvalidRequest(
+                "a partial settle needs a settlement_id (or an Idempotency-Key header), so that a retry "
+                "is not applied twice",
+                field="settlement_id",
+            )
         hold = decision.hold
         if hold is not None and settlement_id is not None:
             existing = hold.find_settlement(settlement_id)
