@@ -19,7 +19,7 @@ from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.credit import ProfileChange
 from creditctl.domain.decision import Decision, DecisionState
 from creditctl.domain.freeze import Freeze, LiftedHow
-from creditctl.domain.hold import Hold, HoldStatus
+from creditctl.domain.hold import Hold, HoldStatus, Settlement
 from creditctl.domain.limit_request import CreditLimitRequest
 from creditctl.domain.money import CENT
 from creditctl.domain.payment import PaymentRecord
@@ -236,6 +236,8 @@ def _in_queue(d: Decision, q: QueueQuery) -> bool:
 
 
 class _Holds:
+    """Settled parts live on the stored hold (hold.settlements), as the SQL repository loads them."""
+
     def __init__(self, w: FakeState) -> None:
         self.w = w
 
@@ -243,32 +245,60 @@ class _Holds:
         self.w.holds[hold.id] = copy.deepcopy(hold)
 
     def save(self, hold: Hold) -> None:
-        self.w.holds[hold.id] = copy.deepcopy(hold)
+        parts = self.w.holds[hold.id].settlements if hold.id in self.w.holds else []
+        self.w.holds[hold.id] = replace(copy.deepcopy(hold), settlements=list(parts))
+
+    def add_settlement(self, settlement: Settlement) -> None:
+        h = self.w.holds[settlement.hold_id]
+        if settlement.settlement_id is not None and h.find_settlement(settlement.settlement_id):
+            raise ValueError(f"settlement {settlement.settlement_id!r} already stored")  # the unique key
+        h.settlements.append(settlement)
 
     def expire_due(self, account_id: int, now: datetime) -> Decimal:
         total = Decimal("0.00")
         for h in self.w.holds.values():
             if h.account_id == account_id and h.status is HoldStatus.OPEN and h.expires_at <= now:
-                h.status, h.counting, h.ended_at = HoldStatus.EXPIRED, False, now
-                total += h.amount
+                total += h.end_remainder(HoldStatus.EXPIRED, now)
         return total
 
     def stop_counting_settled(self, account_id: int, fetched_before: datetime) -> Decimal:
         total = Decimal("0.00")
         for h in self.w.holds.values():
-            if (
-                h.account_id == account_id
-                and h.status is HoldStatus.SETTLED
-                and h.counting
-                and h.ended_at is not None
-                and h.ended_at < fetched_before
-            ):
+            if h.account_id != account_id:
+                continue
+            for i, s in enumerate(h.settlements):
+                if s.counting and s.settled_at < fetched_before:
+                    h.settlements[i] = replace(s, counting=False)
+                    total += s.amount
+            if not h.is_open and not any(s.counting for s in h.settlements):
                 h.counting = False
-                total += h.amount
         return total
 
     def counting(self, account_id: int) -> list[Hold]:
-        return [copy.deepcopy(h) for h in self.w.holds.values() if h.account_id == account_id and h.counting]
+        found = [h for h in self.w.holds.values() if h.account_id == account_id and h.counting]
+        return [copy.deepcopy(h) for h in sorted(found, key=lambda h: h.created_at)]
+
+    def page(
+        self,
+        account_id: int,
+        *,
+        statuses: frozenset[str] | None,
+        now: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Hold]:
+        def shown(h: Hold) -> str:
+            return HoldStatus.EXPIRED.value if h.is_open and h.expires_at <= now else h.status.value
+
+        found = [
+            h
+            for h in self.w.holds.values()
+            if h.account_id == account_id
+            and (statuses is None or shown(h) in statuses)
+            and (after is None or (h.created_at, h.id) < after)
+        ]
+        found.sort(key=lambda h: (h.created_at, h.id), reverse=True)
+        return [copy.deepcopy(h) for h in found[:limit]]
 
     def accounts_with_due_holds(self, now: datetime, limit: int = 1000) -> list[tuple[str, str]]:
         due = {

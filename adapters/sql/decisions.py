@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Row, Select, and_, bindparam, or_, select, up
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from adapters.sql.holds import settlements_of
 from adapters.sql.tables import decisions, holds
 from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.decision import Decision, DecisionState, Order, Reason
@@ -41,13 +42,21 @@ class SqlDecisionRepository:
 
     def get(self, customer_code: str, order_id: str) -> Decision | None:
         row = self._conn.execute(_GET, {"k_customer": customer_code, "k_order": order_id}).first()
-        return _to_decision(row) if row else None
+        return self._with_parts(_to_decision(row)) if row else None
 
     def find(self, order_id: str, customers: frozenset[str] | None) -> list[Decision]:
         stmt = _SELECT.where(_d.order_id == order_id)
         if customers is not None:
             stmt = stmt.where(_d.customer_code.in_(sorted(customers)))
-        return [_to_decision(r) for r in self._conn.execute(stmt.order_by(_d.customer_code).limit(2))]
+        rows = self._conn.execute(stmt.order_by(_d.customer_code).limit(2))
+        return [self._with_parts(_to_decision(r)) for r in rows]
+
+    def _with_parts(self, decision: Decision) -> Decision:
+        """Load the hold's settled parts, only when it has some (one more statement, off the hot path)."""
+        hold = decision.hold
+        if hold is not None and hold.settled:
+            hold.settlements = settlements_of(self._conn, [hold.id]).get(hold.id, [])
+        return decision
 
     def add_if_new(self, decision: Decision) -> bool:
         values = _values(decision) | {
@@ -152,6 +161,7 @@ def _to_decision(r: Row[Any]) -> Decision:
             expires_at=m["h_expires_at"],
             ended_at=m["h_ended_at"],
             counting=bool(m["h_counting"]),
+            settled=from_fen(m["h_settled_fen"]),
         )
     snap = None
     if m["balance_fen"] is not None:

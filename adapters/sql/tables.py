@@ -163,8 +163,27 @@ holds = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("ended_at", UtcDateTime),
+    # The sum of its settled parts (hold_settlements): what is still held is amount_fen - settled_fen.
+    Column("settled_fen", BigInteger, nullable=False, default=0, server_default="0"),
     Index("ix_holds_account_status_expiry", "account_id", "status", "expires_at"),
     Index("ix_holds_open_expiry", "status", "expires_at"),
+    Index("ix_holds_account_created", "account_id", "created_at", "id"),
+)
+
+# Each settled part of a hold. It counts against the account until a balance as of a moment after
+# settled_at (the database's time) arrives. settlement_id is the caller's idempotency handle.
+hold_settlements = Table(
+    "hold_settlements",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("hold_id", String(32), ForeignKey("holds.id"), nullable=False),
+    Column("account_id", Integer, ForeignKey("credit_accounts.id"), nullable=False),
+    Column("settlement_id", String(64)),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("settled_at", UtcDateTime, nullable=False),
+    Column("counting", Boolean, nullable=False),
+    UniqueConstraint("hold_id", "settlement_id", name="uq_hold_settlements_hold_settlement"),
+    Index("ix_hold_settlements_account_counting", "account_id", "counting", "settled_at"),
 )
 
 api_keys = Table(

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+from datetime import datetime
 from typing import Any
 
 from adapters.web.auth import actor, current_key, requires, requires_global_admin, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
-from adapters.web.schemas.accounts import AccountSchema, FreezeRequestSchema
+from adapters.web.schemas.accounts import (
+    AccountSchema,
+    FreezeRequestSchema,
+    HoldPageQuerySchema,
+    HoldPageSchema,
+)
 from adapters.web.schemas.reviews import FreezeListSchema
 from adapters.web.schemas.rule_sets import AssignmentSchema, AssignSchema, ParamsSchema
 from creditctl.domain.api_key import Role
+from creditctl.domain.errors import InvalidRequest
 from creditctl.domain.rule_set import Assignment
+from creditctl.services.account_holds import HoldCursor, list_holds
 from creditctl.services.account_view import AccountView, view_account
 from creditctl.services.freeze_account import freeze_account, unfreeze_account
 from creditctl.services.freeze_history import account_freezes
@@ -32,6 +42,49 @@ def read(customer_code: str, sale_group_code: str) -> AccountView:
     """Balance snapshot, exposure, available, credit limit and grade, status, open holds."""
     c = ctx()
     return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow(), clock=c.clock)
+
+
+@bp.route("/<string:customer_code>/<string:sale_group_code>/holds", methods=["GET"])
+@requires(Role.ORDERS, Role.ADMIN, Role.AUDITOR)
+@bp.arguments(HoldPageQuerySchema(), location="query", as_kwargs=True)
+@bp.response(200, HoldPageSchema)
+@bp.alt_response(404, description="Unknown customer or account (or one the key may not see)")
+def holds(
+    customer_code: str, sale_group_code: str, status: list[str] | None, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """The account's holds, newest first, each with its life: held, settled in parts, released, expired.
+
+    A page at a time (pass next_cursor as cursor); `status` filters (as things stand now: a hold past
+    its expiry is expired even before the sweeper ends it)."""
+    page = list_holds(
+        customer_code,
+        sale_group_code,
+        statuses=frozenset(status) if status else None,
+        after=_decode(cursor),
+        limit=limit,
+        scope=scope(),
+        uow=ctx().uow(),
+    )
+    return {"items": page.items, "next_cursor": _encode(page.next_cursor)}
+
+
+def _encode(cursor: HoldCursor | None) -> str | None:
+    if cursor is None:
+        return None
+    return base64.urlsafe_b64encode(f"{cursor[0].isoformat()}|{cursor[1]}".encode()).decode()
+
+
+def _decode(cursor: str | None) -> HoldCursor | None:
+    if cursor is None:
+        return None
+    try:
+        at, hold_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        when = datetime.fromisoformat(at)
+    except (binascii.Error, UnicodeError, ValueError):
+        raise InvalidRequest("not a cursor this service gave", field="cursor") from None
+    if when.tzinfo is None:
+        raise InvalidRequest("not a cursor this service gave", field="cursor")
+    return when, hold_id
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/freeze", methods=["POST"])

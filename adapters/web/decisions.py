@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import Any
 
 from adapters.web.auth import actor, requires, scope
@@ -13,10 +14,13 @@ from adapters.web.schemas.decisions import (
     DecisionRequestSchema,
     DecisionSchema,
     EndHoldRequestSchema,
+    IdempotencyHeaderSchema,
     OrderRefQuerySchema,
+    SettleRequestSchema,
 )
 from creditctl.domain.api_key import Role
 from creditctl.domain.decision import Decision, Order
+from creditctl.domain.errors import InvalidRequest
 from creditctl.services.decide_order import decide_order
 from creditctl.services.get_decision import get_decision
 from creditctl.services.recheck_order import recheck_order
@@ -74,16 +78,40 @@ def read(order_id: str, customer_code: str | None = None) -> Decision:
 @bp.route("/<path:order_id>/settle", methods=["POST"])
 @requires(Role.ORDERS)
 @bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
-@bp.arguments(EndHoldRequestSchema(), location="json", as_kwargs=True)
+@bp.arguments(IdempotencyHeaderSchema(), location="headers", as_kwargs=True)
+@bp.arguments(SettleRequestSchema(), location="json", as_kwargs=True)
 @bp.response(200, DecisionSchema)
-@bp.alt_response(409, description="The hold is not open (released, expired, or there is none)")
-def settle(order_id: str, customer_code: str | None = None) -> Decision:
-    """Haier debited the order: the hold is settled (it counts until a newer balance includes it).
+@bp.alt_response(
+    409,
+    description="More than is left (errors.remaining names it), a settlement id reused with another "
+    "amount, or the hold is not open (released, expired, or there is none)",
+)
+def settle(
+    order_id: str,
+    customer_code: str | None = None,
+    amount: Decimal | None = None,
+    settlement_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> Decision:
+    """Haier debited the order, in full or a part of it (`amount`, with a `settlement_id`).
 
-    A retry of a settle answers 200 with the same settled hold and changes nothing."""
+    Each settled part counts until a balance as of a moment after it arrives; the rest stays held.
+    A retry with the same settlement id (or, without an amount, of a settled hold) answers 200 unchanged."""
     c = ctx()
+    if idempotency_key is not None and settlement_id not in (None, idempotency_key):
+        get_decision(
+            order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock
+        )  # 404 first
+        raise InvalidRequest("differs from the Idempotency-Key header", field="settlement_id")
     return settle_order(
-        order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock, actor=actor()
+        order_id,
+        amount=amount,
+        settlement_id=settlement_id or idempotency_key,
+        customer_code=customer_code,
+        scope=scope(),
+        uow=c.uow(),
+        clock=c.clock,
+        actor=actor(),
     )
 
 
@@ -94,7 +122,9 @@ def settle(order_id: str, customer_code: str | None = None) -> Decision:
 @bp.response(200, DecisionSchema)
 @bp.alt_response(409, description="The hold is not open (settled, expired, or there is none)")
 def release(order_id: str, customer_code: str | None = None) -> Decision:
-    """The order was cancelled: its hold stops counting, or its deferral ends."""
+    """The order was cancelled: what is still held stops counting at once, or its deferral ends.
+
+    Parts already settled keep counting until a balance includes them. A retry answers 200 unchanged."""
     c = ctx()
     return release_order(
         order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock, actor=actor()

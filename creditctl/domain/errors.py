@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 
 class CreditctlError(Exception):
     """Root of every error the application raises on purpose."""
@@ -95,6 +97,35 @@ class HoldNotOpen(Conflict):
         super().__init__(f"order {order_id!r} has no open hold to end (it is {state})", field="order_id")
         self.order_id = order_id
         self.state = state
+
+
+class OverSettlement(Conflict):
+    """A settle for more than is still held (or for nothing): refused, naming what is left."""
+
+    code = "conflict.over_settlement"
+
+    def __init__(self, order_id: str, *, requested: Decimal, remaining: Decimal) -> None:
+        super().__init__(
+            f"order {order_id!r} cannot settle {requested}: {remaining} is left on its hold",
+            errors={"amount": [f"at most {remaining}"], "remaining": [str(remaining)]},
+        )
+        self.order_id = order_id
+        self.requested = requested
+        self.remaining = remaining
+
+
+class SettlementIdReused(Conflict):
+    code = "conflict.settlement_id"
+
+    def __init__(self, order_id: str, settlement_id: str, amount: Decimal) -> None:
+        super().__init__(
+            f"settlement {settlement_id!r} of order {order_id!r} already settled {amount}; "
+            "a retry must send the same amount, a new part a new settlement_id",
+            errors={"settlement_id": [f"already used for {amount}"]},
+        )
+        self.order_id = order_id
+        self.settlement_id = settlement_id
+        self.amount = amount
 
 
 class AlreadyFrozen(Conflict):

@@ -14,7 +14,7 @@ from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.credit import ProfileChange
 from creditctl.domain.decision import Decision
 from creditctl.domain.freeze import Freeze, LiftedHow
-from creditctl.domain.hold import Hold
+from creditctl.domain.hold import Hold, Settlement
 from creditctl.domain.limit_request import CreditLimitRequest
 from creditctl.domain.payment import PaymentRecord
 from creditctl.domain.rule_set import ApplicableRuleSet, Assignment, RuleSetRecord, RuleSetVersion
@@ -111,19 +111,39 @@ class HoldRepository(Protocol):
     def add(self, hold: Hold) -> None: ...
 
     def save(self, hold: Hold) -> None:
-        """Store status, ended_at and whether it still counts."""
+        """Store status, ended_at, the settled amount and whether it still counts."""
+        ...
+
+    def add_settlement(self, settlement: Settlement) -> None:
+        """Store a settled part; a settlement id is unique per hold (the caller checked under the lock)."""
         ...
 
     def expire_due(self, account_id: int, now: datetime) -> Decimal:
-        """End the account's open holds whose expiry has passed; return the sum that stopped counting."""
+        """End the account's open holds whose expiry has passed; return the sum that stopped counting
+        (their unsettled remainders: settled parts keep counting until a balance includes them)."""
         ...
 
     def stop_counting_settled(self, account_id: int, fetched_before: datetime) -> Decimal:
-        """Settled holds stop counting once a balance fetched after their settlement is known; return sum."""
+        """Settled parts stop counting once a balance as of a moment after their settlement is known
+        (settled_at < fetched_before); return their sum. A hold with nothing left counting stops counting."""
         ...
 
     def counting(self, account_id: int) -> list[Hold]:
-        """Holds that count against the account (open, or settled and not yet in a balance)."""
+        """Holds that count against the account (open, or with settled parts not yet in a balance), with
+        their settlements."""
+        ...
+
+    def page(
+        self,
+        account_id: int,
+        *,
+        statuses: frozenset[str] | None,
+        now: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Hold]:
+        """The account's holds, newest first (created_at, id descending), after the cursor, with their
+        settlements. Statuses as shown at `now`: an open hold past its expiry is `expired`."""
         ...
 
     def accounts_with_due_holds(self, now: datetime, limit: int = 1000) -> list[tuple[str, str]]:

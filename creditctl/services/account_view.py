@@ -46,8 +46,11 @@ def view_account(
         applicable = uow.rule_sets.for_account(customer_code, sale_group_code)
         rule_set = applicable.rule_set
         now = uow.now()
-    counting = tuple(h for h in holds if not (h.is_open and h.expires_at <= now))
-    exposure = sum((h.amount for h in counting), Decimal("0.00"))
+    # A hold past its expiry holds nothing any more, even before the sweeper ends it; its settled parts
+    # count until a balance includes them.
+    held = {h.id: h.remaining if h.expires_at > now else Decimal("0.00") for h in holds}
+    counting = tuple(h for h in holds if held[h.id] or h.counting_settled)
+    exposure = sum((held[h.id] + h.counting_settled for h in counting), Decimal("0.00"))
     params = effective_params(rule_set.rules, account)
     snap = account.snapshot
     age = snap.age_s(now) if snap else None
@@ -60,8 +63,8 @@ def view_account(
         available=(snap.amount - exposure - margin) if (snap and usable) else None,
         credit_limit=terms.limit,
         credit_grade=terms.grade,
-        open_holds=tuple(h for h in counting if h.is_open),
-        settled_holds_counting=tuple(h for h in counting if not h.is_open),
+        open_holds=tuple(h for h in counting if held[h.id]),
+        settled_holds_counting=tuple(h for h in counting if h.counting_settled),
         balance_age_s=age,
         balance_usable=usable,
         rule_set=rule_set,

@@ -21,9 +21,9 @@ import creditctl.services.decide_order as decide_module
 from adapters.fake.balance_provider import FakeBalanceProvider
 from adapters.fake.clock import FakeClock
 from adapters.sql.accounts import SqlAccountRepository
-from adapters.sql.tables import decisions
+from adapters.sql.tables import decisions, hold_settlements
 from creditctl.domain.decision import Order
-from creditctl.domain.errors import HoldNotOpen, OrderIdReused
+from creditctl.domain.errors import HoldNotOpen, OrderIdReused, OverSettlement
 from creditctl.services.context import AppContext
 from creditctl.services.customers import refresh_balances, register_customer
 from creditctl.services.decide_order import DecisionResult, decide_order
@@ -318,4 +318,62 @@ class TestResolveRace:
             assert len(losers) == 1 and isinstance(losers[0], HoldNotOpen)
         released = sum(1 for k in range(n) if results[3 * k + 1].error is None)
         assert counting_holds_total(postgres_engine, CUSTOMER, group) == Decimal("10.00") * (n - released)
+        assert_invariants(postgres_engine)
+
+
+class TestPartialSettleRace:
+    HELD = Decimal("300.00")
+    PART = Decimal("20.00")
+
+    def settle_part(self, ctx: AppContext, order_id: str, sid: str) -> Any:
+        return settle_order(
+            order_id, amount=self.PART, settlement_id=sid, scope=None, uow=ctx.uow(), clock=ctx.clock
+        )
+
+    def test_concurrent_parts_never_settle_more_than_held_and_retries_apply_once(
+        self, pg_context: AppContext, postgres_engine: Engine
+    ) -> None:
+        order = Order(random_order_id("parts"), CUSTOMER, "GB20", self.HELD)
+        assert decide(pg_context, order).decision.outcome is Outcome.APPROVE
+        distinct, retried = 20, 10  # 20 parts of 20.00 ask for 400.00 of 300.00; 10 of them sent twice
+        sids = [f"DN-{i}" for i in range(distinct)] + [f"DN-{i}" for i in range(retried)]
+        results = all_at_once(len(sids), lambda i: self.settle_part(pg_context, order.order_id, sids[i]))
+
+        unexpected = [
+            r.error for r in results if r.error is not None and not isinstance(r.error, OverSettlement)
+        ]
+        assert not unexpected, unexpected
+        ok = [sids[i] for i, r in enumerate(results) if r.error is None]
+        assert len(set(ok)) == int(self.HELD / self.PART)  # exactly 15 parts fit, whatever the order
+        for i in range(retried):  # a retry answers as the first call did: both applied once, or both refused
+            assert (results[i].error is None) == (results[distinct + i].error is None), sids[i]
+        hold = settle_order(order.order_id, scope=None, uow=pg_context.uow(), clock=pg_context.clock).hold
+        assert hold is not None and hold.status.value == "settled" and hold.settled == self.HELD
+        assert sorted(s.settlement_id or "" for s in hold.settlements) == sorted(set(ok))
+        with postgres_engine.connect() as conn:
+            rows = conn.execute(select(func.count()).select_from(hold_settlements)).scalar_one()
+        assert rows == len(set(ok))
+        assert_invariants(postgres_engine)
+
+    def test_parts_racing_a_release_leave_settled_plus_released_equal_to_held(
+        self, pg_context: AppContext, postgres_engine: Engine
+    ) -> None:
+        order = Order(random_order_id("parts-release"), CUSTOMER, "GB20", self.HELD)
+        assert decide(pg_context, order).decision.outcome is Outcome.APPROVE
+
+        def work(i: int) -> Any:
+            if i == 5:
+                return release_order(order.order_id, scope=None, uow=pg_context.uow(), clock=pg_context.clock)
+            return self.settle_part(pg_context, order.order_id, f"DN-{i}")
+
+        results = all_at_once(12, work)
+        assert results[5].error is None
+        refused = [r.error for r in results if r.error is not None]
+        assert all(isinstance(e, HoldNotOpen) for e in refused), refused
+        hold = release_order(order.order_id, scope=None, uow=pg_context.uow(), clock=pg_context.clock).hold
+        assert hold is not None and hold.status.value == "released"
+        settled = self.PART * (11 - len(refused))
+        assert hold.settled == settled
+        released = next(e.amount for e in hold.events if e.type == "released")
+        assert settled + released == self.HELD
         assert_invariants(postgres_engine)

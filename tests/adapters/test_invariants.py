@@ -38,11 +38,14 @@ def decide(ctx: AppContext, amount: str, group: str = "GA10") -> str:
 
 @pytest.fixture
 def busy(ctx: AppContext) -> Engine:
-    """A little of everything: open, settled and released holds, a block, a defer-free account."""
+    """A little of everything: open, settled, partly settled and released holds, a block, a defer-free
+    account."""
     approved = [decide(ctx, "300.00") for _ in range(3)]
     assert decide(ctx, "300.00") and decide(ctx, "5000.00")  # blocked: no room left
     settle_order(approved[0], scope=None, uow=ctx.uow(), clock=ctx.clock)
     release_order(approved[1], scope=None, uow=ctx.uow(), clock=ctx.clock)
+    part = Decimal("100.00")
+    settle_order(approved[2], amount=part, settlement_id="p1", scope=None, uow=ctx.uow(), clock=ctx.clock)
     decide(ctx, "10.00", group="GB20")
     return engine_of(ctx)
 
@@ -86,6 +89,22 @@ class TestInvariantChecker:
         corrupt(busy, "UPDATE holds SET counting = false WHERE status = 'open'")
         violations = check_invariants(busy)
         assert any("open but not counting" in v for v in violations)
+
+    def test_catches_settled_parts_that_do_not_add_up_to_the_hold(self, busy: Engine) -> None:
+        corrupt(
+            busy, "UPDATE holds SET settled_fen = settled_fen + 1 WHERE status = 'open' AND settled_fen > 0"
+        )
+        violations = check_invariants(busy)
+        assert any("settled_fen 10001, parts sum 10000" in v for v in violations)
+        assert any("exposure_fen" in v for v in violations)  # the open remainder shrank by a fen
+
+    def test_catches_a_settled_part_of_nothing(self, busy: Engine) -> None:
+        corrupt(busy, "UPDATE hold_settlements SET amount_fen = 0 WHERE settlement_id = 'p1'")
+        assert any("part" in v and "of 0 fen" in v for v in check_invariants(busy))
+
+    def test_catches_a_settled_hold_whose_counting_part_is_not_counted(self, busy: Engine) -> None:
+        corrupt(busy, "UPDATE holds SET counting = false WHERE status = 'settled'")
+        assert any("settled but not counting (a settled part counts)" in v for v in check_invariants(busy))
 
     def test_catches_an_unknown_hold_status(self, busy: Engine) -> None:
         corrupt(busy, "UPDATE holds SET status = 'lost' WHERE status = 'settled'")

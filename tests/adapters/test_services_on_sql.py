@@ -14,8 +14,9 @@ from adapters.fake.balance_provider import FakeBalanceProvider
 from adapters.fake.clock import FakeClock
 from creditctl.domain.account import AccountStatus
 from creditctl.domain.decision import Decision, DecisionState, Order
-from creditctl.domain.errors import HoldNotOpen, OrderIdReused, UnknownCustomer
+from creditctl.domain.errors import HoldNotOpen, OrderIdReused, OverSettlement, UnknownCustomer
 from creditctl.domain.hold import HoldStatus
+from creditctl.services.account_holds import list_holds
 from creditctl.services.account_view import view_account
 from creditctl.services.context import AppContext
 from creditctl.services.customers import refresh_balances
@@ -162,6 +163,78 @@ class TestHoldLifeCycleOnSql:
         assert read.hold is not None and (read.hold.status, read.hold.counting) == (HoldStatus.EXPIRED, False)
         assert exposure(ctx) == Decimal("0.00")
         assert_invariants(engine)
+
+
+def settle_part(ctx: AppContext, order_id: str, amount: str, sid: str) -> Decision:
+    return settle_order(
+        order_id, amount=Decimal(amount), settlement_id=sid, scope=None, uow=ctx.uow(), clock=ctx.clock
+    )
+
+
+class TestPartialSettlementOnSql:
+    def test_parts_read_back_and_a_retry_writes_nothing(self, ctx: AppContext, engine: Engine) -> None:
+        approved = decide(ctx, order("400.00")).decision
+        first = settle_part(ctx, approved.order_id, "100.00", "DN-1")
+        assert settle_part(ctx, approved.order_id, "100.00", "DN-1") == first
+        read = get_decision(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock)
+        assert read.hold is not None and read.hold == first.hold
+        assert (read.hold.settled, read.hold.remaining) == (Decimal("100.00"), Decimal("300.00"))
+        assert [s.settlement_id for s in read.hold.settlements] == ["DN-1"]
+        with pytest.raises(OverSettlement, match=r"300\.00 is left"):
+            settle_part(ctx, approved.order_id, "300.01", "DN-2")
+        assert exposure(ctx) == Decimal("400.00")
+        assert_invariants(engine)
+
+    def test_release_after_parts_and_each_part_leaves_with_its_balance(
+        self, ctx: AppContext, engine: Engine
+    ) -> None:
+        approved = decide(ctx, order("400.00")).decision
+        settle_part(ctx, approved.order_id, "100.00", "DN-1")
+        released = release_order(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock).hold
+        assert released is not None and (released.status, released.counting) == (HoldStatus.RELEASED, True)
+        assert exposure(ctx) == Decimal("100.00")
+        assert_invariants(engine)
+        new_balance(ctx, "900.00")
+        refresh_balances(CUSTOMER, scope=None, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock)
+        assert exposure(ctx) == Decimal("0.00")
+        read = get_decision(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock).hold
+        assert read is not None and read.counting is False and not read.settlements[0].counting
+        assert_invariants(engine)
+
+    def test_the_sweeper_expires_the_remainder_and_keeps_parts_counting(
+        self, ctx: AppContext, engine: Engine
+    ) -> None:
+        approved = decide(ctx, order("400.00")).decision
+        settle_part(ctx, approved.order_id, "150.00", "DN-1")
+        assert isinstance(ctx.clock, FakeClock)
+        ctx.clock.advance(604800)
+        assert view_account(CUSTOMER, GROUP, scope=None, uow=ctx.uow(), clock=ctx.clock).exposure == Decimal(
+            "150.00"
+        )
+        assert sweep(uow=ctx.uow(), clock=ctx.clock).holds_expired_on == 1
+        read = get_decision(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock).hold
+        assert read is not None and (read.status, read.counting) == (HoldStatus.EXPIRED, True)
+        assert [(e.type, e.amount) for e in read.events][-1] == ("expired", Decimal("250.00"))
+        assert exposure(ctx) == Decimal("150.00")
+        assert_invariants(engine)
+
+    def test_the_holds_page_filters_and_pages_newest_first(self, ctx: AppContext) -> None:
+        ids = []
+        for _ in range(3):
+            ids.append(decide(ctx, order("10.00")).decision.order_id)
+            assert isinstance(ctx.clock, FakeClock)
+            ctx.clock.advance(1)
+        release_order(ids[0], scope=None, uow=ctx.uow(), clock=ctx.clock)
+        first = list_holds(CUSTOMER, GROUP, statuses=None, after=None, limit=2, scope=None, uow=ctx.uow())
+        assert [h.order_id for h in first.items] == [ids[2], ids[1]] and first.next_cursor is not None
+        rest = list_holds(
+            CUSTOMER, GROUP, statuses=None, after=first.next_cursor, limit=2, scope=None, uow=ctx.uow()
+        )
+        assert [h.order_id for h in rest.items] == [ids[0]] and rest.next_cursor is None
+        released = list_holds(
+            CUSTOMER, GROUP, statuses=frozenset({"released"}), after=None, limit=9, scope=None, uow=ctx.uow()
+        )
+        assert [h.order_id for h in released.items] == [ids[0]]
 
 
 class TestDeferralsOnSql:

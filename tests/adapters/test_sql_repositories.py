@@ -304,8 +304,8 @@ class TestHolds:
         for amount, when in settled_at.items():
             hold = make_decision(uow, account, amount=amount).hold
             assert hold is not None
-            hold.status, hold.ended_at = HoldStatus.SETTLED, when
             with uow:
+                uow.holds.add_settlement(hold.settle(None, None, part_id=f"part-{amount}", now=when))
                 uow.holds.save(hold)
                 uow.commit()
         make_decision(uow, account, amount="8.08")  # open: never touched here

@@ -29,6 +29,7 @@ TABLES = (
     "credit_accounts",
     "decisions",
     "holds",
+    "hold_settlements",
     "outbox",
     "api_keys",
     "rule_sets",

@@ -19,6 +19,33 @@ class FreezeRequestSchema(Schema):
     )
 
 
+class HoldPageQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    status = fields.List(
+        fields.String(validate=validate.OneOf(["open", "settled", "released", "expired"])),
+        load_default=None,
+        metadata={"description": "Only holds in these statuses (repeat the parameter for several)"},
+    )
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    cursor = fields.String(
+        load_default=None,
+        validate=validate.Length(max=200),
+        metadata={"description": "next_cursor of a page"},
+    )
+
+
+class HoldPageSchema(Schema):
+    items = fields.List(
+        fields.Nested(HoldSchema),
+        metadata={
+            "description": "Newest first, each with its events (held, settled parts, released, expired)"
+        },
+    )
+    next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
+
+
 class AccountSchema(Schema):
     customer_code = fields.String(attribute="account.customer_code")
     sale_group_code = fields.String(attribute="account.sale_group_code")
@@ -37,13 +64,16 @@ class AccountSchema(Schema):
     credit_grade = fields.String()
     open_holds = fields.List(
         fields.Nested(HoldSchema),
-        metadata={"description": "Holds of approved orders not yet settled, released or expired"},
+        metadata={
+            "description": "Holds with something still held (not yet settled in full, released or "
+            "expired); `remaining` says how much"
+        },
     )
     settled_holds_counting = fields.List(
         fields.Nested(HoldSchema),
         metadata={
-            "description": "Settled holds that still count: Haier debited them, and no balance as of a "
-            "moment after the settlement has arrived yet"
+            "description": "Holds with settled parts that still count: Haier debited them, and no "
+            "balance as of a moment after that part's settlement has arrived yet (see settlements)"
         },
     )
     rule_set = fields.Function(

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from adapters.web.schemas.money import Money
 
@@ -96,10 +96,66 @@ class OrderRefQuerySchema(Schema):
 
 
 class EndHoldRequestSchema(Schema):
-    """Settle, release and recheck take no body fields today; an unknown one is refused, not ignored."""
+    """Release and recheck take no body fields; an unknown one is refused, not ignored."""
 
     class Meta:
         unknown = RAISE
+
+
+class SettleRequestSchema(Schema):
+    """A settle: all that is left, or a part of it under a settlement id (the retry handle)."""
+
+    class Meta:
+        unknown = RAISE
+
+    amount = Money(
+        positive=True,
+        load_default=None,
+        metadata={
+            "description": "The part Haier debited; omitted: everything still held. At most what is left "
+            "(more is 409 naming the remainder). Needs settlement_id or an Idempotency-Key header."
+        },
+    )
+    settlement_id = fields.String(
+        load_default=None,
+        validate=[validate.Length(min=1, max=64), _no_control_chars],
+        metadata={
+            "example": "DN-2026-0042",
+            "description": "Your id for this part, unique per order (for example Haier's debit note). A "
+            "retry with the same id and amount answers 200 unchanged; the same id with another amount is "
+            "409. The Idempotency-Key header may carry it instead.",
+        },
+    )
+
+
+class IdempotencyHeaderSchema(Schema):
+    """The Idempotency-Key header: the settlement id, for clients that send one per request."""
+
+    class Meta:
+        unknown = EXCLUDE  # every other header
+
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        load_default=None,
+        validate=[validate.Length(min=1, max=64), _no_control_chars],
+        metadata={"description": "Taken as settlement_id; if both are sent they must be equal"},
+    )
+
+
+class SettlementSchema(Schema):
+    settlement_id = fields.String(allow_none=True)
+    amount = Money()
+    settled_at = fields.DateTime()
+    counting = fields.Boolean(
+        metadata={"description": "Still counts: no balance as of a moment after settled_at has arrived"}
+    )
+
+
+class HoldEventSchema(Schema):
+    type = fields.String(metadata={"enum": ["held", "settled", "released", "expired"]})
+    amount = Money()
+    at = fields.DateTime()
+    settlement_id = fields.String(allow_none=True)
 
 
 class ReasonSchema(Schema):
@@ -116,12 +172,29 @@ class BalanceSchema(Schema):
 
 class HoldSchema(Schema):
     id = fields.String()
-    amount = Money()
+    order_id = fields.String()
+    amount = Money(metadata={"description": "What was held when the order was approved"})
+    settled_amount = Money(attribute="settled", metadata={"description": "The sum of the settled parts"})
+    remaining = Money(metadata={"description": "Still held (0.00 once the hold has ended)"})
     status = fields.Function(
-        lambda h: h.status.value, metadata={"enum": ["open", "settled", "released", "expired"]}
+        lambda h: h.status.value,
+        metadata={
+            "enum": ["open", "settled", "released", "expired"],
+            "description": "open while something is held; settled when settled in full; released or "
+            "expired when the remainder was (settled_amount says what was settled before)",
+        },
     )
+    counting = fields.Boolean(
+        metadata={"description": "Counts against the account: the remainder, or a part not yet in a balance"}
+    )
+    created_at = fields.DateTime()
     expires_at = fields.DateTime()
     ended_at = fields.DateTime(allow_none=True)
+    settlements = fields.List(fields.Nested(SettlementSchema), metadata={"description": "Oldest first"})
+    events = fields.List(
+        fields.Nested(HoldEventSchema),
+        metadata={"description": "The hold's life, oldest first: held, settled parts, released, expired"},
+    )
 
 
 class RuleSetRefSchema(Schema):
