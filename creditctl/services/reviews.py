@@ -11,6 +11,8 @@ from decimal import Decimal
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.api_key import ApiKey
 from creditctl.domain.assessment import build_facts, effective_params
+from creditctl.domain.audit import Actor
+from creditctl.domain.audit_records import decided_state, decision_subject
 from creditctl.domain.decision import Decision, DecisionState
 from creditctl.domain.errors import BeyondApprovalAuthority, NotDeferred, ReleaseRefused, UnknownCustomer
 from creditctl.domain.review import rejected_reason, released_reason, review_entry
@@ -20,6 +22,7 @@ from creditctl.ports.repositories import QueueQuery
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.account_state import refresh_locked_account
 from creditctl.services.balances import Fetched, fetch_report, needs_refresh
+from creditctl.services.credit_profile import account_params
 from creditctl.services.events import decision_event
 from creditctl.services.expiry import end_deferral_if_due
 from creditctl.services.get_decision import visible_decision
@@ -73,7 +76,8 @@ def release_deferred(
     with uow:
         decision = visible_decision(uow, order_id, key.customers, customer_code)
         account = uow.accounts.get(decision.order.customer_code, decision.order.sale_group_code)
-        params = effective_params(uow.rule_sets.active().rules, account)
+        applicable = uow.rule_sets.for_account(decision.order.customer_code, decision.order.sale_group_code)
+        params = effective_params(applicable.rule_set.rules, account)
         now = uow.now()
     _require_deferred(decision)
     _require_authority(decision, key)
@@ -88,7 +92,7 @@ def release_deferred(
             uow.accounts.save(locked)
             uow.commit()
             return decision
-        params = effective_params(uow.rule_sets.active().rules, locked)
+        params = account_params(uow, locked)
         facts = build_facts(decision.order, locked, params, now)
         why_not = _why_not_releasable(decision, locked.is_frozen, locked.frozen_reason, facts)
         if why_not is not None:
@@ -113,9 +117,31 @@ def release_deferred(
         )
         uow.decisions.update(decision)
         decision_event(uow, "decision.released", decision, now, by=key.name, reason=reason)
+        _audit(uow, "deferral.released", decision, locked, key, reason, now, outcome_before)
         uow.accounts.save(locked)
         uow.commit()
     return decision
+
+
+def _audit(
+    uow: UnitOfWork,
+    kind: str,
+    decision: Decision,
+    locked: CreditAccount,
+    key: ApiKey,
+    reason: str | None,
+    now: datetime,
+    outcome_before: str,
+) -> None:
+    """One audit event for a reviewer's release or reject, with the key that did it and why."""
+    uow.audit.append(
+        kind,
+        at=now,
+        actor=Actor(name=key.name, role=key.role.value),
+        subject=decision_subject(decision),
+        before={"state": DecisionState.DEFERRED.value, "outcome": outcome_before},
+        after={**decided_state(decision, locked), "reason": reason},
+    )
 
 
 def reject_deferred(
@@ -126,7 +152,7 @@ def reject_deferred(
         decision = visible_decision(uow, order_id, key.customers, customer_code)
         _require_deferred(decision)
         locked, decision, now = _lock_deferred(uow, decision, key)
-        params = effective_params(uow.rule_sets.active().rules, locked)
+        params = account_params(uow, locked)
         facts = build_facts(decision.order, locked, params, now)
         outcome_before = decision.outcome.value
         decision.outcome, decision.state = Outcome.BLOCK, DecisionState.DECIDED
@@ -145,6 +171,7 @@ def reject_deferred(
         )
         uow.decisions.update(decision)
         decision_event(uow, "decision.rejected", decision, now, by=key.name, reason=reason)
+        _audit(uow, "deferral.rejected", decision, locked, key, reason, now, outcome_before)
         uow.commit()
     return decision
 

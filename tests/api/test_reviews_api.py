@@ -115,6 +115,23 @@ class TestReviewQueueApi:
         assert r.json == {"rechecked": 2, "by_outcome": {"defer": 2}, "more": False}
         assert c["order_id"]
 
+    def test_releases_and_rejects_leave_an_audit_event_naming_the_reviewer(self, reviewers: Api) -> None:
+        released, rejected = deferred(reviewers), deferred(reviewers, "1100.00")
+        act(reviewers, released["order_id"], "release", {"reason": "transfer confirmed"})
+        act(reviewers, rejected["order_id"], "reject", {"reason": "on watch list"})
+        for oid, kind, reason in (
+            (released["order_id"], "deferral.released", "transfer confirmed"),
+            (rejected["order_id"], "deferral.rejected", "on watch list"),
+        ):
+            r = reviewers.client.get(
+                "/v1/audit/events",
+                query_string={"order_id": oid, "type": kind},
+                headers=reviewers.auth("auditor"),
+            )
+            assert r.status_code == 200, r.json
+            [event] = r.json["events"]
+            assert event["actor"]["name"] == "lead" and event["after"]["reason"] == reason
+
     def test_freeze_history_for_admins_and_auditors(self, reviewers: Api) -> None:
         assert reviewers.freeze(CUSTOMER_A, "GB20", {"reason": "dispute"}).status_code == 200
         assert reviewers.freeze(CUSTOMER_A, "GB20", {"reason": "settled"}, undo=True).status_code == 200
