@@ -12,6 +12,7 @@ from adapters.web import (
     backtests,
     balances,
     compat,
+    console,
     cors,
     credit,
     customers,
@@ -69,6 +70,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(docs.bp)
+    console.init_app(app)
     register_error_handlers(app)
     return app
 

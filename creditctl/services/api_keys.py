@@ -90,3 +90,13 @@ def revoke_api_key(key_id: int, *, uow: UnitOfWork, clock: Clock) -> bool:
         done = uow.api_keys.revoke(key_id, clock.now())
         uow.commit()
     return done
+
+
+def key_by_hash(key_hash: str, *, uow: UnitOfWork) -> ApiKey:
+    """The active key with this hash (a console session keeps the hash, never the key), or
+    Unauthenticated when it was revoked since."""
+    with uow:
+        key = uow.api_keys.by_hash(key_hash)
+    if key is None:
+        raise Unauthenticated("the API key of this session is no longer valid")
+    return key
