@@ -74,6 +74,23 @@ class TestSignIn:
         assert r.status_code == 302
         assert "/console/sign-in?next=" in r.headers["Location"]
 
+    def test_every_console_route_needs_a_session(self, app: Any, console: Console) -> None:
+        console.get("/console/sign-in")
+        rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/console/")]
+        assert len(rules) >= 15
+        for rule in rules:
+            url = rule.rule
+            for name in rule.arguments:
+                url = re.sub(rf"<(\w+:)?{name}>", "1", url)
+            if rule.endpoint in ("console.sign_in", "console.static"):
+                continue
+            if "GET" in rule.methods:
+                r = console.get(url)
+                assert r.status_code == 302 and "/console/sign-in" in r.headers["Location"], url
+            if "POST" in rule.methods:
+                r = console.post(url)  # with this (signed-out) session's own CSRF token
+                assert r.status_code == 302 and "/console/sign-in" in r.headers["Location"], url
+
     def test_sign_in_never_redirects_off_the_console(self, console: Console, keys: dict[str, str]) -> None:
         console.get("/console/sign-in")
         r = console.post("/console/sign-in?next=//evil.example/x", {"api_key": keys["admin"]})

@@ -76,7 +76,9 @@ def signed_in_key() -> ApiKey | None:
     """The session's key while the session is young enough and the key is not revoked."""
     key_hash, issued = session.get("key_hash"), session.get("issued", 0)
     max_age = float(current_app.config["CONSOLE_SESSION_HOURS"]) * 3600
-    if not key_hash or time.time() - float(issued) > max_age:
+    if not key_hash:
+        return None  # signed out: keep the sign-in form's CSRF token
+    if time.time() - float(issued) > max_age:
         session.clear()
         return None
     cache: KeyCache = current_app.extensions["creditctl.keys"]
