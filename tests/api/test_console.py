@@ -193,6 +193,32 @@ class TestCustomerLimits:
         assert c.get(f"/console/decisions/{CUSTOMER_B}/PO-B-1").status_code == 404
         assert "PO-B-1" not in c.get("/console/decisions").get_data(as_text=True)
 
+    def test_every_console_route_on_another_customer_is_not_found(
+        self, app: Any, keys: dict[str, str], api: Api, context: Any
+    ) -> None:
+        from creditctl.services.api_keys import create_api_key
+
+        api.decide(order("PO-B-2", customer=CUSTOMER_B, group="GA10"))
+        admin_a = create_api_key(
+            name="admin-a", role="admin", customers=[CUSTOMER_A], uow=context.uow(), clock=context.clock
+        ).secret
+        c = signed_in(app, {"admin_a": admin_a}, "admin_a")
+        c.get("/console/accounts")
+        values = {"customer_code": CUSTOMER_B, "sale_group_code": "GA10", "order_id": "PO-B-2"}
+        swept = 0
+        for rule in app.url_map.iter_rules():
+            if not rule.rule.startswith("/console/") or "customer_code" not in rule.arguments:
+                continue
+            url = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], rule.rule)
+            for method in rule.methods & {"GET", "POST"}:
+                r = c.get(url) if method == "GET" else c.post(url, {"reason": "sweep"})
+                assert r.status_code == 404, (method, url, r.status_code)
+                shown = r.get_data(as_text=True)  # the id asked for is echoed; nothing of B's is shown
+                assert "Beta Co" not in shown and "5,000.00" not in shown
+                swept += 1
+        assert swept >= 4
+        assert api.account(CUSTOMER_B, "GA10").json["status"] == "active"
+
     def test_the_menu_shows_what_the_role_may_use(self, app: Any, keys: dict[str, str]) -> None:
         orders = signed_in(app, keys, "orders").get("/console/accounts").get_data(as_text=True)
         assert 'href="/console/rule-sets"' not in orders and 'href="/console/reports/exposure"' not in orders
