@@ -4,6 +4,8 @@ The one module allowed to know every adapter."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import sys
@@ -81,6 +83,8 @@ class Settings:
     webhook_retention_s: float = 7 * 86400.0
     webhook_secret_overlap_s: int = 86400
     webhook_timeout_s: float = 10.0
+    console_session_hours: float = 8.0
+    console_secure_cookie: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -109,6 +113,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_retention_s=float(env.get("CREDITCTL_WEBHOOK_RETENTION_S", str(7 * 86400))),
         webhook_secret_overlap_s=int(env.get("CREDITCTL_WEBHOOK_SECRET_OVERLAP_S", "86400")),
         webhook_timeout_s=float(env.get("CREDITCTL_WEBHOOK_TIMEOUT_S", "10")),
+        console_session_hours=float(env.get("CREDITCTL_CONSOLE_SESSION_HOURS", "8")),
+        console_secure_cookie=env.get("CREDITCTL_CONSOLE_SECURE_COOKIE", "false").lower() in TRUE,
     )
 
 
@@ -147,7 +153,8 @@ def bootstrap(
     clock = clock or SystemClock()
     db_clock = SqlDatabaseClock(sql, override=database_clock)
     cache = RuleSetCache()
-    box = FernetSecretBox(ensure_secret_keys(settings))
+    secret_keys = ensure_secret_keys(settings)
+    box = FernetSecretBox(secret_keys)
 
     def uow() -> UnitOfWork:
         return SqlUnitOfWork(sql, rule_set_cache=cache, database_clock=database_clock)
@@ -175,6 +182,7 @@ def bootstrap(
         backtests=SqlBacktestStore(sql),
         reports=SqlReportQueries(sql),
         webhooks=webhook_tools(settings, sql, db_clock, box),
+        session_keys=tuple(session_key(k) for k in secret_keys),
     )
 
 
@@ -267,11 +275,22 @@ def ensure_secret_keys(settings: Settings) -> tuple[str, ...]:
     return tuple(k for k in path.read_text().split() if k)
 
 
+def session_key(secret_key: str) -> str:
+    """The key that signs console sessions, derived from one instance secret key: a cookie signature
+    never uses the key that encrypts stored secrets as it is."""
+    return hmac.new(secret_key.encode(), b"creditctl console session", hashlib.sha256).hexdigest()
+
+
 def create_wsgi_app(settings: Settings | None = None, config: Mapping[str, Any] | None = None) -> Flask:
     """The WSGI application for gunicorn (wsgi.py) and any other WSGI server."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
-    web_config = {"CREDITCTL_CORS_ORIGINS": settings.cors_origins, **(config or {})}
+    web_config = {
+        "CREDITCTL_CORS_ORIGINS": settings.cors_origins,
+        "CONSOLE_SESSION_HOURS": settings.console_session_hours,
+        "SESSION_COOKIE_SECURE": settings.console_secure_cookie,
+        **(config or {}),
+    }
     return create_app(bootstrap(settings), web_config)
 
 

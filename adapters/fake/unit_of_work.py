@@ -180,6 +180,26 @@ class _Decisions:
             d.hold = copy.deepcopy(next((h for h in self.w.holds.values() if h.decision_id == d.id), None))
         return d
 
+    def search(
+        self,
+        customers: frozenset[str] | None,
+        *,
+        customer_code: str | None,
+        order_id_prefix: str,
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Decision]:
+        found = [
+            d
+            for (c, o), d in self.w.decisions.items()
+            if (customers is None or c in customers)
+            and customer_code in (None, c)
+            and o.startswith(order_id_prefix)
+            and (before is None or (d.decided_at, d.id) < before)
+        ]
+        found.sort(key=lambda d: (d.decided_at, d.id), reverse=True)
+        return [self._with_hold(d) for d in found[:limit]]  # type: ignore[misc]
+
     def add_if_new(self, decision: Decision) -> bool:
         key = (decision.order.customer_code, decision.order_id)
         if key in self.w.decisions:

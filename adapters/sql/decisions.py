@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -57,6 +57,27 @@ class SqlDecisionRepository:
         if hold is not None and hold.settled:
             hold.settlements = settlements_of(self._conn, [hold.id]).get(hold.id, [])
         return decision
+
+    def search(
+        self,
+        customers: frozenset[str] | None,
+        *,
+        customer_code: str | None,
+        order_id_prefix: str,
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Decision]:
+        stmt = _SELECT
+        if customers is not None:
+            stmt = stmt.where(_d.customer_code.in_(sorted(customers)))
+        if customer_code is not None:
+            stmt = stmt.where(_d.customer_code == customer_code)
+        if order_id_prefix:
+            stmt = stmt.where(_d.order_id.startswith(order_id_prefix, autoescape=True))
+        if before is not None:
+            stmt = stmt.where(tuple_(_d.decided_at, _d.id) < tuple_(before[0], before[1]))
+        stmt = stmt.order_by(_d.decided_at.desc(), _d.id.desc()).limit(limit)
+        return [_to_decision(r) for r in self._conn.execute(stmt)]
 
     def add_if_new(self, decision: Decision) -> bool:
         values = _values(decision) | {

@@ -13,6 +13,7 @@ from adapters.web import (
     backtests,
     balances,
     compat,
+    console,
     cors,
     credit,
     customers,
@@ -75,6 +76,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(docs.bp)
+    console.init_app(app)
     register_error_handlers(app)
     return app
 

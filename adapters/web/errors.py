@@ -53,8 +53,13 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(Exception, _unexpected)
 
 
+def status_of(exc: CreditctlError) -> tuple[int, str]:
+    """The HTTP status and title of a domain error (the console's pages answer with the same)."""
+    return next(((s, t) for cls, s, t in _STATUS if isinstance(exc, cls)), (400, "Bad request"))
+
+
 def _domain(exc: CreditctlError) -> Response:
-    status, title = next(((s, t) for cls, s, t in _STATUS if isinstance(exc, cls)), (400, "Bad request"))
+    status, title = status_of(exc)
     errors = exc.errors
     headers = {}
     if status == 401:

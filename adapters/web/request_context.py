@@ -34,7 +34,8 @@ def _start() -> Response | None:
     g.started = time.perf_counter()
     request_id_var.set(g.request_id)
     _refuse_oversized_chunked_body()
-    if request.method in ("POST", "PUT", "PATCH") and _has_body() and not request.is_json:
+    writes = request.method in ("POST", "PUT", "PATCH")
+    if writes and _has_body() and not (request.is_json or _console_form()):
         return problem(
             415,
             "Unsupported media type",
@@ -53,6 +54,11 @@ def _refuse_oversized_chunked_body() -> None:
         return
     if len(request.get_data(cache=True)) >= limit and request.environ["wsgi.input"].read(1):
         raise RequestEntityTooLarge()
+
+
+def _console_form() -> bool:
+    """The console's pages post HTML forms (each checked for its CSRF token); the API takes JSON only."""
+    return request.blueprint == "console" and request.mimetype == "application/x-www-form-urlencoded"
 
 
 def _has_body() -> bool:

@@ -68,6 +68,19 @@ class DecisionRepository(Protocol):
         an ambiguous id), each with its hold."""
         ...
 
+    def search(
+        self,
+        customers: frozenset[str] | None,
+        *,
+        customer_code: str | None,
+        order_id_prefix: str,
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Decision]:
+        """Decisions among `customers` (None: any), of one customer if given, whose order id starts with
+        `order_id_prefix`, newest first by (decided_at, id), those strictly before `before` (a cursor)."""
+        ...
+
     def add_if_new(self, decision: Decision) -> bool:
         """Insert unless the customer's order id is taken; False means a decision for it exists."""
         ...

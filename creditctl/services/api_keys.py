@@ -156,3 +156,13 @@ def _record(uow: UnitOfWork, type_: str, key: ApiKey, actor: Actor) -> None:
         subject={"key_id": key.id, "key_name": key.name},
         after={"role": key.role.value, "customers": key.customers, "revoked": type_ == "api_key.revoked"},
     )
+
+
+def key_by_hash(key_hash: str, *, uow: UnitOfWork) -> ApiKey:
+    """The active key with this hash (a console session keeps the hash, never the key), or
+    Unauthenticated when it was revoked since."""
+    with uow:
+        key = uow.api_keys.by_hash(key_hash)
+    if key is None:
+        raise Unauthenticated("the API key of this session is no longer valid")
+    return key

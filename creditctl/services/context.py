@@ -58,6 +58,9 @@ class AppContext:
     backtests: BacktestStore | None = None
     reports: ReportQueries | None = None
     webhooks: WebhookTools | None = None
+    # Keys that sign console session cookies, newest first (derived from the instance's secret keys;
+    # empty: the console refuses to sign anyone in).
+    session_keys: tuple[str, ...] = ()
 
     def source_of_balances(self) -> str:
         """Where balances come from now: "fake", or "haier:<name of the active config>"."""

@@ -75,7 +75,8 @@ def exposure_report(
         now = uow.now()
         rules = uow.rule_sets.active().rules
     lines = [
-        _line(e.account, e.exposure_fen, e.open_holds, rules, now) for e in reports.exposures(now, customers)
+        account_line(e.account, e.exposure_fen, e.open_holds, rules, now)
+        for e in reports.exposures(now, customers)
     ]
     until = now + timedelta(hours=within_hours)
     holds, count, fen = reports.expiring_holds(now, until, customers, limit=EXPIRING_LIMIT)
@@ -93,9 +94,10 @@ def exposure_report(
     return ExposureReport(now, lines, within_hours, holds, count, from_fen(fen), buckets)
 
 
-def _line(
+def account_line(
     account: CreditAccount, exposure_fen: int, open_holds: int, rules: RuleSet, now: datetime
 ) -> AccountLine:
+    """One account's figures as the account view computes them (the accounts list shows the same)."""
     params = effective_params(rules, account)
     exposure = from_fen(exposure_fen)
     snap = account.snapshot

@@ -1,0 +1,19 @@
+"""The operator console: server-rendered pages under /console/ over the same services as /v1.
+
+Each area is one module that registers its views on the blueprint and its menu entry in NAV; the
+templates are in adapters/web/templates/console/, the stylesheet in adapters/web/static/console/."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from adapters.web.console import accounts, decisions, pages, reports, rule_sets, session, upstream
+from adapters.web.console.blueprint import bp
+
+AREAS = (accounts, decisions, rule_sets, reports, upstream)  # the order of the menu
+
+
+def init_app(app: Flask) -> None:
+    session.init_app(app)
+    pages.init_nav(AREAS)
+    app.register_blueprint(bp)

@@ -1,0 +1,128 @@
+"""Console sign-in: an API key is checked once, the session cookie keeps only its hash and id.
+
+The cookie is signed with a key derived from the instance's secret keys (AppContext.session_keys),
+`HttpOnly`, `SameSite=Lax`, `Secure` when CREDITCTL_CONSOLE_SECURE_COOKIE is set, and ends after
+CONSOLE_SESSION_HOURS (8 by default) whatever the activity. Every POST carries the session's CSRF
+token; a request without it (or with another) is refused before its view runs."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, abort, current_app, g, redirect, render_template, request, session, url_for
+
+from adapters.web.auth import KeyCache
+from adapters.web.console.blueprint import bp
+from adapters.web.context import ctx
+from creditctl.domain.api_key import ApiKey, hash_secret
+from creditctl.domain.errors import Unauthenticated
+from creditctl.services.api_keys import authenticate, key_by_hash
+
+OPEN_ENDPOINTS = {"console.sign_in", "console.static"}
+
+
+def init_app(app: Flask) -> None:
+    """Session cookie settings (the API never reads the cookie: it authenticates by header only)."""
+    keys = ctx_keys(app)
+    if keys and not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = keys[0]
+        app.config["SECRET_KEY_FALLBACKS"] = list(keys[1:])  # older keys still read, during rotation
+    hours = float(app.config.setdefault("CONSOLE_SESSION_HOURS", 8.0))
+    # Flask's defaults hold these keys already (name "session", no SameSite, path "/"): set ours over them.
+    if app.config["SESSION_COOKIE_NAME"] == "session":
+        app.config["SESSION_COOKIE_NAME"] = "creditctl_console"
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    app.config["SESSION_COOKIE_PATH"] = app.config.get("SESSION_COOKIE_PATH") or "/console/"
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=hours)
+
+
+def ctx_keys(app: Flask) -> tuple[str, ...]:
+    return tuple(app.extensions["creditctl"].session_keys)
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return str(token)
+
+
+@bp.context_processor
+def _template_globals() -> dict[str, Any]:
+    return {"csrf_token": csrf_token}
+
+
+@bp.before_request
+def _guard() -> Any:
+    if request.method == "POST":
+        sent = request.form.get("csrf_token", "")
+        if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+            abort(400, description="The form's CSRF token is missing or does not match this session")
+    if request.endpoint in OPEN_ENDPOINTS:
+        return None
+    key = signed_in_key()
+    if key is None:
+        return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?")))
+    g.api_key = key  # adapters.web.auth.check_role and scope() now see the session's key
+    return None
+
+
+def signed_in_key() -> ApiKey | None:
+    """The session's key while the session is young enough and the key is not revoked."""
+    key_hash, issued = session.get("key_hash"), session.get("issued", 0)
+    max_age = float(current_app.config["CONSOLE_SESSION_HOURS"]) * 3600
+    if not key_hash:
+        return None  # signed out: keep the sign-in form's CSRF token
+    if time.time() - float(issued) > max_age:
+        session.clear()
+        return None
+    cache: KeyCache = current_app.extensions["creditctl.keys"]
+    key = cache.get(key_hash)
+    if key is None:
+        try:
+            key = key_by_hash(key_hash, uow=ctx().uow())
+        except Unauthenticated:
+            session.clear()
+            return None
+        cache.put(key_hash, key)
+    return key if key.id == session.get("key_id") else None
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in() -> Any:
+    """GET: the form. POST: check the key; on success a new session (fresh CSRF token) holding its hash."""
+    error = None
+    if not current_app.config.get("SECRET_KEY"):
+        error = "The console is not configured: this instance has no secret keys."
+    elif request.method == "POST":
+        secret = request.form.get("api_key", "").strip()
+        try:
+            key = authenticate(secret, uow=ctx().uow())
+        except Unauthenticated as exc:
+            error = exc.message
+        else:
+            session.clear()  # no value chosen before sign-in survives it (session fixation)
+            session.permanent = True
+            session.update(key_hash=hash_secret(secret), key_id=key.id, issued=time.time())
+            csrf_token()
+            return redirect(_safe_next(request.args.get("next")))
+    status = 401 if error and request.method == "POST" else 200
+    return render_template("console/sign_in.html", error=error), status
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the console: never an open redirect to another site."""
+    if target and target.startswith("/console/") and not target.startswith("//"):
+        return target
+    return url_for("console.accounts")
+
+
+@bp.route("/sign-out", methods=["POST"])
+def sign_out() -> Any:
+    session.clear()
+    return redirect(url_for("console.sign_in"))

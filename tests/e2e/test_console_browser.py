@@ -1,0 +1,153 @@
+"""The operator console in headless Chromium against a served creditctl: sign in with a key, find an
+account, freeze it and see its status change, open a decision's trace, open a report and see its chart.
+
+The test saves screenshots of the main pages to docs/screenshots/ (the README shows them). It uses the
+seed front end test's browser fixtures: Debian's chromium and chromedriver, skipped (failed with CI=true)
+without them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e.test_seed_front_end import browser_paths, driver  # noqa: F401  (fixtures)
+from tests.e2e.test_server import CREDITCTL, _creditctl, _free_port, _stop, _wait_until_ready
+
+pytestmark = pytest.mark.e2e
+
+CUSTOMER = "8800633175"  # a demo customer with a GB20 payer account
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+WAIT_S = 10.0
+
+
+@pytest.fixture(scope="module")
+def served(
+    browser_paths: tuple[str, str],  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, str]]:
+    """creditctl served by gunicorn on SQLite with demo data and a few decisions; its URL and keys."""
+    tmp_path = tmp_path_factory.mktemp("console")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CREDITCTL_", "PROMETHEUS_"))}
+    env |= {"CREDITCTL_INSTANCE_PATH": str(tmp_path / "instance"), "CREDITCTL_BALANCE_PROVIDER": "fake"}
+    env |= {"CREDITCTL_WORKERS": "1", "CREDITCTL_LOG_LEVEL": "WARNING"}
+    _creditctl("db", "upgrade", env=env, cwd=tmp_path)
+    demo = _creditctl("demo", env=env, cwd=tmp_path)
+    keys = dict(re.findall(r"^(admin|orders|auditor) key \(shown once\):\s+(\S+)$", demo, re.M))
+    assert set(keys) == {"admin", "orders", "auditor"}, demo
+    port = _free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(CREDITCTL), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_ready(url, process, log)
+        for n, amount in enumerate(("1999.98", "25000.00", "600000.00", "90000.00")):
+            body = {"order_id": f"PO-UI-{n}", "customer_code": CUSTOMER, "sale_group_code": "GB20"}
+            r = requests.post(
+                f"{url}/v1/decisions",
+                json=body | {"amount": amount},
+                headers={"X-API-Key": keys["orders"]},
+                timeout=10,
+            )
+            assert r.status_code == 201, r.text
+        yield {"url": url, **keys}
+    finally:
+        _stop(process)
+
+
+def _shot(browser: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def _wait_for(browser: Any, css: str) -> Any:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, WAIT_S).until(lambda d: d.find_element(By.CSS_SELECTOR, css))
+
+
+def _wait_until(browser: Any, css: str, check: Any) -> Any:
+    """Wait until the element (found again each time: a page may be replaced) passes `check`."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def ready(d: Any) -> Any:
+        try:
+            el = d.find_element(By.CSS_SELECTOR, css)
+            return el if check(el) else None
+        except (NoSuchElementException, StaleElementReferenceException):
+            return None
+
+    return WebDriverWait(browser, WAIT_S).until(ready)
+
+
+def test_sign_in_find_an_account_freeze_it_and_read_a_report(
+    driver: Any,  # noqa: F811
+    served: dict[str, str],
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.set_window_size(1200, 860)
+    url = served["url"]
+    driver.get(f"{url}/console/accounts")
+    _wait_for(driver, "#api_key")  # not signed in: the sign-in page
+    _shot(driver, "sign-in")
+    driver.find_element(By.ID, "api_key").send_keys(served["admin"])
+    driver.find_element(By.ID, "sign-in").click()
+
+    _wait_for(driver, "#accounts")
+    driver.find_element(By.ID, "q").send_keys(CUSTOMER)
+    driver.find_element(By.ID, "search").click()
+    _wait_until(driver, "#accounts", lambda _: "q=" in driver.current_url)
+    rows = driver.find_elements(By.CSS_SELECTOR, "#accounts tbody tr")
+    assert rows and all(CUSTOMER in row.text for row in rows)
+    _shot(driver, "accounts")
+    next(r for r in rows if "GB20" in r.text).find_element(By.LINK_TEXT, CUSTOMER).click()
+
+    assert _wait_for(driver, "#account-status").text == "active"
+    driver.find_element(By.ID, "freeze-reason").send_keys("payment dispute")
+    driver.find_element(By.ID, "freeze").click()
+    _wait_until(driver, "#account-status", lambda el: el.text == "frozen")
+    assert "payment dispute" in driver.page_source
+    _shot(driver, "account")
+    state = requests.get(
+        f"{url}/v1/accounts/{CUSTOMER}/GB20", headers={"X-API-Key": served["auditor"]}, timeout=10
+    ).json()
+    assert state["status"] == "frozen"
+
+    driver.get(f"{url}/console/decisions?order_id=PO-UI-2")
+    driver.find_element(By.LINK_TEXT, "PO-UI-2").click()
+    assert _wait_for(driver, "#trace tr.matched")
+    _shot(driver, "decision")
+
+    driver.get(f"{url}/console/rule-sets/1")
+    _wait_for(driver, "#document")
+    _shot(driver, "rule-set")
+
+    driver.get(f"{url}/console/reports/decisions")
+    chart = _wait_for(driver, "figure.chart svg")
+    bars = chart.find_elements(By.TAG_NAME, "rect")
+    assert bars, "the chart has bars"
+    assert any("approve" in (b.find_element(By.TAG_NAME, "title").get_attribute("textContent")) for b in bars)
+    _shot(driver, "report-decisions")
+    driver.find_element(By.ID, "as-json").click()
+    assert '"by_day"' in driver.page_source
+
+    driver.get(f"{url}/console/reports/exposure")
+    assert _wait_for(driver, "figure.chart svg").find_elements(By.TAG_NAME, "rect")
