@@ -1,7 +1,9 @@
 """The operator console in headless Chromium against a served creditctl: sign in with a key, find an
 account, freeze it and see its status change, open a decision's trace, open a report and see its chart.
 
-The test saves screenshots of the main pages to docs/screenshots/ (the README shows them). It uses the
+The test saves screenshots of the main pages to a temporary folder; with
+CREDITCTL_SCREENSHOTS_DIR=docs/screenshots it refreshes the README's (otherwise a test run leaves tracked
+files alone). It uses the
 seed front end test's browser fixtures: Debian's chromium and chromedriver, skipped (failed with CI=true)
 without them."""
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from tests.e2e.test_server import CREDITCTL, _creditctl, _free_port, _stop, _wai
 pytestmark = pytest.mark.e2e
 
 CUSTOMER = "8800633175"  # a demo customer with a GB20 payer account
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOTS = Path(os.environ.get("CREDITCTL_SCREENSHOTS_DIR") or tempfile.mkdtemp(prefix="console-screenshots-"))
 WAIT_S = 10.0
 
 
