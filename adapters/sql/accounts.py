@@ -70,7 +70,7 @@ class SqlAccountRepository:
         return account
 
     def add(self, account: CreditAccount) -> CreditAccount:
-        now = account.created_at or datetime.now(UTC)
+        now = account.created_at or datetime.now(UTC)  # bookkeeping, never compared: host clock
         values = _values(account) | {"created_at": now}
         if self._conn.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -111,7 +111,7 @@ def _values(a: CreditAccount) -> dict[str, Any]:
         "balance_fetched_at": snap.fetched_at if snap else None,
         "balance_source": snap.source if snap else None,
         "params": a.params or None,
-        "updated_at": datetime.now(UTC),
+        "updated_at": datetime.now(UTC),  # bookkeeping, never compared: host clock
     } | _profile_values(a)
 
 

@@ -238,7 +238,7 @@ class SqlReportQueries:
             .limit(1)
         )
         rows = self._rows(stmt)
-        return float(rows[0][0]) if rows else None
+        return float(rows[0][0]) if rows else None  # not money: a latency in ms
 
 
 class SqlUpstreamCallLog:

@@ -67,13 +67,13 @@ def stacked_columns(
 
 def horizontal_bars(title: str, bars: Sequence[tuple[str, Decimal | float | int]], unit: str = "") -> Chart:
     """One bar per label (an account, an error code), longest first as given."""
-    top = max((float(v) for _, v in bars), default=0.0) or 1.0
+    top = max((float(v) for _, v in bars), default=0.0) or 1.0  # not money: bar lengths in pixels
     row, left = 22, 190
     height = max(len(bars), 1) * row + 2 * PAD
     rects, labels = [], []
     for i, (name, value) in enumerate(bars):
         y = PAD + i * row
-        w = (WIDTH - left - PAD - 90) * float(value) / top
+        w = (WIDTH - left - PAD - 90) * float(value) / top  # not money: pixels
         rects.append(Rect(left, y, w, row - 6, "#1565c0", f"{name}: {value}{unit}"))
         labels.append(Label(left - 6, y + row - 10, name, "end"))
         labels.append(Label(left + w + 6, y + row - 10, f"{value}{unit}", "start"))

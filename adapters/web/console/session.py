@@ -31,7 +31,7 @@ def init_app(app: Flask) -> None:
     if keys and not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = keys[0]
         app.config["SECRET_KEY_FALLBACKS"] = list(keys[1:])  # older keys still read, during rotation
-    hours = float(app.config.setdefault("CONSOLE_SESSION_HOURS", 8.0))
+    hours = float(app.config.setdefault("CONSOLE_SESSION_HOURS", 8.0))  # not money: hours
     # Flask's defaults hold these keys already (name "session", no SameSite, path "/"): set ours over them.
     if app.config["SESSION_COOKIE_NAME"] == "session":
         app.config["SESSION_COOKIE_NAME"] = "creditctl_console"
@@ -75,7 +75,7 @@ def _guard() -> Any:
 def signed_in_key() -> ApiKey | None:
     """The session's key while the session is young enough and the key is not revoked."""
     key_hash, issued = session.get("key_hash"), session.get("issued", 0)
-    max_age = float(current_app.config["CONSOLE_SESSION_HOURS"]) * 3600
+    max_age = float(current_app.config["CONSOLE_SESSION_HOURS"]) * 3600  # not money: seconds
     if not key_hash:
         return None  # signed out: keep the sign-in form's CSRF token
     if time.time() - float(issued) > max_age:
