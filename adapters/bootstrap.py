@@ -113,7 +113,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_retention_s=float(env.get("CREDITCTL_WEBHOOK_RETENTION_S", str(7 * 86400))),
         webhook_secret_overlap_s=int(env.get("CREDITCTL_WEBHOOK_SECRET_OVERLAP_S", "86400")),
         webhook_timeout_s=float(env.get("CREDITCTL_WEBHOOK_TIMEOUT_S", "10")),
-        console_session_hours=float(env.get("CREDITCTL_CONSOLE_SESSION_HOURS", "8")),
+        console_session_hours=float(env.get("CREDITCTL_CONSOLE_SESSION_HOURS", "8")),  # not money: hours
         console_secure_cookie=env.get("CREDITCTL_CONSOLE_SECURE_COOKIE", "false").lower() in TRUE,
     )
 

@@ -212,7 +212,7 @@ class _Parser:
             bound = "at least" if closed else "greater than"
             self.fail(label, f"must be {bound} {low} and at most {high}")
             return default
-        return float(value)
+        return float(value)  # not money: a timeout or rate
 
     def flag(self, name: str) -> bool:
         if not self.present(name, True):

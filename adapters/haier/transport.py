@@ -40,7 +40,7 @@ class Answer:
     def retry_after_s(self) -> float | None:
         """Retry-After in seconds, capped at an hour; the HTTP-date form is ignored (backoff applies)."""
         raw = self.headers.get("Retry-After", "").strip()
-        return float(min(int(raw), 3600)) if raw.isdigit() else None
+        return float(min(int(raw), 3600)) if raw.isdigit() else None  # not money: Retry-After seconds
 
     def text(self, limit: int) -> str:
         """The start of the body as text, for error messages: scrub it first, then shorten it."""

@@ -174,6 +174,8 @@ def _newer(latest: Token | None, seen: Token | None, now: datetime) -> bool:
 
 
 def _utcnow() -> datetime:
+    """This instance's clock, for token expiry only: a skew of minutes is absorbed by the 10-minute early
+    refresh and the refresh on a 401 (no money depends on it; moving it to the database is noted)."""
     from datetime import UTC
 
-    return datetime.now(UTC)
+    return datetime.now(UTC)  # instance clock, token expiry only
