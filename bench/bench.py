@@ -1,7 +1,7 @@
 """End-to-end benchmark of POST /v1/decisions, against a bare-stack ceiling. A script, not a test.
 
     .venv/bin/python bench/bench.py [--quick] [--db sqlite|postgres|both] [--duration S] [--workers W]
-                                    [--no-info] [--profile]
+                                    [--no-info] [--profile] [--audit-cost]
 
 For each database it builds a throwaway instance (temp folder; a fresh SQLite file or a fresh
 PostgreSQL database bench_<run>), migrates it with `creditctl db upgrade`, writes 10,000 customers with
@@ -18,7 +18,9 @@ accounts, 1 and 32 clients, 4 s), and the script prints decisions/s, p50 and p99
 service/ceiling ratios, and the verdict on the goals (PostgreSQL, 10,000 accounts). Once per run the
 service is also measured with INFO logging (production's level). Results are written to
 bench/results/<timestamp>.json. --profile adds an unmeasured py-spy recording of the service on
-PostgreSQL, 10,000 accounts, 32 clients (bench/results/<timestamp>-profile.{svg,txt}).
+PostgreSQL, 10,000 accounts, 32 clients (bench/results/<timestamp>-profile.{svg,txt}). --audit-cost
+also serves the service from bench/no_audit (its audit insert a no-op) and measures it interleaved with
+the service at 10,000 accounts, 1 and 32 clients: what the audit trail costs, as a ratio in one run.
 
 Everything it starts is stopped, and every database and folder it made is removed, on success, failure
 or Ctrl-C.
@@ -69,7 +71,7 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Fallback only: the ceiling takes gunicorn's settings from `creditctl serve` itself (serve_argv below).
 GUNICORN_ARGS = ["--worker-class", "sync", "--timeout", "30", "--graceful-timeout", "10",
                  "--keep-alive", "5", "--log-level", "warning"]  # fmt: skip
-GOALS = {"throughput_32": 0.5, "p99_32": 2.5, "p99_1": 3.0}
+GOALS = {"throughput_32": 0.5, "p99_32": 2.5, "p99_1": 3.0, "audit_32": 0.9}
 
 
 # --- bookkeeping for cleanup -------------------------------------------------------------------
@@ -439,7 +441,7 @@ class Instance:
             return
         with self.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(
-                text("VACUUM (ANALYZE) credit_accounts, decisions, holds, outbox")
+                text("VACUUM (ANALYZE) credit_accounts, decisions, holds, outbox, audit_events")
             )
 
     def outcomes(self, prefix: str) -> dict[str, int]:
@@ -448,16 +450,22 @@ class Instance:
         with self.engine.connect() as conn:
             return {o: n for o, n in conn.execute(stmt)}
 
-    def start_service(self, log_level: str = "WARNING") -> Server:
+    def start_service(self, log_level: str = "WARNING", *, audit: bool = True) -> Server:
         """`creditctl serve`, from the repository (production wsgi.py) or, once the probe decision has
-        shown the PostgreSQL rowcount bug, from bench/shim (the same app with preserve_rowcount)."""
+        shown the PostgreSQL rowcount bug, from bench/shim (the same app with preserve_rowcount).
+        audit=False: from bench/no_audit (the same app with the audit insert a no-op), for --audit-cost."""
         port = free_port()
         cmd = [CREDITCTL, "serve", "--port", str(port), "--workers", str(self.workers)]
         env = {**self.env, "CREDITCTL_LOG_LEVEL": log_level}
         label = "service" if log_level == "WARNING" else f"service-{log_level.lower()}"
-        cwd = BENCH / "shim" if self.shim else ROOT
+        folder = "shim" if self.shim else None
+        if not audit:
+            if self.shim:
+                raise RuntimeError("--audit-cost cannot be measured through the rowcount shim")
+            label, folder = "service-no-audit", "no_audit"
+        cwd = BENCH / folder if folder else ROOT
         self.commands.append(
-            ("(cd bench/shim) " if self.shim else "")
+            (f"(cd bench/{folder}) " if folder else "")
             + f"CREDITCTL_LOG_LEVEL={log_level} "
             + " ".join(["creditctl", *cmd[1:]])
         )
@@ -466,7 +474,7 @@ class Instance:
         if status == 201:
             return server
         CLEANUP.stop(server.proc)
-        if self.shim or status != 409:
+        if self.shim or status != 409 or not audit:
             raise RuntimeError(f"the service does not decide: probe answered {status}: {body[:500]}")
         print(
             "  !! probe decision answered 409 on a fresh order id: SqlDecisionRepository.add_if_new\n"
@@ -475,7 +483,7 @@ class Instance:
             flush=True,
         )
         self.shim = True
-        return self.start_service(log_level)
+        return self.start_service(log_level, audit=audit)
 
     def probe(self, server: Server) -> tuple[int, str]:
         """One decision on a fresh order id (its exposure is released by nothing; 1.00 is nothing)."""
@@ -792,6 +800,12 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--profile", action="store_true", help="after the PostgreSQL runs, record the service with py-spy"
     )
+    ap.add_argument(
+        "--audit-cost",
+        action="store_true",
+        help="also measure the service with its audit insert a no-op (bench/no_audit), interleaved with the "
+        "service, at 10,000 accounts and 1 and 32 clients",
+    )
     args = ap.parse_args()
     args.duration = args.duration or (4.0 if args.quick else 10.0)
     args.accounts = [TOTAL_ACCOUNTS] if args.quick else [1, 100, TOTAL_ACCOUNTS]
@@ -846,6 +860,8 @@ def bench_database(
                     )
                 results["runs"] += [asdict(r) for r in svcs + ceils]
                 cells.append((median_run(svcs), median_run(ceils)))
+        if args.audit_cost:
+            results.setdefault("audit_cost", {})[db] = measure_audit_cost(inst, service, args, run_id)
         info_runs: list[Run] = []
         if not args.no_info and db == args.dbs[-1]:
             CLEANUP.stop(service.proc)
@@ -876,6 +892,73 @@ def bench_database(
         for p in list(CLEANUP.procs):
             CLEANUP.stop(p)
         inst.close()
+
+
+def measure_audit_cost(inst: Instance, service: Server, args: argparse.Namespace, run_id: str) -> list[dict]:
+    """The service against itself without the audit insert, runs interleaved (on, off, on, off ...) so
+    both see the same noise; the medians and their ratio, per client count, 10,000 accounts."""
+    off = inst.start_service(audit=False)
+    try:
+        wrk(inst, off, TOTAL_ACCOUNTS, 8, 2, run_id, record=False)
+        rows = []
+        for clients in (1, 32):
+            ons, offs = [], []
+            for _ in range(max(args.repeat, 3)):
+                ons.append(wrk(inst, service, TOTAL_ACCOUNTS, clients, args.duration, run_id))
+                offs.append(wrk(inst, off, TOTAL_ACCOUNTS, clients, args.duration, run_id))
+                print(
+                    f"   audit cost, {clients:>3} clients: audit on {fmt_run(ons[-1])} | audit off "
+                    f"{fmt_run(offs[-1])}  (other CPU {_other(ons[-1])} / {_other(offs[-1])} %)",
+                    flush=True,
+                )
+            on, no = median_run(ons), median_run(offs)
+            rows.append(
+                {
+                    "clients": clients,
+                    "audit_on": asdict(on),
+                    "audit_off": asdict(no),
+                    "throughput_ratio": ratio(on.decisions_per_s, no.decisions_per_s),
+                    "p99_ratio": ratio(on.p99_ms, no.p99_ms),
+                    "valid": on.valid and no.valid,
+                }
+            )
+        print(f"  audit on / audit off ({inst.db}, {TOTAL_ACCOUNTS} accounts, medians):")
+        for r in rows:
+            print(
+                f"    {r['clients']:>3} clients: {r['audit_on']['decisions_per_s']:.0f} vs "
+                f"{r['audit_off']['decisions_per_s']:.0f} dec/s = {_x(r['throughput_ratio'])}; p99 "
+                f"{r['audit_on']['p99_ms']:.1f} vs {r['audit_off']['p99_ms']:.1f} ms = {_x(r['p99_ratio'])}; "
+                f"CPU per decision (server + PostgreSQL) {_cpu_ms(r['audit_on'])} vs "
+                f"{_cpu_ms(r['audit_off'])}"
+            )
+        return rows
+    finally:
+        CLEANUP.stop(off.proc)
+
+
+def _cpu_ms(run: dict[str, Any]) -> str:
+    """The server's and PostgreSQL's CPU per answered request, in ms: steadier than decisions/s on a
+    shared machine (a neighbour's load lowers throughput far more than it changes the work per request)."""
+    cpu, n = run["cpu_pct"], run["requests"]
+    if not n or not cpu:
+        return "-"
+    ms = lambda k: cpu.get(k, 0.0) / 100 * run["duration_s"] / n * 1000  # noqa: E731
+    return f"{ms('server'):.2f} + {ms('postgres'):.2f} ms"
+
+
+def audit_verdict(results: dict[str, Any]) -> dict[str, Any] | None:
+    rows = results.get("audit_cost", {}).get("postgres")
+    if rows is None:
+        return None
+    goal = f"decisions/s at 32 clients with the audit >= {GOALS['audit_32']} x without it"
+    r = next(row for row in rows if row["clients"] == 32)
+    met = r["throughput_ratio"] is not None and r["throughput_ratio"] >= GOALS["audit_32"]
+    status = "INVALID" if not r["valid"] else ("MET" if met else "MISSED")
+    detail = (
+        f"{r['audit_on']['decisions_per_s']:.0f}/s vs {r['audit_off']['decisions_per_s']:.0f}/s = "
+        f"{_x(r['throughput_ratio'])}"
+    )
+    return {"goal": goal, "status": status, "ratio": r["throughput_ratio"], "detail": detail}
 
 
 def print_info_runs(cells: list[tuple[Run, Run]], info_runs: list[Run]) -> None:
@@ -935,6 +1018,9 @@ def main() -> int:
             for s, c in all_cells
         ]
         results["verdicts"] = verdicts(all_cells)
+        audit = audit_verdict(results)
+        if audit is not None:
+            results["verdicts"].append(audit)
         print_summary(results)
     except KeyboardInterrupt as exc:
         print(f"\ninterrupted ({exc}); cleaning up", file=sys.stderr)
