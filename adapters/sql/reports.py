@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from adapters.sql.accounts import _to_account
-from adapters.sql.tables import credit_accounts, decisions, holds, upstream_calls
+from adapters.sql.tables import credit_accounts, decisions, hold_settlements, holds, upstream_calls
 from adapters.sql.types import UtcDateTime
 from creditctl.domain.hold import HoldStatus
 from creditctl.domain.report_period import OffsetSegment
@@ -48,6 +48,7 @@ from creditctl.ports.reports import (
 
 log = logging.getLogger("creditctl.reports")
 _d, _h, _a, _u = decisions.c, holds.c, credit_accounts.c, upstream_calls.c
+_s = hold_settlements.c
 
 _REASONS = {
     "sqlite": (
@@ -145,20 +146,32 @@ class SqlReportQueries:
         return [ReasonCount(o, r, int(n)) for o, r, n in rows if r is not None]
 
     def exposures(self, now: datetime, customers: Customers) -> list[AccountExposure]:
-        counts = and_(_h.counting.is_(True), or_(_h.status != HoldStatus.OPEN.value, _h.expires_at > now))
-        per_account = (
+        """Per account, what counts as the account view counts it: the open remainder of each hold not
+        past its expiry (amount less its settled parts), plus each settled part still counting."""
+        held = (
             select(
-                _h.account_id,
-                func.sum(_h.amount_fen).label("counting_fen"),
-                func.sum(case((_h.status == HoldStatus.OPEN.value, 1), else_=0)).label("open_holds"),
+                _h.account_id.label("account_id"),
+                func.sum(_h.amount_fen - _h.settled_fen).label("fen"),
+                func.count().label("open_holds"),
             )
-            .where(counts)
+            .where(_h.status == HoldStatus.OPEN.value, _h.expires_at > now)
             .group_by(_h.account_id)
             .subquery()
         )
+        settled = (
+            select(_s.account_id.label("account_id"), func.sum(_s.amount_fen).label("fen"))
+            .where(_s.counting.is_(True))
+            .group_by(_s.account_id)
+            .subquery()
+        )
         stmt = (
-            select(credit_accounts, per_account.c.counting_fen, per_account.c.open_holds)
-            .outerjoin(per_account, per_account.c.account_id == _a.id)
+            select(
+                credit_accounts,
+                (func.coalesce(held.c.fen, 0) + func.coalesce(settled.c.fen, 0)).label("counting_fen"),
+                held.c.open_holds,
+            )
+            .outerjoin(held, held.c.account_id == _a.id)
+            .outerjoin(settled, settled.c.account_id == _a.id)
             .where(_in_scope(_a.customer_code, customers))
             .order_by(_a.customer_code, _a.sale_group_code)
         )
@@ -178,14 +191,23 @@ class SqlReportQueries:
         )
         joined = holds.join(credit_accounts, _a.id == _h.account_id)
         listed = (
-            select(_h.id, _h.order_id, _a.customer_code, _a.sale_group_code, _h.amount_fen, _h.expires_at)
+            select(
+                _h.id,
+                _h.order_id,
+                _a.customer_code,
+                _a.sale_group_code,
+                _h.amount_fen - _h.settled_fen,
+                _h.expires_at,
+            )
             .select_from(joined)
             .where(where)
             .order_by(_h.expires_at, _h.id)
             .limit(limit)
         )
         total = (
-            select(func.count(), func.coalesce(func.sum(_h.amount_fen), 0)).select_from(joined).where(where)
+            select(func.count(), func.coalesce(func.sum(_h.amount_fen - _h.settled_fen), 0))
+            .select_from(joined)
+            .where(where)
         )
         with self._engine.connect() as conn:
             rows = [ExpiringHold(*r) for r in conn.execute(listed)]

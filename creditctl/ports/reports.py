@@ -54,7 +54,7 @@ class ExpiringHold:
     order_id: str
     customer_code: str
     sale_group_code: str
-    amount_fen: int
+    amount_fen: int  # what is still held: the amount less its settled parts
     expires_at: datetime
 
 

@@ -19,9 +19,10 @@ from sqlalchemy import Engine, insert, select
 
 from adapters.fake.clock import FakeClock
 from adapters.sql.reports import SqlReportQueries, SqlUpstreamCallLog
-from adapters.sql.tables import credit_accounts, decisions, holds, upstream_calls
+from adapters.sql.tables import credit_accounts, decisions, hold_settlements, holds, upstream_calls
 from creditctl.domain.money import from_fen
 from creditctl.ports.reports import UpstreamCall
+from creditctl.services.account_view import view_account
 from creditctl.services.context import AppContext
 from creditctl.services.reports_decisions import OUTCOMES, ReportRequest, decisions_report
 from creditctl.services.reports_exposure import AGE_EDGES_S, exposure_report
@@ -58,7 +59,9 @@ def generate(engine: Engine, rng: random.Random, n: int = 400) -> None:
     """Decisions over 10 days around Shanghai midnights, holds in every state, upstream calls."""
     with engine.connect() as conn:
         accounts = [(r.id, r.customer_code, r.sale_group_code) for r in conn.execute(select(credit_accounts))]
-    rows, hold_rows = [], []
+    rows: list[dict[str, Any]] = []
+    hold_rows: list[dict[str, Any]] = []
+    part_rows: list[dict[str, Any]] = []
     for i in range(n):
         account_id, customer, group = rng.choice(accounts)
         outcome = rng.choices(OUTCOMES, weights=(6, 2, 2, 1))[0]
@@ -93,23 +96,16 @@ def generate(engine: Engine, rng: random.Random, n: int = 400) -> None:
             }
         )
         if outcome == "approve":
-            status = rng.choice(("open", "open", "settled", "released", "expired"))
-            hold_rows.append(
-                {
-                    "id": uuid.uuid4().hex,
-                    "account_id": account_id,
-                    "decision_id": decision_id,
-                    "order_id": f"PO-{i}",
-                    "amount_fen": rows[-1]["amount_fen"],
-                    "status": status,
-                    "counting": status == "open" or (status == "settled" and rng.random() < 0.5),
-                    "created_at": decided,
-                    "expires_at": NOW + timedelta(hours=rng.randrange(-30, 60)),
-                }
+            hold, parts = _hold_with_parts(
+                rng, account_id, decision_id, f"PO-{i}", rows[-1]["amount_fen"], decided
             )
+            hold_rows.append(hold)
+            part_rows += parts
     with engine.begin() as conn:
         conn.execute(insert(decisions), rows)
         conn.execute(insert(holds), hold_rows)
+        if part_rows:
+            conn.execute(insert(hold_settlements), part_rows)
     log = SqlUpstreamCallLog(engine)
     for _ in range(300):
         ok = rng.random() < 0.8
@@ -133,6 +129,45 @@ def rate(part: int, whole: int) -> str | None:
     return (
         str((Decimal(part) / whole).quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)) if whole else None
     )
+
+
+def _hold_with_parts(
+    rng: random.Random, account_id: int, decision_id: str, order_id: str, amount: int, created: datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A hold in any state, with 0-2 settled parts (partial settlement), each counting or not."""
+    status = rng.choice(("open", "open", "settled", "released", "expired"))
+    n_parts = 0 if amount < 2 else rng.choice((0, 0, 1, 2) if status != "settled" else (1, 2))
+    cuts = sorted(rng.sample(range(1, amount), n_parts - 1)) if n_parts > 1 else []
+    if status == "settled":
+        sizes = [b - a for a, b in zip([0, *cuts], [*cuts, amount], strict=True)]
+    else:  # some of it settled, the rest still held, released or expired
+        sizes = [rng.randrange(1, max(2, amount // 4)) for _ in range(n_parts)]
+    hold_id = uuid.uuid4().hex
+    parts = [
+        {
+            "id": uuid.uuid4().hex,
+            "hold_id": hold_id,
+            "account_id": account_id,
+            "settlement_id": f"DN-{k}",
+            "amount_fen": size,
+            "settled_at": created + timedelta(minutes=k + 1),
+            "counting": rng.random() < 0.5,
+        }
+        for k, size in enumerate(sizes)
+    ]
+    hold = {
+        "id": hold_id,
+        "account_id": account_id,
+        "decision_id": decision_id,
+        "order_id": order_id,
+        "amount_fen": amount,
+        "settled_fen": sum(sizes),
+        "status": status,
+        "counting": status == "open" or any(p["counting"] for p in parts),
+        "created_at": created,
+        "expires_at": NOW + timedelta(hours=rng.randrange(-30, 60)),
+    }
+    return hold, parts
 
 
 def table(engine: Engine, t: Any) -> list[Any]:
@@ -208,19 +243,28 @@ def test_the_exposure_report_agrees_with_the_hold_and_decision_rows(db: tuple[Ap
 
     assert report.as_of == NOW
     hold_rows = table(engine, holds)
+    assert any(h.settled_fen and h.status == "open" for h in hold_rows), "no partly settled open hold"
     by_account: Counter[int] = Counter()
-    for h in hold_rows:
-        if h.counting and not (h.status == "open" and h.expires_at <= NOW):
-            by_account[h.account_id] += h.amount_fen
+    for h in hold_rows:  # the open remainder of a hold not past its expiry ...
+        if h.status == "open" and h.expires_at > NOW:
+            by_account[h.account_id] += h.amount_fen - h.settled_fen
+    for part in table(engine, hold_settlements):  # ... and every settled part no balance includes yet
+        if part.counting:
+            by_account[part.account_id] += part.amount_fen
     assert {a.account.id: a.exposure for a in report.accounts} == {
         r.id: from_fen(by_account[r.id]) for r in table(engine, credit_accounts)
     }, SEED
+    for a in report.accounts:  # and as the account view (the domain's own arithmetic) sees each account
+        view = view_account(
+            a.account.customer_code, a.account.sale_group_code, scope=None, uow=ctx.uow(), clock=ctx.clock
+        )
+        assert view.exposure == a.exposure, (a.account.customer_code, a.account.sale_group_code, SEED)
     for a in report.accounts:
         snap = a.account.snapshot
         assert snap is not None and a.balance_usable
         assert a.available == snap.amount - a.exposure
     expiring = sorted(
-        (h.expires_at, h.id, h.amount_fen)
+        (h.expires_at, h.id, h.amount_fen - h.settled_fen)
         for h in hold_rows
         if h.status == "open" and NOW < h.expires_at <= NOW + timedelta(hours=12)
     )
