@@ -7,7 +7,6 @@ memory stays flat however long the period, and the changes can be paged or expor
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -31,6 +30,7 @@ from creditctl.domain.money import fmt, from_fen
 from creditctl.ports.backtests import BacktestStore
 from creditctl.ports.clock import Clock
 from creditctl.ports.decision_history import DecisionHistory, HistoryRow
+from creditctl.services.csv_cells import SafeCsvWriter
 from rules import Outcome, RuleSet, RuleSetInvalid, parse_rule_set
 
 BATCH_SIZE = 5000
@@ -149,7 +149,7 @@ def changes_csv(changes: Iterable[ChangedOrder], *, chunk: int = 500) -> Iterato
 
     Columns: CSV_COLUMNS; amount a decimal string; reasons the reason codes after, space-separated."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeCsvWriter(out)
     writer.writerow(CSV_COLUMNS)
     for n, c in enumerate(changes, start=1):
         reasons = " ".join(r.reason for r in c.reasons)

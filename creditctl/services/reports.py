@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from creditctl.domain.money import fmt, from_fen
+from creditctl.services.csv_cells import SafeCsvWriter
 from creditctl.services.reports_decisions import (
     DECISIONS_CSV_HEADER,
     OUTCOMES,
@@ -26,9 +26,9 @@ from creditctl.services.reports_upstream import (
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    """A header row, then the rows."""
+    """A header row, then the rows (no cell a spreadsheet would run as a formula)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeCsvWriter(out)
     writer.writerow(header)
     writer.writerows(rows)
     return out.getvalue()

@@ -53,6 +53,19 @@ class TestReportsApi:
         total = next(r for r in rows if r["section"] == "total" and r["outcome"] == "approve")
         assert (total["decisions"], total["amount"]) == ("1", "100.00")
 
+    def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_written_as_text(self, api: Api) -> None:
+        hostile = ('=HYPERLINK("evil.example","x")', "@SUM(1+1)", "+1+1", "-2+3")
+        for n, order_id in enumerate(hostile):
+            assert api.decide(order(order_id=order_id, amount=f"{n + 1}.00")).status_code == 201, order_id
+
+        text = get(api, "/v1/reports/exposure", format="csv", within_hours="720").get_data(as_text=True)
+
+        cells = [c for row in csv.reader(io.StringIO(text)) for c in row]
+        for order_id in hostile:
+            assert "'" + order_id in cells and order_id not in cells, order_id
+        assert not any(c.startswith(("=", "@", "+")) for c in cells)
+        assert all(c.startswith("'") for c in cells if c.startswith("-"))  # no negative money here
+
     def test_bad_periods_and_zones_are_refused_with_422(self, api: Api) -> None:
         path = ROUTES[0]
         assert get(api, path, tz="Mars/Olympus").status_code == 422
