@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import flash, redirect, request, url_for
 
-from adapters.web.auth import check_role, current_key, scope
+from adapters.web.auth import actor, check_role, current_key, scope
 from adapters.web.console.blueprint import NavItem, bp
 from adapters.web.console.pages import page
 from adapters.web.context import ctx
@@ -109,6 +109,7 @@ def _freeze_or_unfreeze(customer_code: str, sale_group_code: str, *, undo: bool)
             scope=key.customers,
             uow=c.uow(),
             clock=c.clock,
+            actor=actor(),  # the audit event names the signed-in key, as the API's freeze does
         )
     except (InvalidRequest, Conflict) as exc:
         flash(exc.message, "error")
