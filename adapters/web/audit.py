@@ -9,7 +9,7 @@ from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.audit import AuditPageSchema, AuditQuerySchema
 from creditctl.domain.api_key import Role
-from creditctl.domain.audit import AuditQuery
+from creditctl.domain.audit import AuditEvent, AuditQuery
 from creditctl.services.audit import list_audit_events
 
 bp = ApiBlueprint(
@@ -31,7 +31,13 @@ def events(cursor: int, limit: int, **filters: Any) -> dict[str, Any]:
     A key limited to customers sees only events about its customers (no global ones: keys, configs,
     rule sets). Paging is stable while events are added: the cursor is a chain position, and new
     events are only ever appended after the last one."""
+    found, next_cursor = audit_page(cursor, limit, filters)
+    return {"events": found, "next_cursor": next_cursor}
+
+
+def audit_page(cursor: int, limit: int, filters: dict[str, Any]) -> tuple[list[AuditEvent], int | None]:
+    """One page of events as the caller's key may see them, and the next page's cursor (None: the last).
+    The console's audit page reads the trail with this too."""
     q = AuditQuery(customers=scope(), after_position=cursor, limit=limit, **filters)
     found = list_audit_events(q, uow=ctx().uow())
-    last = found[-1].position if len(found) == limit else None
-    return {"events": found, "next_cursor": last}
+    return found, found[-1].position if len(found) == limit else None

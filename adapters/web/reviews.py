@@ -58,12 +58,19 @@ _FILTERS = (
 @bp.alt_response(422, description="A bad filter, or a cursor this API did not return")
 def queue(limit: int, cursor: str | None = None, **filters: Any) -> dict[str, Any]:
     """Deferred orders, oldest first (by when they were first decided), a page at a time."""
+    items, next_cursor = queue_page(filters, cursor, limit)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def queue_page(filters: dict[str, Any], cursor: str | None, limit: int) -> tuple[list[Decision], str | None]:
+    """One page of the queue as the caller's key sees it, and the next page's cursor (None: the last).
+    The console's review page pages the queue with this too, so both hand out the same cursors."""
     items = review_queue(
         _filter(filters), after=_decode(cursor), limit=limit + 1, scope=scope(), uow=ctx().uow()
     )
     more = len(items) > limit
     items = items[:limit]
-    return {"items": items, "next_cursor": _encode(items[-1]) if more else None}
+    return items, _encode(items[-1]) if more else None
 
 
 @bp.route("/recheck", methods=["POST"])

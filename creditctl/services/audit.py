@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from creditctl.domain.audit import AuditEvent, AuditQuery, ChainReport, ChainWalker, chain_hash
@@ -87,6 +88,22 @@ def _anchor_problem(uow: UnitOfWork, anchor: tuple[int, str]) -> tuple[int | Non
     if found[0][4] != digest:
         return (position, int(found[0][1]), "its hash is not the anchor's (the chain was rewritten)")
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The chain's last seal and how many committed events wait for one: read, not verified."""
+
+    position: int
+    hash: str
+    unsealed: int
+
+
+def audit_head(*, uow: UnitOfWork) -> ChainHead:
+    """The head as stored, at once (verify_audit walks the whole chain to check it)."""
+    with uow:
+        position, digest = uow.audit.head()
+        return ChainHead(position, digest, uow.audit.count_unsealed())
 
 
 def list_audit_events(q: AuditQuery, *, uow: UnitOfWork) -> list[AuditEvent]:

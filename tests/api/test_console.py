@@ -323,3 +323,305 @@ class TestPages:
         with client.get("/console/static/console.css") as r:
             assert r.status_code == 200 and r.mimetype == "text/css"
             assert b"font" in r.get_data()
+
+
+@pytest.fixture
+def reviewers(api: Api, context: Any, keys: dict[str, str]) -> dict[str, str]:
+    """`lead`: an admin key that may release up to 1,500.00; `auditor_a`: an auditor limited to customer
+    A. Both customers' GA10 get a 100,000.00 credit line, so orders above the balance are deferred."""
+    from creditctl.services.api_keys import create_api_key
+
+    for name, role, customers, limit in (
+        ("lead", "admin", None, "1500.00"),
+        ("auditor_a", "auditor", [CUSTOMER_A], None),
+    ):
+        keys[name] = create_api_key(
+            name=name,
+            role=role,
+            customers=customers,
+            uow=context.uow(),
+            clock=context.clock,
+            approval_limit=limit,
+        ).secret
+    for customer in (CUSTOMER_A, CUSTOMER_B):
+        r = api.client.put(
+            f"/v1/accounts/{customer}/GA10/credit-profile",
+            json={"base_limit": "100000.00", "reason": "console review tests"},
+            headers=api.auth("admin"),
+        )
+        assert r.status_code == 200, r.json
+    return keys
+
+
+def deferred(api: Api, amount: str = "1200.00", customer: str = CUSTOMER_A) -> str:
+    """A deferred order (above the GA10 balance, within the credit line); its id."""
+    r = api.decide(order(amount=amount, customer=customer, group="GA10"))
+    assert r.status_code == 201 and r.json["state"] == "deferred", r.json
+    return str(r.json["order_id"])
+
+
+def state_of(api: Api, order_id: str) -> tuple[str, str]:
+    d = api.decision(order_id, key="admin").json
+    return d["state"], d["outcome"]
+
+
+def queue_rows(text: str) -> list[str]:
+    """The order ids in the review queue table, in the order shown."""
+    return re.findall(r'<tr data-order="([^"]+)">', text)
+
+
+class TestReviewQueue:
+    def test_an_admin_releases_a_deferred_order_with_a_reason(
+        self, app: Any, reviewers: dict[str, str], api: Api, clock: Any
+    ) -> None:
+        oid = deferred(api)
+        clock.advance(125)
+        c = signed_in(app, reviewers, "lead")
+        text = c.get("/console/reviews").get_data(as_text=True)
+        assert queue_rows(text) == [oid]
+        assert "1,200.00" in text and "2 min" in text and "INSUFFICIENT_BALANCE" in text
+        assert "Your approval authority (lead)" in text and "<strong>1,500.00</strong>" in text
+        assert 'class="release"' in text and 'class="reject"' in text and 'class="recheck"' in text
+        release = f"/console/reviews/{CUSTOMER_A}/{oid}/release"
+        r = c.post(release, {"reason": "transfer confirmed"}, csrf=False)
+        assert r.status_code == 400 and "CSRF" in r.get_data(as_text=True)
+        assert state_of(api, oid) == ("deferred", "defer")
+        r = c.post(
+            release, {"reason": "transfer confirmed", "back": "/console/reviews?customer_code=" + CUSTOMER_A}
+        )
+        assert r.status_code == 302 and r.headers["Location"].endswith(
+            f"/console/reviews?customer_code={CUSTOMER_A}"
+        )
+        text = c.get(r.headers["Location"]).get_data(as_text=True)
+        assert f"{oid} released: now approve." in text and queue_rows(text) == []
+        d = api.decision(oid, key="admin").json
+        assert (d["state"], d["outcome"], d["hold"]["amount"]) == ("decided", "approve", "1200.00")
+        assert d["reviews"][0]["by"] == "lead" and d["reviews"][0]["reason"] == "transfer confirmed"
+
+    def test_a_reject_needs_a_reason_and_blocks_the_order(
+        self, app: Any, reviewers: dict[str, str], api: Api
+    ) -> None:
+        oid = deferred(api)
+        c = signed_in(app, reviewers, "admin")
+        c.get("/console/reviews")
+        reject = f"/console/reviews/{CUSTOMER_A}/{oid}/reject"
+        text = c.post(reject, {"reason": "  "}, follow_redirects=True).get_data(as_text=True)
+        assert f"{oid} not rejected: a reason is required" in text
+        assert state_of(api, oid) == ("deferred", "defer")
+        text = c.post(reject, {"reason": "on watch list"}, follow_redirects=True).get_data(as_text=True)
+        assert f"{oid} rejected: now block." in text
+        d = api.decision(oid, key="admin").json
+        assert (d["outcome"], d["reviews"][0]["reason"]) == ("block", "on watch list")
+        text = c.post(reject, {"reason": "again"}, follow_redirects=True).get_data(as_text=True)
+        assert f"{oid} not rejected:" in text and "not deferred" in text.lower().replace("no longer", "not")
+
+    def test_a_recheck_evaluates_again_and_keeps_it_deferred(
+        self, app: Any, reviewers: dict[str, str], api: Api
+    ) -> None:
+        oid = deferred(api)
+        c = signed_in(app, reviewers, "admin")
+        c.get("/console/reviews")
+        r = c.post(f"/console/reviews/{CUSTOMER_A}/{oid}/recheck", follow_redirects=True)
+        assert f"{oid} re-checked: now defer, deferred." in r.get_data(as_text=True)
+        assert api.decision(oid, key="admin").json["reviews"][0]["action"] == "recheck"
+
+    def test_a_release_beyond_the_keys_authority_shows_the_error_and_changes_nothing(
+        self, app: Any, reviewers: dict[str, str], api: Api, db_state: Any
+    ) -> None:
+        within, beyond = deferred(api, "1200.00"), deferred(api, "1800.00")
+        c = signed_in(app, reviewers, "lead")
+        text = c.get("/console/reviews").get_data(as_text=True)
+        rows = dict(zip(queue_rows(text), text.split('<tr data-order="')[1:], strict=True))
+        assert 'class="release"' in rows[within] and 'class="release"' not in rows[beyond]
+        assert "Above your approval authority (1,500.00)" in rows[beyond]
+        before = db_state()
+        r = c.post(f"/console/reviews/{CUSTOMER_A}/{beyond}/release", {"reason": "big customer"})
+        text = c.get(r.headers["Location"]).get_data(as_text=True)
+        assert f"{beyond} not released:" in text and "approval authority 1500.00" in text
+        assert "1800.00" in text
+        assert db_state() == before
+        assert state_of(api, beyond) == ("deferred", "defer")
+        plain = signed_in(app, reviewers, "admin").get("/console/reviews").get_data(as_text=True)
+        assert "This key (test-admin) has no approval authority" in plain and 'class="release"' not in plain
+
+    def test_an_auditor_reads_the_queue_without_forms_and_may_not_act(
+        self, app: Any, reviewers: dict[str, str], api: Api
+    ) -> None:
+        oid = deferred(api)
+        c = signed_in(app, reviewers, "auditor")
+        text = c.get("/console/reviews").get_data(as_text=True)
+        assert queue_rows(text) == [oid] and "Read only" in text
+        assert text.count('method="post"') == 1  # signing out: no review form
+        assert "/release" not in text and "Re-check" not in text
+        for action in ("release", "reject", "recheck"):
+            r = c.post(f"/console/reviews/{CUSTOMER_A}/{oid}/{action}", {"reason": "auditor tries"})
+            assert r.status_code == 403, action
+        assert state_of(api, oid) == ("deferred", "defer")
+        orders = signed_in(app, reviewers, "orders")
+        assert 'href="/console/reviews"' not in orders.get("/console/accounts").get_data(as_text=True)
+        assert orders.get("/console/reviews").status_code == 403
+
+    def test_a_customer_limited_key_sees_only_its_customers_deferred_orders(
+        self, app: Any, reviewers: dict[str, str], api: Api, clock: Any
+    ) -> None:
+        mine = deferred(api)
+        clock.advance(1)
+        theirs = deferred(api, "6000.00", customer=CUSTOMER_B)
+        everyone = signed_in(app, reviewers, "auditor").get("/console/reviews").get_data(as_text=True)
+        assert queue_rows(everyone) == [mine, theirs]
+        c = signed_in(app, reviewers, "auditor_a")
+        text = c.get("/console/reviews").get_data(as_text=True)
+        assert queue_rows(text) == [mine] and "6,000.00" not in text
+        assert c.get(f"/console/reviews?customer_code={CUSTOMER_B}").status_code == 404
+
+    def test_filters_and_cursor_pages_oldest_first(
+        self, app: Any, reviewers: dict[str, str], api: Api, clock: Any, monkeypatch: Any
+    ) -> None:
+        from adapters.web.console import reviews
+
+        first = deferred(api, "1200.00")
+        clock.advance(1)
+        second = deferred(api, "1300.00")
+        clock.advance(1)
+        third = deferred(api, "6000.00", customer=CUSTOMER_B)
+        monkeypatch.setattr(reviews, "PER_PAGE", 2)
+        c = signed_in(app, reviewers, "auditor")
+        text = c.get("/console/reviews").get_data(as_text=True)
+        assert queue_rows(text) == [first, second]
+        next_page = re.search(r'href="([^"]+)" id="next"', text)
+        assert next_page
+        text = c.get(next_page.group(1).replace("&amp;", "&")).get_data(as_text=True)
+        assert queue_rows(text) == [third] and 'id="next"' not in text
+        text = c.get("/console/reviews?min_amount=1250.00&max_amount=5000&sale_group_code=GA10")
+        assert queue_rows(text.get_data(as_text=True)) == [second]
+        text = c.get(f"/console/reviews?customer_code={CUSTOMER_B}&reason=INSUFFICIENT_BALANCE")
+        assert queue_rows(text.get_data(as_text=True)) == [third]
+        assert queue_rows(c.get("/console/reviews?reason=MANUAL_REVIEW").get_data(as_text=True)) == []
+        assert c.get("/console/reviews?min_amount=lots").status_code == 422
+
+    def test_the_account_page_lists_its_deferrals_and_links_the_queue(
+        self, app: Any, reviewers: dict[str, str], api: Api, clock: Any
+    ) -> None:
+        oid = deferred(api)
+        other = deferred(api, "6000.00", customer=CUSTOMER_B)
+        clock.advance(3 * 3600 + 300)
+        text = signed_in(app, reviewers, "auditor").get(f"/console/accounts/{CUSTOMER_A}/GA10")
+        text = text.get_data(as_text=True)
+        section = text.split('id="deferrals"')[1].split("<h2>")[0]
+        assert oid in section and "1,200.00" in section and "3 h 5 min" in section
+        assert "INSUFFICIENT_BALANCE" in section and other not in section
+        assert f'href="/console/reviews?customer_code={CUSTOMER_A}&amp;sale_group_code=GA10"' in section
+        text = signed_in(app, reviewers, "orders").get(f"/console/accounts/{CUSTOMER_A}/GA10")
+        section = text.get_data(as_text=True).split('id="deferrals"')[1].split("<h2>")[0]
+        assert oid in section and 'id="review-link"' not in section
+
+
+def events_shown(text: str) -> list[tuple[str, str]]:
+    """(type, actor name) of each event row on the audit page."""
+    return re.findall(r"<td><code>([a-z_.]+)</code></td>\s*<td>([^<]+?) <small", text)
+
+
+class TestAuditTrail:
+    def test_a_console_freeze_shows_on_the_audit_page_naming_the_key(
+        self, app: Any, reviewers: dict[str, str]
+    ) -> None:
+        admin = signed_in(app, reviewers, "admin")
+        admin.get(f"/console/accounts/{CUSTOMER_A}/GB20")
+        admin.post(f"/console/accounts/{CUSTOMER_A}/GB20/freeze", {"reason": "payment dispute"})
+        c = signed_in(app, reviewers, "auditor")
+        text = c.get(f"/console/audit?customer_code={CUSTOMER_A}&sale_group_code=GB20").get_data(as_text=True)
+        assert ("account.frozen", "test-admin") in events_shown(text)
+        assert "(admin)" in text and "payment dispute" in text and "&#34;frozen&#34;" in text
+        assert f"{CUSTOMER_A}/GB20" in text and "/GA10" not in text  # the account's events only
+        text = c.get("/console/audit?type=account.frozen&actor=test-admin").get_data(as_text=True)
+        assert events_shown(text) == [("account.frozen", "test-admin")]
+        assert events_shown(c.get("/console/audit?actor=nobody").get_data(as_text=True)) == []
+
+    def test_releases_and_the_time_range_in_shanghai_time(
+        self, app: Any, reviewers: dict[str, str], api: Api, clock: Any
+    ) -> None:
+        oid = deferred(api)
+        lead = signed_in(app, reviewers, "lead")
+        lead.get("/console/reviews")
+        lead.post(f"/console/reviews/{CUSTOMER_A}/{oid}/release", {"reason": "transfer confirmed"})
+        c = signed_in(app, reviewers, "auditor")
+        text = c.get(f"/console/audit?order_id={oid}").get_data(as_text=True)
+        assert ("deferral.released", "lead") in events_shown(text) and "transfer confirmed" in text
+        # The fake clock stands at 2026-11-27 08:00 UTC: 16:00 in Asia/Shanghai.
+        assert "2026-11-27 16:00:00 CST" in text
+        during = c.get(f"/console/audit?order_id={oid}&from=2026-11-27T15:59&to=2026-11-27T16:01")
+        assert ("deferral.released", "lead") in events_shown(during.get_data(as_text=True))
+        utc_read = c.get(f"/console/audit?order_id={oid}&from=2026-11-27T07:59&to=2026-11-27T08:01")
+        assert events_shown(utc_read.get_data(as_text=True)) == []  # 07:59 Shanghai is before it
+        assert c.get("/console/audit?from=yesterday").status_code == 422
+
+    def test_verify_shows_verified_and_then_the_broken_event_after_tampering(
+        self, app: Any, reviewers: dict[str, str], api: Api, sqlite_engine: Any
+    ) -> None:
+        from sqlalchemy import text as sql
+
+        assert api.freeze(CUSTOMER_A, "GB20", {"reason": "payment dispute"}).status_code == 200
+        c = signed_in(app, reviewers, "auditor")
+        page = c.get("/console/audit").get_data(as_text=True)
+        head = re.search(r'id="head-position">(\d+)<', page)
+        assert head and int(head.group(1)) >= 2 and 'id="unsealed">0<' in page
+        r = c.post("/console/audit/verify")
+        assert r.status_code == 200
+        assert f"verified: {head.group(1)} events, head {head.group(1)}:" in r.get_data(as_text=True)
+        with sqlite_engine.begin() as conn:
+            for verb in ("update", "delete"):
+                conn.execute(sql(f"DROP TRIGGER audit_events_no_{verb}"))
+            conn.execute(
+                sql(
+                    "UPDATE audit_events SET payload = replace(payload, 'payment dispute', 'no dispute') "
+                    "WHERE type = 'account.frozen'"
+                )
+            )
+            position = conn.execute(
+                sql(
+                    "SELECT s.position FROM audit_seals s JOIN audit_events e ON e.seq = s.seq "
+                    "WHERE e.type = 'account.frozen'"
+                )
+            ).scalar_one()
+        text = c.post("/console/audit/verify").get_data(as_text=True)
+        assert f"broken at position {position}" in text
+        assert "its content does not match its hash" in text
+        assert f"The {position - 1} events before it verify" in text
+        assert f'href="/console/audit?cursor={position - 1}"' in text
+        assert c.post("/console/audit/verify", csrf=False).status_code == 400
+
+    def test_a_customer_limited_key_sees_only_its_customers_events_and_no_verify(
+        self, app: Any, reviewers: dict[str, str], api: Api
+    ) -> None:
+        assert api.freeze(CUSTOMER_A, "GB20", {"reason": "dispute A"}).status_code == 200
+        assert api.freeze(CUSTOMER_B, "GA10", {"reason": "dispute B"}).status_code == 200
+        everyone = signed_in(app, reviewers, "auditor").get("/console/audit?type=account.frozen")
+        assert "dispute A" in everyone.get_data(as_text=True) and "dispute B" in everyone.get_data(
+            as_text=True
+        )
+        c = signed_in(app, reviewers, "auditor_a")
+        text = c.get("/console/audit?type=account.frozen").get_data(as_text=True)
+        assert "dispute A" in text and "dispute B" not in text and CUSTOMER_B not in text
+        assert 'id="verify"' not in text and 'id="head-position"' not in text
+        assert "api_key.created" not in c.get("/console/audit").get_data(as_text=True)  # global events
+        assert c.post("/console/audit/verify").status_code == 403
+        assert c.get(f"/console/audit?customer_code={CUSTOMER_B}").status_code == 404
+        assert signed_in(app, reviewers, "orders").get("/console/audit").status_code == 403
+
+    def test_pages_by_chain_position(
+        self, app: Any, reviewers: dict[str, str], api: Api, monkeypatch: Any
+    ) -> None:
+        from adapters.web.console import audit
+
+        for n in range(3):
+            api.decide(order(f"PO-AUD-{n}"))
+        monkeypatch.setattr(audit, "PER_PAGE", 2)
+        c = signed_in(app, reviewers, "auditor")
+        text = c.get("/console/audit?type=decision.made").get_data(as_text=True)
+        positions = [
+            int(p) for p in re.findall(r'<td class="num" title="hash [0-9a-f]{64}">(\d+)</td>', text)
+        ]
+        assert len(positions) == 2 and positions == sorted(positions)
+        assert f'href="/console/audit?cursor={positions[1]}&amp;type=decision.made" id="next"' in text
+        rest = c.get(f"/console/audit?cursor={positions[1]}&type=decision.made").get_data(as_text=True)
+        assert "PO-AUD-2" in rest and "PO-AUD-0" not in rest and 'id="next"' not in rest

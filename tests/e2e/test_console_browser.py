@@ -1,5 +1,7 @@
 """The operator console in headless Chromium against a served creditctl: sign in with a key, find an
-account, freeze it and see its status change, open a decision's trace, open a report and see its chart.
+account, freeze it and see its status change and its audit event (and verify the chain), open a
+decision's trace, open a report and see its chart, then sign in as a key with approval authority and
+release a deferred order from the review queue.
 
 The test saves screenshots of the main pages to a temporary folder; with
 CREDITCTL_SCREENSHOTS_DIR=docs/screenshots it refreshes the README's (otherwise a test run leaves tracked
@@ -26,6 +28,11 @@ from tests.e2e.test_server import CREDITCTL, _creditctl, _free_port, _stop, _wai
 pytestmark = pytest.mark.e2e
 
 CUSTOMER = "8800633175"  # a demo customer with a GB20 payer account
+# Deferred orders (the default rules send orders above 500,000.00 to manual review): the first two within
+# the lead's approval authority, the third beyond it. GA10 holds 1,250,000.00, 8800900003's 520,000.00.
+DEFERRED = (("PO-UI-4", CUSTOMER, "600000.00"), ("PO-UI-5", "8800900003", "510000.00"))
+DEFERRED += (("PO-UI-6", CUSTOMER, "640000.00"),)
+LEAD_AUTHORITY = "620000.00"
 SHOTS = Path(os.environ.get("CREDITCTL_SCREENSHOTS_DIR") or tempfile.mkdtemp(prefix="console-screenshots-"))
 WAIT_S = 10.0
 
@@ -44,6 +51,8 @@ def served(
     demo = _creditctl("demo", env=env, cwd=tmp_path)
     keys = dict(re.findall(r"^(admin|orders|auditor) key \(shown once\):\s+(\S+)$", demo, re.M))
     assert set(keys) == {"admin", "orders", "auditor"}, demo
+    lead = ("keys", "create", "--role", "admin", "--name", "credit-lead", "--approval-limit", LEAD_AUTHORITY)
+    keys["lead"] = _creditctl(*lead, env=env, cwd=tmp_path).strip()
     port = _free_port()
     log = tmp_path / "server.log"
     with log.open("wb") as out:
@@ -67,6 +76,15 @@ def served(
                 timeout=10,
             )
             assert r.status_code == 201, r.text
+        for order_id, customer, amount in DEFERRED:
+            body = {"order_id": order_id, "customer_code": customer, "sale_group_code": "GA10"}
+            r = requests.post(
+                f"{url}/v1/decisions",
+                json=body | {"amount": amount},
+                headers={"X-API-Key": keys["orders"]},
+                timeout=10,
+            )
+            assert r.status_code == 201 and r.json()["state"] == "deferred", r.text
         yield {"url": url, **keys}
     finally:
         _stop(process)
@@ -134,6 +152,29 @@ def test_sign_in_find_an_account_freeze_it_and_read_a_report(
     ).json()
     assert state["status"] == "frozen"
 
+    driver.find_element(By.LINK_TEXT, "Audit trail").click()
+    _wait_for(driver, "#filters")
+    driver.find_element(By.NAME, "customer_code").send_keys(CUSTOMER)
+    driver.find_element(By.NAME, "sale_group_code").send_keys("GB20")
+    driver.find_element(By.ID, "filter").click()
+    _wait_until(driver, "#events", lambda _: "sale_group_code=GB20" in driver.current_url)
+    frozen = [
+        r for r in driver.find_elements(By.CSS_SELECTOR, "#events tbody tr") if "account.frozen" in r.text
+    ]
+    assert len(frozen) == 1 and "demo-admin (admin)" in frozen[0].text, [r.text for r in frozen]
+    driver.find_element(By.ID, "verify").click()
+    result = _wait_for(driver, "#verify-result")
+    assert result.text.startswith("verified: "), result.text
+    frozen = [
+        r for r in driver.find_elements(By.CSS_SELECTOR, "#events tbody tr") if "account.frozen" in r.text
+    ]
+    frozen[0].find_element(By.TAG_NAME, "summary").click()
+    assert "payment dispute" in frozen[0].find_element(By.CSS_SELECTOR, ".before-after").text
+    driver.set_window_size(1200, 1500)  # the chain's state, the filters and the account's events
+    driver.execute_script("window.scrollTo(0, 0)")
+    _shot(driver, "audit")
+    driver.set_window_size(1200, 860)
+
     driver.get(f"{url}/console/decisions?order_id=PO-UI-2")
     driver.find_element(By.LINK_TEXT, "PO-UI-2").click()
     assert _wait_for(driver, "#trace tr.matched")
@@ -154,3 +195,35 @@ def test_sign_in_find_an_account_freeze_it_and_read_a_report(
 
     driver.get(f"{url}/console/reports/exposure")
     assert _wait_for(driver, "figure.chart svg").find_elements(By.TAG_NAME, "rect")
+
+    driver.get(f"{url}/console/reviews")
+    row = _wait_for(driver, 'tr[data-order="PO-UI-4"]')
+    assert "Above your approval authority" in row.text  # the demo admin key has none
+    driver.find_element(By.CSS_SELECTOR, "form.who button").click()  # sign out
+    _wait_for(driver, "#api_key").send_keys(served["lead"])
+    driver.find_element(By.ID, "sign-in").click()
+    _wait_for(driver, "#accounts")
+    driver.find_element(By.LINK_TEXT, "Review queue").click()
+    rows = {r.get_attribute("data-order"): r for r in _queue_rows(driver)}
+    assert list(rows) == [order_id for order_id, _, _ in DEFERRED]  # oldest first
+    assert "Above your approval authority (620,000.00)" in rows["PO-UI-6"].text
+    assert "620,000.00" in driver.find_element(By.ID, "authority").text
+    rows["PO-UI-4"].find_element(By.CSS_SELECTOR, "form.release input[name=reason]").send_keys(
+        "Transfer confirmed by phone"
+    )
+    _shot(driver, "review-queue")
+    rows["PO-UI-4"].find_element(By.CSS_SELECTOR, "form.release button").click()
+    flash = _wait_until(driver, "p.flash", lambda el: "PO-UI-4" in el.text)
+    assert flash.text == "PO-UI-4 released: now approve."
+    assert [r.get_attribute("data-order") for r in _queue_rows(driver)] == ["PO-UI-5", "PO-UI-6"]
+    decision = requests.get(
+        f"{url}/v1/decisions/PO-UI-4", headers={"X-API-Key": served["auditor"]}, timeout=10
+    ).json()
+    assert (decision["outcome"], decision["reviews"][0]["by"]) == ("approve", "credit-lead")
+
+
+def _queue_rows(browser: Any) -> list[Any]:
+    from selenium.webdriver.common.by import By
+
+    _wait_for(browser, "#queue")
+    return list(browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr[data-order]"))

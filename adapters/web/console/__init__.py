@@ -7,10 +7,20 @@ from __future__ import annotations
 
 from flask import Flask
 
-from adapters.web.console import accounts, decisions, pages, reports, rule_sets, session, upstream
+from adapters.web.console import (
+    accounts,
+    audit,
+    decisions,
+    pages,
+    reports,
+    reviews,
+    rule_sets,
+    session,
+    upstream,
+)
 from adapters.web.console.blueprint import bp
 
-AREAS = (accounts, decisions, rule_sets, reports, upstream)  # the order of the menu
+AREAS = (accounts, decisions, reviews, rule_sets, reports, upstream, audit)  # the order of the menu
 
 
 def init_app(app: Flask) -> None:

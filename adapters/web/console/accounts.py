@@ -1,5 +1,5 @@
-"""Accounts: the list (search, sort, pages) and one account with its holds, decisions, payments,
-credit profile, and freeze/unfreeze for administrators."""
+"""Accounts: the list (search, sort, pages) and one account with its holds, decisions, deferrals (the
+account's part of the review queue), payments, credit profile, and freeze/unfreeze for administrators."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Any
 
 from flask import flash, redirect, request, url_for
 
-from adapters.web.auth import check_role, current_key, scope
+from adapters.web.auth import actor, check_role, current_key, scope
 from adapters.web.console.blueprint import NavItem, bp
 from adapters.web.console.pages import page
 from adapters.web.context import ctx
+from adapters.web.reviews import queue_page
 from creditctl.domain.api_key import Role
 from creditctl.domain.errors import Conflict, InvalidRequest
 from creditctl.services.account_list import SORTS, list_accounts
@@ -76,13 +77,19 @@ def account(customer_code: str, sale_group_code: str) -> Any:
     )
     decisions = search_decisions(customer_code=customer_code, limit=100, scope=limited, uow=c.uow())
     recent = [d for d in decisions.decisions if d.order.sale_group_code == sale_group_code][:20]
+    account_filter = {"customer_code": customer_code, "sale_group_code": sale_group_code}
+    deferred, more = queue_page(account_filter, None, 20)
+    now, role = c.clock.now(), current_key().role
     return page(
         "account.html",
         view=view,
         profile=profile,
         payments=payments,
         decisions=recent,
-        may_freeze=current_key().role is Role.ADMIN,
+        deferrals=[(d, (now - d.decided_at).total_seconds()) for d in deferred],
+        more_deferrals=more is not None,
+        may_review=role in (Role.ADMIN, Role.AUDITOR),
+        may_freeze=role is Role.ADMIN,
     )
 
 
@@ -109,6 +116,7 @@ def _freeze_or_unfreeze(customer_code: str, sale_group_code: str, *, undo: bool)
             scope=key.customers,
             uow=c.uow(),
             clock=c.clock,
+            actor=actor(),  # the audit event names the signed-in key, as the API's freeze does
         )
     except (InvalidRequest, Conflict) as exc:
         flash(exc.message, "error")

@@ -1,7 +1,7 @@
 """The console's one blueprint and its navigation: each page module adds its routes and its menu entry.
 
-A new area (the review queue, the audit trail) is one module here and one template: it registers its
-views on `bp` and appends a NavItem; the layout shows the entries the signed-in key may use."""
+Each area (accounts, the review queue, the audit trail, ...) is one module here and one template: it
+registers its views on `bp` and lists its NavItems; the layout shows the entries the signed-in key may use."""
 
 from __future__ import annotations
 

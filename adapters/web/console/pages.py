@@ -1,19 +1,22 @@
-"""What every console page shares: the layout's globals, error pages, money and time formatting."""
+"""What every console page shares: the layout's globals, error pages, money, time and age formatting, and
+reading a page's query with the API's own schema."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import g, render_template
+from flask import g, render_template, request
+from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from adapters.web.console.blueprint import NAV, NavItem, bp
 from adapters.web.errors import status_of
-from creditctl.domain.errors import CreditctlError
+from creditctl.domain.errors import CreditctlError, InvalidRequest
 from creditctl.domain.money import fmt
 
 DISPLAY_ZONE = ZoneInfo("Asia/Shanghai")
@@ -41,11 +44,44 @@ def _money(value: Decimal | None) -> str:
 
 
 @bp.app_template_filter("when")
-def _when(value: datetime | None) -> str:
-    """Shown in Asia/Shanghai (stored UTC), with the zone named."""
+def _when(value: datetime | str | None) -> str:
+    """Shown in Asia/Shanghai (stored UTC), with the zone named; also the audit trail's ISO strings."""
     if value is None:
         return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     return value.astimezone(DISPLAY_ZONE).strftime("%Y-%m-%d %H:%M:%S CST")
+
+
+@bp.app_template_filter("age")
+def _age(seconds: float | None) -> str:
+    """A duration in its two largest units: 45 s, 12 min, 3 h 5 min, 2 d 4 h."""
+    if seconds is None:
+        return "—"
+    s = max(0, int(seconds))
+    days, hours, minutes = s // 86400, s % 86400 // 3600, s % 3600 // 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{s} s"
+
+
+def parse_query(schema: Schema, values: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The page's query (or `values`) parsed exactly as the API parses it, with the same schema; empty
+    fields are left out (a form sends them) and so is `format` (the console's JSON/CSV switch)."""
+    source = request.args if values is None else values
+    query = {k: v for k, v in source.items() if v != "" and k != "format"}
+    try:
+        return schema.load(query)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise InvalidRequest("the page's parameters are not valid", errors=_flat(exc.messages)) from None
+
+
+def _flat(messages: Any) -> dict[str, list[str]]:
+    if isinstance(messages, dict):
+        return {str(k): [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in messages.items()}
+    return {"query": [str(messages)]}
 
 
 @bp.context_processor

@@ -8,16 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, request, url_for
-from marshmallow import ValidationError
 
 from adapters.web.auth import check_role, scope
 from adapters.web.console.blueprint import NavItem, bp
 from adapters.web.console.charts import horizontal_bars, stacked_columns
-from adapters.web.console.pages import page
+from adapters.web.console.pages import page, parse_query
 from adapters.web.context import ctx
 from adapters.web.schemas.reports import ExposureQuerySchema, PeriodQuerySchema
 from creditctl.domain.api_key import Role
-from creditctl.domain.errors import InvalidRequest
 from creditctl.ports.reports import ReportQueries
 from creditctl.services.reports import report_csv, report_json
 from creditctl.services.reports_decisions import OUTCOMES, ReportRequest, decisions_report
@@ -37,21 +35,6 @@ def _reports() -> ReportQueries:
     reports = ctx().reports
     assert reports is not None, "reports are not wired"
     return reports
-
-
-def _args(schema: Any) -> dict[str, Any]:
-    """The query parsed exactly as the API parses it (the same schema)."""
-    query = {k: v for k, v in request.args.items() if v != "" and k != "format"}
-    try:
-        return schema.load(query)  # type: ignore[no-any-return]
-    except ValidationError as exc:
-        raise InvalidRequest("the report's parameters are not valid", errors=_flat(exc.messages)) from None
-
-
-def _flat(messages: Any) -> dict[str, list[str]]:
-    if isinstance(messages, dict):
-        return {str(k): [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in messages.items()}
-    return {"query": [str(messages)]}
 
 
 def _as(report: Any, fmt: str | None, name: str) -> Any:
@@ -82,7 +65,7 @@ def _period_request(args: dict[str, Any]) -> ReportRequest:
 def report_decisions() -> Any:
     check_role(*READERS)
     report = decisions_report(
-        _period_request(_args(PeriodQuerySchema())), reports=_reports(), clock=ctx().clock
+        _period_request(parse_query(PeriodQuerySchema())), reports=_reports(), clock=ctx().clock
     )
     if request.args.get("format") in ("json", "csv"):
         return _as(report, request.args["format"], "decisions")
@@ -103,7 +86,7 @@ def report_decisions() -> Any:
 @bp.route("/reports/exposure")
 def report_exposure() -> Any:
     check_role(*READERS)
-    args = _args(ExposureQuerySchema())
+    args = parse_query(ExposureQuerySchema())
     report = exposure_report(scope(), within_hours=args["within_hours"], reports=_reports(), uow=ctx().uow())
     if request.args.get("format") in ("json", "csv"):
         return _as(report, request.args["format"], "exposure")
@@ -124,7 +107,7 @@ def report_exposure() -> Any:
 def report_upstream() -> Any:
     check_role(*READERS)
     report = upstream_report(
-        _period_request(_args(PeriodQuerySchema())), reports=_reports(), clock=ctx().clock
+        _period_request(parse_query(PeriodQuerySchema())), reports=_reports(), clock=ctx().clock
     )
     if request.args.get("format") in ("json", "csv"):
         return _as(report, request.args["format"], "upstream")

@@ -1,0 +1,132 @@
+"""The review queue: deferred orders, oldest first, with their age and reasons. Administrators release
+(within their key's approval authority), reject or re-check each one with a reason; auditors read it.
+The queue, its cursor and every act are the calls /v1/reviews makes (adapters/web/reviews.py), so a
+release here is the same release, with the same checks and audit event, as one through the API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import flash, redirect, request, url_for
+from marshmallow import ValidationError
+
+from adapters.web.auth import check_role, current_key
+from adapters.web.console.blueprint import NavItem, bp
+from adapters.web.console.pages import page, parse_query
+from adapters.web.context import ctx
+from adapters.web.reviews import queue_page
+from adapters.web.schemas.reviews import QueueQuerySchema, ReviewActionSchema
+from creditctl.domain.api_key import Role
+from creditctl.domain.decision import Decision
+from creditctl.domain.errors import BeyondApprovalAuthority, Conflict, InvalidRequest
+from creditctl.services.reviews import recheck_deferred, reject_deferred, release_deferred
+
+READERS = (Role.ADMIN, Role.AUDITOR)
+NAV_ITEMS = [NavItem("Review queue", "console.reviews", READERS)]
+FILTERS = ("customer_code", "sale_group_code", "reason", "min_amount", "max_amount", "min_age_s", "max_age_s")
+PER_PAGE = 50
+
+
+@bp.route("/reviews")
+def reviews() -> Any:
+    check_role(*READERS)
+    shown = {k: v for k in (*FILTERS, "cursor") if (v := request.args.get(k, "").strip())}
+    args = parse_query(QueueQuerySchema(), shown)
+    cursor = args.pop("cursor")
+    args.pop("limit")
+    items, next_cursor = queue_page(args, cursor, PER_PAGE)
+    key, now = current_key(), ctx().clock.now()
+    limit = key.approval_limit
+    rows = [
+        (d, (now - d.decided_at).total_seconds(), limit is not None and d.order.amount <= limit)
+        for d in items
+    ]
+    shown.pop("cursor", None)
+    return page(
+        "reviews.html",
+        rows=rows,
+        filters=shown,
+        cursor=cursor,
+        next_cursor=next_cursor,
+        key=key,
+        may_act=key.role is Role.ADMIN,
+        back=request.full_path.rstrip("?"),
+    )
+
+
+@bp.route("/reviews/<customer_code>/<path:order_id>/release", methods=["POST"])
+def review_release(customer_code: str, order_id: str) -> Any:
+    key, c = check_role(Role.ADMIN), ctx()
+    return _act(
+        order_id,
+        "released",
+        lambda: release_deferred(
+            order_id,
+            customer_code=customer_code,
+            reason=_reason(),
+            key=key,
+            uow=c.uow(),
+            balances=c.balances,
+            deadline_s=c.decision_deadline_s,
+        ),
+    )
+
+
+@bp.route("/reviews/<customer_code>/<path:order_id>/reject", methods=["POST"])
+def review_reject(customer_code: str, order_id: str) -> Any:
+    key = check_role(Role.ADMIN)
+    return _act(
+        order_id,
+        "rejected",
+        lambda: reject_deferred(
+            order_id, customer_code=customer_code, reason=_reason(), key=key, uow=ctx().uow()
+        ),
+    )
+
+
+@bp.route("/reviews/<customer_code>/<path:order_id>/recheck", methods=["POST"])
+def review_recheck(customer_code: str, order_id: str) -> Any:
+    key, c = check_role(Role.ADMIN), ctx()
+    return _act(
+        order_id,
+        "re-checked",
+        lambda: recheck_deferred(
+            order_id,
+            customer_code=customer_code,
+            reason=_reason(required=False),
+            key=key,
+            uow=c.uow(),
+            balances=c.balances,
+            clock=c.clock,
+            deadline_s=c.decision_deadline_s,
+        ),
+    )
+
+
+def _reason(*, required: bool = True) -> str | None:
+    """The form's reason, checked as the API checks it (1 to 500 characters, no control characters)."""
+    text = request.form.get("reason", "").strip()
+    if not text:
+        if required:
+            raise InvalidRequest("a reason is required", field="reason")
+        return None
+    try:
+        return str(ReviewActionSchema().load({"reason": text})["reason"])
+    except ValidationError as exc:
+        messages = exc.normalized_messages().get("reason", [])
+        raise InvalidRequest(f"the reason is not accepted: {' '.join(messages)}", field="reason") from None
+
+
+def _act(order_id: str, done: str, action: Callable[[], Decision]) -> Any:
+    """Run a reviewer's act; what the reviewer can fix or should know is flashed on the queue. An order
+    the key may not see is not caught: it is a 404 here as in the API."""
+    try:
+        decision = action()
+    except (InvalidRequest, Conflict, BeyondApprovalAuthority) as exc:
+        flash(f"{order_id} not {done}: {exc.message}", "error")
+    else:
+        state = "" if decision.state.value == "decided" else f", {decision.state.value}"
+        flash(f"{order_id} {done}: now {decision.outcome.value}{state}.", "ok")
+    back = request.form.get("back", "")
+    return redirect(back if back.startswith("/console/reviews") else url_for("console.reviews"))
