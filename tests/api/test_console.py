@@ -45,6 +45,13 @@ def console(app: Any, keys: dict[str, str]) -> Console:
     return Console(app.test_client())
 
 
+def api_events(app: Any, keys: dict[str, str], **query: str) -> list[dict[str, Any]]:
+    """Audit events as GET /v1/audit/events answers them to the auditor key."""
+    r = app.test_client().get("/v1/audit/events", query_string=query, headers={"X-API-Key": keys["auditor"]})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return list(r.json["events"])
+
+
 def signed_in(app: Any, keys: dict[str, str], who: str) -> Console:
     c = Console(app.test_client())
     r = c.sign_in(keys[who])
@@ -279,11 +286,18 @@ class TestPages:
         body = {"customer_code": CUSTOMER_A, "sale_group_code": "GB20", "amount": "10.00"}
         text = c.post(f"{draft}/simulate", body).get_data(as_text=True)
         assert 'id="simulation"' in text and "approve" in text
+        for bad in ("NaN", "sNaN", "Infinity", "1e3", "10.001", ""):
+            r = c.post(f"{draft}/simulate", body | {"amount": bad})
+            assert r.status_code == 422 and "amount" in r.get_data(as_text=True), bad
         r = c.post(f"{draft}/publish", {"reason": "console test"}, follow_redirects=True)
         assert "Published." in r.get_data(as_text=True)
         c.get("/console/rule-sets/1")
         r = c.post("/console/rule-sets/1/rollback", {"reason": "back"}, follow_redirects=True)
         assert "is a copy of this one and now in effect" in r.get_data(as_text=True)
+        events = api_events(app, keys, type="rule_set.published") + api_events(
+            app, keys, type="rule_set.rolled_back"
+        )
+        assert [e["actor"]["name"] for e in events] == ["test-admin", "test-admin"]  # the key, not the system
 
     def test_rule_set_changes_need_a_global_admin(self, app: Any, keys: dict[str, str]) -> None:
         c = signed_in(app, keys, "auditor")

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, time
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask import flash, redirect, request, url_for
 
-from adapters.web.auth import check_role, current_key, scope
+from adapters.web.auth import actor, check_role, current_key, scope
 from adapters.web.console.blueprint import NavItem, bp
 from adapters.web.console.json_lines import numbered_json
 from adapters.web.console.pages import page
@@ -20,6 +19,7 @@ from adapters.web.json_provider import JSONRefused, loads_exact
 from creditctl.domain.api_key import Role
 from creditctl.domain.decision import Order
 from creditctl.domain.errors import CreditctlError, InvalidRequest
+from creditctl.domain.money import MoneyError, parse_money
 from creditctl.services import rule_sets as service
 from creditctl.services.backtest import RunBacktest, backtest_report, candidate_rule_set, run_backtest
 from creditctl.services.simulate_order import simulate_with_rule_set
@@ -101,10 +101,10 @@ def _line_of(lines: dict[str, int], pointer: str) -> int | None:
 @bp.route("/rule-sets/<int:rule_set_id>/simulate", methods=["POST"])
 def simulate(rule_set_id: int) -> Any:
     check_role(*READERS)
-    try:
-        amount = Decimal(request.form.get("amount", ""))
-    except InvalidOperation:
-        raise InvalidRequest("the amount must be a decimal number like 1999.98", field="amount") from None
+    try:  # the API's own parser: two decimals at most, no NaN, no exponent
+        amount = parse_money(request.form.get("amount", "").strip())
+    except MoneyError as exc:
+        raise InvalidRequest(f"the amount {exc}", field="amount") from None
     order = Order(
         "simulation",
         request.form.get("customer_code", "").strip(),
@@ -152,6 +152,7 @@ def publish(rule_set_id: int) -> Any:
             effective_at=None,
             by=by,
             uow=ctx().uow(),
+            actor=actor(),
         )
     except CreditctlError as exc:
         flash(f"Not published: {exc.message}", "error")
@@ -169,6 +170,7 @@ def rollback(rule_set_id: int) -> Any:
             reason=request.form.get("reason", "").strip() or "rolled back from the console",
             by=by,
             uow=ctx().uow(),
+            actor=actor(),
         )
     except CreditctlError as exc:
         flash(f"Not rolled back: {exc.message}", "error")
