@@ -98,9 +98,7 @@ def _decide_locked(
 
     created=False means another request with this order id committed first (nothing was written)."""
     assert locked is not None
-    refresh_locked_account(
-        uow, locked, fetched.report, now, params=effective_params(rule_set.rules, locked)
-    )
+    refresh_locked_account(uow, locked, fetched.report, now, params=effective_params(rule_set.rules, locked))
     assessment = assess(order, locked, rule_set.rules, now, upstream_error=fetched.error)
     decision = _new_decision(order, fingerprint, locked, assessment, rule_set, now)
     apply_outcome(uow, decision, locked, assessment, effective_params(rule_set.rules, locked), now)

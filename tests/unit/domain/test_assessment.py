@@ -245,9 +245,7 @@ class TestApplyOutcome:
         rules = default_rules()
         acc = account("0.00", status=AccountStatus.FROZEN, frozen_by="admin:ops")
         result = assess(order(), acc, rules, NOW)
-        apply_in_work(
-            decision_for(acc, result), acc, result, effective_params(rules, acc), NOW
-        )
+        apply_in_work(decision_for(acc, result), acc, result, effective_params(rules, acc), NOW)
         assert acc.frozen_by == "admin:ops"
 
     def test_approve_reserves_the_amount_with_a_hold(self) -> None:
