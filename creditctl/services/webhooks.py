@@ -128,7 +128,8 @@ def rotate_secret(
 
 def disable_subscription(subscription_id: str, reason: str, *, store: WebhookStore) -> bool:
     """Stop delivering to a subscription whose receiver is gone (creditctl's own decision, audited as
-    the system's). False when there is nothing to do: it is gone, or disabled already."""
+    the system's). False when there is nothing to do (it is gone, or disabled already), or when it kept
+    changing meanwhile: the receiver's next 410 disables it then, and the worker's round goes on."""
 
     def attempt(was: Subscription, now: datetime) -> bool | None:
         if was.status is SubscriptionStatus.DISABLED:
@@ -139,7 +140,7 @@ def disable_subscription(subscription_id: str, reason: str, *, store: WebhookSto
 
     try:
         return _change(subscription_id, store, attempt)
-    except UnknownSubscription:
+    except (UnknownSubscription, SubscriptionBusy):
         return False
 
 
