@@ -122,7 +122,9 @@ def build_cli(ops: CliOps) -> click.Group:
         click.echo(f"admin key (shown once):   {admin.secret}")
         click.echo(f"orders key (shown once):  {orders.secret}")
         click.echo(f"auditor key (shown once): {auditor.secret}")
-        click.echo("(any demo keys printed by an earlier run no longer work)")
+        revoked = admin.revoked + orders.revoked + auditor.revoked
+        if revoked:  # a fresh database has none to revoke: saying so would only puzzle
+            click.echo(f"(the demo keys printed by an earlier run no longer work: {revoked} revoked)")
 
     _keys(cli, ops)
     _serve(cli, ops)

@@ -1,16 +1,19 @@
-"""`creditctl worker` (delivers the outbox) and `creditctl webhooks ...` (subscriptions, dead letters)."""
+"""`creditctl worker` (delivers the outbox, seals the audit trail) and `creditctl webhooks ...`
+(subscriptions, dead letters)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import click
 
+from adapters.cli.audit import seal_once
 from creditctl.services.context import AppContext, WebhookTools
 from creditctl.services.webhook_delivery import deliver_round, prune_delivered, redrive
 
@@ -18,35 +21,51 @@ log = logging.getLogger("creditctl.webhooks")
 PRUNE_EVERY_S = 300.0
 
 
-def _tools(make_context: Callable[[], AppContext]) -> WebhookTools:
-    tools = make_context().webhooks
+def _tools(context: AppContext) -> WebhookTools:
+    tools = context.webhooks
     if tools is None:
         raise click.ClickException("webhooks are not wired in this deployment")
     return tools
 
 
+class Sealer(threading.Thread):
+    """Seals the audit trail every `every` seconds beside the delivery loop, in its own thread: a round
+    may wait on slow receivers (a timeout per POST), and the chain should not wait with it. A failure
+    (the database away for a moment) is logged and the next tick tries again."""
+
+    def __init__(self, context: AppContext, every: float) -> None:
+        super().__init__(name="audit-sealer", daemon=True)
+        self._context, self._every = context, every
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self._every):
+            try:
+                seal_once(self._context)
+            except Exception:
+                log.exception("audit: sealing failed; trying again in %s s", self._every)
+
+
 def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
-    @cli.command(help="Deliver webhook events from the outbox (a loop; several workers may share it).")
-    @click.option("--once", is_flag=True, help="One round of dispatch and delivery, then exit.")
+    @cli.command(
+        help="Deliver webhook events from the outbox and seal the audit trail (a loop; several workers "
+        "may share both)."
+    )
+    @click.option("--once", is_flag=True, help="One round of dispatch and delivery (and a seal), then exit.")
     @click.option("--idle-s", default=1.0, show_default=True, help="Pause when nothing was due.")
-    def worker(once: bool, idle_s: float) -> None:
-        t = _tools(make_context)
-        stop: list[bool] = []
-        signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
-        pruned_at = 0.0
-        while not stop:
-            result = deliver_round(store=t.store, notifier=t.notifier, box=t.box, policy=t.policy)
-            if time.monotonic() - pruned_at > PRUNE_EVERY_S:
-                prune_delivered(store=t.store, policy=t.policy)
-                pruned_at = time.monotonic()
-            if once:
-                click.echo(
-                    f"dispatched {result.dispatched} events; delivered {result.delivered}, "
-                    f"failed {result.failed}, dead {result.dead}, disabled {len(result.disabled)}"
-                )
-                return
-            if not result.claimed and not result.dispatched:
-                time.sleep(idle_s)
+    @click.option(
+        "--seal-every",
+        type=click.FloatRange(min=0),
+        default=1.0,
+        show_default=True,
+        help="Seal committed audit events into the hash chain every this many seconds (0: never).",
+    )
+    def worker(once: bool, idle_s: float, seal_every: float) -> None:
+        context = make_context()
+        if once:
+            _one_round(context, seal_every)
+        else:
+            _loop(context, idle_s, seal_every)
 
     @cli.group(help="Webhook deliveries: counts, dead letters, pruning.")
     def webhooks() -> None: ...
@@ -54,17 +73,52 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
     @webhooks.command("redrive", help="Make dead deliveries (one with --id, else all) pending again.")
     @click.option("--id", "delivery_id", type=int, default=None)
     def webhooks_redrive(delivery_id: int | None) -> None:
-        n = redrive(store=_tools(make_context).store, delivery_id=delivery_id)
+        n = redrive(store=_tools(make_context()).store, delivery_id=delivery_id)
         click.echo(f"redriven: {n}")
         if delivery_id is not None and not n:
             raise click.ClickException(f"no dead delivery {delivery_id} of an active subscription")
 
     @webhooks.command("status", help="Deliveries by status and events not yet dispatched, as JSON.")
     def webhooks_status() -> None:
-        counts: dict[str, Any] = _tools(make_context).store.counts()
+        counts: dict[str, Any] = _tools(make_context()).store.counts()
         click.echo(json.dumps(counts, sort_keys=True))
 
     @webhooks.command("prune", help="Delete deliveries delivered longer ago than the retention period.")
     def webhooks_prune() -> None:
-        t = _tools(make_context)
+        t = _tools(make_context())
         click.echo(f"pruned: {prune_delivered(store=t.store, policy=t.policy)}")
+
+
+def _one_round(context: AppContext, seal_every: float) -> None:
+    t = _tools(context)
+    result = deliver_round(store=t.store, notifier=t.notifier, box=t.box, policy=t.policy)
+    prune_delivered(store=t.store, policy=t.policy)
+    sealed = seal_once(context) if seal_every else 0
+    click.echo(
+        f"dispatched {result.dispatched} events; delivered {result.delivered}, "
+        f"failed {result.failed}, dead {result.dead}, disabled {len(result.disabled)}; "
+        f"audit events sealed {sealed}"
+    )
+
+
+def _loop(context: AppContext, idle_s: float, seal_every: float) -> None:
+    """Deliver until SIGTERM, pruning now and then, with the sealer beside it."""
+    t = _tools(context)
+    stop: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    sealer = Sealer(context, seal_every) if seal_every else None
+    if sealer is not None:
+        sealer.start()
+    pruned_at = 0.0
+    try:
+        while not stop:
+            result = deliver_round(store=t.store, notifier=t.notifier, box=t.box, policy=t.policy)
+            if time.monotonic() - pruned_at > PRUNE_EVERY_S:
+                prune_delivered(store=t.store, policy=t.policy)
+                pruned_at = time.monotonic()
+            if not result.claimed and not result.dispatched:
+                time.sleep(idle_s)
+    finally:
+        if sealer is not None:
+            sealer.stopping.set()
+            sealer.join(timeout=30)

@@ -1,15 +1,21 @@
-"""Webhook subscriptions and deliveries on SQL (see creditctl.ports.webhooks for the contract)."""
+"""Webhook subscriptions and deliveries on SQL (see creditctl.ports.webhooks for the contract).
+
+A subscription change and its audit event go in one transaction on one connection (SqlAuditLog, as the
+unit of work uses), after the row is locked as it was read (FOR UPDATE on PostgreSQL; every SQLite
+transaction holds the write lock)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from adapters.sql.audit import SqlAuditLog
 from adapters.sql.database_clock import SqlDatabaseClock
 from adapters.sql.tables import outbox, webhook_deliveries, webhook_subscriptions
+from creditctl.domain.audit import AuditEntry
 from creditctl.domain.webhook import Subscription, SubscriptionStatus
 from creditctl.ports.webhooks import DueDelivery
 
@@ -24,11 +30,12 @@ class SqlWebhookStore:
     def now(self) -> datetime:
         return self._clock.now()
 
-    def add(self, subscription: Subscription) -> None:
+    def add(self, subscription: Subscription, *, audit: AuditEntry) -> None:
         with self._engine.begin() as conn:
             conn.execute(
                 insert(webhook_subscriptions).values(_values(subscription) | {"id": subscription.id})
             )
+            _append(conn, audit)
 
     def get(self, subscription_id: str) -> Subscription | None:
         with self._engine.connect() as conn:
@@ -42,17 +49,24 @@ class SqlWebhookStore:
             conn.rollback()
         return [_subscription(r) for r in rows]
 
-    def save(self, subscription: Subscription) -> None:
+    def save(self, subscription: Subscription, *, was: Subscription, audit: AuditEntry) -> bool:
         with self._engine.begin() as conn:
+            if not _lock(conn, was):
+                return False
             conn.execute(
                 update(webhook_subscriptions).where(_s.id == subscription.id).values(_values(subscription))
             )
+            _append(conn, audit)
+        return True
 
-    def delete(self, subscription_id: str) -> bool:
+    def delete(self, was: Subscription, *, audit: AuditEntry) -> bool:
         with self._engine.begin() as conn:
-            conn.execute(delete(webhook_deliveries).where(_d.subscription_id == subscription_id))
-            gone = conn.execute(delete(webhook_subscriptions).where(_s.id == subscription_id)).rowcount
-        return bool(gone)
+            if not _lock(conn, was):
+                return False
+            conn.execute(delete(webhook_deliveries).where(_d.subscription_id == was.id))
+            conn.execute(delete(webhook_subscriptions).where(_s.id == was.id))
+            _append(conn, audit)
+        return True
 
     def dispatch(self, now: datetime, limit: int) -> int:
         try:
@@ -160,18 +174,22 @@ class SqlWebhookStore:
         with self._engine.begin() as conn:
             conn.execute(update(webhook_deliveries).where(*_fence(delivery)).values(values))
 
-    def disable(self, subscription_id: str, reason: str, now: datetime) -> None:
+    def disable(self, was: Subscription, reason: str, now: datetime, *, audit: AuditEntry) -> bool:
         with self._engine.begin() as conn:
+            if not _lock(conn, was):
+                return False
             conn.execute(
                 update(webhook_subscriptions)
-                .where(_s.id == subscription_id)
+                .where(_s.id == was.id)
                 .values(status=SubscriptionStatus.DISABLED, disabled_reason=reason[:500], updated_at=now)
             )
             conn.execute(
                 update(webhook_deliveries)
-                .where(_d.subscription_id == subscription_id, _d.status == "pending")
+                .where(_d.subscription_id == was.id, _d.status == "pending")
                 .values(status="dead", last_error=f"subscription disabled: {reason}"[:500])
             )
+            _append(conn, audit)
+        return True
 
     def redrive(self, now: datetime, delivery_id: int | None = None) -> int:
         active = select(_s.id).where(_s.status == SubscriptionStatus.ACTIVE)
@@ -204,6 +222,29 @@ class SqlWebhookStore:
             ).scalar_one()
             conn.rollback()
         return {**{status: n for status, n in rows}, "undispatched": waiting}
+
+
+def _lock(conn: Connection, was: Subscription) -> bool:
+    """Lock the subscription if it is still as `was` was read: every change writes updated_at, a
+    rotation the secret, a disable the status. False when it is gone or changed meanwhile."""
+    still = (
+        _s.id == was.id,
+        _s.updated_at == was.updated_at,
+        _s.secret == was.secret,
+        _s.status == was.status.value,
+    )
+    return conn.execute(select(_s.id).where(*still).with_for_update()).first() is not None
+
+
+def _append(conn: Connection, entry: AuditEntry) -> None:
+    SqlAuditLog(conn).append(
+        entry.type,
+        at=entry.at,
+        actor=entry.actor,
+        subject=entry.subject,
+        before=entry.before,
+        after=entry.after,
+    )
 
 
 def _fence(delivery: DueDelivery) -> tuple[Any, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.web.auth import current_key, requires_global_admin
+from adapters.web.auth import actor, requires_global_admin
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.webhooks import (
@@ -30,6 +30,7 @@ bp = ApiBlueprint(
     url_prefix="/v1/webhooks",
     description="Webhook subscriptions: signed POSTs of events (admin, not limited to customers).",
 )
+_BUSY = (409, "It kept being changed by other calls meanwhile; try again")
 _ERRORS = {401: "No or an unknown API key", 403: "Not an admin key, or one limited to some customers"}
 
 
@@ -75,7 +76,7 @@ def create(body: dict[str, Any]) -> dict[str, Any]:
     """Subscribe a URL to event types: https to a public address (http to loopback only where allowed)."""
     t = _tools()
     new = create_subscription(
-        body["url"], body["events"], by=current_key().name, store=t.store, box=t.box, check_url=t.check_url
+        body["url"], body["events"], store=t.store, box=t.box, check_url=t.check_url, actor=actor()
     )
     return _with_secret(new)
 
@@ -101,20 +102,20 @@ def read(subscription_id: str) -> dict[str, Any]:
 @bp.route("/<string:subscription_id>", methods=["DELETE"])
 @requires_global_admin
 @bp.response(204, description="Deleted; nothing more is delivered to it")
-@_documented_errors((404, "No subscription with this id"))
+@_documented_errors((404, "No subscription with this id"), _BUSY)
 def remove(subscription_id: str) -> tuple[str, int]:
     """Delete a subscription and its pending deliveries."""
-    delete_subscription(subscription_id, store=_tools().store)
+    delete_subscription(subscription_id, store=_tools().store, actor=actor())
     return "", 204
 
 
 @bp.route("/<string:subscription_id>/rotate-secret", methods=["POST"])
 @requires_global_admin
 @bp.response(200, NewSecretSchema, description="The new secret, shown this once")
-@_documented_errors((404, "No subscription with this id"))
+@_documented_errors((404, "No subscription with this id"), _BUSY)
 def rotate(subscription_id: str) -> dict[str, Any]:
     """A new secret; the old one keeps signing too (a second v1=) for the overlap period."""
     t = _tools()
     return _with_secret(
-        rotate_secret(subscription_id, store=t.store, box=t.box, overlap_s=t.secret_overlap_s)
+        rotate_secret(subscription_id, store=t.store, box=t.box, overlap_s=t.secret_overlap_s, actor=actor())
     )

@@ -39,6 +39,20 @@ def cli_actor(user: str) -> Actor:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An event to append, handed to a store that changes state outside the unit of work (webhook
+    subscriptions): the store appends it in the transaction of the change, so it commits with the
+    change or not at all. `at` is the database's time the change was made at."""
+
+    type: str
+    at: datetime
+    actor: Actor
+    subject: Mapping[str, Any]
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEvent:
     """A stored event; `position`, `prev_hash` and `hash` are None until it is sealed."""
 

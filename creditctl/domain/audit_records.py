@@ -6,6 +6,7 @@ from typing import Any
 
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.decision import Decision
+from creditctl.domain.webhook import Subscription
 
 
 def account_subject(account: CreditAccount, **more: Any) -> dict[str, Any]:
@@ -60,3 +61,22 @@ def account_status(account: CreditAccount) -> dict[str, Any]:
 def decided_state(decision: Decision, account: CreditAccount) -> dict[str, Any]:
     """A decision's state plus the account's status after it (a freeze outcome freezes the account)."""
     return {**decision_state(decision), "account_status": account.status.value}
+
+
+def webhook_subject(subscription: Subscription) -> dict[str, Any]:
+    """The webhook subscription a change is about (a global event: no customer)."""
+    return {"subscription_id": subscription.id}
+
+
+def webhook_state(subscription: Subscription) -> dict[str, Any]:
+    """Where it posts what, whether it is on, and until when a rotated-out secret still signs. Never a
+    secret, sealed or not, nor anything derived from one: the trail is read by auditors."""
+    return {
+        "url": subscription.url,
+        "events": list(subscription.events),
+        "status": subscription.status.value,
+        "disabled_reason": subscription.disabled_reason,
+        "previous_secret_until": subscription.previous_secret_until,
+        "created_by": subscription.created_by,
+        "updated_at": subscription.updated_at,
+    }

@@ -2,7 +2,12 @@
 
 Times are the database's (UTC). Delivery is at least once: a claim moves a delivery's due time forward
 by a lease, so a worker that dies mid-send leaves it due again when the lease runs out; several workers
-never claim the same due delivery at once (SKIP LOCKED on PostgreSQL, the write lock on SQLite)."""
+never claim the same due delivery at once (SKIP LOCKED on PostgreSQL, the write lock on SQLite).
+
+Subscriptions live outside the unit of work, but every change to one is audited all the same: each
+changing method takes the audit entry and appends it in its own transaction, so the event commits with
+the change or not at all. A change is made only to the state it was worked out from (`was`): one that
+finds the subscription changed meanwhile writes nothing and answers False, and the caller reads again."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from creditctl.domain.audit import AuditEntry
 from creditctl.domain.webhook import Subscription
 
 
@@ -31,7 +37,9 @@ class WebhookStore(Protocol):
         """The database's time."""
         ...
 
-    def add(self, subscription: Subscription) -> None: ...
+    def add(self, subscription: Subscription, *, audit: AuditEntry) -> None:
+        """Insert it, and append `audit`."""
+        ...
 
     def get(self, subscription_id: str) -> Subscription | None: ...
 
@@ -39,12 +47,13 @@ class WebhookStore(Protocol):
         """Every subscription, oldest first."""
         ...
 
-    def save(self, subscription: Subscription) -> None:
-        """Store secrets, status and the disable reason."""
+    def save(self, subscription: Subscription, *, was: Subscription, audit: AuditEntry) -> bool:
+        """Store its secrets and times, and append `audit`, if it is still `was`; else False."""
         ...
 
-    def delete(self, subscription_id: str) -> bool:
-        """Remove a subscription and its deliveries; False when there was none."""
+    def delete(self, was: Subscription, *, audit: AuditEntry) -> bool:
+        """Remove a subscription and its deliveries, and append `audit`, if it is still `was`; else
+        False (gone, or changed meanwhile)."""
         ...
 
     def dispatch(self, now: datetime, limit: int) -> int:
@@ -67,8 +76,9 @@ class WebhookStore(Protocol):
         """Record a failed attempt: due again at `retry_at`, or dead (None)."""
         ...
 
-    def disable(self, subscription_id: str, reason: str, now: datetime) -> None:
-        """Stop delivering to a subscription (its receiver is gone); its pending deliveries die."""
+    def disable(self, was: Subscription, reason: str, now: datetime, *, audit: AuditEntry) -> bool:
+        """Stop delivering to a subscription (its receiver is gone): its pending deliveries die, and
+        `audit` is appended, if it is still `was`; else False."""
         ...
 
     def redrive(self, now: datetime, delivery_id: int | None = None) -> int:

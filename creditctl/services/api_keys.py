@@ -19,6 +19,7 @@ from creditctl.services.customers import ensure_known
 class NewApiKey:
     key: ApiKey
     secret: str  # shown once, never stored
+    revoked: int = 0  # active keys of the same name it replaced (replace_api_key), now revoked
 
 
 def create_api_key(
@@ -79,7 +80,8 @@ def replace_api_key(
     actor: Actor = SYSTEM,
 ) -> NewApiKey:
     """Make a key and revoke, in the same transaction, every active key of the same name: a key
-    named for a purpose (the demo's) exists once however often it is made again."""
+    named for a purpose (the demo's) exists once however often it is made again. `revoked` on the
+    answer says how many it revoked."""
     return _create(name=name, role=role, customers=customers, uow=uow, clock=clock, replace=True, actor=actor)
 
 
@@ -104,6 +106,7 @@ def _create(
         raise InvalidRequest("a name is required", field="name")
     secret = new_secret()
     scope = frozenset(customers) if customers else None
+    revoked = 0
     with uow:
         if scope:
             unknown = sorted(c for c in scope if not uow.customers.exists(c))
@@ -113,6 +116,7 @@ def _create(
             for old in uow.api_keys.all():
                 if old.name == name and old.revoked_at is None and uow.api_keys.revoke(old.id, clock.now()):
                     _record(uow, "api_key.revoked", old, actor)
+                    revoked += 1
         key = uow.api_keys.add(
             name=name,
             role=role_value,
@@ -123,7 +127,7 @@ def _create(
         )
         _record(uow, "api_key.created", key, actor)
         uow.commit()
-    return NewApiKey(key=key, secret=secret)
+    return NewApiKey(key=key, secret=secret, revoked=revoked)
 
 
 def authenticate(secret: str, *, uow: UnitOfWork) -> ApiKey:

@@ -15,6 +15,7 @@ from creditctl.domain.webhook import SIGNATURE_HEADER, retry_delay_s, signature_
 from creditctl.ports.notifier import DeliveryFailed, Notifier
 from creditctl.ports.secret_box import SecretBox
 from creditctl.ports.webhooks import DueDelivery, WebhookStore
+from creditctl.services.webhooks import disable_subscription
 
 log = logging.getLogger("creditctl.webhooks")
 
@@ -103,8 +104,8 @@ def _send_one(
             result.delivered += 1
             return
         if status == 410:
-            store.disable(
-                sub.id, f"the receiver answered 410 Gone for event {delivery.event_id}", store.now()
+            disable_subscription(
+                sub.id, f"the receiver answered 410 Gone for event {delivery.event_id}", store=store
             )
             result.disabled.append(sub.id)
             log.warning("webhook %s disabled: %s answered 410", sub.id, sub.url)

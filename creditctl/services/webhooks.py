@@ -1,19 +1,27 @@
-"""Webhook subscriptions: create (the secret shown once), list, delete, rotate the secret."""
+"""Webhook subscriptions: create (the secret shown once), list, delete, rotate the secret, disable.
+
+Every change is an audit event written with it (the store appends it in the change's transaction).
+The events say where a subscription posts what and when its secret was rotated, never a secret."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TypeVar
 from uuid import uuid4
 
-from creditctl.domain.errors import InvalidRequest, NotFound
+from creditctl.domain.audit import SYSTEM, Actor, AuditEntry
+from creditctl.domain.audit_records import webhook_state, webhook_subject
+from creditctl.domain.errors import Conflict, InvalidRequest, NotFound
 from creditctl.domain.webhook import EVENT_TYPES, Subscription, SubscriptionStatus
 from creditctl.ports.secret_box import SecretBox
 from creditctl.ports.webhooks import WebhookStore
 
 DEFAULT_OVERLAP_S = 86400
+CHANGE_ATTEMPTS = 5
+T = TypeVar("T")
 
 
 class UnknownSubscription(NotFound):
@@ -21,6 +29,13 @@ class UnknownSubscription(NotFound):
 
     def __init__(self, subscription_id: str) -> None:
         super().__init__(f"no webhook subscription {subscription_id!r}")
+
+
+class SubscriptionBusy(Conflict):
+    code = "conflict.webhook_busy"
+
+    def __init__(self, subscription_id: str) -> None:
+        super().__init__(f"webhook subscription {subscription_id!r} kept changing meanwhile; try again")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +52,10 @@ def create_subscription(
     url: str,
     events: Sequence[str],
     *,
-    by: str,
     store: WebhookStore,
     box: SecretBox,
     check_url: Callable[[str], str],
+    actor: Actor = SYSTEM,
 ) -> NewSecret:
     """Subscribe `url` to `events`; the URL must pass the outbound URL policy (ValueError: refused)."""
     try:
@@ -61,11 +76,11 @@ def create_subscription(
         previous_secret_until=None,
         status=SubscriptionStatus.ACTIVE,
         disabled_reason=None,
-        created_by=by,
+        created_by=actor.name,
         created_at=now,
         updated_at=now,
     )
-    store.add(subscription)
+    store.add(subscription, audit=_entry("created", now, actor, None, subscription))
     return NewSecret(subscription, secret)
 
 
@@ -76,21 +91,86 @@ def get_subscription(subscription_id: str, *, store: WebhookStore) -> Subscripti
     return subscription
 
 
-def delete_subscription(subscription_id: str, *, store: WebhookStore) -> None:
+def delete_subscription(subscription_id: str, *, store: WebhookStore, actor: Actor = SYSTEM) -> None:
     """Stop and forget a subscription (its pending deliveries are dropped)."""
-    if not store.delete(subscription_id):
-        raise UnknownSubscription(subscription_id)
+
+    def attempt(was: Subscription, now: datetime) -> bool | None:
+        return store.delete(was, audit=_entry("deleted", now, actor, was, None)) or None
+
+    _change(subscription_id, store, attempt)
 
 
 def rotate_secret(
-    subscription_id: str, *, store: WebhookStore, box: SecretBox, overlap_s: int = DEFAULT_OVERLAP_S
+    subscription_id: str,
+    *,
+    store: WebhookStore,
+    box: SecretBox,
+    overlap_s: int = DEFAULT_OVERLAP_S,
+    actor: Actor = SYSTEM,
 ) -> NewSecret:
     """A new secret signs from now on; the old one signs too (a second v1=) for `overlap_s` seconds."""
-    subscription = get_subscription(subscription_id, store=store)
-    secret, now = new_secret(), store.now()
-    subscription.previous_secret = subscription.secret
-    subscription.previous_secret_until = now + timedelta(seconds=overlap_s)
-    subscription.secret = box.seal(secret)
-    subscription.updated_at = now
-    store.save(subscription)
-    return NewSecret(subscription, secret)
+    secret = new_secret()
+    sealed = box.seal(secret)
+
+    def attempt(was: Subscription, now: datetime) -> Subscription | None:
+        rotated = replace(
+            was,
+            secret=sealed,
+            previous_secret=was.secret,
+            previous_secret_until=now + timedelta(seconds=overlap_s),
+            updated_at=now,
+        )
+        entry = _entry("secret_rotated", now, actor, was, rotated, secret_rotated_at=now)
+        return rotated if store.save(rotated, was=was, audit=entry) else None
+
+    return NewSecret(_change(subscription_id, store, attempt), secret)
+
+
+def disable_subscription(subscription_id: str, reason: str, *, store: WebhookStore) -> bool:
+    """Stop delivering to a subscription whose receiver is gone (creditctl's own decision, audited as
+    the system's). False when there is nothing to do (it is gone, or disabled already), or when it kept
+    changing meanwhile: the receiver's next 410 disables it then, and the worker's round goes on."""
+
+    def attempt(was: Subscription, now: datetime) -> bool | None:
+        if was.status is SubscriptionStatus.DISABLED:
+            return False
+        after = replace(was, status=SubscriptionStatus.DISABLED, disabled_reason=reason, updated_at=now)
+        entry = _entry("disabled", now, SYSTEM, was, after)
+        return store.disable(was, reason, now, audit=entry) or None
+
+    try:
+        return _change(subscription_id, store, attempt)
+    except (UnknownSubscription, SubscriptionBusy):
+        return False
+
+
+def _change(
+    subscription_id: str, store: WebhookStore, attempt: Callable[[Subscription, datetime], T | None]
+) -> T:
+    """Read the subscription and `attempt` a change to it (None: it changed meanwhile, nothing was
+    written); read again and retry. So an event's `before` is exactly the state its change replaced."""
+    for _ in range(CHANGE_ATTEMPTS):
+        done = attempt(get_subscription(subscription_id, store=store), store.now())
+        if done is not None:
+            return done
+    raise SubscriptionBusy(subscription_id)
+
+
+def _entry(
+    change: str,
+    at: datetime,
+    actor: Actor,
+    before: Subscription | None,
+    after: Subscription | None,
+    **more: datetime,
+) -> AuditEntry:
+    subject = before if before is not None else after
+    assert subject is not None
+    return AuditEntry(
+        type=f"webhook_subscription.{change}",
+        at=at,
+        actor=actor,
+        subject=webhook_subject(subject),
+        before=None if before is None else webhook_state(before),
+        after=None if after is None else webhook_state(after) | more,
+    )

@@ -20,7 +20,9 @@ from adapters.sql.balance_reports import SqlSharedBalanceReports
 from adapters.sql.database_clock import SqlDatabaseClock
 from adapters.sql.secret_box import FernetSecretBox
 from adapters.sql.tables import outbox, webhook_deliveries
+from creditctl.domain.audit import AuditQuery
 from creditctl.domain.decision import Order
+from creditctl.services.audit import list_audit_events
 from creditctl.services.context import AppContext, WebhookTools
 from creditctl.services.credit_profile import set_base_limit
 from creditctl.services.decide_order import decide_order
@@ -43,9 +45,7 @@ def tools(engine: Engine, clock: FakeClock | None, tmp_path: Path, **policy: flo
 
 
 def subscribe(t: WebhookTools, url: str, events: tuple[str, ...] = ("balance.low",)) -> str:
-    return create_subscription(
-        url, list(events), by="test", store=t.store, box=t.box, check_url=t.check_url
-    ).secret
+    return create_subscription(url, list(events), store=t.store, box=t.box, check_url=t.check_url).secret
 
 
 def add_events(uow_factory, n: int, topic: str = "balance.low", *, commit: bool = True) -> list[str]:  # type: ignore[no-untyped-def]
@@ -108,6 +108,11 @@ class TestDelivery:
             deliver_round(store=t.store, notifier=t.notifier, box=t.box, policy=t.policy)
         assert receiver.requests == 1
         assert t.store.counts().get("pending", 0) == 0
+        (event,) = list_audit_events(AuditQuery(type="webhook_subscription.disabled"), uow=context.uow())
+        assert event.data["actor"] == {"name": "creditctl", "role": "system"}
+        assert event.data["subject"] == {"subscription_id": sub.id}
+        assert event.data["before"]["status"] == "active" and event.data["after"]["status"] == "disabled"
+        assert "410" in event.data["after"]["disabled_reason"] and "whsec_" not in event.payload
 
     def test_dead_after_max_attempts_then_redriven_and_delivered(
         self, context: AppContext, sqlite_engine: Engine, clock: FakeClock, tmp_path: Path

@@ -101,3 +101,42 @@ class TestWhoMay:
             )
             assert_problem(client.delete(f"/v1/webhooks/{created['id']}", headers=bearer(key)), 403)
         assert_problem(client.get("/v1/webhooks"), 401)
+
+
+class TestAudited:
+    def test_each_change_is_an_event_naming_the_key_and_request_and_no_secret(
+        self, client: FlaskClient, keys: dict[str, str], context: AppContext
+    ) -> None:
+        admin = bearer(keys["admin"])
+        r = client.post("/v1/webhooks", json=GOOD, headers={**admin, "X-Request-ID": "req-wh-create"})
+        created = r.json
+        rotated = client.post(f"/v1/webhooks/{created['id']}/rotate-secret", headers=admin).json
+        client.delete(f"/v1/webhooks/{created['id']}", headers={**admin, "X-Request-ID": "req-wh-delete"})
+        assert_problem(client.delete(f"/v1/webhooks/{created['id']}", headers=admin), 404)
+        assert_problem(create(client, keys["admin"], {**GOOD, "url": "http://127.0.0.1:9/x"}), 422)
+
+        def of_type(kind: str, key: str | None = None) -> list[dict[str, Any]]:
+            who = bearer(key or keys["auditor"])
+            r = client.get("/v1/audit/events", query_string={"type": kind}, headers=who)
+            assert r.status_code == 200, r.json
+            return r.json["events"]  # type: ignore[no-any-return]
+
+        (made,) = of_type("webhook_subscription.created")
+        (turned,) = of_type("webhook_subscription.secret_rotated")
+        (gone,) = of_type("webhook_subscription.deleted")  # the refused delete and create wrote nothing
+        assert made["actor"] == {"name": "test-admin", "role": "admin"}
+        assert made["request_id"] == "req-wh-create" and gone["request_id"] == "req-wh-delete"
+        assert made["subject"] == {"subscription_id": created["id"]} == gone["subject"]
+        assert made["after"]["url"] == GOOD["url"] and gone["after"] is None
+        assert turned["after"]["previous_secret_until"] is not None
+        for event in (made, turned, gone):
+            for secret in (created["secret"], rotated["secret"], "whsec_"):
+                assert secret not in event["payload"]
+        limited = create_api_key(
+            name="auditor-of-a",
+            role="auditor",
+            customers=[CUSTOMER_A],
+            uow=context.uow(),
+            clock=context.clock,
+        ).secret
+        assert of_type("webhook_subscription.created", limited) == []  # a global event

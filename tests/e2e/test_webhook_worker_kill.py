@@ -51,7 +51,6 @@ def test_a_worker_killed_mid_delivery_loses_no_event(tmp_path: Path) -> None:
         receiver.secret = create_subscription(
             receiver.url,
             ["upstream.down"],
-            by="e2e",
             store=tools.store,
             box=tools.box,
             check_url=tools.check_url,
