@@ -29,6 +29,7 @@ from adapters.notify.http_notifier import HttpNotifier
 from adapters.outbound.url_policy import check_url
 from adapters.sql.backtests import SqlBacktestStore
 from adapters.sql.balance_reports import SqlSharedBalanceReports
+from adapters.sql.console_sessions import SqlConsoleSessions
 from adapters.sql.database_clock import SqlDatabaseClock
 from adapters.sql.decision_history import SqlDecisionHistory
 from adapters.sql.diagnose import explain_database_error
@@ -183,6 +184,7 @@ def bootstrap(
         reports=SqlReportQueries(sql),
         webhooks=webhook_tools(settings, sql, db_clock, box),
         session_keys=tuple(session_key(k) for k in secret_keys),
+        console_sessions=SqlConsoleSessions(sql, db_clock),
     )
 
 

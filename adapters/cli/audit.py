@@ -30,11 +30,30 @@ def operator() -> Actor:
     return cli_actor(user)
 
 
-def seal_once(context: AppContext) -> int:
+FULL_SEAL_EVERY_S = 300.0  # a full pass (the whole table) this often; quick passes (recent seqs) between
+
+
+class SealCadence:
+    """Repeated sealing: a full pass first and every FULL_SEAL_EVERY_S, quick passes between (their cost
+    does not grow with the trail)."""
+
+    def __init__(self) -> None:
+        self._last_full: float | None = None
+
+    def tick(self, context: AppContext) -> int:
+        now = time.monotonic()
+        full = self._last_full is None or now - self._last_full >= FULL_SEAL_EVERY_S
+        sealed = seal_once(context, full=full)
+        if full:
+            self._last_full = now
+        return sealed
+
+
+def seal_once(context: AppContext, *, full: bool = True) -> int:
     """Seal what is committed; a race lost again and again to another sealer (a worker's) leaves the
     events to that sealer or to the next tick, instead of ending a loop that keeps sealing."""
     try:
-        return seal_audit(uow=context.uow())
+        return seal_audit(uow=context.uow(), full=full)
     except AuditSealConflict:
         log.info("audit: another sealer was sealing the same events; sealing again next time")
         return 0
@@ -47,9 +66,9 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
     @audit.command("seal", help="Link every committed, unsealed event into the hash chain; print the head.")
     @click.option("--every", type=float, default=None, help="Keep sealing, every this many seconds.")
     def audit_seal(every: float | None) -> None:
-        ctx = make_context()
+        ctx, cadence = make_context(), SealCadence()
         while True:
-            sealed = seal_once(ctx)
+            sealed = cadence.tick(ctx)
             with ctx.uow() as uow:
                 position, digest = uow.audit.head()
             click.echo(f"sealed {sealed}; head {position}:{digest}")
@@ -59,14 +78,31 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
 
     @audit.command("verify", help="Walk the chain from the start; name the first event whose link breaks.")
     @click.option("--anchor", help="POSITION:HASH seen earlier (a seal's head, an export's last line).")
-    def audit_verify(anchor: str | None) -> None:
+    @click.option(
+        "--max-unsealed-age",
+        type=click.FloatRange(min=0),
+        default=300.0,
+        show_default=True,
+        help="Fail when an event has waited longer than this many seconds for its seal (no sealer running: "
+        "until sealed, an event is protected only by the database's permissions).",
+    )
+    def audit_verify(anchor: str | None, max_unsealed_age: float) -> None:
         ctx = make_context()
         report = verify_audit(uow=ctx.uow(), anchor=_anchor(anchor) if anchor else None)
         if report.ok:
+            age = report.oldest_unsealed_age_s
+            waiting = f" (the oldest for {age:.0f} s)" if age is not None else ""
             click.echo(
                 f"ok: {report.checked} events sealed and verified, head {report.head_position}:"
-                f"{report.head_hash}; {report.unsealed} not sealed yet"
+                f"{report.head_hash}; {report.unsealed} not sealed yet{waiting}"
             )
+            if age is not None and age > max_unsealed_age:
+                click.echo(
+                    f"STALE: events have waited {age:.0f} s for a seal (more than {max_unsealed_age:g} s): "
+                    "is a sealer running? (creditctl worker, or creditctl audit seal --every 5)",
+                    err=True,
+                )
+                sys.exit(1)
             return
         click.echo(
             f"BROKEN at position {report.broken_position} (event seq {report.broken_seq}): {report.problem}; "

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from adapters.cli.audit import seal_once
+from adapters.cli.audit import SealCadence, seal_once
 from creditctl.services.context import AppContext, WebhookTools
 from creditctl.services.webhook_delivery import deliver_round, prune_delivered, redrive
 
@@ -39,9 +39,10 @@ class Sealer(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        cadence = SealCadence()
         while not self.stopping.wait(self._every):
             try:
-                seal_once(self._context)
+                cadence.tick(self._context)
             except Exception:
                 log.exception("audit: sealing failed; trying again in %s s", self._every)
 

@@ -73,6 +73,13 @@ class FakeAuditLog:
             out.append((position, seq, None if row is None else row["payload"], prev, digest, columns))
         return out
 
+    def max_sealed_seq(self) -> int:
+        return max(self._sealed(), default=0)
+
+    def oldest_unsealed_at(self) -> datetime | None:
+        sealed = self._sealed()
+        return min((r["at"] for r in self.events if r["seq"] not in sealed), default=None)
+
     def count_unsealed(self) -> int:
         sealed = self._sealed()
         return sum(1 for r in self.events if r["seq"] not in sealed)

@@ -117,6 +117,13 @@ class SqlAuditLog:
             for r in rows
         ]
 
+    def max_sealed_seq(self) -> int:
+        return int(self._conn.execute(select(func.max(_s.seq))).scalar() or 0)
+
+    def oldest_unsealed_at(self) -> datetime | None:
+        stmt = select(func.min(_e.at)).where(~exists().where(_s.seq == _e.seq))
+        return self._conn.execute(stmt).scalar()
+
     def count_unsealed(self) -> int:
         total = self._conn.execute(
             select(func.count()).select_from(audit_events).where(~exists().where(_s.seq == _e.seq))

@@ -459,3 +459,15 @@ freezes = Table(
     Column("lift_reason", String(500)),
     Index("ix_freezes_account", "account_id", "id"),
 )
+
+# Console sign-ins the server keeps, so that signing out ends the session for every copy of its cookie.
+# id_hash is the SHA-256 of the token in the (signed) cookie: a reader of this table cannot sign in.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index("ix_console_sessions_expires_at", "expires_at"),
+)

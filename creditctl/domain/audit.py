@@ -144,6 +144,7 @@ class ChainReport:
     head_position: int
     head_hash: str
     unsealed: int
+    oldest_unsealed_age_s: float | None = None  # by the database's clock; None: all sealed
     broken_seq: int | None = None
     broken_position: int | None = None
     problem: str | None = None

@@ -57,6 +57,14 @@ class AuditLog(Protocol):
         (position, seq, payload or None, prev_hash, hash, {column: value})."""
         ...
 
+    def max_sealed_seq(self) -> int:
+        """The highest seq that has a seal (0 if none): an index lookup."""
+        ...
+
+    def oldest_unsealed_at(self) -> datetime | None:
+        """When the oldest event with no seal yet happened (None: every event is sealed)."""
+        ...
+
     def count_unsealed(self) -> int:
         """How many events have no seal yet."""
         ...

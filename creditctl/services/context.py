@@ -9,6 +9,7 @@ from typing import Any
 from creditctl.ports.backtests import BacktestStore
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
+from creditctl.ports.console_sessions import ConsoleSessions
 from creditctl.ports.decision_history import DecisionHistory
 from creditctl.ports.notifier import Notifier
 from creditctl.ports.reports import ReportQueries
@@ -61,6 +62,7 @@ class AppContext:
     # Keys that sign console session cookies, newest first (derived from the instance's secret keys;
     # empty: the console refuses to sign anyone in).
     session_keys: tuple[str, ...] = ()
+    console_sessions: ConsoleSessions | None = None  # None: the console signs no one in
 
     def source_of_balances(self) -> str:
         """Where balances come from now: "fake", or "haier:<name of the active config>"."""

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from adapters.sql.unit_of_work import SqlUnitOfWork
 from creditctl.domain.audit import GENESIS, Actor, chain_hash
+from creditctl.services import audit as audit_service
 from creditctl.services.audit import seal_audit, verify_audit
 
 pytestmark = pytest.mark.adapters
@@ -115,6 +116,25 @@ class TestCommitOrderOnPostgres:
         assert late_seq < early_seq  # sealed after it, though its seq is lower
         assert verify_audit(uow=uow).ok
 
+    def test_a_quick_pass_reads_recent_seqs_only_and_a_full_pass_finds_a_straggler(
+        self, postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Quick passes (every second in the worker, before every read) stay an index range however long
+        the trail grows; an event whose transaction stayed open past the window waits for a full pass."""
+        monkeypatch.setattr(audit_service, "RECENT_SEQS", 3)
+        uow, late = SqlUnitOfWork(postgres_engine), SqlUnitOfWork(postgres_engine)
+        seal_audit(uow=uow)
+        with late:
+            late.audit.append("account.frozen", at=AT, actor=ALICE, subject={"customer_code": "late"})
+            append(uow, 5, customer="early")  # five higher seqs, committed first
+            assert seal_audit(uow=uow, full=False) == 5
+            late.commit()
+        assert seal_audit(uow=uow, full=False) == 0  # 5 seqs below the highest sealed: out of the window
+        with uow:
+            assert uow.audit.count_unsealed() == 1
+        assert seal_audit(uow=uow) == 1  # a full pass
+        assert verify_audit(uow=uow).ok and verify_audit(uow=uow).unsealed == 0
+
     def test_concurrent_sealers_never_fork_the_chain(self, postgres_engine: Engine) -> None:
         uow = SqlUnitOfWork(postgres_engine)
         start = head_before(uow)
@@ -183,6 +203,28 @@ class TestSqliteTriggers:
         ):
             with pytest.raises(DBAPIError, match="append-only"), sqlite_engine.begin() as conn:
                 conn.execute(text(statement))
+
+    def test_sqlite_refuses_a_replace_over_an_unsealed_event_or_a_seal(self, sqlite_engine: Engine) -> None:
+        """INSERT OR REPLACE deletes the row it collides with without firing DELETE triggers."""
+        uow = SqlUnitOfWork(sqlite_engine)
+        append(uow, 2)
+        with uow:
+            first = uow.audit.unsealed(after_seq=0, limit=1)[0].seq
+        replace = (
+            "INSERT OR REPLACE INTO audit_events (seq, at, type, actor, payload) "
+            f"VALUES ({first}, '2026-01-01 00:00:00', 'decision.made', 'x', '{{}}')"
+        )
+        with pytest.raises(DBAPIError, match="append-only"), sqlite_engine.begin() as conn:
+            conn.execute(text(replace))
+        seal_audit(uow=uow)
+        with pytest.raises(DBAPIError, match="append-only"), sqlite_engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT OR REPLACE INTO audit_seals (position, seq, prev_hash, hash, sealed_at) "
+                    f"VALUES (1, {first}, 'x', 'y', '2026-01-01 00:00:00')"
+                )
+            )
+        assert verify_audit(uow=uow).ok
 
 
 def _tampered(sqlite_engine: Engine, *statements: str) -> tuple[SqlUnitOfWork, list[int]]:

@@ -122,6 +122,20 @@ class TestAuditCli:
         out = cli("audit", "verify").output
         assert re.search(r"ok: \d+ events sealed and verified, head \d+:[0-9a-f]{64}", out), out
 
+    def test_verify_fails_when_events_wait_too_long_for_a_seal(self, api, cli, clock):  # noqa: F811
+        """Until sealed an event is protected only by the database's permissions: no sealer running is
+        a failure an operator must see, not a footnote."""
+        api.decide(order())
+        cli("audit", "seal")
+        api.decide(order())  # not sealed: verify does not seal
+        assert "1 not sealed yet (the oldest for 0 s)" in cli("audit", "verify").output
+        clock.advance(301)  # the database's clock, as the tests wire it
+        stale = cli("audit", "verify", ok=False)
+        assert stale.exit_code == 1 and "STALE: events have waited 301 s for a seal" in stale.output
+        assert cli("audit", "verify", "--max-unsealed-age", "600").exit_code == 0
+        cli("audit", "seal")
+        assert "0 not sealed yet" in cli("audit", "verify").output
+
     def test_the_readme_snippet_and_sha256sum_verify_a_real_export(self, api, cli, tmp_path):  # noqa: F811
         for _ in range(3):
             api.decide(order())

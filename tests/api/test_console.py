@@ -109,6 +109,34 @@ class TestSignIn:
         assert c.post("/console/sign-out").status_code == 302
         assert c.get("/console/accounts").status_code == 302
 
+    def test_sign_out_ends_every_copy_of_the_cookie(self, app: Any, keys: dict[str, str], api: Api) -> None:
+        c = signed_in(app, keys, "admin")
+        c.get(f"/console/accounts/{CUSTOMER_A}/GB20")
+        copy = Console(app.test_client())
+        cookie = c.client.get_cookie("creditctl_console", path="/console/")
+        assert cookie is not None
+        copy.client.set_cookie("creditctl_console", cookie.value, path="/console/")
+        copy.token = c.token
+        assert copy.get(f"/console/accounts/{CUSTOMER_A}/GB20").status_code == 200  # the copy works ...
+
+        assert c.post("/console/sign-out").status_code == 302
+
+        assert copy.get("/console/accounts").status_code == 302  # ... until the original signs out
+        r = copy.post(f"/console/accounts/{CUSTOMER_A}/GB20/freeze", {"reason": "replayed"})
+        assert r.status_code in (302, 400) and "/sign-in" in r.headers.get("Location", "/sign-in")
+        assert (
+            api.client.get(f"/v1/accounts/{CUSTOMER_A}/GB20", headers=api.auth("admin")).json["status"]
+            == "active"
+        )
+
+    def test_a_session_ends_after_its_hours_by_the_servers_clock(
+        self, app: Any, keys: dict[str, str], clock: Any
+    ) -> None:
+        c = signed_in(app, keys, "admin")
+        assert c.get("/console/accounts").status_code == 200
+        clock.advance(8 * 3600 + 1)  # the database's clock, as the tests' contexts wire it
+        assert c.get("/console/accounts").status_code == 302
+
     def test_a_session_ends_after_its_hours(self, app: Any, keys: dict[str, str]) -> None:
         c = signed_in(app, keys, "admin")
         with c.client.session_transaction("/console/") as s:

@@ -2,11 +2,14 @@
 
 The cookie is signed with a key derived from the instance's secret keys (AppContext.session_keys),
 `HttpOnly`, `SameSite=Lax`, `Secure` when CREDITCTL_CONSOLE_SECURE_COOKIE is set, and ends after
-CONSOLE_SESSION_HOURS (8 by default) whatever the activity. Every POST carries the session's CSRF
-token; a request without it (or with another) is refused before its view runs."""
+CONSOLE_SESSION_HOURS (8 by default) whatever the activity. The server keeps each session (a hash of
+the cookie's random token, ConsoleSessions): signing out ends it for every copy of the cookie. Every
+POST carries the session's CSRF token; a request without it (or with another) is refused before its
+view runs."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
@@ -20,6 +23,7 @@ from adapters.web.console.blueprint import bp
 from adapters.web.context import ctx
 from creditctl.domain.api_key import ApiKey, hash_secret
 from creditctl.domain.errors import Unauthenticated
+from creditctl.ports.console_sessions import ConsoleSessions
 from creditctl.services.api_keys import authenticate, key_by_hash
 
 OPEN_ENDPOINTS = {"console.sign_in", "console.static"}
@@ -72,14 +76,30 @@ def _guard() -> Any:
     return None
 
 
+def _max_age_s() -> float:
+    return float(current_app.config["CONSOLE_SESSION_HOURS"]) * 3600  # not money: seconds
+
+
+def _sessions() -> ConsoleSessions | None:
+    return ctx().console_sessions
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def signed_in_key() -> ApiKey | None:
-    """The session's key while the session is young enough and the key is not revoked."""
-    key_hash, issued = session.get("key_hash"), session.get("issued", 0)
-    max_age = float(current_app.config["CONSOLE_SESSION_HOURS"]) * 3600  # not money: seconds
+    """The session's key while the server still holds the session (not signed out, not expired), the
+    cookie is young enough, and the key is not revoked."""
+    key_hash, issued, token = session.get("key_hash"), session.get("issued", 0), session.get("sid")
     if not key_hash:
         return None  # signed out: keep the sign-in form's CSRF token
-    if time.time() - float(issued) > max_age:
+    sessions = _sessions()
+    if time.time() - float(issued) > _max_age_s() or not token or sessions is None:
         session.clear()
+        return None
+    if sessions.key_of(_token_hash(str(token))) != session.get("key_id"):
+        session.clear()  # signed out (from any copy of this cookie), expired, or not ours
         return None
     cache: KeyCache = current_app.extensions["creditctl.keys"]
     key = cache.get(key_hash)
@@ -97,8 +117,9 @@ def signed_in_key() -> ApiKey | None:
 def sign_in() -> Any:
     """GET: the form. POST: check the key; on success a new session (fresh CSRF token) holding its hash."""
     error = None
-    if not current_app.config.get("SECRET_KEY"):
-        error = "The console is not configured: this instance has no secret keys."
+    sessions = _sessions()
+    if not current_app.config.get("SECRET_KEY") or sessions is None:
+        error = "The console is not configured: this instance has no secret keys or no session store."
     elif request.method == "POST":
         secret = request.form.get("api_key", "").strip()
         try:
@@ -106,9 +127,12 @@ def sign_in() -> Any:
         except Unauthenticated as exc:
             error = exc.message
         else:
+            token = secrets.token_urlsafe(32)
+            assert sessions is not None
+            sessions.open(_token_hash(token), key.id, lifetime_s=_max_age_s())
             session.clear()  # no value chosen before sign-in survives it (session fixation)
             session.permanent = True
-            session.update(key_hash=hash_secret(secret), key_id=key.id, issued=time.time())
+            session.update(key_hash=hash_secret(secret), key_id=key.id, issued=time.time(), sid=token)
             csrf_token()
             return redirect(_safe_next(request.args.get("next")))
     status = 401 if error and request.method == "POST" else 200
@@ -124,5 +148,9 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/sign-out", methods=["POST"])
 def sign_out() -> Any:
+    """Ends the session on the server too: a copy of the cookie kept elsewhere no longer signs in."""
+    token, sessions = session.get("sid"), _sessions()
+    if token and sessions is not None:
+        sessions.close(_token_hash(str(token)))
     session.clear()
     return redirect(url_for("console.sign_in"))
