@@ -19,7 +19,7 @@ from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.credit import ProfileChange
 from creditctl.domain.decision import Decision, DecisionState
 from creditctl.domain.freeze import Freeze, LiftedHow
-from creditctl.domain.hold import Hold, HoldStatus, Settlement
+from creditctl.domain.hold import ExpiredHold, Hold, HoldStatus, Settlement
 from creditctl.domain.limit_request import CreditLimitRequest
 from creditctl.domain.money import CENT
 from creditctl.domain.payment import PaymentRecord
@@ -274,12 +274,12 @@ class _Holds:
             raise ValueError(f"settlement {settlement.settlement_id!r} already stored")  # the unique key
         h.settlements.append(settlement)
 
-    def expire_due(self, account_id: int, now: datetime) -> Decimal:
-        total = Decimal("0.00")
+    def expire_due(self, account_id: int, now: datetime) -> list[ExpiredHold]:
+        ended = []
         for h in self.w.holds.values():
             if h.account_id == account_id and h.status is HoldStatus.OPEN and h.expires_at <= now:
-                total += h.end_remainder(HoldStatus.EXPIRED, now)
-        return total
+                ended.append(ExpiredHold(h.id, h.order_id, h.end_remainder(HoldStatus.EXPIRED, now)))
+        return sorted(ended, key=lambda e: e.hold_id)
 
     def stop_counting_settled(self, account_id: int, fetched_before: datetime) -> Decimal:
         total = Decimal("0.00")

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, exists, insert, or_, select, tuple_, update
 
 from adapters.sql.tables import credit_accounts, hold_settlements, holds
-from creditctl.domain.hold import Hold, HoldStatus, Settlement
+from creditctl.domain.hold import ExpiredHold, Hold, HoldStatus, Settlement
 from creditctl.domain.money import from_fen, to_fen
 
 _h = holds.c
@@ -31,7 +31,7 @@ _EXPIRE_DUE = (
     )
     # The remainder stops counting; settled parts count on until a balance includes them.
     .values(status=HoldStatus.EXPIRED.value, counting=_ANY_PART_COUNTING, ended_at=bindparam("k_now"))
-    .returning(_h.amount_fen - _h.settled_fen)
+    .returning(_h.id, _h.order_id, _h.amount_fen - _h.settled_fen)
 )
 
 
@@ -83,9 +83,9 @@ class SqlHoldRepository:
             },
         )
 
-    def expire_due(self, account_id: int, now: datetime) -> Decimal:
+    def expire_due(self, account_id: int, now: datetime) -> list[ExpiredHold]:
         rows = self._conn.execute(_EXPIRE_DUE, {"k_account": account_id, "k_now": now})
-        return from_fen(sum(rows.scalars()))
+        return sorted((ExpiredHold(h, o, from_fen(fen)) for h, o, fen in rows), key=lambda e: e.hold_id)
 
     def stop_counting_settled(self, account_id: int, fetched_before: datetime) -> Decimal:
         parts = self._conn.execute(

@@ -37,6 +37,15 @@ class Settlement:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpiredHold:
+    """A hold the sweep (or a decision) ended for running out of time, and the remainder it freed."""
+
+    hold_id: str
+    order_id: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class HoldEvent:
     """A step in a hold's life: held, settled (a part), released or expired (the remainder)."""
 

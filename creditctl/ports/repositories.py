@@ -14,7 +14,7 @@ from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.credit import ProfileChange
 from creditctl.domain.decision import Decision
 from creditctl.domain.freeze import Freeze, LiftedHow
-from creditctl.domain.hold import Hold, Settlement
+from creditctl.domain.hold import ExpiredHold, Hold, Settlement
 from creditctl.domain.limit_request import CreditLimitRequest
 from creditctl.domain.payment import PaymentRecord
 from creditctl.domain.rule_set import ApplicableRuleSet, Assignment, RuleSetRecord, RuleSetVersion
@@ -131,9 +131,9 @@ class HoldRepository(Protocol):
         """Store a settled part; a settlement id is unique per hold (the caller checked under the lock)."""
         ...
 
-    def expire_due(self, account_id: int, now: datetime) -> Decimal:
-        """End the account's open holds whose expiry has passed; return the sum that stopped counting
-        (their unsettled remainders: settled parts keep counting until a balance includes them)."""
+    def expire_due(self, account_id: int, now: datetime) -> list[ExpiredHold]:
+        """End the account's open holds whose expiry has passed; return each with the remainder that
+        stopped counting (settled parts keep counting until a balance includes them)."""
         ...
 
     def stop_counting_settled(self, account_id: int, fetched_before: datetime) -> Decimal:

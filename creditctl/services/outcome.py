@@ -10,7 +10,13 @@ from uuid import uuid4
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.assessment import Assessment, assess, effective_params
 from creditctl.domain.audit import SYSTEM, Actor
-from creditctl.domain.audit_records import decided_state, decision_state, decision_subject
+from creditctl.domain.audit_records import (
+    account_status,
+    account_subject,
+    decided_state,
+    decision_state,
+    decision_subject,
+)
 from creditctl.domain.decision import Decision, DecisionState, Reason
 from creditctl.domain.freeze import LiftedHow
 from creditctl.domain.hold import Hold, HoldStatus
@@ -92,27 +98,40 @@ def apply_outcome(
     params: dict[str, Decimal],
     now: datetime,
 ) -> None:
-    """Reserve what is approved, freeze what must be frozen, and queue the notifications rules asked for."""
+    """Reserve what is approved, freeze what must be frozen, and queue the notifications rules asked for.
+
+    A freeze or unfreeze by the rules is an audit event of its own (actor: the rule), as an
+    administrator's is, so `?type=account.frozen` finds every freeze however it came."""
     if assessment.unfrozen:
-        record_lift(
-            uow,
-            account,
-            how=LiftedHow.RULE,
-            by="rules:auto_unfreeze",
-            reason="auto_unfreeze condition held",
-            now=now,
-        )
+        before, reason = account_status(account), "auto_unfreeze condition held"
+        record_lift(uow, account, how=LiftedHow.RULE, by="rules:auto_unfreeze", reason=reason, now=now)
+        _rule_event(uow, "account.unfrozen", account, "rules:auto_unfreeze", before, now, reason=reason)
     if decision.outcome is Outcome.APPROVE:
         _reserve(decision, account, params, now)
     elif decision.outcome is Outcome.FREEZE and not account.is_frozen:
         first = next((r for r in decision.reasons if r.rule != "upstream"), None)
-        record_freeze(
-            uow,
-            account,
-            reason=first.reason if first else "FROZEN_BY_RULE",
-            by=f"rule:{first.rule if first else 'unknown'}",
-            now=now,
-        )
+        before, by = account_status(account), f"rule:{first.rule if first else 'unknown'}"
+        record_freeze(uow, account, reason=first.reason if first else "FROZEN_BY_RULE", by=by, now=now)
+        _rule_event(uow, "account.frozen", account, by, before, now, order_id=decision.order_id)
+
+
+def _rule_event(
+    uow: UnitOfWork,
+    type_: str,
+    account: CreditAccount,
+    rule: str,
+    before: dict[str, object],
+    now: datetime,
+    **more: str,
+) -> None:
+    uow.audit.append(
+        type_,
+        at=now,
+        actor=Actor(name=rule, role="rule"),
+        subject=account_subject(account),
+        before=before,
+        after={**account_status(account), **more},
+    )
 
 
 def queue_notifications(uow: UnitOfWork, decision: Decision, account: CreditAccount, now: datetime) -> None:

@@ -3,11 +3,15 @@ rule set's auto_unfreeze condition, which never lifts an administrator's freeze.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from adapters.fake.clock import FakeClock
 from creditctl.domain.account import AccountStatus
+from creditctl.domain.audit import AuditQuery
 from creditctl.domain.freeze import LiftedHow
+from creditctl.services.audit import list_audit_events
 from creditctl.services.freeze_account import freeze_account, unfreeze_account
 from creditctl.services.freeze_history import account_freezes
 from rules import Outcome, default_rule_set_document
@@ -32,6 +36,12 @@ def with_auto_unfreeze(desk: Desk, clock: FakeClock) -> None:
     with desk.uow:
         desk.uow.rule_sets.publish("with auto unfreeze", document, clock.now())
         desk.uow.commit()
+
+
+def audited(desk: Desk, *types: str) -> list[dict[str, Any]]:
+    """The account's audit events of these types, in chain order."""
+    found = list_audit_events(AuditQuery(customer_code=CUSTOMER, limit=1000), uow=desk.uow)
+    return [e.data for e in found if e.data["type"] in types]
 
 
 def frozen_by_rule(desk: Desk) -> None:
@@ -77,6 +87,14 @@ class TestAutoUnfreeze:
         [freeze] = account_freezes(CUSTOMER, GROUP, scope=None, uow=desk.uow)
         assert freeze.lifted_how is LiftedHow.RULE
         assert topics(desk) == ["account.frozen", "account.unfrozen"]
+        trail = audited(desk, "account.frozen", "account.unfrozen")
+        assert [(e["type"], e["actor"]) for e in trail] == [
+            ("account.frozen", {"name": "rule:depleted", "role": "rule"}),
+            ("account.unfrozen", {"name": "rules:auto_unfreeze", "role": "rule"}),
+        ]
+        assert trail[0]["before"]["status"] == "active" and trail[0]["after"]["status"] == "frozen"
+        assert trail[0]["after"]["frozen_reason"] == "BALANCE_DEPLETED" and trail[0]["after"]["order_id"]
+        assert trail[1]["after"]["status"] == "active"
 
     def test_stays_frozen_while_an_invoice_is_overdue(self, desk: Desk, clock: FakeClock) -> None:
         with_auto_unfreeze(desk, clock)
