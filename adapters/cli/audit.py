@@ -114,9 +114,19 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
     @audit.command(
         "export", help="Write the sealed events of [--from, --to) as JSON lines with their hashes."
     )
-    @click.option("--from", "since", type=click.DateTime(), default=None, help="UTC date or time.")
-    @click.option("--to", "until", type=click.DateTime(), default=None, help="UTC date or time (exclusive).")
-    @click.option("--out", type=click.File("w", encoding="utf-8"), default="-", show_default=True)
+    @click.option(
+        "--from",
+        "since",
+        type=INSTANT,
+        default=None,
+        help="ISO 8601 date or time; UTC unless it has an offset.",
+    )
+    @click.option(
+        "--to", "until", type=INSTANT, default=None, help="The same, exclusive (e.g. 2027-01-01T00:00+08:00)."
+    )
+    # lazy=False: an export that finds nothing still empties --out (a lazy file is opened at the first
+    # write, so an earlier export's lines would stay and be read as this period's).
+    @click.option("--out", type=click.File("w", encoding="utf-8", lazy=False), default="-", show_default=True)
     def audit_export(since: datetime | None, until: datetime | None, out: Any) -> None:
         ctx = make_context()
         count = 0
@@ -138,6 +148,24 @@ def _anchor(text: str) -> tuple[int, str]:
     if not position.isdigit() or len(digest) != 64:
         raise click.BadParameter("expected POSITION:HASH (64 hex digits)", param_hint="--anchor")
     return int(position), digest.lower()
+
+
+class Instant(click.ParamType):
+    """An ISO 8601 date or time: naive means UTC, an offset ("+08:00", "Z") is honoured, so an auditor in
+    Shanghai can ask for the month by its local midnights."""
+
+    name = "instant"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 date or time (2026-12-01, 2026-12-01T00:00+08:00)")
+
+
+INSTANT = Instant()
 
 
 def _utc(moment: datetime | date | None) -> datetime | None:

@@ -136,6 +136,21 @@ class TestAuditCli:
         cli("audit", "seal")
         assert "0 not sealed yet" in cli("audit", "verify").output
 
+    def test_export_periods_honour_an_offset_and_refuse_what_is_not_a_time(self, api, cli, tmp_path):  # noqa: F811
+        api.decide(order())  # at the fake clock's 2026-11-27 08:00 UTC: 16:00 in Shanghai
+        out = tmp_path / "a.jsonl"
+
+        def exported(since: str, until: str) -> int:
+            cli("audit", "export", "--from", since, "--to", until, "--out", str(out))
+            return len(out.read_text(encoding="utf-8").splitlines())
+
+        assert exported("2026-11-27T16:00+08:00", "2026-11-27T16:01+08:00") >= 1
+        assert exported("2026-11-27T15:00", "2026-11-27T15:59") == 0  # naive: UTC, so 15:00 UTC is later
+        # (and an export that finds nothing empties the file an earlier one wrote)
+        assert exported("2026-11-27T08:00Z", "2026-11-27T08:01Z") >= 1
+        bad = cli("audit", "export", "--from", "last tuesday", ok=False)
+        assert bad.exit_code == 2 and "not an ISO 8601 date or time" in bad.output
+
     def test_the_readme_snippet_and_sha256sum_verify_a_real_export(self, api, cli, tmp_path):  # noqa: F811
         for _ in range(3):
             api.decide(order())
