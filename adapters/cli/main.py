@@ -316,7 +316,6 @@ def _operations(cli: click.Group, ops: CliOps) -> None:
                 scope=None,
                 uow=ctx.uow(),
                 balances=ctx.balances,
-                clock=ctx.clock,
                 actor=operator(),
             )
             click.echo(f"{oid}\t{d.outcome.value}\t{d.state.value}")
@@ -324,7 +323,7 @@ def _operations(cli: click.Group, ops: CliOps) -> None:
     @cli.command(help="End holds and deferrals whose time ran out, seal the audit trail (cron, or often).")
     def expire() -> None:
         ctx = ops.make_context()
-        result = sweep(uow=ctx.uow(), clock=ctx.clock)
+        result = sweep(uow=ctx.uow())
         sealed = seal_audit(uow=ctx.uow())  # the events the sweep wrote, and any others not sealed yet
         click.echo(
             f"accounts with expired holds: {result.holds_expired_on}; "

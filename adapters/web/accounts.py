@@ -41,7 +41,7 @@ bp = ApiBlueprint(
 def read(customer_code: str, sale_group_code: str) -> AccountView:
     """Balance snapshot, exposure, available, credit limit and grade, status, open holds."""
     c = ctx()
-    return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow(), clock=c.clock)
+    return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow())
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/holds", methods=["GET"])
@@ -110,10 +110,9 @@ def freeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> Ac
         by=current_key().name,
         scope=scope(),
         uow=c.uow(),
-        clock=c.clock,
         actor=actor(),
     )
-    return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow(), clock=c.clock)
+    return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow())
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/unfreeze", methods=["POST"])
@@ -130,10 +129,9 @@ def unfreeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> 
         by=current_key().name,
         scope=scope(),
         uow=c.uow(),
-        clock=c.clock,
         actor=actor(),
     )
-    return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow(), clock=c.clock)
+    return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow())
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/rule-set", methods=["PUT"])
@@ -174,7 +172,7 @@ def put_params(body: dict[str, Any], customer_code: str, sale_group_code: str) -
     """Replace the account's parameter overrides (on top of whichever rule set applies); {} clears."""
     c = ctx()
     set_account_params(customer_code, sale_group_code, body["params"], uow=c.uow(), actor=actor())
-    return view_account(customer_code, sale_group_code, scope=None, uow=c.uow(), clock=c.clock)
+    return view_account(customer_code, sale_group_code, scope=None, uow=c.uow())
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/freezes", methods=["GET"])

@@ -51,7 +51,6 @@ def decide(body: dict[str, Any]) -> tuple[Decision, int]:
         scope=scope(),
         uow=c.uow(),
         balances=c.balances,
-        clock=c.clock,
         deadline_s=c.decision_deadline_s,
         actor=actor(),
     )
@@ -72,7 +71,7 @@ def decide(body: dict[str, Any]) -> tuple[Decision, int]:
 def read(order_id: str, customer_code: str | None = None) -> Decision:
     """The decision for an order (a deferral past its deadline shows as blocked)."""
     c = ctx()
-    return get_decision(order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock)
+    return get_decision(order_id, customer_code=customer_code, scope=scope(), uow=c.uow())
 
 
 @bp.route("/<path:order_id>/settle", methods=["POST"])
@@ -99,9 +98,7 @@ def settle(
     A retry with the same settlement id (or, without an amount, of a settled hold) answers 200 unchanged."""
     c = ctx()
     if idempotency_key is not None and settlement_id not in (None, idempotency_key):
-        get_decision(
-            order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock
-        )  # 404 first
+        get_decision(order_id, customer_code=customer_code, scope=scope(), uow=c.uow())  # 404 first
         raise InvalidRequest("differs from the Idempotency-Key header", field="settlement_id")
     return settle_order(
         order_id,
@@ -110,7 +107,6 @@ def settle(
         customer_code=customer_code,
         scope=scope(),
         uow=c.uow(),
-        clock=c.clock,
         actor=actor(),
     )
 
@@ -126,9 +122,7 @@ def release(order_id: str, customer_code: str | None = None) -> Decision:
 
     Parts already settled keep counting until a balance includes them. A retry answers 200 unchanged."""
     c = ctx()
-    return release_order(
-        order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), clock=c.clock, actor=actor()
-    )
+    return release_order(order_id, customer_code=customer_code, scope=scope(), uow=c.uow(), actor=actor())
 
 
 @bp.route("/<path:order_id>/recheck", methods=["POST"])
@@ -145,7 +139,6 @@ def recheck(order_id: str, customer_code: str | None = None) -> Decision:
         scope=scope(),
         uow=c.uow(),
         balances=c.balances,
-        clock=c.clock,
         deadline_s=c.decision_deadline_s,
         actor=actor(),
     )

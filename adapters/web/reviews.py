@@ -88,7 +88,6 @@ def recheck_many(body: dict[str, Any]) -> BatchRecheck:
         key=current_key(),
         uow=c.uow(),
         balances=c.balances,
-        clock=c.clock,
         deadline_s=c.decision_deadline_s,
     )
 
@@ -150,7 +149,6 @@ def recheck(body: dict[str, Any], order_id: str, customer_code: str | None = Non
         key=current_key(),
         uow=c.uow(),
         balances=c.balances,
-        clock=c.clock,
         deadline_s=c.decision_deadline_s,
     )
 

@@ -12,7 +12,6 @@ from creditctl.domain.credit import credit_terms
 from creditctl.domain.errors import UnknownAccount, UnknownCustomer
 from creditctl.domain.hold import Hold
 from creditctl.domain.rule_set import AssignedBy, RuleSetVersion
-from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
 
 
@@ -33,7 +32,7 @@ class AccountView:
 
 
 def view_account(
-    customer_code: str, sale_group_code: str, *, scope: frozenset[str] | None, uow: UnitOfWork, clock: Clock
+    customer_code: str, sale_group_code: str, *, scope: frozenset[str] | None, uow: UnitOfWork
 ) -> AccountView:
     """Read-only: holds past their expiry are left out of exposure even before the sweeper ends them."""
     if scope is not None and customer_code not in scope:

@@ -14,7 +14,6 @@ from creditctl.domain.decision import Decision, DecisionState, Order
 from creditctl.domain.errors import OrderIdReused, UnknownAccount, UnknownCustomer, UpstreamUnavailable
 from creditctl.domain.rule_set import RuleSetVersion
 from creditctl.ports.balance_provider import BalanceProvider
-from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.account_state import refresh_locked_account
 from creditctl.services.balances import Fetched, fetch_report, needs_refresh
@@ -39,7 +38,6 @@ def decide_order(
     scope: frozenset[str] | None,
     uow: UnitOfWork,
     balances: BalanceProvider,
-    clock: Clock,
     deadline_s: float = DEFAULT_DEADLINE_S,
     actor: Actor = SYSTEM,
 ) -> DecisionResult:

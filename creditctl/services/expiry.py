@@ -9,7 +9,6 @@ from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.audit_records import decision_state, decision_subject
 from creditctl.domain.decision import Decision, DecisionState, Reason
 from creditctl.domain.errors import UnknownOrder
-from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.events import decision_event
 from creditctl.services.hold_expiry import expire_due_holds
@@ -26,9 +25,7 @@ class SweepResult:
     deferrals_expired: int
 
 
-def expire_deferral(
-    customer_code: str, order_id: str, *, uow: UnitOfWork, clock: Clock, actor: Actor = SYSTEM
-) -> Decision:
+def expire_deferral(customer_code: str, order_id: str, *, uow: UnitOfWork, actor: Actor = SYSTEM) -> Decision:
     """Block a deferred order whose deferral has run out (under the account lock, so once)."""
     with uow:
         decision = uow.decisions.get(customer_code, order_id)
@@ -69,7 +66,7 @@ def end_deferral_if_due(uow: UnitOfWork, decision: Decision, now: datetime, acto
     return True
 
 
-def expire_holds(*, uow: UnitOfWork, clock: Clock) -> int:
+def expire_holds(*, uow: UnitOfWork) -> int:
     """End every open hold past its expiry; returns how many accounts were touched."""
     with uow:
         due = uow.holds.accounts_with_due_holds(uow.now())
@@ -84,11 +81,11 @@ def expire_holds(*, uow: UnitOfWork, clock: Clock) -> int:
     return len(due)
 
 
-def sweep(*, uow: UnitOfWork, clock: Clock) -> SweepResult:
+def sweep(*, uow: UnitOfWork) -> SweepResult:
     """One pass of the sweeper: holds first, then deferrals. Safe to run on several instances at once."""
-    accounts = expire_holds(uow=uow, clock=clock)
+    accounts = expire_holds(uow=uow)
     with uow:
         due = uow.decisions.deferred(due_before=uow.now())
     for customer_code, order_id in due:
-        expire_deferral(customer_code, order_id, uow=uow, clock=clock)
+        expire_deferral(customer_code, order_id, uow=uow)
     return SweepResult(holds_expired_on=accounts, deferrals_expired=len(due))

@@ -7,7 +7,6 @@ from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.audit_records import account_status, account_subject
 from creditctl.domain.errors import AlreadyFrozen, InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.domain.freeze import LiftedHow
-from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.freeze_history import record_freeze, record_lift
 
@@ -20,7 +19,6 @@ def freeze_account(
     by: str,
     scope: frozenset[str] | None,
     uow: UnitOfWork,
-    clock: Clock,
     actor: Actor = SYSTEM,
 ) -> CreditAccount:
     """Freeze with a stated reason.
@@ -68,7 +66,6 @@ def unfreeze_account(
     by: str,
     scope: frozenset[str] | None,
     uow: UnitOfWork,
-    clock: Clock,
     actor: Actor = SYSTEM,
 ) -> CreditAccount:
     """Lift a freeze, whoever set it."""

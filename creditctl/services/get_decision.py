@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from creditctl.domain.decision import Decision
 from creditctl.domain.errors import AmbiguousOrder, UnknownOrder
-from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.expiry import deferral_due, expire_deferral
 
@@ -38,12 +37,11 @@ def get_decision(
     customer_code: str | None = None,
     scope: frozenset[str] | None,
     uow: UnitOfWork,
-    clock: Clock,
 ) -> Decision:
     """The decision; a deferral whose time ran out is ended (blocked) on the way."""
     with uow:
         decision = visible_decision(uow, order_id, scope, customer_code)
         due = deferral_due(decision, uow.now())
     if due:
-        return expire_deferral(decision.order.customer_code, order_id, uow=uow, clock=clock)
+        return expire_deferral(decision.order.customer_code, order_id, uow=uow)
     return decision

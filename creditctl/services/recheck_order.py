@@ -8,7 +8,6 @@ from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.decision import Decision, DecisionState
 from creditctl.domain.review import review_entry
 from creditctl.ports.balance_provider import BalanceProvider
-from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.account_state import refresh_locked_account
 from creditctl.services.balances import Fetched, fetch_report, needs_refresh
@@ -24,7 +23,6 @@ def recheck_order(
     scope: frozenset[str] | None,
     uow: UnitOfWork,
     balances: BalanceProvider,
-    clock: Clock,
     deadline_s: float = 2.0,
     reviewer: tuple[ApiKey, str | None] | None = None,
     actor: Actor = SYSTEM,
@@ -44,7 +42,7 @@ def recheck_order(
     if decision.state is not DecisionState.DEFERRED:
         return decision
     if deferral_due(decision, now):
-        return expire_deferral(customer_code, order_id, uow=uow, clock=clock)
+        return expire_deferral(customer_code, order_id, uow=uow)
     params = effective_params(rule_set.rules, account)
     fetched = Fetched(None, None)
     if needs_refresh(account, params, now):

@@ -17,7 +17,6 @@ from creditctl.domain.audit_records import decision_subject
 from creditctl.domain.decision import Decision, DecisionState
 from creditctl.domain.errors import HoldNotOpen, InvalidRequest, OverSettlement
 from creditctl.domain.hold import ZERO, HoldStatus
-from creditctl.ports.clock import Clock
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.get_decision import visible_decision
 from creditctl.services.hold_expiry import expire_due_holds
@@ -31,7 +30,6 @@ def settle_order(
     customer_code: str | None = None,
     scope: frozenset[str] | None,
     uow: UnitOfWork,
-    clock: Clock,
     actor: Actor = SYSTEM,
 ) -> Decision:
     """Settle `amount` of the hold (None: all that is left). Each part counts until a balance as of a
@@ -84,7 +82,6 @@ def release_order(
     customer_code: str | None = None,
     scope: frozenset[str] | None,
     uow: UnitOfWork,
-    clock: Clock,
     actor: Actor = SYSTEM,
 ) -> Decision:
     """Cancel the rest of the order: what is still held stops counting at once (settled parts keep

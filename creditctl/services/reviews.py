@@ -17,7 +17,6 @@ from creditctl.domain.decision import Decision, DecisionState
 from creditctl.domain.errors import BeyondApprovalAuthority, NotDeferred, ReleaseRefused, UnknownCustomer
 from creditctl.domain.review import rejected_reason, released_reason, review_entry
 from creditctl.ports.balance_provider import BalanceProvider
-from creditctl.ports.clock import Clock
 from creditctl.ports.repositories import QueueQuery
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.account_state import refresh_locked_account
@@ -184,7 +183,6 @@ def recheck_deferred(
     key: ApiKey,
     uow: UnitOfWork,
     balances: BalanceProvider,
-    clock: Clock,
     deadline_s: float = 2.0,
 ) -> Decision:
     """Evaluate a deferred order again (a recheck on the newest balance), recorded as a review."""
@@ -197,7 +195,6 @@ def recheck_deferred(
         scope=key.customers,
         uow=uow,
         balances=balances,
-        clock=clock,
         deadline_s=deadline_s,
         reviewer=(key, reason),
     )
@@ -217,7 +214,6 @@ def recheck_queue(
     key: ApiKey,
     uow: UnitOfWork,
     balances: BalanceProvider,
-    clock: Clock,
     deadline_s: float = 2.0,
     limit: int = BATCH_LIMIT,
 ) -> BatchRecheck:
@@ -236,7 +232,6 @@ def recheck_queue(
                 key=key,
                 uow=uow,
                 balances=balances,
-                clock=clock,
                 deadline_s=deadline_s,
             )
         except NotDeferred:

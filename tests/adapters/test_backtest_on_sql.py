@@ -29,7 +29,7 @@ def decide_at(ctx: AppContext, clock: FakeClock, amounts: list[str]) -> list[str
     for amount in amounts:
         clock.advance(1)
         o = Order(random_order_id("bt"), CUSTOMER, GROUP, Decimal(amount))
-        decide_order(o, scope=None, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock)
+        decide_order(o, scope=None, uow=ctx.uow(), balances=ctx.balances)
         ids.append(o.order_id)
     return ids
 

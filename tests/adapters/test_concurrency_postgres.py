@@ -44,7 +44,7 @@ WIDEN_S = 0.01  # between assess and insert: the window in which a lost update h
 
 
 def decide(ctx: AppContext, order: Order) -> DecisionResult:
-    return decide_order(order, scope=None, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock)
+    return decide_order(order, scope=None, uow=ctx.uow(), balances=ctx.balances)
 
 
 def race(ctx: AppContext, customer: str = CUSTOMER, group: str = GROUP) -> list[CallResult]:
@@ -301,11 +301,11 @@ class TestResolveRace:
 
         def end(i: int) -> str:
             order_id = orders[i // 3].order_id
-            uow, clock = pg_context.uow(), pg_context.clock
+            uow = pg_context.uow()
             if i % 3 == 2:
-                return sweep(uow=uow, clock=clock)  # nothing is due: the sweeper must not disturb either
+                return sweep(uow=uow)  # nothing is due: the sweeper must not disturb either
             resolve = settle_order if i % 3 == 0 else release_order
-            return resolve(order_id, scope=None, uow=uow, clock=clock)
+            return resolve(order_id, scope=None, uow=uow)
 
         results = all_at_once(3 * n, end)
         sweeps = [r.value for r in results[2::3]]
@@ -326,9 +326,7 @@ class TestPartialSettleRace:
     PART = Decimal("20.00")
 
     def settle_part(self, ctx: AppContext, order_id: str, sid: str) -> Any:
-        return settle_order(
-            order_id, amount=self.PART, settlement_id=sid, scope=None, uow=ctx.uow(), clock=ctx.clock
-        )
+        return settle_order(order_id, amount=self.PART, settlement_id=sid, scope=None, uow=ctx.uow())
 
     def test_concurrent_parts_never_settle_more_than_held_and_retries_apply_once(
         self, pg_context: AppContext, postgres_engine: Engine
@@ -347,7 +345,7 @@ class TestPartialSettleRace:
         assert len(set(ok)) == int(self.HELD / self.PART)  # exactly 15 parts fit, whatever the order
         for i in range(retried):  # a retry answers as the first call did: both applied once, or both refused
             assert (results[i].error is None) == (results[distinct + i].error is None), sids[i]
-        hold = settle_order(order.order_id, scope=None, uow=pg_context.uow(), clock=pg_context.clock).hold
+        hold = settle_order(order.order_id, scope=None, uow=pg_context.uow()).hold
         assert hold is not None and hold.status.value == "settled" and hold.settled == self.HELD
         assert sorted(s.settlement_id or "" for s in hold.settlements) == sorted(set(ok))
         with postgres_engine.connect() as conn:
@@ -363,14 +361,14 @@ class TestPartialSettleRace:
 
         def work(i: int) -> Any:
             if i == 5:
-                return release_order(order.order_id, scope=None, uow=pg_context.uow(), clock=pg_context.clock)
+                return release_order(order.order_id, scope=None, uow=pg_context.uow())
             return self.settle_part(pg_context, order.order_id, f"DN-{i}")
 
         results = all_at_once(12, work)
         assert results[5].error is None
         refused = [r.error for r in results if r.error is not None]
         assert all(isinstance(e, HoldNotOpen) for e in refused), refused
-        hold = release_order(order.order_id, scope=None, uow=pg_context.uow(), clock=pg_context.clock).hold
+        hold = release_order(order.order_id, scope=None, uow=pg_context.uow()).hold
         assert hold is not None and hold.status.value == "released"
         settled = self.PART * (11 - len(refused))
         assert hold.settled == settled

@@ -28,9 +28,7 @@ class TestDoubleSpendOnSqlite:
         orders = [Order(random_order_id(f"lite{i}"), CUSTOMER, GROUP, Decimal("100.00")) for i in range(50)]
         results = all_at_once(
             50,
-            lambda i: decide_order(
-                orders[i], scope=None, uow=context.uow(), balances=context.balances, clock=context.clock
-            ),
+            lambda i: decide_order(orders[i], scope=None, uow=context.uow(), balances=context.balances),
         )
         errors = [r.error for r in results if r.error is not None]
         assert not errors, f"{len(errors)} callers failed, first: {errors[0]!r}"
@@ -47,9 +45,7 @@ class TestDoubleSpendOnSqlite:
         order = Order(random_order_id("lite-same"), CUSTOMER, GROUP, Decimal("100.00"))
         results = all_at_once(
             20,
-            lambda _: decide_order(
-                order, scope=None, uow=context.uow(), balances=context.balances, clock=context.clock
-            ),
+            lambda _: decide_order(order, scope=None, uow=context.uow(), balances=context.balances),
         )
         errors = [r.error for r in results if r.error is not None]
         assert not errors, f"first error: {errors[0]!r}"

@@ -24,7 +24,7 @@ def ctx(request: pytest.FixtureRequest) -> AppContext:
 
 def _decide(c: AppContext, clock: FakeClock, order_id: str, customer: str, group: str, amount: str) -> None:
     order = Order(order_id, customer, group, Decimal(amount))
-    decide_order(order, scope=None, uow=c.uow(), balances=c.balances, clock=clock)
+    decide_order(order, scope=None, uow=c.uow(), balances=c.balances)
     clock.advance(1)
 
 

@@ -32,7 +32,7 @@ def engine_of(ctx: AppContext) -> Engine:
 
 def decide(ctx: AppContext, amount: str, group: str = "GA10") -> str:
     order = Order(random_order_id("inv"), "8800000001", group, Decimal(amount))
-    decide_order(order, scope=None, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock)
+    decide_order(order, scope=None, uow=ctx.uow(), balances=ctx.balances)
     return order.order_id
 
 
@@ -42,10 +42,10 @@ def busy(ctx: AppContext) -> Engine:
     account."""
     approved = [decide(ctx, "300.00") for _ in range(3)]
     assert decide(ctx, "300.00") and decide(ctx, "5000.00")  # blocked: no room left
-    settle_order(approved[0], scope=None, uow=ctx.uow(), clock=ctx.clock)
-    release_order(approved[1], scope=None, uow=ctx.uow(), clock=ctx.clock)
+    settle_order(approved[0], scope=None, uow=ctx.uow())
+    release_order(approved[1], scope=None, uow=ctx.uow())
     part = Decimal("100.00")
-    settle_order(approved[2], amount=part, settlement_id="p1", scope=None, uow=ctx.uow(), clock=ctx.clock)
+    settle_order(approved[2], amount=part, settlement_id="p1", scope=None, uow=ctx.uow())
     decide(ctx, "10.00", group="GB20")
     return engine_of(ctx)
 
@@ -127,7 +127,6 @@ def test_the_checker_agrees_with_the_service_on_outcomes(ctx: AppContext) -> Non
             scope=None,
             uow=ctx.uow(),
             balances=ctx.balances,
-            clock=ctx.clock,
         ).decision.outcome
         for _ in range(5)
     }

@@ -65,27 +65,27 @@ class Instance:
 
     def decide(self, order: Order) -> DecisionResult:
         c = self.ctx
-        return decide_order(order, scope=None, uow=c.uow(), balances=c.balances, clock=c.clock)
+        return decide_order(order, scope=None, uow=c.uow(), balances=c.balances)
 
     def settle(self, order_id: str) -> Decision:
-        return settle_order(order_id, scope=None, uow=self.ctx.uow(), clock=self.ctx.clock)
+        return settle_order(order_id, scope=None, uow=self.ctx.uow())
 
     def release(self, order_id: str) -> Decision:
-        return release_order(order_id, scope=None, uow=self.ctx.uow(), clock=self.ctx.clock)
+        return release_order(order_id, scope=None, uow=self.ctx.uow())
 
     def recheck(self, order_id: str) -> Decision:
         c = self.ctx
-        return recheck_order(order_id, scope=None, uow=c.uow(), balances=c.balances, clock=c.clock)
+        return recheck_order(order_id, scope=None, uow=c.uow(), balances=c.balances)
 
     def sweep(self) -> SweepResult:
-        return sweep(uow=self.ctx.uow(), clock=self.ctx.clock)
+        return sweep(uow=self.ctx.uow())
 
     def refresh(self, customer: str) -> None:
         c = self.ctx
         refresh_balances(customer, scope=None, uow=c.uow(), balances=c.balances, clock=c.clock)
 
     def exposure_shown(self, customer: str, group: str = GROUP) -> Decimal:
-        return view_account(customer, group, scope=None, uow=self.ctx.uow(), clock=self.ctx.clock).exposure
+        return view_account(customer, group, scope=None, uow=self.ctx.uow()).exposure
 
 
 def start_instance(

@@ -255,9 +255,7 @@ def test_the_exposure_report_agrees_with_the_hold_and_decision_rows(db: tuple[Ap
         r.id: from_fen(by_account[r.id]) for r in table(engine, credit_accounts)
     }, SEED
     for a in report.accounts:  # and as the account view (the domain's own arithmetic) sees each account
-        view = view_account(
-            a.account.customer_code, a.account.sale_group_code, scope=None, uow=ctx.uow(), clock=ctx.clock
-        )
+        view = view_account(a.account.customer_code, a.account.sale_group_code, scope=None, uow=ctx.uow())
         assert view.exposure == a.exposure, (a.account.customer_code, a.account.sale_group_code, SEED)
     for a in report.accounts:
         snap = a.account.snapshot

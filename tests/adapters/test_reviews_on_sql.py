@@ -41,7 +41,7 @@ def ctx(request: pytest.FixtureRequest) -> AppContext:
 
 def defer(ctx: AppContext, amount: str = "1200.00") -> Decision:
     o = Order(random_order_id("rev"), CUSTOMER, GROUP, Decimal(amount))
-    d = decide_order(o, scope=None, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock).decision
+    d = decide_order(o, scope=None, uow=ctx.uow(), balances=ctx.balances).decision
     assert d.state is DecisionState.DEFERRED, d.reasons
     return d
 
@@ -96,7 +96,7 @@ def test_release_and_a_newer_balance_take_holds_under_the_lock(
 
 
 def test_freeze_history_is_kept(ctx: AppContext, clock: FakeClock) -> None:
-    freeze_account(CUSTOMER, GROUP, reason="dispute", by="ops", scope=None, uow=ctx.uow(), clock=clock)
-    unfreeze_account(CUSTOMER, GROUP, reason="settled", by="ops", scope=None, uow=ctx.uow(), clock=clock)
+    freeze_account(CUSTOMER, GROUP, reason="dispute", by="ops", scope=None, uow=ctx.uow())
+    unfreeze_account(CUSTOMER, GROUP, reason="settled", by="ops", scope=None, uow=ctx.uow())
     [freeze] = account_freezes(CUSTOMER, GROUP, scope=None, uow=ctx.uow())
     assert (freeze.reason, freeze.lifted_how, freeze.lift_reason) == ("dispute", LiftedHow.MANUAL, "settled")

@@ -51,7 +51,7 @@ def order(amount: str, order_id: str | None = None, group: str = GROUP) -> Order
 
 
 def decide(ctx: AppContext, o: Order, scope: frozenset[str] | None = None) -> DecisionResult:
-    return decide_order(o, scope=scope, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock)
+    return decide_order(o, scope=scope, uow=ctx.uow(), balances=ctx.balances)
 
 
 def exposure(ctx: AppContext) -> Decimal:
@@ -93,7 +93,7 @@ class TestDecideOnSql:
 
     def test_the_stored_decision_reads_back_as_it_was_answered(self, ctx: AppContext) -> None:
         answered = decide(ctx, order("100.00")).decision
-        read = get_decision(answered.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock)
+        read = get_decision(answered.order_id, scope=None, uow=ctx.uow())
         assert read.id == answered.id
         assert (read.outcome, read.reasons, read.actions) == (
             answered.outcome,
@@ -131,19 +131,19 @@ class TestDecideOnSql:
 class TestHoldLifeCycleOnSql:
     def test_release_drops_exposure_at_once_and_only_once(self, ctx: AppContext, engine: Engine) -> None:
         approved = decide(ctx, order("400.00")).decision
-        released = release_order(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock)
+        released = release_order(approved.order_id, scope=None, uow=ctx.uow())
         assert released.hold is not None and released.hold.status is HoldStatus.RELEASED
         assert exposure(ctx) == Decimal("0.00")
-        again = release_order(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock)
+        again = release_order(approved.order_id, scope=None, uow=ctx.uow())
         assert again.hold == released.hold
         assert exposure(ctx) == Decimal("0.00")
         with pytest.raises(HoldNotOpen, match=r"\(it is released\)"):
-            settle_order(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock)
+            settle_order(approved.order_id, scope=None, uow=ctx.uow())
         assert_invariants(engine)
 
     def test_a_settled_hold_counts_until_a_later_balance(self, ctx: AppContext, engine: Engine) -> None:
         approved = decide(ctx, order("400.00")).decision
-        settle_order(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock)
+        settle_order(approved.order_id, scope=None, uow=ctx.uow())
         assert exposure(ctx) == Decimal("400.00")
         assert_invariants(engine)
         new_balance(ctx, "600.00")
@@ -155,20 +155,18 @@ class TestHoldLifeCycleOnSql:
         approved = decide(ctx, order("400.00")).decision
         assert isinstance(ctx.clock, FakeClock)
         ctx.clock.advance(604800)
-        view = view_account(CUSTOMER, GROUP, scope=None, uow=ctx.uow(), clock=ctx.clock)
+        view = view_account(CUSTOMER, GROUP, scope=None, uow=ctx.uow())
         assert view.exposure == Decimal("0.00")  # even before the sweeper
-        assert sweep(uow=ctx.uow(), clock=ctx.clock).holds_expired_on == 1
-        assert sweep(uow=ctx.uow(), clock=ctx.clock).holds_expired_on == 0
-        read = get_decision(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock)
+        assert sweep(uow=ctx.uow()).holds_expired_on == 1
+        assert sweep(uow=ctx.uow()).holds_expired_on == 0
+        read = get_decision(approved.order_id, scope=None, uow=ctx.uow())
         assert read.hold is not None and (read.hold.status, read.hold.counting) == (HoldStatus.EXPIRED, False)
         assert exposure(ctx) == Decimal("0.00")
         assert_invariants(engine)
 
 
 def settle_part(ctx: AppContext, order_id: str, amount: str, sid: str) -> Decision:
-    return settle_order(
-        order_id, amount=Decimal(amount), settlement_id=sid, scope=None, uow=ctx.uow(), clock=ctx.clock
-    )
+    return settle_order(order_id, amount=Decimal(amount), settlement_id=sid, scope=None, uow=ctx.uow())
 
 
 class TestPartialSettlementOnSql:
@@ -176,7 +174,7 @@ class TestPartialSettlementOnSql:
         approved = decide(ctx, order("400.00")).decision
         first = settle_part(ctx, approved.order_id, "100.00", "DN-1")
         assert settle_part(ctx, approved.order_id, "100.00", "DN-1") == first
-        read = get_decision(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock)
+        read = get_decision(approved.order_id, scope=None, uow=ctx.uow())
         assert read.hold is not None and read.hold == first.hold
         assert (read.hold.settled, read.hold.remaining) == (Decimal("100.00"), Decimal("300.00"))
         assert [s.settlement_id for s in read.hold.settlements] == ["DN-1"]
@@ -190,14 +188,14 @@ class TestPartialSettlementOnSql:
     ) -> None:
         approved = decide(ctx, order("400.00")).decision
         settle_part(ctx, approved.order_id, "100.00", "DN-1")
-        released = release_order(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock).hold
+        released = release_order(approved.order_id, scope=None, uow=ctx.uow()).hold
         assert released is not None and (released.status, released.counting) == (HoldStatus.RELEASED, True)
         assert exposure(ctx) == Decimal("100.00")
         assert_invariants(engine)
         new_balance(ctx, "900.00")
         refresh_balances(CUSTOMER, scope=None, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock)
         assert exposure(ctx) == Decimal("0.00")
-        read = get_decision(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock).hold
+        read = get_decision(approved.order_id, scope=None, uow=ctx.uow()).hold
         assert read is not None and read.counting is False and not read.settlements[0].counting
         assert_invariants(engine)
 
@@ -208,11 +206,9 @@ class TestPartialSettlementOnSql:
         settle_part(ctx, approved.order_id, "150.00", "DN-1")
         assert isinstance(ctx.clock, FakeClock)
         ctx.clock.advance(604800)
-        assert view_account(CUSTOMER, GROUP, scope=None, uow=ctx.uow(), clock=ctx.clock).exposure == Decimal(
-            "150.00"
-        )
-        assert sweep(uow=ctx.uow(), clock=ctx.clock).holds_expired_on == 1
-        read = get_decision(approved.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock).hold
+        assert view_account(CUSTOMER, GROUP, scope=None, uow=ctx.uow()).exposure == Decimal("150.00")
+        assert sweep(uow=ctx.uow()).holds_expired_on == 1
+        read = get_decision(approved.order_id, scope=None, uow=ctx.uow()).hold
         assert read is not None and (read.status, read.counting) == (HoldStatus.EXPIRED, True)
         assert [(e.type, e.amount) for e in read.events][-1] == ("expired", Decimal("250.00"))
         assert exposure(ctx) == Decimal("150.00")
@@ -224,7 +220,7 @@ class TestPartialSettlementOnSql:
             ids.append(decide(ctx, order("10.00")).decision.order_id)
             assert isinstance(ctx.clock, FakeClock)
             ctx.clock.advance(1)
-        release_order(ids[0], scope=None, uow=ctx.uow(), clock=ctx.clock)
+        release_order(ids[0], scope=None, uow=ctx.uow())
         first = list_holds(CUSTOMER, GROUP, statuses=None, after=None, limit=2, scope=None, uow=ctx.uow())
         assert [h.order_id for h in first.items] == [ids[2], ids[1]] and first.next_cursor is not None
         rest = list_holds(
@@ -247,15 +243,13 @@ class TestDeferralsOnSql:
     def test_a_recheck_approves_once_the_balance_goes_up(self, ctx: AppContext, engine: Engine) -> None:
         deferred = self.deferred(ctx)
         new_balance(ctx, "2000.00")
-        rechecked = recheck_order(
-            deferred.order_id, scope=None, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock
-        )
+        rechecked = recheck_order(deferred.order_id, scope=None, uow=ctx.uow(), balances=ctx.balances)
         assert (rechecked.outcome, rechecked.state, rechecked.rechecks) == (
             Outcome.APPROVE,
             DecisionState.DECIDED,
             1,
         )
-        read = get_decision(deferred.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock)
+        read = get_decision(deferred.order_id, scope=None, uow=ctx.uow())
         assert read.hold is not None and read.hold.amount == Decimal("1200.00")
         assert exposure(ctx) == Decimal("1200.00")
         assert_invariants(engine)
@@ -266,8 +260,8 @@ class TestDeferralsOnSql:
         deferred = self.deferred(ctx)
         assert isinstance(ctx.clock, FakeClock)
         ctx.clock.advance(86400)
-        assert sweep(uow=ctx.uow(), clock=ctx.clock).deferrals_expired == 1
-        read = get_decision(deferred.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock)
+        assert sweep(uow=ctx.uow()).deferrals_expired == 1
+        read = get_decision(deferred.order_id, scope=None, uow=ctx.uow())
         assert (read.outcome, read.state, read.reasons[-1].reason) == (
             Outcome.BLOCK,
             DecisionState.EXPIRED,
@@ -277,14 +271,14 @@ class TestDeferralsOnSql:
 
     def test_releasing_a_deferred_order_cancels_it(self, ctx: AppContext, engine: Engine) -> None:
         deferred = self.deferred(ctx)
-        cancelled = release_order(deferred.order_id, scope=None, uow=ctx.uow(), clock=ctx.clock)
+        cancelled = release_order(deferred.order_id, scope=None, uow=ctx.uow())
         assert cancelled.state is DecisionState.CANCELLED
         assert_invariants(engine)
 
 
 class TestFreezeOnSql:
     def test_admin_freeze_blocks_until_unfrozen(self, ctx: AppContext, engine: Engine) -> None:
-        kw = {"by": "ops", "scope": None, "clock": ctx.clock}
+        kw = {"by": "ops", "scope": None}
         frozen = freeze_account(CUSTOMER, GROUP, reason="chargeback", uow=ctx.uow(), **kw)  # type: ignore[arg-type]
         assert frozen.status is AccountStatus.FROZEN
         assert decide(ctx, order("1.00")).decision.outcome is Outcome.BLOCK

@@ -292,9 +292,7 @@ def seeded(db: Engine, inner: FakeBalanceProvider, clock: FakeClock, tmp_path: P
 
 def decide(ctx: AppContext, amount: str, *, deadline_s: float = 2.0) -> Any:
     order = Order(random_order_id("shared"), CUSTOMER, GROUP, Decimal(amount))
-    return decide_order(
-        order, scope=None, uow=ctx.uow(), balances=ctx.balances, clock=ctx.clock, deadline_s=deadline_s
-    )
+    return decide_order(order, scope=None, uow=ctx.uow(), balances=ctx.balances, deadline_s=deadline_s)
 
 
 def account_balance(ctx: AppContext) -> tuple[Decimal, int]:

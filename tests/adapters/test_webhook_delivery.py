@@ -213,11 +213,11 @@ class TestEventsWithTheirChange:
         # GB20 holds 100,000.00; threshold 10,000.00, hysteresis 1,000.00.
         def decide(amount: str) -> str:
             order = Order(random_order_id("low"), "8800000001", "GB20", Decimal(amount))
-            r = decide_order(order, scope=None, uow=context.uow(), balances=context.balances, clock=clock)
+            r = decide_order(order, scope=None, uow=context.uow(), balances=context.balances)
             return r.decision.order_id
 
         def release(order_id: str) -> None:
-            release_order(order_id, customer_code="8800000001", scope=None, uow=context.uow(), clock=clock)
+            release_order(order_id, customer_code="8800000001", scope=None, uow=context.uow())
 
         a = decide("85000.00")  # available 15,000.00
         b = decide("4500.00")  # 10,500.00: not below

@@ -65,7 +65,7 @@ def accounts() -> Any:
 @bp.route("/accounts/<customer_code>/<sale_group_code>")
 def account(customer_code: str, sale_group_code: str) -> Any:
     c, limited = ctx(), scope()
-    view = view_account(customer_code, sale_group_code, scope=limited, uow=c.uow(), clock=c.clock)
+    view = view_account(customer_code, sale_group_code, scope=limited, uow=c.uow())
     profile = view_credit_profile(customer_code, sale_group_code, scope=limited, uow=c.uow(), history=10)
     payments = list_payments(
         customer_code,
@@ -115,7 +115,6 @@ def _freeze_or_unfreeze(customer_code: str, sale_group_code: str, *, undo: bool)
             by=key.name,
             scope=key.customers,
             uow=c.uow(),
-            clock=c.clock,
             actor=actor(),  # the audit event names the signed-in key, as the API's freeze does
         )
     except (InvalidRequest, Conflict) as exc:

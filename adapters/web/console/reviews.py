@@ -98,7 +98,6 @@ def review_recheck(customer_code: str, order_id: str) -> Any:
             key=key,
             uow=c.uow(),
             balances=c.balances,
-            clock=c.clock,
             deadline_s=c.decision_deadline_s,
         ),
     )

@@ -68,7 +68,7 @@ class Desk:
         return self.decide_result(self.order(amount, **kw), scope=scope).decision
 
     def decide_result(self, order: Order, *, scope: frozenset[str] | None = None) -> DecisionResult:
-        return decide_order(order, scope=scope, uow=self.uow, balances=self.balances, clock=self.clock)
+        return decide_order(order, scope=scope, uow=self.uow, balances=self.balances)
 
     def account(self, customer: str = CUSTOMER, group: str = GROUP) -> CreditAccount:
         with self.uow:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.unit
 
 
 def view(desk: Desk, group: str = GROUP, scope: frozenset[str] | None = None) -> AccountView:
-    return view_account(CUSTOMER, group, scope=scope, uow=desk.uow, clock=desk.clock)
+    return view_account(CUSTOMER, group, scope=scope, uow=desk.uow)
 
 
 class TestViewAccount:

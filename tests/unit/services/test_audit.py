@@ -34,21 +34,17 @@ class TestAuditOnFakes:
         self, desk: Desk, uow: FakeUnitOfWork, store: FakeStore
     ) -> None:
         with pytest.raises(Exception, match="reason"):
-            freeze_account(
-                CUSTOMER, GROUP, reason=" ", by="bob", scope=None, uow=uow, clock=desk.clock, actor=BOB
-            )
+            freeze_account(CUSTOMER, GROUP, reason=" ", by="bob", scope=None, uow=uow, actor=BOB)
         assert types(uow, type="account.frozen") == []
 
     def test_freeze_settle_and_expiry_are_recorded_with_their_actor(
         self, desk: Desk, uow: FakeUnitOfWork, clock: FakeClock
     ) -> None:
         settled, expiring = desk.decide("10.00"), desk.decide("20.00")
-        settle_order(settled.order_id, scope=None, uow=uow, clock=clock, actor=BOB)
-        freeze_account(
-            CUSTOMER, GROUP, reason="dispute", by="bob", scope=None, uow=uow, clock=clock, actor=BOB
-        )
+        settle_order(settled.order_id, scope=None, uow=uow, actor=BOB)
+        freeze_account(CUSTOMER, GROUP, reason="dispute", by="bob", scope=None, uow=uow, actor=BOB)
         clock.advance(timedelta(days=30).total_seconds())
-        sweep(uow=uow, clock=clock)
+        sweep(uow=uow)
         events = list_audit_events(AuditQuery(customer_code=CUSTOMER, limit=1000), uow=uow)
         by_type = {e.data["type"]: e.data for e in events}
         assert by_type["hold.settled"]["actor"] == {"name": "bob", "role": "admin"}

@@ -106,7 +106,7 @@ class TestBacktestOfTheActiveRuleSet:
         for fen, (customer, group), wait in orders:
             clock.advance(wait)
             desk.decide(str(Decimal(fen) / 100), customer=customer, group=group)
-        sweep(uow=uow, clock=clock)
+        sweep(uow=uow)
 
         run, runs, _ = backtest(store, active_rules(store), batch_size=7)
 
@@ -194,7 +194,7 @@ class TestBacktestOfATightenedRuleSet:
         desk.set_params(base_credit_limit="1000.00")
         short = desk.decide("1500.00")  # beyond available, within the credit line: deferred
         clock.advance(86400 + 1)
-        sweep(uow=desk.uow, clock=clock)
+        sweep(uow=desk.uow)
         stored = desk.decision(short.order_id)
         assert (stored.outcome.value, stored.state.value) == ("block", "expired")
 

@@ -19,7 +19,7 @@ HOLD_TTL_S = 604800
 
 
 def run_sweep(desk: Desk) -> SweepResult:
-    return sweep(uow=desk.uow, clock=desk.clock)
+    return sweep(uow=desk.uow)
 
 
 class TestSweep:
@@ -58,8 +58,8 @@ class TestSweep:
 
         settled = desk.decide("100.00")
         released = desk.decide("50.00")
-        settle_order(settled.order_id, scope=None, uow=desk.uow, clock=clock)
-        release_order(released.order_id, scope=None, uow=desk.uow, clock=clock)
+        settle_order(settled.order_id, scope=None, uow=desk.uow)
+        release_order(released.order_id, scope=None, uow=desk.uow)
         clock.advance(HOLD_TTL_S)
         assert run_sweep(desk).holds_expired_on == 0
         hold = desk.decision(settled.order_id).hold

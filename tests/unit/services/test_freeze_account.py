@@ -17,12 +17,12 @@ pytestmark = pytest.mark.unit
 
 def freeze(desk: Desk, reason: str = "chargeback", *, group: str = GROUP, **kw) -> CreditAccount:  # type: ignore[no-untyped-def]
     kw.setdefault("scope", None)
-    return freeze_account(CUSTOMER, group, reason=reason, by="ops", uow=desk.uow, clock=desk.clock, **kw)
+    return freeze_account(CUSTOMER, group, reason=reason, by="ops", uow=desk.uow, **kw)
 
 
 def unfreeze(desk: Desk, reason: str = "cleared", **kw) -> CreditAccount:  # type: ignore[no-untyped-def]
     kw.setdefault("scope", None)
-    return unfreeze_account(CUSTOMER, GROUP, reason=reason, by="ops", uow=desk.uow, clock=desk.clock, **kw)
+    return unfreeze_account(CUSTOMER, GROUP, reason=reason, by="ops", uow=desk.uow, **kw)
 
 
 class TestFreezeAccount:

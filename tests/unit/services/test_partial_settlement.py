@@ -25,12 +25,11 @@ def settle(desk: Desk, order_id: str, amount: str | None = None, sid: str | None
         settlement_id=sid,
         scope=None,
         uow=desk.uow,
-        clock=desk.clock,
     )
 
 
 def release(desk: Desk, order_id: str):  # type: ignore[no-untyped-def]
-    return release_order(order_id, scope=None, uow=desk.uow, clock=desk.clock)
+    return release_order(order_id, scope=None, uow=desk.uow)
 
 
 def refresh(desk: Desk) -> None:
@@ -183,7 +182,7 @@ class TestReleaseAfterParts:
         order_id = desk.decide("400.00").order_id
         settle(desk, order_id, "100.00", "DN-1")
         clock.advance(7 * 86400)
-        expire_holds(uow=desk.uow, clock=clock)
+        expire_holds(uow=desk.uow)
         hold = desk.decision(order_id).hold
         assert hold is not None and (hold.status, hold.counting) == (HoldStatus.EXPIRED, True)
         assert [(e.type, e.amount) for e in hold.events][-1] == ("expired", Decimal("300.00"))

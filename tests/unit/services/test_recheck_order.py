@@ -20,7 +20,7 @@ pytestmark = pytest.mark.unit
 
 
 def recheck(desk: Desk, order_id: str, scope: frozenset[str] | None = None) -> Decision:
-    return recheck_order(order_id, scope=scope, uow=desk.uow, balances=desk.balances, clock=desk.clock)
+    return recheck_order(order_id, scope=scope, uow=desk.uow, balances=desk.balances)
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ class TestRecheckOrder:
         self, desk: Desk, deferred: Decision, clock: FakeClock
     ) -> None:
         clock.advance(86400)
-        read = get_decision(deferred.order_id, scope=None, uow=desk.uow, clock=clock)
+        read = get_decision(deferred.order_id, scope=None, uow=desk.uow)
         assert (read.outcome, read.state) == (Outcome.BLOCK, DecisionState.EXPIRED)
 
     def test_recheck_on_an_unusable_balance_stays_deferred(

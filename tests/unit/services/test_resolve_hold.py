@@ -20,11 +20,11 @@ pytestmark = pytest.mark.unit
 
 
 def settle(desk: Desk, order_id: str, scope: frozenset[str] | None = None):  # type: ignore[no-untyped-def]
-    return settle_order(order_id, scope=scope, uow=desk.uow, clock=desk.clock)
+    return settle_order(order_id, scope=scope, uow=desk.uow)
 
 
 def release(desk: Desk, order_id: str, scope: frozenset[str] | None = None):  # type: ignore[no-untyped-def]
-    return release_order(order_id, scope=scope, uow=desk.uow, clock=desk.clock)
+    return release_order(order_id, scope=scope, uow=desk.uow)
 
 
 def refresh(desk: Desk) -> None:
@@ -149,6 +149,6 @@ class TestReleaseOrder:
     def test_exposure_in_the_account_view_drops_with_the_release(self, desk: Desk) -> None:
         approved = desk.decide("250.00")
         release(desk, approved.order_id)
-        view = view_account(CUSTOMER, GROUP, scope=None, uow=desk.uow, clock=desk.clock)
+        view = view_account(CUSTOMER, GROUP, scope=None, uow=desk.uow)
         assert view.exposure == Decimal("0.00")
         assert view.open_holds == ()

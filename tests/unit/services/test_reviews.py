@@ -215,7 +215,6 @@ class TestRejectAndRecheck:
             key=admin(),
             uow=short.uow,
             balances=short.balances,
-            clock=clock,
         )
         assert rechecked.state is DecisionState.DEFERRED
         entry = rechecked.reviews[-1]
@@ -234,7 +233,6 @@ class TestRejectAndRecheck:
             key=admin(),
             uow=short.uow,
             balances=short.balances,
-            clock=clock,
         )
         assert result.by_outcome == {"approve": 1, "defer": 1}
         assert (result.rechecked, result.more) == (2, False)
@@ -270,7 +268,7 @@ class TestQueueOnNewBalance:
     def test_an_expired_deferral_is_blocked_with_an_event(self, short: Desk, clock: FakeClock) -> None:
         deferred = defer(short)
         clock.advance(86400 * 30)
-        sweep(uow=short.uow, clock=clock)
+        sweep(uow=short.uow)
         assert short.decision(deferred.order_id).state is DecisionState.EXPIRED
         assert events(short, "decision.expired")[0]["order_id"] == deferred.order_id
         assert events(short, "decision.deferred")[0]["order_id"] == deferred.order_id

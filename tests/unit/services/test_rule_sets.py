@@ -29,7 +29,7 @@ def _reviewing_everything() -> dict:  # type: ignore[type-arg]
 
 def _decide(uow: FakeUnitOfWork, balances: FakeBalanceProvider, clock: FakeClock, amount: str = "50.00"):  # type: ignore[no-untyped-def]
     order = Order(random_order_id(), CUSTOMER, RICH_GROUP, Decimal(amount))
-    return decide_order(order, scope=None, uow=uow, balances=balances, clock=clock).decision
+    return decide_order(order, scope=None, uow=uow, balances=balances).decision
 
 
 class TestPublishing:
