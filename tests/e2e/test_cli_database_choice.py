@@ -3,34 +3,14 @@ there: it names the database it used and says how to choose one, in one error li
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.served import clean_env, run
+
 pytestmark = pytest.mark.e2e
-
-CREDITCTL = Path(sys.executable).with_name("creditctl")
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CREDITCTL_", "PROMETHEUS_"))}
-    return env | {"CREDITCTL_BALANCE_PROVIDER": "fake"} | extra
-
-
-def _run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):  # type: ignore[no-untyped-def]
-    return subprocess.run(
-        [str(CREDITCTL), *args],
-        cwd=cwd,
-        env=env or _env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 class TestDatabaseChoice:
@@ -38,7 +18,7 @@ class TestDatabaseChoice:
     def test_a_command_on_an_unmigrated_database_says_which_and_how_to_choose(
         self, tmp_path: Path, args: list[str]
     ) -> None:
-        done = _run(*args, cwd=tmp_path)  # another folder: its ./instance has no database yet
+        done = run(*args, cwd=tmp_path)  # another folder: its ./instance has no database yet
         assert done.returncode == 1
         assert "Traceback" not in done.stderr
         database = tmp_path / "instance" / "creditctl.db"
@@ -51,7 +31,7 @@ class TestDatabaseChoice:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         url = f"postgresql+psycopg://someone:hunter2@127.0.0.1:{port}/nowhere"
-        done = _run("keys", "list", cwd=tmp_path, env=_env(CREDITCTL_DATABASE_URL=url))
+        done = run("keys", "list", cwd=tmp_path, env=clean_env(CREDITCTL_DATABASE_URL=url))
         assert done.returncode == 1
         assert "Traceback" not in done.stderr and "hunter2" not in done.stderr
         assert f"someone:***@127.0.0.1:{port}/nowhere" in done.stderr

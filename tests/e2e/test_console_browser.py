@@ -12,8 +12,6 @@ without them."""
 from __future__ import annotations
 
 import os
-import re
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +20,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.e2e.served import run_ok, served_demo
 from tests.e2e.test_seed_front_end import browser_paths, driver  # noqa: F401  (fixtures)
-from tests.e2e.test_server import CREDITCTL, _creditctl, _free_port, _stop, _wait_until_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -43,30 +41,19 @@ def served(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, str]]:
     """creditctl served by gunicorn on SQLite with demo data and a few decisions; its URL and keys."""
-    tmp_path = tmp_path_factory.mktemp("console")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CREDITCTL_", "PROMETHEUS_"))}
-    env |= {"CREDITCTL_INSTANCE_PATH": str(tmp_path / "instance"), "CREDITCTL_BALANCE_PROVIDER": "fake"}
-    env |= {"CREDITCTL_WORKERS": "1", "CREDITCTL_LOG_LEVEL": "WARNING"}
-    _creditctl("db", "upgrade", env=env, cwd=tmp_path)
-    demo = _creditctl("demo", env=env, cwd=tmp_path)
-    keys = dict(re.findall(r"^(admin|orders|auditor) key \(shown once\):\s+(\S+)$", demo, re.M))
-    assert set(keys) == {"admin", "orders", "auditor"}, demo
-    lead = ("keys", "create", "--role", "admin", "--name", "credit-lead", "--approval-limit", LEAD_AUTHORITY)
-    keys["lead"] = _creditctl(*lead, env=env, cwd=tmp_path).strip()
-    port = _free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(CREDITCTL), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    with served_demo(tmp_path_factory.mktemp("console")) as served:
+        keys, url = dict(served.keys), served.url
+        lead = (
+            "keys",
+            "create",
+            "--role",
+            "admin",
+            "--name",
+            "credit-lead",
+            "--approval-limit",
+            LEAD_AUTHORITY,
         )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_until_ready(url, process, log)
+        keys["lead"] = run_ok(*lead, cwd=served.folder, env=served.env).strip()
         for n, amount in enumerate(("1999.98", "25000.00", "600000.00", "90000.00")):
             body = {"order_id": f"PO-UI-{n}", "customer_code": CUSTOMER, "sale_group_code": "GB20"}
             r = requests.post(
@@ -86,8 +73,6 @@ def served(
             )
             assert r.status_code == 201 and r.json()["state"] == "deferred", r.text
         yield {"url": url, **keys}
-    finally:
-        _stop(process)
 
 
 def _shot(browser: Any, name: str) -> None:

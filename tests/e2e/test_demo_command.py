@@ -3,45 +3,26 @@ and exactly three active demo keys, the last ones printed."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.served import run
+
 pytestmark = pytest.mark.e2e
 
-CREDITCTL = Path(sys.executable).with_name("creditctl")
 DEMO_KEYS = {"demo-admin", "demo-orders", "demo-auditor"}
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CREDITCTL_", "PROMETHEUS_"))}
-    return env | {"CREDITCTL_BALANCE_PROVIDER": "fake"} | extra
-
-
-def _run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):  # type: ignore[no-untyped-def]
-    return subprocess.run(
-        [str(CREDITCTL), *args],
-        cwd=cwd,
-        env=env or _env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 class TestDemo:
     def test_loading_the_demo_again_leaves_exactly_three_active_demo_keys(self, tmp_path: Path) -> None:
-        assert _run("db", "upgrade", cwd=tmp_path).returncode == 0
+        assert run("db", "upgrade", cwd=tmp_path).returncode == 0
         outputs = []
         for _ in range(3):
-            done = _run("demo", cwd=tmp_path)
+            done = run("demo", cwd=tmp_path)
             assert done.returncode == 0, done.stderr
             outputs.append(done.stdout)
-        listing = _run("keys", "list", cwd=tmp_path).stdout.splitlines()
+        listing = run("keys", "list", cwd=tmp_path).stdout.splitlines()
         rows = [line.split("\t") for line in listing]
         active = sorted(name for _, name, _, _, state, _authority in rows if state == "active")
         assert active == sorted(DEMO_KEYS)
@@ -56,9 +37,9 @@ class TestDemo:
         from adapters.bootstrap import bootstrap, load_settings
         from creditctl.services.api_keys import authenticate
 
-        assert _run("db", "upgrade", cwd=tmp_path).returncode == 0
-        first = _run("demo", cwd=tmp_path).stdout
-        last = _run("demo", cwd=tmp_path).stdout
+        assert run("db", "upgrade", cwd=tmp_path).returncode == 0
+        first = run("demo", cwd=tmp_path).stdout
+        last = run("demo", cwd=tmp_path).stdout
         context = bootstrap(load_settings({"CREDITCTL_INSTANCE_PATH": str(tmp_path / "instance")}))
 
         def secrets(out: str) -> list[str]:

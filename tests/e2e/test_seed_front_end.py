@@ -10,7 +10,6 @@ apt-get). Without them the test skips saying so; with CI=true it fails."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ import pytest
 import requests
 
 from tests.conftest import IN_CI
-from tests.e2e.test_server import CREDITCTL, _creditctl, _free_port, _stop, _wait_until_ready
+from tests.e2e.served import served_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -128,32 +127,9 @@ def api(
     browser_paths: tuple[str, str], pages: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Api]:
     """creditctl served by gunicorn on SQLite with the fake provider and demo data, allowing one origin."""
-    tmp_path = tmp_path_factory.mktemp("seed-front-end")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CREDITCTL_", "PROMETHEUS_"))}
-    env |= {"CREDITCTL_INSTANCE_PATH": str(tmp_path / "instance"), "CREDITCTL_BALANCE_PROVIDER": "fake"}
-    env |= {"CREDITCTL_WORKERS": "1", "CREDITCTL_LOG_LEVEL": "WARNING"}
-    env |= {"CREDITCTL_CORS_ORIGINS": pages["allowed"]}
-    _creditctl("db", "upgrade", env=env, cwd=tmp_path)
-    demo = _creditctl("demo", env=env, cwd=tmp_path)
-    match = re.search(r"^orders key \(shown once\):\s+(\S+)$", demo, re.M)
-    assert match, demo
-    port = _free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(CREDITCTL), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_until_ready(url, process, log)
-        yield Api(url=url, orders_key=match.group(1))
-    finally:
-        _stop(process)
+    folder = tmp_path_factory.mktemp("seed-front-end")
+    with served_demo(folder, CREDITCTL_CORS_ORIGINS=pages["allowed"]) as served:
+        yield Api(url=served.url, orders_key=served.keys["orders"])
 
 
 @pytest.fixture(scope="module")

@@ -3,37 +3,19 @@ and by the script (real processes against a port held open by the test)."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.served import clean_env, run
+
 pytestmark = pytest.mark.e2e
 
-CREDITCTL = Path(sys.executable).with_name("creditctl")
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CREDITCTL_", "PROMETHEUS_"))}
-    return env | {"CREDITCTL_BALANCE_PROVIDER": "fake"} | extra
-
-
-def _run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):  # type: ignore[no-untyped-def]
-    return subprocess.run(
-        [str(CREDITCTL), *args],
-        cwd=cwd,
-        env=env or _env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -48,7 +30,7 @@ def held_port() -> Iterator[int]:
 class TestServe:
     def test_serving_on_a_taken_port_fails_at_once_and_says_so(self, tmp_path: Path, held_port: int) -> None:
         started = time.monotonic()
-        done = _run("serve", "--port", str(held_port), cwd=tmp_path, timeout=30)
+        done = run("serve", "--port", str(held_port), cwd=tmp_path, timeout=30)
         took = time.monotonic() - started
         assert done.returncode != 0
         assert f"port {held_port} on 127.0.0.1 is already in use" in done.stderr
@@ -62,7 +44,7 @@ class TestServe:
     ) -> None:
         done = subprocess.run(
             [str(REPO / "scripts" / "serve"), "--port", str(held_port)],
-            env=_env(CREDITCTL_INSTANCE_PATH=str(tmp_path / "instance")),
+            env=clean_env(CREDITCTL_INSTANCE_PATH=str(tmp_path / "instance")),
             capture_output=True,
             text=True,
             timeout=300,
