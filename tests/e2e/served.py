@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +68,16 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> N
             pass
         time.sleep(0.2)
     pytest.fail(f"the server was not ready within {READY_TIMEOUT_S}s:\n{log.read_text(errors='replace')}")
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Poll `condition` until it is true; fail naming `what` after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

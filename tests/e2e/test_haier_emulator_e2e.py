@@ -39,8 +39,6 @@ import json
 import os
 import random
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -65,6 +63,7 @@ from adapters.sql.tables import credit_accounts, decisions
 from creditctl.services.customers import register_customer
 from creditctl.services.shared_balances import SharedBalanceProvider
 from tests.conftest import PG_URL, _postgres_or_skip
+from tests.e2e.served import free_port, run_ok, stop
 from tests.invariants import assert_invariants
 
 pytestmark = pytest.mark.e2e
@@ -160,20 +159,6 @@ TRANSIENT_FAULTS: list[tuple[str, dict[str, Any], int]] = [
 # --- processes -----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _creditctl(*args: str, env: dict[str, str], cwd: Path) -> str:
-    done = subprocess.run(
-        [str(CREDITCTL), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, f"creditctl {' '.join(args)}: {done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
 def _creditctl_all(
     commands: list[list[str]], *, env: dict[str, str], cwd: Path, meanwhile: Callable[[], None]
 ) -> list[str]:
@@ -211,17 +196,6 @@ def _spawn(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (serve execs gunicorn: our child is its master); SIGKILL to its own group if it hangs."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # the process's own session: nothing else
-            process.wait(timeout=10)
 
 
 def _tail(log: Path, lines: int = 40) -> str:
@@ -305,7 +279,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
         yield _start_stack(request.param, database_url, tmp_path, processes)
     finally:
         for process in reversed(processes):
-            _stop(process)
+            stop(process)
 
 
 def _start_stack(db: str, database_url: str, tmp: Path, processes: list[subprocess.Popen[bytes]]) -> Stack:
@@ -319,7 +293,7 @@ def _start_stack(db: str, database_url: str, tmp: Path, processes: list[subproce
         "CREDITCTL_WORKERS": str(WORKERS),
         "CREDITCTL_LOG_LEVEL": "WARNING",
     }
-    emulator_port, port = _free_port(), _free_port()
+    emulator_port, port = free_port(), free_port()
     emulator = f"http://127.0.0.1:{emulator_port}"
     emulator_log = tmp / "emulator.log"
     emulate = [sys.executable, str(RECORDING_EMULATOR)]
@@ -342,9 +316,9 @@ def _start_stack(db: str, database_url: str, tmp: Path, processes: list[subproce
         "is_active": True,
     }
     (tmp / "haier.json").write_text(json.dumps(config))
-    _creditctl("db", "upgrade", env=env, cwd=tmp)
+    run_ok("db", "upgrade", env=env, cwd=tmp)
     # Alone first: it makes the instance's secret key file that the other commands then read.
-    _creditctl("haier", "configure", "main", "--file", str(tmp / "haier.json"), env=env, cwd=tmp)
+    run_ok("haier", "configure", "main", "--file", str(tmp / "haier.json"), env=env, cwd=tmp)
     serve = ["serve", "--port", str(port), "--workers", str(WORKERS)]
     processes.append(_spawn(serve, env=env, cwd=tmp, log=tmp / "server.log"))  # boots meanwhile
     key_out, exported = _creditctl_all(
@@ -356,7 +330,7 @@ def _start_stack(db: str, database_url: str, tmp: Path, processes: list[subproce
     document = json.loads(exported)
     document["params"] |= {"refresh_after_s": REFRESH_AFTER_S, "max_balance_age_s": MAX_BALANCE_AGE_S}
     (tmp / "rules.json").write_text(json.dumps(document))
-    published = _creditctl("rules", "import", str(tmp / "rules.json"), env=env, cwd=tmp)
+    published = run_ok("rules", "import", str(tmp / "rules.json"), env=env, cwd=tmp)
     match = re.search(r"published version (\d+)", published)
     assert match, published
     url = f"http://127.0.0.1:{port}"

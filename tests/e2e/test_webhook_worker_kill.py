@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from uuid import uuid4
 
@@ -15,20 +14,12 @@ import pytest
 
 from adapters.bootstrap import bootstrap, load_settings
 from creditctl.services.webhooks import create_subscription
+from tests.e2e.served import wait_for
 from tests.webhook_receiver import Receiver, running
 
 pytestmark = pytest.mark.e2e
 
 CREDITCTL = Path(sys.executable).with_name("creditctl")
-
-
-def _wait(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_worker_killed_mid_delivery_loses_no_event(tmp_path: Path) -> None:
@@ -63,13 +54,13 @@ def test_a_worker_killed_mid_delivery_loses_no_event(tmp_path: Path) -> None:
         receiver.stall.set()  # the first POST hangs: the worker is mid-delivery
         try:
             workers.append(subprocess.Popen([CREDITCTL, "worker", "--idle-s", "0.1"], env=env))
-            _wait(receiver.stalled.is_set, 30, "the worker's first POST")
+            wait_for(receiver.stalled.is_set, 30, "the worker's first POST")
             workers[0].send_signal(signal.SIGKILL)
             workers[0].wait(timeout=10)
             receiver.stall.clear()
             assert not receiver.processed
             workers.append(subprocess.Popen([CREDITCTL, "worker", "--idle-s", "0.1"], env=env))
-            _wait(lambda: len(receiver.processed) == len(ids), 30, "every event at the receiver")
+            wait_for(lambda: len(receiver.processed) == len(ids), 30, "every event at the receiver")
         finally:
             for w in workers:
                 if w.poll() is None:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,21 +21,13 @@ from creditctl.domain.audit import SYSTEM
 from creditctl.services.audit import verify_audit
 from creditctl.services.context import AppContext
 from creditctl.services.webhooks import create_subscription
+from tests.e2e.served import wait_for
 from tests.webhook_receiver import Receiver, running
 
 pytestmark = pytest.mark.e2e
 
 CREDITCTL = Path(sys.executable).with_name("creditctl")
 SEALED_WITHIN_S = 10.0  # the workers seal every 0.2 s; slack for a loaded machine
-
-
-def _wait(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _env(tmp_path: Path, database_url: str) -> dict[str, str]:
@@ -92,7 +83,7 @@ def test_several_workers_seal_every_commit_within_seconds(env: dict[str, str]) -
     with workers(env, 3) as started:
         for batch in (1, 50, 7):
             write_events(context, batch)
-            _wait(lambda: unsealed(context) == 0, SEALED_WITHIN_S, f"a batch of {batch} sealed")
+            wait_for(lambda: unsealed(context) == 0, SEALED_WITHIN_S, f"a batch of {batch} sealed")
         assert all(w.poll() is None for w in started)  # no worker died of a lost sealing race
     report = verify_audit(uow=context.uow())
     assert report.ok, report.problem
@@ -116,9 +107,9 @@ def test_a_worker_stuck_in_a_slow_delivery_still_seals(tmp_path: Path) -> None:
         receiver.stall.set()
         try:
             with workers(env, 1):
-                _wait(receiver.stalled.is_set, 30, "the worker's POST")
+                wait_for(receiver.stalled.is_set, 30, "the worker's POST")
                 write_events(context, 5)
-                _wait(lambda: unsealed(context) == 0, SEALED_WITHIN_S, "the events sealed")
+                wait_for(lambda: unsealed(context) == 0, SEALED_WITHIN_S, "the events sealed")
                 assert receiver.stall.is_set()  # still mid-delivery: the sealer did not wait for it
                 receiver.stall.clear()  # let the POST end, so the worker stops at once
         finally:
