@@ -145,6 +145,7 @@ class ChainReport:
     head_hash: str
     unsealed: int
     oldest_unsealed_age_s: float | None = None  # by the database's clock; None: all sealed
+    complete: bool = True  # False: a time budget ran out after `checked` events (none broken so far)
     broken_seq: int | None = None
     broken_position: int | None = None
     problem: str | None = None

@@ -632,6 +632,21 @@ class TestAuditTrail:
         assert f'href="/console/audit?cursor={position - 1}"' in text
         assert c.post("/console/audit/verify", csrf=False).status_code == 400
 
+    def test_a_chain_longer_than_the_pages_time_budget_is_verified_in_part_and_says_so(
+        self, app: Any, reviewers: dict[str, str], api: Api, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from adapters.web.console import audit as console_audit
+
+        for _ in range(3):
+            api.decide(order(amount="1.00"))
+        monkeypatch.setattr(console_audit, "VERIFY_BUDGET_S", 0.0)  # out of time after the first batch
+        monkeypatch.setattr(console_audit, "VERIFY_BATCH", 2)
+        c = signed_in(app, reviewers, "auditor")
+        c.get("/console/audit")
+        text = c.post("/console/audit/verify").get_data(as_text=True)
+        assert "verified the first 2 events in 0 s and found no break" in text
+        assert "creditctl audit verify</code> walks all of it" in text and "verified:" not in text
+
     def test_a_customer_limited_key_sees_only_its_customers_events_and_no_verify(
         self, app: Any, reviewers: dict[str, str], api: Api
     ) -> None:
