@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from flask import current_app, g, request
 
 from creditctl.domain.api_key import ApiKey, Role, hash_secret
-from creditctl.domain.audit import Actor
+from creditctl.domain.audit import Actor, key_actor
 from creditctl.domain.errors import Forbidden, Unauthenticated
 from creditctl.services.api_keys import authenticate
 
@@ -111,5 +111,4 @@ def scope() -> frozenset[str] | None:
 
 def actor() -> Actor:
     """Who is making this request, for the audit trail: the key's name and role, the request id."""
-    key = current_key()
-    return Actor(name=key.name, role=key.role.value, request_id=g.get("request_id"))
+    return key_actor(current_key(), g.get("request_id"))

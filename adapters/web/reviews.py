@@ -7,7 +7,7 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-from adapters.web.auth import current_key, requires, scope
+from adapters.web.auth import actor, current_key, requires, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.decisions import DecisionSchema, OrderRefQuerySchema
@@ -86,6 +86,7 @@ def recheck_many(body: dict[str, Any]) -> BatchRecheck:
         _filter(body["filter"]),
         reason=body["reason"],
         key=current_key(),
+        actor=actor(),
         uow=c.uow(),
         balances=c.balances,
         deadline_s=c.decision_deadline_s,
@@ -114,6 +115,7 @@ def release(body: dict[str, Any], order_id: str, customer_code: str | None = Non
         customer_code=customer_code,
         reason=body["reason"],
         key=current_key(),
+        actor=actor(),
         uow=c.uow(),
         balances=c.balances,
         deadline_s=c.decision_deadline_s,
@@ -129,7 +131,12 @@ def release(body: dict[str, Any], order_id: str, customer_code: str | None = Non
 def reject(body: dict[str, Any], order_id: str, customer_code: str | None = None) -> Decision:
     """Block a deferred order by hand, with a reason."""
     return reject_deferred(
-        order_id, customer_code=customer_code, reason=body["reason"], key=current_key(), uow=ctx().uow()
+        order_id,
+        customer_code=customer_code,
+        reason=body["reason"],
+        key=current_key(),
+        actor=actor(),
+        uow=ctx().uow(),
     )
 
 
@@ -147,6 +154,7 @@ def recheck(body: dict[str, Any], order_id: str, customer_code: str | None = Non
         customer_code=customer_code,
         reason=body["reason"],
         key=current_key(),
+        actor=actor(),
         uow=c.uow(),
         balances=c.balances,
         deadline_s=c.decision_deadline_s,

@@ -17,6 +17,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from creditctl.domain.api_key import ApiKey
+
 GENESIS = "0" * 64
 SUBJECT_COLUMNS = ("customer_code", "sale_group_code", "order_id")
 
@@ -31,6 +33,11 @@ class Actor:
 
 
 SYSTEM = Actor(name="creditctl", role="system")
+
+
+def key_actor(key: ApiKey, request_id: str | None = None) -> Actor:
+    """An API key acting (name and role), in the request `request_id`."""
+    return Actor(name=key.name, role=key.role.value, request_id=request_id)
 
 
 def cli_actor(user: str) -> Actor:

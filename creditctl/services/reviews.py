@@ -65,6 +65,7 @@ def release_deferred(
     customer_code: str | None,
     reason: str,
     key: ApiKey,
+    actor: Actor,
     uow: UnitOfWork,
     balances: BalanceProvider,
     deadline_s: float = 2.0,
@@ -116,7 +117,7 @@ def release_deferred(
         )
         uow.decisions.update(decision)
         decision_event(uow, "decision.released", decision, now, by=key.name, reason=reason)
-        _audit(uow, "deferral.released", decision, locked, key, reason, now, outcome_before)
+        _audit(uow, "deferral.released", decision, locked, actor, reason, now, outcome_before)
         uow.accounts.save(locked)
         uow.commit()
     return decision
@@ -127,16 +128,16 @@ def _audit(
     kind: str,
     decision: Decision,
     locked: CreditAccount,
-    key: ApiKey,
+    actor: Actor,
     reason: str | None,
     now: datetime,
     outcome_before: str,
 ) -> None:
-    """One audit event for a reviewer's release or reject, with the key that did it and why."""
+    """One audit event for a reviewer's release or reject, with the key that did it, its request and why."""
     uow.audit.append(
         kind,
         at=now,
-        actor=Actor(name=key.name, role=key.role.value),
+        actor=actor,
         subject=decision_subject(decision),
         before={"state": DecisionState.DEFERRED.value, "outcome": outcome_before},
         after={**decided_state(decision, locked), "reason": reason},
@@ -144,7 +145,7 @@ def _audit(
 
 
 def reject_deferred(
-    order_id: str, *, customer_code: str | None, reason: str, key: ApiKey, uow: UnitOfWork
+    order_id: str, *, customer_code: str | None, reason: str, key: ApiKey, actor: Actor, uow: UnitOfWork
 ) -> Decision:
     """Block a deferred order by hand, with the reason; nothing is held."""
     with uow:
@@ -170,7 +171,7 @@ def reject_deferred(
         )
         uow.decisions.update(decision)
         decision_event(uow, "decision.rejected", decision, now, by=key.name, reason=reason)
-        _audit(uow, "deferral.rejected", decision, locked, key, reason, now, outcome_before)
+        _audit(uow, "deferral.rejected", decision, locked, actor, reason, now, outcome_before)
         uow.commit()
     return decision
 
@@ -181,6 +182,7 @@ def recheck_deferred(
     customer_code: str | None,
     reason: str | None,
     key: ApiKey,
+    actor: Actor,
     uow: UnitOfWork,
     balances: BalanceProvider,
     deadline_s: float = 2.0,
@@ -197,6 +199,7 @@ def recheck_deferred(
         balances=balances,
         deadline_s=deadline_s,
         reviewer=(key, reason),
+        actor=actor,
     )
 
 
@@ -212,6 +215,7 @@ def recheck_queue(
     *,
     reason: str | None,
     key: ApiKey,
+    actor: Actor,
     uow: UnitOfWork,
     balances: BalanceProvider,
     deadline_s: float = 2.0,
@@ -230,6 +234,7 @@ def recheck_queue(
                 customer_code=decision.order.customer_code,
                 reason=reason,
                 key=key,
+                actor=actor,
                 uow=uow,
                 balances=balances,
                 deadline_s=deadline_s,

@@ -10,6 +10,7 @@ import pytest
 
 from adapters.fake.clock import FakeClock
 from creditctl.domain.api_key import ApiKey, Role
+from creditctl.domain.audit import key_actor
 from creditctl.domain.decision import Decision, DecisionState, Order
 from creditctl.domain.freeze import LiftedHow
 from creditctl.services.context import AppContext
@@ -81,7 +82,13 @@ def test_release_and_a_newer_balance_take_holds_under_the_lock(
     grant_credit(ctx, "50000.00")
     first, second, third = [defer(ctx) for _ in range(3) if clock.advance(1)]  # oldest first
     released = release_deferred(
-        first.order_id, customer_code=None, reason="ok", key=LEAD, uow=ctx.uow(), balances=ctx.balances
+        first.order_id,
+        customer_code=None,
+        reason="ok",
+        key=LEAD,
+        actor=key_actor(LEAD),
+        uow=ctx.uow(),
+        balances=ctx.balances,
     )
     assert released.outcome is Outcome.APPROVE and released.reviews[0]["by"] == "lead"
     ctx.balances.set_balance(CUSTOMER, GROUP, "2500.00")  # 1,300.00 free after the release: one more fits

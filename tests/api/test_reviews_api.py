@@ -115,13 +115,23 @@ class TestReviewQueueApi:
         assert r.json == {"rechecked": 2, "by_outcome": {"defer": 2}, "more": False}
         assert c["order_id"]
 
-    def test_releases_and_rejects_leave_an_audit_event_naming_the_reviewer(self, reviewers: Api) -> None:
-        released, rejected = deferred(reviewers), deferred(reviewers, "1100.00")
-        act(reviewers, released["order_id"], "release", {"reason": "transfer confirmed"})
-        act(reviewers, rejected["order_id"], "reject", {"reason": "on watch list"})
+    def test_releases_rejects_and_rechecks_leave_an_audit_event_naming_the_reviewer_and_request(
+        self, reviewers: Api
+    ) -> None:
+        released, rejected, rechecked = (deferred(reviewers, a) for a in ("1200.00", "1100.00", "1050.00"))
+        requests = {}
+        for oid, action, body in (
+            (released["order_id"], "release", {"reason": "transfer confirmed"}),
+            (rejected["order_id"], "reject", {"reason": "on watch list"}),
+            (rechecked["order_id"], "recheck", {"reason": "paid"}),
+        ):
+            r = act(reviewers, oid, action, body)
+            assert r.status_code == 200, r.json
+            requests[oid] = r.headers["X-Request-ID"]
         for oid, kind, reason in (
             (released["order_id"], "deferral.released", "transfer confirmed"),
             (rejected["order_id"], "deferral.rejected", "on watch list"),
+            (rechecked["order_id"], "decision.rechecked", None),
         ):
             r = reviewers.client.get(
                 "/v1/audit/events",
@@ -130,7 +140,10 @@ class TestReviewQueueApi:
             )
             assert r.status_code == 200, r.json
             [event] = r.json["events"]
-            assert event["actor"]["name"] == "lead" and event["after"]["reason"] == reason
+            assert event["actor"] == {"name": "lead", "role": "admin"}, (kind, event["actor"])
+            assert event["request_id"] == requests[oid], kind
+            if reason is not None:
+                assert event["after"]["reason"] == reason
 
     def test_freeze_history_for_admins_and_auditors(self, reviewers: Api) -> None:
         assert reviewers.freeze(CUSTOMER_A, "GB20", {"reason": "dispute"}).status_code == 200

@@ -11,7 +11,7 @@ from typing import Any
 from flask import flash, redirect, request, url_for
 from marshmallow import ValidationError
 
-from adapters.web.auth import check_role, current_key
+from adapters.web.auth import actor, check_role, current_key
 from adapters.web.console.blueprint import NavItem, bp
 from adapters.web.console.pages import page, parse_query
 from adapters.web.context import ctx
@@ -66,6 +66,7 @@ def review_release(customer_code: str, order_id: str) -> Any:
             customer_code=customer_code,
             reason=_reason(),
             key=key,
+            actor=actor(),
             uow=c.uow(),
             balances=c.balances,
             deadline_s=c.decision_deadline_s,
@@ -80,7 +81,7 @@ def review_reject(customer_code: str, order_id: str) -> Any:
         order_id,
         "rejected",
         lambda: reject_deferred(
-            order_id, customer_code=customer_code, reason=_reason(), key=key, uow=ctx().uow()
+            order_id, customer_code=customer_code, reason=_reason(), key=key, actor=actor(), uow=ctx().uow()
         ),
     )
 
@@ -96,6 +97,7 @@ def review_recheck(customer_code: str, order_id: str) -> Any:
             customer_code=customer_code,
             reason=_reason(required=False),
             key=key,
+            actor=actor(),
             uow=c.uow(),
             balances=c.balances,
             deadline_s=c.decision_deadline_s,

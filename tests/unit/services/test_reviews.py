@@ -10,6 +10,7 @@ import pytest
 
 from adapters.fake.clock import FakeClock
 from creditctl.domain.api_key import ApiKey, Role
+from creditctl.domain.audit import key_actor
 from creditctl.domain.decision import Decision, DecisionState
 from creditctl.domain.errors import BeyondApprovalAuthority, NotDeferred, ReleaseRefused, UnknownOrder
 from creditctl.domain.hold import HoldStatus
@@ -108,6 +109,7 @@ class TestRelease:
             customer_code=None,
             reason="transfer confirmed",
             key=admin(),
+            actor=key_actor(admin()),
             uow=short.uow,
             balances=short.balances,
         )
@@ -134,6 +136,7 @@ class TestRelease:
                 customer_code=None,
                 reason="x",
                 key=admin("1000.00"),
+                actor=key_actor(admin("1000.00")),
                 uow=short.uow,
                 balances=short.balances,
             )
@@ -143,6 +146,7 @@ class TestRelease:
                 customer_code=None,
                 reason="x",
                 key=admin(None),
+                actor=key_actor(admin(None)),
                 uow=short.uow,
                 balances=short.balances,
             )
@@ -157,6 +161,7 @@ class TestRelease:
                 customer_code=None,
                 reason="x",
                 key=admin(),
+                actor=key_actor(admin()),
                 uow=short.uow,
                 balances=short.balances,
             )
@@ -172,6 +177,7 @@ class TestRelease:
                 customer_code=None,
                 reason="x",
                 key=admin(),
+                actor=key_actor(admin()),
                 uow=short.uow,
                 balances=short.balances,
             )
@@ -185,6 +191,7 @@ class TestRelease:
                 customer_code=None,
                 reason="x",
                 key=admin(customers=frozenset({OTHER_CUSTOMER})),
+                actor=key_actor(admin(customers=frozenset({OTHER_CUSTOMER}))),
                 uow=short.uow,
                 balances=short.balances,
             )
@@ -194,7 +201,12 @@ class TestRejectAndRecheck:
     def test_reject_blocks_with_the_reason_recorded(self, short: Desk) -> None:
         deferred = defer(short)
         rejected = reject_deferred(
-            deferred.order_id, customer_code=None, reason="customer on watch list", key=admin(), uow=short.uow
+            deferred.order_id,
+            customer_code=None,
+            reason="customer on watch list",
+            key=admin(),
+            actor=key_actor(admin()),
+            uow=short.uow,
         )
         assert (rejected.outcome, rejected.state, rejected.hold) == (
             Outcome.BLOCK,
@@ -204,7 +216,14 @@ class TestRejectAndRecheck:
         assert rejected.reviews[-1]["action"] == "reject"
         assert events(short, "decision.rejected")[0]["reason"] == "customer on watch list"
         with pytest.raises(NotDeferred):
-            reject_deferred(deferred.order_id, customer_code=None, reason="again", key=admin(), uow=short.uow)
+            reject_deferred(
+                deferred.order_id,
+                customer_code=None,
+                reason="again",
+                key=admin(),
+                actor=key_actor(admin()),
+                uow=short.uow,
+            )
 
     def test_recheck_is_recorded_with_who_and_the_facts(self, short: Desk, clock: FakeClock) -> None:
         deferred = defer(short)
@@ -213,6 +232,7 @@ class TestRejectAndRecheck:
             customer_code=None,
             reason="looking again",
             key=admin(),
+            actor=key_actor(admin()),
             uow=short.uow,
             balances=short.balances,
         )
@@ -231,6 +251,7 @@ class TestRejectAndRecheck:
             QueueFilter(customer_code=CUSTOMER),
             reason="morning sweep",
             key=admin(),
+            actor=key_actor(admin()),
             uow=short.uow,
             balances=short.balances,
         )
