@@ -9,7 +9,7 @@ from decimal import Decimal
 from creditctl.domain.errors import InvalidRequest
 from creditctl.ports.reports import ReportQueries
 from creditctl.ports.unit_of_work import UnitOfWork
-from creditctl.services.reports_exposure import AccountLine, account_line
+from creditctl.services.reports_exposure import AccountLine, account_line, rules_for
 
 SORTS = ("customer", "name", "balance", "exposure", "available", "limit", "grade", "status")
 MAX_PAGE = 200
@@ -63,15 +63,17 @@ def list_accounts(
         raise InvalidRequest(f"limit must be 1 to {MAX_PAGE} and offset not negative", field="limit")
     with uow:
         now = uow.now()
-        rules = uow.rule_sets.active().rules
         names = uow.customers.names()
     needle = search.strip().casefold()
     rows = []
-    for e in reports.exposures(now, scope):
-        a = e.account
-        name = names.get(a.customer_code, "")
-        text = f"{a.customer_code} {name} {a.sale_group_code} {a.sale_group_name} {a.payer_account_name}"
-        if needle in text.casefold():
-            rows.append(AccountRow(account_line(a, e.exposure_fen, e.open_holds, rules, now), name))
+    exposures = reports.exposures(now, scope)
+    with uow:
+        for e in exposures:
+            a = e.account
+            name = names.get(a.customer_code, "")
+            text = f"{a.customer_code} {name} {a.sale_group_code} {a.sale_group_name} {a.payer_account_name}"
+            if needle in text.casefold():
+                line = account_line(a, e.exposure_fen, e.open_holds, rules_for(uow, a), now)
+                rows.append(AccountRow(line, name))
     rows.sort(key=lambda r: _key(sort, r), reverse=descending)
     return AccountsPage(rows[offset : offset + limit], len(rows), offset, limit)

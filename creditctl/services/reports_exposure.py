@@ -73,11 +73,12 @@ def exposure_report(
         raise InvalidRequest(f"within_hours must be 1 to {MAX_WITHIN_HOURS}", field="within_hours")
     with uow:
         now = uow.now()
-        rules = uow.rule_sets.active().rules
-    lines = [
-        account_line(e.account, e.exposure_fen, e.open_holds, rules, now)
-        for e in reports.exposures(now, customers)
-    ]
+    exposures = reports.exposures(now, customers)
+    with uow:  # each account under its own rule set (assigned, else its customer's, else the default)
+        lines = [
+            account_line(e.account, e.exposure_fen, e.open_holds, rules_for(uow, e.account), now)
+            for e in exposures
+        ]
     until = now + timedelta(hours=within_hours)
     holds, count, fen = reports.expiring_holds(now, until, customers, limit=EXPIRING_LIMIT)
     rows = {r.bucket: r for r in reports.deferred_by_age(now, AGE_EDGES_S, customers)}
@@ -92,6 +93,12 @@ def exposure_report(
         for i, label in enumerate(AGE_LABELS)
     ]
     return ExposureReport(now, lines, within_hours, holds, count, from_fen(fen), buckets)
+
+
+def rules_for(uow: UnitOfWork, account: CreditAccount) -> RuleSet:
+    """The rules that decide for the account, as decisions and the account view read them (a per-process
+    copy of the assignments: no statement per account)."""
+    return uow.rule_sets.for_account(account.customer_code, account.sale_group_code).rule_set.rules
 
 
 def account_line(

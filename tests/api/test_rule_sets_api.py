@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from tests.api.conftest import CUSTOMER_A, Api, assert_problem, order
@@ -150,6 +151,31 @@ class TestAssignments:
         view = api.account(CUSTOMER_A, "GB20").json["rule_set"]
         assert (view["version"], view["why"]) == (1, "assigned to the account")
         assert api.decide(order(amount="50.00")).json["outcome"] == "approve"
+
+    def test_the_exposure_report_uses_each_accounts_own_rule_set(self, api: Api) -> None:
+        assert api.decide(order(amount="10.00")).status_code == 201
+        current = api.client.get("/v1/rule-sets/1", headers=api.auth("admin")).get_json()["document"]
+        document = copy.deepcopy(current)
+        document["params"]["safety_margin"] = "5000.00"
+        draft = _draft(api, document, name="margin")
+        _publish(api, draft["id"], effective_at="2999-01-01T00:00:00+00:00")  # assigned, not the default
+        r = api.client.put(
+            f"/v1/customers/{CUSTOMER_A}/rule-set",
+            json={"rule_set_id": draft["id"], "reason": "keep a margin"},
+            headers=api.auth("admin"),
+        )
+        assert r.status_code == 200, r.json
+        view = api.account(CUSTOMER_A, "GB20").json
+        report = api.client.get("/v1/reports/exposure", headers=api.auth("auditor")).json
+        [line] = [
+            a
+            for a in report["accounts"]
+            if (a["customer_code"], a["sale_group_code"]) == (CUSTOMER_A, "GB20")
+        ]
+        assert line["available"] == view["available"]
+        assert Decimal(view["balance"]["amount"]) - Decimal(view["exposure"]) - Decimal(
+            line["available"]
+        ) == Decimal("5000.00")
 
     def test_a_draft_cannot_be_assigned(self, api: Api) -> None:
         api.decide(order(amount="10.00"))
