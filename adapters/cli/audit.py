@@ -160,9 +160,15 @@ class Instant(click.ParamType):
         if isinstance(value, datetime):
             return value
         try:
-            return datetime.fromisoformat(str(value).strip())
+            moment = datetime.fromisoformat(str(value).strip())
+            utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
         except ValueError:
             self.fail(f"{value!r} is not an ISO 8601 date or time (2026-12-01, 2026-12-01T00:00+08:00)")
+        except OverflowError:
+            utc = None
+        if utc is None or not 1970 <= utc.year <= 9998:
+            self.fail(f"{value!r} is outside the years 1970 to 9998 (UTC)")
+        return utc
 
 
 INSTANT = Instant()

@@ -596,6 +596,8 @@ class TestAuditTrail:
         utc_read = c.get(f"/console/audit?order_id={oid}&from=2026-11-27T07:59&to=2026-11-27T08:01")
         assert events_shown(utc_read.get_data(as_text=True)) == []  # 07:59 Shanghai is before it
         assert c.get("/console/audit?from=yesterday").status_code == 422
+        assert c.get("/console/audit?from=0001-01-01").status_code == 422  # its UTC is in year 0
+        assert c.get("/console/audit?to=9999-12-31T23:59:59-12:00").status_code == 422
 
     def test_verify_shows_verified_and_then_the_broken_event_after_tampering(
         self, app: Any, reviewers: dict[str, str], api: Api, sqlite_engine: Any

@@ -6,6 +6,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from adapters.web.schemas.instants import UtcInstant
+
 
 class AuditQuerySchema(Schema):
     class Meta:
@@ -26,10 +28,8 @@ class AuditQuerySchema(Schema):
     actor = fields.String(
         load_default=None, validate=validate.Length(min=1, max=200), metadata={"description": "A key's name"}
     )
-    since = fields.AwareDateTime(
-        load_default=None, data_key="from", metadata={"description": "At or after (UTC)"}
-    )
-    until = fields.AwareDateTime(load_default=None, data_key="to", metadata={"description": "Before (UTC)"})
+    since = UtcInstant(load_default=None, data_key="from", metadata={"description": "At or after (UTC)"})
+    until = UtcInstant(load_default=None, data_key="to", metadata={"description": "Before (UTC)"})
     cursor = fields.Integer(
         load_default=0,
         validate=validate.Range(min=0, max=2**62),

@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from adapters.web.schemas.decisions import ReasonSchema
+from adapters.web.schemas.instants import UtcInstant
 from adapters.web.schemas.money import Money
 from creditctl.domain.money import from_fen
 
@@ -21,10 +22,10 @@ class BacktestRequestSchema(Schema):
         required=True,
         metadata={"description": "A rule set document, as `creditctl rules export` prints one"},
     )
-    start = fields.AwareDateTime(
+    start = UtcInstant(
         required=True, data_key="from", metadata={"description": "Decisions decided at or after (UTC)"}
     )
-    end = fields.AwareDateTime(required=True, data_key="to", metadata={"description": "...and before (UTC)"})
+    end = UtcInstant(required=True, data_key="to", metadata={"description": "...and before (UTC)"})
 
 
 class PeriodRequestSchema(Schema):
@@ -33,10 +34,10 @@ class PeriodRequestSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    start = fields.AwareDateTime(
+    start = UtcInstant(
         required=True, data_key="from", metadata={"description": "Decisions decided at or after (UTC)"}
     )
-    end = fields.AwareDateTime(required=True, data_key="to", metadata={"description": "...and before (UTC)"})
+    end = UtcInstant(required=True, data_key="to", metadata={"description": "...and before (UTC)"})
 
 
 def _tally(tally: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from adapters.web.schemas.instants import UtcInstant
 from adapters.web.schemas.money import Money
 
 RATIO = {"type": "string", "format": "decimal", "example": "0.9500"}
@@ -160,7 +161,7 @@ class LimitRequestBodySchema(Schema):
         unknown = RAISE
 
     amount = Money(required=True, positive=True, metadata={"description": "The limit to raise to (CNY)"})
-    until = fields.AwareDateTime(required=True, metadata={"description": "When it ends (UTC ISO 8601)"})
+    until = UtcInstant(required=True, metadata={"description": "When it ends (UTC ISO 8601)"})
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 

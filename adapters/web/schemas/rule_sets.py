@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from adapters.web.schemas.instants import UtcInstant
 from adapters.web.schemas.money import Money
 
 _DOCUMENT = {
@@ -71,7 +72,7 @@ class PublishSchema(Schema):
         unknown = RAISE
 
     reason = _reason()
-    effective_at = fields.AwareDateTime(
+    effective_at = UtcInstant(
         load_default=None, metadata={"description": "Become the default at this time (UTC); default: now"}
     )
 
