@@ -43,7 +43,11 @@ class SealCadence:
     def tick(self, context: AppContext) -> int:
         now = time.monotonic()
         full = self._last_full is None or now - self._last_full >= FULL_SEAL_EVERY_S
-        sealed = seal_once(context, full=full)
+        try:
+            sealed = seal_audit(uow=context.uow(), full=full)
+        except AuditSealConflict:
+            log.info("audit: another sealer was sealing the same events; sealing again next time")
+            return 0  # a full pass that lost is tried again on the next tick
         if full:
             self._last_full = now
         return sealed

@@ -105,7 +105,10 @@ def apply_outcome(
     if assessment.unfrozen:
         before, reason = account_status(account), "auto_unfreeze condition held"
         record_lift(uow, account, how=LiftedHow.RULE, by="rules:auto_unfreeze", reason=reason, now=now)
-        _rule_event(uow, "account.unfrozen", account, "rules:auto_unfreeze", before, now, reason=reason)
+        _rule_event(
+            uow, "account.unfrozen", account, "rules:auto_unfreeze", before, now,
+            order_id=decision.order_id, reason=reason,
+        )  # fmt: skip
     if decision.outcome is Outcome.APPROVE:
         _reserve(decision, account, params, now)
     elif decision.outcome is Outcome.FREEZE and not account.is_frozen:
@@ -122,15 +125,19 @@ def _rule_event(
     rule: str,
     before: dict[str, object],
     now: datetime,
-    **more: str,
+    *,
+    order_id: str,
+    reason: str | None = None,
 ) -> None:
+    """The account's freeze or unfreeze by a rule; its subject names the order that set it off, so
+    `?order_id=` finds it."""
     uow.audit.append(
         type_,
         at=now,
         actor=Actor(name=rule, role="rule"),
-        subject=account_subject(account),
+        subject=account_subject(account, order_id=order_id),
         before=before,
-        after={**account_status(account), **more},
+        after={**account_status(account), **({"reason": reason} if reason else {})},
     )
 
 

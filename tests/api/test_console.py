@@ -103,6 +103,43 @@ class TestSignIn:
         r = console.post("/console/sign-in?next=//evil.example/x", {"api_key": keys["admin"]})
         assert r.headers["Location"].endswith("/console/accounts")
 
+    @pytest.mark.parametrize(
+        "target", ["/console/accounts%0d%0aX-Injected:1", "/console/\\evil", "/console/a b"]
+    )
+    def test_a_next_with_a_control_character_or_backslash_goes_to_the_accounts(
+        self, console: Console, keys: dict[str, str], target: str
+    ) -> None:
+        console.get("/console/sign-in")
+        r = console.post(f"/console/sign-in?next={target}", {"api_key": keys["admin"]})
+        assert r.status_code == 302 and r.headers["Location"].endswith("/console/accounts")
+        assert "X-Injected" not in r.headers
+
+    def test_signing_out_of_a_session_that_already_ended_goes_to_the_sign_in(
+        self, app: Any, keys: dict[str, str], clock: Any
+    ) -> None:
+        c = signed_in(app, keys, "admin")
+        c.get("/console/accounts")
+        clock.advance(8 * 3600 + 1)  # ended on the server meanwhile
+        c.get("/console/accounts")  # the session is cleared, its CSRF token with it
+        r = c.post("/console/sign-out")
+        assert r.status_code == 302 and "/console/sign-in" in r.headers["Location"]
+
+    def test_an_unexpected_error_is_a_console_page_with_the_request_id(
+        self, app: Any, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from adapters.web.console import accounts
+
+        c = signed_in(app, keys, "admin")
+
+        def database_away(**_: Any) -> Any:
+            raise ConnectionError("the database went away")
+
+        monkeypatch.setattr(accounts, "list_accounts", database_away)
+        r = c.get("/console/accounts", headers={"X-Request-ID": "req-console-1"})
+        assert r.status_code == 500 and r.mimetype == "text/html"
+        text = r.get_data(as_text=True)
+        assert "Internal server error" in text and "req-console-1" in text and "went away" not in text
+
     def test_sign_out_ends_the_session(self, app: Any, keys: dict[str, str]) -> None:
         c = signed_in(app, keys, "admin")
         c.get("/console/accounts")
@@ -436,6 +473,14 @@ class TestReviewQueue:
         )
         text = c.get(r.headers["Location"]).get_data(as_text=True)
         assert f"{oid} released: now approve." in text and queue_rows(text) == []
+        other = deferred(api, "1100.00")
+        c.get("/console/reviews")
+        r = c.post(
+            f"/console/reviews/{CUSTOMER_A}/{other}/reject",
+            {"reason": "watch list", "back": "/console/reviews\r\nX-Injected: 1"},
+        )
+        assert r.status_code == 302 and r.headers["Location"].endswith("/console/reviews")  # not a 500
+        assert state_of(api, other) == ("decided", "block")
         d = api.decision(oid, key="admin").json
         assert (d["state"], d["outcome"], d["hold"]["amount"]) == ("decided", "approve", "1200.00")
         assert d["reviews"][0]["by"] == "lead" and d["reviews"][0]["reason"] == "transfer confirmed"

@@ -3,6 +3,8 @@ reading a page's query with the API's own schema."""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +21,7 @@ from adapters.web.errors import status_of
 from creditctl.domain.errors import CreditctlError, InvalidRequest
 from creditctl.domain.money import fmt
 
+log = logging.getLogger("creditctl.web")
 DISPLAY_ZONE = ZoneInfo("Asia/Shanghai")
 
 
@@ -89,6 +92,22 @@ def _layout() -> dict[str, Any]:
     return {"nav": nav_for_key(), "signed_in": g.get("api_key")}
 
 
+_CONSOLE_PATH = re.compile(r"/console/[^\x00-\x20\x7f\\]*")
+
+
+def safe_target(target: str | None, prefix: str, default: str) -> str:
+    """A redirect target from a form or query string: a path under `prefix` with no control character,
+    space or backslash (no header injection, no other site), else `default`."""
+    if (
+        target
+        and target.startswith(prefix)
+        and not target.startswith("//")
+        and _CONSOLE_PATH.fullmatch(target)
+    ):
+        return target
+    return default
+
+
 def page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
     return render_template(f"console/{template}", **values), status
 
@@ -102,3 +121,12 @@ def _domain_error(exc: CreditctlError) -> tuple[str, int]:
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> tuple[str, int]:
     return page("error.html", exc.code or 500, title=exc.name, message=exc.description, errors={})
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> tuple[str, int]:
+    """Anything else (the database away, a bug) is a console page too, not the API's problem+json; the
+    request id on it finds the logged traceback."""
+    log.exception("console: unexpected error: %s", type(exc).__name__)
+    message = f"Something went wrong on our side. The request id {g.get('request_id', '')} helps us find it."
+    return page("error.html", 500, title="Internal server error", message=message, errors={})

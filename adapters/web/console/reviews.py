@@ -13,7 +13,7 @@ from marshmallow import ValidationError
 
 from adapters.web.auth import actor, check_role, current_key
 from adapters.web.console.blueprint import NavItem, bp
-from adapters.web.console.pages import page, parse_query
+from adapters.web.console.pages import page, parse_query, safe_target
 from adapters.web.context import ctx
 from adapters.web.reviews import queue_page
 from adapters.web.schemas.reviews import QueueQuerySchema, ReviewActionSchema
@@ -129,5 +129,4 @@ def _act(order_id: str, done: str, action: Callable[[], Decision]) -> Any:
     else:
         state = "" if decision.state.value == "decided" else f", {decision.state.value}"
         flash(f"{order_id} {done}: now {decision.outcome.value}{state}.", "ok")
-    back = request.form.get("back", "")
-    return redirect(back if back.startswith("/console/reviews") else url_for("console.reviews"))
+    return redirect(safe_target(request.form.get("back"), "/console/reviews", url_for("console.reviews")))

@@ -20,6 +20,7 @@ from flask import Flask, abort, current_app, g, redirect, render_template, reque
 
 from adapters.web.auth import KeyCache
 from adapters.web.console.blueprint import bp
+from adapters.web.console.pages import safe_target
 from adapters.web.context import ctx
 from creditctl.domain.api_key import ApiKey, hash_secret
 from creditctl.domain.errors import Unauthenticated
@@ -63,6 +64,8 @@ def _template_globals() -> dict[str, Any]:
 
 @bp.before_request
 def _guard() -> Any:
+    if request.endpoint == "console.sign_out" and signed_in_key() is None:
+        return redirect(url_for("console.sign_in"))  # already ended (expired, elsewhere): nothing to check
     if request.method == "POST":
         sent = request.form.get("csrf_token", "")
         if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
@@ -140,10 +143,8 @@ def sign_in() -> Any:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path inside the console: never an open redirect to another site."""
-    if target and target.startswith("/console/") and not target.startswith("//"):
-        return target
-    return url_for("console.accounts")
+    """Only a path inside the console: never an open redirect to another site, never a header break."""
+    return safe_target(target, "/console/", url_for("console.accounts"))
 
 
 @bp.route("/sign-out", methods=["POST"])

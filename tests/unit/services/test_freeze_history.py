@@ -93,8 +93,12 @@ class TestAutoUnfreeze:
             ("account.unfrozen", {"name": "rules:auto_unfreeze", "role": "rule"}),
         ]
         assert trail[0]["before"]["status"] == "active" and trail[0]["after"]["status"] == "frozen"
-        assert trail[0]["after"]["frozen_reason"] == "BALANCE_DEPLETED" and trail[0]["after"]["order_id"]
+        assert trail[0]["after"]["frozen_reason"] == "BALANCE_DEPLETED"
+        assert trail[1]["after"] | {"reason": "auto_unfreeze condition held"} == trail[1]["after"]
         assert trail[1]["after"]["status"] == "active"
+        frozen_by = trail[0]["subject"]["order_id"]  # the order that set the freeze off finds it
+        found = list_audit_events(AuditQuery(order_id=frozen_by, limit=10), uow=desk.uow)
+        assert "account.frozen" in [e.data["type"] for e in found]
 
     def test_stays_frozen_while_an_invoice_is_overdue(self, desk: Desk, clock: FakeClock) -> None:
         with_auto_unfreeze(desk, clock)
