@@ -98,7 +98,7 @@ def put_config(
             actor=actor,
             subject={"config": name, "kind": kind},
             before=None if existing is None else {"updated_at": existing.updated_at},
-            after=shown,
+            after={**shown, "secrets_replaced": _replaced_secrets(document)},
         )
         uow.commit()
     return shown
@@ -153,6 +153,16 @@ def reseal_configs(*, uow: UnitOfWork, box: SecretBox) -> int:
             uow.upstream_configs.reseal(c.name, resealed)  # the same config: its token stays
         uow.commit()
     return len(configs)
+
+
+def _replaced_secrets(document: dict[str, Any]) -> list[str]:
+    """The secrets this change sent anew (not "set"), by name only: an auditor sees a rotation happen
+    without the secret ("customers.<code>" for a customer's password)."""
+    named = [name for name in SECRET_FIELDS if document.get(name) not in (None, "", KEEP)]
+    customers = document.get("customers")
+    if isinstance(customers, dict):
+        named += [f"customers.{code}" for code, pw in sorted(customers.items()) if pw not in (None, "", KEEP)]
+    return named
 
 
 def _keeps_any(document: dict[str, Any]) -> bool:

@@ -5,6 +5,7 @@ document."""
 from __future__ import annotations
 
 import http.server
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -167,6 +168,17 @@ class TestSecrets:
             open_document(stored_document(sqlite_engine, "main"), tools.box)["client_secret"]
             == "rotated-cs-1"
         )
+        # The audit trail names the secrets each change sent anew, never their values.
+        events = admin.client.get(
+            "/v1/audit/events",
+            query_string={"type": "upstream_config.changed"},
+            headers=admin._headers("admin"),
+        ).json["events"]
+        replaced = [e["after"]["secrets_replaced"] for e in events]
+        every = ["client_secret", "customer_password", "customers.8800633175"]
+        assert replaced == [every, ["customers.8800633176"], every], replaced
+        assert "rotated-cs-1" not in json.dumps(events, default=str)
+        assert CLIENT_SECRET not in json.dumps(events, default=str)
 
     def test_set_for_a_secret_never_stored_is_refused(self, admin: Admin) -> None:
         assert_problem(admin.put("fresh", body(client_secret="set")), 422, "client_secret")
