@@ -89,9 +89,13 @@ def assess(
     now: datetime,
     *,
     upstream_error: Reason | None = None,
+    params: Mapping[str, Decimal] | None = None,
 ) -> Assessment:
-    """Evaluate every rule, apply the fail-closed guard, and say how much money is missing."""
-    params = effective_params(rules, account)
+    """Evaluate every rule, apply the fail-closed guard, and say how much money is missing.
+
+    `params`: effective_params(rules, account), where the caller has them already (the decision path)."""
+    if params is None:
+        params = effective_params(rules, account)
     facts = build_facts(order, account, params, now)
     unfrozen = _auto_unfreeze(account, rules, facts, params)
     evaluation = rules.evaluate(facts, params)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from uuid import uuid4
 
 from creditctl.domain.account import CreditAccount
@@ -96,10 +98,12 @@ def _decide_locked(
 
     created=False means another request with this order id committed first (nothing was written)."""
     assert locked is not None
-    refresh_locked_account(uow, locked, fetched.report, now, params=effective_params(rule_set.rules, locked))
-    assessment = assess(order, locked, rule_set.rules, now, upstream_error=fetched.error)
-    decision = _new_decision(order, fingerprint, locked, assessment, rule_set, now)
-    apply_outcome(uow, decision, locked, assessment, effective_params(rule_set.rules, locked), now)
+    # Computed once: nothing below changes the rule set or the account's overrides (locked.params).
+    params = effective_params(rule_set.rules, locked)
+    refresh_locked_account(uow, locked, fetched.report, now, params=params)
+    assessment = assess(order, locked, rule_set.rules, now, upstream_error=fetched.error, params=params)
+    decision = _new_decision(order, fingerprint, locked, assessment, rule_set, params, now)
+    apply_outcome(uow, decision, locked, assessment, params, now)
     if not uow.decisions.add_if_new(decision):
         uow.rollback()
         return DecisionResult(decision, created=False)
@@ -169,9 +173,9 @@ def _new_decision(
     account: CreditAccount,
     assessment: Assessment,
     rule_set: RuleSetVersion,
+    params: Mapping[str, Decimal],
     now: datetime,
 ) -> Decision:
-    params = effective_params(rule_set.rules, account)
     deferred = assessment.outcome is Outcome.DEFER
     return Decision(
         id=str(uuid4()),
