@@ -67,9 +67,11 @@ def _has_body() -> bool:
 
 def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
-    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
     endpoint = request.url_rule.rule if request.url_rule else "unmatched"
     HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+    if not log.isEnabledFor(logging.INFO):  # the line would be dropped (level WARNING): not built either
+        return response
+    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
     key = g.get("api_key")
     log.info(
         "%s %s %s",
