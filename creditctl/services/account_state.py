@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from creditctl.domain.account import CreditAccount
+from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.balance import BalanceReport
 from creditctl.domain.low_balance import rearm
 from creditctl.ports.unit_of_work import UnitOfWork
@@ -23,6 +24,7 @@ def refresh_locked_account(
     now: datetime,
     *,
     params: Mapping[str, Decimal] | None = None,
+    actor: Actor = SYSTEM,
 ) -> None:
     """End holds past their expiry, take a newer balance, and stop counting settlements it includes;
     recompute the credit profile once its date has passed (the first time on a new UTC day); with a
@@ -43,4 +45,4 @@ def refresh_locked_account(
     if account.low_balance_alerted:  # money came back since the alert: the next fall alerts again
         rearm(account, params if params is not None else account_params(uow, account))
     if snapshot is not None:  # a newer balance: the account's deferred orders are evaluated again
-        recheck_account_queue(uow, account, now)
+        recheck_account_queue(uow, account, now, actor=actor)  # by whoever's request brought the balance

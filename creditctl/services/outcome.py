@@ -77,16 +77,19 @@ def reassess_locked(
     return decision
 
 
-def recheck_account_queue(uow: UnitOfWork, locked: CreditAccount, now: datetime) -> int:
+def recheck_account_queue(
+    uow: UnitOfWork, locked: CreditAccount, now: datetime, *, actor: Actor = SYSTEM
+) -> int:
     """Under the account lock, with a newer balance adopted: the account's deferred orders, oldest
-    first, are ended if their deferral ran out or evaluated again; returns how many were looked at."""
+    first, are ended if their deferral ran out or evaluated again (recorded as `actor`'s: the request
+    that brought the balance, or creditctl); returns how many were looked at."""
     deferred = uow.decisions.deferred_on_account(locked.id, REQUEUE_LIMIT)
     if not deferred:
         return 0
     rule_set = uow.rule_sets.for_account(locked.customer_code, locked.sale_group_code).rule_set
     for decision in deferred:
         if not end_deferral_if_due(uow, decision, now):
-            reassess_locked(uow, decision, locked, rule_set, now)
+            reassess_locked(uow, decision, locked, rule_set, now, actor=actor)
     return len(deferred)
 
 

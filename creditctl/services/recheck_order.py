@@ -58,7 +58,7 @@ def recheck_order(
             return decision
         before, outcome_before = decision.rechecks, decision.outcome.value
         refresh_locked_account(
-            uow, locked, fetched.report, now, params=effective_params(rule_set.rules, locked)
+            uow, locked, fetched.report, now, params=effective_params(rule_set.rules, locked), actor=actor
         )
         # A newer balance re-evaluates the account's queue, this order likely included: read it again.
         decision = visible_decision(uow, order_id, scope, customer_code)

@@ -86,7 +86,7 @@ def release_deferred(
         fetched = fetch_report(balances, decision.order.customer_code, deadline_s)
     with uow:
         locked, decision, now = _lock_deferred(uow, decision, key)
-        refresh_locked_account(uow, locked, fetched.report, now)
+        refresh_locked_account(uow, locked, fetched.report, now, actor=actor)
         decision = visible_decision(uow, order_id, key.customers, decision.order.customer_code)
         if decision.outcome is Outcome.APPROVE:  # the newer balance was enough for the rules
             uow.accounts.save(locked)

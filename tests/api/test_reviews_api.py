@@ -145,6 +145,25 @@ class TestReviewQueueApi:
             if reason is not None:
                 assert event["after"]["reason"] == reason
 
+    def test_a_recheck_that_brings_a_newer_balance_is_still_the_reviewers(
+        self, reviewers: Api, balances: Any, clock: Any
+    ) -> None:
+        """The newer balance re-evaluates the account's whole queue, this order among them: every event
+        it writes names the request that brought the balance, not the system."""
+        first, second = deferred(reviewers), deferred(reviewers, "1100.00")
+        clock.advance(3600)  # the stored balance is too old now: a recheck asks the provider
+        balances.set_balance(CUSTOMER_A, "GA10", "5000.00")
+        r = act(reviewers, first["order_id"], "recheck", {"reason": "paid in"})
+        assert r.status_code == 200 and r.json["outcome"] == "approve", r.json
+        request_id = r.headers["X-Request-ID"]
+        for oid in (first["order_id"], second["order_id"]):
+            events = reviewers.client.get(
+                "/v1/audit/events",
+                query_string={"order_id": oid, "type": "decision.rechecked"},
+                headers=reviewers.auth("auditor"),
+            ).json["events"]
+            assert [(e["actor"]["name"], e["request_id"]) for e in events] == [("lead", request_id)], oid
+
     def test_freeze_history_for_admins_and_auditors(self, reviewers: Api) -> None:
         assert reviewers.freeze(CUSTOMER_A, "GB20", {"reason": "dispute"}).status_code == 200
         assert reviewers.freeze(CUSTOMER_A, "GB20", {"reason": "settled"}, undo=True).status_code == 200
