@@ -169,9 +169,7 @@ class Instant(click.ParamType):
         except ValueError:
             self.fail(f"{value!r} is not an ISO 8601 date or time (2026-12-01, 2026-12-01T00:00+08:00)")
         except OverflowError:
-            utc = None
-        if utc is None or not 1970 <= utc.year <= 9998:
-            self.fail(f"{value!r} is outside the years 1970 to 9998 (UTC)")
+            self.fail(f"{value!r} is outside the years 1 to 9999 once made UTC")
         return utc
 
 

@@ -1,7 +1,8 @@
-"""A moment given in a request: ISO 8601 with an offset, made UTC, within years a database can hold.
+"""A moment given in a request: ISO 8601 with an offset, made UTC.
 
-marshmallow's AwareDateTime accepts 0001-01-01T00:00+14:00, whose UTC is in year 0: converting it then
-raised OverflowError deep in the database layer (a 500). This field refuses such moments with a 422."""
+marshmallow's AwareDateTime accepts 0001-01-01T00:00+14:00, whose UTC is in year 0 (and
+9999-12-31T23:59-12:00, in year 10000): converting it raised OverflowError deep in the database layer,
+a 500. This field refuses only such moments, with a 422; every other one is kept, as UTC."""
 
 from __future__ import annotations
 
@@ -10,16 +11,11 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
-EARLIEST_YEAR, LATEST_YEAR = 1970, 9998
-
 
 class UtcInstant(fields.AwareDateTime):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         moment = super()._deserialize(value, attr, data, **kwargs)
         try:
-            utc = moment.astimezone(UTC)
+            return moment.astimezone(UTC)
         except OverflowError:
-            utc = None
-        if utc is None or not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
-            raise ValidationError(f"must be between {EARLIEST_YEAR} and {LATEST_YEAR} (UTC)")
-        return utc
+            raise ValidationError("is outside the years 1 to 9999 once made UTC") from None
