@@ -114,6 +114,16 @@ class TestSignIn:
         assert r.status_code == 302 and r.headers["Location"].endswith("/console/accounts")
         assert "X-Injected" not in r.headers
 
+    def test_sign_in_comes_back_to_a_page_whose_order_id_holds_a_space_and_a_slash(
+        self, console: Console, keys: dict[str, str]
+    ) -> None:
+        r = console.get(f"/console/decisions/{CUSTOMER_A}/PO%201%2F2026?x=a%20b")
+        assert r.status_code == 302
+        next_page = r.headers["Location"].split("next=", 1)[1]
+        console.get("/console/sign-in")
+        r = console.post(f"/console/sign-in?next={next_page}", {"api_key": keys["admin"]})
+        assert r.headers["Location"].endswith(f"/console/decisions/{CUSTOMER_A}/PO%201/2026?x=a%20b")
+
     def test_signing_out_of_a_session_that_already_ended_goes_to_the_sign_in(
         self, app: Any, keys: dict[str, str], clock: Any
     ) -> None:

@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from types import ModuleType
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from flask import g, render_template, request
@@ -93,6 +94,13 @@ def _layout() -> dict[str, Any]:
 
 
 _CONSOLE_PATH = re.compile(r"/console/[^\x00-\x20\x7f\\]*")
+
+
+def this_page() -> str:
+    """This request's path (percent-encoded again: order ids may hold spaces or "/") and raw query, as a
+    target to come back to that safe_target accepts."""
+    query = request.query_string.decode("latin-1")
+    return quote(request.path, safe="/") + (f"?{query}" if query else "")
 
 
 def safe_target(target: str | None, prefix: str, default: str) -> str:

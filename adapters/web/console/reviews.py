@@ -13,7 +13,7 @@ from marshmallow import ValidationError
 
 from adapters.web.auth import actor, check_role, current_key
 from adapters.web.console.blueprint import NavItem, bp
-from adapters.web.console.pages import page, parse_query, safe_target
+from adapters.web.console.pages import page, parse_query, safe_target, this_page
 from adapters.web.context import ctx
 from adapters.web.reviews import queue_page
 from adapters.web.schemas.reviews import QueueQuerySchema, ReviewActionSchema
@@ -51,7 +51,7 @@ def reviews() -> Any:
         next_cursor=next_cursor,
         key=key,
         may_act=key.role is Role.ADMIN,
-        back=request.full_path.rstrip("?"),
+        back=this_page(),
     )
 
 

@@ -20,7 +20,7 @@ from flask import Flask, abort, current_app, g, redirect, render_template, reque
 
 from adapters.web.auth import KeyCache
 from adapters.web.console.blueprint import bp
-from adapters.web.console.pages import safe_target
+from adapters.web.console.pages import safe_target, this_page
 from adapters.web.context import ctx
 from creditctl.domain.api_key import ApiKey, hash_secret
 from creditctl.domain.errors import Unauthenticated
@@ -74,7 +74,7 @@ def _guard() -> Any:
         return None
     key = signed_in_key()
     if key is None:
-        return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?")))
+        return redirect(url_for("console.sign_in", next=this_page()))
     g.api_key = key  # adapters.web.auth.check_role and scope() now see the session's key
     return None
 
