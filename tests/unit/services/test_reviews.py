@@ -99,20 +99,33 @@ class TestQueue:
         assert len(queue(short, admin(customers=frozenset({CUSTOMER})))) == 1
 
 
+def release(desk: Desk, order_id: str, key: ApiKey, *, reason: str) -> Decision:
+    """A reviewer's release, by `key` (its name and role are the audit actor)."""
+    return release_deferred(
+        order_id, customer_code=None, reason=reason, key=key, actor=key_actor(key), uow=desk.uow,
+        balances=desk.balances,
+    )  # fmt: skip
+
+
+def reject(desk: Desk, order_id: str, key: ApiKey, *, reason: str) -> Decision:
+    return reject_deferred(
+        order_id, customer_code=None, reason=reason, key=key, actor=key_actor(key), uow=desk.uow
+    )
+
+
+def recheck(desk: Desk, order_id: str, key: ApiKey, *, reason: str) -> Decision:
+    return recheck_deferred(
+        order_id, customer_code=None, reason=reason, key=key, actor=key_actor(key), uow=desk.uow,
+        balances=desk.balances,
+    )  # fmt: skip
+
+
 class TestRelease:
     def test_approves_beyond_the_rules_within_authority_taking_the_hold(
         self, short: Desk, clock: FakeClock
     ) -> None:
         deferred = defer(short)
-        released = release_deferred(
-            deferred.order_id,
-            customer_code=None,
-            reason="transfer confirmed",
-            key=admin(),
-            actor=key_actor(admin()),
-            uow=short.uow,
-            balances=short.balances,
-        )
+        released = release(short, deferred.order_id, admin(), reason="transfer confirmed")
         assert (released.outcome, released.state) == (Outcome.APPROVE, DecisionState.DECIDED)
         assert released.hold is not None and released.hold.status is HoldStatus.OPEN
         assert released.hold.expires_at == clock.now() + timedelta(seconds=604800)
@@ -131,40 +144,16 @@ class TestRelease:
     def test_beyond_authority_is_refused_naming_the_authority_and_the_amount(self, short: Desk) -> None:
         deferred = defer(short)
         with pytest.raises(BeyondApprovalAuthority, match=r"approval authority 1000.00.*for 1200.00"):
-            release_deferred(
-                deferred.order_id,
-                customer_code=None,
-                reason="x",
-                key=admin("1000.00"),
-                actor=key_actor(admin("1000.00")),
-                uow=short.uow,
-                balances=short.balances,
-            )
+            release(short, deferred.order_id, admin("1000.00"), reason="x")
         with pytest.raises(BeyondApprovalAuthority, match="no approval authority"):
-            release_deferred(
-                deferred.order_id,
-                customer_code=None,
-                reason="x",
-                key=admin(None),
-                actor=key_actor(admin(None)),
-                uow=short.uow,
-                balances=short.balances,
-            )
+            release(short, deferred.order_id, admin(None), reason="x")
         assert short.decision(deferred.order_id).state is DecisionState.DEFERRED
         assert short.account().exposure == Decimal("0.00")
 
     def test_an_order_that_is_not_deferred_is_refused(self, short: Desk) -> None:
         approved = short.decide("10.00")
         with pytest.raises(NotDeferred, match="not deferred"):
-            release_deferred(
-                approved.order_id,
-                customer_code=None,
-                reason="x",
-                key=admin(),
-                actor=key_actor(admin()),
-                uow=short.uow,
-                balances=short.balances,
-            )
+            release(short, approved.order_id, admin(), reason="x")
 
     def test_never_approves_on_an_unknown_balance(self, short: Desk, clock: FakeClock) -> None:
         short.balances.fail_with("SERVICE_UNAVAILABLE")
@@ -172,42 +161,19 @@ class TestRelease:
         deferred = defer(short, "10.00")
         assert deferred.reasons[0].reason == "BALANCE_UNAVAILABLE"
         with pytest.raises(ReleaseRefused, match="no usable balance"):
-            release_deferred(
-                deferred.order_id,
-                customer_code=None,
-                reason="x",
-                key=admin(),
-                actor=key_actor(admin()),
-                uow=short.uow,
-                balances=short.balances,
-            )
+            release(short, deferred.order_id, admin(), reason="x")
         assert short.decision(deferred.order_id).hold is None
 
     def test_another_customers_order_is_not_found(self, short: Desk) -> None:
         deferred = defer(short)
         with pytest.raises(UnknownOrder):
-            release_deferred(
-                deferred.order_id,
-                customer_code=None,
-                reason="x",
-                key=admin(customers=frozenset({OTHER_CUSTOMER})),
-                actor=key_actor(admin(customers=frozenset({OTHER_CUSTOMER}))),
-                uow=short.uow,
-                balances=short.balances,
-            )
+            release(short, deferred.order_id, admin(customers=frozenset({OTHER_CUSTOMER})), reason="x")
 
 
 class TestRejectAndRecheck:
     def test_reject_blocks_with_the_reason_recorded(self, short: Desk) -> None:
         deferred = defer(short)
-        rejected = reject_deferred(
-            deferred.order_id,
-            customer_code=None,
-            reason="customer on watch list",
-            key=admin(),
-            actor=key_actor(admin()),
-            uow=short.uow,
-        )
+        rejected = reject(short, deferred.order_id, admin(), reason="customer on watch list")
         assert (rejected.outcome, rejected.state, rejected.hold) == (
             Outcome.BLOCK,
             DecisionState.DECIDED,
@@ -216,26 +182,11 @@ class TestRejectAndRecheck:
         assert rejected.reviews[-1]["action"] == "reject"
         assert events(short, "decision.rejected")[0]["reason"] == "customer on watch list"
         with pytest.raises(NotDeferred):
-            reject_deferred(
-                deferred.order_id,
-                customer_code=None,
-                reason="again",
-                key=admin(),
-                actor=key_actor(admin()),
-                uow=short.uow,
-            )
+            reject(short, deferred.order_id, admin(), reason="again")
 
     def test_recheck_is_recorded_with_who_and_the_facts(self, short: Desk, clock: FakeClock) -> None:
         deferred = defer(short)
-        rechecked = recheck_deferred(
-            deferred.order_id,
-            customer_code=None,
-            reason="looking again",
-            key=admin(),
-            actor=key_actor(admin()),
-            uow=short.uow,
-            balances=short.balances,
-        )
+        rechecked = recheck(short, deferred.order_id, admin(), reason="looking again")
         assert rechecked.state is DecisionState.DEFERRED
         entry = rechecked.reviews[-1]
         assert (entry["action"], entry["by"], entry["outcome_after"]) == ("recheck", "credit-lead", "defer")
