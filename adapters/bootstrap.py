@@ -330,6 +330,7 @@ def reseal_secrets(settings: Settings) -> dict[str, int]:
     return {
         "configs": reseal_configs(uow=context.uow(), box=box),
         "tokens": SqlTokenStore(engine, box).reseal_all(),
+        "webhooks": SqlWebhookStore(engine).reseal_all(box.reseal),
     }
 
 

@@ -175,7 +175,7 @@ def client(app: Any) -> Any:
 def keys(context: AppContext) -> dict[str, str]:
     """One key per role, plus one limited to customer 8800000001."""
     out = {}
-    for role in ("orders", "admin", "auditor"):
+    for role in ("orders", "admin", "auditor", "finance"):
         out[role] = create_api_key(
             name=f"test-{role}", role=role, customers=None, uow=context.uow(), clock=context.clock
         ).secret

@@ -20,6 +20,7 @@ import click
 
 from adapters.cli import audit, payments, reports, webhooks
 from adapters.cli.audit import operator
+from creditctl.domain.api_key import Role
 from creditctl.domain.audit import canonical_json
 from creditctl.domain.decision import Order
 from creditctl.domain.errors import CreditctlError, RuleSetRefused
@@ -95,7 +96,8 @@ def build_cli(ops: CliOps) -> click.Group:
 
     @cli.command(
         help="Load demo customers and accounts from the balance provider, and print demo keys "
-        "(demo-admin, demo-orders, demo-auditor: new ones each time, the previous ones revoked)."
+        "(demo-admin, demo-orders, demo-auditor, demo-finance: new ones each time, the previous ones "
+        "revoked)."
     )
     def demo() -> None:
         ctx = ops.make_context()
@@ -106,9 +108,9 @@ def build_cli(ops: CliOps) -> click.Group:
                 click.echo(
                     f"account {code}/{a.sale_group_code}  balance {fmt(a.amount)}  {a.payer_account_name}"
                 )
-        # Named keys, made afresh each time: the previous demo keys are revoked, so exactly these three
+        # Named keys, made afresh each time: the previous demo keys are revoked, so exactly these four
         # are active however often the demo is loaded (a key is shown only once, so new ones are needed).
-        admin, orders, auditor = (
+        admin, orders, auditor, finance = (
             replace_api_key(
                 name=f"demo-{role}",
                 role=role,
@@ -117,12 +119,13 @@ def build_cli(ops: CliOps) -> click.Group:
                 clock=ctx.clock,
                 actor=operator(),
             )
-            for role in ("admin", "orders", "auditor")
+            for role in ("admin", "orders", "auditor", "finance")
         )
         click.echo(f"admin key (shown once):   {admin.secret}")
         click.echo(f"orders key (shown once):  {orders.secret}")
         click.echo(f"auditor key (shown once): {auditor.secret}")
-        revoked = admin.revoked + orders.revoked + auditor.revoked
+        click.echo(f"finance key (shown once): {finance.secret}")
+        revoked = admin.revoked + orders.revoked + auditor.revoked + finance.revoked
         if revoked:  # a fresh database has none to revoke: saying so would only puzzle
             click.echo(f"(the demo keys printed by an earlier run no longer work: {revoked} revoked)")
 
@@ -142,9 +145,15 @@ def _keys(cli: click.Group, ops: CliOps) -> None:
     @cli.group(help="API keys.")
     def keys() -> None: ...
 
-    @keys.command("create", help="Create a key and print it once.")
-    @click.option("--role", required=True, type=click.Choice(["orders", "admin", "auditor"]))
+    @keys.command("create", help="Create a key issued to an owner and print it once.")
+    @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
     @click.option("--name", required=True)
+    @click.option(
+        "--owner",
+        default=None,
+        help="The person (or named system) the key is issued to; four eyes compares owners, so two keys "
+        "of one owner never approve each other's requests. Default: the key's name.",
+    )
     @click.option("--customer", "customers", multiple=True, help="Limit the key to these customers.")
     @click.option(
         "--approval-limit",
@@ -153,7 +162,9 @@ def _keys(cli: click.Group, ops: CliOps) -> None:
         help="Admin keys: the largest deferred order this key may release (e.g. 100000.00); "
         "without it the key releases nothing.",
     )
-    def keys_create(role: str, name: str, customers: tuple[str, ...], approval_limit: str | None) -> None:
+    def keys_create(
+        role: str, name: str, owner: str | None, customers: tuple[str, ...], approval_limit: str | None
+    ) -> None:
         ctx = ops.make_context()
         new = create_api_key(
             name=name,
@@ -164,10 +175,15 @@ def _keys(cli: click.Group, ops: CliOps) -> None:
             balances=ctx.balances,
             actor=operator(),
             approval_limit=approval_limit,
+            owner=owner,
         )
         click.echo(new.secret)
 
-    @keys.command("list", help="List keys (never the secrets).")
+    @keys.command(
+        "list",
+        help="List keys, never the secrets: id, name, owner, role, customers, state, approval authority "
+        "(tab-separated).",
+    )
     def keys_list() -> None:
         ctx = ops.make_context()
         with ctx.uow() as uow:
@@ -179,7 +195,7 @@ def _keys(cli: click.Group, ops: CliOps) -> None:
                     if k.approval_limit is not None
                     else "no approval authority"
                 )
-                click.echo(f"{k.id}\t{k.name}\t{k.role.value}\t{scope}\t{state}\t{authority}")
+                click.echo(f"{k.id}\t{k.name}\t{k.owner}\t{k.role.value}\t{scope}\t{state}\t{authority}")
 
     @keys.command("revoke", help="Revoke a key by id.")
     @click.argument("key_id", type=int)

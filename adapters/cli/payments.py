@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from adapters.cli.audit import operator
+from adapters.cli.operator import operator_principal
 from creditctl.domain.errors import NotFound
 from creditctl.domain.money import MoneyError, parse_money
 from creditctl.domain.payment import PaymentRecord
@@ -39,7 +40,7 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
                 chunk = lines[start : start + MAX_BATCH]
                 cmd = PostPayments(customer, group, [r for _, r in chunk], by=by, partial=True)
                 try:
-                    result = post_payments(cmd, scope=None, uow=ctx.uow(), actor=operator())
+                    result = post_payments(cmd, who=operator_principal(), uow=ctx.uow(), actor=operator())
                 except NotFound as exc:
                     refused += [(n, exc.message) for n, _ in chunk]
                     continue

@@ -482,6 +482,7 @@ class _ApiKeys:
         key_hash: str,
         now: datetime,
         approval_limit: Decimal | None = None,
+        owner: str | None = None,
     ) -> ApiKey:
         key = ApiKey(
             id=len(self.w.api_keys) + 1,
@@ -490,6 +491,7 @@ class _ApiKeys:
             customers=customers,
             created_at=now,
             approval_limit=approval_limit,
+            owner=owner or name,
         )
         self.w.api_keys[key_hash] = key
         return key

@@ -28,7 +28,9 @@ class SqlApiKeyRepository:
         key_hash: str,
         now: datetime,
         approval_limit: Decimal | None = None,
+        owner: str | None = None,
     ) -> ApiKey:
+        owner = owner or name
         result = self._conn.execute(
             insert(api_keys)
             .values(
@@ -38,6 +40,7 @@ class SqlApiKeyRepository:
                 customers=sorted(customers) if customers is not None else None,
                 created_at=now,
                 approval_limit_fen=None if approval_limit is None else to_fen(approval_limit),
+                owner=owner,
             )
             .returning(_k.id)
         )
@@ -48,6 +51,7 @@ class SqlApiKeyRepository:
             customers=customers,
             created_at=now,
             approval_limit=approval_limit,
+            owner=owner,
         )
 
     def by_hash(self, key_hash: str) -> ApiKey | None:
@@ -73,4 +77,5 @@ def _to_key(r: Row[Any]) -> ApiKey:
         created_at=r.created_at,
         revoked_at=r.revoked_at,
         approval_limit=None if r.approval_limit_fen is None else from_fen(r.approval_limit_fen),
+        owner=r.owner,
     )

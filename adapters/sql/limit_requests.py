@@ -31,6 +31,7 @@ class SqlLimitRequestRepository:
                 status=request.status.value,
                 requested_by=request.requested_by,
                 requested_by_key_id=request.requested_by_key_id,
+                requested_by_owner=request.requested_by_owner,
                 requested_at=request.requested_at,
             )
         )
@@ -47,6 +48,7 @@ class SqlLimitRequestRepository:
                 status=request.status.value,
                 decided_by=request.decided_by,
                 decided_by_key_id=request.decided_by_key_id,
+                decided_by_owner=request.decided_by_owner,
                 decided_at=request.decided_at,
                 note=request.note,
             )
@@ -88,9 +90,11 @@ def _request(r: Row[Any]) -> CreditLimitRequest:
         status=LimitRequestStatus(r.status),
         requested_by=r.requested_by,
         requested_by_key_id=r.requested_by_key_id,
+        requested_by_owner=r.requested_by_owner,
         requested_at=r.requested_at,
         decided_by=r.decided_by,
         decided_by_key_id=r.decided_by_key_id,
+        decided_by_owner=r.decided_by_owner,
         decided_at=r.decided_at,
         note=r.note,
     )

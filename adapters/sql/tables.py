@@ -197,6 +197,7 @@ api_keys = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime),
     Column("approval_limit_fen", BigInteger),  # the largest order this key may release; None: none
+    Column("owner", String(100), nullable=False),  # the person the key is issued to (four eyes)
 )
 
 outbox = Table(
@@ -356,9 +357,11 @@ credit_limit_requests = Table(
     Column("status", String(16), nullable=False),
     Column("requested_by", String(200), nullable=False),
     Column("requested_by_key_id", Integer, nullable=False),
+    Column("requested_by_owner", String(200), nullable=False),
     Column("requested_at", UtcDateTime, nullable=False),
     Column("decided_by", String(200)),
     Column("decided_by_key_id", Integer),
+    Column("decided_by_owner", String(200)),
     Column("decided_at", UtcDateTime),
     Column("note", String(500)),
     Index("ix_credit_limit_requests_account", "account_id", "requested_at"),

@@ -6,6 +6,7 @@ transaction holds the write lock)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -222,6 +223,23 @@ class SqlWebhookStore:
             ).scalar_one()
             conn.rollback()
         return {**{status: n for status, n in rows}, "undispatched": waiting}
+
+    def reseal_all(self, reseal: Callable[[str], str]) -> int:
+        """Key rotation: re-encrypt every subscription's signing secrets (the current and, while it still
+        signs, the previous) under the newest key, in one transaction; the secrets themselves do not
+        change, so receivers notice nothing. Not an audited change of a subscription."""
+        count = 0
+        with self._engine.begin() as conn:
+            rows = conn.execute(select(_s.id, _s.secret, _s.previous_secret).with_for_update()).all()
+            for row in rows:
+                previous = None if row.previous_secret is None else reseal(row.previous_secret)
+                conn.execute(
+                    update(webhook_subscriptions)
+                    .where(_s.id == row.id)
+                    .values(secret=reseal(row.secret), previous_secret=previous)
+                )
+                count += 1
+        return count
 
 
 def _lock(conn: Connection, was: Subscription) -> bool:

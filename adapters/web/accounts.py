@@ -7,7 +7,7 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-from adapters.web.auth import actor, current_key, requires, requires_global_admin, scope
+from adapters.web.auth import actor, current_key, requires, requires_act, requires_global_admin, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.accounts import (
@@ -19,6 +19,7 @@ from adapters.web.schemas.accounts import (
 from adapters.web.schemas.reviews import FreezeListSchema
 from adapters.web.schemas.rule_sets import AssignmentSchema, AssignSchema, ParamsSchema
 from creditctl.domain.api_key import Role
+from creditctl.domain.authority import Act
 from creditctl.domain.errors import InvalidRequest
 from creditctl.domain.rule_set import Assignment
 from creditctl.services.account_holds import HoldCursor, list_holds
@@ -88,7 +89,7 @@ def _decode(cursor: str | None) -> HoldCursor | None:
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/freeze", methods=["POST"])
-@requires(Role.ADMIN)
+@requires_act(Act.FREEZE)
 @bp.arguments(FreezeRequestSchema)
 @bp.response(200, AccountSchema)
 @bp.alt_response(
@@ -107,8 +108,7 @@ def freeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> Ac
         customer_code,
         sale_group_code,
         reason=body["reason"],
-        by=current_key().name,
-        scope=scope(),
+        who=current_key(),
         uow=c.uow(),
         actor=actor(),
     )
@@ -116,18 +116,23 @@ def freeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> Ac
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/unfreeze", methods=["POST"])
-@requires(Role.ADMIN)
+@requires_act(Act.LIFT_OWN_FREEZE)
 @bp.arguments(FreezeRequestSchema)
 @bp.response(200, AccountSchema)
+@bp.alt_response(
+    403,
+    description="The freeze was set by another owner or by the rules: a key not limited to customers "
+    "lifts it",
+)
 def unfreeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> AccountView:
-    """Lift a freeze, with the reason for the record."""
+    """Lift a freeze, with the reason for the record: the owner who set it with any of their keys;
+    another owner's or the rules' freeze needs an admin key not limited to customers."""
     c = ctx()
     unfreeze_account(
         customer_code,
         sale_group_code,
         reason=body["reason"],
-        by=current_key().name,
-        scope=scope(),
+        who=current_key(),
         uow=c.uow(),
         actor=actor(),
     )
@@ -163,7 +168,7 @@ def unassign(customer_code: str, sale_group_code: str) -> None:
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/params", methods=["PUT"])
-@requires_global_admin
+@requires_act(Act.SET_ACCOUNT_PARAMS)
 @bp.arguments(ParamsSchema)
 @bp.response(200, AccountSchema)
 @bp.alt_response(404, description="No such account")

@@ -20,6 +20,7 @@ from adapters.web import (
     decisions,
     docs,
     health,
+    keys,
     metrics,
     reports,
     request_context,
@@ -73,6 +74,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     api.register_blueprint(webhooks.bp)
     api.register_blueprint(audit.bp)
     api.register_blueprint(reviews.bp)
+    api.register_blueprint(keys.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(docs.bp)

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import request
 
-from adapters.web.auth import actor, current_key, requires, scope
+from adapters.web.auth import actor, current_key, requires, requires_act, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.credit import (
@@ -26,6 +26,7 @@ from adapters.web.schemas.credit import (
     PaymentPageSchema,
 )
 from creditctl.domain.api_key import Role
+from creditctl.domain.authority import Act
 from creditctl.domain.errors import InvalidRequest
 from creditctl.domain.limit_request import CreditLimitRequest
 from creditctl.domain.money import ZERO
@@ -56,13 +57,16 @@ def _larger_bodies_for_payments() -> None:
 
 
 @bp.route(f"{ACCOUNT}/payments", methods=["POST"])
-@requires(Role.ADMIN, Role.ORDERS)
+@requires_act(Act.POST_PAYMENTS)
 @bp.arguments(PaymentBatchSchema())
 @bp.response(200, PaymentBatchResultSchema)
+@bp.alt_response(403, description="Only a finance key not limited to customers posts payment records")
 @bp.alt_response(404, description="Unknown customer or account (or one the key may not see)")
 def post(body: dict[str, Any], customer_code: str, sale_group_code: str) -> dict[str, Any]:
     """Store payment records, idempotent by invoice id: the same figures change nothing; other figures
-    update the record (kept in its history). All records are stored or none (422 names each bad one)."""
+    update the record (kept in its history). All records are stored or none (422 names each bad one).
+
+    Payment records are finance's facts: a `finance` key not limited to customers posts them."""
     records = [
         PaymentRecord(
             invoice_id=p["invoice_id"],
@@ -74,7 +78,7 @@ def post(body: dict[str, Any], customer_code: str, sale_group_code: str) -> dict
         for p in body["payments"]
     ]
     cmd = PostPayments(customer_code, sale_group_code, records, by=current_key().name)
-    result = post_payments(cmd, scope=scope(), uow=ctx().uow(), actor=actor())
+    result = post_payments(cmd, who=current_key(), uow=ctx().uow(), actor=actor())
     return {
         "created": result.count("created"),
         "updated": result.count("updated"),
@@ -84,7 +88,7 @@ def post(body: dict[str, Any], customer_code: str, sale_group_code: str) -> dict
 
 
 @bp.route(f"{ACCOUNT}/payments", methods=["GET"])
-@requires(Role.ADMIN, Role.ORDERS, Role.AUDITOR)
+@requires(Role.ADMIN, Role.ORDERS, Role.AUDITOR, Role.FINANCE)
 @bp.arguments(PaymentPageQuerySchema(), location="query", as_kwargs=True)
 @bp.response(200, PaymentPageSchema)
 @bp.alt_response(404, description="Unknown customer or account (or one the key may not see)")
@@ -110,7 +114,7 @@ def _decode(cursor: str | None) -> str | None:
 
 
 @bp.route(f"{ACCOUNT}/credit-profile", methods=["GET"])
-@requires(Role.ADMIN, Role.ORDERS, Role.AUDITOR)
+@requires(Role.ADMIN, Role.ORDERS, Role.AUDITOR, Role.FINANCE)
 @bp.response(200, CreditProfileSchema)
 @bp.alt_response(404, description="Unknown customer or account (or one the key may not see)")
 def profile(customer_code: str, sale_group_code: str) -> CreditProfileView:
@@ -120,20 +124,27 @@ def profile(customer_code: str, sale_group_code: str) -> CreditProfileView:
 
 
 @bp.route(f"{ACCOUNT}/credit-profile", methods=["PUT"])
-@requires(Role.ADMIN)
+@requires_act(Act.LOWER_BASE_LIMIT)
 @bp.arguments(BaseLimitSchema())
 @bp.response(200, CreditProfileSchema)
+@bp.alt_response(
+    403,
+    description="Raising the base limit needs a key not limited to customers (a limited key asks for "
+    "a temporary limit, which another owner approves)",
+)
 @bp.alt_response(404, description="Unknown customer or account (or one the key may not see)")
 def set_base(body: dict[str, Any], customer_code: str, sale_group_code: str) -> CreditProfileView:
-    """Set the account's base credit limit with a reason (null: back to the rule parameter)."""
+    """Set the account's base credit limit with a reason (null: back to the rule parameter).
+
+    Lowering it is any administrator's act; raising it (the base the limit is computed from goes up)
+    needs an admin key not limited to customers."""
     c = ctx()
     set_base_limit(
         customer_code,
         sale_group_code,
         base_limit=body["base_limit"],
         reason=body["reason"],
-        by=current_key().name,
-        scope=scope(),
+        who=current_key(),
         uow=c.uow(),
         actor=actor(),
     )
@@ -141,7 +152,7 @@ def set_base(body: dict[str, Any], customer_code: str, sale_group_code: str) -> 
 
 
 @bp.route(f"{ACCOUNT}/credit-limit-requests", methods=["POST"])
-@requires(Role.ADMIN)
+@requires_act(Act.REQUEST_TEMPORARY_LIMIT)
 @bp.arguments(LimitRequestBodySchema())
 @bp.response(201, LimitRequestSchema)
 @bp.alt_response(404, description="Unknown customer or account (or one the key may not see)")
@@ -189,22 +200,23 @@ def _decide(request_id: str, body: dict[str, Any], approve: bool) -> dict[str, A
 
 
 @bp.route("/credit-limit-requests/<string:request_id>/approve", methods=["POST"])
-@requires(Role.ADMIN)
+@requires_act(Act.DECIDE_TEMPORARY_LIMIT)
 @bp.arguments(LimitDecisionBodySchema())
 @bp.response(200, LimitRequestSchema)
-@bp.alt_response(403, description="Four eyes: the key that made the request may not approve it")
+@bp.alt_response(403, description="Four eyes: the owner who made the request may not approve it")
 @bp.alt_response(404, description="Unknown request (or one the key may not see)")
 @bp.alt_response(409, description="The request is not pending")
 def approve(body: dict[str, Any], request_id: str) -> dict[str, Any]:
-    """Approve with another administrator's key: the temporary limit counts at once, until its end."""
+    """Approve as another owner than the requester (not merely another key): the temporary limit counts
+    at once, until its end."""
     return _decide(request_id, body, approve=True)
 
 
 @bp.route("/credit-limit-requests/<string:request_id>/reject", methods=["POST"])
-@requires(Role.ADMIN)
+@requires_act(Act.DECIDE_TEMPORARY_LIMIT)
 @bp.arguments(LimitDecisionBodySchema())
 @bp.response(200, LimitRequestSchema)
-@bp.alt_response(403, description="Four eyes: the key that made the request may not reject it")
+@bp.alt_response(403, description="Four eyes: the owner who made the request may not reject it, with any key")
 @bp.alt_response(404, description="Unknown request (or one the key may not see)")
 @bp.alt_response(409, description="The request is not pending")
 def reject(body: dict[str, Any], request_id: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from adapters.web.auth import actor, requires, scope
+from adapters.web.auth import actor, requires, requires_act, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.metrics import DECISION_SECONDS, REPLAYS, count_decision
@@ -19,6 +19,7 @@ from adapters.web.schemas.decisions import (
     SettleRequestSchema,
 )
 from creditctl.domain.api_key import Role
+from creditctl.domain.authority import Act
 from creditctl.domain.decision import Decision, Order
 from creditctl.domain.errors import InvalidRequest
 from creditctl.services.decide_order import decide_order
@@ -35,7 +36,7 @@ bp = ApiBlueprint(
 
 
 @bp.route("", methods=["POST"])
-@requires(Role.ORDERS)
+@requires_act(Act.DECIDE_ORDER)
 @bp.arguments(DecisionRequestSchema())  # an instance: webargs would build one per request
 @bp.response(201, DecisionSchema, description="A new decision")
 @bp.alt_response(
@@ -75,7 +76,7 @@ def read(order_id: str, customer_code: str | None = None) -> Decision:
 
 
 @bp.route("/<path:order_id>/settle", methods=["POST"])
-@requires(Role.ORDERS)
+@requires_act(Act.END_HOLD)
 @bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
 @bp.arguments(IdempotencyHeaderSchema(), location="headers", as_kwargs=True)
 @bp.arguments(SettleRequestSchema(), location="json", as_kwargs=True)
@@ -112,7 +113,7 @@ def settle(
 
 
 @bp.route("/<path:order_id>/release", methods=["POST"])
-@requires(Role.ORDERS)
+@requires_act(Act.END_HOLD)
 @bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
 @bp.arguments(EndHoldRequestSchema(), location="json", as_kwargs=True)
 @bp.response(200, DecisionSchema)

@@ -7,7 +7,7 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-from adapters.web.auth import actor, current_key, requires, scope
+from adapters.web.auth import actor, current_key, requires, requires_act, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.decisions import DecisionSchema, OrderRefQuerySchema
@@ -17,9 +17,11 @@ from adapters.web.schemas.reviews import (
     QueuePageSchema,
     QueueQuerySchema,
     RecheckActionSchema,
+    ReleaseActionSchema,
     ReviewActionSchema,
 )
 from creditctl.domain.api_key import Role
+from creditctl.domain.authority import Act
 from creditctl.domain.decision import Decision
 from creditctl.domain.errors import InvalidRequest
 from creditctl.services.reviews import (
@@ -94,12 +96,14 @@ def recheck_many(body: dict[str, Any]) -> BatchRecheck:
 
 
 @bp.route("/<path:order_id>/release", methods=["POST"])
-@requires(Role.ADMIN)
+@requires_act(Act.RELEASE_DEFERRED)
 @bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
-@bp.arguments(ReviewActionSchema(), location="json")
+@bp.arguments(ReleaseActionSchema(), location="json")
 @bp.response(200, DecisionSchema)
 @bp.alt_response(
-    403, description="Beyond the key's approval authority (errors name approval_limit and amount)"
+    403,
+    description="Beyond the key's approval authority (errors name approval_limit and amount), or an "
+    "overdraft without override or beyond the key's authority (errors name authority)",
 )
 @bp.alt_response(
     409,
@@ -108,7 +112,12 @@ def recheck_many(body: dict[str, Any]) -> BatchRecheck:
 )
 def release(body: dict[str, Any], order_id: str, customer_code: str | None = None) -> Decision:
     """Approve a deferred order by hand, taking its hold even beyond what the rules allowed, within the
-    key's approval authority (an amount set when the key was created)."""
+    key's approval authority (an amount set when the key was created).
+
+    The account is judged as it is now: a release that would take available + credit limit below zero
+    (an overdraft) is refused unless `override` is true, the key is not limited to customers and its
+    approval limit covers the overdraft. The answer's last review entry carries available_before,
+    available_after, credit_limit, overdraft and override."""
     c = ctx()
     return release_deferred(
         order_id,
@@ -119,11 +128,12 @@ def release(body: dict[str, Any], order_id: str, customer_code: str | None = Non
         uow=c.uow(),
         balances=c.balances,
         deadline_s=c.decision_deadline_s,
+        override=body["override"],
     )
 
 
 @bp.route("/<path:order_id>/reject", methods=["POST"])
-@requires(Role.ADMIN)
+@requires_act(Act.REJECT_DEFERRED)
 @bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
 @bp.arguments(ReviewActionSchema(), location="json")
 @bp.response(200, DecisionSchema)

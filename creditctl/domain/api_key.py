@@ -1,4 +1,7 @@
-"""API keys: random, shown once, stored as a SHA-256 hash; a role and optionally a set of customers."""
+"""API keys: random, shown once, stored as a SHA-256 hash; a role and optionally a set of customers.
+
+A key is issued to an owner (a person, or a named system): "four eyes" compares owners, never keys, so one
+person holding two keys is still one person."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ class Role(StrEnum):
     ORDERS = "orders"
     ADMIN = "admin"
     AUDITOR = "auditor"
+    FINANCE = "finance"  # posts payment records: finance's facts, never the customer's own word
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,17 @@ class ApiKey:
     # Approval authority: the largest order amount this key may release from the review queue
     # (None: it may not release at all).
     approval_limit: Decimal | None = None
+    # The person (or named system) the key is issued to; a key made without one belongs to its name.
+    owner: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.owner:
+            object.__setattr__(self, "owner", self.name)
+
+    @property
+    def is_global(self) -> bool:
+        """Not limited to some customers: may act on state every customer shares."""
+        return self.customers is None
 
     def may_see(self, customer_code: str) -> bool:
         """A key limited to some customers knows nothing of the others."""

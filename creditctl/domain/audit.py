@@ -25,11 +25,15 @@ SUBJECT_COLUMNS = ("customer_code", "sale_group_code", "order_id")
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who made a change: an API key (name, role), the CLI ("cli:<user>") or creditctl itself."""
+    """Who made a change: an API key (name, role, its id and the owner it is issued to), the CLI
+    ("cli:<user>") or creditctl itself. The owner is the person: an auditor sees two keys of one person as
+    one person."""
 
     name: str
     role: str
     request_id: str | None = None
+    owner: str | None = None
+    key_id: int | None = None
 
 
 SYSTEM = Actor(name="creditctl", role="system")
@@ -37,12 +41,12 @@ SYSTEM = Actor(name="creditctl", role="system")
 
 def key_actor(key: ApiKey, request_id: str | None = None) -> Actor:
     """An API key acting (name and role), in the request `request_id`."""
-    return Actor(name=key.name, role=key.role.value, request_id=request_id)
+    return Actor(name=key.name, role=key.role.value, request_id=request_id, owner=key.owner, key_id=key.id)
 
 
 def cli_actor(user: str) -> Actor:
     """An operator at the command line."""
-    return Actor(name=f"cli:{user}", role="operator")
+    return Actor(name=f"cli:{user}", role="operator", owner=f"cli:{user}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,13 +133,23 @@ def event_payload(
         {
             "type": type_,
             "at": at,
-            "actor": {"name": actor.name, "role": actor.role},
+            "actor": _actor_fields(actor),
             "request_id": actor.request_id,
             "subject": {k: v for k, v in subject.items() if v is not None},
             "before": before,
             "after": after,
         }
     )
+
+
+def _actor_fields(actor: Actor) -> dict[str, Any]:
+    """Name and role; the owner and key id where there are (events from before owners keep their bytes)."""
+    fields: dict[str, Any] = {"name": actor.name, "role": actor.role}
+    if actor.owner is not None:
+        fields["owner"] = actor.owner
+    if actor.key_id is not None:
+        fields["key_id"] = actor.key_id
+    return fields
 
 
 def chain_hash(prev_hash: str, payload: str) -> str:

@@ -183,10 +183,10 @@ class OwnRequest(Forbidden):
 
     code = "auth.four_eyes"
 
-    def __init__(self, request_id: str) -> None:
+    def __init__(self, request_id: str, owner: str) -> None:
         super().__init__(
-            f"credit limit request {request_id!r} was made with this API key; "
-            "another administrator's key must approve or reject it (four eyes)",
+            f"credit limit request {request_id!r} was made by {owner!r}, who holds this API key; "
+            "another person must approve or reject it (four eyes compares owners, not keys)",
             field="request_id",
         )
 

@@ -29,9 +29,11 @@ class CreditLimitRequest:
     status: LimitRequestStatus
     requested_by: str
     requested_by_key_id: int
+    requested_by_owner: str  # the person: four eyes compares owners, not keys
     requested_at: datetime
     decided_by: str | None = None
     decided_by_key_id: int | None = None
+    decided_by_owner: str | None = None
     decided_at: datetime | None = None
     note: str | None = None
 

@@ -33,6 +33,7 @@ def review_entry(
     return {
         "action": action,
         "by": key.name,
+        "owner": key.owner,
         "role": key.role.value,
         "approval_limit": None if key.approval_limit is None else str(key.approval_limit),
         "reason": reason,

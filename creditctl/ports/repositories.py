@@ -247,6 +247,7 @@ class ApiKeyRepository(Protocol):
         key_hash: str,
         now: datetime,
         approval_limit: Decimal | None = None,
+        owner: str | None = None,
     ) -> ApiKey: ...
 
     def by_hash(self, key_hash: str) -> ApiKey | None:

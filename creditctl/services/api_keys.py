@@ -32,13 +32,22 @@ def create_api_key(
     balances: BalanceProvider | None = None,
     actor: Actor = SYSTEM,
     approval_limit: str | None = None,
+    owner: str | None = None,
 ) -> NewApiKey:
-    """Make a key; only its hash is kept.
+    """Make a key issued to `owner` (a person or a named system; without one, the key's name); only its
+    hash is kept.
 
     A key limited to customers needs each to be known; with `balances`, one the provider names is
     registered on the spot (as on its first decision). `approval_limit` (a decimal string, admin keys
-    only) is the largest deferred order the key may release from the review queue."""
+    only) is the largest deferred order the key may release from the review queue. A finance key posts
+    payment records, which no key limited to the customer they describe may do: it is never limited."""
     limit = _approval_limit(approval_limit, role)
+    if role == Role.FINANCE.value and customers:
+        raise InvalidRequest(
+            "a finance key posts payment records, which a key limited to the customer they describe may "
+            "not do: make it without --customer",
+            field="customers",
+        )
     if customers and balances is not None:
         for code in sorted(set(customers)):
             ensure_known(code, uow=uow, balances=balances, now=clock.now())
@@ -51,6 +60,7 @@ def create_api_key(
         replace=False,
         approval_limit=limit,
         actor=actor,
+        owner=owner,
     )
 
 
@@ -95,6 +105,7 @@ def _create(
     replace: bool,
     actor: Actor,
     approval_limit: Decimal | None = None,
+    owner: str | None = None,
 ) -> NewApiKey:
     try:
         role_value = Role(role)
@@ -104,6 +115,10 @@ def _create(
         ) from None
     if not name.strip():
         raise InvalidRequest("a name is required", field="name")
+    if owner is not None and not owner.strip():
+        raise InvalidRequest("an owner is a person's or a system's name, not blank", field="owner")
+    if owner is not None and len(owner) > 100:
+        raise InvalidRequest("an owner is at most 100 characters", field="owner")
     secret = new_secret()
     scope = frozenset(customers) if customers else None
     revoked = 0
@@ -124,6 +139,7 @@ def _create(
             key_hash=hash_secret(secret),
             now=clock.now(),
             approval_limit=approval_limit,
+            owner=owner.strip() if owner else None,
         )
         _record(uow, "api_key.created", key, actor)
         uow.commit()
@@ -158,7 +174,13 @@ def _record(uow: UnitOfWork, type_: str, key: ApiKey, actor: Actor) -> None:
         at=uow.now(),
         actor=actor,
         subject={"key_id": key.id, "key_name": key.name},
-        after={"role": key.role.value, "customers": key.customers, "revoked": type_ == "api_key.revoked"},
+        after={
+            "role": key.role.value,
+            "owner": key.owner,
+            "customers": key.customers,
+            "approval_limit": key.approval_limit,
+            "revoked": type_ == "api_key.revoked",
+        },
     )
 
 

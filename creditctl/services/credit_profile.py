@@ -19,6 +19,7 @@ from creditctl.domain.account import CreditAccount, PaymentProfile
 from creditctl.domain.assessment import effective_params
 from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.audit_records import account_subject
+from creditctl.domain.authority import Act, Principal, authorize, base_limit_act, scope_of, who_name
 from creditctl.domain.credit import CreditTerms, ProfileChange, credit_terms, describe_inputs, grade_bands
 from creditctl.domain.errors import InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.domain.money import MAX_AMOUNT
@@ -160,32 +161,37 @@ def set_base_limit(
     *,
     base_limit: Decimal | None,
     reason: str,
-    by: str,
-    scope: frozenset[str] | None,
+    who: Principal,
     uow: UnitOfWork,
     actor: Actor = SYSTEM,
 ) -> None:
-    """Set the account's base credit limit (None: back to the rule parameter base_credit_limit)."""
+    """Set the account's base credit limit (None: back to the rule parameter base_credit_limit).
+
+    Lowering is any administrator's; raising the effective base (what the limit is computed from) needs
+    global authority: a key limited to the customer asks for a temporary limit, which another owner
+    approves (the authority table, creditctl/domain/authority.py)."""
     if not reason.strip():
         raise InvalidRequest("a reason is required", field="reason")
     if base_limit is not None and not Decimal(0) <= base_limit <= MAX_AMOUNT:
         raise InvalidRequest("base_limit must be between 0.00 and 1000000000000.00", field="base_limit")
+    authorize(Act.LOWER_BASE_LIMIT, who)
     with uow:
-        account = locked_account(uow, customer_code, sale_group_code, scope)
+        account = locked_account(uow, customer_code, sale_group_code, scope_of(who))
         now = uow.now()
         params = account_params(uow, account)
-        before = credit_terms(account, params, now).limit
+        terms_before = credit_terms(account, params, now)
         account.credit.base_limit = base_limit
         account.credit.base_limit_reason = reason if base_limit is not None else None
+        authorize(base_limit_act(terms_before.base, credit_terms(account, params, now).base), who)
         recompute_profile(
             uow,
             account,
             params,
             now,
             trigger="base_limit",
-            by=by,
+            by=who_name(who),
             reason=reason,
-            limit_before=before,
+            limit_before=terms_before.limit,
             actor=actor,
         )
         uow.accounts.save(account)

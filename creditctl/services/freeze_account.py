@@ -1,10 +1,15 @@
-"""Freezing and unfreezing an account by hand: every order on a frozen account is blocked."""
+"""Freezing and unfreezing an account by hand: every order on a frozen account is blocked.
+
+Freezing takes credit away, so any administrator who sees the account may; lifting a freeze gives it back,
+so only the owner who set it may lift it with a key limited to the customer: a freeze another owner (the
+head office) or the rules set needs a key not limited to customers (creditctl/domain/authority.py)."""
 
 from __future__ import annotations
 
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.audit_records import account_status, account_subject
+from creditctl.domain.authority import Act, NotAuthorised, Principal, authorize, freezer, scope_of
 from creditctl.domain.errors import AlreadyFrozen, InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.domain.freeze import LiftedHow
 from creditctl.ports.unit_of_work import UnitOfWork
@@ -16,23 +21,27 @@ def freeze_account(
     sale_group_code: str,
     *,
     reason: str,
-    by: str,
-    scope: frozenset[str] | None,
+    who: Principal,
     uow: UnitOfWork,
     actor: Actor = SYSTEM,
 ) -> CreditAccount:
-    """Freeze with a stated reason.
+    """Freeze with a stated reason, recorded as the owner's (`admin:<owner>`).
 
     On an account already frozen: the same reason again is a no-op (a retried request); a freeze the
     rules made is taken over (the account stays frozen, now by this administrator for this reason, so the
     rules no longer lift it); another administrator's freeze with another reason is refused with
     AlreadyFrozen naming it (since when, by whom, why): unfreeze first to change the reason."""
     _require_reason(reason)
+    authorize(Act.FREEZE, who)
+    by = freezer(who)
     with uow:
-        account = _locked(uow, customer_code, sale_group_code, scope)
+        account = _locked(uow, customer_code, sale_group_code, scope_of(who))
         if account.is_frozen and (account.frozen_reason or "").strip() == reason.strip():
             return account
-        if account.is_frozen and not (account.frozen_by or "").startswith("rule:"):
+        # Taking over the rules' freeze ends it (they no longer lift it, but the owner could): only for
+        # those who may lift another's freeze; the others are told whose freeze it is.
+        takes_over_rule = (account.frozen_by or "").startswith("rule:") and _may(Act.LIFT_OTHERS_FREEZE, who)
+        if account.is_frozen and not takes_over_rule:
             raise AlreadyFrozen(
                 customer_code,
                 sale_group_code,
@@ -43,8 +52,8 @@ def freeze_account(
         before = account_status(account)
         now = uow.now()
         if account.is_frozen:  # a freeze the rules made: this one takes it over
-            record_lift(uow, account, how=LiftedHow.REPLACED, by=f"admin:{by}", reason=reason, now=now)
-        record_freeze(uow, account, reason=reason, by=f"admin:{by}", now=now)
+            record_lift(uow, account, how=LiftedHow.REPLACED, by=by, reason=reason, now=now)
+        record_freeze(uow, account, reason=reason, by=by, now=now)
         uow.accounts.save(account)
         uow.audit.append(
             "account.frozen",
@@ -63,18 +72,22 @@ def unfreeze_account(
     sale_group_code: str,
     *,
     reason: str,
-    by: str,
-    scope: frozenset[str] | None,
+    who: Principal,
     uow: UnitOfWork,
     actor: Actor = SYSTEM,
 ) -> CreditAccount:
-    """Lift a freeze, whoever set it."""
+    """Lift a freeze: the owner's own with any of their keys, anyone else's (or the rules') with global
+    authority."""
     _require_reason(reason)
+    authorize(Act.LIFT_OWN_FREEZE, who)
     with uow:
-        account = _locked(uow, customer_code, sale_group_code, scope)
+        account = _locked(uow, customer_code, sale_group_code, scope_of(who))
         if account.is_frozen:
+            authorize(
+                Act.LIFT_OWN_FREEZE if account.frozen_by == freezer(who) else Act.LIFT_OTHERS_FREEZE, who
+            )
             before = account_status(account)
-            record_lift(uow, account, how=LiftedHow.MANUAL, by=f"admin:{by}", reason=reason, now=uow.now())
+            record_lift(uow, account, how=LiftedHow.MANUAL, by=freezer(who), reason=reason, now=uow.now())
             uow.accounts.save(account)
             uow.audit.append(
                 "account.unfrozen",
@@ -86,6 +99,14 @@ def unfreeze_account(
             )
             uow.commit()
     return account
+
+
+def _may(act: Act, who: Principal) -> bool:
+    try:
+        authorize(act, who)
+    except NotAuthorised:
+        return False
+    return True
 
 
 def _require_reason(reason: str) -> None:

@@ -13,7 +13,8 @@ from decimal import Decimal
 from uuid import uuid4
 
 from creditctl.domain.api_key import ApiKey
-from creditctl.domain.audit import Actor
+from creditctl.domain.audit import Actor, key_actor
+from creditctl.domain.authority import Act, authorize
 from creditctl.domain.credit import credit_terms
 from creditctl.domain.errors import (
     InvalidRequest,
@@ -44,6 +45,7 @@ def request_limit(
     cmd: RequestLimit, *, key: ApiKey, uow: UnitOfWork, actor: Actor | None = None
 ) -> tuple[CreditLimitRequest, datetime]:
     """Record a pending request; `until` must be ahead of the database's clock."""
+    authorize(Act.REQUEST_TEMPORARY_LIMIT, key)
     if not Decimal("0") < cmd.amount <= MAX_AMOUNT:
         raise InvalidRequest("amount must be above 0.00 and at most 1000000000000.00", field="amount")
     if not cmd.reason.strip():
@@ -64,6 +66,7 @@ def request_limit(
             status=LimitRequestStatus.PENDING,
             requested_by=key.name,
             requested_by_key_id=key.id,
+            requested_by_owner=key.owner,
             requested_at=now,
         )
         uow.limit_requests.add(request)
@@ -81,13 +84,15 @@ def decide_limit_request(
     uow: UnitOfWork,
     actor: Actor | None = None,
 ) -> tuple[CreditLimitRequest, datetime]:
-    """Approve or reject a pending request with another key than the requester's (four eyes)."""
+    """Approve or reject a pending request as another owner than the requester's (four eyes: two
+    people, whichever keys each holds)."""
+    authorize(Act.DECIDE_TEMPORARY_LIMIT, key)
     with uow:
         request = uow.limit_requests.get(request_id)
         if request is None or not key.may_see(request.customer_code):
             raise UnknownLimitRequest(request_id)
-        if request.requested_by_key_id == key.id:
-            raise OwnRequest(request_id)
+        if request.requested_by_key_id == key.id or request.requested_by_owner == key.owner:
+            raise OwnRequest(request_id, request.requested_by_owner)
         account = locked_account(uow, request.customer_code, request.sale_group_code, key.customers)
         request = uow.limit_requests.get(request_id)  # again under the account's lock
         assert request is not None
@@ -98,6 +103,7 @@ def decide_limit_request(
             raise InvalidRequest(f"the request ran out at {request.until.isoformat()}", field="until")
         request.status = LimitRequestStatus.APPROVED if approve else LimitRequestStatus.REJECTED
         request.decided_by, request.decided_by_key_id, request.decided_at = key.name, key.id, now
+        request.decided_by_owner = key.owner
         request.note = note
         if approve:
             _supersede(uow, account.credit.temporary_request_id, now)
@@ -127,7 +133,7 @@ def decide_limit_request(
 
 
 def _key_actor(key: ApiKey) -> Actor:
-    return Actor(name=key.name, role=key.role.value)
+    return key_actor(key)
 
 
 def _record(
@@ -147,6 +153,8 @@ def _record(
             "status": request.status.value,
             "amount": request.amount,
             "until": request.until,
+            "requested_by_owner": request.requested_by_owner,
+            "decided_by_owner": request.decided_by_owner,
             "reason": request.reason,
             "note": request.note,
         },

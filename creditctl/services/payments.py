@@ -8,6 +8,7 @@ from datetime import date
 
 from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.audit_records import account_subject
+from creditctl.domain.authority import Act, Principal, authorize, scope_of
 from creditctl.domain.errors import InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.domain.payment import PaymentRecord
 from creditctl.ports.unit_of_work import UnitOfWork
@@ -36,10 +37,15 @@ class PaymentBatchResult:
 
 
 def post_payments(
-    cmd: PostPayments, *, scope: frozenset[str] | None, uow: UnitOfWork, actor: Actor = SYSTEM
+    cmd: PostPayments, *, who: Principal, uow: UnitOfWork, actor: Actor = SYSTEM
 ) -> PaymentBatchResult:
     """Store each record: new invoice → created; same figures → unchanged (nothing written); other figures
-    → updated, with a history row (before, after, who, when). Then recompute the credit profile."""
+    → updated, with a history row (before, after, who, when). Then recompute the credit profile.
+
+    Payment records are finance's facts (they move the grade, so the limit): only the finance role posts
+    them, never a key limited to the customer they describe."""
+    authorize(Act.POST_PAYMENTS, who)
+    scope = scope_of(who)
     if not cmd.records or len(cmd.records) > MAX_BATCH:
         raise InvalidRequest(f"send 1 to {MAX_BATCH} payment records", field="payments")
     out = PaymentBatchResult()

@@ -13,6 +13,7 @@ from creditctl.domain.api_key import ApiKey
 from creditctl.domain.assessment import build_facts, effective_params
 from creditctl.domain.audit import Actor
 from creditctl.domain.audit_records import decided_state, decision_subject
+from creditctl.domain.authority import Act, NotAuthorised, authorize, release_act
 from creditctl.domain.decision import Decision, DecisionState
 from creditctl.domain.errors import BeyondApprovalAuthority, NotDeferred, ReleaseRefused, UnknownCustomer
 from creditctl.domain.review import rejected_reason, released_reason, review_entry
@@ -69,10 +70,17 @@ def release_deferred(
     uow: UnitOfWork,
     balances: BalanceProvider,
     deadline_s: float = 2.0,
+    override: bool = False,
 ) -> Decision:
     """Approve a deferred order by hand, beyond what the rules allowed but within the key's approval
     authority: the hold is taken under the account lock. Never on an unknown balance, never on a frozen
-    account (ReleaseRefused); a stale balance is fetched first, with no lock held."""
+    account (ReleaseRefused); a stale balance is fetched first, with no lock held.
+
+    The account is judged as it is now, under the lock (not by the figures of the deferral): a release
+    that would take available + credit limit below zero is an overdraft, refused unless the releaser
+    sends `override` with global authority and an approval limit covering the overdraft (the authority
+    table). The review entry and the decision carry available before and after."""
+    authorize(Act.RELEASE_DEFERRED, key)
     with uow:
         decision = visible_decision(uow, order_id, key.customers, customer_code)
         account = uow.accounts.get(decision.order.customer_code, decision.order.sale_group_code)
@@ -99,25 +107,45 @@ def release_deferred(
             uow.accounts.save(locked)
             uow.commit()  # what the refresh brought in stays
             raise ReleaseRefused(order_id, why_not)
+        available = facts["available"]
+        assert isinstance(available, Decimal)  # a usable balance (checked above)
+        headroom_after = available + facts["credit.limit"] - decision.order.amount
+        try:
+            _, overdraft = release_act(
+                key, amount=decision.order.amount, headroom_after=headroom_after, override=override
+            )
+        except NotAuthorised:
+            uow.accounts.save(locked)
+            uow.commit()  # what the refresh brought in stays
+            raise
         outcome_before = decision.outcome.value
         decision.outcome, decision.state = Outcome.APPROVE, DecisionState.DECIDED
         decision.reasons = (*decision.reasons, released_reason(key, reason))
         decision.actions, decision.shortfall = (), None
+        # The figures the release was judged on, as a decision's are: the account now, before its hold.
+        decision.exposure, decision.available = locked.exposure, available
+        decision.credit_limit, decision.credit_grade = facts["credit.limit"], facts["credit.grade"]
         take_hold(uow, decision, locked, params, now)
-        decision.reviews.append(
-            review_entry(
-                "release",
-                key=key,
-                reason=reason,
-                at=now,
-                outcome_before=outcome_before,
-                after=decision,
-                facts=facts,
-            )
+        entry = review_entry(
+            "release",
+            key=key,
+            reason=reason,
+            at=now,
+            outcome_before=outcome_before,
+            after=decision,
+            facts=facts,
         )
+        entry.update(
+            available_before=str(available),
+            available_after=str(available - decision.order.amount),
+            credit_limit=str(facts["credit.limit"]),
+            overdraft=str(overdraft),
+            override=override,
+        )
+        decision.reviews.append(entry)
         uow.decisions.update(decision)
         decision_event(uow, "decision.released", decision, now, by=key.name, reason=reason)
-        _audit(uow, "deferral.released", decision, locked, actor, reason, now, outcome_before)
+        _audit(uow, "deferral.released", decision, locked, actor, reason, now, outcome_before, extra=entry)
         uow.accounts.save(locked)
         uow.commit()
     return decision
@@ -132,15 +160,22 @@ def _audit(
     reason: str | None,
     now: datetime,
     outcome_before: str,
+    extra: dict[str, object] | None = None,
 ) -> None:
-    """One audit event for a reviewer's release or reject, with the key that did it, its request and why."""
+    """One audit event for a reviewer's release or reject, with the key that did it, its request and why
+    (a release: available before and after, the overdraft and whether it was an override)."""
+    money = (
+        {k: extra[k] for k in ("available_before", "available_after", "overdraft", "override")}
+        if extra
+        else {}
+    )
     uow.audit.append(
         kind,
         at=now,
         actor=actor,
         subject=decision_subject(decision),
         before={"state": DecisionState.DEFERRED.value, "outcome": outcome_before},
-        after={**decided_state(decision, locked), "reason": reason},
+        after={**decided_state(decision, locked), "reason": reason, **money},
     )
 
 
@@ -148,6 +183,7 @@ def reject_deferred(
     order_id: str, *, customer_code: str | None, reason: str, key: ApiKey, actor: Actor, uow: UnitOfWork
 ) -> Decision:
     """Block a deferred order by hand, with the reason; nothing is held."""
+    authorize(Act.REJECT_DEFERRED, key)
     with uow:
         decision = visible_decision(uow, order_id, key.customers, customer_code)
         _require_deferred(decision)

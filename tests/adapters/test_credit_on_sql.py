@@ -104,6 +104,7 @@ class TestLimitRequests:
             status=LimitRequestStatus.APPROVED,
             requested_by="a",
             requested_by_key_id=1,
+            requested_by_owner="a",
             requested_at=NOW,
         )
         with uow:

@@ -22,6 +22,7 @@ from creditctl.services.reviews import QueueFilter, release_deferred, review_que
 from rules import Outcome
 from tests.adapters.test_services_on_sql import CUSTOMER, GROUP, engine, grant_credit  # noqa: F401
 from tests.invariants import assert_invariants
+from tests.keys import key
 from tests.random_refs import random_order_id
 
 pytestmark = pytest.mark.adapters
@@ -103,7 +104,7 @@ def test_release_and_a_newer_balance_take_holds_under_the_lock(
 
 
 def test_freeze_history_is_kept(ctx: AppContext, clock: FakeClock) -> None:
-    freeze_account(CUSTOMER, GROUP, reason="dispute", by="ops", scope=None, uow=ctx.uow())
-    unfreeze_account(CUSTOMER, GROUP, reason="settled", by="ops", scope=None, uow=ctx.uow())
+    freeze_account(CUSTOMER, GROUP, reason="dispute", who=key("ops"), uow=ctx.uow())
+    unfreeze_account(CUSTOMER, GROUP, reason="settled", who=key("ops"), uow=ctx.uow())
     [freeze] = account_freezes(CUSTOMER, GROUP, scope=None, uow=ctx.uow())
     assert (freeze.reason, freeze.lifted_how, freeze.lift_reason) == ("dispute", LiftedHow.MANUAL, "settled")

@@ -27,7 +27,7 @@ from werkzeug.test import TestResponse
 from adapters.bootstrap import Settings, bootstrap, check_upstream, reseal_secrets
 from adapters.fake.clock import FakeClock
 from adapters.sql.secret_box import FernetSecretBox
-from adapters.sql.tables import upstream_configs, upstream_tokens
+from adapters.sql.tables import upstream_configs, upstream_tokens, webhook_subscriptions
 from adapters.sql.token_store import SqlTokenStore
 from adapters.web.app import create_app
 from creditctl.ports.secret_box import SecretUnreadable
@@ -214,7 +214,7 @@ def test_rotation_seal_with_a_read_with_b_and_a_reseal_then_b_alone(stack: Stack
     assert open_plain(both)["client_secret"] == CLIENT_SECRET
     assert SqlTokenStore(stack.engine, FernetSecretBox([KEY_B, KEY_A])).current("emu") == token_a
 
-    assert reseal_secrets(both) == {"configs": 1, "tokens": 1}
+    assert reseal_secrets(both) == {"configs": 1, "tokens": 1, "webhooks": 0}
     assert stored(stack.engine) != sealed_a
 
     only_b = settings_for(stack.engine, tmp_path, KEY_B)
@@ -334,3 +334,32 @@ def open_plain(settings: Settings) -> dict[str, Any]:
 def token_rows(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
         return list(conn.execute(select(upstream_tokens)).all())
+
+
+def test_rotation_reseals_webhook_signing_secrets_so_the_old_key_can_retire(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Subscriptions' secrets are sealed with the same keys: retiring key A after a reseal must leave
+    every subscription able to sign, the current secret and, during an overlap, the previous one."""
+    made = stack.call(
+        "POST",
+        "/v1/webhooks",
+        role="admin",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["decision.deferred"]},
+    )
+    assert made.status_code == 201, made.json
+    sub_id, first = made.json["id"], made.json["secret"]
+    rotated = stack.call("POST", f"/v1/webhooks/{sub_id}/rotate-secret", role="admin", json={})
+    assert rotated.status_code == 200, rotated.json
+    second = rotated.json["secret"]
+
+    assert reseal_secrets(settings_for(stack.engine, tmp_path, KEY_B, KEY_A))["webhooks"] == 1
+
+    only_b = FernetSecretBox([KEY_B])
+    with stack.engine.connect() as conn:
+        row = conn.execute(
+            select(webhook_subscriptions.c.secret, webhook_subscriptions.c.previous_secret).where(
+                webhook_subscriptions.c.id == sub_id
+            )
+        ).one()
+    assert (only_b.open(row.secret), only_b.open(row.previous_secret)) == (second, first)

@@ -28,6 +28,7 @@ from creditctl.services.recheck_order import recheck_order
 from creditctl.services.resolve_hold import release_order, settle_order
 from rules import Outcome
 from tests.invariants import assert_invariants
+from tests.keys import key
 from tests.random_refs import random_order_id
 
 pytestmark = pytest.mark.adapters
@@ -278,7 +279,7 @@ class TestDeferralsOnSql:
 
 class TestFreezeOnSql:
     def test_admin_freeze_blocks_until_unfrozen(self, ctx: AppContext, engine: Engine) -> None:
-        kw = {"by": "ops", "scope": None}
+        kw = {"who": key("ops")}
         frozen = freeze_account(CUSTOMER, GROUP, reason="chargeback", uow=ctx.uow(), **kw)  # type: ignore[arg-type]
         assert frozen.status is AccountStatus.FROZEN
         assert decide(ctx, order("1.00")).decision.outcome is Outcome.BLOCK

@@ -29,6 +29,7 @@ from creditctl.services.decide_order import decide_order
 from creditctl.services.resolve_hold import release_order
 from creditctl.services.webhook_delivery import deliver_round, prune_delivered, redrive
 from creditctl.services.webhooks import create_subscription
+from tests.keys import key
 from tests.random_refs import random_order_id
 from tests.webhook_receiver import Receiver, running
 
@@ -201,8 +202,7 @@ class TestEventsWithTheirChange:
                 "GB20",
                 base_limit=Decimal(limit),
                 reason="review",
-                by="t",
-                scope=None,
+                who=key("t"),
                 uow=context.uow(),
             )
         assert topics(sqlite_engine) == ["credit.limit_changed", "credit.limit_changed"]

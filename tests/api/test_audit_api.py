@@ -35,7 +35,12 @@ class TestAuditEventsApi:
         decided = events(api, order_id=body["order_id"])["events"]
         assert [e["type"] for e in decided] == ["decision.made"]
         made = decided[0]
-        assert made["actor"] == {"name": "test-orders", "role": "orders"}
+        assert made["actor"] == {
+            "name": "test-orders",
+            "role": "orders",
+            "owner": "test-orders",
+            "key_id": made["actor"]["key_id"],
+        }
         assert made["request_id"] == "req-audit-1"
         assert made["after"]["outcome"] == "approve" and made["after"]["hold"]["amount"] == "100.00"
         assert made["hash"] == hashlib.sha256((made["prev_hash"] + made["payload"]).encode()).hexdigest()

@@ -88,6 +88,18 @@ class TestKeys:
             result = cli("keys", "create", "--name", "x", *bad, ok=False)
             assert result.exit_code == 1 and "approval limit" in result.output
 
+    def test_a_key_is_issued_to_an_owner_the_list_shows(self, cli):
+        cli("keys", "create", "--role", "admin", "--name", "ann-laptop", "--owner", "Ann Li")
+        cli("keys", "create", "--role", "finance", "--name", "erp-sync")
+        lines = [x.split("\t") for x in cli("keys", "list").output.splitlines()]
+        owners = {row[1]: (row[2], row[3]) for row in lines}
+        assert owners["ann-laptop"] == ("Ann Li", "admin")
+        assert owners["erp-sync"] == ("erp-sync", "finance")  # no owner given: the key's name
+        limited = cli(
+            "keys", "create", "--role", "finance", "--name", "f", "--customer", "8800000001", ok=False
+        )
+        assert limited.exit_code == 1 and "finance" in limited.output
+
     def test_an_unknown_role_is_refused(self, cli):
         result = cli("keys", "create", "--role", "root", "--name", "x", ok=False)
         assert result.exit_code == 2 and "root" in result.output

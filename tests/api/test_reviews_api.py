@@ -140,7 +140,11 @@ class TestReviewQueueApi:
             )
             assert r.status_code == 200, r.json
             [event] = r.json["events"]
-            assert event["actor"] == {"name": "lead", "role": "admin"}, (kind, event["actor"])
+            assert {k: event["actor"].get(k) for k in ("name", "role", "owner")} == {
+                "name": "lead",
+                "role": "admin",
+                "owner": "lead",
+            }, (kind, event["actor"])
             assert event["request_id"] == requests[oid], kind
             if reason is not None:
                 assert event["after"]["reason"] == reason

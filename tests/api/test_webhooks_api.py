@@ -124,7 +124,11 @@ class TestAudited:
         (made,) = of_type("webhook_subscription.created")
         (turned,) = of_type("webhook_subscription.secret_rotated")
         (gone,) = of_type("webhook_subscription.deleted")  # the refused delete and create wrote nothing
-        assert made["actor"] == {"name": "test-admin", "role": "admin"}
+        assert {k: made["actor"][k] for k in ("name", "role", "owner")} == {
+            "name": "test-admin",
+            "role": "admin",
+            "owner": "test-admin",
+        }
         assert made["request_id"] == "req-wh-create" and gone["request_id"] == "req-wh-delete"
         assert made["subject"] == {"subscription_id": created["id"]} == gone["subject"]
         assert made["after"]["url"] == GOOD["url"] and gone["after"] is None

@@ -11,11 +11,11 @@ from tests.e2e.served import run
 
 pytestmark = pytest.mark.e2e
 
-DEMO_KEYS = {"demo-admin", "demo-orders", "demo-auditor"}
+DEMO_KEYS = ("demo-admin", "demo-orders", "demo-auditor", "demo-finance")
 
 
 class TestDemo:
-    def test_loading_the_demo_again_leaves_exactly_three_active_demo_keys(self, tmp_path: Path) -> None:
+    def test_loading_the_demo_again_leaves_exactly_four_active_demo_keys(self, tmp_path: Path) -> None:
         assert run("db", "upgrade", cwd=tmp_path).returncode == 0
         outputs = []
         for _ in range(3):
@@ -24,14 +24,14 @@ class TestDemo:
             outputs.append(done.stdout)
         listing = run("keys", "list", cwd=tmp_path).stdout.splitlines()
         rows = [line.split("\t") for line in listing]
-        active = sorted(name for _, name, _, _, state, _authority in rows if state == "active")
+        active = sorted(name for _, name, _owner, _, _, state, _authority in rows if state == "active")
         assert active == sorted(DEMO_KEYS)
-        assert len(rows) == 9  # the earlier ones are kept, revoked
+        assert len(rows) == 12  # the earlier ones are kept, revoked
         accounts = [sorted(x for x in out.splitlines() if x.startswith("account ")) for out in outputs]
         assert accounts[0] and accounts[0] == accounts[1] == accounts[2]
         assert "earlier run" not in outputs[0]  # a fresh database: nothing was revoked, nothing to say
         for later in outputs[1:]:
-            assert "(the demo keys printed by an earlier run no longer work: 3 revoked)" in later
+            assert "(the demo keys printed by an earlier run no longer work: 4 revoked)" in later
 
     def test_the_keys_printed_by_the_last_demo_are_the_active_ones(self, tmp_path: Path) -> None:
         from adapters.bootstrap import bootstrap, load_settings
@@ -45,7 +45,7 @@ class TestDemo:
         def secrets(out: str) -> list[str]:
             return [line.split()[-1] for line in out.splitlines() if "key (shown once)" in line]
 
-        assert len(secrets(last)) == 3
+        assert len(secrets(last)) == 4
         for secret in secrets(last):
             assert authenticate(secret, uow=context.uow()).name in DEMO_KEYS
         for secret in secrets(first):

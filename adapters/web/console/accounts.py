@@ -13,7 +13,7 @@ from adapters.web.console.pages import page
 from adapters.web.context import ctx
 from adapters.web.reviews import queue_page
 from creditctl.domain.api_key import Role
-from creditctl.domain.errors import Conflict, InvalidRequest
+from creditctl.domain.errors import Conflict, Forbidden, InvalidRequest
 from creditctl.services.account_list import SORTS, list_accounts
 from creditctl.services.account_view import view_account
 from creditctl.services.credit_profile import view_credit_profile
@@ -112,12 +112,11 @@ def _freeze_or_unfreeze(customer_code: str, sale_group_code: str, *, undo: bool)
             customer_code,
             sale_group_code,
             reason=request.form.get("reason", ""),
-            by=key.name,
-            scope=key.customers,
+            who=key,
             uow=c.uow(),
             actor=actor(),  # the audit event names the signed-in key, as the API's freeze does
         )
-    except (InvalidRequest, Conflict) as exc:
+    except (InvalidRequest, Conflict, Forbidden) as exc:
         flash(exc.message, "error")
     else:
         flash("Account unfrozen." if undo else "Account frozen.", "ok")

@@ -19,7 +19,7 @@ from adapters.web.reviews import queue_page
 from adapters.web.schemas.reviews import QueueQuerySchema, ReviewActionSchema
 from creditctl.domain.api_key import Role
 from creditctl.domain.decision import Decision
-from creditctl.domain.errors import BeyondApprovalAuthority, Conflict, InvalidRequest
+from creditctl.domain.errors import Conflict, Forbidden, InvalidRequest
 from creditctl.services.reviews import recheck_deferred, reject_deferred, release_deferred
 
 READERS = (Role.ADMIN, Role.AUDITOR)
@@ -70,6 +70,7 @@ def review_release(customer_code: str, order_id: str) -> Any:
             uow=c.uow(),
             balances=c.balances,
             deadline_s=c.decision_deadline_s,
+            override=request.form.get("override") == "on",
         ),
     )
 
@@ -124,7 +125,7 @@ def _act(order_id: str, done: str, action: Callable[[], Decision]) -> Any:
     the key may not see is not caught: it is a 404 here as in the API."""
     try:
         decision = action()
-    except (InvalidRequest, Conflict, BeyondApprovalAuthority) as exc:
+    except (InvalidRequest, Conflict, Forbidden) as exc:
         flash(f"{order_id} not {done}: {exc.message}", "error")
     else:
         state = "" if decision.state.value == "decided" else f", {decision.state.value}"

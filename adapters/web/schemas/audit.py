@@ -49,7 +49,11 @@ class AuditEventSchema(Schema):
     type = fields.Function(lambda e: _payload(e)["type"], metadata={"type": "string"})
     actor = fields.Function(
         lambda e: _payload(e)["actor"],
-        metadata={"type": "object", "description": "The key's (or operator's) name and role"},
+        metadata={
+            "type": "object",
+            "description": "Who: name and role; for a key also owner (the person it is issued to) and "
+            "key_id; for the operator at the command line, owner cli:<user>",
+        },
     )
     request_id = fields.Function(
         lambda e: _payload(e).get("request_id"), metadata={"type": "string", "nullable": True}

@@ -60,6 +60,16 @@ class ReviewActionSchema(Schema):
     )
 
 
+class ReleaseActionSchema(ReviewActionSchema):
+    override = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Release even though it takes available + credit limit below zero (an "
+            "overdraft): only a key not limited to customers whose approval limit covers the overdraft"
+        },
+    )
+
+
 class RecheckActionSchema(Schema):
     class Meta:
         unknown = RAISE

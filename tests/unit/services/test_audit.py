@@ -13,6 +13,7 @@ from creditctl.services.audit import list_audit_events, seal_audit, verify_audit
 from creditctl.services.expiry import sweep
 from creditctl.services.freeze_account import freeze_account
 from creditctl.services.resolve_hold import settle_order
+from tests.keys import key
 from tests.unit.services.conftest import CUSTOMER, GROUP, OTHER_CUSTOMER, Desk
 
 pytestmark = pytest.mark.unit
@@ -34,7 +35,7 @@ class TestAuditOnFakes:
         self, desk: Desk, uow: FakeUnitOfWork, store: FakeStore
     ) -> None:
         with pytest.raises(Exception, match="reason"):
-            freeze_account(CUSTOMER, GROUP, reason=" ", by="bob", scope=None, uow=uow, actor=BOB)
+            freeze_account(CUSTOMER, GROUP, reason=" ", who=key("bob"), uow=uow, actor=BOB)
         assert types(uow, type="account.frozen") == []
 
     def test_freeze_settle_and_expiry_are_recorded_with_their_actor(
@@ -42,7 +43,7 @@ class TestAuditOnFakes:
     ) -> None:
         settled, expiring = desk.decide("10.00"), desk.decide("20.00")
         settle_order(settled.order_id, scope=None, uow=uow, actor=BOB)
-        freeze_account(CUSTOMER, GROUP, reason="dispute", by="bob", scope=None, uow=uow, actor=BOB)
+        freeze_account(CUSTOMER, GROUP, reason="dispute", who=key("bob"), uow=uow, actor=BOB)
         clock.advance(timedelta(days=30).total_seconds())
         sweep(uow=uow)
         events = list_audit_events(AuditQuery(customer_code=CUSTOMER, limit=1000), uow=uow)

@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 
 from creditctl.domain.api_key import ApiKey, Role
-from creditctl.domain.errors import InvalidRequest, OwnRequest, UnknownCustomer
+from creditctl.domain.authority import NotAuthorised, Operator
+from creditctl.domain.errors import InvalidRequest, OwnRequest
 from creditctl.domain.payment import PaymentRecord
 from creditctl.services.credit_profile import set_base_limit, view_credit_profile
 from creditctl.services.limit_requests import RequestLimit, decide_limit_request, request_limit
@@ -16,6 +17,9 @@ from creditctl.services.payments import PostPayments, post_payments
 from tests.unit.services.conftest import CUSTOMER, GROUP
 
 pytestmark = pytest.mark.unit
+
+
+ERP = Operator("erp")
 
 
 def key(key_id: int, name: str) -> ApiKey:
@@ -29,12 +33,12 @@ def overdue(clock, days: int, invoice: str = "INV-1") -> PaymentRecord:
 class TestPostPayments:
     def test_the_same_invoice_again_changes_nothing_and_other_figures_update_it(self, uow, clock) -> None:
         record = overdue(clock, 1)
-        first = post_payments(PostPayments(CUSTOMER, GROUP, [record], by="erp"), scope=None, uow=uow)
-        again = post_payments(PostPayments(CUSTOMER, GROUP, [record], by="erp"), scope=None, uow=uow)
+        first = post_payments(PostPayments(CUSTOMER, GROUP, [record], by="erp"), who=ERP, uow=uow)
+        again = post_payments(PostPayments(CUSTOMER, GROUP, [record], by="erp"), who=ERP, uow=uow)
         paid = PaymentRecord(
             "INV-1", Decimal("100.00"), record.due_date, Decimal("100.00"), clock.now().date()
         )
-        update = post_payments(PostPayments(CUSTOMER, GROUP, [paid], by="erp"), scope=None, uow=uow)
+        update = post_payments(PostPayments(CUSTOMER, GROUP, [paid], by="erp"), who=ERP, uow=uow)
         assert [r for _, r in first.results + again.results + update.results] == [
             "created",
             "unchanged",
@@ -43,26 +47,28 @@ class TestPostPayments:
         assert len(uow.store.state.payment_changes) == 2
 
     def test_posted_overdue_payments_reach_the_decision_facts(self, uow, clock, desk) -> None:
-        post_payments(PostPayments(CUSTOMER, GROUP, [overdue(clock, 100)], by="erp"), scope=None, uow=uow)
+        post_payments(PostPayments(CUSTOMER, GROUP, [overdue(clock, 100)], by="erp"), who=ERP, uow=uow)
         decision = desk.decide("10.00")
         assert decision.facts["payment.max_overdue_days"] == 100
         assert decision.outcome.value == "freeze"  # the default rule set's overdue rule
 
     def test_the_stored_facts_are_recomputed_on_the_next_day(self, uow, clock, desk) -> None:
-        post_payments(PostPayments(CUSTOMER, GROUP, [overdue(clock, 3)], by="erp"), scope=None, uow=uow)
+        post_payments(PostPayments(CUSTOMER, GROUP, [overdue(clock, 3)], by="erp"), who=ERP, uow=uow)
         clock.advance(86400)
         assert desk.decide("10.00").facts["payment.max_overdue_days"] == 4
 
-    def test_a_key_limited_to_another_customer_is_told_nothing(self, uow, clock) -> None:
+    def test_no_key_limited_to_customers_posts_payments_not_even_finance(self, uow, clock) -> None:
         cmd = PostPayments(CUSTOMER, GROUP, [overdue(clock, 1)], by="erp")
-        with pytest.raises(UnknownCustomer):
-            post_payments(cmd, scope=frozenset({"other"}), uow=uow)
+        for customers in (frozenset({CUSTOMER}), frozenset({"other"})):
+            limited = ApiKey(5, "fin", Role.FINANCE, customers, clock.now())
+            with pytest.raises(NotAuthorised, match="not limited to customers"):
+                post_payments(cmd, who=limited, uow=uow)
 
 
 class TestCreditProfile:
     def test_the_base_limit_set_by_an_administrator_is_the_decisions_limit(self, uow, desk) -> None:
         set_base_limit(
-            CUSTOMER, GROUP, base_limit=Decimal("5000.00"), reason="review", by="ann", scope=None, uow=uow
+            CUSTOMER, GROUP, base_limit=Decimal("5000.00"), reason="review", who=key(9, "ann"), uow=uow
         )
         assert desk.decide("10.00").facts["credit.limit"] == Decimal("5000.00")
         view = view_credit_profile(CUSTOMER, GROUP, scope=None, uow=uow)
@@ -71,7 +77,7 @@ class TestCreditProfile:
     def test_a_reason_is_required(self, uow) -> None:
         with pytest.raises(InvalidRequest, match="reason"):
             set_base_limit(
-                CUSTOMER, GROUP, base_limit=Decimal("1.00"), reason=" ", by="ann", scope=None, uow=uow
+                CUSTOMER, GROUP, base_limit=Decimal("1.00"), reason=" ", who=key(9, "ann"), uow=uow
             )
 
 

@@ -10,19 +10,22 @@ from creditctl.domain.account import AccountStatus, CreditAccount
 from creditctl.domain.errors import AlreadyFrozen, InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.services.freeze_account import freeze_account, unfreeze_account
 from rules import Outcome
+from tests.keys import key
 from tests.unit.services.conftest import CUSTOMER, GROUP, OTHER_CUSTOMER, RICH_GROUP, Desk
 
 pytestmark = pytest.mark.unit
 
 
 def freeze(desk: Desk, reason: str = "chargeback", *, group: str = GROUP, **kw) -> CreditAccount:  # type: ignore[no-untyped-def]
-    kw.setdefault("scope", None)
-    return freeze_account(CUSTOMER, group, reason=reason, by="ops", uow=desk.uow, **kw)
+    return freeze_account(
+        CUSTOMER, group, reason=reason, who=key("ops", customers=kw.pop("scope", None)), uow=desk.uow, **kw
+    )
 
 
 def unfreeze(desk: Desk, reason: str = "cleared", **kw) -> CreditAccount:  # type: ignore[no-untyped-def]
-    kw.setdefault("scope", None)
-    return unfreeze_account(CUSTOMER, GROUP, reason=reason, by="ops", uow=desk.uow, **kw)
+    return unfreeze_account(
+        CUSTOMER, GROUP, reason=reason, who=key("ops", customers=kw.pop("scope", None)), uow=desk.uow, **kw
+    )
 
 
 class TestFreezeAccount:

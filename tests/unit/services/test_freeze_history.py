@@ -15,6 +15,7 @@ from creditctl.services.audit import list_audit_events
 from creditctl.services.freeze_account import freeze_account, unfreeze_account
 from creditctl.services.freeze_history import account_freezes
 from rules import Outcome, default_rule_set_document
+from tests.keys import key
 from tests.unit.services.conftest import CUSTOMER, GROUP, Desk
 
 pytestmark = pytest.mark.unit
@@ -55,7 +56,7 @@ class TestFreezeHistory:
         self, desk: Desk, clock: FakeClock
     ) -> None:
         frozen_by_rule(desk)
-        unfreeze_account(CUSTOMER, GROUP, reason="paid", by="ops", scope=None, uow=desk.uow)
+        unfreeze_account(CUSTOMER, GROUP, reason="paid", who=key("ops"), uow=desk.uow)
         [freeze] = account_freezes(CUSTOMER, GROUP, scope=None, uow=desk.uow)
         assert (freeze.reason, freeze.frozen_by) == ("BALANCE_DEPLETED", "rule:depleted")
         assert (freeze.lifted_how, freeze.lifted_by, freeze.lift_reason) == (
@@ -68,7 +69,7 @@ class TestFreezeHistory:
 
     def test_an_administrators_freeze_takes_over_a_rule_freeze(self, desk: Desk, clock: FakeClock) -> None:
         frozen_by_rule(desk)
-        freeze_account(CUSTOMER, GROUP, reason="dispute", by="ops", scope=None, uow=desk.uow)
+        freeze_account(CUSTOMER, GROUP, reason="dispute", who=key("ops"), uow=desk.uow)
         manual, rule = account_freezes(CUSTOMER, GROUP, scope=None, uow=desk.uow)
         assert (manual.frozen_by, manual.lifted_at) == ("admin:ops", None)
         assert rule.lifted_how is LiftedHow.REPLACED
@@ -118,7 +119,7 @@ class TestAutoUnfreeze:
 
     def test_never_lifts_an_administrators_freeze(self, desk: Desk, clock: FakeClock) -> None:
         with_auto_unfreeze(desk, clock)
-        freeze_account(CUSTOMER, GROUP, reason="dispute", by="ops", scope=None, uow=desk.uow)
+        freeze_account(CUSTOMER, GROUP, reason="dispute", who=key("ops"), uow=desk.uow)
         desk.new_balance("900.00")
         assert desk.decide("10.00").outcome is Outcome.BLOCK
         assert desk.account().frozen_by == "admin:ops"
