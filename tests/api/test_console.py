@@ -327,6 +327,49 @@ class TestPages:
         for shown in ("100,000.00", "1,999.98", "PO-CON-1", "Credit profile", "Payment records"):
             assert shown in text
 
+    def test_the_credit_history_is_a_table_of_each_change_and_its_inputs(
+        self, app: Any, keys: dict[str, str], api: Api
+    ) -> None:
+        r = api.client.put(
+            f"/v1/accounts/{CUSTOMER_A}/GB20/credit-profile",
+            json={"base_limit": "300000.00", "reason": "annual review"},
+            headers=api.auth("admin"),
+        )
+        assert r.status_code == 200, r.json
+        text = (
+            signed_in(app, keys, "auditor").get(f"/console/accounts/{CUSTOMER_A}/GB20").get_data(as_text=True)
+        )
+        table = text.split('id="credit-changes"')[1].split("<tbody>")[1].split("</table>")[0]
+        rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
+        cells = [
+            " ".join(re.sub(r"<[^>]+>", " ", c).split())
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", rows[0], re.S)
+        ]
+        assert cells[:6] == [
+            "2026-11-27 16:00:00 CST",
+            "base_limit",
+            "test-admin",
+            "annual review",
+            "A",
+            "300,000.00",
+        ]
+        assert (
+            "base 300,000.00 (account) \N{MULTIPLICATION SIGN} 1.00" in cells[6] and "on time 1" in cells[6]
+        )
+        assert "ProfileChange(" not in text and "Decimal(" not in text
+
+    def test_expiring_holds_show_money_as_decimal_strings(
+        self, app: Any, keys: dict[str, str], api: Api
+    ) -> None:
+        assert api.decide(order("PO-EXP-1", amount="10.00")).status_code == 201
+        text = (
+            signed_in(app, keys, "auditor")
+            .get("/console/reports/exposure?within_hours=200")
+            .get_data(as_text=True)
+        )
+        row = text.split("PO-EXP-1")[1].split("</tr>")[0]
+        assert '<td class="num">10.00</td>' in row  # it was (1000 / 100)|round(2): the float 10.0
+
     def test_decision_search_and_the_rule_trace(self, app: Any, keys: dict[str, str], api: Api) -> None:
         api.decide(order("PO-CON-2", amount="600000.00"))
         api.decide(order("PO-OTHER-1"))
