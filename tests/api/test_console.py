@@ -525,7 +525,10 @@ class TestReviewQueue:
             f"/console/reviews?customer_code={CUSTOMER_A}"
         )
         text = c.get(r.headers["Location"]).get_data(as_text=True)
-        assert f"{oid} released: now approve." in text and queue_rows(text) == []
+        assert (
+            f"{oid} released: now approve; available 1,000.00 before, -200.00 after." in text
+            and queue_rows(text) == []
+        )
         other = deferred(api, "1100.00")
         c.get("/console/reviews")
         r = c.post(
@@ -537,6 +540,64 @@ class TestReviewQueue:
         d = api.decision(oid, key="admin").json
         assert (d["state"], d["outcome"], d["hold"]["amount"]) == ("decided", "approve", "1200.00")
         assert d["reviews"][0]["by"] == "lead" and d["reviews"][0]["reason"] == "transfer confirmed"
+
+    def test_each_row_and_release_form_show_balance_available_and_available_after_release(
+        self, app: Any, reviewers: dict[str, str], api: Api
+    ) -> None:
+        held = api.decide(order(amount="300.00", group="GA10"))  # approved: 300.00 held on A's GA10
+        assert held.json["outcome"] == "approve", held.json
+        oid = deferred(api, "1200.00")
+        text = signed_in(app, reviewers, "lead").get("/console/reviews").get_data(as_text=True)
+        row = text.split(f'<tr data-order="{oid}">')[1].split("</tr>")[0]
+        cells = dict(re.findall(r'<td class="num (balance|available|after[^"]*)">([^<]*)', row))
+        assert cells == {"balance": "1,000.00", "available": "700.00", "after negative": "-500.00"}
+        assert "into the credit line (100,000.00)" in row
+        form = row.split('class="release"')[1].split("</form>")[0]
+        assert "available 700.00 → -500.00 after release" in form
+        auditor = signed_in(app, reviewers, "auditor").get("/console/reviews").get_data(as_text=True)
+        assert '<td class="num available">700.00' in auditor and "/release" not in auditor
+
+    def test_a_released_orders_page_shows_the_release_and_the_hold_now(
+        self, app: Any, reviewers: dict[str, str], api: Api, clock: Any
+    ) -> None:
+        oid, rejected = deferred(api, "1200.00"), deferred(api, "1100.00")
+        clock.advance(600)
+        lead = signed_in(app, reviewers, "lead")
+        lead.get("/console/reviews")
+        lead.post(f"/console/reviews/{CUSTOMER_A}/{oid}/release", {"reason": "transfer confirmed"})
+        lead.post(f"/console/reviews/{CUSTOMER_A}/{rejected}/reject", {"reason": "on watch list"})
+        settled = api.client.post(
+            f"/v1/decisions/{oid}/settle",
+            json={"amount": "200.00", "settlement_id": "DN-7"},
+            headers=api.auth("orders"),
+        )
+        assert settled.status_code == 200, settled.json
+        text = signed_in(app, reviewers, "auditor").get(f"/console/decisions/{CUSTOMER_A}/{oid}")
+        text = text.get_data(as_text=True)
+        row = text.split('<tr data-action="release">')[1].split("</tr>")[0]
+        cells = [
+            " ".join(re.sub(r"<[^>]+>", " ", c).split())
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        ]
+        assert cells == [
+            "2026-11-27 16:10:00 CST", "release", "lead (admin, authority 1,500.00)", "transfer confirmed",
+            "defer → approve", "1,000.00", "0.00", "1,000.00", "-200.00", "100,000.00",
+        ]  # fmt: skip
+        hold = text.split('id="hold-now"')[1].split("</dl>")[0]
+        assert 'id="hold-status">open' in hold and 'id="hold-remaining">1,000.00<' in hold
+        events = text.split('id="hold-events"')[1].split("</table>")[0]
+        assert "settled" in events and "DN-7" in events and "200.00" in events
+        assert "before the reviews above" in text
+        text = signed_in(app, reviewers, "auditor").get(f"/console/decisions/{CUSTOMER_A}/{rejected}")
+        text = text.get_data(as_text=True)
+        row = " ".join(
+            re.sub(r"<[^>]+>", " ", text.split('<tr data-action="reject">')[1].split("</tr>")[0]).split()
+        )
+        assert (
+            "on watch list" in row
+            and "defer → block" in row
+            and "No hold: the order was not approved." in text
+        )
 
     def test_a_reject_needs_a_reason_and_blocks_the_order(
         self, app: Any, reviewers: dict[str, str], api: Api

@@ -199,7 +199,7 @@ def test_sign_in_find_an_account_freeze_it_and_read_a_report(
     _shot(driver, "review-queue")
     rows["PO-UI-4"].find_element(By.CSS_SELECTOR, "form.release button").click()
     flash = _wait_until(driver, "p.flash", lambda el: "PO-UI-4" in el.text)
-    assert flash.text == "PO-UI-4 released: now approve."
+    assert flash.text == "PO-UI-4 released: now approve; available 1,250,000.00 before, 650,000.00 after."
     assert [r.get_attribute("data-order") for r in _queue_rows(driver)] == ["PO-UI-5", "PO-UI-6"]
     decision = requests.get(
         f"{url}/v1/decisions/PO-UI-4", headers={"X-API-Key": served["auditor"]}, timeout=10

@@ -40,7 +40,7 @@ def nav_for_key() -> list[NavItem]:
 
 
 @bp.app_template_filter("money")
-def _money(value: Decimal | str | None) -> str:
+def money_text(value: Decimal | str | None) -> str:
     """An amount with thousands separators and two places; a decimal string (a history's inputs, a
     review's facts) reads the same; no amount is a dash."""
     if value is None or value == "":
@@ -63,7 +63,7 @@ def _when(value: datetime | str | None) -> str:
 @bp.app_template_filter("fen")
 def _fen(value: int | None) -> str:
     """Integer fen (the reports' unit) as money: never through a float."""
-    return "—" if value is None else _money(from_fen(value))
+    return "—" if value is None else money_text(from_fen(value))
 
 
 @bp.app_template_filter("cell")
