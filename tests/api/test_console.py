@@ -417,6 +417,46 @@ class TestPages:
         )
         assert [e["actor"]["name"] for e in events] == ["test-admin", "test-admin"]  # the key, not the system
 
+    def test_a_retired_version_still_pinned_says_where_it_decides(
+        self, app: Any, reviewers: dict[str, str], api: Api
+    ) -> None:
+        admin = api.auth("admin")
+        draft = api.client.post("/v1/rule-sets", json={"name": "tighter"}, headers=admin).json["id"]
+        assert (
+            api.client.post(f"/v1/rule-sets/{draft}/publish", json={"reason": "x"}, headers=admin).status_code
+            == 200
+        )
+        pin = {"rule_set_id": 1, "reason": "keeps v1"}
+        assert (
+            api.client.put(f"/v1/accounts/{CUSTOMER_A}/GA10/rule-set", json=pin, headers=admin).status_code
+            == 200
+        )
+        assert (
+            api.client.put(f"/v1/customers/{CUSTOMER_B}/rule-set", json=pin, headers=admin).status_code == 200
+        )
+        c = signed_in(app, reviewers, "auditor")
+        listing = c.get("/console/rule-sets").get_data(as_text=True)
+        first = listing.split('<td class="rs-status">')[1].split("</td>")[0]
+        assert first.startswith("retired, still deciding")
+        assert (
+            f">{CUSTOMER_A}/GA10</a>" in first
+            and f'customer <a href="/console/accounts?q={CUSTOMER_B}">' in first
+        )
+        text = c.get("/console/rule-sets/1").get_data(as_text=True)
+        assert 'id="still-deciding"' in text and "<strong>still decides</strong>" in text
+        pins = text.split('id="pins"')[1].split("</table>")[0]
+        assert (
+            f"{CUSTOMER_A}/GA10" in pins
+            and "keeps v1" in pins
+            and "test-admin" in pins
+            and CUSTOMER_B in pins
+        )
+        assert "global default" in c.get(f"/console/rule-sets/{draft}").get_data(as_text=True)
+        limited = signed_in(app, reviewers, "auditor_a").get("/console/rule-sets/1").get_data(as_text=True)
+        assert (
+            f"{CUSTOMER_A}/GA10" in limited and CUSTOMER_B not in limited
+        )  # another customer's pin is theirs
+
     def test_rule_set_changes_need_a_global_admin(self, app: Any, keys: dict[str, str]) -> None:
         c = signed_in(app, keys, "auditor")
         c.get("/console/rule-sets")

@@ -22,6 +22,7 @@ from creditctl.domain.errors import CreditctlError, InvalidRequest
 from creditctl.domain.money import MoneyError, parse_money
 from creditctl.services import rule_sets as service
 from creditctl.services.backtest import RunBacktest, backtest_report, candidate_rule_set, run_backtest
+from creditctl.services.rule_set_assignments import pins_by_rule_set
 from creditctl.services.simulate_order import simulate_with_rule_set
 
 READERS = (Role.ADMIN, Role.AUDITOR)
@@ -39,7 +40,12 @@ def _back(rule_set_id: int) -> Any:
 @bp.route("/rule-sets")
 def rule_sets() -> Any:
     check_role(*READERS)
-    return page("rule_sets.html", listings=service.list_rule_sets(uow=ctx().uow()), may_edit=_may_edit())
+    return page(
+        "rule_sets.html",
+        listings=service.list_rule_sets(uow=ctx().uow()),
+        pins=pins_by_rule_set(scope=scope(), uow=ctx().uow()),
+        may_edit=_may_edit(),
+    )
 
 
 def _may_edit() -> bool:
@@ -83,6 +89,7 @@ def rule_set(rule_set_id: int, simulation: Any = None, backtest: Any = None) -> 
         problems=[(pointer, message, _line_of(lines, pointer)) for pointer, message in problems],
         syntax_error=syntax_error,
         may_edit=_may_edit(),
+        pins=pins_by_rule_set(scope=scope(), uow=ctx().uow()).get(rule_set_id, []),
         simulation=simulation,
         backtest=backtest,
         form=request.form,
