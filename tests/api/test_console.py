@@ -457,6 +457,51 @@ class TestPages:
             f"{CUSTOMER_A}/GA10" in limited and CUSTOMER_B not in limited
         )  # another customer's pin is theirs
 
+    def test_a_backtest_lists_its_changed_orders_in_pages_with_their_csv(
+        self, app: Any, reviewers: dict[str, str], api: Api, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from adapters.web.console import backtests
+        from rules import default_rule_set_document
+
+        ids = [
+            api.decide(order(amount=amount)).json["order_id"]
+            for amount in ("10.00", "2000.00", "3000.00", "4000.00")
+        ]
+        document = default_rule_set_document()
+        document["params"] = {**document.get("params", {}), "single_order_review_amount": "1000.00"}
+        draft = api.client.post(
+            "/v1/rule-sets", json={"name": "tighter", "document": document}, headers=api.auth("admin")
+        )
+        monkeypatch.setattr(backtests, "PER_PAGE", 2)
+        c = signed_in(app, reviewers, "admin")
+        c.get(f"/console/rule-sets/{draft.json['id']}")
+        r = c.post(
+            f"/console/rule-sets/{draft.json['id']}/backtest", {"from": "2026-11-01", "to": "2026-12-01"}
+        )
+        assert r.status_code == 302 and "/console/backtests/" in r.headers["Location"]
+        run_id = r.headers["Location"].rsplit("/", 1)[1]
+        text = c.get(r.headers["Location"]).get_data(as_text=True)
+        assert "Backtest of &#39;tighter&#39; done: 3 of 4 orders change." in text
+        assert 'id="changed-count">3<' in text and "<pre" not in text
+        summary = text.split('id="summary"')[1].split("</table>")[0]
+        assert re.search(r"defer</span></td><td class=\"num\">0</td><td class=\"num\">3</td>", summary)
+        assert '<td class="num">9,010.00</td><td class="num">10.00</td>' in summary
+        first = re.findall(r'<tr data-order="([^"]+)">', text)
+        assert first == ids[1:3] and "MANUAL_REVIEW" in text
+        next_page = re.search(r'id="next" href="([^"]+)"', text)
+        assert next_page
+        rest = c.get(next_page.group(1).replace("&amp;", "&")).get_data(as_text=True)
+        assert re.findall(r'<tr data-order="([^"]+)">', rest) == ids[3:] and 'id="next"' not in rest
+        csv_link = re.search(r'id="changes-csv" href="([^"]+)"', text)
+        assert csv_link
+        mine = c.get(csv_link.group(1).replace("&amp;", "&"))
+        theirs = api.client.get(f"/v1/backtests/{run_id}/changes?format=csv", headers=api.auth("auditor"))
+        assert mine.mimetype == "text/csv" and mine.get_data() == theirs.get_data()
+        assert mine.get_data(as_text=True).count("\n") == 4
+        assert signed_in(app, reviewers, "auditor").get(f"/console/backtests/{run_id}").status_code == 200
+        assert signed_in(app, reviewers, "auditor_a").get(f"/console/backtests/{run_id}").status_code == 403
+        assert c.get("/console/backtests/no-such-run").status_code == 404
+
     def test_rule_set_changes_need_a_global_admin(self, app: Any, keys: dict[str, str]) -> None:
         c = signed_in(app, keys, "auditor")
         c.get("/console/rule-sets")

@@ -213,6 +213,10 @@ def urls(w: World) -> dict[str, list[str]]:
         "console.report_exposure": ["/console/reports/exposure"],
         "console.report_upstream": ["/console/reports/upstream"],
         "console.upstream": ["/console/upstream"],
+        "console.backtest_run": [
+            f"/console/backtests/{w.backtest}",
+            f"/console/backtests/{w.backtest}?format=csv",
+        ],
         "console.audit": ["/console/audit", "/console/audit?type=deferral.released"],
     }
 
