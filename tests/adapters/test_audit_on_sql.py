@@ -95,6 +95,29 @@ class TestAppendAndSeal:
 
 
 @pytest.mark.postgres
+class TestReadingNewestFirst:
+    def test_newest_first_pages_down_from_the_head_with_the_filters(self, uow: SqlUnitOfWork) -> None:
+        from creditctl.domain.audit import AuditQuery
+
+        append(uow, 3, customer="8800000001")
+        append(uow, 2, customer="8800000002")
+        append(uow, 2, customer="8800000001")
+        seal_audit(uow=uow)
+        with uow:
+            mine = [e.position for e in uow.audit.query(AuditQuery(customer_code="8800000001", limit=100))]
+            first = uow.audit.query(AuditQuery(customer_code="8800000001", limit=3, newest_first=True))
+            assert [e.position for e in first] == mine[::-1][:3]
+            rest = uow.audit.query(
+                AuditQuery(
+                    customer_code="8800000001", limit=3, newest_first=True, before_position=first[-1].position
+                )
+            )
+            assert [e.position for e in rest] == mine[::-1][3:5]
+            scoped = uow.audit.query(AuditQuery(customers=frozenset({"8800000002"}), newest_first=True))
+            assert [e.data["subject"]["customer_code"] for e in scoped] == ["8800000002"] * 2
+            assert scoped[0].position > scoped[1].position
+
+
 class TestCommitOrderOnPostgres:
     def test_an_event_that_commits_after_a_later_seq_was_sealed_is_sealed_after_it(
         self, postgres_engine: Engine

@@ -875,7 +875,7 @@ class TestAuditTrail:
         assert f"broken at position {position}" in text
         assert "its content does not match its hash" in text
         assert f"The {position - 1} events before it verify" in text
-        assert f'href="/console/audit?cursor={position - 1}"' in text
+        assert f'href="/console/audit?cursor={position - 1}&amp;order=oldest"' in text
         assert c.post("/console/audit/verify", csrf=False).status_code == 400
 
     def test_a_chain_longer_than_the_pages_time_budget_is_verified_in_part_and_says_so(
@@ -911,7 +911,7 @@ class TestAuditTrail:
         assert c.get(f"/console/audit?customer_code={CUSTOMER_B}").status_code == 404
         assert signed_in(app, reviewers, "orders").get("/console/audit").status_code == 403
 
-    def test_pages_by_chain_position(
+    def test_pages_newest_first_by_default_and_in_chain_order_when_asked(
         self, app: Any, reviewers: dict[str, str], api: Api, monkeypatch: Any
     ) -> None:
         from adapters.web.console import audit
@@ -921,10 +921,67 @@ class TestAuditTrail:
         monkeypatch.setattr(audit, "PER_PAGE", 2)
         c = signed_in(app, reviewers, "auditor")
         text = c.get("/console/audit?type=decision.made").get_data(as_text=True)
+        assert "newest first" in text.split("</h1>")[0]
+        newest = [int(p) for p in re.findall(r'<td class="num" title="hash [0-9a-f]{64}">(\d+)</td>', text)]
+        assert len(newest) == 2 and newest == sorted(newest, reverse=True)
+        assert "PO-AUD-2" in text and "PO-AUD-1" in text and "PO-AUD-0" not in text
+        assert (
+            f'href="/console/audit?cursor={newest[1]}&amp;type=decision.made" id="next">Older events' in text
+        )
+        older = c.get(f"/console/audit?cursor={newest[1]}&type=decision.made").get_data(as_text=True)
+        assert "PO-AUD-0" in older and "PO-AUD-1" not in older and 'id="next"' not in older
+
+        assert 'id="oldest-first" href="/console/audit?order=oldest&amp;type=decision.made"' in text
+        text = c.get("/console/audit?order=oldest&type=decision.made").get_data(as_text=True)
         positions = [
             int(p) for p in re.findall(r'<td class="num" title="hash [0-9a-f]{64}">(\d+)</td>', text)
         ]
         assert len(positions) == 2 and positions == sorted(positions)
-        assert f'href="/console/audit?cursor={positions[1]}&amp;type=decision.made" id="next"' in text
-        rest = c.get(f"/console/audit?cursor={positions[1]}&type=decision.made").get_data(as_text=True)
-        assert "PO-AUD-2" in rest and "PO-AUD-0" not in rest and 'id="next"' not in rest
+        next_link = (
+            f'href="/console/audit?cursor={positions[1]}&amp;order=oldest&amp;type=decision.made" id="next"'
+        )
+        assert next_link in text
+        rest = c.get(f"/console/audit?cursor={positions[1]}&order=oldest&type=decision.made")
+        rest_text = rest.get_data(as_text=True)
+        assert "PO-AUD-2" in rest_text and "PO-AUD-0" not in rest_text and 'id="next"' not in rest_text
+
+    def test_the_filtered_events_export_as_csv_and_as_verifiable_json_lines(
+        self, app: Any, reviewers: dict[str, str], api: Api, monkeypatch: Any
+    ) -> None:
+        import csv
+        import hashlib
+        import io
+        import json
+
+        from creditctl.services import audit_export
+
+        monkeypatch.setattr(audit_export, "BATCH", 2)  # several reads: the export is not one page
+        for n in range(3):
+            api.decide(order(f"PO-EXP-{n}"))
+        api.decide(order("PO-EXP-B", customer=CUSTOMER_B, group="GA10"))
+        c = signed_in(app, reviewers, "auditor")
+        text = c.get(f"/console/audit?customer_code={CUSTOMER_A}&type=decision.made").get_data(as_text=True)
+        link = re.search(r'id="export-csv" href="([^"]+)"', text)
+        assert link
+        assert (
+            link.group(1)
+            == f"/console/audit/export?format=csv&amp;customer_code={CUSTOMER_A}&amp;type=decision.made"
+        )
+        r = c.get(link.group(1).replace("&amp;", "&"))
+        assert r.mimetype == "text/csv" and "attachment" in r.headers["Content-Disposition"]
+        rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
+        assert [row["order_id"] for row in rows] == ["PO-EXP-0", "PO-EXP-1", "PO-EXP-2"]  # chain order
+        assert {row["type"] for row in rows} == {"decision.made"} and rows[0]["actor"] == "test-orders"
+        assert json.loads(rows[0]["after"])["outcome"] == "approve"
+        link = re.search(r'id="export-jsonl" href="([^"]+)"', text)
+        assert link
+        lines = c.get(link.group(1).replace("&amp;", "&")).get_data(as_text=True).splitlines()
+        assert len(lines) == 3
+        for line in map(json.loads, lines):
+            assert hashlib.sha256((line["prev_hash"] + line["payload"]).encode()).hexdigest() == line["hash"]
+            assert json.loads(line["payload"])["subject"]["customer_code"] == CUSTOMER_A
+        limited = signed_in(app, reviewers, "auditor_a")
+        mine = limited.get("/console/audit/export?format=jsonl&type=decision.made").get_data(as_text=True)
+        assert "PO-EXP-0" in mine and "PO-EXP-B" not in mine
+        assert limited.get(f"/console/audit/export?customer_code={CUSTOMER_B}").status_code == 404
+        assert limited.get("/console/audit/export?from=yesterday").status_code == 422

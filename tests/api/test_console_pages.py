@@ -217,7 +217,12 @@ def urls(w: World) -> dict[str, list[str]]:
             f"/console/backtests/{w.backtest}",
             f"/console/backtests/{w.backtest}?format=csv",
         ],
-        "console.audit": ["/console/audit", "/console/audit?type=deferral.released"],
+        "console.audit": [
+            "/console/audit",
+            "/console/audit?type=deferral.released",
+            "/console/audit?order=oldest",
+        ],
+        "console.audit_export": ["/console/audit/export?format=csv", "/console/audit/export?format=jsonl"],
     }
 
 
