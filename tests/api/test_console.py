@@ -458,15 +458,15 @@ class TestPages:
         )  # another customer's pin is theirs
 
     def test_a_backtest_lists_its_changed_orders_in_pages_with_their_csv(
-        self, app: Any, reviewers: dict[str, str], api: Api, monkeypatch: pytest.MonkeyPatch
+        self, app: Any, reviewers: dict[str, str], api: Api, clock: Any, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         from adapters.web.console import backtests
         from rules import default_rule_set_document
 
-        ids = [
-            api.decide(order(amount=amount)).json["order_id"]
-            for amount in ("10.00", "2000.00", "3000.00", "4000.00")
-        ]
+        ids = []
+        for amount in ("10.00", "2000.00", "3000.00", "4000.00"):
+            ids.append(api.decide(order(amount=amount)).json["order_id"])
+            clock.advance(1)  # replayed in the order decided
         document = default_rule_set_document()
         document["params"] = {**document.get("params", {}), "single_order_review_amount": "1000.00"}
         draft = api.client.post(
@@ -535,6 +535,23 @@ class TestPages:
     def test_bad_report_parameters_show_an_error_page(self, app: Any, keys: dict[str, str]) -> None:
         r = signed_in(app, keys, "admin").get("/console/reports/decisions?tz=Mars/Base")
         assert r.status_code == 422 and "<html" in r.get_data(as_text=True)
+
+    @pytest.mark.parametrize(
+        "path", ["/console/no-such-page", "/console/rule-sets/not-a-number", "/console/accounts/8800000001"]
+    )
+    def test_an_unknown_console_url_is_a_404_page_in_the_consoles_layout(
+        self, app: Any, keys: dict[str, str], path: str
+    ) -> None:
+        c = signed_in(app, keys, "auditor")
+        r = c.get(path)
+        assert r.status_code == 404 and r.mimetype == "text/html"
+        text = r.get_data(as_text=True)
+        assert "<h1>Page not found</h1>" in text and f"There is no console page at {path}." in text
+        assert 'href="/console/accounts"' in text and "Sign out" in text  # the layout, signed in
+        signed_out = Console(app.test_client()).get(path)
+        assert signed_out.status_code == 302 and "/console/sign-in" in signed_out.headers["Location"]
+        api = app.test_client().get("/v1/no-such-call")
+        assert api.status_code == 404 and api.mimetype == "application/problem+json"  # the API's stays
 
     def test_the_stylesheet_is_served_by_the_app(self, client: FlaskClient) -> None:
         with client.get("/console/static/console.css") as r:

@@ -222,6 +222,7 @@ def urls(w: World) -> dict[str, list[str]]:
             "/console/audit?type=deferral.released",
             "/console/audit?order=oldest",
         ],
+        "console.not_found": ["/console/no-such-page", "/console/rule-sets/not-a-number"],
         "console.audit_export": ["/console/audit/export?format=csv", "/console/audit/export?format=jsonl"],
     }
 
@@ -260,9 +261,10 @@ class TestEveryPage:
         c = signed_in(app, reviewers, "lead")
         leaks: dict[str, list[str]] = {}
         shown = 0
-        for path in (p for paths in listed.values() for p in paths):
+        for endpoint, path in ((e, p) for e, paths in listed.items() for p in paths):
             r = c.get(path, follow_redirects=True)
-            assert r.status_code == 200, (path, r.status_code, r.get_data(as_text=True)[:500])
+            expected = 404 if endpoint == "console.not_found" else 200
+            assert r.status_code == expected, (path, r.status_code, r.get_data(as_text=True)[:500])
             if r.mimetype == "text/html":
                 shown += 1
                 if found := python_leaks(r.get_data(as_text=True)):

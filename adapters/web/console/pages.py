@@ -147,6 +147,14 @@ def page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
     return render_template(f"console/{template}", **values), status
 
 
+@bp.route("/<path:unknown>", methods=["GET", "POST"])
+def not_found(unknown: str) -> tuple[str, int]:
+    """Any other URL under /console/ (signed in): the console's own 404 page in its layout. Without
+    this route such a URL matched no blueprint and got the API's problem+json."""
+    message = f"There is no console page at {request.path}."
+    return page("error.html", 404, title="Page not found", message=message, errors={})
+
+
 @bp.errorhandler(CreditctlError)
 def _domain_error(exc: CreditctlError) -> tuple[str, int]:
     status, title = status_of(exc)
