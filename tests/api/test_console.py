@@ -205,6 +205,72 @@ class TestSignIn:
         assert c.client.get(f"/v1/accounts/{CUSTOMER_A}/GB20").status_code == 401
 
 
+class TestHeaders:
+    def test_console_pages_refuse_frames_and_signed_in_pages_are_not_stored(
+        self, app: Any, keys: dict[str, str]
+    ) -> None:
+        c = Console(app.test_client())
+        for r in (c.get("/console/sign-in"), c.get("/console/accounts"), c.get("/console/no-such-page")):
+            assert r.headers["X-Frame-Options"] == "DENY"
+            assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        c = signed_in(app, keys, "admin")
+        for path in ("/console/accounts", f"/console/accounts/{CUSTOMER_A}/GB20", "/console/no-such-page"):
+            r = c.get(path)
+            assert r.headers["Cache-Control"] == "no-store", path
+            assert r.headers["X-Frame-Options"] == "DENY", path
+            policy = r.headers["Content-Security-Policy"]
+            assert "frame-ancestors 'none'" in policy and "script-src 'none'" in policy, path
+        c.get(f"/console/accounts/{CUSTOMER_A}/GB20")
+        posted = c.post(f"/console/accounts/{CUSTOMER_A}/GB20/freeze", {"reason": "x"})
+        assert posted.headers["X-Frame-Options"] == "DENY" and posted.headers["Cache-Control"] == "no-store"
+        with c.client.get("/console/static/console.css") as css:
+            assert "no-store" not in css.headers.get("Cache-Control", "")  # the stylesheet may be cached
+            assert css.headers["X-Frame-Options"] == "DENY"
+        api = app.test_client().get("/healthz")
+        assert "X-Frame-Options" not in api.headers  # the console's policy, not the API's
+
+    @staticmethod
+    def cookie_of(app: Any, keys: dict[str, str], **kw: Any) -> str:
+        c = Console(app.test_client())
+        c.get("/console/sign-in", **kw)
+        r = c.post("/console/sign-in", {"api_key": keys["admin"]}, **kw)
+        assert r.status_code == 302, r.get_data(as_text=True)
+        return str(r.headers["Set-Cookie"])
+
+    def test_the_session_cookie_is_secure_over_https_and_not_over_plain_http(
+        self, app: Any, keys: dict[str, str]
+    ) -> None:
+        assert "; Secure" not in self.cookie_of(app, keys)
+        assert "; Secure" in self.cookie_of(app, keys, base_url="https://console.example")
+        spoofed = self.cookie_of(app, keys, headers={"X-Forwarded-Proto": "https"})
+        assert "; Secure" not in spoofed  # no proxy is trusted: anyone could send that header
+
+    def test_behind_a_trusted_proxy_its_forwarded_scheme_makes_the_cookie_secure(
+        self, context: Any, keys: dict[str, str]
+    ) -> None:
+        from adapters.web.app import create_app
+
+        app = create_app(context, {"TESTING": True, "CREDITCTL_TRUSTED_PROXIES": 1})
+        forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+        assert "; Secure" in self.cookie_of(app, keys, headers=forwarded)
+        assert "; Secure" not in self.cookie_of(app, keys, headers={"X-Forwarded-Proto": "http"})
+
+    def test_the_setting_makes_the_cookie_secure_always(self, context: Any, keys: dict[str, str]) -> None:
+        from adapters.web.app import create_app
+
+        app = create_app(context, {"TESTING": True, "SESSION_COOKIE_SECURE": True})
+        assert "; Secure" in self.cookie_of(app, keys)
+
+    @pytest.mark.parametrize("value", ["-1", "two", "6", "1.5"])
+    def test_a_trusted_proxy_count_out_of_bounds_is_refused_at_start(self, value: str) -> None:
+        from adapters.bootstrap import load_settings
+
+        with pytest.raises(SystemExit, match="CREDITCTL_TRUSTED_PROXIES must be a whole number from 0 to 5"):
+            load_settings({"CREDITCTL_TRUSTED_PROXIES": value})
+        assert load_settings({"CREDITCTL_TRUSTED_PROXIES": "2"}).trusted_proxies == 2
+        assert load_settings({}).trusted_proxies == 0
+
+
 class TestCsrf:
     def test_a_form_without_the_token_is_refused_and_changes_nothing(
         self, app: Any, keys: dict[str, str], api: Api

@@ -265,6 +265,7 @@ class TestEveryPage:
             r = c.get(path, follow_redirects=True)
             expected = 404 if endpoint == "console.not_found" else 200
             assert r.status_code == expected, (path, r.status_code, r.get_data(as_text=True)[:500])
+            assert r.headers["X-Frame-Options"] == "DENY" and r.headers["Cache-Control"] == "no-store", path
             if r.mimetype == "text/html":
                 shown += 1
                 if found := python_leaks(r.get_data(as_text=True)):
