@@ -380,6 +380,7 @@ class TestPages:
         c = signed_in(app, keys, "auditor")
         text = c.get("/console/accounts?q=Beta").get_data(as_text=True)
         assert CUSTOMER_B in text and CUSTOMER_A not in text
+        assert '<small class="muted">payer Beta Co</small>' in text  # the customer has no name of its own
         text = c.get("/console/accounts?sort=balance&desc=1").get_data(as_text=True)
         assert text.index("100,000.00") < text.index("5,000.00") < text.index("1,000.00")
 
