@@ -286,10 +286,22 @@ class TestEveryPage:
         world: World,
     ) -> None:
         """Not a sweep of empty pages: the account shows its settled part and credit history, the
-        rule sets their pins, the audit trail the releases."""
+        orders their reviews and holds, the rule sets their pins, the backtest its changed orders, the
+        audit trail the releases."""
         c = signed_in(app, reviewers, "lead")
         account = c.get(f"/console/accounts/{CUSTOMER_A}/GB20").get_data(as_text=True)
         assert world.orders["settled_part"] in account and "annual review" in account and "INV-1" in account
         assert world.orders["manual_review"] in account
         audit = c.get("/console/audit?type=deferral.released").get_data(as_text=True)
         assert world.orders["released"] in audit
+        released = c.get(f"/console/decisions/{CUSTOMER_A}/{world.orders['released']}").get_data(as_text=True)
+        assert 'data-action="release"' in released and 'id="hold-status">open' in released
+        rechecked = c.get(f"/console/decisions/{CUSTOMER_A}/{world.orders['rechecked']}").get_data(
+            as_text=True
+        )
+        assert 'data-action="recheck"' in rechecked
+        assert 'id="still-deciding"' in c.get("/console/rule-sets/1").get_data(as_text=True)
+        backtest = c.get(f"/console/backtests/{world.backtest}").get_data(as_text=True)
+        assert world.orders["approved"] in backtest
+        queue = c.get("/console/reviews").get_data(as_text=True)
+        assert world.orders["deferred"] in queue and 'class="num available"' in queue
