@@ -98,23 +98,27 @@ class TestAppendAndSeal:
 class TestReadingNewestFirst:
     def test_newest_first_pages_down_from_the_head_with_the_filters(self, uow: SqlUnitOfWork) -> None:
         from creditctl.domain.audit import AuditQuery
+        from tests.random_refs import random_customer_code
 
-        append(uow, 3, customer="8800000001")
-        append(uow, 2, customer="8800000002")
-        append(uow, 2, customer="8800000001")
+        mine, theirs = (
+            random_customer_code(),
+            random_customer_code(),
+        )  # the database may hold other tests' events
+        append(uow, 3, customer=mine)
+        append(uow, 2, customer=theirs)
+        append(uow, 2, customer=mine)
         seal_audit(uow=uow)
         with uow:
-            mine = [e.position for e in uow.audit.query(AuditQuery(customer_code="8800000001", limit=100))]
-            first = uow.audit.query(AuditQuery(customer_code="8800000001", limit=3, newest_first=True))
-            assert [e.position for e in first] == mine[::-1][:3]
+            oldest_first = [e.position for e in uow.audit.query(AuditQuery(customer_code=mine, limit=100))]
+            assert len(oldest_first) == 5
+            first = uow.audit.query(AuditQuery(customer_code=mine, limit=3, newest_first=True))
+            assert [e.position for e in first] == oldest_first[::-1][:3]
             rest = uow.audit.query(
-                AuditQuery(
-                    customer_code="8800000001", limit=3, newest_first=True, before_position=first[-1].position
-                )
+                AuditQuery(customer_code=mine, limit=3, newest_first=True, before_position=first[-1].position)
             )
-            assert [e.position for e in rest] == mine[::-1][3:5]
-            scoped = uow.audit.query(AuditQuery(customers=frozenset({"8800000002"}), newest_first=True))
-            assert [e.data["subject"]["customer_code"] for e in scoped] == ["8800000002"] * 2
+            assert [e.position for e in rest] == oldest_first[::-1][3:]
+            scoped = uow.audit.query(AuditQuery(customers=frozenset({theirs}), newest_first=True))
+            assert [e.data["subject"]["customer_code"] for e in scoped] == [theirs] * 2
             assert scoped[0].position > scoped[1].position
 
 
