@@ -86,6 +86,7 @@ class Settings:
     webhook_timeout_s: float = 10.0
     console_session_hours: float = 8.0
     console_secure_cookie: bool = False
+    trusted_proxies: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -116,7 +117,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_timeout_s=float(env.get("CREDITCTL_WEBHOOK_TIMEOUT_S", "10")),
         console_session_hours=float(env.get("CREDITCTL_CONSOLE_SESSION_HOURS", "8")),  # not money: hours
         console_secure_cookie=env.get("CREDITCTL_CONSOLE_SECURE_COOKIE", "false").lower() in TRUE,
+        trusted_proxies=_trusted_proxies(env.get("CREDITCTL_TRUSTED_PROXIES", "0")),
     )
+
+
+MAX_TRUSTED_PROXIES = 5
+
+
+def _trusted_proxies(value: str) -> int:
+    """How many reverse proxies stand in front (0 to MAX_TRUSTED_PROXIES); refused at start otherwise."""
+    text = value.strip() or "0"
+    if not text.isdigit() or int(text) > MAX_TRUSTED_PROXIES:
+        raise SystemExit(
+            f"CREDITCTL_TRUSTED_PROXIES must be a whole number from 0 to {MAX_TRUSTED_PROXIES}, not {value!r}"
+        )
+    return int(text)
 
 
 def _cors_origins(value: str) -> tuple[str, ...]:
@@ -291,6 +306,7 @@ def create_wsgi_app(settings: Settings | None = None, config: Mapping[str, Any] 
         "CREDITCTL_CORS_ORIGINS": settings.cors_origins,
         "CONSOLE_SESSION_HOURS": settings.console_session_hours,
         "SESSION_COOKIE_SECURE": settings.console_secure_cookie,
+        "CREDITCTL_TRUSTED_PROXIES": settings.trusted_proxies,
         **(config or {}),
     }
     return create_app(bootstrap(settings), web_config)

@@ -88,7 +88,12 @@ class FakeAuditLog:
         by_seq = {r["seq"]: r for r in self.events}
         sealed = self._sealed()
         found = []
-        for position in sorted(p for p in self.seals if p > q.after_position):
+        if q.newest_first:
+            before = q.before_position
+            positions = sorted((p for p in self.seals if before is None or p < before), reverse=True)
+        else:
+            positions = sorted(p for p in self.seals if p > q.after_position)
+        for position in positions:
             row = by_seq.get(self.seals[position][0])
             if row is not None and _matches(row, q):
                 found.append(_event(row, sealed))

@@ -468,6 +468,10 @@ class _RuleSets:
     def assignments(self, customer_code: str) -> list[Assignment]:
         return [a for (c, _), a in sorted(self.w.assignments.items()) if c == customer_code]
 
+    def pins(self, customers: frozenset[str] | None = None) -> list[Assignment]:
+        found = (a for a in self.w.assignments.values() if customers is None or a.customer_code in customers)
+        return sorted(found, key=lambda a: (a.rule_set_id, a.customer_code, a.sale_group_code))
+
 
 class _ApiKeys:
     def __init__(self, w: FakeState) -> None:

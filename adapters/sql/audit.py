@@ -131,9 +131,15 @@ class SqlAuditLog:
         return int(total or 0)
 
     def query(self, q: AuditQuery) -> list[AuditEvent]:
-        stmt = (
-            _SEALED.where(_s.position > q.after_position, *_filters(q)).order_by(_s.position).limit(q.limit)
-        )
+        if q.newest_first:
+            bound = [] if q.before_position is None else [_s.position < q.before_position]
+            stmt = _SEALED.where(*bound, *_filters(q)).order_by(_s.position.desc()).limit(q.limit)
+        else:
+            stmt = (
+                _SEALED.where(_s.position > q.after_position, *_filters(q))
+                .order_by(_s.position)
+                .limit(q.limit)
+            )
         return [_event(r) for r in self._conn.execute(stmt)]
 
     def between(self, since: datetime | None, until: datetime | None) -> Iterator[AuditEvent]:

@@ -253,12 +253,19 @@ class SqlRuleSetRepository:
         rows = self._conn.execute(
             select(rule_set_assignments).where(_a.customer_code == customer_code).order_by(_a.sale_group_code)
         )
-        return [
-            Assignment(
-                r.customer_code, r.sale_group_code, r.rule_set_id, r.assigned_by, r.assigned_at, r.reason
-            )
-            for r in rows
-        ]
+        return [_assignment(r) for r in rows]
+
+    def pins(self, customers: frozenset[str] | None = None) -> list[Assignment]:
+        stmt = select(rule_set_assignments).order_by(_a.rule_set_id, _a.customer_code, _a.sale_group_code)
+        if customers is not None:
+            stmt = stmt.where(_a.customer_code.in_(sorted(customers)))
+        return [_assignment(r) for r in self._conn.execute(stmt)]
+
+
+def _assignment(r: Row[Any]) -> Assignment:
+    return Assignment(
+        r.customer_code, r.sale_group_code, r.rule_set_id, r.assigned_by, r.assigned_at, r.reason
+    )
 
 
 def _record(row: Row[Any]) -> RuleSetRecord:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from adapters.web import (
     accounts,
@@ -49,6 +50,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     app.config.update(_openapi_config())
     app.config.update(config or {})
     app.extensions["creditctl"] = context
+    trust_proxies(app, int(app.config.get("CREDITCTL_TRUSTED_PROXIES", 0)))
     app.extensions["creditctl.keys"] = KeyCache()
     request_context.init_app(app)
     cors.init_app(app)
@@ -81,6 +83,14 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     console.init_app(app)
     register_error_handlers(app)
     return app
+
+
+def trust_proxies(app: Flask, proxies: int) -> None:
+    """Behind `proxies` reverse proxies, take the client's address and scheme from the X-Forwarded-For
+    and X-Forwarded-Proto they append (the console's cookie is Secure when the browser used https); with
+    none (the default) those headers are anyone's to send, and are ignored."""
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
 
 def _openapi_config() -> dict[str, Any]:

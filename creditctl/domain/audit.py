@@ -93,6 +93,9 @@ class AuditQuery:
     until: datetime | None = None
     after_position: int = 0
     limit: int = 100
+    # Newest first: the events before `before_position` (None: from the head), highest position first.
+    newest_first: bool = False
+    before_position: int | None = None
 
 
 def _plain(value: Any) -> Any:

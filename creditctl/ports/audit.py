@@ -70,7 +70,8 @@ class AuditLog(Protocol):
         ...
 
     def query(self, q: AuditQuery) -> list[AuditEvent]:
-        """Sealed events matching `q` after position q.after_position, in chain order, at most q.limit.
+        """Sealed events matching `q` after position q.after_position, in chain order, at most q.limit;
+        with q.newest_first, those before q.before_position (any, when None), highest position first.
 
         Chain order is stable under concurrent writers: a seal is only ever added after the last one,
         so a cursor never skips an event that commits later (a seq cursor would: seqs commit out of order)."""

@@ -236,6 +236,11 @@ class RuleSetRepository(Protocol):
         """The customer's assignments (its own first, sale_group_code "")."""
         ...
 
+    def pins(self, customers: frozenset[str] | None = None) -> list[Assignment]:
+        """Every assignment (of these customers only, when given), by rule set id, customer and sales
+        group: where each version is pinned, whatever the global default is now."""
+        ...
+
 
 class ApiKeyRepository(Protocol):
     def add(

@@ -69,6 +69,17 @@ def unassign_rule_set(
     return removed
 
 
+def pins_by_rule_set(*, scope: frozenset[str] | None, uow: UnitOfWork) -> dict[int, list[Assignment]]:
+    """Where each version is pinned, by rule set id: the customers and accounts it decides for even once
+    it is no longer the default (retired). A key limited to some customers sees their pins only."""
+    with uow:
+        pins = uow.rule_sets.pins(scope)
+    out: dict[int, list[Assignment]] = {}
+    for pin in pins:
+        out.setdefault(pin.rule_set_id, []).append(pin)
+    return out
+
+
 def set_account_params(
     customer_code: str, sale_group_code: str, params: Any, *, uow: UnitOfWork, actor: Actor = SYSTEM
 ) -> dict[str, int | str]:

@@ -95,6 +95,33 @@ class TestAppendAndSeal:
 
 
 @pytest.mark.postgres
+class TestReadingNewestFirst:
+    def test_newest_first_pages_down_from_the_head_with_the_filters(self, uow: SqlUnitOfWork) -> None:
+        from creditctl.domain.audit import AuditQuery
+        from tests.random_refs import random_customer_code
+
+        mine, theirs = (
+            random_customer_code(),
+            random_customer_code(),
+        )  # the database may hold other tests' events
+        append(uow, 3, customer=mine)
+        append(uow, 2, customer=theirs)
+        append(uow, 2, customer=mine)
+        seal_audit(uow=uow)
+        with uow:
+            oldest_first = [e.position for e in uow.audit.query(AuditQuery(customer_code=mine, limit=100))]
+            assert len(oldest_first) == 5
+            first = uow.audit.query(AuditQuery(customer_code=mine, limit=3, newest_first=True))
+            assert [e.position for e in first] == oldest_first[::-1][:3]
+            rest = uow.audit.query(
+                AuditQuery(customer_code=mine, limit=3, newest_first=True, before_position=first[-1].position)
+            )
+            assert [e.position for e in rest] == oldest_first[::-1][3:]
+            scoped = uow.audit.query(AuditQuery(customers=frozenset({theirs}), newest_first=True))
+            assert [e.data["subject"]["customer_code"] for e in scoped] == [theirs] * 2
+            assert scoped[0].position > scoped[1].position
+
+
 class TestCommitOrderOnPostgres:
     def test_an_event_that_commits_after_a_later_seq_was_sealed_is_sealed_after_it(
         self, postgres_engine: Engine

@@ -456,6 +456,28 @@ class TestRuleSetVersionsAndAssignments:
             assert uow.rule_sets.for_account("8800000001", "GA10").rule_set.version == 2
             uow.rollback()
 
+    def test_pins_list_every_assignment_by_version_and_only_the_customers_asked_for(
+        self, engine: Engine
+    ) -> None:
+        from creditctl.domain.rule_set import Assignment
+
+        with SqlUnitOfWork(engine, rule_set_cache=RuleSetCache(ttl_s=0)) as uow:
+            second = uow.rule_sets.publish("v2", default_rule_set_document(), NOW)
+            uow.rule_sets.assign(Assignment("8800000002", "", 1, "alice", NOW, "stays on v1"))
+            uow.rule_sets.assign(Assignment("8800000001", "GA10", 1, "bob", NOW, "exempt"))
+            uow.rule_sets.assign(Assignment("8800000001", "GB20", second.id, "bob", NOW, "tighter"))
+            pins = [(a.rule_set_id, a.customer_code, a.sale_group_code) for a in uow.rule_sets.pins()]
+            assert pins == [
+                (1, "8800000001", "GA10"),
+                (1, "8800000002", ""),
+                (second.id, "8800000001", "GB20"),
+            ]
+            mine = uow.rule_sets.pins(frozenset({"8800000002"}))
+            assert [(a.rule_set_id, a.customer_code, a.assigned_by, a.reason) for a in mine] == [
+                (1, "8800000002", "alice", "stays on v1")
+            ]
+            uow.rollback()
+
     def test_publications_racing_each_other_get_distinct_versions(self, engine: Engine) -> None:
         """Five administrators publish at the same moment: five new versions, none refused or lost."""
         import threading

@@ -205,6 +205,72 @@ class TestSignIn:
         assert c.client.get(f"/v1/accounts/{CUSTOMER_A}/GB20").status_code == 401
 
 
+class TestHeaders:
+    def test_console_pages_refuse_frames_and_signed_in_pages_are_not_stored(
+        self, app: Any, keys: dict[str, str]
+    ) -> None:
+        c = Console(app.test_client())
+        for r in (c.get("/console/sign-in"), c.get("/console/accounts"), c.get("/console/no-such-page")):
+            assert r.headers["X-Frame-Options"] == "DENY"
+            assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        c = signed_in(app, keys, "admin")
+        for path in ("/console/accounts", f"/console/accounts/{CUSTOMER_A}/GB20", "/console/no-such-page"):
+            r = c.get(path)
+            assert r.headers["Cache-Control"] == "no-store", path
+            assert r.headers["X-Frame-Options"] == "DENY", path
+            policy = r.headers["Content-Security-Policy"]
+            assert "frame-ancestors 'none'" in policy and "script-src 'none'" in policy, path
+        c.get(f"/console/accounts/{CUSTOMER_A}/GB20")
+        posted = c.post(f"/console/accounts/{CUSTOMER_A}/GB20/freeze", {"reason": "x"})
+        assert posted.headers["X-Frame-Options"] == "DENY" and posted.headers["Cache-Control"] == "no-store"
+        with c.client.get("/console/static/console.css") as css:
+            assert "no-store" not in css.headers.get("Cache-Control", "")  # the stylesheet may be cached
+            assert css.headers["X-Frame-Options"] == "DENY"
+        api = app.test_client().get("/healthz")
+        assert "X-Frame-Options" not in api.headers  # the console's policy, not the API's
+
+    @staticmethod
+    def cookie_of(app: Any, keys: dict[str, str], **kw: Any) -> str:
+        c = Console(app.test_client())
+        c.get("/console/sign-in", **kw)
+        r = c.post("/console/sign-in", {"api_key": keys["admin"]}, **kw)
+        assert r.status_code == 302, r.get_data(as_text=True)
+        return str(r.headers["Set-Cookie"])
+
+    def test_the_session_cookie_is_secure_over_https_and_not_over_plain_http(
+        self, app: Any, keys: dict[str, str]
+    ) -> None:
+        assert "; Secure" not in self.cookie_of(app, keys)
+        assert "; Secure" in self.cookie_of(app, keys, base_url="https://console.example")
+        spoofed = self.cookie_of(app, keys, headers={"X-Forwarded-Proto": "https"})
+        assert "; Secure" not in spoofed  # no proxy is trusted: anyone could send that header
+
+    def test_behind_a_trusted_proxy_its_forwarded_scheme_makes_the_cookie_secure(
+        self, context: Any, keys: dict[str, str]
+    ) -> None:
+        from adapters.web.app import create_app
+
+        app = create_app(context, {"TESTING": True, "CREDITCTL_TRUSTED_PROXIES": 1})
+        forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+        assert "; Secure" in self.cookie_of(app, keys, headers=forwarded)
+        assert "; Secure" not in self.cookie_of(app, keys, headers={"X-Forwarded-Proto": "http"})
+
+    def test_the_setting_makes_the_cookie_secure_always(self, context: Any, keys: dict[str, str]) -> None:
+        from adapters.web.app import create_app
+
+        app = create_app(context, {"TESTING": True, "SESSION_COOKIE_SECURE": True})
+        assert "; Secure" in self.cookie_of(app, keys)
+
+    @pytest.mark.parametrize("value", ["-1", "two", "6", "1.5"])
+    def test_a_trusted_proxy_count_out_of_bounds_is_refused_at_start(self, value: str) -> None:
+        from adapters.bootstrap import load_settings
+
+        with pytest.raises(SystemExit, match="CREDITCTL_TRUSTED_PROXIES must be a whole number from 0 to 5"):
+            load_settings({"CREDITCTL_TRUSTED_PROXIES": value})
+        assert load_settings({"CREDITCTL_TRUSTED_PROXIES": "2"}).trusted_proxies == 2
+        assert load_settings({}).trusted_proxies == 0
+
+
 class TestCsrf:
     def test_a_form_without_the_token_is_refused_and_changes_nothing(
         self, app: Any, keys: dict[str, str], api: Api
@@ -314,6 +380,7 @@ class TestPages:
         c = signed_in(app, keys, "auditor")
         text = c.get("/console/accounts?q=Beta").get_data(as_text=True)
         assert CUSTOMER_B in text and CUSTOMER_A not in text
+        assert '<small class="muted">payer Beta Co</small>' in text  # the customer has no name of its own
         text = c.get("/console/accounts?sort=balance&desc=1").get_data(as_text=True)
         assert text.index("100,000.00") < text.index("5,000.00") < text.index("1,000.00")
 
@@ -326,6 +393,49 @@ class TestPages:
         )
         for shown in ("100,000.00", "1,999.98", "PO-CON-1", "Credit profile", "Payment records"):
             assert shown in text
+
+    def test_the_credit_history_is_a_table_of_each_change_and_its_inputs(
+        self, app: Any, keys: dict[str, str], api: Api
+    ) -> None:
+        r = api.client.put(
+            f"/v1/accounts/{CUSTOMER_A}/GB20/credit-profile",
+            json={"base_limit": "300000.00", "reason": "annual review"},
+            headers=api.auth("admin"),
+        )
+        assert r.status_code == 200, r.json
+        text = (
+            signed_in(app, keys, "auditor").get(f"/console/accounts/{CUSTOMER_A}/GB20").get_data(as_text=True)
+        )
+        table = text.split('id="credit-changes"')[1].split("<tbody>")[1].split("</table>")[0]
+        rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
+        cells = [
+            " ".join(re.sub(r"<[^>]+>", " ", c).split())
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", rows[0], re.S)
+        ]
+        assert cells[:6] == [
+            "2026-11-27 16:00:00 CST",
+            "base_limit",
+            "test-admin",
+            "annual review",
+            "A",
+            "300,000.00",
+        ]
+        assert (
+            "base 300,000.00 (account) \N{MULTIPLICATION SIGN} 1.00" in cells[6] and "on time 1" in cells[6]
+        )
+        assert "ProfileChange(" not in text and "Decimal(" not in text
+
+    def test_expiring_holds_show_money_as_decimal_strings(
+        self, app: Any, keys: dict[str, str], api: Api
+    ) -> None:
+        assert api.decide(order("PO-EXP-1", amount="10.00")).status_code == 201
+        text = (
+            signed_in(app, keys, "auditor")
+            .get("/console/reports/exposure?within_hours=200")
+            .get_data(as_text=True)
+        )
+        row = text.split("PO-EXP-1")[1].split("</tr>")[0]
+        assert '<td class="num">10.00</td>' in row  # it was (1000 / 100)|round(2): the float 10.0
 
     def test_decision_search_and_the_rule_trace(self, app: Any, keys: dict[str, str], api: Api) -> None:
         api.decide(order("PO-CON-2", amount="600000.00"))
@@ -374,6 +484,91 @@ class TestPages:
         )
         assert [e["actor"]["name"] for e in events] == ["test-admin", "test-admin"]  # the key, not the system
 
+    def test_a_retired_version_still_pinned_says_where_it_decides(
+        self, app: Any, reviewers: dict[str, str], api: Api
+    ) -> None:
+        admin = api.auth("admin")
+        draft = api.client.post("/v1/rule-sets", json={"name": "tighter"}, headers=admin).json["id"]
+        assert (
+            api.client.post(f"/v1/rule-sets/{draft}/publish", json={"reason": "x"}, headers=admin).status_code
+            == 200
+        )
+        pin = {"rule_set_id": 1, "reason": "keeps v1"}
+        assert (
+            api.client.put(f"/v1/accounts/{CUSTOMER_A}/GA10/rule-set", json=pin, headers=admin).status_code
+            == 200
+        )
+        assert (
+            api.client.put(f"/v1/customers/{CUSTOMER_B}/rule-set", json=pin, headers=admin).status_code == 200
+        )
+        c = signed_in(app, reviewers, "auditor")
+        listing = c.get("/console/rule-sets").get_data(as_text=True)
+        first = listing.split('<td class="rs-status">')[1].split("</td>")[0]
+        assert first.startswith("retired, still deciding")
+        assert (
+            f">{CUSTOMER_A}/GA10</a>" in first
+            and f'customer <a href="/console/accounts?q={CUSTOMER_B}">' in first
+        )
+        text = c.get("/console/rule-sets/1").get_data(as_text=True)
+        assert 'id="still-deciding"' in text and "<strong>still decides</strong>" in text
+        pins = text.split('id="pins"')[1].split("</table>")[0]
+        assert (
+            f"{CUSTOMER_A}/GA10" in pins
+            and "keeps v1" in pins
+            and "test-admin" in pins
+            and CUSTOMER_B in pins
+        )
+        assert "global default" in c.get(f"/console/rule-sets/{draft}").get_data(as_text=True)
+        limited = signed_in(app, reviewers, "auditor_a").get("/console/rule-sets/1").get_data(as_text=True)
+        assert (
+            f"{CUSTOMER_A}/GA10" in limited and CUSTOMER_B not in limited
+        )  # another customer's pin is theirs
+
+    def test_a_backtest_lists_its_changed_orders_in_pages_with_their_csv(
+        self, app: Any, reviewers: dict[str, str], api: Api, clock: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from adapters.web.console import backtests
+        from rules import default_rule_set_document
+
+        ids = []
+        for amount in ("10.00", "2000.00", "3000.00", "4000.00"):
+            ids.append(api.decide(order(amount=amount)).json["order_id"])
+            clock.advance(1)  # replayed in the order decided
+        document = default_rule_set_document()
+        document["params"] = {**document.get("params", {}), "single_order_review_amount": "1000.00"}
+        draft = api.client.post(
+            "/v1/rule-sets", json={"name": "tighter", "document": document}, headers=api.auth("admin")
+        )
+        monkeypatch.setattr(backtests, "PER_PAGE", 2)
+        c = signed_in(app, reviewers, "admin")
+        c.get(f"/console/rule-sets/{draft.json['id']}")
+        r = c.post(
+            f"/console/rule-sets/{draft.json['id']}/backtest", {"from": "2026-11-01", "to": "2026-12-01"}
+        )
+        assert r.status_code == 302 and "/console/backtests/" in r.headers["Location"]
+        run_id = r.headers["Location"].rsplit("/", 1)[1]
+        text = c.get(r.headers["Location"]).get_data(as_text=True)
+        assert "Backtest of &#39;tighter&#39; done: 3 of 4 orders change." in text
+        assert 'id="changed-count">3<' in text and "<pre" not in text
+        summary = text.split('id="summary"')[1].split("</table>")[0]
+        assert re.search(r"defer</span></td><td class=\"num\">0</td><td class=\"num\">3</td>", summary)
+        assert '<td class="num">9,010.00</td><td class="num">10.00</td>' in summary
+        first = re.findall(r'<tr data-order="([^"]+)">', text)
+        assert first == ids[1:3] and "MANUAL_REVIEW" in text
+        next_page = re.search(r'id="next" href="([^"]+)"', text)
+        assert next_page
+        rest = c.get(next_page.group(1).replace("&amp;", "&")).get_data(as_text=True)
+        assert re.findall(r'<tr data-order="([^"]+)">', rest) == ids[3:] and 'id="next"' not in rest
+        csv_link = re.search(r'id="changes-csv" href="([^"]+)"', text)
+        assert csv_link
+        mine = c.get(csv_link.group(1).replace("&amp;", "&"))
+        theirs = api.client.get(f"/v1/backtests/{run_id}/changes?format=csv", headers=api.auth("auditor"))
+        assert mine.mimetype == "text/csv" and mine.get_data() == theirs.get_data()
+        assert mine.get_data(as_text=True).count("\n") == 4
+        assert signed_in(app, reviewers, "auditor").get(f"/console/backtests/{run_id}").status_code == 200
+        assert signed_in(app, reviewers, "auditor_a").get(f"/console/backtests/{run_id}").status_code == 403
+        assert c.get("/console/backtests/no-such-run").status_code == 404
+
     def test_rule_set_changes_need_a_global_admin(self, app: Any, keys: dict[str, str]) -> None:
         c = signed_in(app, keys, "auditor")
         c.get("/console/rule-sets")
@@ -407,6 +602,23 @@ class TestPages:
     def test_bad_report_parameters_show_an_error_page(self, app: Any, keys: dict[str, str]) -> None:
         r = signed_in(app, keys, "admin").get("/console/reports/decisions?tz=Mars/Base")
         assert r.status_code == 422 and "<html" in r.get_data(as_text=True)
+
+    @pytest.mark.parametrize(
+        "path", ["/console/no-such-page", "/console/rule-sets/not-a-number", "/console/accounts/8800000001"]
+    )
+    def test_an_unknown_console_url_is_a_404_page_in_the_consoles_layout(
+        self, app: Any, keys: dict[str, str], path: str
+    ) -> None:
+        c = signed_in(app, keys, "auditor")
+        r = c.get(path)
+        assert r.status_code == 404 and r.mimetype == "text/html"
+        text = r.get_data(as_text=True)
+        assert "<h1>Page not found</h1>" in text and f"There is no console page at {path}." in text
+        assert 'href="/console/accounts"' in text and "Sign out" in text  # the layout, signed in
+        signed_out = Console(app.test_client()).get(path)
+        assert signed_out.status_code == 302 and "/console/sign-in" in signed_out.headers["Location"]
+        api = app.test_client().get("/v1/no-such-call")
+        assert api.status_code == 404 and api.mimetype == "application/problem+json"  # the API's stays
 
     def test_the_stylesheet_is_served_by_the_app(self, client: FlaskClient) -> None:
         with client.get("/console/static/console.css") as r:
@@ -482,7 +694,10 @@ class TestReviewQueue:
             f"/console/reviews?customer_code={CUSTOMER_A}"
         )
         text = c.get(r.headers["Location"]).get_data(as_text=True)
-        assert f"{oid} released: now approve." in text and queue_rows(text) == []
+        assert (
+            f"{oid} released: now approve; available 1,000.00 before, -200.00 after." in text
+            and queue_rows(text) == []
+        )
         other = deferred(api, "1100.00")
         c.get("/console/reviews")
         r = c.post(
@@ -494,6 +709,88 @@ class TestReviewQueue:
         d = api.decision(oid, key="admin").json
         assert (d["state"], d["outcome"], d["hold"]["amount"]) == ("decided", "approve", "1200.00")
         assert d["reviews"][0]["by"] == "lead" and d["reviews"][0]["reason"] == "transfer confirmed"
+
+    def test_each_row_and_release_form_show_balance_available_and_available_after_release(
+        self, app: Any, reviewers: dict[str, str], api: Api
+    ) -> None:
+        held = api.decide(order(amount="300.00", group="GA10"))  # approved: 300.00 held on A's GA10
+        assert held.json["outcome"] == "approve", held.json
+        oid = deferred(api, "1200.00")
+        text = signed_in(app, reviewers, "lead").get("/console/reviews").get_data(as_text=True)
+        row = text.split(f'<tr data-order="{oid}">')[1].split("</tr>")[0]
+        cells = dict(re.findall(r'<td class="num (balance|available|after[^"]*)">([^<]*)', row))
+        assert cells == {"balance": "1,000.00", "available": "700.00", "after negative": "-500.00"}
+        assert "into the credit line (100,000.00)" in row
+        form = row.split('class="release"')[1].split("</form>")[0]
+        assert "available 700.00 → -500.00 after release" in form
+        auditor = signed_in(app, reviewers, "auditor").get("/console/reviews").get_data(as_text=True)
+        assert '<td class="num available">700.00' in auditor and "/release" not in auditor
+
+    def test_an_overdraft_needs_the_override_box_which_only_a_global_key_is_offered(
+        self, app: Any, reviewers: dict[str, str], api: Api
+    ) -> None:
+        r = api.client.put(
+            f"/v1/accounts/{CUSTOMER_A}/GA10/credit-profile",
+            json={"base_limit": "100.00", "reason": "tight line"},
+            headers=api.auth("admin"),
+        )
+        assert r.status_code == 200, r.json
+        first, second = deferred(api, "1050.00"), deferred(api, "1050.00")
+        c = signed_in(app, reviewers, "lead")
+        c.get("/console/reviews")
+        c.post(f"/console/reviews/{CUSTOMER_A}/{first}/release", {"reason": "within the line"})
+        text = c.get("/console/reviews").get_data(as_text=True)
+        row = text.split(f'<tr data-order="{second}">')[1].split("</tr>")[0]
+        assert 'name="override"' in row and "overdraw by 1,000.00" in row
+        release = f"/console/reviews/{CUSTOMER_A}/{second}/release"
+        text = c.get(c.post(release, {"reason": "big customer"}).headers["Location"]).get_data(as_text=True)
+        assert f"{second} not released" in text and "override" in text
+        assert state_of(api, second) == ("deferred", "defer")
+        c.post(release, {"reason": "big customer", "override": "on"})
+        assert state_of(api, second) == ("decided", "approve")
+        assert api.decision(second, key="admin").json["reviews"][-1]["overdraft"] == "1000.00"
+
+    def test_a_released_orders_page_shows_the_release_and_the_hold_now(
+        self, app: Any, reviewers: dict[str, str], api: Api, clock: Any
+    ) -> None:
+        oid, rejected = deferred(api, "1200.00"), deferred(api, "1100.00")
+        clock.advance(600)
+        lead = signed_in(app, reviewers, "lead")
+        lead.get("/console/reviews")
+        lead.post(f"/console/reviews/{CUSTOMER_A}/{oid}/release", {"reason": "transfer confirmed"})
+        lead.post(f"/console/reviews/{CUSTOMER_A}/{rejected}/reject", {"reason": "on watch list"})
+        settled = api.client.post(
+            f"/v1/decisions/{oid}/settle",
+            json={"amount": "200.00", "settlement_id": "DN-7"},
+            headers=api.auth("orders"),
+        )
+        assert settled.status_code == 200, settled.json
+        text = signed_in(app, reviewers, "auditor").get(f"/console/decisions/{CUSTOMER_A}/{oid}")
+        text = text.get_data(as_text=True)
+        row = text.split('<tr data-action="release">')[1].split("</tr>")[0]
+        cells = [
+            " ".join(re.sub(r"<[^>]+>", " ", c).split())
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        ]
+        assert cells == [
+            "2026-11-27 16:10:00 CST", "release", "lead (admin, authority 1,500.00)", "transfer confirmed",
+            "defer → approve", "1,000.00", "0.00", "1,000.00", "-200.00", "100,000.00",
+        ]  # fmt: skip
+        hold = text.split('id="hold-now"')[1].split("</dl>")[0]
+        assert 'id="hold-status">open' in hold and 'id="hold-remaining">1,000.00<' in hold
+        events = text.split('id="hold-events"')[1].split("</table>")[0]
+        assert "settled" in events and "DN-7" in events and "200.00" in events
+        assert "before the reviews above" in text
+        text = signed_in(app, reviewers, "auditor").get(f"/console/decisions/{CUSTOMER_A}/{rejected}")
+        text = text.get_data(as_text=True)
+        row = " ".join(
+            re.sub(r"<[^>]+>", " ", text.split('<tr data-action="reject">')[1].split("</tr>")[0]).split()
+        )
+        assert (
+            "on watch list" in row
+            and "defer → block" in row
+            and "No hold: the order was not approved." in text
+        )
 
     def test_a_reject_needs_a_reason_and_blocks_the_order(
         self, app: Any, reviewers: dict[str, str], api: Api
@@ -686,7 +983,7 @@ class TestAuditTrail:
         assert f"broken at position {position}" in text
         assert "its content does not match its hash" in text
         assert f"The {position - 1} events before it verify" in text
-        assert f'href="/console/audit?cursor={position - 1}"' in text
+        assert f'href="/console/audit?cursor={position - 1}&amp;order=oldest"' in text
         assert c.post("/console/audit/verify", csrf=False).status_code == 400
 
     def test_a_chain_longer_than_the_pages_time_budget_is_verified_in_part_and_says_so(
@@ -722,7 +1019,7 @@ class TestAuditTrail:
         assert c.get(f"/console/audit?customer_code={CUSTOMER_B}").status_code == 404
         assert signed_in(app, reviewers, "orders").get("/console/audit").status_code == 403
 
-    def test_pages_by_chain_position(
+    def test_pages_newest_first_by_default_and_in_chain_order_when_asked(
         self, app: Any, reviewers: dict[str, str], api: Api, monkeypatch: Any
     ) -> None:
         from adapters.web.console import audit
@@ -732,10 +1029,67 @@ class TestAuditTrail:
         monkeypatch.setattr(audit, "PER_PAGE", 2)
         c = signed_in(app, reviewers, "auditor")
         text = c.get("/console/audit?type=decision.made").get_data(as_text=True)
+        assert "newest first" in text.split("</h1>")[0]
+        newest = [int(p) for p in re.findall(r'<td class="num" title="hash [0-9a-f]{64}">(\d+)</td>', text)]
+        assert len(newest) == 2 and newest == sorted(newest, reverse=True)
+        assert "PO-AUD-2" in text and "PO-AUD-1" in text and "PO-AUD-0" not in text
+        assert (
+            f'href="/console/audit?cursor={newest[1]}&amp;type=decision.made" id="next">Older events' in text
+        )
+        older = c.get(f"/console/audit?cursor={newest[1]}&type=decision.made").get_data(as_text=True)
+        assert "PO-AUD-0" in older and "PO-AUD-1" not in older and 'id="next"' not in older
+
+        assert 'id="oldest-first" href="/console/audit?order=oldest&amp;type=decision.made"' in text
+        text = c.get("/console/audit?order=oldest&type=decision.made").get_data(as_text=True)
         positions = [
             int(p) for p in re.findall(r'<td class="num" title="hash [0-9a-f]{64}">(\d+)</td>', text)
         ]
         assert len(positions) == 2 and positions == sorted(positions)
-        assert f'href="/console/audit?cursor={positions[1]}&amp;type=decision.made" id="next"' in text
-        rest = c.get(f"/console/audit?cursor={positions[1]}&type=decision.made").get_data(as_text=True)
-        assert "PO-AUD-2" in rest and "PO-AUD-0" not in rest and 'id="next"' not in rest
+        next_link = (
+            f'href="/console/audit?cursor={positions[1]}&amp;order=oldest&amp;type=decision.made" id="next"'
+        )
+        assert next_link in text
+        rest = c.get(f"/console/audit?cursor={positions[1]}&order=oldest&type=decision.made")
+        rest_text = rest.get_data(as_text=True)
+        assert "PO-AUD-2" in rest_text and "PO-AUD-0" not in rest_text and 'id="next"' not in rest_text
+
+    def test_the_filtered_events_export_as_csv_and_as_verifiable_json_lines(
+        self, app: Any, reviewers: dict[str, str], api: Api, monkeypatch: Any
+    ) -> None:
+        import csv
+        import hashlib
+        import io
+        import json
+
+        from creditctl.services import audit_export
+
+        monkeypatch.setattr(audit_export, "BATCH", 2)  # several reads: the export is not one page
+        for n in range(3):
+            api.decide(order(f"PO-EXP-{n}"))
+        api.decide(order("PO-EXP-B", customer=CUSTOMER_B, group="GA10"))
+        c = signed_in(app, reviewers, "auditor")
+        text = c.get(f"/console/audit?customer_code={CUSTOMER_A}&type=decision.made").get_data(as_text=True)
+        link = re.search(r'id="export-csv" href="([^"]+)"', text)
+        assert link
+        assert (
+            link.group(1)
+            == f"/console/audit/export?format=csv&amp;customer_code={CUSTOMER_A}&amp;type=decision.made"
+        )
+        r = c.get(link.group(1).replace("&amp;", "&"))
+        assert r.mimetype == "text/csv" and "attachment" in r.headers["Content-Disposition"]
+        rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
+        assert [row["order_id"] for row in rows] == ["PO-EXP-0", "PO-EXP-1", "PO-EXP-2"]  # chain order
+        assert {row["type"] for row in rows} == {"decision.made"} and rows[0]["actor"] == "test-orders"
+        assert json.loads(rows[0]["after"])["outcome"] == "approve"
+        link = re.search(r'id="export-jsonl" href="([^"]+)"', text)
+        assert link
+        lines = c.get(link.group(1).replace("&amp;", "&")).get_data(as_text=True).splitlines()
+        assert len(lines) == 3
+        for line in map(json.loads, lines):
+            assert hashlib.sha256((line["prev_hash"] + line["payload"]).encode()).hexdigest() == line["hash"]
+            assert json.loads(line["payload"])["subject"]["customer_code"] == CUSTOMER_A
+        limited = signed_in(app, reviewers, "auditor_a")
+        mine = limited.get("/console/audit/export?format=jsonl&type=decision.made").get_data(as_text=True)
+        assert "PO-EXP-0" in mine and "PO-EXP-B" not in mine
+        assert limited.get(f"/console/audit/export?customer_code={CUSTOMER_B}").status_code == 404
+        assert limited.get("/console/audit/export?from=yesterday").status_code == 422

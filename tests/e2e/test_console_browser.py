@@ -169,6 +169,24 @@ def test_sign_in_find_an_account_freeze_it_and_read_a_report(
     _wait_for(driver, "#document")
     _shot(driver, "rule-set")
 
+    tighter = requests.get(f"{url}/v1/rule-sets/1", headers={"X-API-Key": served["admin"]}, timeout=10).json()
+    document = tighter["document"]
+    document["params"] = {**document.get("params", {}), "single_order_review_amount": "1000.00"}
+    draft = requests.post(
+        f"{url}/v1/rule-sets",
+        json={"name": "review above 1,000", "document": document},
+        headers={"X-API-Key": served["admin"]},
+        timeout=10,
+    )
+    assert draft.status_code == 201, draft.text
+    driver.get(f"{url}/console/rule-sets/{draft.json()['id']}")
+    driver.find_element(By.NAME, "from").send_keys("2000-01-01")
+    driver.find_element(By.NAME, "to").send_keys("2100-01-01")
+    driver.find_element(By.XPATH, "//button[text()='Replay the period']").click()
+    changed = {r.get_attribute("data-order") for r in _rows(driver, "#changed-orders tbody tr[data-order]")}
+    assert changed == {"PO-UI-0", "PO-UI-1"}, changed  # 1,999.98 and 25,000.00 approved: now to review
+    _shot(driver, "backtest")
+
     driver.get(f"{url}/console/reports/decisions")
     chart = _wait_for(driver, "figure.chart svg")
     bars = chart.find_elements(By.TAG_NAME, "rect")
@@ -199,16 +217,28 @@ def test_sign_in_find_an_account_freeze_it_and_read_a_report(
     _shot(driver, "review-queue")
     rows["PO-UI-4"].find_element(By.CSS_SELECTOR, "form.release button").click()
     flash = _wait_until(driver, "p.flash", lambda el: "PO-UI-4" in el.text)
-    assert flash.text == "PO-UI-4 released: now approve."
+    assert flash.text == "PO-UI-4 released: now approve; available 1,250,000.00 before, 650,000.00 after."
     assert [r.get_attribute("data-order") for r in _queue_rows(driver)] == ["PO-UI-5", "PO-UI-6"]
     decision = requests.get(
         f"{url}/v1/decisions/PO-UI-4", headers={"X-API-Key": served["auditor"]}, timeout=10
     ).json()
     assert (decision["outcome"], decision["reviews"][0]["by"]) == ("approve", "credit-lead")
 
+    driver.get(f"{url}/console/decisions/{CUSTOMER}/PO-UI-4")
+    release = _wait_for(driver, '#review-history tr[data-action="release"]')
+    assert "Transfer confirmed by phone" in release.text and "credit-lead" in release.text
+    assert "1,250,000.00" in release.text and "650,000.00" in release.text  # available before and after
+    assert _wait_for(driver, "#hold-status").text == "open"
+    _shot(driver, "released-order")
+
 
 def _queue_rows(browser: Any) -> list[Any]:
+    return _rows(browser, "#queue tbody tr[data-order]")
+
+
+def _rows(browser: Any, css: str) -> list[Any]:
+    """The rows of a table once the page showing it has loaded."""
     from selenium.webdriver.common.by import By
 
-    _wait_for(browser, "#queue")
-    return list(browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr[data-order]"))
+    _wait_for(browser, css.split(" ", 1)[0])
+    return list(browser.find_elements(By.CSS_SELECTOR, css))

@@ -10,6 +10,7 @@ from flask import Flask
 from adapters.web.console import (
     accounts,
     audit,
+    backtests,
     decisions,
     pages,
     reports,
@@ -20,7 +21,8 @@ from adapters.web.console import (
 )
 from adapters.web.console.blueprint import bp
 
-AREAS = (accounts, decisions, reviews, rule_sets, reports, upstream, audit)  # the order of the menu
+# The order of the menu (a backtest's page has no entry: a run is reached from its rule set).
+AREAS = (accounts, decisions, reviews, rule_sets, backtests, reports, upstream, audit)
 
 
 def init_app(app: Flask) -> None:

@@ -3,6 +3,7 @@ reading a page's query with the API's own schema."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 from adapters.web.console.blueprint import NAV, NavItem, bp
 from adapters.web.errors import status_of
 from creditctl.domain.errors import CreditctlError, InvalidRequest
-from creditctl.domain.money import fmt
+from creditctl.domain.money import fmt, from_fen
 
 log = logging.getLogger("creditctl.web")
 DISPLAY_ZONE = ZoneInfo("Asia/Shanghai")
@@ -39,10 +40,12 @@ def nav_for_key() -> list[NavItem]:
 
 
 @bp.app_template_filter("money")
-def _money(value: Decimal | None) -> str:
-    if value is None:
+def money_text(value: Decimal | str | None) -> str:
+    """An amount with thousands separators and two places; a decimal string (a history's inputs, a
+    review's facts) reads the same; no amount is a dash."""
+    if value is None or value == "":
         return "—"
-    whole, _, cents = fmt(value).partition(".")
+    whole, _, cents = (fmt(Decimal(value)) or "").partition(".")
     sign = "-" if whole.startswith("-") else ""
     return f"{sign}{int(whole.lstrip('-')):,}.{cents}"
 
@@ -55,6 +58,30 @@ def _when(value: datetime | str | None) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.astimezone(DISPLAY_ZONE).strftime("%Y-%m-%d %H:%M:%S CST")
+
+
+@bp.app_template_filter("fen")
+def _fen(value: int | None) -> str:
+    """Integer fen (the reports' unit) as money: never through a float."""
+    return "—" if value is None else money_text(from_fen(value))
+
+
+@bp.app_template_filter("cell")
+def _cell(value: Any) -> str:
+    """A fact, parameter or recorded value as a reader expects it, never Python's repr: nothing is a
+    dash, a boolean yes or no, a Decimal its digits, a moment in Asia/Shanghai, a mapping or list its
+    JSON (decimal strings stay strings)."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return _when(value)
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_cell)
+    return str(value)
 
 
 @bp.app_template_filter("age")
@@ -118,6 +145,14 @@ def safe_target(target: str | None, prefix: str, default: str) -> str:
 
 def page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
     return render_template(f"console/{template}", **values), status
+
+
+@bp.route("/<path:unknown>", methods=["GET", "POST"])
+def not_found(unknown: str) -> tuple[str, int]:
+    """Any other URL under /console/ (signed in): the console's own 404 page in its layout. Without
+    this route such a URL matched no blueprint and got the API's problem+json."""
+    message = f"There is no console page at {request.path}."
+    return page("error.html", 404, title="Page not found", message=message, errors={})
 
 
 @bp.errorhandler(CreditctlError)

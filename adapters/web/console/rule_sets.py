@@ -21,7 +21,8 @@ from creditctl.domain.decision import Order
 from creditctl.domain.errors import CreditctlError, InvalidRequest
 from creditctl.domain.money import MoneyError, parse_money
 from creditctl.services import rule_sets as service
-from creditctl.services.backtest import RunBacktest, backtest_report, candidate_rule_set, run_backtest
+from creditctl.services.backtest import RunBacktest, candidate_rule_set, run_backtest
+from creditctl.services.rule_set_assignments import pins_by_rule_set
 from creditctl.services.simulate_order import simulate_with_rule_set
 
 READERS = (Role.ADMIN, Role.AUDITOR)
@@ -39,7 +40,12 @@ def _back(rule_set_id: int) -> Any:
 @bp.route("/rule-sets")
 def rule_sets() -> Any:
     check_role(*READERS)
-    return page("rule_sets.html", listings=service.list_rule_sets(uow=ctx().uow()), may_edit=_may_edit())
+    return page(
+        "rule_sets.html",
+        listings=service.list_rule_sets(uow=ctx().uow()),
+        pins=pins_by_rule_set(scope=scope(), uow=ctx().uow()),
+        may_edit=_may_edit(),
+    )
 
 
 def _may_edit() -> bool:
@@ -56,7 +62,7 @@ def new_draft() -> Any:
 
 
 @bp.route("/rule-sets/<int:rule_set_id>", methods=["GET", "POST"])
-def rule_set(rule_set_id: int, simulation: Any = None, backtest: Any = None) -> Any:
+def rule_set(rule_set_id: int, simulation: Any = None) -> Any:
     check_role(*READERS)
     listing = service.get_rule_set(rule_set_id, uow=ctx().uow())
     text, lines = numbered_json(listing.record.document)
@@ -83,8 +89,8 @@ def rule_set(rule_set_id: int, simulation: Any = None, backtest: Any = None) -> 
         problems=[(pointer, message, _line_of(lines, pointer)) for pointer, message in problems],
         syntax_error=syntax_error,
         may_edit=_may_edit(),
+        pins=pins_by_rule_set(scope=scope(), uow=ctx().uow()).get(rule_set_id, []),
         simulation=simulation,
-        backtest=backtest,
         form=request.form,
     )
 
@@ -132,7 +138,8 @@ def backtest(rule_set_id: int) -> Any:
     except CreditctlError as exc:
         flash(f"Backtest refused: {exc.message}", "error")
         return rule_set(rule_set_id)
-    return rule_set(rule_set_id, backtest={"run": run, "lines": backtest_report(run)})
+    flash(f"Backtest of {listing.record.name!r} done: {run.changed} of {run.decisions} orders change.", "ok")
+    return redirect(url_for("console.backtest_run", run_id=run.id))
 
 
 def _day(text: str) -> datetime:

@@ -1,11 +1,14 @@
 """Console sign-in: an API key is checked once, the session cookie keeps only its hash and id.
 
 The cookie is signed with a key derived from the instance's secret keys (AppContext.session_keys),
-`HttpOnly`, `SameSite=Lax`, `Secure` when CREDITCTL_CONSOLE_SECURE_COOKIE is set, and ends after
-CONSOLE_SESSION_HOURS (8 by default) whatever the activity. The server keeps each session (a hash of
-the cookie's random token, ConsoleSessions): signing out ends it for every copy of the cookie. Every
-POST carries the session's CSRF token; a request without it (or with another) is refused before its
-view runs."""
+`HttpOnly`, `SameSite=Lax`, `Secure` whenever the request came over https (directly, or through a proxy
+trusted by CREDITCTL_TRUSTED_PROXIES that says so in X-Forwarded-Proto) and always with
+CREDITCTL_CONSOLE_SECURE_COOKIE, and ends after CONSOLE_SESSION_HOURS (8 by default) whatever the
+activity. The server keeps each session (a hash of the cookie's random token, ConsoleSessions): signing
+out ends it for every copy of the cookie. Every POST carries the session's CSRF token; a request without it
+(or with another) is refused before its view runs. Every console answer forbids framing (CSP
+frame-ancestors 'none', X-Frame-Options DENY) and runs no script; every page but the stylesheet is
+`Cache-Control: no-store`."""
 
 from __future__ import annotations
 
@@ -16,7 +19,20 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.sessions import SecureCookieSessionInterface
 
 from adapters.web.auth import KeyCache
 from adapters.web.console.blueprint import bp
@@ -28,6 +44,20 @@ from creditctl.ports.console_sessions import ConsoleSessions
 from creditctl.services.api_keys import authenticate, key_by_hash
 
 OPEN_ENDPOINTS = {"console.sign_in", "console.static"}
+# No script at all (no page needs one), styles from the app (and the charts' inline colours), forms posted
+# back to the console only, never shown in a frame (clickjacking a freeze or a release).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class ConsoleSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie session, marked `Secure` whenever this request came over https (behind a
+    trusted proxy, as its X-Forwarded-Proto says: ProxyFix has set the scheme), or always by setting."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or (has_request_context() and request.is_secure)
 
 
 def init_app(app: Flask) -> None:
@@ -44,6 +74,7 @@ def init_app(app: Flask) -> None:
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     app.config["SESSION_COOKIE_PATH"] = app.config.get("SESSION_COOKIE_PATH") or "/console/"
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=hours)
+    app.session_interface = ConsoleSessionInterface()
 
 
 def ctx_keys(app: Flask) -> tuple[str, ...]:
@@ -89,6 +120,17 @@ def _sessions() -> ConsoleSessions | None:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    """Anti-framing and no script on every console answer; no copy kept by a browser or proxy of a page
+    (figures of accounts, CSRF tokens), only of the stylesheet."""
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Frame-Options"] = "DENY"
+    if request.endpoint != "console.static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def signed_in_key() -> ApiKey | None:

@@ -68,3 +68,12 @@ class TestAuditOnFakes:
         assert report.ok and report.unsealed == 0
         seen = list_audit_events(AuditQuery(customers=frozenset({OTHER_CUSTOMER}), limit=1000), uow=uow)
         assert seen and all(e.data["subject"]["customer_code"] == OTHER_CUSTOMER for e in seen)
+
+    def test_newest_first_reads_down_from_the_head(self, desk: Desk, uow: FakeUnitOfWork) -> None:
+        for _ in range(4):
+            desk.decide("1.00")
+        oldest_first = [e.position for e in list_audit_events(AuditQuery(limit=1000), uow=uow)]
+        newest = list_audit_events(AuditQuery(limit=2, newest_first=True), uow=uow)
+        assert [e.position for e in newest] == oldest_first[::-1][:2]
+        older = AuditQuery(limit=1000, newest_first=True, before_position=newest[-1].position)
+        assert [e.position for e in list_audit_events(older, uow=uow)] == oldest_first[::-1][2:]

@@ -14,11 +14,11 @@ from adapters.fake.unit_of_work import FakeUnitOfWork
 from creditctl.domain.decision import Order
 from creditctl.domain.errors import RuleSetNotDraft, RuleSetRefused
 from creditctl.services.decide_order import decide_order
-from creditctl.services.rule_set_assignments import assign_rule_set, set_account_params
+from creditctl.services.rule_set_assignments import assign_rule_set, pins_by_rule_set, set_account_params
 from creditctl.services.rule_sets import create_draft, list_rule_sets, publish_rule_set, update_draft
 from rules import default_rule_set_document
 from tests.random_refs import random_order_id
-from tests.unit.services.conftest import CUSTOMER, RICH_GROUP
+from tests.unit.services.conftest import CUSTOMER, OTHER_CUSTOMER, RICH_GROUP
 
 
 def _reviewing_everything() -> dict:  # type: ignore[type-arg]
@@ -74,3 +74,21 @@ class TestAssignments:
         assert (decided.outcome.value, decided.rule_set_version) == ("defer", 2)
         set_account_params(CUSTOMER, RICH_GROUP, {"single_order_review_amount": "1000.00"}, uow=uow)
         assert _decide(uow, balances, clock).outcome.value == "approve"
+
+    def test_a_retired_version_still_pinned_says_where_as_the_caller_may_see(
+        self, uow: FakeUnitOfWork, balances: FakeBalanceProvider, clock: FakeClock
+    ) -> None:
+        _decide(uow, balances, clock)  # the account exists
+        draft = create_draft("next", None, by="alice", uow=uow)
+        publish_rule_set(draft.record.id, reason="next", effective_at=None, by="alice", uow=uow)
+        assign_rule_set(CUSTOMER, RICH_GROUP, 1, reason="exempt", by="alice", uow=uow)
+        assign_rule_set(OTHER_CUSTOMER, "", 1, reason="stays", by="bob", uow=uow)
+        assert [listing.status.value for listing in list_rule_sets(uow=uow)] == ["retired", "active"]
+        pins = pins_by_rule_set(scope=None, uow=uow)
+        assert list(pins) == [1]
+        assert [(a.customer_code, a.sale_group_code, a.reason) for a in pins[1]] == [
+            (CUSTOMER, RICH_GROUP, "exempt"),
+            (OTHER_CUSTOMER, "", "stays"),
+        ]
+        mine = pins_by_rule_set(scope=frozenset({CUSTOMER}), uow=uow)
+        assert [(a.customer_code, a.sale_group_code) for a in mine[1]] == [(CUSTOMER, RICH_GROUP)]
