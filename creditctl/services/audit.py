@@ -37,7 +37,7 @@ RECENT_SEQS = 10_000
 # The sealer's tolerance is measured from the newest event time among this many last seals.
 NEWEST_WINDOW = 1000
 _REPORTED_MAX = 10_000  # refused seqs already logged by this process (each is logged once)
-_reported: set[int] = set()
+_reported: set[tuple[int, str]] = set()  # (seq, why): seqs of another database may repeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +122,11 @@ def _type_of(event: AuditEvent) -> str | None:
 def _report(refused: list[Refusal]) -> None:
     """Each refusal as an ERROR log line, once per process (a quick pass meets it again every second)."""
     for r in refused:
-        if r.seq in _reported:
+        if (r.seq, r.reason) in _reported:
             continue
         if len(_reported) >= _REPORTED_MAX:
             _reported.clear()
-        _reported.add(r.seq)
+        _reported.add((r.seq, r.reason))
         log.error(
             "audit: event seq %s (%s) refused, not sealed: %s",
             r.seq,
