@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from creditctl.domain.audit import Actor, canonical_json, chain_hash, iso
 from creditctl.domain.decision import Order
 from creditctl.services.audit import seal_audit, seal_audit_outcome, verify_audit
 from creditctl.services.audit_anchor import anchor_audit
+from tests.api.test_audit_api import _readme_block as readme_block
 from tests.api.test_cli import cli  # noqa: F401  (the fixture)
 from tests.conftest import _postgres_or_skip, make_context, seed
 
@@ -369,6 +372,18 @@ class TestOnSqlite:
         single = cli("audit", "verify", "--anchor", f"{first.position}:{first.hash}", ok=False)
         assert f"BROKEN at position {first.position}" in single.output
         assert f"positions 1 to {first.position - 1}" in single.output
+        # An auditor with an export and the anchor file finds it too, with the README's lines alone.
+        export = tmp_path / "audit.jsonl"
+        cli("audit", "export", "--from", "2000-01-01", "--out", str(export))
+        checker = tmp_path / "check_anchors.py"
+        checker.write_text(readme_block("python", after="Against the anchor file"), encoding="utf-8")
+        found = subprocess.run(
+            [sys.executable, str(checker), str(export), str(sink.path)], capture_output=True, text=True
+        )
+        assert found.returncode == 1
+        assert (
+            f"position {position} (seq {seq}, account.frozen) differs from what was anchored" in found.stderr
+        )
 
     def test_anchors_list_every_hash_since_the_last_one_in_the_file(
         self, sqlite_engine: Engine, tmp_path: Path
