@@ -37,7 +37,8 @@ RECENT_SEQS = 10_000
 # The sealer's tolerance is measured from the newest event time among this many last seals.
 NEWEST_WINDOW = 1000
 _REPORTED_MAX = 10_000  # refused seqs already logged by this process (each is logged once)
-_reported: set[tuple[int, str]] = set()  # (seq, why): seqs of another database may repeat
+# (seq, time): the reason's figures grow with the chain; the seqs of another database may repeat
+_reported: set[tuple[int, datetime | None]] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ class Refusal:
     seq: int
     type: str | None
     reason: str
+    at: datetime | None = None  # the event's time (None: it has none)
 
 
 @dataclass
@@ -93,7 +95,7 @@ def seal_audit_outcome(
                 at = event_time(event.data)
                 problem = too_old(at, newest, tolerance_s)
                 if problem is not None:
-                    refused.append(Refusal(event.seq, _type_of(event), problem))
+                    refused.append(Refusal(event.seq, _type_of(event), problem, at))
                     continue
                 position += 1
                 digest = chain_hash(prev, event.payload)
@@ -122,11 +124,11 @@ def _type_of(event: AuditEvent) -> str | None:
 def _report(refused: list[Refusal]) -> None:
     """Each refusal as an ERROR log line, once per process (a quick pass meets it again every second)."""
     for r in refused:
-        if (r.seq, r.reason) in _reported:
+        if (r.seq, r.at) in _reported:
             continue
         if len(_reported) >= _REPORTED_MAX:
             _reported.clear()
-        _reported.add((r.seq, r.reason))
+        _reported.add((r.seq, r.at))
         log.error(
             "audit: event seq %s (%s) refused, not sealed: %s",
             r.seq,
@@ -247,7 +249,7 @@ def _refusals(uow: UnitOfWork, tolerance_s: float) -> list[Refusal]:
         for event in events:
             problem = too_old(event_time(event.data), newest, tolerance_s)
             if problem is not None:
-                out.append(Refusal(event.seq, _type_of(event), problem))
+                out.append(Refusal(event.seq, _type_of(event), problem, event_time(event.data)))
         if len(events) < SEAL_BATCH:
             break
         after = events[-1].seq

@@ -207,16 +207,24 @@ class TestTheServiceRoleOnPostgres:
         finally:
             engine.dispose()
 
-    def test_setup_refuses_to_make_the_owner_or_a_superuser_the_service_role(
+    def test_setup_refuses_the_owner_or_a_role_with_powers_as_the_service_role(
         self, roles_pg: tuple[str, str]
     ) -> None:
         owner_url = roles_pg[0]
         with pytest.raises(RoleSetupError, match="migrations' role"):
             setup_app_role(owner_url, owner_url)
-        superuser = make_url(owner_url).set(username="postgres").render_as_string(hide_password=False)
-        if make_url(owner_url).username != "postgres":
-            with pytest.raises(RoleSetupError, match="superuser"):
-                setup_app_role(owner_url, superuser)
+        mighty = f"creditctl_mighty_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(owner_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE ROLE "{mighty}" LOGIN CREATEDB'))
+            url = make_url(owner_url).set(username=mighty).render_as_string(hide_password=False)
+            with pytest.raises(RoleSetupError, match="superuser or may create roles or databases"):
+                setup_app_role(owner_url, url)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP ROLE IF EXISTS "{mighty}"'))
+            admin.dispose()
 
 
 @pytest.mark.postgres
