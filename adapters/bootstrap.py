@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
 from dotenv import dotenv_values
 from flask import Flask
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from adapters.anchor.file_anchor_sink import FileAnchorSink
+from adapters.anchor.http_anchor_sink import HttpAnchorSink
 from adapters.cli.main import CliOps, build_cli
 from adapters.fake.balance_provider import FakeBalanceProvider
 from adapters.haier.active_config_provider import ActiveConfigHaierProvider
@@ -26,7 +30,7 @@ from adapters.haier.check import run_check
 from adapters.haier.config import HaierConfig, HaierConfigError
 from adapters.haier.emulator import run_emulator
 from adapters.notify.http_notifier import HttpNotifier
-from adapters.outbound.url_policy import check_url
+from adapters.outbound.url_policy import UrlRefused, check_url
 from adapters.sql.backtests import SqlBacktestStore
 from adapters.sql.balance_reports import SqlSharedBalanceReports
 from adapters.sql.console_sessions import SqlConsoleSessions
@@ -36,6 +40,7 @@ from adapters.sql.diagnose import explain_database_error
 from adapters.sql.engine import make_engine
 from adapters.sql.migrate import upgrade as upgrade_database
 from adapters.sql.reports import SqlReportQueries, SqlUpstreamCallLog
+from adapters.sql.roles import RoleSetupError, role_statements, setup_app_role
 from adapters.sql.rule_sets import RuleSetCache
 from adapters.sql.secret_box import FernetSecretBox
 from adapters.sql.token_store import SqlTokenStore
@@ -45,6 +50,7 @@ from adapters.web.app import create_app
 from adapters.web.cors import parse_origins
 from adapters.web.logs import configure_logging
 from creditctl.domain.errors import InvalidRequest, NotFound
+from creditctl.ports.audit_anchor import AnchorSink
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock, SystemClock
 from creditctl.ports.secret_box import SecretBox
@@ -87,6 +93,12 @@ class Settings:
     console_session_hours: float = 8.0
     console_secure_cookie: bool = False
     trusted_proxies: int = 0
+    # Where the worker anchors the audit chain's head: "file:<path>", an https:// URL, or "off".
+    audit_anchor: str = "off"
+    audit_anchor_every_s: float = 60.0
+    audit_anchor_secret: str | None = None
+    # The owner's URL for migrations and `creditctl db roles` (PostgreSQL); None: database_url's.
+    migrate_database_url: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -118,6 +130,40 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         console_session_hours=float(env.get("CREDITCTL_CONSOLE_SESSION_HOURS", "8")),  # not money: hours
         console_secure_cookie=env.get("CREDITCTL_CONSOLE_SECURE_COOKIE", "false").lower() in TRUE,
         trusted_proxies=_trusted_proxies(env.get("CREDITCTL_TRUSTED_PROXIES", "0")),
+        audit_anchor=env.get("CREDITCTL_AUDIT_ANCHOR") or f"file:{instance / 'audit-anchors.jsonl'}",
+        audit_anchor_every_s=_positive(env, "CREDITCTL_AUDIT_ANCHOR_EVERY_S", "60"),
+        audit_anchor_secret=env.get("CREDITCTL_AUDIT_ANCHOR_SECRET") or None,
+        migrate_database_url=env.get("CREDITCTL_MIGRATE_DATABASE_URL") or None,
+    )
+
+
+def _positive(env: Mapping[str, str], name: str, default: str) -> float:
+    try:
+        value = float(env.get(name) or default)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number of seconds, not {env.get(name)!r}") from None
+    if not value > 0:
+        raise SystemExit(f"{name} must be more than 0 seconds, not {value:g}")
+    return value
+
+
+def anchor_sink(settings: Settings) -> AnchorSink | None:
+    """The sink CREDITCTL_AUDIT_ANCHOR names: file:<path> (relative to the working folder), an http(s)
+    URL under the outbound policy, or off/none. Anything else stops the process at start."""
+    target = settings.audit_anchor.strip()
+    if target.lower() in ("off", "none", ""):
+        return None
+    if target.startswith("file:"):
+        return FileAnchorSink(Path(target.removeprefix("file:")).expanduser().resolve())
+    if target.startswith(("https://", "http://")):
+        try:
+            return HttpAnchorSink(
+                target, secret=settings.audit_anchor_secret, allow_loopback=settings.allow_loopback_urls
+            )
+        except UrlRefused as exc:
+            raise SystemExit(f"CREDITCTL_AUDIT_ANCHOR: {exc}") from None
+    raise SystemExit(
+        f"CREDITCTL_AUDIT_ANCHOR must be file:<path>, an https:// URL or off, not {settings.audit_anchor!r}"
     )
 
 
@@ -200,6 +246,8 @@ def bootstrap(
         webhooks=webhook_tools(settings, sql, db_clock, box),
         session_keys=tuple(session_key(k) for k in secret_keys),
         console_sessions=SqlConsoleSessions(sql, db_clock),
+        audit_anchor=anchor_sink(settings),
+        audit_anchor_every_s=settings.audit_anchor_every_s,
     )
 
 
@@ -350,17 +398,46 @@ def reseal_secrets(settings: Settings) -> dict[str, int]:
     }
 
 
+def _owner_url(settings: Settings) -> str:
+    """Migrations run as the tables' owner: CREDITCTL_MIGRATE_DATABASE_URL, else the service's URL."""
+    return settings.migrate_database_url or settings.database_url
+
+
+def _app_role(settings: Settings) -> str:
+    if settings.migrate_database_url is None:
+        raise click.ClickException(
+            "set CREDITCTL_MIGRATE_DATABASE_URL to the owner's URL (migrations) and CREDITCTL_DATABASE_URL "
+            "to the service's (its user is the role to set up)"
+        )
+    try:
+        return setup_app_role(settings.migrate_database_url, settings.database_url)
+    except RoleSetupError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _app_role_sql(settings: Settings) -> list[str]:
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "postgresql" or not url.username:
+        raise click.ClickException(
+            "CREDITCTL_DATABASE_URL is not PostgreSQL with a user: SQLite has no roles"
+        )
+    # The password is never printed: set it yourself (ALTER ROLE … PASSWORD …) when you run this by hand.
+    return role_statements(url.username, None, url.database or "")
+
+
 def main() -> None:
     """The `creditctl` console script."""
     ops = CliOps(
         load_settings=load_settings,
         make_context=lambda: bootstrap(load_settings()),
-        upgrade_db=lambda: upgrade_database(load_settings().database_url),
+        upgrade_db=lambda: upgrade_database(_owner_url(load_settings())),
         database_url=lambda: load_settings().database_url,
         configure_logging=configure_logging,
         check_upstream=lambda name, customer: check_upstream(load_settings(), name, customer),
         run_emulator=lambda host, port: run_emulator(host, port),
         reseal_secrets=lambda: reseal_secrets(load_settings()),
+        setup_app_role=lambda: _app_role(load_settings()),
+        app_role_sql=lambda: _app_role_sql(load_settings()),
     )
     try:
         build_cli(ops)()

@@ -6,16 +6,27 @@ import getpass
 import json
 import logging
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
-from creditctl.domain.audit import Actor, cli_actor
+from creditctl.domain.audit import Actor, ChainReport, cli_actor
+from creditctl.domain.audit_anchor import Anchor, parse_anchors
 from creditctl.domain.errors import AuditSealConflict
-from creditctl.services.audit import export_audit, seal_audit, verify_audit
+from creditctl.ports.audit_anchor import AnchorSink
+from creditctl.services.audit import (
+    SealOutcome,
+    export_audit,
+    seal_audit,
+    seal_audit_outcome,
+    verify_audit,
+)
+from creditctl.services.audit_anchor import anchor_audit
 from creditctl.services.context import AppContext
 
 log = logging.getLogger("creditctl.audit")
@@ -41,16 +52,47 @@ class SealCadence:
         self._last_full: float | None = None
 
     def tick(self, context: AppContext) -> int:
+        return self.tick_outcome(context).sealed
+
+    def tick_outcome(self, context: AppContext) -> SealOutcome:
         now = time.monotonic()
         full = self._last_full is None or now - self._last_full >= FULL_SEAL_EVERY_S
         try:
-            sealed = seal_audit(uow=context.uow(), full=full)
+            outcome = seal_audit_outcome(uow=context.uow(), full=full)
         except AuditSealConflict:
             log.info("audit: another sealer was sealing the same events; sealing again next time")
-            return 0  # a full pass that lost is tried again on the next tick
+            return SealOutcome()  # a full pass that lost is tried again on the next tick
         if full:
             self._last_full = now
-        return sealed
+        return outcome
+
+
+class Anchorer(threading.Thread):
+    """Writes the chain's head (and the hashes since the last anchor) to the sink every `every` seconds,
+    in its own thread (a slow receiver holds up neither sealing nor deliveries). A sink that fails is
+    logged at ERROR and tried again next time, from the last anchor it took."""
+
+    def __init__(self, context: AppContext, sink: AnchorSink, every: float) -> None:
+        super().__init__(name="audit-anchorer", daemon=True)
+        self._context, self._sink, self._every = context, sink, every
+        self.stopping = threading.Event()
+        self.since: int | None = None
+
+    def run(self) -> None:
+        while not self.stopping.wait(self._every):
+            self.anchor_once()
+        self.anchor_once()  # the head as the worker leaves it
+
+    def anchor_once(self) -> Anchor | None:
+        try:
+            anchor = anchor_audit(uow=self._context.uow(), sink=self._sink, since=self.since)
+        except Exception:
+            log.exception("audit: anchoring to %s failed; trying again in %s s", self._sink.name, self._every)
+            return None
+        if anchor is not None:
+            self.since = anchor.position
+            log.info("audit: anchored %s:%s to %s", anchor.position, anchor.hash, self._sink.name)
+        return anchor
 
 
 def seal_once(context: AppContext, *, full: bool = True) -> int:
@@ -70,18 +112,15 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
     @audit.command("seal", help="Link every committed, unsealed event into the hash chain; print the head.")
     @click.option("--every", type=float, default=None, help="Keep sealing, every this many seconds.")
     def audit_seal(every: float | None) -> None:
-        ctx, cadence = make_context(), SealCadence()
-        while True:
-            sealed = cadence.tick(ctx)
-            with ctx.uow() as uow:
-                position, digest = uow.audit.head()
-            click.echo(f"sealed {sealed}; head {position}:{digest}")
-            if every is None:
-                return
-            time.sleep(every)
+        _seal(make_context(), every)
 
     @audit.command("verify", help="Walk the chain from the start; name the first event whose link breaks.")
-    @click.option("--anchor", help="POSITION:HASH seen earlier (a seal's head, an export's last line).")
+    @click.option(
+        "--anchor",
+        help="Anchors kept outside the database: a JSON-lines FILE (the worker's anchor file, or the bodies "
+        "a webhook receiver kept), or POSITION:HASH (a seal's head, an export's last line). Default: the "
+        "file CREDITCTL_AUDIT_ANCHOR names, if it is one.",
+    )
     @click.option(
         "--max-unsealed-age",
         type=click.FloatRange(min=0),
@@ -91,29 +130,18 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
         "until sealed, an event is protected only by the database's permissions).",
     )
     def audit_verify(anchor: str | None, max_unsealed_age: float) -> None:
+        _verify(make_context(), anchor, max_unsealed_age)
+
+    @audit.command("anchor", help="Write the chain's head and the hashes since the last anchor to its sink.")
+    def audit_anchor() -> None:
         ctx = make_context()
-        report = verify_audit(uow=ctx.uow(), anchor=_anchor(anchor) if anchor else None)
-        if report.ok:
-            age = report.oldest_unsealed_age_s
-            waiting = f" (the oldest for {age:.0f} s)" if age is not None else ""
-            click.echo(
-                f"ok: {report.checked} events sealed and verified, head {report.head_position}:"
-                f"{report.head_hash}; {report.unsealed} not sealed yet{waiting}"
-            )
-            if age is not None and age > max_unsealed_age:
-                click.echo(
-                    f"STALE: events have waited {age:.0f} s for a seal (more than {max_unsealed_age:g} s): "
-                    "is a sealer running? (creditctl worker, or creditctl audit seal --every 5)",
-                    err=True,
-                )
-                sys.exit(1)
+        if ctx.audit_anchor is None:
+            raise click.ClickException("no anchor sink: set CREDITCTL_AUDIT_ANCHOR (file:PATH or https://…)")
+        anchor = anchor_audit(uow=ctx.uow(), sink=ctx.audit_anchor)
+        if anchor is None:
+            click.echo(f"nothing new to anchor in {ctx.audit_anchor.name}")
             return
-        click.echo(
-            f"BROKEN at position {report.broken_position} (event seq {report.broken_seq}): {report.problem}; "
-            f"the {report.checked} events before it verify",
-            err=True,
-        )
-        sys.exit(1)
+        click.echo(f"anchored {anchor.position}:{anchor.hash} to {ctx.audit_anchor.name}")
 
     @audit.command(
         "export", help="Write the sealed events of [--from, --to) as JSON lines with their hashes."
@@ -147,11 +175,81 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
         click.echo(f"exported {count} events", err=True)
 
 
-def _anchor(text: str) -> tuple[int, str]:
-    position, _, digest = text.partition(":")
-    if not position.isdigit() or len(digest) != 64:
-        raise click.BadParameter("expected POSITION:HASH (64 hex digits)", param_hint="--anchor")
-    return int(position), digest.lower()
+def _seal(ctx: AppContext, every: float | None) -> None:
+    cadence, reported = SealCadence(), set()
+    while True:
+        outcome = cadence.tick_outcome(ctx)
+        with ctx.uow() as uow:
+            position, digest = uow.audit.head()
+        click.echo(f"sealed {outcome.sealed}; head {position}:{digest}")
+        for r in outcome.refused:
+            if r.seq not in reported:
+                reported.add(r.seq)
+                click.echo(f"REFUSED event seq {r.seq} ({r.type}): {r.reason}; not sealed", err=True)
+        if every is None:
+            if outcome.refused:
+                sys.exit(1)
+            return
+        time.sleep(every)
+
+
+def _verify(ctx: AppContext, anchor: str | None, max_unsealed_age: float) -> None:
+    anchors, source = _anchors(anchor, ctx)
+    report = verify_audit(uow=ctx.uow(), anchors=anchors)
+    against = f"; checked against {len(anchors)} anchors from {source}" if anchors else ""
+    for seq, type_, reason in report.refused:
+        click.echo(f"REFUSED event seq {seq} ({type_}): {reason}; not sealed", err=True)
+    if not report.ok:
+        _broken(report)
+    age = report.oldest_unsealed_age_s
+    waiting = f" (the oldest for {age:.0f} s)" if age is not None else ""
+    click.echo(
+        f"ok: {report.checked} events sealed and verified, head {report.head_position}:"
+        f"{report.head_hash}; {report.unsealed} not sealed yet{waiting}{against}"
+    )
+    if report.refused:
+        sys.exit(1)
+    if age is not None and age > max_unsealed_age:
+        click.echo(
+            f"STALE: events have waited {age:.0f} s for a seal (more than {max_unsealed_age:g} s): "
+            "is a sealer running? (creditctl worker, or creditctl audit seal --every 5)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def _broken(report: ChainReport) -> None:
+    kind = f", {report.broken_type}" if report.broken_type else ""
+    seq = f"event seq {report.broken_seq}{kind}" if report.broken_seq is not None else "no event"
+    click.echo(
+        f"BROKEN at position {report.broken_position} ({seq}): {report.problem}; "
+        f"the {report.checked} events before it verify",
+        err=True,
+    )
+    sys.exit(1)
+
+
+HINT = "--anchor"
+
+
+def _anchors(option: str | None, ctx: AppContext) -> tuple[Sequence[Anchor], str]:
+    """The anchors to check against, and where they came from."""
+    if option is None:
+        stored = ctx.audit_anchor.read_back() if ctx.audit_anchor is not None else None
+        return (stored or [], ctx.audit_anchor.name if ctx.audit_anchor is not None else "")
+    position, colon, digest = option.partition(":")
+    if colon and position.isdigit():
+        if len(digest) != 64:
+            raise click.BadParameter("expected POSITION:HASH (64 hex digits) or a FILE", param_hint=HINT)
+        return [Anchor(int(position), digest.lower())], option
+    path = Path(option)
+    try:
+        with path.open(encoding="utf-8") as f:
+            return parse_anchors(f), str(path)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror or exc}", param_hint=HINT) from None
+    except ValueError as exc:
+        raise click.BadParameter(f"{path}: {exc}", param_hint=HINT) from None
 
 
 class Instant(click.ParamType):

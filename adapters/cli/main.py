@@ -64,6 +64,9 @@ class CliOps:
     check_upstream: Callable[[str | None, str | None], list[dict[str, Any]]] | None = None
     run_emulator: Callable[[str, int], None] | None = None
     reseal_secrets: Callable[[], dict[str, int]] | None = None
+    # `db roles`: set the service's PostgreSQL role up (returns its name), or only the SQL it would run.
+    setup_app_role: Callable[[], str] | None = None
+    app_role_sql: Callable[[], list[str]] | None = None
 
 
 class RefusalsAsErrors(click.Group):
@@ -93,6 +96,22 @@ def build_cli(ops: CliOps) -> click.Group:
     def db_upgrade() -> None:
         ops.upgrade_db()
         click.echo("database is at the newest revision")
+
+    @db.command(
+        "roles",
+        help="PostgreSQL: create or update the service's role (CREDITCTL_DATABASE_URL's user) through the "
+        "owner's URL (CREDITCTL_MIGRATE_DATABASE_URL): every table but INSERT and SELECT only on the audit "
+        "trail, owning nothing. Run it after every upgrade.",
+    )
+    @click.option("--print", "print_only", is_flag=True, help="Print the SQL instead of running it.")
+    def db_roles(print_only: bool) -> None:
+        if ops.setup_app_role is None or ops.app_role_sql is None:
+            raise click.ClickException("roles are not wired in this deployment")
+        if print_only:
+            for statement in ops.app_role_sql():
+                click.echo(statement + ";")
+            return
+        click.echo(f"the service's role {ops.setup_app_role()!r} may INSERT and SELECT the audit trail only")
 
     @cli.command(
         help="Load demo customers and accounts from the balance provider, and print demo keys "

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from adapters.cli.audit import SealCadence, seal_once
+from adapters.cli.audit import Anchorer, SealCadence, seal_once
 from creditctl.services.context import AppContext, WebhookTools
 from creditctl.services.webhook_delivery import deliver_round, prune_delivered, redrive
 
@@ -49,8 +49,8 @@ class Sealer(threading.Thread):
 
 def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
     @cli.command(
-        help="Deliver webhook events from the outbox and seal the audit trail (a loop; several workers "
-        "may share both)."
+        help="Deliver webhook events from the outbox, seal the audit trail and anchor its head outside the "
+        "database (a loop; several workers may share all three)."
     )
     @click.option("--once", is_flag=True, help="One round of dispatch and delivery (and a seal), then exit.")
     @click.option("--idle-s", default=1.0, show_default=True, help="Pause when nothing was due.")
@@ -95,6 +95,8 @@ def _one_round(context: AppContext, seal_every: float) -> None:
     result = deliver_round(store=t.store, notifier=t.notifier, box=t.box, policy=t.policy)
     prune_delivered(store=t.store, policy=t.policy)
     sealed = seal_once(context) if seal_every else 0
+    if context.audit_anchor is not None:
+        Anchorer(context, context.audit_anchor, context.audit_anchor_every_s).anchor_once()
     click.echo(
         f"dispatched {result.dispatched} events; delivered {result.delivered}, "
         f"failed {result.failed}, dead {result.dead}, disabled {len(result.disabled)}; "
@@ -110,6 +112,10 @@ def _loop(context: AppContext, idle_s: float, seal_every: float) -> None:
     sealer = Sealer(context, seal_every) if seal_every else None
     if sealer is not None:
         sealer.start()
+    sink = context.audit_anchor
+    anchorer = Anchorer(context, sink, context.audit_anchor_every_s) if sink is not None else None
+    if anchorer is not None:
+        anchorer.start()
     pruned_at = 0.0
     try:
         while not stop:
@@ -123,3 +129,6 @@ def _loop(context: AppContext, idle_s: float, seal_every: float) -> None:
         if sealer is not None:
             sealer.stopping.set()
             sealer.join(timeout=30)
+        if anchorer is not None:  # after the sealer: its last anchor holds what the sealer sealed last
+            anchorer.stopping.set()
+            anchorer.join(timeout=30)

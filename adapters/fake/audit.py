@@ -1,4 +1,5 @@
-"""The audit log in memory: the SQL log's contract on a FakeState's lists (tests and dev mode)."""
+"""The audit log in memory: the SQL log's contract on a FakeState's lists (tests and dev mode). The
+writer's `at` stands for the database's time (the fake has no other clock)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,12 @@ class FakeAuditLog:
         sealed = self._sealed()
         rows = [r for r in self.events if r["seq"] > after_seq and r["seq"] not in sealed]
         return [AuditEvent(seq=r["seq"], payload=r["payload"]) for r in rows[:limit]]
+
+    def newest_sealed_at(self, *, window: int) -> datetime | None:
+        by_seq = {r["seq"]: r for r in self.events}
+        recent = sorted(self.seals)[-window:] if window else []
+        times = [by_seq[self.seals[p][0]]["at"] for p in recent if self.seals[p][0] in by_seq]
+        return max(times, default=None)
 
     def add_seals(self, seals: Sequence[tuple[int, int, str, str]], *, at: datetime) -> None:
         sealed = self._sealed()

@@ -1,4 +1,8 @@
-"""The audit log on SQL: one INSERT per event on the change's connection; seals in their own table."""
+"""The audit log on SQL: one INSERT per event on the change's connection; seals in their own table.
+
+An event's `at` is the database's: PostgreSQL's trigger sets it (the INSERT leaves it out), SQLite's
+trigger refuses any other value than the statement's own time (the INSERT sends that expression).
+Everything read back carries the hashed text (`sealed_payload`: the payload with that time in it)."""
 
 from __future__ import annotations
 
@@ -6,23 +10,36 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, exists, func, insert, select
+from sqlalchemy import Connection, Row, and_, exists, func, insert, literal_column, select
 from sqlalchemy.exc import IntegrityError
 
 from adapters.sql.tables import audit_events, audit_seals
-from creditctl.domain.audit import GENESIS, Actor, AuditEvent, AuditQuery, event_payload, iso
+from creditctl.domain.audit import (
+    GENESIS,
+    Actor,
+    AuditEvent,
+    AuditQuery,
+    event_payload,
+    iso,
+    sealed_payload,
+)
 from creditctl.domain.errors import AuditSealConflict
 
 _e, _s = audit_events.c, audit_seals.c
-_APPEND = insert(audit_events)  # built once: the decision path compiles it once per process
+# The database's time of the statement on SQLite, spelled as SQLAlchemy stores a UTC datetime there; the
+# trigger of migration 0014 refuses any other `at` (the same expression, evaluated in the same statement).
+SQLITE_NOW = "(strftime('%Y-%m-%d %H:%M:%S', 'now') || substr(strftime('%f', 'now'), 3) || '000')"
+# Built once: the decision path compiles it once per process.
+_APPEND = insert(audit_events).values(at=literal_column(SQLITE_NOW))
 # On PostgreSQL the Core insert would add RETURNING seq (its result costs more CPU than the insert);
-# nothing needs the seq back, so the statement goes to psycopg as written (a prepared statement).
+# nothing needs the seq back, so the statement goes to psycopg as written (a prepared statement). No
+# `at`: the trigger sets it to clock_timestamp() whatever a writer sends.
 _PG_APPEND = (
-    "INSERT INTO audit_events (at, type, actor, customer_code, sale_group_code, order_id, payload) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    "INSERT INTO audit_events (type, actor, customer_code, sale_group_code, order_id, payload) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
 )
 _COLUMNS = (_e.type, _e.actor, _e.at, _e.customer_code, _e.sale_group_code, _e.order_id)
-_SEALED = select(_e.seq, _e.payload, _s.position, _s.prev_hash, _s.hash).select_from(
+_SEALED = select(_e.seq, _e.payload, _e.at, _s.position, _s.prev_hash, _s.hash).select_from(
     audit_seals.join(audit_events, _e.seq == _s.seq)
 )
 
@@ -42,12 +59,12 @@ class SqlAuditLog:
         before: Mapping[str, Any] | None = None,
         after: Mapping[str, Any] | None = None,
     ) -> None:
+        # `at` is the writer's: kept in the stored text, replaced by the database's time when hashed.
         payload = event_payload(type, at=at, actor=actor, subject=subject, before=before, after=after)
         if self._postgres:  # the hot path: one INSERT as the driver takes it, no RETURNING, no compile
             self._conn.exec_driver_sql(
                 _PG_APPEND,
                 (
-                    at,
                     type,
                     actor.name,
                     subject.get("customer_code"),
@@ -60,7 +77,6 @@ class SqlAuditLog:
         self._conn.execute(
             _APPEND,
             {
-                "at": at,
                 "type": type,
                 "actor": actor.name,
                 "customer_code": subject.get("customer_code"),
@@ -76,12 +92,18 @@ class SqlAuditLog:
 
     def unsealed(self, *, after_seq: int, limit: int) -> Sequence[AuditEvent]:
         rows = self._conn.execute(
-            select(_e.seq, _e.payload)
+            select(_e.seq, _e.payload, _e.at)
             .where(_e.seq > after_seq, ~exists().where(_s.seq == _e.seq))
             .order_by(_e.seq)
             .limit(limit)
         )
-        return [AuditEvent(seq=int(r.seq), payload=r.payload) for r in rows]
+        return [AuditEvent(seq=int(r.seq), payload=sealed_payload(r.payload, r.at)) for r in rows]
+
+    def newest_sealed_at(self, *, window: int) -> datetime | None:
+        recent = select(_s.seq).order_by(_s.position.desc()).limit(window).subquery()
+        stmt = select(func.max(_e.at)).select_from(recent.join(audit_events, _e.seq == recent.c.seq))
+        value: datetime | None = self._conn.execute(stmt).scalar()
+        return value
 
     def add_seals(self, seals: Sequence[tuple[int, int, str, str]], *, at: datetime) -> None:
         if not seals:
@@ -109,7 +131,7 @@ class SqlAuditLog:
             (
                 int(r.position),
                 int(r.seq),
-                r.payload,
+                None if r.payload is None else sealed_payload(r.payload, r.at),
                 r.prev_hash,
                 r.hash,
                 None if r.payload is None else _columns(r),
@@ -195,7 +217,7 @@ def _columns(r: Row[Any]) -> dict[str, Any]:
 def _event(r: Row[Any]) -> AuditEvent:
     return AuditEvent(
         seq=int(r.seq),
-        payload=r.payload,
+        payload=sealed_payload(r.payload, r.at),
         position=None if r.position is None else int(r.position),
         prev_hash=r.prev_hash,
         hash=r.hash,

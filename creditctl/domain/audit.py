@@ -3,7 +3,12 @@
 An event is written without a hash, in the transaction of the change it records (so no writer waits for
 another). A sealer later links committed events in the order it finds them: each seal's hash is
 SHA-256 over the previous seal's hash (64 hex digits, "0" * 64 for the first) followed by the event's
-canonical JSON, both as UTF-8 bytes. That is all an outside checker needs (README, "Audit trail")."""
+canonical JSON, both as UTF-8 bytes. That is all an outside checker needs (README, "Audit trail").
+
+The event's `at` in the hashed JSON is the database's time of the insert (a trigger sets the column; the
+writer's own `at` is not trusted): `sealed_payload` puts it there. A sealed event may be at most
+SEAL_TOLERANCE_S older than an event sealed before it (commit order: a transaction commits a moment after
+its insert); an older one was held back or back-dated, and is refused, not sealed."""
 
 from __future__ import annotations
 
@@ -20,6 +25,13 @@ from typing import Any
 from creditctl.domain.api_key import ApiKey
 
 GENESIS = "0" * 64
+# How much older than the newest sealed event an event may be and still be sealed. An event's time is its
+# INSERT's (clock_timestamp()); the insert is the last write of its transaction, so its commit follows
+# within milliseconds, and the application's role ends a transaction left idle for 20 s
+# (idle_in_transaction_session_timeout, `creditctl db roles`). 60 s covers an honest writer three times
+# over; an event older than that was held back by its writer (or back-dated by someone who can bypass
+# the trigger) and is reported instead of sealed.
+SEAL_TOLERANCE_S = 60.0
 SUBJECT_COLUMNS = ("customer_code", "sale_group_code", "order_id")
 
 
@@ -76,7 +88,11 @@ class AuditEvent:
 
     def __post_init__(self) -> None:
         if not self.data:
-            object.__setattr__(self, "data", json.loads(self.payload))
+            try:
+                data = json.loads(self.payload)
+            except ValueError:  # text no sealer accepts (inserted by hand): no fields to show
+                data = None
+            object.__setattr__(self, "data", data if isinstance(data, dict) else {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +171,47 @@ def _actor_fields(actor: Actor) -> dict[str, Any]:
     return fields
 
 
+def sealed_payload(payload: str, at: datetime) -> str:
+    """The text an event is hashed (and exported) as: its canonical JSON with `at` the database's time of
+    its insert. An event written before the database set the time already says that time, byte for
+    byte, and is returned as stored (so what was sealed then verifies now). Text that is not a JSON
+    object is returned as is (the sealer refuses it)."""
+    moment = iso(at)
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return payload
+    if not isinstance(data, dict) or data.get("at") == moment:
+        return payload
+    data["at"] = moment
+    return canonical_json(data)
+
+
+def event_time(data: Mapping[str, Any]) -> datetime | None:
+    """The `at` of a sealed payload's data, or None when it has none a time can be read from."""
+    value = data.get("at") if isinstance(data, Mapping) else None
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return None if moment is None or moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def too_old(
+    at: datetime | None, newest: datetime | None, tolerance_s: float = SEAL_TOLERANCE_S
+) -> str | None:
+    """Why an event at `at` may not be sealed after one at `newest` (None: it may)."""
+    if at is None:
+        return "it has no time the database set (not a JSON object with an `at`)"
+    if newest is not None and (newest - at).total_seconds() > tolerance_s:
+        behind = (newest - at).total_seconds()
+        return (
+            f"its time {iso(at)} is {behind:.0f} s before an event sealed earlier ({iso(newest)}; "
+            f"more than {tolerance_s:g} s): held back before commit, or back-dated"
+        )
+    return None
+
+
 def chain_hash(prev_hash: str, payload: str) -> str:
     """SHA-256 over the previous hash (hex) and the event's canonical JSON, as UTF-8."""
     return hashlib.sha256((prev_hash + payload).encode()).hexdigest()
@@ -173,6 +230,9 @@ class ChainReport:
     broken_seq: int | None = None
     broken_position: int | None = None
     problem: str | None = None
+    broken_type: str | None = None  # the event's type at the broken position, when it has one
+    # Unsealed events the sealer refuses (seq, type, why): each is a finding, as a broken link is.
+    refused: tuple[tuple[int, str | None, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -182,9 +242,11 @@ class ChainReport:
 class ChainWalker:
     """Walks seals in position order and stops at the first link that does not hold."""
 
-    def __init__(self) -> None:
+    def __init__(self, tolerance_s: float = SEAL_TOLERANCE_S) -> None:
         self.position = 0
         self.hash = GENESIS
+        self.newest: datetime | None = None  # the newest event time walked so far
+        self.tolerance_s = tolerance_s
         self.problem: tuple[int | None, int | None, str] | None = None
 
     def feed(self, events: Iterable[tuple[int, int, str | None, str, str, dict[str, Any] | None]]) -> bool:
@@ -214,7 +276,20 @@ class ChainWalker:
             return "the event row is missing"
         if chain_hash(prev_hash, payload) != hash_:
             return "its content does not match its hash (edited, or swapped with another)"
-        return _columns_problem(payload, columns or {})
+        return _columns_problem(payload, columns or {}) or self._time_problem(payload)
+
+    def _time_problem(self, payload: str) -> str | None:
+        """A sealed event older than one sealed before it (beyond the tolerance) was let in past the
+        sealer's check (a seal inserted by hand): named as the sealer would have refused it."""
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            data = None
+        at = event_time(data) if isinstance(data, dict) else None
+        problem = too_old(at, self.newest, self.tolerance_s)
+        if problem is None and (self.newest is None or at > self.newest):
+            self.newest = at
+        return problem
 
 
 def _columns_problem(payload: str, columns: dict[str, Any]) -> str | None:

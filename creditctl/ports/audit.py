@@ -16,12 +16,14 @@ class AuditLog(Protocol):
                          subject={"customer_code": c, "sale_group_code": g}, before={...}, after={...})
 
     `type` is "<thing>.<past tense>" (decision.made, hold.settled, rule_set.published, ...). `at` is the
-    database's time the change already read (uow.now() or the lock's time): append runs exactly one
-    INSERT and no SELECT, and takes no lock other writers wait for. `subject` names what changed;
-    customer_code, sale_group_code and order_id are also stored as columns for filtering (and are what
-    a customer-limited key is allowed to see). before/after hold plain values (Decimal, datetime, enums
-    and sets are written as strings and lists). The event is hashed later by `seal`; it is rolled back
-    with the change if the unit of work is not committed."""
+    time the change already read (uow.now() or the lock's time): a claim only, the stored and hashed
+    time is the database's at the INSERT (a trigger sets it). append runs exactly one INSERT and no
+    SELECT, and takes no lock other writers wait for; make it the change's last write, so its commit
+    follows its time closely (the sealer refuses an event much older than those sealed before it).
+    `subject` names what changed; customer_code, sale_group_code and order_id are also stored as
+    columns for filtering (and are what a customer-limited key is allowed to see). before/after hold
+    plain values (Decimal, datetime, enums and sets are written as strings and lists). The event is
+    hashed later by `seal`; it is rolled back with the change if the unit of work is not committed."""
 
     def append(
         self,
@@ -41,10 +43,16 @@ class AuditLog(Protocol):
         ...
 
     def unsealed(self, *, after_seq: int, limit: int) -> Sequence[AuditEvent]:
-        """Committed events with no seal yet and seq > after_seq, lowest seq first.
+        """Committed events with no seal yet and seq > after_seq, lowest seq first; each `payload` is the
+        text to hash (sealed_payload: the database's time in it).
 
         A transaction may commit a lower seq after a higher one was sealed: such an event is still
         unsealed and comes back here (after_seq=0 finds every one)."""
+        ...
+
+    def newest_sealed_at(self, *, window: int) -> datetime | None:
+        """The newest event time among the last `window` seals (None when nothing is sealed): what
+        the sealer's tolerance is measured from; an index range, whatever the trail's size."""
         ...
 
     def add_seals(self, seals: Sequence[tuple[int, int, str, str]], *, at: datetime) -> None:
@@ -54,7 +62,7 @@ class AuditLog(Protocol):
 
     def chain(self, *, after_position: int, limit: int) -> Sequence[tuple[Any, ...]]:
         """Seals after `after_position` in order, each joined with its event:
-        (position, seq, payload or None, prev_hash, hash, {column: value})."""
+        (position, seq, hashed text or None if the row is gone, prev_hash, hash, {column: value})."""
         ...
 
     def max_sealed_seq(self) -> int:

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from creditctl.domain.audit import AuditEvent, AuditQuery, ChainReport, ChainWalker, chain_hash
+from creditctl.domain.audit import (
+    SEAL_TOLERANCE_S,
+    AuditEvent,
+    AuditQuery,
+    ChainReport,
+    ChainWalker,
+    chain_hash,
+    event_time,
+    too_old,
+)
+from creditctl.domain.audit_anchor import Anchor, AnchorCheck
 from creditctl.domain.errors import AuditSealConflict, UnknownCustomer
 from creditctl.ports.unit_of_work import UnitOfWork
+
+log = logging.getLogger("creditctl.audit")
 
 SEAL_BATCH = 1000
 SEAL_ATTEMPTS = 5
@@ -20,30 +34,74 @@ SEAL_ATTEMPTS = 5
 # (measured: 64 ms for 100,000 seqs on PostgreSQL). A full pass (the CLI's `audit seal`, `expire`, and
 # the worker every few minutes) finds any event older than that.
 RECENT_SEQS = 10_000
+# The sealer's tolerance is measured from the newest event time among this many last seals.
+NEWEST_WINDOW = 1000
+_REPORTED_MAX = 10_000  # refused seqs already logged by this process (each is logged once)
+# (seq, time): the reason's figures grow with the chain; the seqs of another database may repeat
+_reported: set[tuple[int, datetime | None]] = set()
 
 
-def seal_audit(*, uow: UnitOfWork, batch: int = SEAL_BATCH, full: bool = True) -> int:
-    """Link every committed, unsealed event into the chain, lowest seq first; returns how many.
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An event the sealer would not seal (it stays unsealed, and `verify` fails while it does)."""
+
+    seq: int
+    type: str | None
+    reason: str
+    at: datetime | None = None  # the event's time (None: it has none)
+
+
+@dataclass
+class SealOutcome:
+    """What one sealing run did: how many events it sealed, and which it refused and why."""
+
+    sealed: int = 0
+    refused: list[Refusal] = field(default_factory=list)
+
+
+def seal_audit(
+    *, uow: UnitOfWork, batch: int = SEAL_BATCH, full: bool = True, tolerance_s: float = SEAL_TOLERANCE_S
+) -> int:
+    """Link every committed, unsealed event into the chain, lowest seq first; returns how many
+    (seal_audit_outcome also says which it refused)."""
+    return seal_audit_outcome(uow=uow, batch=batch, full=full, tolerance_s=tolerance_s).sealed
+
+
+def seal_audit_outcome(
+    *, uow: UnitOfWork, batch: int = SEAL_BATCH, full: bool = True, tolerance_s: float = SEAL_TOLERANCE_S
+) -> SealOutcome:
+    """Link every committed, unsealed event into the chain, lowest seq first.
 
     The chain's order is the order the sealer finds events committed (its `position`), not their seq:
     a transaction that took seq 7 may commit after seq 8 was sealed, and is then sealed after it. So no
     writer ever waits for another to be sealed, and no event can be skipped for good (a quick pass,
     full=False, looks only at recent seqs; a full pass at all). Several sealers at once are safe: the
-    positions are a primary key, the loser rolls back and reads the head again."""
-    sealed, conflicts = 0, 0
+    positions are a primary key, the loser rolls back and reads the head again.
+
+    An event whose database time is more than `tolerance_s` older than the newest sealed one is refused:
+    left unsealed, logged at ERROR (once per process), returned in `refused`; `verify` names it too."""
+    outcome, conflicts, cursor = SealOutcome(), 0, None
     while True:
         with uow:
             position, prev = uow.audit.head()
-            after = 0 if full else max(0, uow.audit.max_sealed_seq() - RECENT_SEQS)
-            events = uow.audit.unsealed(after_seq=after, limit=batch)
+            if cursor is None:
+                cursor = 0 if full else max(0, uow.audit.max_sealed_seq() - RECENT_SEQS)
+            events = uow.audit.unsealed(after_seq=cursor, limit=batch)
             if not events:
-                return sealed
-            seals = []
+                return outcome
+            newest = uow.audit.newest_sealed_at(window=NEWEST_WINDOW)
+            seals, refused = [], []
             for event in events:
+                at = event_time(event.data)
+                problem = too_old(at, newest, tolerance_s)
+                if problem is not None:
+                    refused.append(Refusal(event.seq, _type_of(event), problem, at))
+                    continue
                 position += 1
                 digest = chain_hash(prev, event.payload)
                 seals.append((position, event.seq, prev, digest))
                 prev = digest
+                newest = at if newest is None or (at is not None and at > newest) else newest
             try:
                 uow.audit.add_seals(seals, at=uow.now())
             except AuditSealConflict:
@@ -52,69 +110,150 @@ def seal_audit(*, uow: UnitOfWork, batch: int = SEAL_BATCH, full: bool = True) -
                     raise
                 continue
             uow.commit()
-        sealed += len(events)
+        outcome.sealed += len(seals)
+        outcome.refused.extend(refused)
+        _report(refused)
+        cursor = events[-1].seq  # each was sealed or refused: the next page starts after them
+
+
+def _type_of(event: AuditEvent) -> str | None:
+    value = event.data.get("type") if isinstance(event.data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _report(refused: list[Refusal]) -> None:
+    """Each refusal as an ERROR log line, once per process (a quick pass meets it again every second)."""
+    for r in refused:
+        if (r.seq, r.at) in _reported:
+            continue
+        if len(_reported) >= _REPORTED_MAX:
+            _reported.clear()
+        _reported.add((r.seq, r.at))
+        log.error(
+            "audit: event seq %s (%s) refused, not sealed: %s",
+            r.seq,
+            r.type,
+            r.reason,
+            extra={"audit_seq": r.seq, "audit_type": r.type},
+        )
 
 
 def verify_audit(
     *,
     uow: UnitOfWork,
     anchor: tuple[int, str] | None = None,
+    anchors: Sequence[Anchor] = (),
     batch: int = SEAL_BATCH,
     budget_s: float | None = None,
+    tolerance_s: float = SEAL_TOLERANCE_S,
 ) -> ChainReport:
     """Walk the chain from its first seal; stop at the first event whose link does not hold.
 
     Caught: an event edited, deleted or swapped with another, a seal removed or edited, a filter column
-    changed. Cutting the tail off (the last events and their seals) leaves a shorter chain that holds;
-    `anchor`, a (position, hash) seen earlier (printed by `seal`, the last line of an export), catches it.
+    changed, an event sealed although older than those before it (beyond `tolerance_s`). A chain
+    rewritten and sealed again holds together; `anchors` (heads and hashes kept outside the database,
+    or `anchor`, one position:hash) catch it, and the first position whose hash is not the anchored
+    one names the first event that differs; a chain cut short is caught by an anchor past its end.
+    Unsealed events the sealer refuses are listed in `refused`.
     `budget_s` (a web request's): stop after about that long with `complete=False`; what was walked
     holds (about 50,000 events a second here: the CLI walks any length)."""
-    walker, started, complete = ChainWalker(), time.monotonic(), True
+    every = [*anchors, *([Anchor(anchor[0], anchor[1])] if anchor is not None else [])]
+    check = AnchorCheck(every) if every else None
+    walker, started, complete = ChainWalker(tolerance_s), time.monotonic(), True
+    found: tuple[int | None, int | None, str] | None = None
     with uow:
-        while True:
+        while found is None:
             links = uow.audit.chain(after_position=walker.position, limit=batch)
-            if not links or not walker.feed(links) or len(links) < batch:
+            found = _walk(walker, check, links)
+            if found is not None or len(links) < batch:
                 break
             if budget_s is not None and time.monotonic() - started > budget_s:
                 complete = False
                 break
+        if found is None and complete and check is not None and check.last > walker.position:
+            found = _truncated(walker.position, check.last)
         unsealed = uow.audit.count_unsealed()
         oldest = uow.audit.oldest_unsealed_at() if unsealed else None
         age = None if oldest is None else max(0.0, (uow.now() - oldest).total_seconds())
-        problem = walker.problem
-        if problem is None and anchor is not None:
-            problem = _anchor_problem(uow, anchor)
-    report = ChainReport(
-        checked=walker.position,
-        head_position=walker.position,
-        head_hash=walker.hash,
-        unsealed=unsealed,
-        oldest_unsealed_age_s=age,
-        complete=complete,
-    )
-    if problem is None:
-        return report
-    position, seq, text = problem
+        refused = _refusals(uow, tolerance_s) if unsealed else []
+        broken_type = _type_at(uow, found[0]) if found is not None and found[0] is not None else None
+    position, seq, problem = found if found is not None else (None, None, None)
     return ChainReport(
         checked=walker.position,
         head_position=walker.position,
         head_hash=walker.hash,
         unsealed=unsealed,
         oldest_unsealed_age_s=age,
+        complete=complete,
         broken_position=position,
         broken_seq=seq,
-        problem=text,
+        problem=problem,
+        broken_type=broken_type,
+        refused=tuple((r.seq, r.type, r.reason) for r in refused),
     )
 
 
-def _anchor_problem(uow: UnitOfWork, anchor: tuple[int, str]) -> tuple[int | None, int | None, str] | None:
-    position, digest = anchor
-    found = uow.audit.chain(after_position=position - 1, limit=1)
-    if not found or found[0][0] != position:
-        return (position, None, f"the chain ends before the anchor's position {position} (truncated)")
-    if found[0][4] != digest:
-        return (position, int(found[0][1]), "its hash is not the anchor's (the chain was rewritten)")
+def _walk(
+    walker: ChainWalker, check: AnchorCheck | None, links: Sequence[tuple[Any, ...]]
+) -> tuple[int | None, int | None, str] | None:
+    """Feed the links one by one, the anchored hash of each position compared before its own link."""
+    for link in links:
+        position, seq, _payload, _prev, digest, _columns = link
+        differs = check.observe(position, digest) if check is not None else None
+        if differs is not None:
+            anchored, gap = differs
+            when = f" at {anchored.anchored_at}" if anchored.anchored_at else ""
+            text = (
+                f"its hash is not the one anchored{when} (head {anchored.head}): this is the first event "
+                "that differs from what was anchored (rewritten, or another event put in its place, and the "
+                "chain sealed again)"
+            )
+            if gap is not None:
+                text += (
+                    f"; positions {gap[0]} to {gap[1]} before it were not anchored one by one, so the change "
+                    "may be among them"
+                )
+            return position, seq, text
+        if not walker.feed([link]):
+            return walker.problem
     return None
+
+
+def _truncated(end: int, anchored: int) -> tuple[int | None, int | None, str]:
+    return (
+        end + 1,
+        None,
+        f"the chain ends at position {end}, before the anchored position {anchored}: seals {end + 1} to "
+        f"{anchored} are gone (truncated)",
+    )
+
+
+def _type_at(uow: UnitOfWork, position: int) -> str | None:
+    found = uow.audit.chain(after_position=position - 1, limit=1)
+    if not found or found[0][0] != position or found[0][2] is None:
+        return None
+    return _type_of(AuditEvent(seq=int(found[0][1]), payload=found[0][2]))
+
+
+REFUSALS_SCANNED = 10_000  # unsealed events verify looks through for ones the sealer refuses
+
+
+def _refusals(uow: UnitOfWork, tolerance_s: float) -> list[Refusal]:
+    """Unsealed events the sealer refuses: older than the newest sealed one beyond the tolerance, or
+    with no time of the database's. The sealer's own rule, applied to what is waiting now."""
+    newest = uow.audit.newest_sealed_at(window=NEWEST_WINDOW)
+    out: list[Refusal] = []
+    after = 0
+    for _ in range(REFUSALS_SCANNED // SEAL_BATCH):
+        events = uow.audit.unsealed(after_seq=after, limit=SEAL_BATCH)
+        for event in events:
+            problem = too_old(event_time(event.data), newest, tolerance_s)
+            if problem is not None:
+                out.append(Refusal(event.seq, _type_of(event), problem, event_time(event.data)))
+        if len(events) < SEAL_BATCH:
+            break
+        after = events[-1].seq
+    return out
 
 
 @dataclass(frozen=True, slots=True)

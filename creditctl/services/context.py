@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from creditctl.ports.audit_anchor import AnchorSink
 from creditctl.ports.backtests import BacktestStore
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
@@ -63,6 +64,8 @@ class AppContext:
     # empty: the console refuses to sign anyone in).
     session_keys: tuple[str, ...] = ()
     console_sessions: ConsoleSessions | None = None  # None: the console signs no one in
+    audit_anchor: AnchorSink | None = None  # where the worker anchors the chain's head (None: nowhere)
+    audit_anchor_every_s: float = 60.0
 
     def source_of_balances(self) -> str:
         """Where balances come from now: "fake", or "haier:<name of the active config>"."""

@@ -3,14 +3,16 @@ tampering caught by verify, UPDATE/DELETE/TRUNCATE refused by the database itsel
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from adapters.sql.audit import SQLITE_NOW
 from adapters.sql.unit_of_work import SqlUnitOfWork
 from creditctl.domain.audit import GENESIS, Actor, chain_hash
 from creditctl.services import audit as audit_service
@@ -78,17 +80,21 @@ class TestAppendAndSeal:
         assert report.head_position == start + 3
         assert report.unsealed == 0
 
-    def test_the_payload_is_canonical_json_with_time_actor_request_and_subject(
+    def test_the_payload_is_canonical_json_with_the_database_time_actor_request_and_subject(
         self, uow: SqlUnitOfWork
     ) -> None:
+        """The hashed `at` is the database's time of the INSERT, not the `at` the writer passed (AT)."""
+        before = datetime.now(UTC) - timedelta(seconds=1)
         append(uow, 1, customer="8800000009")
         seal_audit(uow=uow)
         with uow:
             position, _ = uow.audit.head()
             (_, _, payload, *_rest) = uow.audit.chain(after_position=position - 1, limit=1)[0]
+        at = json.loads(payload)["at"]
+        assert before <= datetime.fromisoformat(at) <= datetime.now(UTC) + timedelta(seconds=1)
         assert payload == (
             '{"actor":{"name":"alice","role":"admin"},"after":{"n":0,"status":"frozen"},'
-            '"at":"2026-12-01T09:30:00.000000Z","before":{"status":"active"},"request_id":"req-1",'
+            f'"at":"{at}","before":{{"status":"active"}},"request_id":"req-1",'
             '"subject":{"customer_code":"8800000009","order_id":"PO-0","sale_group_code":"GB20"},'
             '"type":"account.frozen"}'
         )
@@ -237,9 +243,9 @@ class TestSqliteTriggers:
         append(uow, 2)
         with uow:
             first = uow.audit.unsealed(after_seq=0, limit=1)[0].seq
-        replace = (
+        replace = (  # the database's time, as the service inserts it: only the replace is refused
             "INSERT OR REPLACE INTO audit_events (seq, at, type, actor, payload) "
-            f"VALUES ({first}, '2026-01-01 00:00:00', 'decision.made', 'x', '{{}}')"
+            f"VALUES ({first}, {SQLITE_NOW}, 'decision.made', 'x', '{{}}')"
         )
         with pytest.raises(DBAPIError, match="append-only"), sqlite_engine.begin() as conn:
             conn.execute(text(replace))
@@ -338,8 +344,8 @@ class TestVerifyCatchesTampering:
             conn.execute(text("DELETE FROM audit_events WHERE seq > 7"))
         assert verify_audit(uow=uow).ok  # what is left still links up...
         report = verify_audit(uow=uow, anchor=anchor)  # ...but not to the head an auditor kept
-        assert report.broken_position == 10
-        assert "truncated" in (report.problem or "")
+        assert report.broken_position == 8  # the first position that is gone
+        assert "seals 8 to 10 are gone" in (report.problem or "") and "truncated" in (report.problem or "")
 
     def test_a_truncated_event_table_is_caught_at_the_first_event(self, sqlite_engine: Engine) -> None:
         uow, _ = _tampered(sqlite_engine, "DELETE FROM audit_events")

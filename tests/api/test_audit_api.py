@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,7 @@ class TestAuditCli:
     def test_verify_fails_when_events_wait_too_long_for_a_seal(self, api, cli, clock):  # noqa: F811
         """Until sealed an event is protected only by the database's permissions: no sealer running is
         a failure an operator must see, not a footnote."""
+        clock.set(datetime.now(UTC))  # events take the database's real time: the fake starts from it
         api.decide(order())
         cli("audit", "seal")
         api.decide(order())  # not sealed: verify does not seal
@@ -142,17 +144,29 @@ class TestAuditCli:
         assert "0 not sealed yet" in cli("audit", "verify").output
 
     def test_export_periods_honour_an_offset_and_refuse_what_is_not_a_time(self, api, cli, tmp_path):  # noqa: F811
-        api.decide(order())  # at the fake clock's 2026-11-27 08:00 UTC: 16:00 in Shanghai
+        api.decide(order())  # at the database's time of its INSERT
+        made = events(api, type="decision.made")["events"][-1]
+        at = datetime.fromisoformat(made["at"]).replace(second=0, microsecond=0)  # UTC, its minute
+        shanghai = at.astimezone(timezone(timedelta(hours=8)))
         out = tmp_path / "a.jsonl"
 
         def exported(since: str, until: str) -> int:
             cli("audit", "export", "--from", since, "--to", until, "--out", str(out))
             return len(out.read_text(encoding="utf-8").splitlines())
 
-        assert exported("2026-11-27T16:00+08:00", "2026-11-27T16:01+08:00") >= 1
-        assert exported("2026-11-27T15:00", "2026-11-27T15:59") == 0  # naive: UTC, so 15:00 UTC is later
+        local = shanghai.strftime("%Y-%m-%dT%H:%M")  # the same minute in Shanghai's local time
+        assert (
+            exported(
+                f"{local}+08:00", f"{(shanghai + timedelta(minutes=1)).strftime('%Y-%m-%dT%H:%M')}+08:00"
+            )
+            >= 1
+        )
+        assert (
+            exported(local, (shanghai + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")) == 0
+        )  # naive: UTC
         # (and an export that finds nothing empties the file an earlier one wrote)
-        assert exported("2026-11-27T08:00Z", "2026-11-27T08:01Z") >= 1
+        utc = at.strftime("%Y-%m-%dT%H:%M")
+        assert exported(f"{utc}Z", f"{(at + timedelta(minutes=1)).strftime('%Y-%m-%dT%H:%M')}Z") >= 1
         bad = cli("audit", "export", "--from", "last tuesday", ok=False)
         assert bad.exit_code == 2 and "not an ISO 8601 date or time" in bad.output
         far = cli("audit", "export", "--from", "0001-01-01T00:00+01:00", ok=False)

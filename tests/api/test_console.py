@@ -4,6 +4,7 @@ and customer limit may see and do, and every page rendering with data."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -941,12 +942,23 @@ class TestAuditTrail:
         c = signed_in(app, reviewers, "auditor")
         text = c.get(f"/console/audit?order_id={oid}").get_data(as_text=True)
         assert ("deferral.released", "lead") in events_shown(text) and "transfer confirmed" in text
-        # The fake clock stands at 2026-11-27 08:00 UTC: 16:00 in Asia/Shanghai.
-        assert "2026-11-27 16:00:00 CST" in text
-        during = c.get(f"/console/audit?order_id={oid}&from=2026-11-27T15:59&to=2026-11-27T16:01")
+        # The event's time is the database's at its insert, shown in Asia/Shanghai (UTC+8).
+        found = api.client.get(
+            "/v1/audit/events",
+            query_string={"order_id": oid, "type": "deferral.released"},
+            headers=api.auth("auditor"),
+        ).json["events"]
+        at = datetime.fromisoformat(found[0]["at"])
+        shanghai = at.astimezone(timezone(timedelta(hours=8)))
+        assert shanghai.strftime("%Y-%m-%d %H:%M:%S CST") in text
+
+        def minute(moment: datetime, shift: int) -> str:
+            return (moment + timedelta(minutes=shift)).strftime("%Y-%m-%dT%H:%M")
+
+        during = c.get(f"/console/audit?order_id={oid}&from={minute(shanghai, -1)}&to={minute(shanghai, 1)}")
         assert ("deferral.released", "lead") in events_shown(during.get_data(as_text=True))
-        utc_read = c.get(f"/console/audit?order_id={oid}&from=2026-11-27T07:59&to=2026-11-27T08:01")
-        assert events_shown(utc_read.get_data(as_text=True)) == []  # 07:59 Shanghai is before it
+        utc_read = c.get(f"/console/audit?order_id={oid}&from={minute(at, -1)}&to={minute(at, 1)}")
+        assert events_shown(utc_read.get_data(as_text=True)) == []  # read as Shanghai: 8 hours before it
         assert c.get("/console/audit?from=yesterday").status_code == 422
         assert c.get("/console/audit?from=0001-01-01").status_code == 422  # its UTC is in year 0
         assert c.get("/console/audit?to=9999-12-31T23:59:59-12:00").status_code == 422
@@ -985,6 +997,26 @@ class TestAuditTrail:
         assert f"The {position - 1} events before it verify" in text
         assert f'href="/console/audit?cursor={position - 1}&amp;order=oldest"' in text
         assert c.post("/console/audit/verify", csrf=False).status_code == 400
+
+    def test_verify_names_an_event_the_sealer_refuses_as_back_dated(
+        self, app: Any, reviewers: dict[str, str], api: Api, sqlite_engine: Any
+    ) -> None:
+        from sqlalchemy import text as sql
+
+        assert api.freeze(CUSTOMER_A, "GB20", {"reason": "payment dispute"}).status_code == 200
+        c = signed_in(app, reviewers, "auditor")
+        c.get("/console/audit")  # seals what is committed
+        with sqlite_engine.begin() as conn:  # the file's owner, past the trigger: an event 15 days old
+            conn.execute(sql("DROP TRIGGER audit_events_database_time"))
+            conn.exec_driver_sql(
+                "INSERT INTO audit_events (at, type, actor, payload) VALUES (?, 'decision.made', 'erp', ?)",
+                ("2026-01-01 00:00:00.000000", '{"at":"2026-01-01T00:00:00.000000Z","type":"decision.made"}'),
+            )
+            seq = conn.execute(sql("SELECT max(seq) FROM audit_events")).scalar_one()
+        c.get("/console/audit")  # a read seals again: this one is refused
+        text = c.post("/console/audit/verify").get_data(as_text=True)
+        assert f"event seq {seq} (decision.made) refused, not sealed" in text
+        assert "held back before commit, or back-dated" in text
 
     def test_a_chain_longer_than_the_pages_time_budget_is_verified_in_part_and_says_so(
         self, app: Any, reviewers: dict[str, str], api: Api, monkeypatch: pytest.MonkeyPatch

@@ -3,6 +3,7 @@ at once (SQLite and PostgreSQL) and while a worker is stuck in a slow delivery; 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -115,3 +116,37 @@ def test_a_worker_stuck_in_a_slow_delivery_still_seals(tmp_path: Path) -> None:
         finally:
             receiver.stall.clear()
     assert verify_audit(uow=context.uow()).ok
+
+
+def test_the_worker_anchors_the_head_on_schedule_and_verify_checks_the_chain_against_it(
+    tmp_path: Path,
+) -> None:
+    anchors = tmp_path / "anchors.jsonl"
+    env = {
+        **_env(tmp_path, f"sqlite:///{tmp_path / 'creditctl.db'}"),
+        "CREDITCTL_AUDIT_ANCHOR": f"file:{anchors}",
+        "CREDITCTL_AUDIT_ANCHOR_EVERY_S": "0.3",
+    }
+    subprocess.run([CREDITCTL, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=60)
+    context = bootstrap(load_settings(env))
+
+    def anchored_head() -> bool:
+        with context.uow() as uow:
+            head = uow.audit.head()
+        lines = anchors.read_text().splitlines() if anchors.exists() else []
+        return bool(lines) and (json.loads(lines[-1])["position"], json.loads(lines[-1])["hash"]) == head
+
+    with workers(env, 1):
+        for batch in (5, 3):  # each batch sealed, then anchored at the next interval
+            write_events(context, batch)
+            wait_for(lambda: unsealed(context) == 0 and anchored_head(), SEALED_WITHIN_S, "the head anchored")
+    lines = [json.loads(line) for line in anchors.read_text().splitlines()]
+    assert len(lines) >= 2
+    with context.uow() as uow:
+        stored = [link[4] for link in uow.audit.chain(after_position=0, limit=100)]
+    assert [h for line in lines for h in line["hashes"]] == stored  # every hash, each anchored once
+    verified = subprocess.run(
+        [CREDITCTL, "audit", "verify"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert f"checked against {len(lines)} anchors from file:{anchors}" in verified.stdout

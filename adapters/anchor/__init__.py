@@ -1,0 +1,1 @@
+"""Sinks for the audit chain's anchors: a JSON-lines file, an HTTPS webhook."""
