@@ -19,6 +19,7 @@ from rules.facts import FactType
 MAX_MONEY = Decimal("1000000000000.00")  # the contract's ceiling (creditctl.domain.money.MAX_AMOUNT)
 PLACES = {FactType.INTEGER: 0, FactType.MONEY: 2, FactType.RATIO: 4}
 UNITS = {FactType.MONEY: "CNY", FactType.RATIO: "ratio"}
+SUFFIX_UNITS = {"s": "seconds", "days": "days", "factor": "factor"}  # by the name's last word
 
 # A hold lives at least an hour: the order is placed with Haier right after it is approved and Haier
 # debits the payer account when it accepts the order (its APIs answer within 30 s, retried at most 3
@@ -60,7 +61,7 @@ Row = tuple[str, FactType, str, str, str, str]
 
 def _specs(*rows: Row) -> Mapping[str, ParamSpec]:
     def spec(name: str, kind: FactType, default: str, low: str, high: str, text: str) -> ParamSpec:
-        unit = "days" if name.endswith("_days") else "seconds" if name.endswith("_s") else UNITS[kind]
+        unit = SUFFIX_UNITS.get(name.rsplit("_", 1)[-1]) or UNITS[kind]
         return ParamSpec(name, kind, Decimal(default), text, Decimal(low), Decimal(high), unit)
 
     return MappingProxyType({row[0]: spec(*row) for row in rows})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from rules.param_catalogue import MAX_BALANCE_AGE_S, MIN_HOLD_TTL_S, param_probl
 from rules.params import check_overrides
 
 SPECS = list(KNOWN_PARAMS.values())
+README = Path(__file__).resolve().parents[3] / "README.md"
 LATEST = datetime(9999, 12, 31, tzinfo=UTC) - timedelta(days=365 * 10)  # far in the future, with room
 
 
@@ -46,7 +48,7 @@ def override_problems(name: str, value: int | str) -> dict[str, str]:
 @pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
 class TestEveryParam:
     def test_has_a_unit_and_bounds_around_its_default(self, spec: ParamSpec) -> None:
-        assert spec.unit in {"seconds", "days", "CNY", "ratio"}
+        assert spec.unit in {"seconds", "days", "CNY", "ratio", "factor"}
         assert spec.minimum <= spec.default <= spec.maximum
         assert param_problem(spec, spec.default) is None
 
@@ -127,3 +129,21 @@ class TestTheTable:
         document = default_rule_set_document()
         document["params"]["my_own_limit"] = "-5000.00"
         assert parse_rule_set(document).params["my_own_limit"] == Decimal("-5000.00")
+
+
+def test_the_readme_table_is_the_catalogue() -> None:
+    """The README's Parameter bounds table says what the code checks, row for row."""
+    text = README.read_text(encoding="utf-8").split("### Parameter bounds", 1)[1].split("\n\n| parameter")[1]
+    text = text.split("\n\n", 1)[0]  # the table, up to the blank line after it
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| `")]
+    documented = {cells[0].strip().strip("`"): [c.strip() for c in cells[1:]] for cells in rows}
+    assert documented == {
+        spec.name: [
+            spec.description,
+            spec.show(spec.default) if spec.type is not FactType.RATIO else format(spec.default, "f"),
+            spec.show(spec.minimum),
+            spec.show(spec.maximum),
+            spec.unit,
+        ]
+        for spec in SPECS
+    }
