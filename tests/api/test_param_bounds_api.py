@@ -214,3 +214,36 @@ class TestAPinnedVersionDecidesFromItsEffectiveAt:
         view = api.account(CUSTOMER_A, "GB20").json["rule_set"]
         assert (view["version"], view["why"]) == (1, "assigned to the customer")
         assert api.decide(order(amount="50.00")).json["rule_set"]["version"] == 1
+
+
+def _integers_without_a_maximum(schema: dict[str, Any], spec: dict[str, Any], where: str) -> list[str]:
+    """Every integer (however nested) that a request may carry without a documented maximum."""
+    if "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    found = [where] if schema.get("type") == "integer" and "maximum" not in schema else []
+    for name, inner in (schema.get("properties") or {}).items():
+        found += _integers_without_a_maximum(inner, spec, f"{where}.{name}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            found += _integers_without_a_maximum(schema[key], spec, f"{where}[]")
+    for key in ("allOf", "anyOf", "oneOf"):
+        for inner in schema.get(key, []):
+            found += _integers_without_a_maximum(inner, spec, where)
+    return found
+
+
+def test_every_integer_a_request_can_carry_has_a_maximum(client: Any) -> None:
+    spec = client.get("/openapi.json").json
+    unbounded = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                where = f"{method.upper()} {path} {parameter['in']} {parameter['name']}"
+                unbounded += _integers_without_a_maximum(parameter.get("schema", {}), spec, where)
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                unbounded += _integers_without_a_maximum(
+                    media["schema"], spec, f"{method.upper()} {path} body"
+                )
+    assert unbounded == []
