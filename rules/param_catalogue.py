@@ -209,5 +209,8 @@ def param_problem(spec: ParamSpec, value: Decimal) -> str | None:
 
 
 def within_bounds(spec: ParamSpec, value: Decimal) -> Decimal:
-    """The nearest value the bounds allow (for a version published before they existed)."""
-    return min(max(value, spec.minimum), spec.maximum)
+    """The nearest value the bounds and places allow (for a version published before they existed)."""
+    bounded = min(max(value, spec.minimum), spec.maximum)
+    if -bounded.as_tuple().exponent > spec.places:  # type: ignore[operator]
+        bounded = bounded.quantize(Decimal(1).scaleb(-spec.places))
+    return bounded

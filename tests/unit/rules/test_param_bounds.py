@@ -125,6 +125,15 @@ class TestTheTable:
         assert message in override_problems(name, value)[f"/params/{name}"]
         assert message in document_problems(name, value)[f"/params/{name}"]
 
+    def test_a_stored_version_s_param_with_too_many_places_is_read_rounded_to_them(self) -> None:
+        document = default_rule_set_document()
+        document["params"] |= {"safety_margin": "1.005", "grade_a_min_on_time_ratio": "0.123456"}
+        params = parse_rule_set(document, stored=True).params
+        assert (params["safety_margin"], params["grade_a_min_on_time_ratio"]) == (
+            Decimal("1.00"),
+            Decimal("0.1235"),
+        )
+
     def test_params_of_a_document_s_own_are_not_bounded(self) -> None:
         document = default_rule_set_document()
         document["params"]["my_own_limit"] = "-5000.00"
