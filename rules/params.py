@@ -1,74 +1,29 @@
-"""Rule set parameters: the known ones with defaults and types, and validation of a document's params."""
+"""Rule set parameters: validation of a document's params and of an account's overrides.
+
+The known ones, their defaults and bounds are the catalogue's (rules.param_catalogue)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from types import MappingProxyType
 from typing import Any
 
 from rules.facts import FACTS, FactType
 from rules.numbers import describe, parse_number
+from rules.param_catalogue import KNOWN_PARAMS, PARAM_DEFAULTS, ParamSpec, param_problem, within_bounds
 from rules.problems import Problems, child
 
+__all__ = [
+    "KNOWN_PARAMS",
+    "PARAM_DEFAULTS",
+    "DeclaredParams",
+    "ParamSpec",
+    "check_overrides",
+    "declare_params",
+]
+
 PARAM_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
-
-
-@dataclass(frozen=True, slots=True)
-class ParamSpec:
-    """A parameter the service itself relies on; integers are whole numbers (seconds, days)."""
-
-    name: str
-    type: FactType
-    default: Decimal
-    description: str
-
-
-def _specs(*rows: tuple[str, FactType, str, str]) -> Mapping[str, ParamSpec]:
-    return MappingProxyType(
-        {name: ParamSpec(name, kind, Decimal(value), text) for name, kind, value, text in rows}
-    )
-
-
-_M, _I, _R = FactType.MONEY, FactType.INTEGER, FactType.RATIO
-KNOWN_PARAMS: Mapping[str, ParamSpec] = _specs(
-    ("max_balance_age_s", _I, "1800", "Older balances are not relied on (seconds)."),
-    ("refresh_after_s", _I, "300", "Balances older than this are refreshed before deciding (seconds)."),
-    ("safety_margin", _M, "0.00", "Kept back from available (CNY)."),
-    ("max_overdue_days", _I, "90", "Overdue payments beyond this many days freeze the account."),
-    ("single_order_review_amount", _M, "500000.00", "Orders above this go to manual review (CNY)."),
-    ("low_balance_threshold", _M, "10000.00", "Notify when available would drop below this (CNY)."),
-    (
-        "low_balance_hysteresis",
-        _M,
-        "1000.00",
-        "balance.low fires again only after available rose above threshold plus this (CNY).",
-    ),
-    ("base_credit_limit", _M, "0.00", "Credit line before the grade multiplier (CNY)."),
-    ("deferral_ttl_s", _I, "86400", "A deferred order is blocked after this long (seconds)."),
-    ("hold_ttl_s", _I, "604800", "An unsettled hold expires after this long (seconds)."),
-    ("grade_multiplier_a", _R, "1.00", "Share of the base credit limit granted to grade A."),
-    ("grade_multiplier_b", _R, "0.75", "Share of the base credit limit granted to grade B."),
-    ("grade_multiplier_c", _R, "0.50", "Share of the base credit limit granted to grade C."),
-    ("grade_multiplier_d", _R, "0.00", "Share of the base credit limit granted to grade D."),
-    ("grade_a_min_on_time_ratio", _R, "0.95", "Grade A needs at least this on-time ratio."),
-    ("grade_a_max_overdue_days", _I, "0", "Grade A allows at most this many open overdue days."),
-    ("grade_b_min_on_time_ratio", _R, "0.85", "Grade B needs at least this on-time ratio."),
-    ("grade_b_max_overdue_days", _I, "30", "Grade B allows at most this many open overdue days."),
-    ("grade_c_min_on_time_ratio", _R, "0.70", "Grade C needs at least this on-time ratio."),
-    ("grade_c_max_overdue_days", _I, "60", "Grade C allows at most this many open overdue days."),
-    ("payment_window_days", _I, "365", "Invoices due within this many days count in on-time ratio."),
-    ("avg_balance_window_days", _I, "90", "Days of balance snapshots averaged for the credit limit cap."),
-    (
-        "avg_balance_cap_factor",
-        _R,
-        "0",
-        "Cap the limit at this factor of the average balance (0: off).",
-    ),
-)
-PARAM_DEFAULTS: Mapping[str, Decimal] = MappingProxyType({n: s.default for n, s in KNOWN_PARAMS.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +35,12 @@ class DeclaredParams:
     canonical: dict[str, int | str] = field(default_factory=dict)
 
 
-def declare_params(node: Any, pointer: str, problems: Problems) -> DeclaredParams:
-    """Validate the "params" object; bad entries are reported and left out."""
+def declare_params(node: Any, pointer: str, problems: Problems, *, stored: bool = False) -> DeclaredParams:
+    """Validate the "params" object; bad entries are reported and left out.
+
+    `stored`: the document of a version already published, perhaps before the bounds existed; a known
+    param outside them is taken at the nearest bound instead of refused, so that the version still decides
+    (and never with a value the bounds forbid)."""
     declared = DeclaredParams()
     if node is None:
         return declared
@@ -89,11 +48,13 @@ def declare_params(node: Any, pointer: str, problems: Problems) -> DeclaredParam
         problems.add(pointer, f"params must be an object, got {describe(node)}")
         return declared
     for name, raw in node.items():
-        _declare_one(declared, name, raw, child(pointer, name), problems)
+        _declare_one(declared, name, raw, child(pointer, name), problems, stored)
     return declared
 
 
-def _declare_one(declared: DeclaredParams, name: str, raw: Any, pointer: str, problems: Problems) -> None:
+def _declare_one(
+    declared: DeclaredParams, name: str, raw: Any, pointer: str, problems: Problems, stored: bool
+) -> None:
     if not PARAM_NAME.fullmatch(name) or name in FACTS:
         problems.add(
             pointer, f"param name {name!r} must match ^[a-z][a-z0-9_]{{0,63}}$ and not be a fact name"
@@ -109,36 +70,47 @@ def _declare_one(declared: DeclaredParams, name: str, raw: Any, pointer: str, pr
     if kind is FactType.INTEGER and value != value.to_integral_value():
         problems.add(pointer, f"param {name!r} must be a whole number, got {raw}")
         return
-    if spec is not None and value < 0:
-        problems.add(pointer, f"param {name!r} must not be negative, got {raw}")
-        return
+    problem = None if spec is None else param_problem(spec, value)
+    if problem is not None and spec is not None:
+        if not stored:
+            problems.add(pointer, problem)
+            return
+        value = within_bounds(spec, value)
     declared.values[name] = value
     declared.types[name] = kind
     declared.canonical[name] = int(value) if kind is FactType.INTEGER else format(value, "f")
 
 
 def check_overrides(node: Any, pointer: str = "") -> tuple[dict[str, int | str], list[tuple[str, str]]]:
-    """Per-account overrides: only known params, each of its type; canonical values and every problem."""
+    """Per-account overrides: only known params, each of its type and within its bounds; canonical values
+    and every problem."""
     if not isinstance(node, dict):
         return {}, [(pointer, f"params must be an object, got {describe(node)}")]
     out: dict[str, int | str] = {}
     problems: list[tuple[str, str]] = []
     for name, raw in node.items():
         where = child(pointer, name)
-        spec = KNOWN_PARAMS.get(name)
-        number = parse_number(raw) if not isinstance(raw, float) else None
-        if spec is None:
-            problems.append((where, f"unknown param {name!r}; known: {', '.join(KNOWN_PARAMS)}"))
-        elif number is None:
-            problems.append((where, f"{name!r} is {spec.type.value}: write an integer or a decimal string"))
-        elif spec.type is FactType.INTEGER and (not isinstance(number, int) or isinstance(raw, str)):
-            problems.append((where, f"{name!r} is a whole number (seconds or days), got {describe(raw)}"))
-        elif spec.type is not FactType.INTEGER and not isinstance(raw, str):
-            problems.append((where, f"{name!r} is {spec.type.value}: write it as a decimal string"))
-        elif spec.type is FactType.MONEY and Decimal(number).as_tuple().exponent < -2:  # type: ignore[operator]
-            problems.append((where, f"{name!r} is money: at most two decimal places, got {raw}"))
-        elif Decimal(number) < 0:
-            problems.append((where, f"{name!r} must not be negative, got {raw}"))
-        else:
-            out[name] = int(number) if spec.type is FactType.INTEGER else format(Decimal(number), "f")
+        value, problem = _override(name, raw)
+        if problem is not None:
+            problems.append((where, problem))
+        elif value is not None:
+            out[name] = value
     return out, problems
+
+
+def _override(name: str, raw: Any) -> tuple[int | str | None, str | None]:
+    """One override's canonical value, or what is wrong with it."""
+    spec = KNOWN_PARAMS.get(name)
+    number = parse_number(raw) if not isinstance(raw, float) else None
+    if spec is None:
+        return None, f"unknown param {name!r}; known: {', '.join(KNOWN_PARAMS)}"
+    if number is None:
+        return None, f"{name!r} is {spec.type.value}: write an integer or a decimal string"
+    if spec.type is FactType.INTEGER and (not isinstance(number, int) or isinstance(raw, str)):
+        return None, f"{name!r} is a whole number (seconds or days), got {describe(raw)}"
+    if spec.type is not FactType.INTEGER and not isinstance(raw, str):
+        return None, f"{name!r} is {spec.type.value}: write it as a decimal string"
+    problem = param_problem(spec, Decimal(number))
+    if problem is not None:
+        return None, problem
+    return (int(number) if spec.type is FactType.INTEGER else format(Decimal(number), "f")), None

@@ -17,8 +17,11 @@ DOCUMENT_KEYS = ("name", "params", "auto_unfreeze", "rules")
 MAX_RULES = 200
 
 
-def parse_rule_set(document: Mapping[str, Any]) -> RuleSet:
-    """Validate and compile a rule document; raise RuleSetInvalid listing ALL problems."""
+def parse_rule_set(document: Mapping[str, Any], *, stored: bool = False) -> RuleSet:
+    """Validate and compile a rule document; raise RuleSetInvalid listing ALL problems.
+
+    `stored`: a published version read back, whose known params are taken within their bounds rather
+    than refused (see rules.params.declare_params); everything else is checked as always."""
     node = dict(document) if isinstance(document, Mapping) else document
     problems = Problems(node)
     if not isinstance(node, dict):
@@ -32,7 +35,7 @@ def parse_rule_set(document: Mapping[str, Any]) -> RuleSet:
     name = node.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.add("/name", f"name must be a non-empty string, got {describe(name)}")
-    scope = Scope(problems, declare_params(node.get("params"), "/params", problems))
+    scope = Scope(problems, declare_params(node.get("params"), "/params", problems, stored=stored))
     unfreeze = _auto_unfreeze(node.get("auto_unfreeze"), scope)
     rules = _rules(node.get("rules"), scope)
     problems.raise_if_any()

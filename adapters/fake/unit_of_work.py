@@ -338,8 +338,9 @@ class _RuleSets:
             id=record.id,
             version=record.version,
             name=record.name,
-            rules=parse_rule_set(record.document),
+            rules=parse_rule_set(record.document, stored=True),
             published_at=record.published_at,
+            effective_at=record.effective_at,
         )
 
     def active(self) -> RuleSetVersion:
@@ -364,7 +365,7 @@ class _RuleSets:
         ):
             assigned = self.w.assignments.get(key)
             found = None if assigned is None else self.published(assigned.rule_set_id)
-            if found is not None:
+            if found is not None and found.in_effect(self._now()):
                 return ApplicableRuleSet(found, why)
         return ApplicableRuleSet(self.active(), AssignedBy.DEFAULT)
 

@@ -68,8 +68,9 @@ class RuleSetCache:
                     id=row.id,
                     version=row.version,
                     name=row.name,
-                    rules=parse_rule_set(row.document),
+                    rules=parse_rule_set(row.document, stored=True),
                     published_at=row.published_at,
+                    effective_at=row.effective_at,
                 )
                 self._by_id[row.id] = found
             return found
@@ -124,7 +125,8 @@ class SqlRuleSetRepository:
         ):
             rule_set_id = assigned.get(key) if assigned else None
             found = None if rule_set_id is None else self.published(rule_set_id)
-            if found is not None:
+            # A pinned version scheduled for later decides from its effective_at on, as the default does.
+            if found is not None and (found.effective_at is None or found.in_effect(self._now())):
                 return ApplicableRuleSet(found, why)
         return ApplicableRuleSet(self.active(), AssignedBy.DEFAULT)
 

@@ -172,9 +172,12 @@ def unassign(customer_code: str, sale_group_code: str) -> None:
 @bp.arguments(ParamsSchema)
 @bp.response(200, AccountSchema)
 @bp.alt_response(404, description="No such account")
-@bp.alt_response(422, description="An unknown param or a value of the wrong type: errors name each")
+@bp.alt_response(
+    422, description="An unknown param, a value of the wrong type or outside its bounds: errors name each"
+)
 def put_params(body: dict[str, Any], customer_code: str, sale_group_code: str) -> AccountView:
-    """Replace the account's parameter overrides (on top of whichever rule set applies); {} clears."""
+    """Replace the account's parameter overrides (on top of whichever rule set applies); {} clears.
+    Each param has a minimum and a maximum (the README's Parameter bounds table)."""
     c = ctx()
     set_account_params(customer_code, sale_group_code, body["params"], uow=c.uow(), actor=actor())
     return view_account(customer_code, sale_group_code, scope=None, uow=c.uow())

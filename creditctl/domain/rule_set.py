@@ -19,6 +19,11 @@ class RuleSetVersion:
     name: str
     rules: RuleSet
     published_at: datetime | None
+    effective_at: datetime | None = None  # None: in effect since it was published
+
+    def in_effect(self, now: datetime) -> bool:
+        """Whether it decides at `now` (the database's time): from effective_at on, pinned or not."""
+        return self.effective_at is None or self.effective_at <= now
 
     def __deepcopy__(self, memo: dict[int, object]) -> RuleSetVersion:
         return self  # immutable: a copy is the same version

@@ -176,6 +176,7 @@ class RuleSetRepository(Protocol):
 
     def for_account(self, customer_code: str, sale_group_code: str) -> ApplicableRuleSet:
         """The version deciding for an account: its assignment, else its customer's, else the default.
+        A pinned version whose effective_at is still ahead (database clock) is passed over until then.
         Assignments may be cached for a second per process."""
         ...
 

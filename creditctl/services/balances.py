@@ -28,10 +28,13 @@ class Fetched:
 
 
 def needs_refresh(account: CreditAccount | None, params: dict[str, Decimal], now: datetime) -> bool:
-    """A snapshot younger than refresh_after_s is used as is; anything else is fetched again."""
+    """A snapshot younger than refresh_after_s is used as is; anything else is fetched again, and so is
+    one already too old to rely on (max_balance_age_s set below refresh_after_s would otherwise defer every
+    order until refresh_after_s passed)."""
     if account is None or account.snapshot is None:
         return True
-    return account.snapshot.age_s(now) >= int(params.get("refresh_after_s", 0))
+    age = account.snapshot.age_s(now)
+    return age >= int(params.get("refresh_after_s", 0)) or age > int(params.get("max_balance_age_s", age))
 
 
 def fetch_report(balances: BalanceProvider, customer_code: str, timeout_s: float) -> Fetched:

@@ -119,6 +119,7 @@ def rollback_rule_set(
         record = _record(uow, rule_set_id)
         if record.version is None:
             raise RuleSetIsDraft(rule_set_id)
+        compile_document(record.document)  # one published before the params had bounds may break them
         now = uow.now()
         published = uow.rule_sets.publish(
             record.name, record.document, now, by=by, reason=reason, rolled_back_from=record.version

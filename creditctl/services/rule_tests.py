@@ -12,7 +12,8 @@ from creditctl.domain.account import PaymentProfile
 from creditctl.domain.assessment import assess, effective_params
 from creditctl.domain.decision import Order
 from creditctl.services.simulate_order import HypotheticalAccount, hypothetical
-from rules import FACTS, FactType, RuleSet
+from rules import FACTS, KNOWN_PARAMS, FactType, RuleSet
+from rules.param_catalogue import param_problem
 from rules.results import RuleTrace
 
 
@@ -30,6 +31,9 @@ def run_case(rules: RuleSet, case: dict[str, Any], now: datetime) -> CaseResult:
     """Evaluate one case and compare with its `expect` (outcome, and reasons if given, in any order)."""
     name = str(case.get("name", "unnamed"))
     params = {k: Decimal(str(v)) for k, v in (case.get("params") or {}).items()}
+    known = ((KNOWN_PARAMS[k], v) for k, v in params.items() if k in KNOWN_PARAMS)
+    if bad := [problem for spec, value in known if (problem := param_problem(spec, value))]:
+        return CaseResult(name, False, "", [], (), "; ".join(bad))  # the bounds hold in tests too
     if "facts" in case:
         evaluation = rules.evaluate(_facts(case["facts"]), {**rules.params, **params} or None)
         outcome, reasons = evaluation.outcome.value, [m.reason for m in evaluation.matches]

@@ -3,6 +3,7 @@ version 1, and ends up with exactly the schema adapters/sql/tables.py describes 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy import Engine, create_engine, inspect, select, text
 from adapters.sql.migrate import alembic_config, current, upgrade
 from adapters.sql.tables import metadata, rule_sets
 from rules import parse_rule_set
+from rules.params import check_overrides
 from tests.conftest import PG_URL
 
 pytestmark = pytest.mark.adapters
@@ -118,3 +120,47 @@ class TestSessionDatabases:
     @pytest.mark.postgres
     def test_postgres_fixture_matches_the_tables_module(self, postgres_engine: Engine) -> None:
         assert schema_diffs(postgres_engine) == []
+
+
+class TestParamBounds:
+    """0016: account overrides stored before the bounds existed are brought within them."""
+
+    OUT_OF_BOUNDS = {
+        "hold_ttl_s": 0,
+        "deferral_ttl_s": 9223372036854775807,
+        "base_credit_limit": "99999999999999999.00",
+        "grade_b_min_on_time_ratio": "0.123456",
+        "safety_margin": "5.00",  # within: kept as it is
+    }
+
+    def test_upgrade_sets_each_override_outside_its_bounds_to_the_nearest_bound(self, fresh_url: str) -> None:
+        upgrade(fresh_url, "0012")
+        engine = create_engine(fresh_url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    text("INSERT INTO customers (code, name, created_at) VALUES ('C1', 'c', :t)"),
+                    {"t": "2026-12-01 00:00:00+00:00"},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO credit_accounts (customer_code, sale_group_code, sale_group_name,"
+                        " payer_account_code, payer_account_name, status, exposure_fen, params, created_at,"
+                        " updated_at, low_balance_alerted)"
+                        " VALUES ('C1', 'G1', '', '', '', 'active', 0, :params, :t, :t, false)"
+                    ),
+                    {"params": json.dumps(self.OUT_OF_BOUNDS), "t": "2026-12-01 00:00:00+00:00"},
+                )
+            upgrade(fresh_url)
+            with engine.connect() as conn:
+                stored = conn.execute(text("SELECT params FROM credit_accounts")).scalar_one()
+        finally:
+            engine.dispose()
+        assert json.loads(stored) == {
+            "hold_ttl_s": 3600,
+            "deferral_ttl_s": 2592000,
+            "base_credit_limit": "1000000000000.00",
+            "grade_b_min_on_time_ratio": "0.1235",
+            "safety_margin": "5.00",
+        }
+        assert check_overrides(json.loads(stored)) == (json.loads(stored), [])

@@ -212,6 +212,9 @@ class TestRules:
             (lambda d: d["rules"][4]["when"].update(op="between"), "/rules/4/when"),
             (lambda d: d["rules"][0].update(outcome="maybe"), "/rules/0/outcome"),
             (lambda d: d["rules"][1]["when"]["any"][0].update(fact="no.such.fact"), "/rules/1/when/any/0"),
+            (lambda d: d["params"].update(hold_ttl_s=0), "/params/hold_ttl_s"),
+            (lambda d: d["params"].update(hold_ttl_s=2**63 - 1), "/params/hold_ttl_s"),
+            (lambda d: d["params"].update(base_credit_limit="1" + "0" * 16), "/params/base_credit_limit"),
         ],
     )
     def test_a_bad_document_is_refused_with_a_pointer_and_nothing_published(

@@ -55,6 +55,27 @@ class TestRuleTests:
         assert "large: matched=True order.amount=600000.00" in result.output
 
 
+    def test_a_case_setting_a_param_outside_its_bounds_fails_naming_the_bound(self, tmp_path: Path) -> None:
+        suite = {
+            "rule_set": str(DEFAULT_SET),
+            "cases": [
+                {
+                    "name": "holds that end at once",
+                    "params": {"hold_ttl_s": 0},
+                    "order": {"amount": "900.00"},
+                    "account": {"balance": "1000.00"},
+                    "expect": {"outcome": "approve"},
+                }
+            ],
+        }
+        path = tmp_path / "t.test.json"
+        path.write_text(json.dumps(suite))
+        result = run("rules", "test", str(path))
+        assert result.exit_code == 1
+        assert "FAIL: holds that end at once" in result.output
+        assert "'hold_ttl_s' must be between 3600 and 7776000 (seconds), got 0" in result.output
+
+
 class TestValidateAndDiff:
     def test_validate_prints_every_problem_with_its_pointer(self, tmp_path: Path) -> None:
         document = json.loads(DEFAULT_SET.read_text())

@@ -89,7 +89,7 @@ class TestSignIn:
         for rule in rules:
             url = rule.rule
             for name in rule.arguments:
-                url = re.sub(rf"<(\w+:)?{name}>", "1", url)
+                url = re.sub(rf"<(\w+(\([^)]*\))?:)?{name}>", "1", url)  # <int(max=...):id> too
             if rule.endpoint in ("console.sign_in", "console.static"):
                 continue
             if "GET" in rule.methods:

@@ -28,6 +28,14 @@ def _publish(api: Api, rule_set_id: int, **extra: Any) -> Any:
     )
 
 
+def _publish_not_the_default(api: Api, rule_set_id: int) -> None:
+    """Publish it in effect now, then roll the default back to version 1: it decides only where assigned.
+    (A version scheduled for later would not: a pinned version decides from its effective_at too.)"""
+    assert _publish(api, rule_set_id).status_code == 200
+    r = api.client.post("/v1/rule-sets/1/rollback", json={"reason": "test"}, headers=api.auth("admin"))
+    assert r.status_code == 201, r.json
+
+
 def _blocking_document(api: Api) -> dict[str, Any]:
     """The default set with a tiny review amount: any order above 1.00 is deferred (MANUAL_REVIEW)."""
     current = api.client.get("/v1/rule-sets/1", headers=api.auth("admin")).get_json()["document"]
@@ -131,7 +139,7 @@ class TestAssignments:
     ) -> None:
         assert api.decide(order(amount="10.00")).status_code == 201  # the account exists now
         draft = _draft(api, _blocking_document(api))
-        _publish(api, draft["id"], effective_at="2999-01-01T00:00:00+00:00")  # not the default
+        _publish_not_the_default(api, draft["id"])
         assert api.account(CUSTOMER_A, "GB20").json["rule_set"]["why"] == "the global default"
         r = api.client.put(
             f"/v1/customers/{CUSTOMER_A}/rule-set",
@@ -158,7 +166,7 @@ class TestAssignments:
         document = copy.deepcopy(current)
         document["params"]["safety_margin"] = "5000.00"
         draft = _draft(api, document, name="margin")
-        _publish(api, draft["id"], effective_at="2999-01-01T00:00:00+00:00")  # assigned, not the default
+        _publish_not_the_default(api, draft["id"])
         r = api.client.put(
             f"/v1/customers/{CUSTOMER_A}/rule-set",
             json={"rule_set_id": draft["id"], "reason": "keep a margin"},

@@ -61,7 +61,7 @@ def new_draft() -> Any:
     return _back(listing.record.id)
 
 
-@bp.route("/rule-sets/<int:rule_set_id>", methods=["GET", "POST"])
+@bp.route("/rule-sets/<int(max=2147483647):rule_set_id>", methods=["GET", "POST"])
 def rule_set(rule_set_id: int, simulation: Any = None) -> Any:
     check_role(*READERS)
     listing = service.get_rule_set(rule_set_id, uow=ctx().uow())
@@ -104,7 +104,7 @@ def _line_of(lines: dict[str, int], pointer: str) -> int | None:
     return lines.get("")
 
 
-@bp.route("/rule-sets/<int:rule_set_id>/simulate", methods=["POST"])
+@bp.route("/rule-sets/<int(max=2147483647):rule_set_id>/simulate", methods=["POST"])
 def simulate(rule_set_id: int) -> Any:
     check_role(*READERS)
     try:  # the API's own parser: two decimals at most, no NaN, no exponent
@@ -125,7 +125,7 @@ def simulate(rule_set_id: int) -> Any:
     return rule_set(rule_set_id, simulation=result)
 
 
-@bp.route("/rule-sets/<int:rule_set_id>/backtest", methods=["POST"])
+@bp.route("/rule-sets/<int(max=2147483647):rule_set_id>/backtest", methods=["POST"])
 def backtest(rule_set_id: int) -> Any:
     key = check_role(Role.ADMIN, global_scope=True)
     c = ctx()
@@ -149,7 +149,7 @@ def _day(text: str) -> datetime:
         raise InvalidRequest("a day as YYYY-MM-DD (UTC midnight)", field="from") from None
 
 
-@bp.route("/rule-sets/<int:rule_set_id>/publish", methods=["POST"])
+@bp.route("/rule-sets/<int(max=2147483647):rule_set_id>/publish", methods=["POST"])
 def publish(rule_set_id: int) -> Any:
     by = _editor()
     try:
@@ -168,7 +168,7 @@ def publish(rule_set_id: int) -> Any:
     return _back(rule_set_id)
 
 
-@bp.route("/rule-sets/<int:rule_set_id>/rollback", methods=["POST"])
+@bp.route("/rule-sets/<int(max=2147483647):rule_set_id>/rollback", methods=["POST"])
 def rollback(rule_set_id: int) -> Any:
     by = _editor()
     try:

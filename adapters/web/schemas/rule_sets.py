@@ -9,11 +9,25 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from adapters.web.schemas.instants import UtcInstant
 from adapters.web.schemas.money import Money
+from adapters.web.schemas.params import params_metadata
 
 _DOCUMENT = {
     "type": "object",
-    "description": "A rule document: {name, params, auto_unfreeze?, rules}; see the README's catalogue",
+    "description": "A rule document: {name, params, auto_unfreeze?, rules}; see the README's catalogue. "
+    "Its known params have the bounds the Params schema states (published: refused outside them).",
 }
+
+
+# Rule set ids are 32-bit in the database (and in the /v1/rule-sets/{id} routes); a larger one is refused.
+MAX_RULE_SET_ID = 2147483647
+
+
+def _rule_set_id(description: str, **kwargs: Any) -> fields.Integer:
+    return fields.Integer(
+        validate=validate.Range(min=1, max=MAX_RULE_SET_ID),
+        metadata={"description": description},
+        **kwargs,
+    )
 
 
 def _reason() -> fields.String:
@@ -98,8 +112,8 @@ class DiffQuerySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    from_ = fields.Integer(required=True, data_key="from", metadata={"description": "rule set id"})
-    to = fields.Integer(required=True, metadata={"description": "rule set id"})
+    from_ = _rule_set_id("rule set id", required=True, data_key="from")
+    to = _rule_set_id("rule set id", required=True)
 
 
 class DiffSchema(Schema):
@@ -114,7 +128,7 @@ class AssignSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    rule_set_id = fields.Integer(required=True, metadata={"description": "a published version's id"})
+    rule_set_id = _rule_set_id("a published version's id", required=True)
     reason = _reason()
 
 
@@ -135,17 +149,21 @@ class ParamsSchema(Schema):
 
     params = fields.Dict(
         required=True,
-        metadata={
-            "description": "Known params only: integers for *_s/*_days, decimal strings otherwise; {} clears"
-        },
+        metadata=params_metadata(
+            "Known params only: integers for *_s/*_days, decimal strings otherwise; {} clears."
+        ),
     )
+
+
+MAX_DAYS = 36500  # a hundred years: more is a mistake, and far more is beyond what a date can hold
+MAX_AGE_S = 10**9  # about 31 years
 
 
 class HypotheticalPaymentSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    max_overdue_days = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    max_overdue_days = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_DAYS))
     on_time_ratio = fields.Decimal(
         load_default=None,
         allow_none=True,
@@ -162,12 +180,12 @@ class HypotheticalAccountSchema(Schema):
         unknown = RAISE
 
     balance = Money(required=True, allow_none=True, metadata={"description": "null: no balance known"})
-    balance_age_s = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    balance_age_s = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_AGE_S))
     exposure = Money(load_default=Decimal("0.00"))
-    params = fields.Dict(load_default=dict)
+    params = fields.Dict(load_default=dict, metadata=params_metadata("Overrides, as on a real account."))
     payment = fields.Nested(HypotheticalPaymentSchema, load_default=None)
     frozen = fields.Boolean(load_default=False)
-    age_days = fields.Integer(load_default=365, validate=validate.Range(min=0))
+    age_days = fields.Integer(load_default=365, validate=validate.Range(min=0, max=MAX_DAYS))
 
 
 class SimulateSchema(Schema):

@@ -324,7 +324,7 @@ class TestParams:
         refused(document(params={"max_balance_age_s": "1800.5"}), "/params/max_balance_age_s", "whole number")
 
     def test_refuses_a_negative_known_param(self) -> None:
-        refused(document(params={"safety_margin": "-1.00"}), "/params/safety_margin", "must not be negative")
+        refused(document(params={"safety_margin": "-1.00"}), "/params/safety_margin", "between 0.00 and")
 
     @pytest.mark.parametrize("name", ["Limit", "has.dot", "available", "x" * 65])
     def test_refuses_bad_param_names(self, name: str) -> None:

@@ -182,6 +182,18 @@ class TestBalanceFreshness:
         assert decision.outcome is Outcome.BLOCK
         assert desk.account().snapshot == decision.balance
 
+    def test_refetches_a_snapshot_too_old_to_rely_on_even_when_refresh_after_s_is_longer(
+        self, desk: Desk, balances: FakeBalanceProvider, clock: FakeClock
+    ) -> None:
+        """max_balance_age_s 60 under refresh_after_s 1800 (each within its bounds): a snapshot 61 s old is
+        fetched again, not relied on nor left to defer every order for half an hour."""
+        desk.set_params(max_balance_age_s="60", refresh_after_s="1800")
+        calls = len(balances.calls)
+        clock.advance(61)
+        decision = desk.decide("1.00")
+        assert len(balances.calls) == calls + 1
+        assert decision.outcome is Outcome.APPROVE
+
     def test_falls_back_to_a_snapshot_younger_than_max_balance_age_when_the_fetch_fails(
         self, desk: Desk, balances: FakeBalanceProvider, clock: FakeClock
     ) -> None:

@@ -14,8 +14,19 @@ from adapters.fake.unit_of_work import FakeUnitOfWork
 from creditctl.domain.decision import Order
 from creditctl.domain.errors import RuleSetNotDraft, RuleSetRefused
 from creditctl.services.decide_order import decide_order
-from creditctl.services.rule_set_assignments import assign_rule_set, pins_by_rule_set, set_account_params
-from creditctl.services.rule_sets import create_draft, list_rule_sets, publish_rule_set, update_draft
+from creditctl.services.rule_set_assignments import (
+    WHOLE_CUSTOMER,
+    assign_rule_set,
+    pins_by_rule_set,
+    set_account_params,
+)
+from creditctl.services.rule_sets import (
+    create_draft,
+    list_rule_sets,
+    publish_rule_set,
+    rollback_rule_set,
+    update_draft,
+)
 from rules import default_rule_set_document
 from tests.random_refs import random_order_id
 from tests.unit.services.conftest import CUSTOMER, OTHER_CUSTOMER, RICH_GROUP
@@ -67,8 +78,8 @@ class TestAssignments:
     ) -> None:
         _decide(uow, balances, clock)  # the account exists
         draft = create_draft("review", _reviewing_everything(), by="alice", uow=uow)
-        future = clock.now() + timedelta(days=365)
-        publish_rule_set(draft.record.id, reason="x", effective_at=future, by="alice", uow=uow)
+        publish_rule_set(draft.record.id, reason="x", effective_at=None, by="alice", uow=uow)
+        rollback_rule_set(1, reason="v1 stays the default", by="alice", uow=uow)  # v2: assignable only
         assign_rule_set(CUSTOMER, RICH_GROUP, draft.record.id, reason="risky", by="alice", uow=uow)
         decided = _decide(uow, balances, clock)
         assert (decided.outcome.value, decided.rule_set_version) == ("defer", 2)
@@ -92,3 +103,18 @@ class TestAssignments:
         ]
         mine = pins_by_rule_set(scope=frozenset({CUSTOMER}), uow=uow)
         assert [(a.customer_code, a.sale_group_code) for a in mine[1]] == [(CUSTOMER, RICH_GROUP)]
+
+    @pytest.mark.parametrize("group", [RICH_GROUP, WHOLE_CUSTOMER], ids=["account", "customer"])
+    def test_a_pinned_version_scheduled_for_later_decides_from_its_effective_at_on(
+        self, uow: FakeUnitOfWork, balances: FakeBalanceProvider, clock: FakeClock, group: str
+    ) -> None:
+        _decide(uow, balances, clock)  # the account exists
+        draft = create_draft("review", _reviewing_everything(), by="alice", uow=uow)
+        later = clock.now() + timedelta(days=1)
+        publish_rule_set(draft.record.id, reason="x", effective_at=later, by="alice", uow=uow)
+        assign_rule_set(CUSTOMER, group, draft.record.id, reason="from tomorrow", by="alice", uow=uow)
+        before = _decide(uow, balances, clock)
+        assert (before.outcome.value, before.rule_set_version) == ("approve", 1)  # what applies without it
+        clock.advance(86400)
+        after = _decide(uow, balances, clock)
+        assert (after.outcome.value, after.rule_set_version) == ("defer", 2)
