@@ -41,7 +41,7 @@ bp = ApiBlueprint(
 def read(customer_code: str, sale_group_code: str) -> AccountView:
     """Balance snapshot, exposure, available, credit limit and grade, status, open holds."""
     c = ctx()
-    return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow())
+    return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow(), balances=c.balances)
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/holds", methods=["GET"])
@@ -64,6 +64,7 @@ def holds(
         limit=limit,
         scope=scope(),
         uow=ctx().uow(),
+        balances=ctx().balances,
     )
     return {"items": page.items, "next_cursor": _encode(page.next_cursor)}
 
@@ -111,6 +112,7 @@ def freeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> Ac
         scope=scope(),
         uow=c.uow(),
         actor=actor(),
+        balances=c.balances,
     )
     return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow())
 
@@ -130,6 +132,7 @@ def unfreeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> 
         scope=scope(),
         uow=c.uow(),
         actor=actor(),
+        balances=c.balances,
     )
     return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow())
 
@@ -150,6 +153,7 @@ def assign(body: dict[str, Any], customer_code: str, sale_group_code: str) -> As
         by=current_key().name,
         uow=ctx().uow(),
         actor=actor(),
+        balances=ctx().balances,
     )
 
 
@@ -159,7 +163,8 @@ def assign(body: dict[str, Any], customer_code: str, sale_group_code: str) -> As
 @bp.alt_response(404, description="No such account")
 def unassign(customer_code: str, sale_group_code: str) -> None:
     """Remove the account's assignment: the customer's (or the default) applies again."""
-    unassign_rule_set(customer_code, sale_group_code, uow=ctx().uow(), actor=actor())
+    c = ctx()
+    unassign_rule_set(customer_code, sale_group_code, uow=c.uow(), actor=actor(), balances=c.balances)
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/params", methods=["PUT"])
@@ -171,7 +176,9 @@ def unassign(customer_code: str, sale_group_code: str) -> None:
 def put_params(body: dict[str, Any], customer_code: str, sale_group_code: str) -> AccountView:
     """Replace the account's parameter overrides (on top of whichever rule set applies); {} clears."""
     c = ctx()
-    set_account_params(customer_code, sale_group_code, body["params"], uow=c.uow(), actor=actor())
+    set_account_params(
+        customer_code, sale_group_code, body["params"], uow=c.uow(), actor=actor(), balances=c.balances
+    )
     return view_account(customer_code, sale_group_code, scope=None, uow=c.uow())
 
 
@@ -181,5 +188,6 @@ def put_params(body: dict[str, Any], customer_code: str, sale_group_code: str) -
 def freezes(customer_code: str, sale_group_code: str) -> dict[str, Any]:
     """The account's freezes, newest first: who froze it, when and why; how it was lifted, by whom, when
     (manual, rule: the rule set's auto_unfreeze, replaced: an administrator's freeze took over a rule's)."""
-    found = account_freezes(customer_code, sale_group_code, scope=scope(), uow=ctx().uow())
+    c = ctx()
+    found = account_freezes(customer_code, sale_group_code, scope=scope(), uow=c.uow(), balances=c.balances)
     return {"freezes": found}

@@ -7,8 +7,10 @@ from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.audit_records import account_status, account_subject
 from creditctl.domain.errors import AlreadyFrozen, InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.domain.freeze import LiftedHow
+from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.freeze_history import record_freeze, record_lift
+from creditctl.services.named_accounts import open_named_account
 
 
 def freeze_account(
@@ -20,6 +22,7 @@ def freeze_account(
     scope: frozenset[str] | None,
     uow: UnitOfWork,
     actor: Actor = SYSTEM,
+    balances: BalanceProvider | None = None,
 ) -> CreditAccount:
     """Freeze with a stated reason.
 
@@ -28,6 +31,7 @@ def freeze_account(
     rules no longer lift it); another administrator's freeze with another reason is refused with
     AlreadyFrozen naming it (since when, by whom, why): unfreeze first to change the reason."""
     _require_reason(reason)
+    open_named_account(uow, balances, customer_code, sale_group_code, scope)
     with uow:
         account = _locked(uow, customer_code, sale_group_code, scope)
         if account.is_frozen and (account.frozen_reason or "").strip() == reason.strip():
@@ -67,9 +71,11 @@ def unfreeze_account(
     scope: frozenset[str] | None,
     uow: UnitOfWork,
     actor: Actor = SYSTEM,
+    balances: BalanceProvider | None = None,
 ) -> CreditAccount:
     """Lift a freeze, whoever set it."""
     _require_reason(reason)
+    open_named_account(uow, balances, customer_code, sale_group_code, scope)
     with uow:
         account = _locked(uow, customer_code, sale_group_code, scope)
         if account.is_frozen:
