@@ -11,7 +11,7 @@ import click
 
 from adapters.cli.audit import operator
 from adapters.cli.operator import operator_principal
-from creditctl.domain.errors import NotFound
+from creditctl.domain.errors import NotFound, UpstreamUnavailable
 from creditctl.domain.money import MoneyError, parse_money
 from creditctl.domain.payment import PaymentRecord
 from creditctl.services.context import AppContext
@@ -40,8 +40,10 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
                 chunk = lines[start : start + MAX_BATCH]
                 cmd = PostPayments(customer, group, [r for _, r in chunk], by=by, partial=True)
                 try:
-                    result = post_payments(cmd, who=operator_principal(), uow=ctx.uow(), actor=operator())
-                except NotFound as exc:
+                    result = post_payments(
+                        cmd, who=operator_principal(), uow=ctx.uow(), actor=operator(), balances=ctx.balances
+                    )
+                except (NotFound, UpstreamUnavailable) as exc:
                     refused += [(n, exc.message) for n, _ in chunk]
                     continue
                 refused += [(chunk[i][0], _describe(p)) for i, p in result.refused.items()]

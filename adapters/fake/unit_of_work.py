@@ -15,7 +15,7 @@ from typing import Any, Self
 from adapters.fake.audit import FakeAuditLog
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.api_key import ApiKey, Role
-from creditctl.domain.balance import BalanceSnapshot
+from creditctl.domain.balance import BalanceReport, BalanceSnapshot
 from creditctl.domain.credit import ProfileChange
 from creditctl.domain.decision import Decision, DecisionState
 from creditctl.domain.freeze import Freeze, LiftedHow
@@ -55,6 +55,7 @@ class FakeState:
     audit_events: list[dict[str, Any]] = field(default_factory=list)
     audit_seals: dict[int, tuple[int, str, str]] = field(default_factory=dict)
     freezes: list[Freeze] = field(default_factory=list)
+    balance_reports: dict[str, BalanceReport] = field(default_factory=dict)
     next_id: int = 1
 
 
@@ -96,6 +97,7 @@ class FakeUnitOfWork:
         self.credit_history, self.limit_requests = _CreditHistory(work), _LimitRequests(work)
         self.audit = FakeAuditLog(work.audit_events, work.audit_seals)
         self.freezes = _Freezes(work)
+        self.balance_reports = _BalanceReports(work)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -647,6 +649,19 @@ class _LimitRequests:
             and (status is None or r.shown_status(now) == status)
         ]
         return sorted(found, key=lambda r: (-r.requested_at.timestamp(), r.id))[:limit]
+
+
+class _BalanceReports:
+    def __init__(self, w: FakeState) -> None:
+        self.w = w
+
+    def latest(self, customer_code: str) -> BalanceReport | None:
+        return self.w.balance_reports.get(customer_code)
+
+    def keep(self, report: BalanceReport) -> None:
+        kept = self.w.balance_reports.get(report.customer_code)
+        if kept is None or kept.fetched_at < report.fetched_at:
+            self.w.balance_reports[report.customer_code] = report
 
 
 class _Freezes:

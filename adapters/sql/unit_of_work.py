@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine
 from adapters.sql.accounts import SqlAccountRepository
 from adapters.sql.api_keys import SqlApiKeyRepository
 from adapters.sql.audit import SqlAuditLog
+from adapters.sql.balance_reports import SqlBalanceReportRepository
 from adapters.sql.credit_profiles import SqlBalanceHistoryRepository, SqlCreditHistoryRepository
 from adapters.sql.customers import SqlCustomerRepository
 from adapters.sql.database_clock import database_time
@@ -60,6 +61,7 @@ class SqlUnitOfWork:
         self.limit_requests = SqlLimitRequestRepository(conn)
         self.audit = SqlAuditLog(conn)
         self.freezes = SqlFreezeRepository(conn)
+        self.balance_reports = SqlBalanceReportRepository(conn)
         return self
 
     def __exit__(

@@ -42,7 +42,7 @@ bp = ApiBlueprint(
 def read(customer_code: str, sale_group_code: str) -> AccountView:
     """Balance snapshot, exposure, available, credit limit and grade, status, open holds."""
     c = ctx()
-    return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow())
+    return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow(), balances=c.balances)
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/holds", methods=["GET"])
@@ -65,6 +65,7 @@ def holds(
         limit=limit,
         scope=scope(),
         uow=ctx().uow(),
+        balances=ctx().balances,
     )
     return {"items": page.items, "next_cursor": _encode(page.next_cursor)}
 
@@ -111,6 +112,7 @@ def freeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> Ac
         who=current_key(),
         uow=c.uow(),
         actor=actor(),
+        balances=c.balances,
     )
     return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow())
 
@@ -135,6 +137,7 @@ def unfreeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> 
         who=current_key(),
         uow=c.uow(),
         actor=actor(),
+        balances=c.balances,
     )
     return view_account(customer_code, sale_group_code, scope=scope(), uow=c.uow())
 
@@ -155,6 +158,7 @@ def assign(body: dict[str, Any], customer_code: str, sale_group_code: str) -> As
         by=current_key().name,
         uow=ctx().uow(),
         actor=actor(),
+        balances=ctx().balances,
     )
 
 
@@ -164,7 +168,8 @@ def assign(body: dict[str, Any], customer_code: str, sale_group_code: str) -> As
 @bp.alt_response(404, description="No such account")
 def unassign(customer_code: str, sale_group_code: str) -> None:
     """Remove the account's assignment: the customer's (or the default) applies again."""
-    unassign_rule_set(customer_code, sale_group_code, uow=ctx().uow(), actor=actor())
+    c = ctx()
+    unassign_rule_set(customer_code, sale_group_code, uow=c.uow(), actor=actor(), balances=c.balances)
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/params", methods=["PUT"])
@@ -179,7 +184,9 @@ def put_params(body: dict[str, Any], customer_code: str, sale_group_code: str) -
     """Replace the account's parameter overrides (on top of whichever rule set applies); {} clears.
     Each param has a minimum and a maximum (the README's Parameter bounds table)."""
     c = ctx()
-    set_account_params(customer_code, sale_group_code, body["params"], uow=c.uow(), actor=actor())
+    set_account_params(
+        customer_code, sale_group_code, body["params"], uow=c.uow(), actor=actor(), balances=c.balances
+    )
     return view_account(customer_code, sale_group_code, scope=None, uow=c.uow())
 
 
@@ -189,5 +196,6 @@ def put_params(body: dict[str, Any], customer_code: str, sale_group_code: str) -
 def freezes(customer_code: str, sale_group_code: str) -> dict[str, Any]:
     """The account's freezes, newest first: who froze it, when and why; how it was lifted, by whom, when
     (manual, rule: the rule set's auto_unfreeze, replaced: an administrator's freeze took over a rule's)."""
-    found = account_freezes(customer_code, sale_group_code, scope=scope(), uow=ctx().uow())
+    c = ctx()
+    found = account_freezes(customer_code, sale_group_code, scope=scope(), uow=c.uow(), balances=c.balances)
     return {"freezes": found}

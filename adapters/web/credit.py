@@ -78,7 +78,8 @@ def post(body: dict[str, Any], customer_code: str, sale_group_code: str) -> dict
         for p in body["payments"]
     ]
     cmd = PostPayments(customer_code, sale_group_code, records, by=current_key().name)
-    result = post_payments(cmd, who=current_key(), uow=ctx().uow(), actor=actor())
+    c = ctx()
+    result = post_payments(cmd, who=current_key(), uow=c.uow(), actor=actor(), balances=c.balances)
     return {
         "created": result.count("created"),
         "updated": result.count("updated"),
@@ -94,8 +95,15 @@ def post(body: dict[str, Any], customer_code: str, sale_group_code: str) -> dict
 @bp.alt_response(404, description="Unknown customer or account (or one the key may not see)")
 def list_(customer_code: str, sale_group_code: str, limit: int, cursor: str | None) -> dict[str, Any]:
     """The account's payment records by invoice id, a page at a time (pass next_cursor as cursor)."""
+    c = ctx()
     page = list_payments(
-        customer_code, sale_group_code, after=_decode(cursor), limit=limit, scope=scope(), uow=ctx().uow()
+        customer_code,
+        sale_group_code,
+        after=_decode(cursor),
+        limit=limit,
+        scope=scope(),
+        uow=c.uow(),
+        balances=c.balances,
     )
     return {"items": page.items, "next_cursor": _encode(page.next_cursor)}
 
@@ -120,7 +128,10 @@ def _decode(cursor: str | None) -> str | None:
 def profile(customer_code: str, sale_group_code: str) -> CreditProfileView:
     """How credit.limit is computed: payment facts, the grade band matched, base, multiplier, cap,
     temporary limit, result, and the history of changes (newest first)."""
-    return view_credit_profile(customer_code, sale_group_code, scope=scope(), uow=ctx().uow())
+    c = ctx()
+    return view_credit_profile(
+        customer_code, sale_group_code, scope=scope(), uow=c.uow(), balances=c.balances
+    )
 
 
 @bp.route(f"{ACCOUNT}/credit-profile", methods=["PUT"])
@@ -147,6 +158,7 @@ def set_base(body: dict[str, Any], customer_code: str, sale_group_code: str) -> 
         who=current_key(),
         uow=c.uow(),
         actor=actor(),
+        balances=c.balances,
     )
     return view_credit_profile(customer_code, sale_group_code, scope=scope(), uow=c.uow())
 
@@ -159,7 +171,8 @@ def set_base(body: dict[str, Any], customer_code: str, sale_group_code: str) -> 
 def ask(body: dict[str, Any], customer_code: str, sale_group_code: str) -> dict[str, Any]:
     """Ask for a temporary credit limit until a time; another administrator approves or rejects it."""
     cmd = RequestLimit(customer_code, sale_group_code, body["amount"], body["until"], body["reason"])
-    return _shown(*request_limit(cmd, key=current_key(), uow=ctx().uow(), actor=actor()))
+    c = ctx()
+    return _shown(*request_limit(cmd, key=current_key(), uow=c.uow(), actor=actor(), balances=c.balances))
 
 
 @bp.route(f"{ACCOUNT}/credit-limit-requests", methods=["GET"])
@@ -175,6 +188,7 @@ def account_requests(customer_code: str, sale_group_code: str, status: str | Non
         status=status,
         scope=scope(),
         uow=ctx().uow(),
+        balances=ctx().balances,
     )
     return {"items": [_shown(r, now) for r in found]}
 

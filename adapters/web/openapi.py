@@ -77,7 +77,10 @@ class ErrorResponsesPlugin(BasePlugin):
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             documented = {str(s) for s in responses}  # smorest's keys are ints, ours strings
-            for status in sorted(_statuses(method, operation, authenticated=roles is not None)):
+            statuses = _statuses(method, operation, authenticated=roles is not None)
+            if {"customer_code", "sale_group_code"} <= set(rule.arguments):
+                statuses.add(503)  # an account no order opened yet may need the balance source's answer
+            for status in sorted(statuses):
                 if str(status) not in documented:
                     responses[str(status)] = {"description": _WHY[status]}
             for key, response in responses.items():

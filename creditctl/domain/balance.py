@@ -31,6 +31,10 @@ class BalanceReport:
     def for_sale_group(self, sale_group_code: str) -> PayerBalance | None:
         return next((a for a in self.accounts if a.sale_group_code == sale_group_code), None)
 
+    def age_s(self, now: datetime) -> int:
+        """Whole seconds, rounded up, as a snapshot's age is."""
+        return max(0, math.ceil((now - self.fetched_at).total_seconds()))
+
 
 @dataclass(frozen=True, slots=True)
 class BalanceSnapshot:

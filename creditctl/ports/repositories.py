@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.api_key import ApiKey, Role
-from creditctl.domain.balance import BalanceSnapshot
+from creditctl.domain.balance import BalanceReport, BalanceSnapshot
 from creditctl.domain.credit import ProfileChange
 from creditctl.domain.decision import Decision
 from creditctl.domain.freeze import Freeze, LiftedHow
@@ -38,6 +38,18 @@ class AccountRepository(Protocol):
         ...
 
     def for_customer(self, customer_code: str) -> list[CreditAccount]: ...
+
+
+class BalanceReportRepository(Protocol):
+    """The provider's newest answer per customer: every payer account it named, as of when it was asked."""
+
+    def latest(self, customer_code: str) -> BalanceReport | None:
+        """The newest answer kept for the customer; None when none is."""
+        ...
+
+    def keep(self, report: BalanceReport) -> None:
+        """Keep the answer unless one as new or newer is kept (idempotent; concurrent keeps: the newest)."""
+        ...
 
 
 class CustomerRepository(Protocol):

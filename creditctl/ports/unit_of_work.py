@@ -11,6 +11,7 @@ from creditctl.ports.repositories import (
     AccountRepository,
     ApiKeyRepository,
     BalanceHistoryRepository,
+    BalanceReportRepository,
     CreditHistoryRepository,
     CustomerRepository,
     DecisionRepository,
@@ -41,6 +42,7 @@ class UnitOfWork(Protocol):
     limit_requests: LimitRequestRepository
     audit: AuditLog
     freezes: FreezeRepository
+    balance_reports: BalanceReportRepository
 
     def __enter__(self) -> Self: ...
 

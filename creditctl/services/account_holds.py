@@ -7,7 +7,9 @@ from datetime import datetime
 
 from creditctl.domain.errors import UnknownAccount, UnknownCustomer
 from creditctl.domain.hold import Hold
+from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.named_accounts import open_named_account
 
 HoldCursor = tuple[datetime, str]  # (created_at, id) of the last hold of a page
 
@@ -27,11 +29,13 @@ def list_holds(
     limit: int,
     scope: frozenset[str] | None,
     uow: UnitOfWork,
+    balances: BalanceProvider | None = None,
 ) -> HoldPage:
     """A page of the account's holds, newest first, as they stand now (the database's time): a hold
     past its expiry shows as expired even before the sweeper ends it."""
     if scope is not None and customer_code not in scope:
         raise UnknownCustomer(customer_code)
+    open_named_account(uow, balances, customer_code, sale_group_code, scope)
     with uow:
         account = uow.accounts.get(customer_code, sale_group_code)
         if account is None:

@@ -12,7 +12,9 @@ from creditctl.domain.credit import credit_terms
 from creditctl.domain.errors import UnknownAccount, UnknownCustomer
 from creditctl.domain.hold import Hold
 from creditctl.domain.rule_set import AssignedBy, RuleSetVersion
+from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.named_accounts import open_named_account
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +34,18 @@ class AccountView:
 
 
 def view_account(
-    customer_code: str, sale_group_code: str, *, scope: frozenset[str] | None, uow: UnitOfWork
+    customer_code: str,
+    sale_group_code: str,
+    *,
+    scope: frozenset[str] | None,
+    uow: UnitOfWork,
+    balances: BalanceProvider | None = None,
 ) -> AccountView:
-    """Read-only: holds past their expiry are left out of exposure even before the sweeper ends them."""
+    """Holds past their expiry are left out of exposure even before the sweeper ends them. Writes only to
+    open a payer account the provider names that no order has opened yet (with `balances`)."""
     if scope is not None and customer_code not in scope:
         raise UnknownCustomer(customer_code)
+    open_named_account(uow, balances, customer_code, sale_group_code, scope)
     with uow:
         account = uow.accounts.get(customer_code, sale_group_code)
         if account is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -10,6 +11,7 @@ from creditctl.domain.account import CreditAccount
 from creditctl.domain.balance import BalanceReport, BalanceSnapshot
 from creditctl.domain.decision import Reason
 from creditctl.ports.balance_provider import BalanceProvider, BalanceUnavailable
+from creditctl.ports.unit_of_work import UnitOfWork
 
 UPSTREAM_MESSAGES = {
     "UPSTREAM_TIMEOUT": "the balance service did not answer in time",
@@ -37,6 +39,12 @@ def needs_refresh(account: CreditAccount | None, params: dict[str, Decimal], now
     return age >= int(params.get("refresh_after_s", 0)) or age > int(params.get("max_balance_age_s", age))
 
 
+def young_report(report: BalanceReport | None, params: Mapping[str, Decimal], now: datetime) -> bool:
+    """A kept answer younger than refresh_after_s tells which payer accounts the customer has, without
+    asking again (as a young snapshot tells an account's balance)."""
+    return report is not None and report.age_s(now) < int(params.get("refresh_after_s", 0))
+
+
 def fetch_report(balances: BalanceProvider, customer_code: str, timeout_s: float) -> Fetched:
     """Ask the provider once; a failure becomes a reason a deferred decision can show."""
     try:
@@ -44,6 +52,15 @@ def fetch_report(balances: BalanceProvider, customer_code: str, timeout_s: float
     except BalanceUnavailable as exc:
         message = UPSTREAM_MESSAGES.get(exc.code, "the balance service could not give a balance")
         return Fetched(None, Reason(rule="upstream", reason=exc.code, message=message))
+
+
+def keep_report(uow: UnitOfWork, fetched: Fetched) -> None:
+    """Keep an answer as the customer's newest (unless a newer one is), in a short transaction of its own
+    (never the decision's: the kept row is one per customer, its accounts' decisions must not queue on it)."""
+    if fetched.report is not None:
+        with uow:
+            uow.balance_reports.keep(fetched.report)
+            uow.commit()
 
 
 def adopt_report(account: CreditAccount, report: BalanceReport | None) -> BalanceSnapshot | None:

@@ -24,7 +24,9 @@ from creditctl.domain.credit import CreditTerms, ProfileChange, credit_terms, de
 from creditctl.domain.errors import InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.domain.money import MAX_AMOUNT
 from creditctl.domain.payment import payment_facts
+from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.named_accounts import open_named_account
 
 
 def account_params(uow: UnitOfWork, account: CreditAccount) -> dict[str, Decimal]:
@@ -164,6 +166,7 @@ def set_base_limit(
     who: Principal,
     uow: UnitOfWork,
     actor: Actor = SYSTEM,
+    balances: BalanceProvider | None = None,
 ) -> None:
     """Set the account's base credit limit (None: back to the rule parameter base_credit_limit).
 
@@ -175,6 +178,7 @@ def set_base_limit(
     if base_limit is not None and not Decimal(0) <= base_limit <= MAX_AMOUNT:
         raise InvalidRequest("base_limit must be between 0.00 and 1000000000000.00", field="base_limit")
     authorize(Act.LOWER_BASE_LIMIT, who)
+    open_named_account(uow, balances, customer_code, sale_group_code, scope_of(who))
     with uow:
         account = locked_account(uow, customer_code, sale_group_code, scope_of(who))
         now = uow.now()
@@ -216,10 +220,12 @@ def view_credit_profile(
     scope: frozenset[str] | None,
     uow: UnitOfWork,
     history: int = 50,
+    balances: BalanceProvider | None = None,
 ) -> CreditProfileView:
     """How credit.limit is computed now: the facts from the payment records, the band, base, cap, result."""
     if scope is not None and customer_code not in scope:
         raise UnknownCustomer(customer_code)
+    open_named_account(uow, balances, customer_code, sale_group_code, scope)
     with uow:
         account = uow.accounts.get(customer_code, sale_group_code)
         if account is None:

@@ -110,9 +110,13 @@ def refresh_balances(
 
 
 def store_report(report: BalanceReport, *, uow: UnitOfWork) -> None:
-    """Apply an upstream answer to every payer account of a known customer, each under its lock."""
+    """Keep an upstream answer of a known customer (what its provider named most recently) and apply it
+    to every payer account it names, each under its lock."""
     with uow:
         known = uow.customers.exists(report.customer_code)
+        if known:
+            uow.balance_reports.keep(report)
+            uow.commit()
     if not known:
         return
     for payer in report.accounts:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from uuid import uuid4
 
 from creditctl.domain.account import CreditAccount
-from creditctl.domain.assessment import Assessment, assess, effective_params
+from creditctl.domain.assessment import Assessment, assess, effective_params, rule_params
 from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.audit_records import decided_state, decision_subject
 from creditctl.domain.decision import Decision, DecisionState, Order
@@ -18,7 +18,7 @@ from creditctl.domain.rule_set import RuleSetVersion
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.account_state import refresh_locked_account
-from creditctl.services.balances import Fetched, fetch_report, needs_refresh
+from creditctl.services.balances import Fetched, fetch_report, keep_report, needs_refresh, young_report
 from creditctl.services.customers import ensure_known
 from creditctl.services.events import decision_event
 from creditctl.services.outcome import apply_outcome, queue_notifications
@@ -66,8 +66,8 @@ def decide_order(
             if existing is not None:
                 return _replay(existing, fingerprint)
             registered = locked is not None or uow.customers.exists(order.customer_code)
-            if registered and locked is None and _recently_seen_without(uow, order, rule_set, now):
-                raise UnknownAccount(order.customer_code, order.sale_group_code)
+            if registered and locked is None:  # no account yet: the provider's kept answer may tell
+                decided = _decide_on_kept_report(uow, order, fingerprint, rule_set, now, actor)
     if decided is not None:
         return decided if decided.created else _replay_after_race(uow, order, fingerprint)
     # A customer the provider names (the Haier config, the fake file) is known on its first order.
@@ -75,7 +75,7 @@ def decide_order(
         raise UnknownCustomer(order.customer_code)
     # A stale or missing snapshot: the lock is released, the upstream asked, then the lock taken again
     # and the time read again (the world may have changed while the answer was on the wire).
-    fetched = _fetch(order, locked, balances, deadline_s)
+    fetched = _fetch(uow, order, locked, balances, deadline_s)
     with uow:
         relocked = _lock_or_open(uow, order, fetched)
         decided = _decide_locked(
@@ -131,20 +131,39 @@ def _database_time(uow: UnitOfWork, locked: CreditAccount | None) -> datetime:
     return uow.now()
 
 
-def _recently_seen_without(uow: UnitOfWork, order: Order, rule_set: RuleSetVersion, now: datetime) -> bool:
-    """The customer's stored report is young (another of its accounts was refreshed within
-    refresh_after_s) and had no payer account in this sales group: answer without asking again."""
-    return any(
-        not needs_refresh(account, effective_params(rule_set.rules, account), now)
-        for account in uow.accounts.for_customer(order.customer_code)
+def _decide_on_kept_report(
+    uow: UnitOfWork,
+    order: Order,
+    fingerprint: str,
+    rule_set: RuleSetVersion,
+    now: datetime,
+    actor: Actor,
+) -> DecisionResult | None:
+    """The customer's newest kept answer, if younger than refresh_after_s, says without asking again
+    whether it has a payer account in this sales group: one it names is opened (locked; a concurrent
+    opener's row is found) and decided on that answer, any other is unknown. None: no young answer."""
+    report = uow.balance_reports.latest(order.customer_code)
+    if report is None or not young_report(report, rule_params(rule_set.rules), now):
+        return None
+    if report.for_sale_group(order.sale_group_code) is None:
+        raise UnknownAccount(order.customer_code, order.sale_group_code)
+    opened = uow.accounts.add(
+        CreditAccount(id=0, customer_code=order.customer_code, sale_group_code=order.sale_group_code)
+    )
+    fetched = Fetched(report, None)
+    return _decide_locked(  # timed after the lock was granted: the insert may have waited for another
+        uow, order, fingerprint, opened, rule_set, fetched, _database_time(uow, opened), actor
     )
 
 
 def _fetch(
-    order: Order, account: CreditAccount | None, balances: BalanceProvider, deadline_s: float
+    uow: UnitOfWork, order: Order, account: CreditAccount | None, balances: BalanceProvider, deadline_s: float
 ) -> Fetched:
-    """Fetch with no lock held: the upstream may be slow, a lock must never wait on it."""
+    """Fetch with no lock held: the upstream may be slow, a lock must never wait on it. The answer is
+    kept: an order in another of the groups it names is then decided on it, and one in a group it does
+    not name is refused, without asking again."""
     fetched = fetch_report(balances, order.customer_code, deadline_s)
+    keep_report(uow, fetched)
     if account is None:
         if fetched.report is None:
             raise UpstreamUnavailable(

@@ -12,8 +12,10 @@ from creditctl.domain.audit_records import account_status, account_subject
 from creditctl.domain.authority import Act, NotAuthorised, Principal, authorize, freezer, scope_of
 from creditctl.domain.errors import AlreadyFrozen, InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.domain.freeze import LiftedHow
+from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.freeze_history import record_freeze, record_lift
+from creditctl.services.named_accounts import open_named_account
 
 
 def freeze_account(
@@ -24,6 +26,7 @@ def freeze_account(
     who: Principal,
     uow: UnitOfWork,
     actor: Actor = SYSTEM,
+    balances: BalanceProvider | None = None,
 ) -> CreditAccount:
     """Freeze with a stated reason, recorded as the owner's (`admin:<owner>`).
 
@@ -34,6 +37,7 @@ def freeze_account(
     _require_reason(reason)
     authorize(Act.FREEZE, who)
     by = freezer(who)
+    open_named_account(uow, balances, customer_code, sale_group_code, scope_of(who))
     with uow:
         account = _locked(uow, customer_code, sale_group_code, scope_of(who))
         if account.is_frozen and (account.frozen_reason or "").strip() == reason.strip():
@@ -75,11 +79,13 @@ def unfreeze_account(
     who: Principal,
     uow: UnitOfWork,
     actor: Actor = SYSTEM,
+    balances: BalanceProvider | None = None,
 ) -> CreditAccount:
     """Lift a freeze: the owner's own with any of their keys, anyone else's (or the rules') with global
     authority."""
     _require_reason(reason)
     authorize(Act.LIFT_OWN_FREEZE, who)
+    open_named_account(uow, balances, customer_code, sale_group_code, scope_of(who))
     with uow:
         account = _locked(uow, customer_code, sale_group_code, scope_of(who))
         if account.is_frozen:

@@ -7,8 +7,10 @@ from datetime import datetime
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.errors import UnknownAccount, UnknownCustomer
 from creditctl.domain.freeze import Freeze, LiftedHow
+from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.events import account_event
+from creditctl.services.named_accounts import open_named_account
 
 
 def record_freeze(uow: UnitOfWork, account: CreditAccount, *, reason: str, by: str, now: datetime) -> None:
@@ -34,11 +36,17 @@ def record_lift(
 
 
 def account_freezes(
-    customer_code: str, sale_group_code: str, *, scope: frozenset[str] | None, uow: UnitOfWork
+    customer_code: str,
+    sale_group_code: str,
+    *,
+    scope: frozenset[str] | None,
+    uow: UnitOfWork,
+    balances: BalanceProvider | None = None,
 ) -> list[Freeze]:
     """The account's freezes, newest first (the open one, if any, first)."""
     if scope is not None and customer_code not in scope:
         raise UnknownCustomer(customer_code)
+    open_named_account(uow, balances, customer_code, sale_group_code, scope)
     with uow:
         account = uow.accounts.get(customer_code, sale_group_code)
         if account is None:

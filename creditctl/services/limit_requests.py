@@ -26,8 +26,10 @@ from creditctl.domain.errors import (
 )
 from creditctl.domain.limit_request import CreditLimitRequest, LimitRequestStatus
 from creditctl.domain.money import MAX_AMOUNT
+from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.credit_profile import account_params, locked_account, recompute_profile
+from creditctl.services.named_accounts import open_named_account
 
 STATUSES = ("pending", "approved", "rejected", "superseded", "expired")
 
@@ -42,7 +44,12 @@ class RequestLimit:
 
 
 def request_limit(
-    cmd: RequestLimit, *, key: ApiKey, uow: UnitOfWork, actor: Actor | None = None
+    cmd: RequestLimit,
+    *,
+    key: ApiKey,
+    uow: UnitOfWork,
+    actor: Actor | None = None,
+    balances: BalanceProvider | None = None,
 ) -> tuple[CreditLimitRequest, datetime]:
     """Record a pending request; `until` must be ahead of the database's clock."""
     authorize(Act.REQUEST_TEMPORARY_LIMIT, key)
@@ -50,6 +57,7 @@ def request_limit(
         raise InvalidRequest("amount must be above 0.00 and at most 1000000000000.00", field="amount")
     if not cmd.reason.strip():
         raise InvalidRequest("a reason is required", field="reason")
+    open_named_account(uow, balances, cmd.customer_code, cmd.sale_group_code, key.customers)
     with uow:
         account = locked_account(uow, cmd.customer_code, cmd.sale_group_code, key.customers)
         now = uow.now()
@@ -175,10 +183,13 @@ def list_limit_requests(
     status: str | None,
     scope: frozenset[str] | None,
     uow: UnitOfWork,
+    balances: BalanceProvider | None = None,
 ) -> tuple[list[CreditLimitRequest], datetime]:
     """Requests of one account (customer and sales group given) or of every account the caller sees."""
     if status is not None and status not in STATUSES:
         raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}", field="status")
+    if customer_code is not None and sale_group_code is not None:
+        open_named_account(uow, balances, customer_code, sale_group_code, scope)
     with uow:
         account_id = None
         if customer_code is not None and sale_group_code is not None:

@@ -11,8 +11,10 @@ from creditctl.domain.audit_records import account_subject
 from creditctl.domain.authority import Act, Principal, authorize, scope_of
 from creditctl.domain.errors import InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.domain.payment import PaymentRecord
+from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.credit_profile import account_params, locked_account, recompute_profile
+from creditctl.services.named_accounts import open_named_account
 
 MAX_BATCH = 1000
 
@@ -37,7 +39,12 @@ class PaymentBatchResult:
 
 
 def post_payments(
-    cmd: PostPayments, *, who: Principal, uow: UnitOfWork, actor: Actor = SYSTEM
+    cmd: PostPayments,
+    *,
+    who: Principal,
+    uow: UnitOfWork,
+    actor: Actor = SYSTEM,
+    balances: BalanceProvider | None = None,
 ) -> PaymentBatchResult:
     """Store each record: new invoice → created; same figures → unchanged (nothing written); other figures
     → updated, with a history row (before, after, who, when). Then recompute the credit profile.
@@ -49,6 +56,7 @@ def post_payments(
     if not cmd.records or len(cmd.records) > MAX_BATCH:
         raise InvalidRequest(f"send 1 to {MAX_BATCH} payment records", field="payments")
     out = PaymentBatchResult()
+    open_named_account(uow, balances, cmd.customer_code, cmd.sale_group_code, scope)
     with uow:
         account = locked_account(uow, cmd.customer_code, cmd.sale_group_code, scope)
         now = uow.now()
@@ -114,10 +122,12 @@ def list_payments(
     limit: int,
     scope: frozenset[str] | None,
     uow: UnitOfWork,
+    balances: BalanceProvider | None = None,
 ) -> PaymentPage:
     """A page of the account's records by invoice id; next_cursor is the last id when more may follow."""
     if scope is not None and customer_code not in scope:
         raise UnknownCustomer(customer_code)
+    open_named_account(uow, balances, customer_code, sale_group_code, scope)
     with uow:
         account = uow.accounts.get(customer_code, sale_group_code)
         if account is None:

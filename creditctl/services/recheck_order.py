@@ -10,7 +10,7 @@ from creditctl.domain.review import review_entry
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.account_state import refresh_locked_account
-from creditctl.services.balances import Fetched, fetch_report, needs_refresh
+from creditctl.services.balances import Fetched, fetch_report, keep_report, needs_refresh
 from creditctl.services.expiry import deferral_due, end_deferral_if_due, expire_deferral
 from creditctl.services.get_decision import visible_decision
 from creditctl.services.outcome import reassess_locked
@@ -47,6 +47,7 @@ def recheck_order(
     fetched = Fetched(None, None)
     if needs_refresh(account, params, now):
         fetched = fetch_report(balances, decision.order.customer_code, deadline_s)
+        keep_report(uow, fetched)  # what the provider named most recently, for the customer's other groups
     with uow:
         locked = uow.accounts.lock(decision.order.customer_code, decision.order.sale_group_code)
         decision = visible_decision(uow, order_id, scope, customer_code)

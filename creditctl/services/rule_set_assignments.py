@@ -14,7 +14,9 @@ from creditctl.domain.errors import (
     UnknownRuleSet,
 )
 from creditctl.domain.rule_set import Assignment
+from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.named_accounts import open_named_account
 from rules.params import check_overrides
 
 WHOLE_CUSTOMER = ""  # the sale_group_code of a customer-wide assignment
@@ -29,8 +31,10 @@ def assign_rule_set(
     by: str,
     uow: UnitOfWork,
     actor: Actor = SYSTEM,
+    balances: BalanceProvider | None = None,
 ) -> Assignment:
     """Pin a published version to an account (or, with sale_group_code "", to the whole customer)."""
+    _open_if_account(uow, balances, customer_code, sale_group_code)
     with uow:
         _must_exist(uow, customer_code, sale_group_code)
         record = uow.rule_sets.record(rule_set_id)
@@ -52,9 +56,15 @@ def assign_rule_set(
 
 
 def unassign_rule_set(
-    customer_code: str, sale_group_code: str, *, uow: UnitOfWork, actor: Actor = SYSTEM
+    customer_code: str,
+    sale_group_code: str,
+    *,
+    uow: UnitOfWork,
+    actor: Actor = SYSTEM,
+    balances: BalanceProvider | None = None,
 ) -> bool:
     """Remove an assignment (the next one out applies again); False when there was none."""
+    _open_if_account(uow, balances, customer_code, sale_group_code)
     with uow:
         _must_exist(uow, customer_code, sale_group_code)
         removed = uow.rule_sets.unassign(customer_code, sale_group_code)
@@ -81,12 +91,19 @@ def pins_by_rule_set(*, scope: frozenset[str] | None, uow: UnitOfWork) -> dict[i
 
 
 def set_account_params(
-    customer_code: str, sale_group_code: str, params: Any, *, uow: UnitOfWork, actor: Actor = SYSTEM
+    customer_code: str,
+    sale_group_code: str,
+    params: Any,
+    *,
+    uow: UnitOfWork,
+    actor: Actor = SYSTEM,
+    balances: BalanceProvider | None = None,
 ) -> dict[str, int | str]:
     """Replace the account's parameter overrides (known params only, each of its type); {} clears them."""
     overrides, problems = check_overrides(params, "/params")
     if problems:
         raise RuleSetRefused(problems)
+    open_named_account(uow, balances, customer_code, sale_group_code, None)
     with uow:
         account = uow.accounts.lock(customer_code, sale_group_code)
         if account is None:
@@ -111,6 +128,13 @@ def _subject(customer_code: str, sale_group_code: str) -> dict[str, str]:
     if sale_group_code != WHOLE_CUSTOMER:
         subject["sale_group_code"] = sale_group_code
     return subject
+
+
+def _open_if_account(
+    uow: UnitOfWork, balances: BalanceProvider | None, customer_code: str, sale_group_code: str
+) -> None:
+    if sale_group_code != WHOLE_CUSTOMER:
+        open_named_account(uow, balances, customer_code, sale_group_code, None)
 
 
 def _must_exist(uow: UnitOfWork, customer_code: str, sale_group_code: str) -> None:

@@ -11,23 +11,29 @@ import random
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 
 import creditctl.services.decide_order as decide_module
 from adapters.fake.balance_provider import FakeBalanceProvider
 from adapters.fake.clock import FakeClock
 from adapters.sql.accounts import SqlAccountRepository
-from adapters.sql.tables import decisions, hold_settlements
+from adapters.sql.tables import balance_history, credit_accounts, decisions, hold_settlements, payments
+from creditctl.domain.authority import Operator
 from creditctl.domain.decision import Order
 from creditctl.domain.errors import HoldNotOpen, OrderIdReused, OverSettlement
+from creditctl.domain.payment import PaymentRecord
+from creditctl.services.account_view import view_account
 from creditctl.services.context import AppContext
 from creditctl.services.customers import refresh_balances, register_customer
 from creditctl.services.decide_order import DecisionResult, decide_order
 from creditctl.services.expiry import SweepResult, sweep
+from creditctl.services.payments import PostPayments, post_payments
 from creditctl.services.resolve_hold import release_order, settle_order
 from rules import Outcome
 from tests.adapters.concurrency import CallResult, all_at_once, counting_holds_total, hold_count
@@ -374,4 +380,134 @@ class TestPartialSettleRace:
         assert hold.settled == settled
         released = next(e.amount for e in hold.events if e.type == "released")
         assert settled + released == self.HELD
+        assert_invariants(postgres_engine)
+
+
+# -- a payer account the provider names, opened by many requests at once -------------------------------------
+
+NAMED_GROUP = "GC30"  # named by the provider with 1000.00, opened by no order
+
+
+@pytest.fixture
+def named_customer(pg_context: AppContext, balances: FakeBalanceProvider) -> str:
+    """A customer the provider names with GA10 and NAMED_GROUP, unregistered: nothing kept, nothing opened."""
+    customer = random_customer_code()
+    balances.set_balance(customer, "GA10", "1000.00")
+    balances.set_balance(customer, NAMED_GROUP, "1000.00")
+    return customer
+
+
+def plain_insert_add(self: SqlAccountRepository, account: Any) -> Any:
+    """The deliberately broken variant: open an account with a plain INSERT (no ON CONFLICT)."""
+    from adapters.sql.accounts import _values
+    from adapters.sql.tables import credit_accounts
+
+    self._conn.execute(credit_accounts.insert().values(_values(account) | {"created_at": datetime.now(UTC)}))
+    return self.lock(account.customer_code, account.sale_group_code)
+
+
+def account_rows(engine: Engine, customer: str, group: str) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(credit_accounts.c.id).where(
+                    credit_accounts.c.customer_code == customer, credit_accounts.c.sale_group_code == group
+                )
+            )
+        )
+
+
+def open_by_routes(ctx: AppContext, customer: str, n: int) -> list[CallResult]:
+    """n requests on the never-opened account at once: payments (each its own invoice) and views."""
+
+    def work(i: int) -> Any:
+        if i % 2:
+            return view_account(customer, NAMED_GROUP, scope=None, uow=ctx.uow(), balances=ctx.balances)
+        record = PaymentRecord(f"INV-{i}", Decimal("10.00"), date(2026, 1, 10))
+        cmd = PostPayments(customer, NAMED_GROUP, [record], by="finance")
+        return post_payments(cmd, who=Operator("finance"), uow=ctx.uow(), balances=ctx.balances)
+
+    return all_at_once(n, work)
+
+
+class TestOpeningANamedAccountAtOnce:
+    def test_concurrent_requests_open_one_account_and_each_is_answered(
+        self,
+        pg_context: AppContext,
+        postgres_engine: Engine,
+        named_customer: str,
+        balances: FakeBalanceProvider,
+    ) -> None:
+        results = open_by_routes(pg_context, named_customer, 30)
+        errors = [r.error for r in results if r.error is not None]
+        assert not errors, f"{len(errors)} requests failed, first: {errors[0]!r}"
+        [(account_id,)] = account_rows(postgres_engine, named_customer, NAMED_GROUP)
+        with postgres_engine.connect() as conn:
+            posted = conn.execute(
+                select(func.count()).select_from(payments).where(payments.c.account_id == account_id)
+            ).scalar_one()
+            adopted = conn.execute(
+                select(func.count())
+                .select_from(balance_history)
+                .where(balance_history.c.account_id == account_id)
+            ).scalar_one()
+        assert (posted, adopted) == (15, 1)  # every payment on the one row; its balance taken once
+        assert {r.value.account.id for r in results[1::2]} == {account_id}
+        assert_invariants(postgres_engine)
+
+    def test_the_same_requests_fail_with_a_plain_insert(
+        self,
+        pg_context: AppContext,
+        balances: FakeBalanceProvider,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Proves the test above can fail: opening without ON CONFLICT makes the losers of the race fail."""
+        monkeypatch.setattr(SqlAccountRepository, "add", plain_insert_add)
+        tries = []
+        for _ in range(3):
+            customer = random_customer_code()
+            balances.set_balance(customer, NAMED_GROUP, "1000.00")
+            failed = [r.error for r in open_by_routes(pg_context, customer, 30) if r.error is not None]
+            tries.append(len(failed))
+            if failed:
+                assert all(isinstance(e, IntegrityError) for e in failed), failed[0]  # a 500 each
+                break
+        assert any(tries), f"no request failed in {tries}"
+
+    def test_orders_racing_to_open_it_from_the_kept_answer_approve_exactly_what_it_carries(
+        self,
+        pg_context: AppContext,
+        postgres_engine: Engine,
+        named_customer: str,
+        balances: FakeBalanceProvider,
+    ) -> None:
+        first = Order(random_order_id("first"), named_customer, "GA10", AMOUNT)
+        assert decide(pg_context, first).decision.outcome is Outcome.APPROVE  # keeps the answer
+        calls = len(balances.calls)
+        counts = outcomes(race(pg_context, named_customer, NAMED_GROUP))
+        assert (counts[Outcome.APPROVE], counts[Outcome.BLOCK]) == (10, 40)
+        assert len(balances.calls) == calls  # decided on the kept answer, opened once
+        assert len(account_rows(postgres_engine, named_customer, NAMED_GROUP)) == 1
+        assert counting_holds_total(postgres_engine, named_customer, NAMED_GROUP) == Decimal("1000.00")
+        assert_invariants(postgres_engine)
+
+    def test_routes_and_orders_opening_it_at_once_agree_on_one_account(
+        self, pg_context: AppContext, postgres_engine: Engine, named_customer: str
+    ) -> None:
+        register_customer(named_customer, uow=pg_context.uow(), clock=pg_context.clock)
+        orders = [Order(random_order_id(f"mix{i}"), named_customer, NAMED_GROUP, AMOUNT) for i in range(20)]
+
+        def work(i: int) -> Any:
+            if i < 20:
+                return decide(pg_context, orders[i])
+            return view_account(
+                named_customer, NAMED_GROUP, scope=None, uow=pg_context.uow(), balances=pg_context.balances
+            )
+
+        results = all_at_once(30, work)
+        errors = [r.error for r in results if r.error is not None]
+        assert not errors, f"{len(errors)} requests failed, first: {errors[0]!r}"
+        assert Counter(r.value.decision.outcome for r in results[:20])[Outcome.APPROVE] == 10
+        assert len(account_rows(postgres_engine, named_customer, NAMED_GROUP)) == 1
+        assert counting_holds_total(postgres_engine, named_customer, NAMED_GROUP) == Decimal("1000.00")
         assert_invariants(postgres_engine)

@@ -9,16 +9,17 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import StatementError
 
+from adapters.sql.balance_reports import SqlSharedBalanceReports
 from adapters.sql.rule_sets import RuleSetCache
 from adapters.sql.tables import outbox
 from adapters.sql.unit_of_work import SqlUnitOfWork
 from creditctl.domain.account import AccountStatus, CreditAccount
 from creditctl.domain.api_key import Role, hash_secret, new_secret
-from creditctl.domain.balance import BalanceSnapshot
+from creditctl.domain.balance import BalanceReport, BalanceSnapshot, PayerBalance
 from creditctl.domain.decision import Decision, DecisionState, Order, Reason
 from creditctl.domain.hold import Hold, HoldStatus
 from rules import Outcome, default_rule_set_document, parse_rule_set
-from tests.random_refs import random_order_id
+from tests.random_refs import random_customer_code, random_order_id
 
 pytestmark = pytest.mark.adapters
 
@@ -326,6 +327,61 @@ class TestHolds:
         with uow:
             assert uow.holds.expire_due(second.id, NOW) == []
             assert len(uow.holds.counting(first.id)) == 1
+
+
+def answer(customer: str, at: datetime, *groups: tuple[str, str]) -> BalanceReport:
+    payers = tuple(PayerBalance(g, f"{g} name", "P1", "Alpha", Decimal(amount)) for g, amount in groups)
+    return BalanceReport(customer, payers, at, "fake")
+
+
+class TestBalanceReports:
+    def test_keeps_the_answer_exactly_and_reads_it_back_in_utc(self, uow: SqlUnitOfWork) -> None:
+        customer = random_customer_code()
+        kept = answer(customer, NOW.astimezone(BEIJING), ("GA10", str(LARGEST)), ("GB20", "-0.01"))
+        with uow:
+            assert uow.balance_reports.latest(customer) is None
+            uow.balance_reports.keep(kept)
+            uow.commit()
+        with uow:
+            found = uow.balance_reports.latest(customer)
+        assert found == kept
+        assert found is not None
+        assert_utc(found.fetched_at)
+        assert [p.amount for p in found.accounts] == [LARGEST, Decimal("-0.01")]
+
+    def test_an_older_or_equal_answer_never_replaces_a_newer_one(self, uow: SqlUnitOfWork) -> None:
+        customer = random_customer_code()
+        newer = answer(customer, NOW, ("GA10", "1.00"))
+        with uow:
+            uow.balance_reports.keep(newer)
+            uow.balance_reports.keep(answer(customer, NOW - timedelta(seconds=1), ("GB20", "2.00")))
+            uow.balance_reports.keep(answer(customer, NOW, ("GC30", "3.00")))
+            uow.commit()
+        with uow:
+            assert uow.balance_reports.latest(customer) == newer
+            uow.balance_reports.keep(answer(customer, NOW + timedelta(microseconds=1), ("GD40", "4.00")))
+            uow.commit()
+        with uow:
+            found = uow.balance_reports.latest(customer)
+        assert found is not None and [p.sale_group_code for p in found.accounts] == ["GD40"]
+
+    def test_the_shared_provider_s_row_is_the_same_answer_and_its_lease_is_left_alone(
+        self, uow: SqlUnitOfWork, engine: Engine
+    ) -> None:
+        customer = random_customer_code()
+        shared = SqlSharedBalanceReports(engine)
+        assert shared.try_lease(customer, "other", NOW, NOW + timedelta(seconds=30))
+        with uow:
+            assert uow.balance_reports.latest(customer) is None  # a row for the lease, no answer yet
+            uow.balance_reports.keep(answer(customer, NOW, ("GA10", "1.00")))
+            uow.commit()
+        assert shared.try_lease(customer, "mine", NOW, NOW + timedelta(seconds=30)) is False  # still leased
+        stored, _, _ = shared.latest(customer)
+        assert stored == answer(customer, NOW, ("GA10", "1.00"))
+        later = answer(customer, NOW + timedelta(seconds=5), ("GB20", "2.00"))
+        shared.store(later, "other")
+        with uow:
+            assert uow.balance_reports.latest(customer) == later
 
 
 class TestApiKeys:

@@ -40,3 +40,43 @@ class TestPaymentsImport:
         path.write_text(HEADER + f"{CUSTOMER_A},GB20,INV-1,1000.00,2026-01-10,,\n")
         assert "(1 created, 0 updated, 0 unchanged), 0 refused" in cli("payments", "import", str(path)).output
         assert "(0 created, 0 updated, 1 unchanged), 0 refused" in cli("payments", "import", str(path)).output
+
+    def test_a_payer_account_the_provider_names_takes_payments_before_its_first_order(
+        self,
+        cli,  # noqa: F811
+        context,
+        balances,
+        tmp_path,
+    ):
+        balances.set_balance("8800000007", "GC30", "700.00")  # named, never ordered in, not registered
+        path = tmp_path / "payments.csv"
+        path.write_text(
+            HEADER
+            + "8800000007,GC30,INV-1,1000.00,2026-01-10,,\n"
+            + "8800000007,ZZ99,INV-2,1000.00,2026-01-10,,\n"
+        )
+        result = cli("payments", "import", str(path), ok=False)
+        assert "1 accepted (1 created, 0 updated, 0 unchanged), 1 refused" in result.output
+        assert "line 3: customer '8800000007' has no payer account in sales group 'ZZ99'" in result.output
+        with context.uow() as uow:
+            account = uow.accounts.get("8800000007", "GC30")
+            assert account is not None and account.snapshot is not None
+            assert [r.invoice_id for r in uow.payments.page(account.id, after=None, limit=10)] == ["INV-1"]
+
+    def test_an_unanswered_upstream_refuses_the_lines_of_an_account_not_opened_yet(
+        self,
+        cli,  # noqa: F811
+        balances,
+        tmp_path,
+    ):
+        balances.set_balance("8800000007", "GC30", "700.00")
+        balances.fail_with("CIRCUIT_OPEN")
+        path = tmp_path / "payments.csv"
+        path.write_text(
+            HEADER
+            + "8800000007,GC30,INV-1,1000.00,2026-01-10,,\n"
+            + f"{CUSTOMER_A},GB20,INV-2,1.00,2026-01-10,,\n"
+        )
+        result = cli("payments", "import", str(path), ok=False)
+        assert "line 2: cannot verify sales group 'GC30'" in result.output
+        assert "1 accepted (1 created, 0 updated, 0 unchanged), 1 refused" in result.output

@@ -65,7 +65,8 @@ def accounts() -> Any:
 @bp.route("/accounts/<customer_code>/<sale_group_code>")
 def account(customer_code: str, sale_group_code: str) -> Any:
     c, limited = ctx(), scope()
-    view = view_account(customer_code, sale_group_code, scope=limited, uow=c.uow())
+    # The first of the page's reads opens a payer account the provider names that no order opened yet.
+    view = view_account(customer_code, sale_group_code, scope=limited, uow=c.uow(), balances=c.balances)
     profile = view_credit_profile(customer_code, sale_group_code, scope=limited, uow=c.uow(), history=10)
     payments = list_payments(
         customer_code,
@@ -115,6 +116,7 @@ def _freeze_or_unfreeze(customer_code: str, sale_group_code: str, *, undo: bool)
             who=key,
             uow=c.uow(),
             actor=actor(),  # the audit event names the signed-in key, as the API's freeze does
+            balances=c.balances,
         )
     except (InvalidRequest, Conflict, Forbidden) as exc:
         flash(exc.message, "error")

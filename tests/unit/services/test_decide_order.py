@@ -301,6 +301,82 @@ class TestUnknownParties:
         assert desk.decide("1.00", scope=frozenset({CUSTOMER})).outcome is Outcome.APPROVE
 
 
+class TestEveryNamedPayerAccount:
+    """The provider's answer names every payer account of the customer; what it named most recently is
+    kept, and an order in any group it named is decided, not refused, without asking the upstream again."""
+
+    NEW = "8800000003"  # GC30 and GD40 at the provider, registered, no order yet
+
+    @pytest.fixture
+    def named(self, desk: Desk, balances: FakeBalanceProvider, clock: FakeClock) -> Desk:
+        balances.set_balance(self.NEW, "GC30", "700.00")
+        balances.set_balance(self.NEW, "GD40", "900.00")
+        register_customer(self.NEW, uow=desk.uow, clock=clock)
+        return desk
+
+    def test_an_order_in_another_group_the_answer_named_is_decided_on_it_without_asking_again(
+        self, named: Desk, balances: FakeBalanceProvider, clock: FakeClock, store: FakeStore
+    ) -> None:
+        first = named.decide("100.00", customer=self.NEW, group="GC30")
+        asked_at, calls = clock.now(), len(balances.calls)
+        clock.advance(10)
+        second = named.decide("100.00", customer=self.NEW, group="GD40")  # was 404 for refresh_after_s
+        assert (first.outcome, second.outcome) == (Outcome.APPROVE, Outcome.APPROVE)
+        assert len(balances.calls) == calls  # decided on the answer the first order brought
+        assert second.balance is not None
+        assert (second.balance.amount, second.balance.fetched_at) == (Decimal("900.00"), asked_at)
+        assert named.account(self.NEW, "GD40").exposure == Decimal("100.00")
+        assert store.state.balance_history[-1][1] == second.balance  # adopted as the first decision would
+
+    def test_a_group_the_kept_answer_does_not_name_is_unknown_without_asking_again(
+        self, named: Desk, balances: FakeBalanceProvider, store: FakeStore
+    ) -> None:
+        named.decide("100.00", customer=self.NEW, group="GC30")
+        balances.set_balance(self.NEW, "GE50", "900.00")  # opened at Haier after the answer
+        calls, commits = len(balances.calls), store.commits
+        with pytest.raises(UnknownAccount, match="no payer account in sales group 'GE50'"):
+            named.decide("100.00", customer=self.NEW, group="GE50")
+        assert (len(balances.calls), store.commits) == (calls, commits)
+        assert (self.NEW, "GE50") not in store.state.accounts
+
+    def test_once_the_kept_answer_is_older_than_refresh_after_s_the_upstream_is_asked(
+        self, named: Desk, balances: FakeBalanceProvider, clock: FakeClock
+    ) -> None:
+        named.decide("100.00", customer=self.NEW, group="GC30")
+        balances.set_balance(self.NEW, "GE50", "900.00")
+        clock.advance(300)
+        calls = len(balances.calls)
+        assert named.decide("100.00", customer=self.NEW, group="GE50").outcome is Outcome.APPROVE
+        assert len(balances.calls) == calls + 1
+
+    def test_a_refused_group_s_answer_is_kept_too(
+        self, named: Desk, balances: FakeBalanceProvider, clock: FakeClock
+    ) -> None:
+        with pytest.raises(UnknownAccount):
+            named.decide("100.00", customer=self.NEW, group="ZZ99")  # asks: nothing kept yet
+        calls = len(balances.calls)
+        assert named.decide("100.00", customer=self.NEW, group="GD40").outcome is Outcome.APPROVE
+        assert len(balances.calls) == calls
+
+    def test_a_young_answer_that_names_the_group_is_never_approved_past_its_balance(
+        self, named: Desk, balances: FakeBalanceProvider
+    ) -> None:
+        named.decide("100.00", customer=self.NEW, group="GC30")
+        balances.set_balance(self.NEW, "GD40", "5000.00")  # not asked again: the kept answer says 900.00
+        decision = named.decide("1000.00", customer=self.NEW, group="GD40")
+        assert decision.outcome is Outcome.BLOCK
+        assert decision.shortfall == Decimal("100.00")
+
+    def test_a_replay_of_an_order_decided_on_the_kept_answer_is_the_first_decision(
+        self, named: Desk, store: FakeStore
+    ) -> None:
+        named.decide("100.00", customer=self.NEW, group="GC30")
+        order = named.order("100.00", customer=self.NEW, group="GD40")
+        first, again = named.decide_result(order), named.decide_result(order)
+        assert (first.created, again.created, again.decision.id) == (True, False, first.decision.id)
+        assert len([h for h in store.state.holds.values() if h.order_id == order.order_id]) == 1
+
+
 class TestIdempotency:
     def test_a_replay_returns_the_original_decision_and_reserves_nothing_more(
         self, desk: Desk, store: FakeStore

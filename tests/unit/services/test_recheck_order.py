@@ -49,6 +49,16 @@ class TestRecheckOrder:
         assert desk.account().exposure == Decimal("1200.00")
         assert desk.decision(deferred.order_id).hold == rechecked.hold
 
+    def test_the_answer_a_recheck_brings_is_kept_for_the_customer_s_other_groups(
+        self, desk: Desk, deferred: Decision
+    ) -> None:
+        desk.balances.set_balance("8800000001", "GE50", "900.00")  # a payer account Haier opened since
+        desk.new_balance("2000.00")  # the recheck asks Haier again
+        recheck(desk, deferred.order_id)
+        calls = len(desk.balances.calls)
+        assert desk.decide("10.00", group="GE50").outcome is Outcome.APPROVE  # not 404 for refresh_after_s
+        assert len(desk.balances.calls) == calls
+
     def test_stays_deferred_while_money_is_still_short(
         self, desk: Desk, deferred: Decision, clock: FakeClock
     ) -> None:
