@@ -67,8 +67,12 @@ class PaymentPageQuerySchema(Schema):
     )
 
 
+class PaymentRecordSchema(PaymentSchema):
+    """A stored payment record: the request's fields, every one of them in each answer."""
+
+
 class PaymentPageSchema(Schema):
-    items = fields.List(fields.Nested(PaymentSchema))
+    items = fields.List(fields.Nested(PaymentRecordSchema))
     next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
 
 
