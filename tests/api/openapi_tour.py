@@ -117,6 +117,8 @@ def run_tour(client: FlaskClient, keys: dict[str, str], context: AppContext, clo
     t.call("GET", f"/v1/reports/decisions?{period}", "auditor")
     t.call("GET", "/v1/reports/exposure", "auditor")
     t.call("GET", f"/v1/reports/upstream?{period}", "auditor")
+    for report in ("decisions", "exposure", "upstream"):
+        t.call("GET", f"/v1/reports/{report}.csv", "auditor")
     hook = {"url": "https://hooks.example.com/creditctl", "events": ["balance.low"]}
     sub = t.call("POST", "/v1/webhooks", "admin", json=hook).json
     t.call("GET", "/v1/webhooks", "admin")

@@ -94,4 +94,8 @@ class ChangesQuerySchema(Schema):
 
     cursor = fields.String(load_default=None, validate=validate.Length(max=18))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+    format = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["json", "csv"]),
+        metadata={"description": "json or csv; without it the Accept header chooses (JSON by default)"},
+    )
