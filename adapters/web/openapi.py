@@ -124,7 +124,8 @@ class ErrorResponsesPlugin(BasePlugin):
 
 
 class RequiredResponseFieldsPlugin(BasePlugin):
-    """Mark every member of every schema an API answer uses as required.
+    """Mark every member of every schema an API answer uses as required (and a request body required only
+    when its schema has a required member).
 
     marshmallow dumps each field of a schema, null where the value is None (documented nullable), so an
     answer always carries every member its schema names: the document says so, or a generated client
@@ -144,6 +145,7 @@ class RequiredResponseFieldsPlugin(BasePlugin):
         self, path: str | None = None, operations: dict | None = None, **kwargs: Any
     ) -> None:
         for operation in (operations or {}).values():
+            self._body_required_only_with_a_required_member(operation.get("requestBody"))
             self.sent |= self._reached([operation.get("requestBody"), operation.get("parameters")])
             answers = [r for s, r in operation.get("responses", {}).items() if str(s).startswith("2")]
             self.answered |= self._reached(answers)
@@ -154,6 +156,14 @@ class RequiredResponseFieldsPlugin(BasePlugin):
             schema = self.schemas[name]
             if schema.get("properties"):
                 schema["required"] = sorted(schema["properties"])
+
+    def _body_required_only_with_a_required_member(self, body: dict[str, Any] | None) -> None:
+        """The server reads a missing body as {} (webargs): only a schema with a required member makes the
+        body required (POST .../release, .../recheck and /v1/reviews/recheck take none)."""
+        schema = (body or {}).get("content", {}).get("application/json", {}).get("schema", {})
+        name = schema.get("$ref", "").rpartition("/")[2]
+        if body is not None and name in self.schemas and not self.schemas[name].get("required"):
+            body["required"] = False
 
     def _reached(self, node: Any, found: set[str] | None = None) -> set[str]:
         """The names of the component schemas `node` refers to, directly or through others."""
