@@ -71,7 +71,10 @@ class PeriodCsvQuerySchema(Schema):
     start = DateOrTime(
         data_key="from",
         load_default=None,
-        metadata={"description": "Start, inclusive (default: 7 days before `to`, at midnight in `tz`)"},
+        metadata={
+            "description": "Start, inclusive (default: 7 days before `to`, at midnight in `tz`)",
+            "example": "2026-11-01",
+        },
     )
     end = DateOrTime(
         data_key="to",
