@@ -23,7 +23,9 @@ class BacktestRequestSchema(Schema):
         metadata={"description": "A rule set document, as `creditctl rules export` prints one"},
     )
     start = UtcInstant(
-        required=True, data_key="from", metadata={"description": "Decisions decided at or after (UTC)"}
+        required=True,
+        data_key="from",
+        metadata={"description": "Decisions decided at or after (UTC); before `to`"},
     )
     end = UtcInstant(required=True, data_key="to", metadata={"description": "...and before (UTC)"})
 
@@ -35,7 +37,9 @@ class PeriodRequestSchema(Schema):
         unknown = RAISE
 
     start = UtcInstant(
-        required=True, data_key="from", metadata={"description": "Decisions decided at or after (UTC)"}
+        required=True,
+        data_key="from",
+        metadata={"description": "Decisions decided at or after (UTC); before `to`"},
     )
     end = UtcInstant(required=True, data_key="to", metadata={"description": "...and before (UTC)"})
 

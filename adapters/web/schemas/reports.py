@@ -80,7 +80,8 @@ class PeriodCsvQuerySchema(Schema):
         data_key="to",
         load_default=None,
         metadata={
-            "description": "End, exclusive (default: the end of today in `tz`); at most 366 days after `from`"
+            "description": "End, exclusive (default: the end of today in `tz`); after `from`, at most 366 "
+            "days after it"
         },
     )
     tz = fields.String(
