@@ -33,7 +33,13 @@ from adapters.web import (
 from adapters.web.auth import KeyCache
 from adapters.web.errors import register_error_handlers
 from adapters.web.json_provider import ExactJSONProvider
-from adapters.web.openapi import EITHER_KEY, ErrorResponsesPlugin, ProblemApi, document_security
+from adapters.web.openapi import (
+    EITHER_KEY,
+    ErrorResponsesPlugin,
+    ProblemApi,
+    RequiredResponseFieldsPlugin,
+    document_security,
+)
 from adapters.web.schemas.problem import ProblemSchema
 from creditctl.services.context import AppContext
 
@@ -58,7 +64,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     errors_plugin = ErrorResponsesPlugin(
         app, {compat.compat.name: {"$ref": "#/components/schemas/SeedError"}}
     )
-    api = CreditctlApi(app, spec_kwargs={"extra_plugins": [errors_plugin]})
+    api = CreditctlApi(app, spec_kwargs={"extra_plugins": [errors_plugin, RequiredResponseFieldsPlugin()]})
     document_security(api)
     for bp in (
         decisions.bp,

@@ -10,6 +10,7 @@ from flask import Response, stream_with_context
 from adapters.web.auth import current_key, requires
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.negotiation import wants_csv
 from adapters.web.schemas.backtests import (
     BacktestRequestSchema,
     BacktestSchema,
@@ -99,10 +100,10 @@ def read(run_id: str) -> BacktestRun:
 @bp.response(200, ChangesPageSchema)
 @bp.doc(responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
 @_documented_errors((404, "No backtest with this id"), (422, "A cursor this API did not return"))
-def changes(run_id: str, cursor: str | None, limit: int, format: str) -> Any:
+def changes(run_id: str, cursor: str | None, limit: int, format: str | None) -> Any:
     """The orders whose outcome changes, a page at a time (`next_cursor`); ?format=csv streams them all."""
     store = _wired().backtests
-    if format == "csv":
+    if wants_csv(format):
         rows = iter_backtest_changes(run_id, store=store)  # type: ignore[arg-type]
         first = next(rows, None)  # an unknown run is refused (404) before the stream starts
         return Response(

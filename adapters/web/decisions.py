@@ -35,6 +35,27 @@ bp = ApiBlueprint(
 )
 
 
+def _link(path: str, method: str, description: str) -> dict[str, Any]:
+    """An OpenAPI link from a decision to a call on its order (schemathesis' stateful phase follows it)."""
+    return {
+        "operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + f"/{method}",
+        "parameters": {
+            "order_id": "$response.body#/order_id",
+            "customer_code": "$response.body#/customer_code",
+        },
+        "description": description,
+    }
+
+
+_ORDER_LINKS = {
+    "links": {
+        "read": _link("/v1/decisions/{order_id}", "get", "Read this decision"),
+        "settle": _link("/v1/decisions/{order_id}/settle", "post", "Settle this order's hold"),
+        "release": _link("/v1/decisions/{order_id}/release", "post", "Release this order's hold"),
+    }
+}
+
+
 @bp.route("", methods=["POST"])
 @requires_act(Act.DECIDE_ORDER)
 @bp.arguments(DecisionRequestSchema())  # an instance: webargs would build one per request
@@ -43,6 +64,7 @@ bp = ApiBlueprint(
     200, schema=DecisionSchema, description="A replay: the decision already made for this order id and body"
 )
 @bp.alt_response(409, description="The order id was already used with another body")
+@bp.doc(responses={201: _ORDER_LINKS, 200: _ORDER_LINKS})
 def decide(body: dict[str, Any]) -> tuple[Decision, int]:
     """Decide one order. Idempotent by order id; approval reserves the amount (a hold)."""
     c = ctx()

@@ -90,7 +90,7 @@ def _http(exc: HTTPException) -> Response:
     detail = exc.description or exc.name
     if status == 422 or (status == 400 and errors):
         status = 422 if status == 422 else 400
-        detail = "The request body is not valid: see errors for each field"
+        detail = _what_is_not_valid(getattr(exc, "data", None))
         if "json" in errors and any("Invalid JSON" in m for m in errors["json"]):
             detail = "The request body is not valid JSON"
         data = getattr(exc, "data", None)
@@ -101,6 +101,17 @@ def _http(exc: HTTPException) -> Response:
     headers = dict(exc.get_headers()) if status == 405 else {}
     headers.pop("Content-Type", None)
     return problem(status, exc.name, detail, code=f"http.{status}", errors=errors, headers=headers)
+
+
+_PARTS = {"json": "The request body", "query": "A query parameter", "headers": "A header"}
+
+
+def _what_is_not_valid(data: Any) -> str:
+    """Name the part of the request that was refused: the body, a query parameter or a header."""
+    messages = data.get("messages") if isinstance(data, dict) else None
+    parts = {_PARTS.get(location, "The request") for location in messages or {"json": None}}
+    part = parts.pop() if len(parts) == 1 else "The request"
+    return f"{part} is not valid: see errors for each field"
 
 
 def _unexpected(exc: Exception) -> Response:

@@ -18,6 +18,7 @@ from apispec import BasePlugin
 from flask import Flask
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
+from marshmallow import fields
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -41,7 +42,14 @@ _WHY = {
 
 
 class ProblemApi(Api):
-    """flask-smorest's Api with its error responses documented as application/problem+json."""
+    """flask-smorest's Api with its error responses documented as application/problem+json, and nullable
+    nested objects documented so that generated clients type them `T | None` (see `field2nullable`)."""
+
+    def _init_spec(self, **kwargs: Any) -> None:
+        super()._init_spec(**kwargs)
+        converter = self.ma_plugin.converter
+        functions = converter.attribute_functions
+        functions[functions.index(converter.field2nullable)] = field2nullable.__get__(converter)
 
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:
@@ -53,6 +61,27 @@ class ProblemApi(Api):
         response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
         prepare_response(response, self.spec, PROBLEM_JSON)
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+# Only null: in OpenAPI 3.0 `nullable` adds null to the `type` of its own schema object, so this branch
+# accepts null and no object at all.
+NULL_ONLY = {"type": "object", "nullable": True, "enum": [None]}
+
+
+def field2nullable(self: Any, field: fields.Field, ret: dict[str, Any]) -> dict[str, Any]:
+    """A field that may be null, documented as OpenAPI 3.0.3 means it (an apispec attribute function).
+
+    apispec writes a nullable nested schema as `anyOf: [{type: object, nullable: true}, {$ref}]`: any
+    object, or the schema. A generated client takes the first branch that fits (openapi-python-client
+    typed `Decision.hold` as "any object, or Hold" and gave a dict). `anyOf: [{$ref}, NULL_ONLY]` is
+    exactly "the schema or null", which openapi-python-client types `Hold | None` and openapi-typescript
+    `Hold | null`; `allOf` with `nullable` beside it would not be nullable to a strict 3.0.3 validator
+    (nullable needs a `type` in its own schema object)."""
+    if not field.allow_none:
+        return {}
+    if "$ref" in ret:
+        return {"anyOf": [{"$ref": ret.pop("$ref")}, {**NULL_ONLY, "enum": [None]}]}
+    return {"nullable": True}
 
 
 class ErrorResponsesPlugin(BasePlugin):
@@ -95,6 +124,65 @@ class ErrorResponsesPlugin(BasePlugin):
                 operation["security"] = []  # open to anyone: no key needed
             else:
                 operation.setdefault("x-roles", [r.value for r in roles])
+
+
+class RequiredResponseFieldsPlugin(BasePlugin):
+    """Mark every member of every schema an API answer uses as required (and a request body required only
+    when its schema has a required member).
+
+    marshmallow dumps each field of a schema, null where the value is None (documented nullable), so an
+    answer always carries every member its schema names: the document says so, or a generated client
+    types every member optional and a fuzzer cannot see one missing. A schema that requests use too
+    would make the fields a client must send required; it is refused here: give the answer its own schema
+    (a subclass is enough)."""
+
+    def __init__(self) -> None:
+        self.answered: set[str] = set()
+        self.sent: set[str] = set()
+
+    def init_spec(self, spec: Any) -> None:
+        super().init_spec(spec)
+        self.schemas: dict[str, Any] = spec.components.schemas
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict | None = None, **kwargs: Any
+    ) -> None:
+        for operation in (operations or {}).values():
+            self._body_required_only_with_a_required_member(operation.get("requestBody"))
+            self.sent |= self._reached([operation.get("requestBody"), operation.get("parameters")])
+            answers = [r for s, r in operation.get("responses", {}).items() if str(s).startswith("2")]
+            self.answered |= self._reached(answers)
+        both = self.answered & self.sent
+        if both:
+            raise ValueError(f"schemas used in requests and answers alike: {sorted(both)}")
+        for name in self.answered:
+            schema = self.schemas[name]
+            if schema.get("properties"):
+                schema["required"] = sorted(schema["properties"])
+
+    def _body_required_only_with_a_required_member(self, body: dict[str, Any] | None) -> None:
+        """The server reads a missing body as {} (webargs): only a schema with a required member makes the
+        body required (POST .../release, .../recheck and /v1/reviews/recheck take none)."""
+        schema = (body or {}).get("content", {}).get("application/json", {}).get("schema", {})
+        name = schema.get("$ref", "").rpartition("/")[2]
+        if body is not None and name in self.schemas and not self.schemas[name].get("required"):
+            body["required"] = False
+
+    def _reached(self, node: Any, found: set[str] | None = None) -> set[str]:
+        """The names of the component schemas `node` refers to, directly or through others."""
+        found = set() if found is None else found
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            name = ref.rpartition("/")[2] if ref.startswith("#/components/schemas/") else None
+            if name is not None and name not in found:
+                found.add(name)
+                self._reached(self.schemas.get(name), found)
+            for value in node.values():
+                self._reached(value, found)
+        elif isinstance(node, list):
+            for value in node:
+                self._reached(value, found)
+        return found
 
 
 def _statuses(method: str, operation: dict[str, Any], *, authenticated: bool) -> set[int]:

@@ -1,4 +1,8 @@
-"""/v1/reports: decisions, exposure and upstream health, as JSON or CSV (auditor, admin)."""
+"""/v1/reports: decisions, exposure and upstream health, as JSON or CSV (auditor, admin).
+
+Each report answers JSON or CSV at its path (`format`, else the Accept header), and CSV only at the same
+path with `.csv` (as Datasette's pages have their `.csv` twins): a client generated from the document
+types one content per answer, so the CSV needs an operation of its own to be reachable from one."""
 
 from __future__ import annotations
 
@@ -9,10 +13,13 @@ from flask import Response
 from adapters.web.auth import requires, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.negotiation import CSV, wants_csv
 from adapters.web.schemas.reports import (
     DecisionsReportSchema,
+    ExposureCsvQuerySchema,
     ExposureQuerySchema,
     ExposureReportSchema,
+    PeriodCsvQuerySchema,
     PeriodQuerySchema,
     UpstreamReportSchema,
 )
@@ -29,7 +36,8 @@ bp = ApiBlueprint(
     url_prefix="/v1/reports",
     description="Reports: decisions, exposure, upstream health (a key limited to customers: its own rows).",
 )
-_CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
+_CSV = {200: {"content": {CSV: {"schema": {"type": "string", "description": "One line per figure"}}}}}
+_CSV_ONLY = "The report as CSV: a header line, then one line per figure"
 
 
 def _documented(view: Any) -> Any:
@@ -48,14 +56,18 @@ def _reports() -> ReportQueries:
     return reports
 
 
-def _answer(report: Any, body: dict[str, Any], format: str, name: str) -> Any:
-    if format == "csv":
-        return Response(
-            report_csv(report),
-            mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-        )
+def _answer(report: Any, body: dict[str, Any], format: str | None, name: str) -> Any:
+    if wants_csv(format):
+        return _csv(report, name)
     return body
+
+
+def _csv(report: Any, name: str) -> Response:
+    return Response(
+        report_csv(report),
+        mimetype=CSV,
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
 
 
 def _request(args: dict[str, Any]) -> ReportRequest:
@@ -75,6 +87,17 @@ def decisions(args: dict[str, Any]) -> Any:
     return _answer(report, report_json(report), args["format"], "decisions")
 
 
+@bp.route("/decisions.csv", methods=["GET"])
+@requires(Role.AUDITOR, Role.ADMIN)
+@bp.arguments(PeriodCsvQuerySchema(), location="query")
+@bp.response(200, description=_CSV_ONLY)
+@bp.doc(responses=_CSV)
+@_documented
+def decisions_csv(args: dict[str, Any]) -> Response:
+    """The decisions report as CSV."""
+    return _csv(decisions_report(_request(args), reports=_reports(), clock=ctx().clock), "decisions")
+
+
 @bp.route("/exposure", methods=["GET"])
 @requires(Role.AUDITOR, Role.ADMIN)
 @bp.arguments(ExposureQuerySchema(), location="query")
@@ -89,6 +112,19 @@ def exposure(args: dict[str, Any]) -> Any:
     return _answer(report, report_json(report), args["format"], "exposure")
 
 
+@bp.route("/exposure.csv", methods=["GET"])
+@requires(Role.AUDITOR, Role.ADMIN)
+@bp.arguments(ExposureCsvQuerySchema(), location="query")
+@bp.response(200, description=_CSV_ONLY)
+@bp.doc(responses=_CSV)
+@_documented
+def exposure_csv(args: dict[str, Any]) -> Response:
+    """The exposure report as CSV."""
+    c = ctx()
+    report = exposure_report(scope(), within_hours=args["within_hours"], reports=_reports(), uow=c.uow())
+    return _csv(report, "exposure")
+
+
 @bp.route("/upstream", methods=["GET"])
 @requires(Role.AUDITOR, Role.ADMIN)
 @bp.arguments(PeriodQuerySchema(), location="query")
@@ -99,3 +135,14 @@ def upstream(args: dict[str, Any]) -> Any:
     """Upstream health over the period: success rate, p95 latency, errors by code, retry rate."""
     report = upstream_report(_request(args), reports=_reports(), clock=ctx().clock)
     return _answer(report, report_json(report), args["format"], "upstream")
+
+
+@bp.route("/upstream.csv", methods=["GET"])
+@requires(Role.AUDITOR, Role.ADMIN)
+@bp.arguments(PeriodCsvQuerySchema(), location="query")
+@bp.response(200, description=_CSV_ONLY)
+@bp.doc(responses=_CSV)
+@_documented
+def upstream_csv(args: dict[str, Any]) -> Response:
+    """The upstream report as CSV."""
+    return _csv(upstream_report(_request(args), reports=_reports(), clock=ctx().clock), "upstream")

@@ -15,7 +15,7 @@ class FreezeRequestSchema(Schema):
     reason = fields.String(
         required=True,
         validate=validate.Length(min=1, max=500),
-        metadata={"example": "Payment dispute under review"},
+        metadata={"example": "Payment dispute under review", "pattern": r"\S", "description": "Not blank"},
     )
 
 
@@ -32,7 +32,7 @@ class HoldPageQuerySchema(Schema):
     cursor = fields.String(
         load_default=None,
         validate=validate.Length(max=200),
-        metadata={"description": "next_cursor of a page"},
+        metadata={"description": "next_cursor of a page, as given", "pattern": "^[A-Za-z0-9_-]+={0,2}$"},
     )
 
 

@@ -23,7 +23,9 @@ class BacktestRequestSchema(Schema):
         metadata={"description": "A rule set document, as `creditctl rules export` prints one"},
     )
     start = UtcInstant(
-        required=True, data_key="from", metadata={"description": "Decisions decided at or after (UTC)"}
+        required=True,
+        data_key="from",
+        metadata={"description": "Decisions decided at or after (UTC); before `to`"},
     )
     end = UtcInstant(required=True, data_key="to", metadata={"description": "...and before (UTC)"})
 
@@ -35,7 +37,9 @@ class PeriodRequestSchema(Schema):
         unknown = RAISE
 
     start = UtcInstant(
-        required=True, data_key="from", metadata={"description": "Decisions decided at or after (UTC)"}
+        required=True,
+        data_key="from",
+        metadata={"description": "Decisions decided at or after (UTC); before `to`"},
     )
     end = UtcInstant(required=True, data_key="to", metadata={"description": "...and before (UTC)"})
 
@@ -94,4 +98,8 @@ class ChangesQuerySchema(Schema):
 
     cursor = fields.String(load_default=None, validate=validate.Length(max=18))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+    format = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["json", "csv"]),
+        metadata={"description": "json or csv; without it the Accept header chooses (JSON by default)"},
+    )

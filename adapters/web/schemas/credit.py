@@ -10,6 +10,7 @@ from adapters.web.schemas.instants import UtcInstant
 from adapters.web.schemas.money import Money
 
 RATIO = {"type": "string", "format": "decimal", "example": "0.9500"}
+NOT_BLANK = {"pattern": r"\S", "description": "Not blank"}
 
 
 class PaymentSchema(Schema):
@@ -67,8 +68,12 @@ class PaymentPageQuerySchema(Schema):
     )
 
 
+class PaymentRecordSchema(PaymentSchema):
+    """A stored payment record: the request's fields, every one of them in each answer."""
+
+
 class PaymentPageSchema(Schema):
-    items = fields.List(fields.Nested(PaymentSchema))
+    items = fields.List(fields.Nested(PaymentRecordSchema))
     next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
 
 
@@ -83,7 +88,11 @@ class BaseLimitSchema(Schema):
             "description": "The account's base credit limit; null: the rule parameter base_credit_limit"
         },
     )
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata=NOT_BLANK | {"example": "annual review"},
+    )
 
 
 class GradeBandSchema(Schema):
@@ -161,8 +170,15 @@ class LimitRequestBodySchema(Schema):
         unknown = RAISE
 
     amount = Money(required=True, positive=True, metadata={"description": "The limit to raise to (CNY)"})
-    until = UtcInstant(required=True, metadata={"description": "When it ends (UTC ISO 8601)"})
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    until = UtcInstant(
+        required=True,
+        metadata={"description": "When it ends (UTC ISO 8601): in the future (the database's clock)"},
+    )
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata=NOT_BLANK | {"example": "seasonal stock"},
+    )
 
 
 class LimitDecisionBodySchema(Schema):

@@ -52,24 +52,36 @@ class DateOrTime(fields.Field):
 
 
 FORMAT = fields.String(
-    load_default="json", validate=validate.OneOf(["json", "csv"]), metadata={"description": "json or csv"}
+    load_default=None,
+    validate=validate.OneOf(["json", "csv"]),
+    metadata={
+        "description": "json or csv; without it the Accept header chooses (text/csv or application/json, "
+        "JSON by default). A client generated from this document reads one type per answer: the "
+        "report's .csv path answers text/csv only"
+    },
 )
 
 
-class PeriodQuerySchema(Schema):
+class PeriodCsvQuerySchema(Schema):
+    """A report's period, at its .csv path (where the answer is CSV: no `format`)."""
+
     class Meta:
         unknown = RAISE
 
     start = DateOrTime(
         data_key="from",
         load_default=None,
-        metadata={"description": "Start, inclusive (default: 7 days before `to`, at midnight in `tz`)"},
+        metadata={
+            "description": "Start, inclusive (default: 7 days before `to`, at midnight in `tz`)",
+            "example": "2026-11-01",
+        },
     )
     end = DateOrTime(
         data_key="to",
         load_default=None,
         metadata={
-            "description": "End, exclusive (default: the end of today in `tz`); at most 366 days after `from`"
+            "description": "End, exclusive (default: the end of today in `tz`); after `from`, at most 366 "
+            "days after it"
         },
     )
     tz = fields.String(
@@ -77,10 +89,13 @@ class PeriodQuerySchema(Schema):
         validate=validate.Length(min=1, max=64),
         metadata={"description": "IANA time zone days are counted in (times stay UTC)"},
     )
+
+
+class PeriodQuerySchema(PeriodCsvQuerySchema):
     format = FORMAT
 
 
-class ExposureQuerySchema(Schema):
+class ExposureCsvQuerySchema(Schema):
     class Meta:
         unknown = RAISE
 
@@ -89,6 +104,9 @@ class ExposureQuerySchema(Schema):
         validate=validate.Range(min=1, max=MAX_WITHIN_HOURS),
         metadata={"description": "Holds expiring within this many hours from now"},
     )
+
+
+class ExposureQuerySchema(ExposureCsvQuerySchema):
     format = FORMAT
 
 

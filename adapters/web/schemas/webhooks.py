@@ -14,7 +14,12 @@ class SubscriptionRequestSchema(Schema):
     url = fields.String(
         required=True,
         validate=validate.Length(min=1, max=2048),
-        metadata={"example": "https://erp.example.com/hooks/creditctl"},
+        metadata={
+            "example": "https://erp.example.com/hooks/creditctl",
+            "pattern": "^https://",
+            "description": "https to a public address (plain http only to a loopback address, and only when "
+            "CREDITCTL_ALLOW_LOOPBACK_URLS is set); no user info, no private or link-local address",
+        },
     )
     events = fields.List(
         fields.String(validate=validate.OneOf(sorted(EVENT_TYPES))),
