@@ -75,6 +75,7 @@ class Settings:
     allow_loopback_urls: bool = False
     secret_keys: tuple[str, ...] = ()
     workers: int = 2
+    threads: int = 8  # per worker process; each process's database pool covers them
     log_level: str = "INFO"
     decision_deadline_s: float = 2.0
     cors_origins: tuple[str, ...] = ()
@@ -105,6 +106,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allow_loopback_urls=env.get("CREDITCTL_ALLOW_LOOPBACK_URLS", "false").lower() in TRUE,
         secret_keys=tuple(k.strip() for k in env.get("CREDITCTL_SECRET_KEYS", "").split(",") if k.strip()),
         workers=int(env.get("CREDITCTL_WORKERS", "2")),
+        threads=int(env.get("CREDITCTL_THREADS", "8")),
         log_level=env.get("CREDITCTL_LOG_LEVEL", "INFO").upper(),
         decision_deadline_s=float(env.get("CREDITCTL_DECISION_DEADLINE_S", "2.0")),
         cors_origins=_cors_origins(env.get("CREDITCTL_CORS_ORIGINS", "")),
@@ -129,10 +131,10 @@ def _cors_origins(value: str) -> tuple[str, ...]:
 _ENGINES: dict[str, Engine] = {}
 
 
-def engine_for(url: str) -> Engine:
-    """One engine (and pool) per URL per process."""
+def engine_for(url: str, threads: int = 8) -> Engine:
+    """One engine (and pool) per URL per process, with a connection for every serving thread."""
     if url not in _ENGINES:
-        _ENGINES[url] = make_engine(url)
+        _ENGINES[url] = make_engine(url, threads=threads)
     return _ENGINES[url]
 
 
@@ -150,7 +152,7 @@ def bootstrap(
     (tests that move time by hand pass the same fake as both). Without it, the database's clock is read."""
     settings = settings or load_settings()
     settings.instance_path.mkdir(parents=True, exist_ok=True)
-    sql = engine or engine_for(settings.database_url)
+    sql = engine or engine_for(settings.database_url, settings.threads)
     clock = clock or SystemClock()
     db_clock = SqlDatabaseClock(sql, override=database_clock)
     cache = RuleSetCache()
