@@ -237,7 +237,10 @@ def _serve(cli: click.Group, ops: CliOps) -> None:
             "info",
             "wsgi:app",
         ]
-        click.echo(f"serving on {_url(host, port)} with {count} workers of {threads} threads (docs at /docs)", err=True)
+        click.echo(
+            f"serving on {_url(host, port)} with {count} workers of {threads} threads (docs at /docs)",
+            err=True,
+        )
         os.execvpe(sys.executable, args, env)
 
 

@@ -95,8 +95,8 @@ class TestStalledClients:
         request = (
             b"POST /v1/decisions HTTP/1.1\r\nHost: creditctl\r\nConnection: close\r\n"
             b"Authorization: Bearer " + served.keys["orders"].encode() + b"\r\n"
-            b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-        )
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+        ) + body
         with socket.create_connection(("127.0.0.1", port), timeout=LIVENESS_S) as sock:
             for i in range(0, len(request), 40):
                 sock.sendall(request[i : i + 40])
@@ -113,22 +113,25 @@ class TestStalledClients:
                 assert r.status_code == 200
 
 
+MANY_HEADERS = b"".join(b"X-%d: 1\r\n" % i for i in range(120))
+DUPLICATE_LENGTH = b"Content-Length: 2\r\nContent-Length: 2\r\n"
+REFUSED_BY_THE_PARSER = [
+    pytest.param(b"GET /v1/" + b"x" * 5000 + b" HTTP/1.1\r\nHost: c\r\n\r\n", 414, id="long-request-line"),
+    pytest.param(
+        b"GET /healthz HTTP/1.1\r\nHost: c\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431, id="big-header"
+    ),
+    pytest.param(b"GET /healthz HTTP/1.1\r\nHost: c\r\n" + MANY_HEADERS + b"\r\n", 431, id="many-headers"),
+    pytest.param(b"GET /healthz HTTP/1.1\r\nHost: c\r\nX-\x01Bad: y\r\n\r\n", 400, id="bad-byte-in-name"),
+    pytest.param(b"GET /healthz HTTP/1.1\r\nHost: c\r\nX-Ok: a\x00b\r\n\r\n", 400, id="nul-in-value"),
+    pytest.param(
+        b"POST /v1/decisions HTTP/1.1\r\nHost: c\r\n" + DUPLICATE_LENGTH + b"\r\n{}", 400, id="two-lengths"
+    ),
+    pytest.param(b"GET /healthz HTTP/9.9\r\nHost: c\r\n\r\n", 400, id="bad-http-version"),
+]
+
+
 class TestErrorsBeforeTheApplication:
-    @pytest.mark.parametrize(
-        ("request_bytes", "status"),
-        [
-            (b"GET /v1/decisions/" + b"x" * 5000 + b" HTTP/1.1\r\nHost: c\r\n\r\n", 414),
-            (b"GET /healthz HTTP/1.1\r\nHost: c\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
-            (b"GET /healthz HTTP/1.1\r\nHost: c\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120))
-             + b"\r\n", 431),  # fmt: skip
-            (b"GET /healthz HTTP/1.1\r\nHost: c\r\nX-\x01Bad: y\r\n\r\n", 400),
-            (b"GET /healthz HTTP/1.1\r\nHost: c\r\nX-Ok: a\x00b\r\n\r\n", 400),
-            (b"POST /v1/decisions HTTP/1.1\r\nHost: c\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}", 400),
-            (b"GET /healthz HTTP/9.9\r\nHost: c\r\n\r\n", 400),
-        ],
-        ids=["request-line-too-long", "header-too-large", "too-many-headers", "bad-header-name-byte",
-             "nul-in-header-value", "duplicate-content-length", "bad-http-version"],  # fmt: skip
-    )
+    @pytest.mark.parametrize(("request_bytes", "status"), REFUSED_BY_THE_PARSER)
     def test_is_problem_json(self, served: Served, request_bytes: bytes, status: int) -> None:
         port = int(served.url.rsplit(":", 1)[1])
         got, headers, body = raw_exchange(port, request_bytes)
