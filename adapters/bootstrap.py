@@ -40,6 +40,7 @@ from adapters.sql.rule_sets import RuleSetCache
 from adapters.sql.secret_box import FernetSecretBox
 from adapters.sql.token_store import SqlTokenStore
 from adapters.sql.unit_of_work import SqlUnitOfWork
+from adapters.sql.upstream_status import SqlSharedUpstreamStatus
 from adapters.sql.webhooks import SqlWebhookStore
 from adapters.web.app import create_app
 from adapters.web.cors import parse_origins
@@ -168,10 +169,11 @@ def bootstrap(
 
     status: dict[str, Any] = {}
     if balances is None:
-        balances = _balance_provider(settings, clock, db_clock, sql, box, uow, status)
+        balances = _balance_provider(settings, clock, db_clock, sql, box, uow, status, database_clock)
     elif not isinstance(balances, AsOfBalanceProvider | SharedBalanceProvider):
         balances = AsOfBalanceProvider(balances, db_clock)
     balance_source = status.pop("balance_source", None)  # "haier:<active config>", not a readiness probe
+    shared_upstream = status.pop("shared_upstream", None)  # every instance's view, not this process's
     return AppContext(
         uow=uow,
         balances=balances,
@@ -179,6 +181,7 @@ def bootstrap(
         decision_deadline_s=settings.decision_deadline_s,
         checks={"database": ping_database},
         status=status,
+        shared_upstream=shared_upstream,
         upstream_configs=haier_config_tools(settings, box),
         balance_source=balance_source,
         decision_history=SqlDecisionHistory(sql),
@@ -218,6 +221,7 @@ def _balance_provider(
     box: SecretBox,
     uow: Any,
     status: dict[str, Any],
+    database_clock: Clock | None = None,
 ) -> BalanceProvider:
     """Every provider's reports are stamped as of their request, on the database's clock."""
     if settings.balance_provider != "haier":
@@ -237,6 +241,7 @@ def _balance_provider(
     )
     status["haier_breaker"] = haier.breaker_state
     status["balance_source"] = haier.active_source
+    status["shared_upstream"] = SqlSharedUpstreamStatus(engine, database_clock=database_clock)
     return SharedBalanceProvider(
         AsOfBalanceProvider(haier, db_clock),
         SqlSharedBalanceReports(engine),
