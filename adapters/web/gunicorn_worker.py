@@ -17,6 +17,7 @@ READ_TIMEOUT_S; in production a buffering reverse proxy (nginx) in front takes t
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import selectors
@@ -107,6 +108,18 @@ class CreditctlThreadWorker(ThreadWorker):
         conn.data_ready = True  # a thread must not wait for data again
         self.enqueue_req(conn)
 
+    def murder_pending(self) -> None:
+        """Close the connections whose request has not arrived in time (gunicorn's own loop); one that
+        has sent part of a request is told so first, 408 in problem+json."""
+        now = time.monotonic()
+        for conn in self.pending_conns:  # in order of their deadlines
+            if conn.timeout > now:
+                break
+            if getattr(conn, "buffered", None):
+                with contextlib.suppress(OSError):  # a client gone or not reading is closed all the same
+                    util.write_nonblock(conn.sock, problem_response(408, "Request Timeout", None))
+        super().murder_pending()
+
     def handle(self, conn: Any) -> Any:
         buffered = getattr(conn, "buffered", None)
         if buffered:
@@ -139,6 +152,7 @@ def bound_blocking_io(sock: socket.socket, seconds: float) -> None:
 _DETAILS = {
     400: "The request is not valid HTTP/1.1",
     403: "The request was refused before it reached the service",
+    408: f"The whole request did not arrive within {READ_TIMEOUT_S:g} s",
     414: "The request line is too long",
     417: "The Expect header asks for something this server does not do",
     431: "The request's header fields are too many or too large",
@@ -146,12 +160,12 @@ _DETAILS = {
 }
 
 
-def problem_response(status: int, reason: str, exc: BaseException) -> bytes:
+def problem_response(status: int, reason: str, exc: BaseException | None) -> bytes:
     """A whole HTTP/1.1 answer, problem+json, for an error raised before the application saw the
     request; it closes the connection, as gunicorn's own page does."""
     request_id = uuid.uuid4().hex
     detail = _DETAILS.get(status, "Something went wrong on our side; the request id helps us find it")
-    if 400 <= status < 500 and str(exc):
+    if exc is not None and 400 <= status < 500 and str(exc):
         detail = f"{detail}: {str(exc)[:200]}"  # what the HTTP parser refused, for the client's author
     body = json.dumps(
         {

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from adapters.web.gunicorn_worker import READ_TIMEOUT_S
 from tests.e2e.served import Served, free_port, served_demo, stop
 from tests.random_refs import random_order_id
 
@@ -105,6 +106,17 @@ class TestStalledClients:
             while chunk := sock.recv(65536):
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 201 "), answer[:300]
+
+    def test_a_stalled_request_is_answered_408_and_closed_after_the_timeout(self, served: Served) -> None:
+        port = int(served.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT_S + 20) as sock:
+            sock.sendall(STALLED["body"])
+            answer = b""
+            while chunk := sock.recv(65536):  # a connection never closed fails by the socket's timeout
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 ") and b"Content-Type: application/problem+json" in head
+        assert json.loads(body)["status"] == 408
 
     def test_a_kept_alive_connection_serves_its_next_request(self, served: Served) -> None:
         with requests.Session() as session:
