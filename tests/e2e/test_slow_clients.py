@@ -45,12 +45,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def stalled_connections(port: int, each: int) -> ExitStack:
-    """`each` connections of every kind in STALLED, each having sent its part and then nothing."""
+    """`each` connections of every kind in STALLED, each having sent its part and then nothing; and
+    `each` kept-alive connections whose first request was answered and whose second one stalls."""
     stack = ExitStack()
     for part in STALLED.values():
         for _ in range(each):
             sock = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
             sock.sendall(part)
+    for _ in range(each):
+        sock = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: creditctl\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"}\n") and not answer.endswith(b"}"):
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 ") and b"keep-alive" in answer.lower(), answer
+        sock.sendall(STALLED["headers"])
     return stack
 
 
@@ -81,7 +90,7 @@ def raw_exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]
 class TestStalledClients:
     def test_the_service_answers_while_clients_stall_mid_request(self, served: Served) -> None:
         port = int(served.url.rsplit(":", 1)[1])
-        with stalled_connections(port, each=3):  # 9 stalled, against 2 workers x 2 threads
+        with stalled_connections(port, each=3):  # 12 stalled, against 2 workers x 2 threads
             time.sleep(0.5)  # every stalled part has reached the server
             health = requests.get(f"{served.url}/healthz", timeout=LIVENESS_S)
             assert health.status_code == 200 and health.json() == {"status": "ok"}
