@@ -45,6 +45,7 @@ from adapters.sql.rule_sets import RuleSetCache
 from adapters.sql.secret_box import FernetSecretBox
 from adapters.sql.token_store import SqlTokenStore
 from adapters.sql.unit_of_work import SqlUnitOfWork
+from adapters.sql.upstream_status import SqlSharedUpstreamStatus
 from adapters.sql.webhooks import SqlWebhookStore
 from adapters.web.app import create_app
 from adapters.web.cors import parse_origins
@@ -81,6 +82,7 @@ class Settings:
     allow_loopback_urls: bool = False
     secret_keys: tuple[str, ...] = ()
     workers: int = 2
+    threads: int = 8  # per worker process; each process's database pool covers them
     log_level: str = "INFO"
     decision_deadline_s: float = 2.0
     cors_origins: tuple[str, ...] = ()
@@ -118,6 +120,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allow_loopback_urls=env.get("CREDITCTL_ALLOW_LOOPBACK_URLS", "false").lower() in TRUE,
         secret_keys=tuple(k.strip() for k in env.get("CREDITCTL_SECRET_KEYS", "").split(",") if k.strip()),
         workers=int(env.get("CREDITCTL_WORKERS", "2")),
+        threads=int(env.get("CREDITCTL_THREADS", "8")),
         log_level=env.get("CREDITCTL_LOG_LEVEL", "INFO").upper(),
         decision_deadline_s=float(env.get("CREDITCTL_DECISION_DEADLINE_S", "2.0")),
         cors_origins=_cors_origins(env.get("CREDITCTL_CORS_ORIGINS", "")),
@@ -190,10 +193,10 @@ def _cors_origins(value: str) -> tuple[str, ...]:
 _ENGINES: dict[str, Engine] = {}
 
 
-def engine_for(url: str) -> Engine:
-    """One engine (and pool) per URL per process."""
+def engine_for(url: str, threads: int = 8) -> Engine:
+    """One engine (and pool) per URL per process, with a connection for every serving thread."""
     if url not in _ENGINES:
-        _ENGINES[url] = make_engine(url)
+        _ENGINES[url] = make_engine(url, threads=threads)
     return _ENGINES[url]
 
 
@@ -211,7 +214,7 @@ def bootstrap(
     (tests that move time by hand pass the same fake as both). Without it, the database's clock is read."""
     settings = settings or load_settings()
     settings.instance_path.mkdir(parents=True, exist_ok=True)
-    sql = engine or engine_for(settings.database_url)
+    sql = engine or engine_for(settings.database_url, settings.threads)
     clock = clock or SystemClock()
     db_clock = SqlDatabaseClock(sql, override=database_clock)
     cache = RuleSetCache()
@@ -227,10 +230,11 @@ def bootstrap(
 
     status: dict[str, Any] = {}
     if balances is None:
-        balances = _balance_provider(settings, clock, db_clock, sql, box, uow, status)
+        balances = _balance_provider(settings, clock, db_clock, sql, box, uow, status, database_clock)
     elif not isinstance(balances, AsOfBalanceProvider | SharedBalanceProvider):
         balances = AsOfBalanceProvider(balances, db_clock)
     balance_source = status.pop("balance_source", None)  # "haier:<active config>", not a readiness probe
+    shared_upstream = status.pop("shared_upstream", None)  # every instance's view, not this process's
     return AppContext(
         uow=uow,
         balances=balances,
@@ -238,6 +242,7 @@ def bootstrap(
         decision_deadline_s=settings.decision_deadline_s,
         checks={"database": ping_database},
         status=status,
+        shared_upstream=shared_upstream,
         upstream_configs=haier_config_tools(settings, box),
         balance_source=balance_source,
         decision_history=SqlDecisionHistory(sql),
@@ -279,6 +284,7 @@ def _balance_provider(
     box: SecretBox,
     uow: Any,
     status: dict[str, Any],
+    database_clock: Clock | None = None,
 ) -> BalanceProvider:
     """Every provider's reports are stamped as of their request, on the database's clock."""
     if settings.balance_provider != "haier":
@@ -298,6 +304,7 @@ def _balance_provider(
     )
     status["haier_breaker"] = haier.breaker_state
     status["balance_source"] = haier.active_source
+    status["shared_upstream"] = SqlSharedUpstreamStatus(engine, database_clock=database_clock)
     return SharedBalanceProvider(
         AsOfBalanceProvider(haier, db_clock),
         SqlSharedBalanceReports(engine),

@@ -232,7 +232,10 @@ def _serve(cli: click.Group, ops: CliOps) -> None:
     @click.option(
         "--workers", default=None, type=int, help="Worker processes (default CREDITCTL_WORKERS or 2)."
     )
-    def serve(host: str, port: int, workers: int | None) -> None:
+    @click.option(
+        "--threads", default=None, type=int, help="Threads per worker (default CREDITCTL_THREADS or 8)."
+    )
+    def serve(host: str, port: int, workers: int | None, threads: int | None) -> None:
         settings = ops.load_settings()
         listener = bind_listener(host, port)  # refused at once when the port is taken, before anything runs
         prom_dir = Path(settings.instance_path) / "prometheus"
@@ -240,6 +243,8 @@ def _serve(cli: click.Group, ops: CliOps) -> None:
         prom_dir.mkdir(parents=True)
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(prom_dir)}
         count = str(workers or settings.workers)
+        threads = threads or settings.threads
+        env["CREDITCTL_THREADS"] = str(threads)  # the database pool of each worker covers its threads
         args = [
             sys.executable,
             "-m",
@@ -248,8 +253,12 @@ def _serve(cli: click.Group, ops: CliOps) -> None:
             f"fd://{listener.fileno()}",  # the socket bound above: gunicorn cannot lose a race for it
             "--workers",
             count,
+            # gthread whose main loop reads each request before a thread serves it: a client that
+            # stalls mid-request holds no thread (adapters/web/gunicorn_worker.py)
             "--worker-class",
-            "sync",
+            "adapters.web.gunicorn_worker.CreditctlThreadWorker",
+            "--threads",
+            str(threads),
             "--timeout",
             "30",
             "--graceful-timeout",
@@ -263,7 +272,10 @@ def _serve(cli: click.Group, ops: CliOps) -> None:
             "info",
             "wsgi:app",
         ]
-        click.echo(f"serving on {_url(host, port)} with {count} workers (docs at /docs)", err=True)
+        click.echo(
+            f"serving on {_url(host, port)} with {count} workers of {threads} threads (docs at /docs)",
+            err=True,
+        )
         os.execvpe(sys.executable, args, env)
 
 

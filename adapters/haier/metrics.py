@@ -13,7 +13,10 @@ UPSTREAM_LATENCY = Histogram(
     "creditctl_upstream_latency_seconds",
     "Latency of calls sent to the Haier upstream.",
     ["operation"],
-    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    # Beyond 30 s, the CreditctlUpstreamSlow threshold (deploy/prometheus/creditctl-alerts.yml): a
+    # quantile never exceeds the top finite bucket, so with 30 at the top that alert could never fire
+    # (read_s may be set up to 120 s per attempt).
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 45.0, 60.0, 120.0),
 )
 UPSTREAM_RETRIES = Counter(
     "creditctl_upstream_retries_total",

@@ -2,9 +2,12 @@
 
 Configured URLs (Haier base and token URL, later webhooks) are typed by administrators, so a
 mistyped or hostile URL must not make the service talk to cloud metadata, the private network or
-itself. Refused always: link-local, private, shared and reserved ranges, metadata addresses,
-0.0.0.0, multicast, userinfo, schemes other than http(s), numeric host spellings other than a
-canonical dotted quad, and IPv6 forms that embed an IPv4 address. Loopback only when allowed.
+itself. Refused always: every address that is not global (ipaddress's `is_global`, plus the ranges
+registered after this Python's table), metadata addresses, 0.0.0.0, multicast, userinfo, schemes other
+than http(s), numeric host spellings other than a canonical dotted quad, Teredo, and IPv6 forms that
+embed an IPv4 address (IPv4-mapped, -translated, -compatible, 6to4, NAT64) unless that IPv4 address is
+one the service may call (DNS64 networks reach a public IPv4 host through 64:ff9b::/96). Loopback only
+when allowed, and only in its own spellings (127.0.0.0/8, ::1, localhost), never embedded.
 """
 
 from __future__ import annotations
@@ -22,7 +25,21 @@ METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a)
     for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "192.0.0.192", "fd00:ec2::254")
 )
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the last 32 bits are the IPv4 address
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765 (SIIT)
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated (RFC 4291); :: and ::1 are not IPv4
+# Not global, though Python 3.11's `is_global` says they are: its IANA table predates them or keeps
+# deprecated ranges. Checked besides is_global so a newer Python changes nothing.
+NOT_GLOBAL = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "fec0::/10",  # site-local, deprecated (RFC 3879): still routed inside some networks
+        "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215): translates to private IPv4 networks
+        "3fff::/20",  # documentation (RFC 9637)
+        "5f00::/16",  # SRv6 segment identifiers (RFC 9602)
+        "100:0:0:1::/64",  # dummy prefix (RFC 9780)
+    )
+)
 _DOTTED_QUAD = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$")
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 _HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$")
@@ -67,13 +84,23 @@ def check_url(url: str, *, allow_loopback: bool = False, resolver: Resolver | No
     return url
 
 
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for: IPv4-mapped, -translated or -compatible, 6to4, or
+    NAT64's well-known prefix; None for any other address."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or ip in _IPV4_TRANSLATED or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def check_address(address: str | IPAddress, *, allow_loopback: bool = False) -> IPAddress:
     """Return the address if the service may connect to it, else raise UrlRefused saying why."""
     ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-    if isinstance(ip, ipaddress.IPv6Address) and (
-        ip.ipv4_mapped or ip.sixtofour or ip.teredo or ip in _NAT64
-    ):
-        raise UrlRefused(f"{ip} embeds an IPv4 address (IPv4-mapped, 6to4, Teredo or NAT64)")
+    if isinstance(ip, ipaddress.IPv6Address) and _embeds_an_allowed_ipv4(ip):
+        return ip
     if ip.is_unspecified:
         raise UrlRefused(f"{ip} is the unspecified address")
     if ip in METADATA_ADDRESSES:
@@ -88,9 +115,24 @@ def check_address(address: str | IPAddress, *, allow_loopback: bool = False) -> 
         raise UrlRefused(f"{ip} is a multicast address")
     if ip.is_private:
         raise UrlRefused(f"{ip} is a private address")
-    if not ip.is_global:
+    if not ip.is_global or any(ip in network for network in NOT_GLOBAL):
         raise UrlRefused(f"{ip} is not a public address (reserved or shared range)")
     return ip
+
+
+def _embeds_an_allowed_ipv4(ip: ipaddress.IPv6Address) -> bool:
+    """True when `ip` stands for an IPv4 address the service may call; UrlRefused when it stands for
+    one it may not (or is Teredo); False when it embeds none."""
+    inner = embedded_ipv4(ip)
+    if inner is not None:
+        try:
+            check_address(inner)  # never loopback: an emulator is reached by its own address
+        except UrlRefused as exc:
+            raise UrlRefused(f"{ip} embeds an IPv4 address, {inner}, that is refused: {exc}") from None
+        return True
+    if ip.teredo:
+        raise UrlRefused(f"{ip} embeds an IPv4 address (Teredo)")
+    return False
 
 
 def _check_host(host: str, port: int, *, allow_loopback: bool, resolver: Resolver | None) -> bool:

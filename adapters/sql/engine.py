@@ -8,14 +8,20 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, threads: int = 0, **kwargs: Any) -> Engine:
     """An engine for `url`. On SQLite every transaction is BEGIN IMMEDIATE: decisions write, and a
-    read transaction that later writes is what makes SQLite answer "database is locked"."""
+    read transaction that later writes is what makes SQLite answer "database is locked".
+
+    `threads` serve requests at once in this process: the pool holds a connection for each, and as
+    many again in overflow (a request may hold a second one, e.g. for the shared balance report)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        if parsed.database not in (None, "", ":memory:") and "mode=memory" not in url:
+            kwargs.setdefault("pool_size", max(5, threads))  # SQLAlchemy's QueuePool for a file
+            kwargs.setdefault("max_overflow", max(10, threads))
         return _sqlite_engine(url, **kwargs)
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_size", max(10, threads))
+    kwargs.setdefault("max_overflow", max(20, threads))
     kwargs.setdefault("pool_recycle", 1800)
     # No pre-ping: it costs a round trip per checkout on the hot path; a dropped connection is
     # detected on use, and SQLAlchemy then invalidates the whole pool.

@@ -45,8 +45,8 @@ class WebhookTools:
 
 @dataclass
 class AppContext:
-    """`uow()` makes a fresh unit of work (one per request or command); `checks` (must pass) and
-    `status` (reported) back /readyz."""
+    """`uow()` makes a fresh unit of work (one per request or command); `checks` (must pass),
+    `status` (reported, this process) and `shared_upstream` (reported, every instance) back /readyz."""
 
     uow: Callable[[], UnitOfWork]
     balances: BalanceProvider
@@ -54,6 +54,9 @@ class AppContext:
     decision_deadline_s: float = 2.0
     checks: dict[str, Callable[[], None]] = field(default_factory=dict)
     status: dict[str, Callable[[], object]] = field(default_factory=dict)
+    # The upstream as every instance sees it (the database's shared state), beside `status`, which is
+    # this process's own view (its circuit breaker); None when balances come from no upstream.
+    shared_upstream: Callable[[], dict[str, Any]] | None = None
     upstream_configs: UpstreamConfigTools | None = None
     balance_source: Callable[[], str] | None = None  # e.g. "haier:main"; default: balances.source
     decision_history: DecisionHistory | None = None  # for backtests

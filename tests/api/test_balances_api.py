@@ -235,6 +235,22 @@ def haier_client(
     clear_upstream_tables(sqlite_engine)
 
 
+@pytest.fixture
+def other_instance(
+    sqlite_engine: Engine, clock: FakeClock, tmp_path: Path, haier_client: FlaskClient
+) -> FlaskClient:
+    """A second instance (another worker process, another machine) on the same database: its own
+    circuit breaker, the same shared upstream state."""
+    settings = Settings(
+        instance_path=tmp_path / "haier-instance",
+        database_url=str(sqlite_engine.url),
+        balance_provider="haier",
+        allow_loopback_urls=True,
+    )
+    ctx = bootstrap(settings, clock=clock, engine=sqlite_engine, database_clock=clock)
+    return create_app(ctx, {"TESTING": True}).test_client()
+
+
 class TestWiredForHaier:
     def test_readyz_reports_unconfigured_before_any_config(self, haier_client: FlaskClient) -> None:
         r = haier_client.get("/readyz")
@@ -272,3 +288,43 @@ class TestWiredForHaier:
         assert emulator.stats()["balance_calls"] == calls  # an open breaker sends nothing
         for r in (put, failed, seed):
             assert not re.search(r"KNOWN", r.get_data(as_text=True))
+
+    def test_readyz_tells_this_process_breaker_from_what_every_instance_saw(
+        self,
+        haier_client: FlaskClient,
+        other_instance: FlaskClient,
+        keys: dict[str, str],
+        emulator: EmulatorServer,
+        clock: FakeClock,
+    ) -> None:
+        put = haier_client.put(
+            "/v1/admin/haier/configs/emu", json=config_document(emulator.url), headers=auth(keys, "admin")
+        )
+        assert put.status_code == 200, put.json
+        quiet = other_instance.get("/readyz").json
+        # up; the test customers' seeded answers (stored as every provider answer is) may be its last outcome
+        assert quiet["shared_upstream"]["state"] == "up"
+        assert quiet["shared_upstream"]["last_outcome"] in (None, "success")
+
+        assert balances_of(haier_client, keys, CUSTOMER, refresh="true").status_code == 200
+        clock.advance(5)
+        ok = other_instance.get("/readyz").json["shared_upstream"]
+        assert (ok["state"], ok["last_outcome"], ok["last_outcome_age_s"]) == ("up", "success", 5.0)
+
+        emulator.fault("503", target="all")
+        for _ in range(3):  # the shared state is down after 3 failed fetches (its breaker opens sooner)
+            clock.advance(60)
+            assert balances_of(haier_client, keys, CUSTOMER, refresh="true").status_code == 503
+        clock.advance(2)
+
+        ready = other_instance.get("/readyz")
+        assert ready.status_code == 200  # this instance can still serve: stored snapshots, deferrals
+        mine, shared = ready.json["upstream"], ready.json["shared_upstream"]
+        assert mine["haier_breaker"] == "closed" and mine["scope"].startswith("this process (pid ")
+        assert shared["scope"] == "every instance (from the database)"
+        assert shared["state"] == "down" and shared["consecutive_failures"] >= 3
+        assert shared["last_error"] == "CIRCUIT_OPEN"  # the first instance's breaker stopped sending
+        assert shared["last_outcome"] == "failure" and shared["last_outcome_age_s"] == 2.0
+        assert re.fullmatch(UTC_ISO, shared["last_outcome_at"])
+        assert re.fullmatch(UTC_ISO, shared["state_since"])
+        assert haier_client.get("/readyz").json["upstream"]["haier_breaker"] == "open"

@@ -80,6 +80,17 @@ class TestAnAllowedOrigin:
         assert int(r.headers["Access-Control-Max-Age"]) > 0
         assert "Origin" in r.vary
 
+    def test_a_preflight_allows_the_idempotency_key_and_if_match(self, cors_client: FlaskClient) -> None:
+        r = preflight(cors_client, "/v1/decisions/PO-1/settle", ERP, "POST", "idempotency-key, if-match")
+        assert r.status_code == 204, r.get_data(as_text=True)
+        allowed = {h.strip().lower() for h in r.headers["Access-Control-Allow-Headers"].split(",")}
+        assert allowed == {"idempotency-key", "if-match"}
+
+    def test_a_page_can_read_etag_and_retry_after(self, cors_client: FlaskClient) -> None:
+        r = cors_client.get("/v1/decisions/x", headers={"Origin": ERP})
+        exposed = {h.strip().lower() for h in r.headers["Access-Control-Expose-Headers"].split(",")}
+        assert exposed >= {"etag", "retry-after", "x-request-id"}
+
     def test_a_preflight_offers_only_the_headers_the_api_reads(self, cors_client: FlaskClient) -> None:
         r = preflight(cors_client, "/v1/decisions", ERP, "POST", "content-type, x-forwarded-for, cookie")
         assert r.status_code == 204

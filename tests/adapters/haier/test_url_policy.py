@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
+import requests
 
 from adapters.outbound.url_policy import UrlRefused, check_address, check_url
 
@@ -123,3 +126,84 @@ def test_check_address_names_the_problem() -> None:
     with pytest.raises(UrlRefused, match=r"192\.168\.0\.1 is a private address"):
         check_address("192.168.0.1")
     assert str(check_address("127.0.0.1", allow_loopback=True)) == "127.0.0.1"
+
+
+NOT_GLOBAL = [
+    ("::ffff:169.254.169.254", "metadata"),  # IPv4-mapped
+    ("::ffff:0:a9fe:a9fe", "metadata"),  # IPv4-translated
+    ("::ffff:10.0.0.1", "private"),
+    ("::127.0.0.1", "loopback"),  # IPv4-compatible
+    ("::169.254.169.254", "metadata"),
+    ("2002:a9fe:a9fe::1", "metadata"),  # 6to4
+    ("2002:c0a8:101::1", "private"),
+    ("64:ff9b::a9fe:a9fe", "metadata"),  # NAT64, well-known prefix
+    ("64:ff9b::7f00:1", "loopback"),
+    ("64:ff9b:1::a9fe:a9fe", "not a public address"),  # NAT64, local-use prefix
+    ("64:ff9b:1::808:808", "not a public address"),
+    ("fec0::1", "not a public address"),  # site-local
+    ("3fff::1", "not a public address"),  # documentation (RFC 9637)
+    ("5f00::1", "not a public address"),  # SRv6 SIDs
+    ("100:0:0:1::1", "not a public address"),  # dummy prefix
+    ("2001:db8::1", "private"),  # documentation
+    ("100::1", "private"),  # discard-only
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo"),
+    ("fd00:ec2::254", "metadata"),
+    ("fe80::1", "link-local"),
+    ("fc00::1", "private"),
+    ("ff0e::1", "multicast"),
+    ("192.0.2.1", "private"),  # IPv4 documentation
+    ("198.18.0.1", "private"),  # benchmarking
+    ("240.0.0.1", "private"),  # reserved
+]
+GLOBAL = [
+    "2606:4700:4700::1111",
+    "2001:4860:4860::8888",
+    "2a00:1450:4001:80b::200e",
+    "64:ff9b::808:808",  # DNS64 answer for a public IPv4 host (an IPv6-only network)
+    "::ffff:93.184.216.34",  # a resolver's IPv4-mapped answer for a public host
+    "8.8.8.8",
+    "93.184.216.34",
+]
+
+
+class TestEveryNonGlobalAddress:
+    """Refused when the URL is saved (a literal, or a name resolving to it) and when it is resolved at
+    connect time (the DNS answer may change after saving), even with loopback allowed."""
+
+    @pytest.mark.parametrize(("address", "problem"), NOT_GLOBAL)
+    @pytest.mark.parametrize("allow_loopback", [False, True])
+    def test_is_refused_when_saved(self, address: str, problem: str, allow_loopback: bool) -> None:
+        literal = f"https://[{address}]/" if ":" in address else f"https://{address}/"
+        with pytest.raises(UrlRefused, match=problem):
+            check_url(literal, allow_loopback=allow_loopback)
+        with pytest.raises(UrlRefused, match=rf"resolves to .*{problem}"):
+            check_url(
+                "https://upstream.example/", allow_loopback=allow_loopback, resolver=resolves_to(address)
+            )
+
+    @pytest.mark.parametrize(("address", "problem"), NOT_GLOBAL)
+    def test_is_refused_at_connect_time(
+        self, address: str, problem: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from adapters.haier.transport import _caused_by
+        from adapters.outbound import guarded_adapter
+
+        attempts: list[object] = []
+
+        def no_connection(address: object, *args: object, **kwargs: object) -> None:
+            attempts.append(address)  # the test never opens a connection beyond loopback
+            raise OSError("connection attempted")
+
+        monkeypatch.setattr(guarded_adapter.urllib3_connection, "create_connection", no_connection)
+        session = guarded_adapter.guarded_session(allow_loopback=True, resolver=lambda host, port: [address])
+        with pytest.raises(requests.ConnectionError, match=problem) as caught:
+            session.get("https://upstream.example/", timeout=2)
+        assert _caused_by(caught.value, guarded_adapter.AddressRefused) is not None
+        assert attempts == []
+
+    @pytest.mark.parametrize("address", GLOBAL)
+    def test_a_global_address_passes(self, address: str) -> None:
+        assert str(check_address(address)) == str(ipaddress.ip_address(address))
+        literal = f"https://[{address}]/" if ":" in address else f"https://{address}/"
+        assert check_url(literal) == literal
+        assert check_url("https://upstream.example/", resolver=resolves_to(address))
