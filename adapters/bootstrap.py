@@ -108,7 +108,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Settings from `env` (default: .env overlaid by the process environment)."""
     if env is None:
         env = {**{k: v for k, v in dotenv_values(".env").items() if v is not None}, **os.environ}
-    instance = Path(env.get("CREDITCTL_INSTANCE_PATH", "instance")).resolve()
+    configured = env.get("CREDITCTL_INSTANCE_PATH")
+    instance = Path(configured).expanduser().resolve() if configured else default_instance_path(env)
     provider = env.get("CREDITCTL_BALANCE_PROVIDER", "fake")
     if provider not in ("fake", "haier"):
         raise SystemExit(f"CREDITCTL_BALANCE_PROVIDER must be 'fake' or 'haier', not {provider!r}")
@@ -138,6 +139,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         audit_anchor_secret=env.get("CREDITCTL_AUDIT_ANCHOR_SECRET") or None,
         migrate_database_url=env.get("CREDITCTL_MIGRATE_DATABASE_URL") or None,
     )
+
+
+PROJECT_FOLDER = Path(__file__).resolve().parents[1]
+
+
+def default_instance_path(env: Mapping[str, str], project: Path = PROJECT_FOLDER) -> Path:
+    """The instance folder when CREDITCTL_INSTANCE_PATH is not set, whatever the working folder: `instance`
+    in the project's folder when creditctl runs from its checkout (./scripts/setup installs it editable),
+    else a per-user folder, $XDG_DATA_HOME/creditctl (~/.local/share/creditctl). A command run from another
+    folder therefore finds the database ./scripts/serve made, and never creates an ./instance there."""
+    if (project / "pyproject.toml").is_file() and (project / "adapters").is_dir():
+        return project / "instance"
+    data_home = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "share")
+    return Path(data_home).expanduser().resolve() / "creditctl"
 
 
 def _positive(env: Mapping[str, str], name: str, default: str) -> float:

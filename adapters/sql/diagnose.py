@@ -7,7 +7,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 HOW_TO_CHOOSE = (
     "Choose the database with CREDITCTL_DATABASE_URL, or CREDITCTL_INSTANCE_PATH for the folder of "
-    "the default SQLite file (./instance of the folder the command runs in)."
+    "the default SQLite file (by default the instance folder of the project's checkout, whatever folder "
+    "the command runs in)."
 )
 _MISSING_SCHEMA = ("no such table", "no such column", "undefinedtable", "undefinedcolumn", "does not exist")
 

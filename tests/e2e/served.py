@@ -36,9 +36,12 @@ def clean_env(**extra: str) -> dict[str, str]:
 def run(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """`creditctl ARGS`, whatever its exit code."""
+    """`creditctl ARGS`, whatever its exit code. Without CREDITCTL_INSTANCE_PATH in `env` it uses
+    `cwd`/instance: never the checkout's own instance folder, creditctl's default (a developer's demo)."""
+    env = dict(env or clean_env())
+    env.setdefault("CREDITCTL_INSTANCE_PATH", str(cwd / "instance"))
     return subprocess.run(
-        [str(CREDITCTL), *args], cwd=cwd, env=env or clean_env(), capture_output=True, text=True,
+        [str(CREDITCTL), *args], cwd=cwd, env=env, capture_output=True, text=True,
         timeout=timeout, check=False,
     )  # fmt: skip
 

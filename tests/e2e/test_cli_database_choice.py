@@ -18,7 +18,7 @@ class TestDatabaseChoice:
     def test_a_command_on_an_unmigrated_database_says_which_and_how_to_choose(
         self, tmp_path: Path, args: list[str]
     ) -> None:
-        done = run(*args, cwd=tmp_path)  # another folder: its ./instance has no database yet
+        done = run(*args, cwd=tmp_path)  # CREDITCTL_INSTANCE_PATH of a folder with no database yet
         assert done.returncode == 1
         assert "Traceback" not in done.stderr
         database = tmp_path / "instance" / "creditctl.db"
