@@ -503,9 +503,9 @@ class _ApiKeys:
         self.w.api_keys[key_hash] = key
         return key
 
-    def by_hash(self, key_hash: str) -> ApiKey | None:
+    def by_hash(self, key_hash: str, *, include_revoked: bool = False) -> ApiKey | None:
         key = self.w.api_keys.get(key_hash)
-        return key if key is not None and key.revoked_at is None else None
+        return key if key is not None and (include_revoked or key.revoked_at is None) else None
 
     def all(self) -> list[ApiKey]:
         return sorted(self.w.api_keys.values(), key=lambda k: k.id)

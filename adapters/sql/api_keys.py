@@ -54,10 +54,11 @@ class SqlApiKeyRepository:
             owner=owner,
         )
 
-    def by_hash(self, key_hash: str) -> ApiKey | None:
-        row = self._conn.execute(
-            select(api_keys).where(_k.key_hash == key_hash, _k.revoked_at.is_(None))
-        ).first()
+    def by_hash(self, key_hash: str, *, include_revoked: bool = False) -> ApiKey | None:
+        query = select(api_keys).where(_k.key_hash == key_hash)
+        if not include_revoked:
+            query = query.where(_k.revoked_at.is_(None))
+        row = self._conn.execute(query).first()
         return _to_key(row) if row else None
 
     def all(self) -> list[ApiKey]:

@@ -155,6 +155,21 @@ class Unauthenticated(CreditctlError):
     code = "auth.unauthenticated"
 
 
+class RevokedKey(Unauthenticated):
+    """A key that existed and was revoked: said so, with when, so that its holder knows to get a new one
+    rather than suspect a typing mistake (an unknown key stays a plain Unauthenticated)."""
+
+    code = "auth.revoked_key"
+
+    def __init__(self, name: str, key_id: int, revoked_at: str) -> None:
+        super().__init__(
+            f"the API key {name!r} (id {key_id}) was revoked at {revoked_at}; use a current key "
+            "(creditctl keys create makes one; creditctl demo --new-keys prints new demo keys)",
+            errors={"api_key": [f"revoked at {revoked_at}"]},
+        )
+        self.revoked_at = revoked_at
+
+
 class Forbidden(CreditctlError):
     code = "auth.forbidden"
 

@@ -268,8 +268,8 @@ class ApiKeyRepository(Protocol):
         owner: str | None = None,
     ) -> ApiKey: ...
 
-    def by_hash(self, key_hash: str) -> ApiKey | None:
-        """The key with this hash, unless revoked."""
+    def by_hash(self, key_hash: str, *, include_revoked: bool = False) -> ApiKey | None:
+        """The key with this hash, unless revoked (with include_revoked: revoked or not, to say so)."""
         ...
 
     def all(self) -> list[ApiKey]: ...

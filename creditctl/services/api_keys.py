@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 from decimal import Decimal
 
 from creditctl.domain.api_key import ApiKey, Role, hash_secret, new_secret
 from creditctl.domain.audit import SYSTEM, Actor
-from creditctl.domain.errors import InvalidRequest, Unauthenticated
+from creditctl.domain.errors import InvalidRequest, RevokedKey, Unauthenticated
 from creditctl.domain.money import parse_money
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock
@@ -147,13 +148,17 @@ def _create(
 
 
 def authenticate(secret: str, *, uow: UnitOfWork) -> ApiKey:
-    """The key for this secret, or Unauthenticated (the same answer for unknown and revoked)."""
+    """The active key for this secret; else Unauthenticated, RevokedKey (naming when) for a key that was
+    revoked. Only the holder of a key's secret learns it was revoked: 256 random bits, nothing to guess."""
     if not secret:
         raise Unauthenticated("an API key is required")
     with uow:
-        key = uow.api_keys.by_hash(hash_secret(secret))
+        key = uow.api_keys.by_hash(hash_secret(secret), include_revoked=True)
     if key is None:
         raise Unauthenticated("the API key is not valid")
+    if key.revoked_at is not None:
+        revoked_at = key.revoked_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        raise RevokedKey(key.name, key.id, revoked_at)
     return key
 
 

@@ -409,8 +409,10 @@ class TestApiKeys:
             uow.commit()
         with uow:
             assert uow.api_keys.by_hash(hash_secret(secret)) is None
+            revoked = uow.api_keys.by_hash(hash_secret(secret), include_revoked=True)
             [listed] = uow.api_keys.all()
         assert listed.revoked_at == NOW
+        assert revoked == listed  # to say "revoked" in a 401 rather than "not valid"
 
     def test_an_unlimited_key_has_no_customer_list(self, uow: SqlUnitOfWork) -> None:
         with uow:

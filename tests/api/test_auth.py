@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC
 from types import SimpleNamespace
 
 import pytest
@@ -139,6 +140,34 @@ class TestAuthentication:
         oid = random_order_id("revoked")
         assert_problem(api.client.post("/v1/decisions", json=order(oid), headers=headers), 401)
         assert api.decision(oid).status_code == 404
+
+    def test_a_revoked_keys_401_says_it_was_revoked_and_when(self, api, app, context):
+        """Its holder learns to get a new key, not to suspect a typing mistake."""
+        new = create_api_key(
+            name="copied-yesterday", role="orders", customers=None, uow=context.uow(), clock=context.clock
+        )
+        revoke_api_key(new.key.id, uow=context.uow(), clock=context.clock)
+        with context.uow() as uow:
+            revoked_at = next(k for k in uow.api_keys.all() if k.id == new.key.id).revoked_at
+        when = revoked_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        app.extensions["creditctl.keys"] = KeyCache()
+        r = api.client.get(f"/v1/accounts/{CUSTOMER_A}/GA10", headers={"X-API-Key": new.secret})
+        body = assert_problem(r, 401, "api_key")
+        assert f"'copied-yesterday' (id {new.key.id}) was revoked at {when}" in body["detail"]
+        assert body["errors"]["api_key"] == [f"revoked at {when}"]
+        assert body["type"].endswith("auth/revoked_key")
+        assert r.headers["WWW-Authenticate"] == 'Bearer realm="creditctl"'
+        seed = api.client.get(
+            f"/api/haier/balance/?customer_code={CUSTOMER_A}", headers={"X-API-Key": new.secret}
+        )
+        assert seed.status_code == 401 and seed.json["code"] == "UNAUTHENTICATED"
+        assert f"was revoked at {when}" in seed.json["error"]
+
+    def test_an_unknown_keys_401_stays_plain(self, api):
+        r = api.client.get(f"/v1/accounts/{CUSTOMER_A}/GA10", headers={"X-API-Key": "cck_never-issued"})
+        body = assert_problem(r, 401)
+        assert body["detail"] == "the API key is not valid" and body["errors"] == {}
+        assert "revoked" not in r.get_data(as_text=True)
 
     def test_the_cache_never_grows_without_bound(self):
         cache = KeyCache(max_size=3)
