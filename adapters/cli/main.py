@@ -26,7 +26,7 @@ from creditctl.domain.decision import Order
 from creditctl.domain.errors import CreditctlError, RuleSetRefused
 from creditctl.domain.money import MoneyError, fmt, parse_money
 from creditctl.ports.balance_provider import BalanceUnavailable
-from creditctl.services.api_keys import create_api_key, replace_api_key, revoke_api_key
+from creditctl.services.api_keys import create_api_key, ensure_api_key, revoke_api_key
 from creditctl.services.audit import seal_audit
 from creditctl.services.backtest import (
     RunBacktest,
@@ -114,11 +114,15 @@ def build_cli(ops: CliOps) -> click.Group:
         click.echo(f"the service's role {ops.setup_app_role()!r} may INSERT and SELECT the audit trail only")
 
     @cli.command(
-        help="Load demo customers and accounts from the balance provider, and print demo keys "
-        "(demo-admin, demo-orders, demo-auditor, demo-finance: new ones each time, the previous ones "
-        "revoked)."
+        help="Load demo customers and accounts from the balance provider, and make demo keys (demo-admin, "
+        "demo-orders, demo-auditor, demo-finance) where none is active, printing each once. Keys made "
+        "earlier are kept, so a restart of ./scripts/serve leaves the keys you copied working; "
+        "--new-keys prints new ones and revokes those."
     )
-    def demo() -> None:
+    @click.option(
+        "--new-keys", is_flag=True, help="Make new demo keys and revoke the active ones (lost keys)."
+    )
+    def demo(new_keys: bool) -> None:
         ctx = ops.make_context()
         for code in ctx.balances.customers():
             register_customer(code, uow=ctx.uow(), clock=ctx.clock)
@@ -127,26 +131,7 @@ def build_cli(ops: CliOps) -> click.Group:
                 click.echo(
                     f"account {code}/{a.sale_group_code}  balance {fmt(a.amount)}  {a.payer_account_name}"
                 )
-        # Named keys, made afresh each time: the previous demo keys are revoked, so exactly these four
-        # are active however often the demo is loaded (a key is shown only once, so new ones are needed).
-        admin, orders, auditor, finance = (
-            replace_api_key(
-                name=f"demo-{role}",
-                role=role,
-                customers=None,
-                uow=ctx.uow(),
-                clock=ctx.clock,
-                actor=operator(),
-            )
-            for role in ("admin", "orders", "auditor", "finance")
-        )
-        click.echo(f"admin key (shown once):   {admin.secret}")
-        click.echo(f"orders key (shown once):  {orders.secret}")
-        click.echo(f"auditor key (shown once): {auditor.secret}")
-        click.echo(f"finance key (shown once): {finance.secret}")
-        revoked = admin.revoked + orders.revoked + auditor.revoked + finance.revoked
-        if revoked:  # a fresh database has none to revoke: saying so would only puzzle
-            click.echo(f"(the demo keys printed by an earlier run no longer work: {revoked} revoked)")
+        _demo_keys(ctx, renew=new_keys)
 
     _keys(cli, ops)
     _serve(cli, ops)
@@ -158,6 +143,31 @@ def build_cli(ops: CliOps) -> click.Group:
     webhooks.register(cli, ops.make_context)
     audit.register(cli, ops.make_context)
     return cli
+
+
+DEMO_ROLES = ("admin", "orders", "auditor", "finance")
+
+
+def _demo_keys(ctx: AppContext, *, renew: bool) -> None:
+    """One active key per demo role: made (and printed, once) where none is, kept otherwise. A key's
+    secret is never stored, so a kept key cannot be printed again: say so, and how to get new ones."""
+    kept, revoked = [], 0
+    for role in DEMO_ROLES:
+        made = ensure_api_key(
+            name=f"demo-{role}", role=role, renew=renew, uow=ctx.uow(), clock=ctx.clock, actor=operator()
+        )
+        if made is None:
+            kept.append(f"demo-{role}")
+            continue
+        click.echo(f"{role + ' key (shown once):':<26}{made.secret}")
+        revoked += made.revoked
+    if kept:
+        click.echo(
+            f"demo keys kept: {', '.join(kept)} (active since an earlier run printed them; a key is shown "
+            "only once). Lost them? creditctl demo --new-keys prints new ones and revokes these."
+        )
+    if revoked:  # a fresh database has none to revoke: saying so would only puzzle
+        click.echo(f"(the demo keys printed by an earlier run no longer work: {revoked} revoked)")
 
 
 def _keys(cli: click.Group, ops: CliOps) -> None:

@@ -96,6 +96,25 @@ def replace_api_key(
     return _create(name=name, role=role, customers=customers, uow=uow, clock=clock, replace=True, actor=actor)
 
 
+def ensure_api_key(
+    *,
+    name: str,
+    role: str,
+    renew: bool,
+    uow: UnitOfWork,
+    clock: Clock,
+    actor: Actor = SYSTEM,
+) -> NewApiKey | None:
+    """A key named for a purpose (the demo's): made when no active key has that name, else kept (None:
+    its secret was shown when it was made and cannot be shown again). `renew` makes one anyway and
+    revokes the active ones of that name, for a holder who lost them."""
+    if not renew:
+        with uow:
+            if any(k.name == name and k.revoked_at is None for k in uow.api_keys.all()):
+                return None
+    return replace_api_key(name=name, role=role, customers=None, uow=uow, clock=clock, actor=actor)
+
+
 def _create(
     *,
     name: str,
