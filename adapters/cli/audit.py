@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -109,7 +110,11 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
     @cli.group(help="The tamper-evident audit trail.")
     def audit() -> None: ...
 
-    @audit.command("seal", help="Link every committed, unsealed event into the hash chain; print the head.")
+    @audit.command(
+        "seal",
+        help="Link every committed, unsealed event into the hash chain; print the head as POSITION:HASH, "
+        "what `audit verify --anchor` takes (the count sealed goes to stderr).",
+    )
     @click.option("--every", type=float, default=None, help="Keep sealing, every this many seconds.")
     def audit_seal(every: float | None) -> None:
         _seal(make_context(), every)
@@ -118,8 +123,9 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
     @click.option(
         "--anchor",
         help="Anchors kept outside the database: a JSON-lines FILE (the worker's anchor file, or the bodies "
-        "a webhook receiver kept), or POSITION:HASH (a seal's head, an export's last line). Default: the "
-        "file CREDITCTL_AUDIT_ANCHOR names, if it is one.",
+        "a webhook receiver kept), or POSITION:HASH (what `audit seal` prints; also taken with the words "
+        "before it, as in `head POSITION:HASH` of verify's or the console's line). Default: the file "
+        "CREDITCTL_AUDIT_ANCHOR names, if it is one.",
     )
     @click.option(
         "--max-unsealed-age",
@@ -181,7 +187,8 @@ def _seal(ctx: AppContext, every: float | None) -> None:
         outcome = cadence.tick_outcome(ctx)
         with ctx.uow() as uow:
             position, digest = uow.audit.head()
-        click.echo(f"sealed {outcome.sealed}; head {position}:{digest}")
+        click.echo(f"sealed {outcome.sealed} events; the head (for audit verify --anchor):", err=True)
+        click.echo(f"{position}:{digest}")
         for r in outcome.refused:
             if r.seq not in reported:
                 reported.add(r.seq)
@@ -230,6 +237,9 @@ def _broken(report: ChainReport) -> None:
 
 
 HINT = "--anchor"
+# A head as `audit seal` prints it (POSITION:HASH), or copied with the words before it from a line of
+# verify ("…, head 12:9f…; 0 not sealed yet") or of an older seal ("sealed 0; head 12:9f…").
+KEPT_HEAD = re.compile(r"(?:.*\bhead\s+)?(\d+):([0-9A-Fa-f]*)[\s;,.]*", re.S)
 
 
 def _anchors(option: str | None, ctx: AppContext) -> tuple[Sequence[Anchor], str]:
@@ -237,11 +247,12 @@ def _anchors(option: str | None, ctx: AppContext) -> tuple[Sequence[Anchor], str
     if option is None:
         stored = ctx.audit_anchor.read_back() if ctx.audit_anchor is not None else None
         return (stored or [], ctx.audit_anchor.name if ctx.audit_anchor is not None else "")
-    position, colon, digest = option.partition(":")
-    if colon and position.isdigit():
+    head = KEPT_HEAD.fullmatch(option.strip())
+    if head is not None:
+        position, digest = head.group(1), head.group(2)
         if len(digest) != 64:
             raise click.BadParameter("expected POSITION:HASH (64 hex digits) or a FILE", param_hint=HINT)
-        return [Anchor(int(position), digest.lower())], option
+        return [Anchor(int(position), digest.lower())], f"{position}:{digest}"
     path = Path(option)
     try:
         with path.open(encoding="utf-8") as f:

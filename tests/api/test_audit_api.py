@@ -128,6 +128,25 @@ class TestAuditCli:
         out = cli("audit", "verify").output
         assert re.search(r"ok: \d+ events sealed and verified, head \d+:[0-9a-f]{64}", out), out
 
+    def test_the_head_seal_prints_is_what_verify_anchor_takes(self, api, cli):  # noqa: F811
+        """Kept by hand and given back later: the line `audit seal` prints, as it is."""
+        api.decide(order())
+        sealed = cli("audit", "seal")
+        head = sealed.stdout.strip()
+        assert re.fullmatch(r"\d+:[0-9a-f]{64}", head), sealed.stdout
+        assert re.search(r"sealed \d+ events", sealed.stderr)
+        checked = cli("audit", "verify", "--anchor", head).output
+        assert f"checked against 1 anchors from {head}" in checked
+        api.decide(order())
+        cli("audit", "seal")
+        verified = cli("audit", "verify").output
+        copied = re.search(r"head \d+:[0-9a-f]{64};", verified).group(0)  # from verify's own line
+        assert "checked against 1 anchors" in cli("audit", "verify", "--anchor", copied).output
+        position, digest = head.split(":")
+        wrong = f"{position}:{'0' * 64}"
+        broken = cli("audit", "verify", "--anchor", wrong, ok=False)
+        assert broken.exit_code == 1 and f"BROKEN at position {position}" in broken.output
+
     def test_verify_fails_when_events_wait_too_long_for_a_seal(self, api, cli, clock):  # noqa: F811
         """Until sealed an event is protected only by the database's permissions: no sealer running is
         a failure an operator must see, not a footnote."""
