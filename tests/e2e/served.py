@@ -23,7 +23,7 @@ import requests
 
 CREDITCTL = Path(sys.executable).with_name("creditctl")
 READY_TIMEOUT_S = 60.0
-DEMO_KEY = re.compile(r"^(admin|orders|auditor) key \(shown once\):\s+(\S+)$", re.M)
+DEMO_KEY = re.compile(r"^(admin|orders|auditor|finance) key \(shown once\):\s+(\S+)$", re.M)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -97,7 +97,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 @dataclass(frozen=True)
 class Served:
     url: str
-    keys: dict[str, str]  # the demo keys by role: admin, orders, auditor
+    keys: dict[str, str]  # the demo keys by role: admin, orders, auditor, finance
     log: Path
     env: dict[str, str] = field(repr=False)
     folder: Path = field(repr=False)
@@ -115,7 +115,7 @@ def served_demo(folder: Path, *, workers: int = 1, **settings: str) -> Iterator[
     )
     run_ok("db", "upgrade", cwd=folder, env=env)
     keys = dict(DEMO_KEY.findall(run_ok("demo", cwd=folder, env=env)))
-    assert set(keys) == {"admin", "orders", "auditor"}, keys
+    assert set(keys) == {"admin", "orders", "auditor", "finance"}, keys
     port, log = free_port(), folder / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
