@@ -1,4 +1,4 @@
-"""A real local webhook receiver for tests: verifies with the README's `verify`, processes each event id
+"""A real local webhook receiver for tests: verifies with the `verify` of docs/order-systems.md, processes each event id
 once, and can fail at random or stall (to kill a worker mid-send)."""
 
 from __future__ import annotations
@@ -13,20 +13,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "order-systems.md"  # its "Webhooks (for receivers)"
 _SNIPPET = re.compile(r"<!-- webhook-verify -->\n```python\n(.*?)```", re.S)
 
 
 def readme_snippet() -> str:
-    match = _SNIPPET.search(README.read_text(encoding="utf-8"))
-    assert match, "README.md has no <!-- webhook-verify --> python block"
+    match = _SNIPPET.search(GUIDE.read_text(encoding="utf-8"))
+    assert match, f"{GUIDE} has no <!-- webhook-verify --> python block"
     return match.group(1)
 
 
 def readme_verify() -> Callable[..., dict[str, Any]]:
-    """The `verify` function exactly as the README shows it."""
+    """The `verify` function exactly as the guide for order systems shows it."""
     namespace: dict[str, Any] = {}
-    exec(compile(readme_snippet(), str(README), "exec"), namespace)
+    exec(compile(readme_snippet(), str(GUIDE), "exec"), namespace)
     return namespace["verify"]  # type: ignore[no-any-return]
 
 

@@ -1,5 +1,5 @@
 """GET /v1/audit/events and `creditctl audit`: who may read what, filters, stable paging, verify, and an
-export the README's few lines of Python (and sha256sum) verify without our code."""
+export the few lines of Python (and sha256sum) of docs/auditors.md verify without our code."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tests.api.conftest import CUSTOMER_A, CUSTOMER_B, order
 from tests.api.test_cli import cli  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.api
-README = Path(__file__).resolve().parents[2] / "README.md"
+AUDITORS_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "auditors.md"
 
 
 def events(api, key: str = "auditor", **params: object) -> dict:
@@ -227,7 +227,7 @@ class TestAuditCli:
 
 
 def _readme_block(language: str, *, after: str) -> str:
-    text = README.read_text(encoding="utf-8")
+    text = AUDITORS_GUIDE.read_text(encoding="utf-8")
     start = text.index(after)
     match = re.search(rf"```{language}\n(.*?)```", text[start:], re.S)
     assert match, f"no {language} block after {after!r}"

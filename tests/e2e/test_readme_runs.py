@@ -62,6 +62,7 @@ def test_the_readme_and_its_guides_run_as_written(tmp_path: Path) -> None:
     ).exists()
     results = tmp_path / "results"
     results.mkdir()
+    (tmp_path / "served").mkdir()
     with served_demo(tmp_path / "served") as served, worker_beside(served):
         text = script(commands, results, keys=served.keys, base_url=served.url)
         (tmp_path / "reading.sh").write_text(text, encoding="utf-8")

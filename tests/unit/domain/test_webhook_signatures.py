@@ -1,4 +1,5 @@
-"""Webhook signatures as a receiver checks them with the README's `verify` (pasted snippet, executed)."""
+"""Webhook signatures as a receiver checks them with the `verify` of docs/order-systems.md (pasted snippet,
+executed)."""
 
 from __future__ import annotations
 
