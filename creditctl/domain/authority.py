@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from creditctl.domain.api_key import ApiKey, Role
+from creditctl.domain.api_key import ApiKey, Role, same_owner
 from creditctl.domain.errors import Forbidden
 
 
@@ -135,8 +135,8 @@ def roles_for(act: Act) -> tuple[Role, ...]:
 
 
 def authorize(act: Act, who: Principal) -> None:
-    """Raise NotAuthorised unless `who` may do `act` (role and scope; second owners are checked where the
-    second owner acts, with `require_other_owner`)."""
+    """Raise NotAuthorised unless `who` may do `act` (role and scope; a second owner is checked where the
+    second owner acts: credit limit requests compare owners with `same_owner`)."""
     if isinstance(who, Operator):
         return
     rule = AUTHORITY[act]
@@ -145,16 +145,6 @@ def authorize(act: Act, who: Principal) -> None:
     if rule.scope is Scope.GLOBAL and not who.is_global:
         hint = f" ({rule.note})" if rule.note else ""
         raise NotAuthorised(act, f"needs a key not limited to customers{hint}")
-
-
-def require_other_owner(act: Act, who: Principal, first_owner: str) -> None:
-    """Four eyes: the second act is another owner's than the first, whichever keys they hold."""
-    if owner_of(who) == first_owner:
-        raise NotAuthorised(
-            act,
-            f"{first_owner!r} asked for it; another owner must decide it (four eyes compares owners, "
-            "not keys)",
-        )
 
 
 def owner_of(who: Principal) -> str:
@@ -179,6 +169,13 @@ def base_limit_act(before: Decimal, after: Decimal) -> Act:
 def freezer(who: Principal) -> str:
     """How a manual freeze records who set it: `admin:<owner>`, so any key of that owner may lift it."""
     return f"admin:{owner_of(who)}"
+
+
+def froze_it(frozen_by: str | None, who: Principal) -> bool:
+    """Whether `who`'s owner set the account's manual freeze (`admin:<owner>`, owners compared as people)."""
+    return frozen_by is not None and frozen_by.startswith("admin:") and same_owner(
+        frozen_by.removeprefix("admin:"), owner_of(who)
+    )
 
 
 def release_act(

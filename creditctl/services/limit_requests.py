@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import uuid4
 
-from creditctl.domain.api_key import ApiKey
+from creditctl.domain.api_key import ApiKey, same_owner
 from creditctl.domain.audit import Actor, key_actor
 from creditctl.domain.authority import Act, authorize
 from creditctl.domain.credit import credit_terms
@@ -99,7 +99,7 @@ def decide_limit_request(
         request = uow.limit_requests.get(request_id)
         if request is None or not key.may_see(request.customer_code):
             raise UnknownLimitRequest(request_id)
-        if request.requested_by_key_id == key.id or request.requested_by_owner == key.owner:
+        if request.requested_by_key_id == key.id or same_owner(request.requested_by_owner, key.owner):
             raise OwnRequest(request_id, request.requested_by_owner)
         account = locked_account(uow, request.customer_code, request.sale_group_code, key.customers)
         request = uow.limit_requests.get(request_id)  # again under the account's lock
