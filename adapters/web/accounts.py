@@ -10,6 +10,7 @@ from typing import Any
 from adapters.web.auth import actor, current_key, requires, requires_global_admin, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.idempotency import idempotent
 from adapters.web.schemas.accounts import (
     AccountSchema,
     FreezeRequestSchema,
@@ -89,6 +90,7 @@ def _decode(cursor: str | None) -> HoldCursor | None:
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/freeze", methods=["POST"])
 @requires(Role.ADMIN)
+@idempotent()
 @bp.arguments(FreezeRequestSchema)
 @bp.response(200, AccountSchema)
 @bp.alt_response(
@@ -117,6 +119,7 @@ def freeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> Ac
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/unfreeze", methods=["POST"])
 @requires(Role.ADMIN)
+@idempotent()
 @bp.arguments(FreezeRequestSchema)
 @bp.response(200, AccountSchema)
 def unfreeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> AccountView:

@@ -10,6 +10,7 @@ from typing import Any
 from adapters.web.auth import actor, current_key, requires, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.idempotency import idempotent
 from adapters.web.schemas.decisions import DecisionSchema, OrderRefQuerySchema
 from adapters.web.schemas.reviews import (
     BatchRecheckResultSchema,
@@ -95,6 +96,7 @@ def recheck_many(body: dict[str, Any]) -> BatchRecheck:
 
 @bp.route("/<path:order_id>/release", methods=["POST"])
 @requires(Role.ADMIN)
+@idempotent()
 @bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
 @bp.arguments(ReviewActionSchema(), location="json")
 @bp.response(200, DecisionSchema)
@@ -124,6 +126,7 @@ def release(body: dict[str, Any], order_id: str, customer_code: str | None = Non
 
 @bp.route("/<path:order_id>/reject", methods=["POST"])
 @requires(Role.ADMIN)
+@idempotent()
 @bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
 @bp.arguments(ReviewActionSchema(), location="json")
 @bp.response(200, DecisionSchema)
