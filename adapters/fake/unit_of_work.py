@@ -710,7 +710,7 @@ class _Idempotency:
 
     def discard_expired(self, key_hash: str, before: datetime) -> None:
         found = self.w.idempotency.get(key_hash)
-        if found is not None and found[0].created_at < before:
+        if found is not None and found[0].created_at <= before:
             del self.w.idempotency[key_hash]
 
     def prune(self, before: datetime) -> int:

@@ -36,7 +36,7 @@ class IdempotencyRepository(Protocol):
         ...
 
     def discard_expired(self, key_hash: str, before: datetime) -> None:
-        """Delete the key's record if it was created before `before`."""
+        """Delete the key's record if it was created at or before `before` (it expired)."""
         ...
 
     def prune(self, before: datetime) -> int:
