@@ -41,8 +41,8 @@ class SqlIdempotencyRepository:
         if answer is not None:
             values |= _answer(answer)
         stmt = _INSERT[self._conn.dialect.name](idempotency_records).values(values)
-        result = self._conn.execute(stmt.on_conflict_do_nothing(index_elements=[_i.key_hash]))
-        return result.rowcount == 1
+        inserted = stmt.on_conflict_do_nothing(index_elements=[_i.key_hash]).returning(_i.key_hash)
+        return self._conn.execute(inserted).first() is not None
 
     def answer(self, claim: Claim, answer: StoredAnswer) -> bool:
         result = self._conn.execute(
