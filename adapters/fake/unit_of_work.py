@@ -714,7 +714,7 @@ class _Idempotency:
             del self.w.idempotency[key_hash]
 
     def prune(self, before: datetime) -> int:
-        old = [k for k, (c, _) in self.w.idempotency.items() if c.created_at < before]
+        old = [k for k, (c, _) in self.w.idempotency.items() if c.created_at <= before]
         for k in old:
             del self.w.idempotency[k]
         return len(old)

@@ -58,10 +58,12 @@ class SqlIdempotencyRepository:
         )
 
     def discard_expired(self, key_hash: str, before: datetime) -> None:
-        self._conn.execute(delete(idempotency_records).where(_i.key_hash == key_hash, _i.created_at <= before))
+        self._conn.execute(
+            delete(idempotency_records).where(_i.key_hash == key_hash, _i.created_at <= before)
+        )
 
     def prune(self, before: datetime) -> int:
-        return int(self._conn.execute(delete(idempotency_records).where(_i.created_at < before)).rowcount)
+        return int(self._conn.execute(delete(idempotency_records).where(_i.created_at <= before)).rowcount)
 
 
 def claim_before_commit(conn: Connection) -> Claim | None:

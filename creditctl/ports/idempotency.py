@@ -40,7 +40,7 @@ class IdempotencyRepository(Protocol):
         ...
 
     def prune(self, before: datetime) -> int:
-        """Delete every record created before `before`; return how many."""
+        """Delete every record created at or before `before`; return how many."""
         ...
 
 
