@@ -10,6 +10,7 @@ from typing import Any
 from adapters.web.auth import actor, current_key, requires, requires_act, requires_global_admin, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.idempotency import idempotent
 from adapters.web.schemas.accounts import (
     AccountSchema,
     FreezeRequestSchema,
@@ -91,6 +92,7 @@ def _decode(cursor: str | None) -> HoldCursor | None:
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/freeze", methods=["POST"])
 @requires_act(Act.FREEZE)
+@idempotent()
 @bp.arguments(FreezeRequestSchema)
 @bp.response(200, AccountSchema)
 @bp.alt_response(
@@ -119,6 +121,7 @@ def freeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> Ac
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/unfreeze", methods=["POST"])
 @requires_act(Act.LIFT_OWN_FREEZE)
+@idempotent()
 @bp.arguments(FreezeRequestSchema)
 @bp.response(200, AccountSchema)
 @bp.alt_response(
