@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.web import backtests
-from adapters.web.auth import actor, current_key, requires, requires_global_admin, scope
+from adapters.web.auth import actor, current_key, requires, requires_act, requires_global_admin, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.idempotency import idempotent
@@ -26,6 +26,7 @@ from adapters.web.schemas.rule_sets import (
 )
 from creditctl.domain.account import PaymentProfile
 from creditctl.domain.api_key import Role
+from creditctl.domain.authority import Act
 from creditctl.domain.decision import Order
 from creditctl.domain.errors import InvalidRequest
 from creditctl.services import rule_sets as service
@@ -51,7 +52,7 @@ def index() -> dict[str, Any]:
 
 
 @bp.route("", methods=["POST"])
-@requires_global_admin
+@requires_act(Act.CHANGE_RULE_SETS)
 @idempotent()
 @etagged
 @bp.arguments(DraftSchema)
@@ -85,7 +86,7 @@ def read(rule_set_id: int) -> Tagged:
 
 
 @bp.route("/<int(max=2147483647):rule_set_id>", methods=["PUT"])
-@requires_global_admin
+@requires_act(Act.CHANGE_RULE_SETS)
 @conditional
 @bp.arguments(DraftSchema)
 @bp.response(200, RuleSetDetailSchema)
@@ -118,7 +119,7 @@ def validate(rule_set_id: int) -> dict[str, Any]:
 
 
 @bp.route("/<int(max=2147483647):rule_set_id>/publish", methods=["POST"])
-@requires_global_admin
+@requires_act(Act.CHANGE_RULE_SETS)
 @idempotent()
 @conditional
 @bp.arguments(PublishSchema)
@@ -148,7 +149,7 @@ def publish(body: dict[str, Any], rule_set_id: int) -> Tagged:
 
 
 @bp.route("/<int(max=2147483647):rule_set_id>/rollback", methods=["POST"])
-@requires_global_admin
+@requires_act(Act.CHANGE_RULE_SETS)
 @idempotent()
 @etagged
 @bp.arguments(RollbackSchema)

@@ -56,6 +56,9 @@ def canonical_owner(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).split())
 
 
+RESERVED_OWNER_PREFIXES = ("cli:", "rule:", "admin:")
+
+
 def owner_problem(text: str) -> str | None:
     """Why `text` cannot name an owner: blank, too long, or holding invisible characters (a zero-width
     space would make "ali\u200bce" look like alice and count as someone else)."""
@@ -66,6 +69,9 @@ def owner_problem(text: str) -> str | None:
         return "an owner is at most 100 characters"
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Cn") for ch in canonical):
         return "an owner may not hold control, format or unassigned characters"
+    if canonical.casefold().startswith(RESERVED_OWNER_PREFIXES):
+        reserved = ", ".join(RESERVED_OWNER_PREFIXES)
+        return f"an owner may not start with {reserved} (the operator's and the rules')"
     return None
 
 

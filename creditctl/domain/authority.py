@@ -75,7 +75,8 @@ AUTHORITY: dict[Act, Rule] = {
         (Role.ADMIN,),
         Scope.ANY,
         True,
-        "another owner than the requester's",
+        "another owner than the requester's; approving: the amount within the approver's approval limit; "
+        "at most 366 days",
     ),
     Act.SET_ACCOUNT_PARAMS: Rule(
         "set an account's parameters or pin a rule set", (Role.ADMIN,), Scope.GLOBAL, False
@@ -147,6 +148,20 @@ def authorize(act: Act, who: Principal) -> None:
         raise NotAuthorised(act, f"needs a key not limited to customers{hint}")
 
 
+def require_approval_authority(act: Act, who: Principal, amount: Decimal) -> None:
+    """Granting credit (approving a temporary limit) is within the approver's approval limit, as a
+    release is: a key that may not release a 60,000.00 order does not grant a larger line."""
+    if isinstance(who, Operator):
+        return
+    limit = who.approval_limit
+    if limit is None or amount > limit:
+        raise NotAuthorised(
+            act,
+            f"{amount} is beyond the key's approval authority ({'none' if limit is None else limit}); "
+            "a key whose approval limit covers it must approve",
+        )
+
+
 def owner_of(who: Principal) -> str:
     return who.owner
 
@@ -161,9 +176,13 @@ def who_name(who: Principal) -> str:
     return who.owner if isinstance(who, Operator) else who.name
 
 
-def base_limit_act(before: Decimal, after: Decimal) -> Act:
-    """Raising an effective base limit creates credit; lowering it never does."""
-    return Act.RAISE_BASE_LIMIT if after > before else Act.LOWER_BASE_LIMIT
+def base_limit_act(before: Decimal, after: Decimal, *, pins_rule_value: bool = False) -> Act:
+    """Raising an effective base limit creates credit; lowering it never does. Setting an explicit base on
+    an account that followed the rule set's base_credit_limit, even at the same figure, is a raise too: it
+    cuts the account off from the rule set, so a later lowering by head office no longer reaches it."""
+    return Act.RAISE_BASE_LIMIT if after > before or (pins_rule_value and after == before) else (
+        Act.LOWER_BASE_LIMIT
+    )
 
 
 def freezer(who: Principal) -> str:

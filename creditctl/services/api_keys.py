@@ -115,6 +115,8 @@ def _create(
         ) from None
     if not name.strip():
         raise InvalidRequest("a name is required", field="name")
+    if len(name) > 100:
+        raise InvalidRequest("a name is at most 100 characters", field="name")
     problem = owner_problem(owner if owner is not None else name)  # without one, the name is the owner
     if problem is not None:
         raise InvalidRequest(problem, field="owner" if owner is not None else "name")
@@ -138,7 +140,7 @@ def _create(
             key_hash=hash_secret(secret),
             now=clock.now(),
             approval_limit=approval_limit,
-            owner=canonical_owner(owner) if owner else None,
+            owner=canonical_owner(owner if owner is not None else name),
         )
         _record(uow, "api_key.created", key, actor)
         uow.commit()

@@ -126,9 +126,15 @@ class TestFourEyes:
         request_id = self.request(desk, clock, key("alice-1", owner="alice"))
         with pytest.raises(OwnRequest, match="four eyes compares owners"):
             decide_limit_request(
-                request_id, approve=True, note=None, key=key("alice-2", owner="alice"), uow=desk.uow
+                request_id,
+                approve=True,
+                note=None,
+                key=key("alice-2", owner="alice", approval_limit="1000000.00"),
+                uow=desk.uow,
             )
-        decided, _ = decide_limit_request(request_id, approve=True, note=None, key=key("bob"), uow=desk.uow)
+        decided, _ = decide_limit_request(
+            request_id, approve=True, note=None, key=key("bob", approval_limit="1000000.00"), uow=desk.uow
+        )
         assert (decided.requested_by_owner, decided.decided_by_owner) == ("alice", "bob")
 
     @pytest.mark.parametrize("spelling", ["Alice", " alice ", "ALICE", "\uff21\uff4c\uff49\uff43\uff45"])
