@@ -39,6 +39,7 @@ from creditctl.services.backtest import (
 from creditctl.services.context import AppContext
 from creditctl.services.customers import refresh_balances, register_customer
 from creditctl.services.expiry import sweep
+from creditctl.services.idempotency import prune_idempotency_records
 from creditctl.services.recheck_order import recheck_order
 from creditctl.services.rule_sets import problems_of
 from creditctl.services.rule_tests import run_case
@@ -377,14 +378,19 @@ def _operations(cli: click.Group, ops: CliOps) -> None:
             )
             click.echo(f"{oid}\t{d.outcome.value}\t{d.state.value}")
 
-    @cli.command(help="End holds and deferrals whose time ran out, seal the audit trail (cron, or often).")
+    @cli.command(
+        help="End holds and deferrals whose time ran out, seal the audit trail, prune Idempotency-Key "
+        "records older than 24 h (cron, or often)."
+    )
     def expire() -> None:
         ctx = ops.make_context()
         result = sweep(uow=ctx.uow())
         sealed = seal_audit(uow=ctx.uow())  # the events the sweep wrote, and any others not sealed yet
+        pruned = prune_idempotency_records(uow=ctx.uow())
         click.echo(
             f"accounts with expired holds: {result.holds_expired_on}; "
-            f"deferrals ended: {result.deferrals_expired}; audit events sealed: {sealed}"
+            f"deferrals ended: {result.deferrals_expired}; audit events sealed: {sealed}; "
+            f"idempotency records pruned: {pruned}"
         )
 
 

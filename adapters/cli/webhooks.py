@@ -15,6 +15,7 @@ import click
 
 from adapters.cli.audit import Anchorer, SealCadence, seal_once
 from creditctl.services.context import AppContext, WebhookTools
+from creditctl.services.idempotency import prune_idempotency_records
 from creditctl.services.webhook_delivery import deliver_round, prune_delivered, redrive
 
 log = logging.getLogger("creditctl.webhooks")
@@ -94,6 +95,7 @@ def _one_round(context: AppContext, seal_every: float) -> None:
     t = _tools(context)
     result = deliver_round(store=t.store, notifier=t.notifier, box=t.box, policy=t.policy)
     prune_delivered(store=t.store, policy=t.policy)
+    prune_idempotency_records(uow=context.uow())
     sealed = seal_once(context) if seal_every else 0
     if context.audit_anchor is not None:
         Anchorer(context, context.audit_anchor, context.audit_anchor_every_s).anchor_once()
@@ -122,6 +124,7 @@ def _loop(context: AppContext, idle_s: float, seal_every: float) -> None:
             result = deliver_round(store=t.store, notifier=t.notifier, box=t.box, policy=t.policy)
             if time.monotonic() - pruned_at > PRUNE_EVERY_S:
                 prune_delivered(store=t.store, policy=t.policy)
+                prune_idempotency_records(uow=context.uow())  # Idempotency-Key records past 24 h
                 pruned_at = time.monotonic()
             if not result.claimed and not result.dispatched:
                 time.sleep(idle_s)

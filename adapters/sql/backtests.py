@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, insert, select, update
 
+from adapters.sql.idempotency import claim_before_commit
 from adapters.sql.tables import backtest_changes, backtest_runs
 from creditctl.domain.backtest import BacktestRun, ChangedOrder
 from creditctl.domain.decision import Reason
@@ -25,8 +26,14 @@ class SqlBacktestStore:
         self._engine = engine
 
     def start(self, run: BacktestRun) -> None:
+        """The run's first row; a request's Idempotency-Key record goes in with it, so a retry (or a twin
+        sent at the same time) never starts a second run. A run is many transactions: one that fails on
+        the way forgets the record (the web edge), one cut short by a crash keeps it, without an answer."""
         with self._engine.begin() as conn:
             conn.execute(insert(backtest_runs), _run_values(run) | {"id": run.id})
+            claim = claim_before_commit(conn)
+        if claim is not None:
+            claim.written = True
 
     def add_changes(self, run_id: str, changes: Sequence[ChangedOrder]) -> None:
         rows = [

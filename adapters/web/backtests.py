@@ -10,6 +10,7 @@ from flask import Response, stream_with_context
 from adapters.web.auth import current_key, requires
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.idempotency import idempotent
 from adapters.web.negotiation import wants_csv
 from adapters.web.schemas.backtests import (
     BacktestRequestSchema,
@@ -57,6 +58,7 @@ def _wired() -> AppContext:
 
 @bp.route("", methods=["POST"])
 @requires(Role.ADMIN, global_scope=True)
+@idempotent()
 @bp.arguments(BacktestRequestSchema())
 @bp.response(201, BacktestSchema, description="The finished run's summary")
 @_documented_errors((422, "Not a valid rule set (errors keyed by JSON pointer), or an empty period"))

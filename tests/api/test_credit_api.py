@@ -20,7 +20,12 @@ def payment(invoice_id: str = "INV-1", **kw):
 @pytest.fixture
 def second_admin(context, keys):
     keys["admin2"] = create_api_key(
-        name="test-admin-2", role="admin", customers=None, uow=context.uow(), clock=context.clock
+        name="test-admin-2",
+        role="admin",
+        customers=None,
+        uow=context.uow(),
+        clock=context.clock,
+        approval_limit="100000.00",  # approving a temporary limit is within the approver's authority
     ).secret
     return "admin2"
 
