@@ -1,5 +1,5 @@
-"""A real local webhook receiver for tests: verifies with the `verify` of docs/order-systems.md, processes each event id
-once, and can fail at random or stall (to kill a worker mid-send)."""
+"""A real local webhook receiver for tests: verifies with the `verify` of docs/order-systems.md, processes
+each event id once, and can fail at random or stall (to kill a worker mid-send)."""
 
 from __future__ import annotations
 

@@ -380,7 +380,7 @@ class TestOnSqlite:
         single = cli("audit", "verify", "--anchor", f"{first.position}:{first.hash}", ok=False)
         assert f"BROKEN at position {first.position}" in single.output
         assert f"positions 1 to {first.position - 1}" in single.output
-        # An auditor with an export and the anchor file finds it too, with the lines of docs/auditors.md alone.
+        # An auditor with an export and the anchor file finds it too, with docs/auditors.md's lines alone.
         export = tmp_path / "audit.jsonl"
         cli("audit", "export", "--from", "2000-01-01", "--out", str(export))
         checker = tmp_path / "check_anchors.py"
