@@ -8,7 +8,7 @@ from adapters.fake.balance_provider import FakeBalanceProvider
 from adapters.fake.clock import FakeClock
 from adapters.fake.unit_of_work import FakeStore, FakeUnitOfWork
 from creditctl.domain.api_key import KEY_PREFIX, Role, hash_secret
-from creditctl.domain.errors import InvalidRequest, Unauthenticated
+from creditctl.domain.errors import InvalidRequest, RevokedKey, Unauthenticated
 from creditctl.services.api_keys import authenticate, create_api_key, revoke_api_key
 from tests.unit.services.conftest import CUSTOMER
 
@@ -75,11 +75,16 @@ class TestAuthenticate:
         with pytest.raises(Unauthenticated, match=message):
             authenticate(secret, uow=uow)
 
-    def test_a_revoked_key_is_refused_like_an_unknown_one(
+    def test_a_revoked_key_is_refused_saying_it_was_revoked_and_when(
         self, uow: FakeUnitOfWork, clock: FakeClock
     ) -> None:
+        """Its holder is told to get a new key, not left to suspect a typing mistake."""
         made = create_api_key(name="a", role="orders", customers=None, uow=uow, clock=clock)
         assert revoke_api_key(made.key.id, uow=uow, clock=clock) is True
         assert revoke_api_key(made.key.id, uow=uow, clock=clock) is False
-        with pytest.raises(Unauthenticated, match="the API key is not valid"):
+        when = clock.now().isoformat().replace("+00:00", "Z")
+        with pytest.raises(RevokedKey, match=f"'a' \\(id {made.key.id}\\) was revoked at {when}") as refused:
             authenticate(made.secret, uow=uow)
+        assert isinstance(refused.value, Unauthenticated) and refused.value.errors == {
+            "api_key": [f"revoked at {when}"]
+        }
