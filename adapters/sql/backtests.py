@@ -40,24 +40,28 @@ class SqlBacktestStore:
             conn.execute(insert(backtest_runs), _run_values(run) | _job_values(run) | {"id": run.id})
 
     def claim(self, holder: str, now: datetime, lease_until: datetime) -> BacktestRun | None:
+        # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT 1 FOR UPDATE SKIP LOCKED): PostgreSQL
+        # may run such a subquery again for every row the UPDATE scans, and claim every queued run at once.
         oldest = (
             select(_r.id)
             .where(_r.status == RunStatus.QUEUED)
             .order_by(_r.created_at, _r.id)
             .limit(1)
             .with_for_update(skip_locked=True)
-            .scalar_subquery()
         )
         with self._engine.begin() as conn:
+            run_id = conn.execute(oldest).scalar()
+            if run_id is None:
+                return None
             row = conn.execute(
                 update(backtest_runs)
-                .where(_r.id.in_(oldest), _r.status == RunStatus.QUEUED)
+                .where(_r.id == run_id, _r.status == RunStatus.QUEUED)
                 .values(
                     status=RunStatus.RUNNING, started_at=now, lease_holder=holder, lease_until=lease_until
                 )
                 .returning(*backtest_runs.c)
-            ).first()
-        return None if row is None else _to_run(row)
+            ).one()
+        return _to_run(row)
 
     def progress(self, run: BacktestRun) -> bool:
         values = {"summary": run.summary(), "total": run.total, "lease_until": run.lease_until}
