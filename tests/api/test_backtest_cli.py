@@ -103,16 +103,23 @@ PERIOD = {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
 
 class TestWorkerAndExpire:
     def test_worker_once_runs_every_queued_backtest(
-        self, context: AppContext, sqlite_engine: Engine, tmp_path: Path, client: Any, keys: dict[str, str]
+        self,
+        context: AppContext,
+        sqlite_engine: Engine,
+        tmp_path: Path,
+        client: Any,
+        keys: dict[str, str],
+        clock: Any,
     ) -> None:
         api = Api(client, keys)
         assert api.decide(order(amount="2000.00")).status_code == 201
-        ids = [
-            client.post(
+        ids = []
+        for _ in range(2):
+            clock.advance(1)  # queued one after the other: run oldest first
+            post = client.post(
                 "/v1/backtests", json={"rule_set": tightened(), **PERIOD}, headers=api.auth("admin")
-            ).json["id"]
-            for _ in range(2)
-        ]
+            )
+            ids.append(post.json["id"])
 
         result = run_cli(context, sqlite_engine, tmp_path, "worker", "--once", "--seal-every", "0")
 
