@@ -29,13 +29,13 @@ from creditctl.ports.balance_provider import BalanceUnavailable
 from creditctl.services.api_keys import create_api_key, ensure_api_key, revoke_api_key
 from creditctl.services.audit import seal_audit
 from creditctl.services.backtest import (
-    RunBacktest,
+    backtest_of,
     backtest_report,
-    candidate_rule_set,
     changes_csv,
     iter_backtest_changes,
     run_backtest,
 )
+from creditctl.services.backtest_jobs import fail_stopped_backtests, prune_backtests
 from creditctl.services.context import AppContext
 from creditctl.services.customers import refresh_balances, register_customer
 from creditctl.services.expiry import sweep
@@ -380,7 +380,7 @@ def _operations(cli: click.Group, ops: CliOps) -> None:
 
     @cli.command(
         help="End holds and deferrals whose time ran out, seal the audit trail, prune Idempotency-Key "
-        "records older than 24 h (cron, or often)."
+        "records older than 24 h, end backtests whose worker stopped and prune old ones (cron, or often)."
     )
     def expire() -> None:
         ctx = ops.make_context()
@@ -392,6 +392,10 @@ def _operations(cli: click.Group, ops: CliOps) -> None:
             f"deferrals ended: {result.deferrals_expired}; audit events sealed: {sealed}; "
             f"idempotency records pruned: {pruned}"
         )
+        if ctx.backtests is not None:
+            stopped = fail_stopped_backtests(store=ctx.backtests)
+            pruned = prune_backtests(store=ctx.backtests, policy=ctx.backtest_policy)
+            click.echo(f"backtests whose worker stopped: {len(stopped)}; old backtests pruned: {pruned}")
 
 
 def _rules(cli: click.Group, ops: CliOps) -> None:
@@ -445,13 +449,19 @@ def _backtest(rules: click.Group, ops: CliOps) -> None:
     def rules_backtest(path: str, start: datetime, end: datetime, csv_path: str | None) -> None:
         ctx = ops.make_context()
         assert ctx.decision_history is not None and ctx.backtests is not None
-        cmd = RunBacktest(
-            rule_set=candidate_rule_set(loads_document(Path(path).read_text(encoding="utf-8"))),
-            start=start.replace(tzinfo=UTC),
-            end=end.replace(tzinfo=UTC),
-            requested_by="cli",
+        cmd = backtest_of(
+            loads_document(Path(path).read_text(encoding="utf-8")),
+            start.replace(tzinfo=UTC),
+            end.replace(tzinfo=UTC),
+            "cli",
         )
-        run = run_backtest(cmd, history=ctx.decision_history, store=ctx.backtests, clock=ctx.clock)
+        run = run_backtest(
+            cmd,
+            history=ctx.decision_history,
+            store=ctx.backtests,
+            holder=f"cli:{socket.gethostname()}:{os.getpid()}",
+            policy=ctx.backtest_policy,
+        )
         for line in backtest_report(run):
             click.echo(line)
         if csv_path:

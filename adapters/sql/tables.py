@@ -371,6 +371,8 @@ credit_limit_requests = Table(
     Index("ix_credit_limit_requests_status", "status", "requested_at"),
 )
 
+# A backtest run is a job: queued, running (under a worker's lease), then succeeded or failed. `summary`
+# holds its counts (so far, while it runs) and its error; `rule_set` the document it replays.
 backtest_runs = Table(
     "backtest_runs",
     metadata,
@@ -383,6 +385,12 @@ backtest_runs = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime),
     Column("summary", ExactJson),
+    Column("rule_set", ExactJson),
+    Column("started_at", UtcDateTime),
+    Column("total", BigInteger),
+    Column("lease_holder", String(200)),
+    Column("lease_until", UtcDateTime),
+    Index("ix_backtest_runs_status_created", "status", "created_at"),
 )
 
 # A run's changed orders, written in batches while it runs; `seq` is the run's own order (the cursor).

@@ -170,14 +170,14 @@ def rollback(body: dict[str, Any], rule_set_id: int) -> Tagged:
 @requires_global_admin
 @idempotent()
 @bp.arguments(PeriodRequestSchema())
-@bp.response(201, BacktestSchema, description="The finished run: read its changed orders at /v1/backtests")
+@bp.response(202, BacktestSchema, description=backtests.QUEUED, headers=backtests.LOCATION)
 @bp.alt_response(404, description=NOT_FOUND)
 @bp.alt_response(422, description="The rule set has problems (errors by JSON pointer), or an empty period")
 def backtest(body: dict[str, Any], rule_set_id: int) -> Any:
-    """Replay the stored decisions of a period under this rule set (typically a draft): counts by outcome and
-    money approved before and after, and the orders whose outcome changes (GET /v1/backtests/{id}/changes,
-    paged or ?format=csv)."""
-    return backtests.run_for_rule_set(rule_set_id, body["start"], body["end"])
+    """Queue a replay of the stored decisions of a period under this rule set (typically a draft); answers
+    at once. The run (GET /v1/backtests/{id}) shows its progress, then counts by outcome and money approved
+    before and after; its changed orders are at GET /v1/backtests/{id}/changes (paged or ?format=csv)."""
+    return backtests.enqueue_for_rule_set(rule_set_id, body["start"], body["end"])
 
 
 @bp.route("/<int(max=2147483647):rule_set_id>/simulate", methods=["POST"])
