@@ -21,7 +21,8 @@ def test_the_readme_table_lists_every_act_with_the_codes_roles_scope_and_second_
             rows[code] = cells
     assert set(rows) == {a.value for a in Act}, "README authority table: acts differ from the code"
     for act, rule in AUTHORITY.items():
-        _, roles, scope, second, _ = rows[act.value]
+        _, roles, scope, second, note = rows[act.value]
         assert roles == ", ".join(r.value for r in rule.roles), act
         assert scope == ("all customers only" if rule.scope is Scope.GLOBAL else "its customers"), act
         assert second == ("yes" if rule.second_owner else "no"), act
+        assert note == rule.note, act
