@@ -14,8 +14,15 @@ from typing import Any
 import click
 
 from adapters.cli.audit import Anchorer, SealCadence, seal_once
+from adapters.cli.loop_backoff import LoopBackoff, summary
 from creditctl.services.context import AppContext, WebhookTools
-from creditctl.services.webhook_delivery import deliver_round, prune_delivered, redrive
+from creditctl.services.webhook_delivery import (
+    OutcomeNotRecorded,
+    RoundResult,
+    deliver_round,
+    prune_delivered,
+    redrive,
+)
 
 log = logging.getLogger("creditctl.webhooks")
 PRUNE_EVERY_S = 300.0
@@ -31,7 +38,7 @@ def _tools(context: AppContext) -> WebhookTools:
 class Sealer(threading.Thread):
     """Seals the audit trail every `every` seconds beside the delivery loop, in its own thread: a round
     may wait on slow receivers (a timeout per POST), and the chain should not wait with it. A failure
-    (the database away for a moment) is logged and the next tick tries again."""
+    (the database away) is logged once and tried again, backing off, until it works."""
 
     def __init__(self, context: AppContext, every: float) -> None:
         super().__init__(name="audit-sealer", daemon=True)
@@ -39,12 +46,16 @@ class Sealer(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        cadence = SealCadence()
-        while not self.stopping.wait(self._every):
+        cadence, backoff = SealCadence(), LoopBackoff(log, "audit: sealing")
+        wait = self._every
+        while not self.stopping.wait(wait):
             try:
                 cadence.tick(self._context)
-            except Exception:
-                log.exception("audit: sealing failed; trying again in %s s", self._every)
+            except Exception as exc:
+                wait = max(self._every, backoff.failed(exc))
+            else:
+                backoff.succeeded()
+                wait = self._every
 
 
 def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
@@ -92,7 +103,12 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
 
 def _one_round(context: AppContext, seal_every: float) -> None:
     t = _tools(context)
-    result = deliver_round(store=t.store, notifier=t.notifier, box=t.box, policy=t.policy)
+    try:
+        result = deliver_round(store=t.store, notifier=t.notifier, box=t.box, policy=t.policy)
+    except OutcomeNotRecorded as exc:
+        raise click.ClickException(
+            f"{exc} ({summary(exc.__cause__ or exc)}); it is sent again when its lease ends"
+        ) from None
     prune_delivered(store=t.store, policy=t.policy)
     sealed = seal_once(context) if seal_every else 0
     if context.audit_anchor is not None:
@@ -117,12 +133,19 @@ def _loop(context: AppContext, idle_s: float, seal_every: float) -> None:
     if anchorer is not None:
         anchorer.start()
     pruned_at = 0.0
+    backoff = LoopBackoff(log, "webhooks: delivering")
+    unwritten: list[OutcomeNotRecorded] = []
     try:
         while not stop:
-            result = deliver_round(store=t.store, notifier=t.notifier, box=t.box, policy=t.policy)
-            if time.monotonic() - pruned_at > PRUNE_EVERY_S:
-                prune_delivered(store=t.store, policy=t.policy)
-                pruned_at = time.monotonic()
+            try:
+                result = _deliver(t, unwritten)
+                if time.monotonic() - pruned_at > PRUNE_EVERY_S:
+                    prune_delivered(store=t.store, policy=t.policy)
+                    pruned_at = time.monotonic()
+            except Exception as exc:  # the database away (or a bug): this loop keeps going, backing off
+                time.sleep(backoff.failed(exc))
+                continue
+            backoff.succeeded()
             if not result.claimed and not result.dispatched:
                 time.sleep(idle_s)
     finally:
@@ -132,3 +155,16 @@ def _loop(context: AppContext, idle_s: float, seal_every: float) -> None:
         if anchorer is not None:  # after the sealer: its last anchor holds what the sealer sealed last
             anchorer.stopping.set()
             anchorer.join(timeout=30)
+
+
+def _deliver(t: WebhookTools, unwritten: list[OutcomeNotRecorded]) -> RoundResult:
+    """First write what receivers answered while the database was away (else their deliveries would fall
+    due again and be sent twice), then one round."""
+    while unwritten:
+        unwritten[0].record()
+        unwritten.pop(0)
+    try:
+        return deliver_round(store=t.store, notifier=t.notifier, box=t.box, policy=t.policy)
+    except OutcomeNotRecorded as exc:
+        unwritten.append(exc)
+        raise
