@@ -23,9 +23,10 @@ from uuid import uuid4
 
 import pytest
 import requests
-from sqlalchemy import text
+from sqlalchemy import select
 
 from adapters.bootstrap import bootstrap, engine_for, load_settings
+from adapters.sql.tables import outbox
 from creditctl.domain.audit import SYSTEM
 from creditctl.services.context import AppContext
 from creditctl.services.webhooks import create_subscription
@@ -205,7 +206,13 @@ class DecisionSender(threading.Thread):
         n = 0
         while not self.stopping.is_set():
             n += 1
-            self.answers.append(decide(self.url, self.key, order_body(n)))
+            body, sent = order_body(n), time.monotonic()
+            try:
+                self.answers.append(decide(self.url, self.key, body))
+            except requests.RequestException as exc:  # no HTTP answer at all: kept, and fails the test
+                self.answers.append(
+                    Answer(body["order_id"], body, sent, time.monotonic(), 0, repr(exc), None, None)
+                )
             time.sleep(0.05)
 
 
@@ -251,12 +258,28 @@ def test_the_service_answers_503_while_postgres_is_away_and_2xx_again_without_a_
     tmp_path: Path,
 ) -> None:
     with private_postgres() as pg:
-        settings = worker_env(pg, tmp_path)
         own = ("CREDITCTL_INSTANCE_PATH", "CREDITCTL_LOG_LEVEL")  # served_demo sets these itself
-        settings = {k: v for k, v in settings.items() if k.startswith("CREDITCTL_") and k not in own}
-        with served_demo(tmp_path, workers=2, **settings) as served:
+        settings = {k: v for k, v in worker_env(pg, tmp_path).items() if k.startswith("CREDITCTL_")}
+        with served_demo(
+            tmp_path, workers=2, **{k: v for k, v in settings.items() if k not in own}
+        ) as served:
             _outage_under_load(pg, served.url, served.keys["orders"], served.env, tmp_path)
         engine_for(pg.url).dispose()
+
+
+@dataclass
+class Outage:
+    answers: list[Answer]  # every decision sent before, during and after it
+    down_at: float  # pg_ctl stop returned: no server
+    starting_at: float  # pg_ctl start called
+    up_at: float  # pg_ctl start returned: it accepts connections
+    ready: requests.Response  # asked while it was down
+    healthy: requests.Response
+    seed: requests.Response
+
+    def recovered(self) -> Answer:
+        """The first decision sent after the database was back and answered 2xx."""
+        return next(a for a in self.answers if a.sent_at > self.up_at and 200 <= a.status < 300)
 
 
 def _outage_under_load(pg: PrivatePostgres, url: str, key: str, env: dict[str, str], folder: Path) -> None:
@@ -266,9 +289,40 @@ def _outage_under_load(pg: PrivatePostgres, url: str, key: str, env: dict[str, s
         subscribe(context, receiver, ["decision.deferred"])
         before = [decide(url, key, order_body(n)) for n in range(-10, 0)]
         assert all(a.status == 201 for a in before), before
+        outage = _outage(pg, url, key, process)
+        refused = _check_answers(outage)
+        # Sent again with the same order id: decided now (201), or the decision the database kept (200).
+        again = [decide(url, key, a.body) for a in refused]
+        assert all(a.status in (200, 201) for a in again), [(a.status, a.json) for a in again]
+        assert process.poll() is None, "the worker died"
 
-        sender = DecisionSender(url, key)
-        sender.start()
+        with engine_for(pg.url).connect() as conn:
+            payloads = conn.execute(select(outbox.c.payload).where(outbox.c.topic == "decision.deferred"))
+            deferred = sorted(p["order_id"] for p in payloads.scalars())
+        sent = [*before, *outage.answers, *again]
+        decided = {a.order_id for a in sent if 200 <= a.status < 300 and a.body["amount"] == "600000.00"}
+        assert sorted(decided) == deferred  # one event per deferred order, none of a refused one
+
+        def delivered() -> bool:
+            return sorted(e["data"]["order_id"] for e in receiver.processed.values()) == deferred
+
+        wait_for(delivered, RECOVERED_WITHIN_S + LEASE_S, "every decision.deferred webhook at the receiver")
+        took = time.monotonic() - outage.up_at
+        print(
+            f"worker: all {len(deferred)} decision.deferred webhooks delivered {took:.1f} s after it was back"
+        )
+        assert not receiver.duplicates, f"sent twice: {dict(receiver.duplicates)}"
+        wait_for(lambda: unsealed(context) == 0, RECOVERED_WITHIN_S, "every audit event sealed")
+        assert process.poll() is None
+    assert "0 not sealed yet" in verify_audit(env, folder)
+
+
+def _outage(pg: PrivatePostgres, url: str, key: str, worker: subprocess.Popen[bytes]) -> Outage:
+    """While decisions are sent one after another: PostgreSQL stopped for OUTAGE_S (readiness, liveness
+    and the seed balance asked meanwhile), started again, sent to until a decision answers 2xx, 1 s more."""
+    sender = DecisionSender(url, key)
+    sender.start()
+    try:
         time.sleep(1.0)
         pg.stop()
         down_at = time.monotonic()
@@ -280,7 +334,8 @@ def _outage_under_load(pg: PrivatePostgres, url: str, key: str, env: dict[str, s
             headers={"Authorization": f"Bearer {key}"},
             timeout=30,
         )
-        stays_alive(process, OUTAGE_S - (time.monotonic() - down_at))
+        stays_alive(worker, OUTAGE_S - (time.monotonic() - down_at))
+        starting_at = time.monotonic()
         pg.start()
         up_at = time.monotonic()
         wait_for(
@@ -288,55 +343,36 @@ def _outage_under_load(pg: PrivatePostgres, url: str, key: str, env: dict[str, s
             RECOVERED_WITHIN_S,
             "a decision answered 2xx after PostgreSQL came back",
         )
-        recovered = next(a for a in sender.answers if a.sent_at > up_at and 200 <= a.status < 300)
         time.sleep(1.0)
+    finally:
         sender.stopping.set()
         sender.join(timeout=60)
-        answers = sender.answers
+    return Outage(sender.answers, down_at, starting_at, up_at, ready, healthy, seed)
 
-        assert ready.status_code == 503 and ready.json()["checks"]["database"] == "failing"
-        assert healthy.status_code == 200
-        assert seed.status_code == 503 and seed.headers["Content-Type"].startswith("application/json")
-        assert seed.json()["success"] is False and seed.json()["code"] == "SERVICE_UNAVAILABLE"
-        assert seed.headers.get("Retry-After")
 
-        assert {a.status for a in answers} <= {201, 503}, sorted(
-            {(a.status, a.content_type) for a in answers}
-        )
-        away = [a for a in answers if a.sent_at > down_at and a.answered_at < up_at]
-        assert away and all(a.status == 503 for a in away), [a.status for a in away]
-        for a in answers:
-            if a.status == 503:
-                assert_unavailable(a)
-        refused = [a for a in answers if a.status == 503]
-        assert all(200 <= a.status < 300 for a in answers if a.sent_at >= recovered.sent_at)
-        recovery_s = recovered.answered_at - up_at
-        print(
-            f"api: {len(refused)} decisions answered 503 while PostgreSQL was away; 2xx again "
-            f"{recovery_s:.2f} s after it was back"
-        )
-        assert recovery_s <= RECOVERED_WITHIN_S
+def _check_answers(outage: Outage) -> list[Answer]:
+    """Every answer a decision or 503 problem+json with Retry-After (503 for all sent while the database
+    was away), 2xx from the first one after its return on; the refused ones."""
+    ready, seed = outage.ready, outage.seed
+    assert ready.status_code == 503 and ready.json()["checks"]["database"] == "failing"
+    assert outage.healthy.status_code == 200
+    assert seed.status_code == 503 and seed.headers["Content-Type"].startswith("application/json")
+    assert seed.json()["success"] is False and seed.json()["code"] == "SERVICE_UNAVAILABLE"
+    assert seed.headers.get("Retry-After")
 
-        # Sent again with the same order id: decided now (201), or the decision the database kept (200).
-        again = [decide(url, key, a.body) for a in refused]
-        assert all(a.status in (200, 201) for a in again), [(a.status, a.json) for a in again]
-        assert process.poll() is None, "the worker died"
-
-        with engine_for(pg.url).connect() as conn:
-            deferred = set(
-                conn.execute(
-                    text("SELECT payload->>'order_id' FROM outbox WHERE topic = 'decision.deferred'")
-                ).scalars()
-            )
-        decided = {a.order_id for a in [*before, *answers, *again] if 200 <= a.status < 300}
-        deferred_asked = {a.order_id for a in [*before, *answers, *again] if a.body["amount"] == "600000.00"}
-        assert deferred == decided & deferred_asked  # one event per deferred order, none of a refused one
-
-        def delivered() -> bool:
-            return sorted(e["data"]["order_id"] for e in receiver.processed.values()) == sorted(deferred)
-
-        wait_for(delivered, RECOVERED_WITHIN_S + LEASE_S, "every decision.deferred webhook at the receiver")
-        assert not receiver.duplicates, f"sent twice: {dict(receiver.duplicates)}"
-        wait_for(lambda: unsealed(context) == 0, RECOVERED_WITHIN_S, "every audit event sealed")
-        assert process.poll() is None
-    assert "0 not sealed yet" in verify_audit(env, folder)
+    answers = outage.answers
+    assert {a.status for a in answers} <= {201, 503}, sorted({(a.status, a.content_type) for a in answers})
+    away = [a for a in answers if a.sent_at > outage.down_at and a.answered_at < outage.starting_at]
+    assert away and all(a.status == 503 for a in away), [(a.status, a.json) for a in away if a.status != 503]
+    refused = [a for a in answers if a.status == 503]
+    for a in refused:
+        assert_unavailable(a)
+    recovered = outage.recovered()
+    assert all(200 <= a.status < 300 for a in answers if a.sent_at >= recovered.sent_at)
+    recovery_s = recovered.answered_at - outage.up_at
+    print(
+        f"api: {len(refused)} decisions answered 503 while PostgreSQL was away; "
+        f"2xx again {recovery_s:.2f} s after it was back"
+    )
+    assert recovery_s <= RECOVERED_WITHIN_S
+    return refused
