@@ -57,6 +57,7 @@ from creditctl.ports.clock import Clock, SystemClock
 from creditctl.ports.secret_box import SecretBox
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.as_of_balances import AsOfBalanceProvider
+from creditctl.services.backtest_replay import BacktestPolicy
 from creditctl.services.context import AppContext, UpstreamConfigTools, WebhookTools
 from creditctl.services.customers import store_report
 from creditctl.services.shared_balances import SharedBalanceProvider
@@ -101,6 +102,8 @@ class Settings:
     audit_anchor_secret: str | None = None
     # The owner's URL for migrations and `creditctl db roles` (PostgreSQL); None: database_url's.
     migrate_database_url: str | None = None
+    backtest_lease_s: float = 60.0
+    backtest_retention_days: float = 30.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -137,6 +140,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         audit_anchor_every_s=_positive(env, "CREDITCTL_AUDIT_ANCHOR_EVERY_S", "60"),
         audit_anchor_secret=env.get("CREDITCTL_AUDIT_ANCHOR_SECRET") or None,
         migrate_database_url=env.get("CREDITCTL_MIGRATE_DATABASE_URL") or None,
+        backtest_lease_s=_positive(env, "CREDITCTL_BACKTEST_LEASE_S", "60"),
+        backtest_retention_days=_positive(env, "CREDITCTL_BACKTEST_RETENTION_DAYS", "30"),
     )
 
 
@@ -168,6 +173,18 @@ def anchor_sink(settings: Settings) -> AnchorSink | None:
     raise SystemExit(
         f"CREDITCTL_AUDIT_ANCHOR must be file:<path>, an https:// URL or off, not {settings.audit_anchor!r}"
     )
+
+
+def _positive(env: Mapping[str, str], name: str, default: str) -> float:
+    """A setting that must be a number above zero; refused at start otherwise."""
+    text = env.get(name, default).strip() or default
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise SystemExit(f"{name} must be a number above zero, not {text!r}")
+    return value
 
 
 MAX_TRUSTED_PROXIES = 5
@@ -246,7 +263,10 @@ def bootstrap(
         upstream_configs=haier_config_tools(settings, box),
         balance_source=balance_source,
         decision_history=SqlDecisionHistory(sql),
-        backtests=SqlBacktestStore(sql),
+        backtests=SqlBacktestStore(sql, db_clock),
+        backtest_policy=BacktestPolicy(
+            lease_s=settings.backtest_lease_s, retention_s=settings.backtest_retention_days * 86400.0
+        ),
         reports=SqlReportQueries(sql),
         webhooks=webhook_tools(settings, sql, db_clock, box),
         session_keys=tuple(session_key(k) for k in secret_keys),

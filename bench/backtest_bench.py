@@ -37,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import text
 
-from adapters.fake.clock import FakeClock
 from adapters.sql.backtests import SqlBacktestStore
 from adapters.sql.decision_history import SqlDecisionHistory
 from adapters.sql.engine import make_engine
@@ -228,7 +227,7 @@ def replay(url: str, profile: bool) -> dict[str, Any]:
     cmd = RunBacktest(
         rule_set=tightened(), start=START, end=START + timedelta(days=DAYS), requested_by="bench"
     )
-    deps = {"history": SqlDecisionHistory(engine), "store": SqlBacktestStore(engine), "clock": FakeClock()}
+    deps = {"history": SqlDecisionHistory(engine), "store": SqlBacktestStore(engine)}
     profiler = cProfile.Profile() if profile else None
     began = time.perf_counter()
     if profiler:

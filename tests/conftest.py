@@ -121,7 +121,7 @@ def postgres_engine(postgres_url: str) -> Iterator[Engine]:
             text(
                 "TRUNCATE upstream_calls, backtest_changes, backtest_runs, webhook_deliveries, "
                 "webhook_subscriptions, upstream_status, outbox, holds, decisions, api_keys, "
-                "credit_accounts, customers, balance_reports CASCADE"
+                "credit_accounts, customers, balance_reports, idempotency_records CASCADE"
             )
         )
         conn.execute(text("DELETE FROM rule_set_assignments"))

@@ -29,16 +29,17 @@ from creditctl.ports.balance_provider import BalanceUnavailable
 from creditctl.services.api_keys import create_api_key, replace_api_key, revoke_api_key
 from creditctl.services.audit import seal_audit
 from creditctl.services.backtest import (
-    RunBacktest,
+    backtest_of,
     backtest_report,
-    candidate_rule_set,
     changes_csv,
     iter_backtest_changes,
     run_backtest,
 )
+from creditctl.services.backtest_jobs import fail_stopped_backtests, prune_backtests
 from creditctl.services.context import AppContext
 from creditctl.services.customers import refresh_balances, register_customer
 from creditctl.services.expiry import sweep
+from creditctl.services.idempotency import prune_idempotency_records
 from creditctl.services.recheck_order import recheck_order
 from creditctl.services.rule_sets import problems_of
 from creditctl.services.rule_tests import run_case
@@ -367,15 +368,24 @@ def _operations(cli: click.Group, ops: CliOps) -> None:
             )
             click.echo(f"{oid}\t{d.outcome.value}\t{d.state.value}")
 
-    @cli.command(help="End holds and deferrals whose time ran out, seal the audit trail (cron, or often).")
+    @cli.command(
+        help="End holds and deferrals whose time ran out, seal the audit trail, prune Idempotency-Key "
+        "records older than 24 h, end backtests whose worker stopped and prune old ones (cron, or often)."
+    )
     def expire() -> None:
         ctx = ops.make_context()
         result = sweep(uow=ctx.uow())
         sealed = seal_audit(uow=ctx.uow())  # the events the sweep wrote, and any others not sealed yet
+        pruned = prune_idempotency_records(uow=ctx.uow())
         click.echo(
             f"accounts with expired holds: {result.holds_expired_on}; "
-            f"deferrals ended: {result.deferrals_expired}; audit events sealed: {sealed}"
+            f"deferrals ended: {result.deferrals_expired}; audit events sealed: {sealed}; "
+            f"idempotency records pruned: {pruned}"
         )
+        if ctx.backtests is not None:
+            stopped = fail_stopped_backtests(store=ctx.backtests)
+            pruned = prune_backtests(store=ctx.backtests, policy=ctx.backtest_policy)
+            click.echo(f"backtests whose worker stopped: {len(stopped)}; old backtests pruned: {pruned}")
 
 
 def _rules(cli: click.Group, ops: CliOps) -> None:
@@ -429,13 +439,19 @@ def _backtest(rules: click.Group, ops: CliOps) -> None:
     def rules_backtest(path: str, start: datetime, end: datetime, csv_path: str | None) -> None:
         ctx = ops.make_context()
         assert ctx.decision_history is not None and ctx.backtests is not None
-        cmd = RunBacktest(
-            rule_set=candidate_rule_set(loads_document(Path(path).read_text(encoding="utf-8"))),
-            start=start.replace(tzinfo=UTC),
-            end=end.replace(tzinfo=UTC),
-            requested_by="cli",
+        cmd = backtest_of(
+            loads_document(Path(path).read_text(encoding="utf-8")),
+            start.replace(tzinfo=UTC),
+            end.replace(tzinfo=UTC),
+            "cli",
         )
-        run = run_backtest(cmd, history=ctx.decision_history, store=ctx.backtests, clock=ctx.clock)
+        run = run_backtest(
+            cmd,
+            history=ctx.decision_history,
+            store=ctx.backtests,
+            holder=f"cli:{socket.gethostname()}:{os.getpid()}",
+            policy=ctx.backtest_policy,
+        )
         for line in backtest_report(run):
             click.echo(line)
         if csv_path:

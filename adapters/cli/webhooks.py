@@ -1,5 +1,5 @@
-"""`creditctl worker` (delivers the outbox, seals the audit trail) and `creditctl webhooks ...`
-(subscriptions, dead letters)."""
+"""`creditctl worker` (delivers the outbox, seals the audit trail, runs queued backtests) and
+`creditctl webhooks ...` (subscriptions, dead letters)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from typing import Any
 import click
 
 from adapters.cli.audit import Anchorer, SealCadence, seal_once
+from adapters.cli.backtest_jobs import BacktestJobs, run_queued
 from adapters.cli.loop_backoff import LoopBackoff, summary
 from creditctl.services.context import AppContext, WebhookTools
+from creditctl.services.idempotency import prune_idempotency_records
 from creditctl.services.webhook_delivery import (
     OutcomeNotRecorded,
     RoundResult,
@@ -60,10 +62,14 @@ class Sealer(threading.Thread):
 
 def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
     @cli.command(
-        help="Deliver webhook events from the outbox, seal the audit trail and anchor its head outside the "
-        "database (a loop; several workers may share all three)."
+        help="Deliver webhook events from the outbox, seal the audit trail, anchor its head outside the "
+        "database and run queued backtests (a loop; several workers may share all four)."
     )
-    @click.option("--once", is_flag=True, help="One round of dispatch and delivery (and a seal), then exit.")
+    @click.option(
+        "--once",
+        is_flag=True,
+        help="One round of dispatch and delivery (and a seal), every queued backtest, then exit.",
+    )
     @click.option("--idle-s", default=1.0, show_default=True, help="Pause when nothing was due.")
     @click.option(
         "--seal-every",
@@ -110,6 +116,7 @@ def _one_round(context: AppContext, seal_every: float) -> None:
             f"{exc} ({summary(exc.__cause__ or exc)}); it is sent again when its lease ends"
         ) from None
     prune_delivered(store=t.store, policy=t.policy)
+    prune_idempotency_records(uow=context.uow())
     sealed = seal_once(context) if seal_every else 0
     if context.audit_anchor is not None:
         Anchorer(context, context.audit_anchor, context.audit_anchor_every_s).anchor_once()
@@ -118,10 +125,12 @@ def _one_round(context: AppContext, seal_every: float) -> None:
         f"failed {result.failed}, dead {result.dead}, disabled {len(result.disabled)}; "
         f"audit events sealed {sealed}"
     )
+    ran = run_queued(context)
+    click.echo(f"backtests run {len(ran)}" + "".join(f"; {r.id} {r.status}" for r in ran))
 
 
 def _loop(context: AppContext, idle_s: float, seal_every: float) -> None:
-    """Deliver until SIGTERM, pruning now and then, with the sealer beside it."""
+    """Deliver until SIGTERM, pruning now and then, with the sealer and the backtest job loop beside it."""
     t = _tools(context)
     stop: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
@@ -132,6 +141,8 @@ def _loop(context: AppContext, idle_s: float, seal_every: float) -> None:
     anchorer = Anchorer(context, sink, context.audit_anchor_every_s) if sink is not None else None
     if anchorer is not None:
         anchorer.start()
+    jobs = BacktestJobs(context, idle_s)
+    jobs.start()
     pruned_at = 0.0
     backoff = LoopBackoff(log, "webhooks: delivering")
     unwritten: list[OutcomeNotRecorded] = []
@@ -141,6 +152,7 @@ def _loop(context: AppContext, idle_s: float, seal_every: float) -> None:
                 result = _deliver(t, unwritten)
                 if time.monotonic() - pruned_at > PRUNE_EVERY_S:
                     prune_delivered(store=t.store, policy=t.policy)
+                    prune_idempotency_records(uow=context.uow())  # Idempotency-Key records past 24 h
                     pruned_at = time.monotonic()
             except Exception as exc:  # the database away (or a bug): this loop keeps going, backing off
                 time.sleep(backoff.failed(exc))
@@ -149,12 +161,14 @@ def _loop(context: AppContext, idle_s: float, seal_every: float) -> None:
             if not result.claimed and not result.dispatched:
                 time.sleep(idle_s)
     finally:
+        jobs.stopping.set()  # a run being replayed stops after its batch, and ends as failed
         if sealer is not None:
             sealer.stopping.set()
             sealer.join(timeout=30)
         if anchorer is not None:  # after the sealer: its last anchor holds what the sealer sealed last
             anchorer.stopping.set()
             anchorer.join(timeout=30)
+        jobs.join(timeout=30)
 
 
 def _deliver(t: WebhookTools, unwritten: list[OutcomeNotRecorded]) -> RoundResult:

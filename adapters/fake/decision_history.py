@@ -53,6 +53,10 @@ class FakeDecisionHistory:
             self.batch_sizes.append(len(batch))
             yield batch
 
+    def count(self, start: datetime, end: datetime) -> int:
+        with self.store.lock:
+            return sum(1 for d in self.store.state.decisions.values() if start <= d.decided_at < end)
+
     def account_overrides(self) -> Mapping[int, Mapping[str, str]]:
         with self.store.lock:
             accounts = list(self.store.state.accounts.values())

@@ -20,6 +20,7 @@ from creditctl.domain.credit import ProfileChange
 from creditctl.domain.decision import Decision, DecisionState
 from creditctl.domain.freeze import Freeze, LiftedHow
 from creditctl.domain.hold import ExpiredHold, Hold, HoldStatus, Settlement
+from creditctl.domain.idempotency import Claim, IdempotencyRecord, StoredAnswer
 from creditctl.domain.limit_request import CreditLimitRequest
 from creditctl.domain.money import CENT
 from creditctl.domain.payment import PaymentRecord
@@ -31,6 +32,7 @@ from creditctl.domain.rule_set import (
     RuleSetVersion,
 )
 from creditctl.ports.clock import Clock
+from creditctl.ports.idempotency import write_pending_claim
 from creditctl.ports.repositories import QueueQuery
 from creditctl.ports.upstream_configs import StoredConfig
 from rules import parse_rule_set
@@ -56,6 +58,7 @@ class FakeState:
     audit_seals: dict[int, tuple[int, str, str]] = field(default_factory=dict)
     freezes: list[Freeze] = field(default_factory=list)
     balance_reports: dict[str, BalanceReport] = field(default_factory=dict)
+    idempotency: dict[str, tuple[Claim, StoredAnswer | None]] = field(default_factory=dict)
     next_id: int = 1
 
 
@@ -98,6 +101,7 @@ class FakeUnitOfWork:
         self.audit = FakeAuditLog(work.audit_events, work.audit_seals)
         self.freezes = _Freezes(work)
         self.balance_reports = _BalanceReports(work)
+        self.idempotency = _Idempotency(work)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -106,8 +110,11 @@ class FakeUnitOfWork:
         self.store.lock.release()
 
     def commit(self) -> None:
+        claim = write_pending_claim(self.idempotency)  # the request's Idempotency-Key, with the change
         self.store.state = copy.deepcopy(self._w)
         self.store.commits += 1
+        if claim is not None:
+            claim.written = True
 
     def rollback(self) -> None:
         self._bind(copy.deepcopy(self.store.state))
@@ -409,10 +416,13 @@ class _RuleSets:
         by: str,
         reason: str,
         effective_at: datetime | None,
-    ) -> RuleSetVersion:
-        index = rule_set_id - 1
+        revision: int,
+    ) -> RuleSetVersion | None:
+        found = self.record(rule_set_id)
+        if found is None or found.version is not None or found.revision != revision:
+            return None
         record = replace(
-            self.w.rule_sets[index],
+            found,
             version=self._next_version(),
             document=copy.deepcopy(document),
             published_at=now,
@@ -420,8 +430,9 @@ class _RuleSets:
             published_by=by,
             reason=reason,
             effective_at=effective_at,
+            revision=revision + 1,
         )
-        self.w.rule_sets[index] = record
+        self.w.rule_sets[rule_set_id - 1] = record
         return self._version(record)
 
     def _next_version(self) -> int:
@@ -440,12 +451,16 @@ class _RuleSets:
         self.w.rule_sets.append(record)
         return record
 
-    def update_draft(self, rule_set_id: int, name: str, document: dict[str, Any], now: datetime) -> None:
+    def update_draft(
+        self, rule_set_id: int, name: str, document: dict[str, Any], now: datetime, *, revision: int
+    ) -> bool:
         found = self.record(rule_set_id)
-        if found is not None and found.version is None:
-            self.w.rule_sets[rule_set_id - 1] = replace(
-                found, name=name, document=copy.deepcopy(document), updated_at=now
-            )
+        if found is None or found.version is not None or found.revision != revision:
+            return False
+        self.w.rule_sets[rule_set_id - 1] = replace(
+            found, name=name, document=copy.deepcopy(document), updated_at=now, revision=revision + 1
+        )
+        return True
 
     def record(self, rule_set_id: int) -> RuleSetRecord | None:
         return self.w.rule_sets[rule_set_id - 1] if 0 < rule_set_id <= len(self.w.rule_sets) else None
@@ -684,3 +699,44 @@ class _Freezes:
 
     def for_account(self, account_id: int, limit: int = 200) -> list[Freeze]:
         return [f for f in reversed(self.w.freezes) if f.account_id == account_id][:limit]
+
+
+class _Idempotency:
+    def __init__(self, w: FakeState) -> None:
+        self.w = w
+
+    def get(self, key_hash: str) -> IdempotencyRecord | None:
+        found = self.w.idempotency.get(key_hash)
+        if found is None:
+            return None
+        claim, answer = found
+        return IdempotencyRecord(claim.fingerprint, claim.token, claim.created_at, answer)
+
+    def add(self, claim: Claim, answer: StoredAnswer | None = None) -> bool:
+        if claim.key_hash in self.w.idempotency:
+            return False
+        self.w.idempotency[claim.key_hash] = (replace(claim), answer)
+        return True
+
+    def answer(self, claim: Claim, answer: StoredAnswer) -> bool:
+        found = self.w.idempotency.get(claim.key_hash)
+        if found is None or found[0].token != claim.token:
+            return False
+        self.w.idempotency[claim.key_hash] = (found[0], answer)
+        return True
+
+    def forget(self, claim: Claim) -> None:
+        found = self.w.idempotency.get(claim.key_hash)
+        if found is not None and found[0].token == claim.token:
+            del self.w.idempotency[claim.key_hash]
+
+    def discard_expired(self, key_hash: str, before: datetime) -> None:
+        found = self.w.idempotency.get(key_hash)
+        if found is not None and found[0].created_at <= before:
+            del self.w.idempotency[key_hash]
+
+    def prune(self, before: datetime) -> int:
+        old = [k for k, (c, _) in self.w.idempotency.items() if c.created_at <= before]
+        for k in old:
+            del self.w.idempotency[k]
+        return len(old)

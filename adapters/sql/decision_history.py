@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, Text, select, type_coerce
+from sqlalchemy import Engine, Text, func, select, type_coerce
 
 from adapters.sql.tables import credit_accounts, decisions
 from creditctl.ports.decision_history import HistoryRow
@@ -34,6 +34,8 @@ _SQLITE = (
     "FROM decisions WHERE decided_at >= ? AND decided_at < ? ORDER BY decided_at, id"
 )
 
+_SQLITE_COUNT = "SELECT count(*) FROM decisions WHERE decided_at >= ? AND decided_at < ?"
+
 
 class SqlDecisionHistory:
     def __init__(self, engine: Engine) -> None:
@@ -43,6 +45,23 @@ class SqlDecisionHistory:
         if self._engine.dialect.name == "sqlite":
             return self._sqlite(start, end, batch_size)
         return self._streamed(start, end, batch_size)
+
+    def count(self, start: datetime, end: datetime) -> int:
+        if self._engine.dialect.name == "sqlite":  # in autocommit, as the batches are read: no write lock
+            raw = self._engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute(_SQLITE_COUNT, (_sqlite_time(start), _sqlite_time(end)))
+                (n,) = cursor.fetchone()
+                cursor.close()
+            finally:
+                raw.close()
+            return int(n)
+        stmt = select(func.count()).select_from(decisions).where(_d.decided_at >= start, _d.decided_at < end)
+        with self._engine.connect() as conn:
+            n = conn.execute(stmt).scalar_one()
+            conn.rollback()
+        return int(n)
 
     def account_overrides(self) -> Mapping[int, Mapping[str, str]]:
         stmt = select(_a.id, _a.params).where(_a.params.is_not(None))

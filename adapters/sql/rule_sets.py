@@ -170,20 +170,25 @@ class SqlRuleSetRepository:
         by: str,
         reason: str,
         effective_at: datetime | None,
-    ) -> RuleSetVersion:
-        self._conn.execute(
+        revision: int,
+    ) -> RuleSetVersion | None:
+        version = self._next_version()  # publications serialised first, then the conditional UPDATE
+        changed = self._conn.execute(
             update(rule_sets)
-            .where(_r.id == rule_set_id, _r.version.is_(None))
+            .where(_r.id == rule_set_id, _r.version.is_(None), _r.revision == revision)
             .values(
-                version=self._next_version(),
+                version=version,
                 document=document,
                 published_at=now,
                 updated_at=now,
                 published_by=by,
                 reason=reason,
                 effective_at=effective_at,
+                revision=revision + 1,
             )
-        )
+        ).rowcount
+        if changed != 1:
+            return None  # published or edited by another transaction since this one read it
         self._cache.forget_active()
         return self._cache.compiled(self._conn.execute(select(rule_sets).where(_r.id == rule_set_id)).one())
 
@@ -205,12 +210,15 @@ class SqlRuleSetRepository:
         assert found is not None
         return found
 
-    def update_draft(self, rule_set_id: int, name: str, document: dict[str, Any], now: datetime) -> None:
-        self._conn.execute(
+    def update_draft(
+        self, rule_set_id: int, name: str, document: dict[str, Any], now: datetime, *, revision: int
+    ) -> bool:
+        changed = self._conn.execute(
             update(rule_sets)
-            .where(_r.id == rule_set_id, _r.version.is_(None))
-            .values(name=name, document=document, updated_at=now)
-        )
+            .where(_r.id == rule_set_id, _r.version.is_(None), _r.revision == revision)
+            .values(name=name, document=document, updated_at=now, revision=revision + 1)
+        ).rowcount
+        return changed == 1
 
     def record(self, rule_set_id: int) -> RuleSetRecord | None:
         row = self._conn.execute(select(rule_sets).where(_r.id == rule_set_id)).first()
@@ -284,4 +292,5 @@ def _record(row: Row[Any]) -> RuleSetRecord:
         reason=row.reason,
         effective_at=row.effective_at,
         rolled_back_from=row.rolled_back_from,
+        revision=row.revision,
     )

@@ -92,6 +92,9 @@ rule_sets = Table(
     # NULL: in effect once published. The default is the newest version in effect, by the database's clock.
     Column("effective_at", UtcDateTime),
     Column("rolled_back_from", Integer),  # the version a rollback copied
+    # Counts the row's changes (an edit, the publication): a draft's ETag. Every UPDATE is conditional on
+    # the revision read in the same transaction, so a write that lost a race changes no row.
+    Column("revision", Integer, nullable=False, default=1, server_default="1"),
 )
 
 # A published version pinned to a customer (sale_group_code "") or to one credit account of it.
@@ -368,6 +371,8 @@ credit_limit_requests = Table(
     Index("ix_credit_limit_requests_status", "status", "requested_at"),
 )
 
+# A backtest run is a job: queued, running (under a worker's lease), then succeeded or failed. `summary`
+# holds its counts (so far, while it runs) and its error; `rule_set` the document it replays.
 backtest_runs = Table(
     "backtest_runs",
     metadata,
@@ -380,6 +385,12 @@ backtest_runs = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime),
     Column("summary", ExactJson),
+    Column("rule_set", ExactJson),
+    Column("started_at", UtcDateTime),
+    Column("total", BigInteger),
+    Column("lease_holder", String(200)),
+    Column("lease_until", UtcDateTime),
+    Index("ix_backtest_runs_status_created", "status", "created_at"),
 )
 
 # A run's changed orders, written in batches while it runs; `seq` is the run's own order (the cursor).
@@ -473,4 +484,25 @@ console_sessions = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Index("ix_console_sessions_expires_at", "expires_at"),
+)
+
+# Idempotency-Key records of creating calls (adapters/web/idempotency.py): one per (key owner, route,
+# key), keyed by their SHA-256. Inserted in the transaction of the call's change; the answer (status,
+# body, a few headers; `sealed`: the body encrypted with the secrets' box) is stored right after.
+# Kept RETENTION (24 h) from created_at, then pruned by `creditctl expire` and the worker.
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("route", Text, nullable=False),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("token", String(32), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("status_code", Integer),
+    Column("body", Text),
+    Column("headers", ExactJson),
+    Column("sealed", Boolean, nullable=False, default=False),
+    Index("ix_idempotency_records_created_at", "created_at"),
 )

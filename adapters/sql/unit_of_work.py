@@ -18,12 +18,14 @@ from adapters.sql.database_clock import database_time
 from adapters.sql.decisions import SqlDecisionRepository
 from adapters.sql.freezes import SqlFreezeRepository
 from adapters.sql.holds import SqlHoldRepository
+from adapters.sql.idempotency import SqlIdempotencyRepository
 from adapters.sql.limit_requests import SqlLimitRequestRepository
 from adapters.sql.outbox import SqlOutboxRepository
 from adapters.sql.payments import SqlPaymentRepository
 from adapters.sql.rule_sets import RuleSetCache, SqlRuleSetRepository
 from adapters.sql.upstream_configs import SqlUpstreamConfigRepository
 from creditctl.ports.clock import Clock
+from creditctl.ports.idempotency import write_pending_claim
 
 
 class SqlUnitOfWork:
@@ -62,6 +64,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditLog(conn)
         self.freezes = SqlFreezeRepository(conn)
         self.balance_reports = SqlBalanceReportRepository(conn)
+        self.idempotency = SqlIdempotencyRepository(conn)
         return self
 
     def __exit__(
@@ -83,8 +86,13 @@ class SqlUnitOfWork:
         return database_time(self._conn)
 
     def commit(self) -> None:
+        """Commit, with the request's idempotency claim (if one is pending) inserted first: the change
+        and the record that stops a retry from making it again commit together or not at all."""
         assert self._conn is not None, "commit outside a unit of work"
+        claim = write_pending_claim(self.idempotency)
         self._conn.commit()
+        if claim is not None:
+            claim.written = True
 
     def rollback(self) -> None:
         assert self._conn is not None, "rollback outside a unit of work"

@@ -2,7 +2,8 @@
 
 A subscription change and its audit event go in one transaction on one connection (SqlAuditLog, as the
 unit of work uses), after the row is locked as it was read (FOR UPDATE on PostgreSQL; every SQLite
-transaction holds the write lock)."""
+transaction holds the write lock). A creation or a rotation made for a request with an Idempotency-Key
+inserts the key's record in that same transaction (claim_before_commit), as a unit of work's commit does."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from adapters.sql.audit import SqlAuditLog
 from adapters.sql.database_clock import SqlDatabaseClock
+from adapters.sql.idempotency import claim_before_commit
 from adapters.sql.tables import outbox, webhook_deliveries, webhook_subscriptions
 from creditctl.domain.audit import AuditEntry
 from creditctl.domain.webhook import Subscription, SubscriptionStatus
@@ -37,6 +39,9 @@ class SqlWebhookStore:
                 insert(webhook_subscriptions).values(_values(subscription) | {"id": subscription.id})
             )
             _append(conn, audit)
+            claim = claim_before_commit(conn)  # a retried POST with its Idempotency-Key: this one only
+        if claim is not None:
+            claim.written = True
 
     def get(self, subscription_id: str) -> Subscription | None:
         with self._engine.connect() as conn:
@@ -58,6 +63,9 @@ class SqlWebhookStore:
                 update(webhook_subscriptions).where(_s.id == subscription.id).values(_values(subscription))
             )
             _append(conn, audit)
+            claim = claim_before_commit(conn)
+        if claim is not None:
+            claim.written = True
         return True
 
     def delete(self, was: Subscription, *, audit: AuditEntry) -> bool:

@@ -7,9 +7,10 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-from adapters.web.auth import actor, current_key, requires, requires_act, requires_global_admin, scope
+from adapters.web.auth import actor, current_key, requires, requires_act, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.idempotency import idempotent
 from adapters.web.schemas.accounts import (
     AccountSchema,
     FreezeRequestSchema,
@@ -91,6 +92,7 @@ def _decode(cursor: str | None) -> HoldCursor | None:
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/freeze", methods=["POST"])
 @requires_act(Act.FREEZE)
+@idempotent()
 @bp.arguments(FreezeRequestSchema)
 @bp.response(200, AccountSchema)
 @bp.alt_response(
@@ -119,6 +121,7 @@ def freeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> Ac
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/unfreeze", methods=["POST"])
 @requires_act(Act.LIFT_OWN_FREEZE)
+@idempotent()
 @bp.arguments(FreezeRequestSchema)
 @bp.response(200, AccountSchema)
 @bp.alt_response(
@@ -143,7 +146,7 @@ def unfreeze(body: dict[str, Any], customer_code: str, sale_group_code: str) -> 
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/rule-set", methods=["PUT"])
-@requires_global_admin
+@requires_act(Act.SET_ACCOUNT_PARAMS)
 @bp.arguments(AssignSchema)
 @bp.response(200, AssignmentSchema)
 @bp.alt_response(404, description="No such account or rule set")
@@ -163,7 +166,7 @@ def assign(body: dict[str, Any], customer_code: str, sale_group_code: str) -> As
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/rule-set", methods=["DELETE"])
-@requires_global_admin
+@requires_act(Act.SET_ACCOUNT_PARAMS)
 @bp.response(204)
 @bp.alt_response(404, description="No such account")
 def unassign(customer_code: str, sale_group_code: str) -> None:

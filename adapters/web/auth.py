@@ -12,7 +12,7 @@ from flask import current_app, g, request
 
 from creditctl.domain.api_key import ApiKey, Role, hash_secret
 from creditctl.domain.audit import Actor, key_actor
-from creditctl.domain.authority import AUTHORITY, Act, Scope
+from creditctl.domain.authority import AUTHORITY, Act, Scope, authorize
 from creditctl.domain.errors import Forbidden, Unauthenticated
 from creditctl.services.api_keys import authenticate
 
@@ -87,11 +87,24 @@ def requires(*roles: Role, global_scope: bool = False) -> Callable[[F], F]:
 
 def requires_act(act: Act) -> Callable[[F], F]:
     """The gate of an act of the authority table (creditctl/domain/authority.py): its roles and, for an
-    act only global keys may do, no customer limit, so the route and the table cannot disagree. Where the
-    act depends on the request (a raise or a lowering, whose freeze, an overdraft), the route names the
-    lesser act and the service escalates with `authorize`."""
+    act only global keys may do, no customer limit, so the route and the table cannot disagree; a refusal
+    names the act (errors.authority). Where the act depends on the request (a raise or a lowering, whose
+    freeze, an overdraft), the route names the lesser act and the service escalates with `authorize`."""
     rule = AUTHORITY[act]
-    return requires(*rule.roles, global_scope=rule.scope is Scope.GLOBAL)
+    gate = requires(*rule.roles, global_scope=rule.scope is Scope.GLOBAL)
+
+    def decorate(view: F) -> F:
+        gated = gate(view)
+
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            authorize(act, current_key())
+            return gated(*args, **kwargs)
+
+        wrapper.__dict__.update(gated.__dict__)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def requires_global_admin(view: F) -> F:

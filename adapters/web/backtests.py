@@ -1,15 +1,21 @@
-"""/v1/backtests: replay stored decisions under a rule set document; summaries and changed orders."""
+"""/v1/backtests: replay stored decisions under a rule set document, as a job; status, progress and
+summary, then the changed orders.
+
+A POST queues the run and answers 202 at once, with the run and its Location; a worker (`creditctl
+worker`) replays it, and GET /v1/backtests/{id} shows it queued, running (with its progress), then
+succeeded or failed. A backtest of any size is a job: one contract, whatever the period."""
 
 from __future__ import annotations
 
 from itertools import chain
 from typing import Any
 
-from flask import Response, stream_with_context
+from flask import Response, stream_with_context, url_for
 
 from adapters.web.auth import current_key, requires
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.idempotency import idempotent
 from adapters.web.negotiation import wants_csv
 from adapters.web.schemas.backtests import (
     BacktestRequestSchema,
@@ -20,13 +26,12 @@ from adapters.web.schemas.backtests import (
 from creditctl.domain.api_key import Role
 from creditctl.domain.backtest import BacktestRun
 from creditctl.services.backtest import (
-    RunBacktest,
     backtest_changes,
-    candidate_rule_set,
+    backtest_of,
     changes_csv,
+    enqueue_backtest,
     get_backtest,
     iter_backtest_changes,
-    run_backtest,
 )
 from creditctl.services.context import AppContext
 from creditctl.services.rule_sets import get_rule_set
@@ -38,6 +43,17 @@ bp = ApiBlueprint(
     description="Backtests: the stored decisions of a period replayed under a rule set, and what changes.",
 )
 _ERRORS = {401: "No or an unknown API key", 403: "A key without the role, or limited to some customers"}
+QUEUED = (
+    "The run, queued (a worker replays it): poll its Location, GET /v1/backtests/{id}, until its status "
+    "is succeeded or failed"
+)
+LOCATION = {
+    "Location": {
+        "description": "Where the run is read: /v1/backtests/{id}",
+        "schema": {"type": "string", "format": "uri-reference"},
+        "required": True,
+    }
+}
 
 
 def _documented_errors(*extra: tuple[int, str]) -> Any:
@@ -57,32 +73,30 @@ def _wired() -> AppContext:
 
 @bp.route("", methods=["POST"])
 @requires(Role.ADMIN, global_scope=True)
+@idempotent()
 @bp.arguments(BacktestRequestSchema())
-@bp.response(201, BacktestSchema, description="The finished run's summary")
+@bp.response(202, BacktestSchema, description=QUEUED, headers=LOCATION)
 @_documented_errors((422, "Not a valid rule set (errors keyed by JSON pointer), or an empty period"))
-def create(body: dict[str, Any]) -> BacktestRun:
-    """Replay the period's stored decisions under the rule set document (runs to the end, then answers)."""
-    c = _wired()
-    cmd = RunBacktest(
-        rule_set=candidate_rule_set(body["rule_set"]),
-        start=body["start"],
-        end=body["end"],
-        requested_by=current_key().name,
-    )
-    return run_backtest(cmd, history=c.decision_history, store=c.backtests, clock=c.clock)  # type: ignore[arg-type]
+def create(body: dict[str, Any]) -> Accepted:
+    """Queue a replay of the period's stored decisions under the rule set document; answers at once."""
+    cmd = backtest_of(body["rule_set"], body["start"], body["end"], current_key().name)
+    return accepted(enqueue_backtest(cmd, store=_wired().backtests))  # type: ignore[arg-type]
 
 
-def run_for_rule_set(rule_set_id: int, start: Any, end: Any) -> BacktestRun:
-    """Replay a period under a stored rule set (a draft before it is published, or any version)."""
+def enqueue_for_rule_set(rule_set_id: int, start: Any, end: Any) -> Accepted:
+    """Queue a replay under a stored rule set (a draft before it is published, or any version)."""
     c = _wired()
     record = get_rule_set(rule_set_id, uow=c.uow()).record
-    cmd = RunBacktest(
-        rule_set=candidate_rule_set(record.document),
-        start=start,
-        end=end,
-        requested_by=current_key().name,
-    )
-    return run_backtest(cmd, history=c.decision_history, store=c.backtests, clock=c.clock)  # type: ignore[arg-type]
+    cmd = backtest_of(record.document, start, end, current_key().name)
+    return accepted(enqueue_backtest(cmd, store=c.backtests))  # type: ignore[arg-type]
+
+
+Accepted = tuple[BacktestRun, dict[str, str]]
+
+
+def accepted(run: BacktestRun) -> Accepted:
+    """The queued run, and where to read it."""
+    return run, {"Location": url_for("backtests.read", run_id=run.id)}
 
 
 @bp.route("/<string:run_id>", methods=["GET"])
@@ -90,7 +104,9 @@ def run_for_rule_set(rule_set_id: int, start: Any, end: Any) -> BacktestRun:
 @bp.response(200, BacktestSchema)
 @_documented_errors((404, "No backtest with this id"))
 def read(run_id: str) -> BacktestRun:
-    """A backtest's summary: counts by outcome and money approved before and after, missing facts."""
+    """A backtest: its status (queued, running, succeeded, failed), progress (decisions replayed of the
+    period's), times, and summary (counts by outcome and money approved before and after, missing facts;
+    the counts so far while it runs), or its error."""
     return get_backtest(run_id, store=_wired().backtests)  # type: ignore[arg-type]
 
 
@@ -99,13 +115,18 @@ def read(run_id: str) -> BacktestRun:
 @bp.arguments(ChangesQuerySchema(), location="query", as_kwargs=True)
 @bp.response(200, ChangesPageSchema)
 @bp.doc(responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
-@_documented_errors((404, "No backtest with this id"), (422, "A cursor this API did not return"))
-def changes(run_id: str, cursor: str | None, limit: int, format: str | None) -> Any:
-    """The orders whose outcome changes, a page at a time (`next_cursor`); ?format=csv streams them all."""
+@_documented_errors(
+    (404, "No backtest with this id"),
+    (409, "The run has not ended yet (queued or running): poll GET /v1/backtests/{id}"),
+    (422, "A cursor this API did not return"),
+)
+def changes(run_id: str, cursor: str | None, limit: int, format: str) -> Any:
+    """The orders whose outcome changes, a page at a time (`next_cursor`); ?format=csv streams them all.
+    Read once the run has ended (a failed run: the changes found before it stopped)."""
     store = _wired().backtests
     if wants_csv(format):
         rows = iter_backtest_changes(run_id, store=store)  # type: ignore[arg-type]
-        first = next(rows, None)  # an unknown run is refused (404) before the stream starts
+        first = next(rows, None)  # an unknown run (404) or one not ended (409) is refused before the stream
         return Response(
             stream_with_context(changes_csv(rows if first is None else chain((first,), rows))),
             mimetype="text/csv",

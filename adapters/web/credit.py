@@ -12,6 +12,7 @@ from flask import request
 from adapters.web.auth import actor, current_key, requires, requires_act, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.idempotency import idempotent
 from adapters.web.schemas.credit import (
     BaseLimitSchema,
     CreditProfileSchema,
@@ -58,6 +59,7 @@ def _larger_bodies_for_payments() -> None:
 
 @bp.route(f"{ACCOUNT}/payments", methods=["POST"])
 @requires_act(Act.POST_PAYMENTS)
+@idempotent()
 @bp.arguments(PaymentBatchSchema())
 @bp.response(200, PaymentBatchResultSchema)
 @bp.alt_response(403, description="Only a finance key not limited to customers posts payment records")
@@ -165,6 +167,7 @@ def set_base(body: dict[str, Any], customer_code: str, sale_group_code: str) -> 
 
 @bp.route(f"{ACCOUNT}/credit-limit-requests", methods=["POST"])
 @requires_act(Act.REQUEST_TEMPORARY_LIMIT)
+@idempotent()
 @bp.arguments(LimitRequestBodySchema())
 @bp.response(201, LimitRequestSchema)
 @bp.alt_response(404, description="Unknown customer or account (or one the key may not see)")
@@ -215,6 +218,7 @@ def _decide(request_id: str, body: dict[str, Any], approve: bool) -> dict[str, A
 
 @bp.route("/credit-limit-requests/<string:request_id>/approve", methods=["POST"])
 @requires_act(Act.DECIDE_TEMPORARY_LIMIT)
+@idempotent()
 @bp.arguments(LimitDecisionBodySchema())
 @bp.response(200, LimitRequestSchema)
 @bp.alt_response(403, description="Four eyes: the owner who made the request may not approve it")
@@ -228,6 +232,7 @@ def approve(body: dict[str, Any], request_id: str) -> dict[str, Any]:
 
 @bp.route("/credit-limit-requests/<string:request_id>/reject", methods=["POST"])
 @requires_act(Act.DECIDE_TEMPORARY_LIMIT)
+@idempotent()
 @bp.arguments(LimitDecisionBodySchema())
 @bp.response(200, LimitRequestSchema)
 @bp.alt_response(403, description="Four eyes: the owner who made the request may not reject it, with any key")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.web.auth import actor, current_key, requires, requires_global_admin, scope
+from adapters.web.auth import actor, current_key, requires, requires_act, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.schemas.customers import CustomerListSchema
 from adapters.web.schemas.rule_sets import AssignmentSchema, AssignSchema
 from creditctl.domain.api_key import Role
+from creditctl.domain.authority import Act
 from creditctl.domain.rule_set import Assignment
 from creditctl.services.customers import list_customers
 from creditctl.services.rule_set_assignments import WHOLE_CUSTOMER, assign_rule_set, unassign_rule_set
@@ -33,7 +34,7 @@ def index() -> dict[str, Any]:
 
 
 @bp.route("/<string:customer_code>/rule-set", methods=["PUT"])
-@requires_global_admin
+@requires_act(Act.CHANGE_RULE_SETS)
 @bp.arguments(AssignSchema)
 @bp.response(200, AssignmentSchema)
 @bp.alt_response(404, description="No such customer or rule set")
@@ -52,7 +53,7 @@ def assign(body: dict[str, Any], customer_code: str) -> Assignment:
 
 
 @bp.route("/<string:customer_code>/rule-set", methods=["DELETE"])
-@requires_global_admin
+@requires_act(Act.CHANGE_RULE_SETS)
 @bp.response(204)
 @bp.alt_response(404, description="No such customer")
 def unassign(customer_code: str) -> None:

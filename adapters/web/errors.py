@@ -18,6 +18,7 @@ from creditctl.domain.errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
+    PreconditionFailed,
     Unauthenticated,
     UpstreamUnavailable,
 )
@@ -32,6 +33,7 @@ _STATUS: list[tuple[type[CreditctlError], int, str]] = [
     (Conflict, 409, "Conflict"),
     (Unauthenticated, 401, "Unauthenticated"),
     (Forbidden, 403, "Forbidden"),
+    (PreconditionFailed, 412, "Precondition failed"),
     (UpstreamUnavailable, 503, "Balance source unavailable"),
     (SecretUnreadable, 500, "Stored secret unreadable"),  # our keys or our data, not the request
 ]
@@ -93,7 +95,7 @@ def status_of(exc: CreditctlError) -> tuple[int, str]:
 def _domain(exc: CreditctlError) -> Response:
     status, title = status_of(exc)
     errors = exc.errors
-    headers = {}
+    headers = dict(getattr(exc, "headers", None) or {})  # ETag of a 412, Retry-After of a key in use
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="creditctl"'
     if status == 503:

@@ -35,6 +35,7 @@ _WHY = {
     404: "Something the call names does not exist (or is not visible to the key)",
     409: "The call conflicts with the current state (an order id used with another body, a hold ended)",
     413: "The body is larger than 64 KiB",
+    412: "If-Match names another revision than the current one: the ETag header (and errors) name it",
     415: "A body that is not application/json",
     422: "A field or parameter is not valid: see errors for each",
     503: "The balance source or the service's database is unavailable (with Retry-After)",
@@ -104,6 +105,7 @@ class ErrorResponsesPlugin(BasePlugin):
         roles = getattr(view, "_roles", None)
         own = self.own_errors.get(rule.endpoint.partition(".")[0])
         for method, operation in operations.items():
+            _document_headers(view, operation)
             responses = operation.setdefault("responses", {})
             documented = {str(s) for s in responses}  # smorest's keys are ints, ours strings
             statuses = _statuses(method, operation, authenticated=roles is not None)
@@ -112,6 +114,7 @@ class ErrorResponsesPlugin(BasePlugin):
             for status in sorted(statuses):
                 if str(status) not in documented:
                     responses[str(status)] = {"description": _WHY[status]}
+            _document_key_conflict(view, responses)
             for key, response in responses.items():
                 status = int(key) if str(key).isdigit() else 0
                 if status < 400 or not isinstance(response, dict):
@@ -124,6 +127,14 @@ class ErrorResponsesPlugin(BasePlugin):
                 operation["security"] = []  # open to anyone: no key needed
             else:
                 operation.setdefault("x-roles", [r.value for r in roles])
+
+
+def _document_key_conflict(view: Any, responses: dict[Any, Any]) -> None:
+    """A route that takes an Idempotency-Key says, on its 409, what a reused key answers."""
+    if getattr(view, "_idempotent", False):
+        conflict = responses.get(409) or responses.get("409")
+        if isinstance(conflict, dict) and "$ref" not in conflict:
+            conflict["description"] = f"{conflict.get('description', '')}. {_KEY_CONFLICT}"
 
 
 class RequiredResponseFieldsPlugin(BasePlugin):
@@ -193,9 +204,55 @@ def _statuses(method: str, operation: dict[str, Any], *, authenticated: bool) ->
         statuses |= {409, 413, 415}  # any body is refused unless JSON, any body over 64 KiB
     if "requestBody" in operation:
         statuses |= {400, 422}
-    if any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
+    params = [p for p in operation.get("parameters", []) if isinstance(p, dict)]
+    if any(p.get("in") in ("query", "header") for p in params):
         statuses.add(422)
+    if any(p.get("in") == "header" and p.get("name") == "If-Match" for p in params):
+        statuses.add(412)
     return statuses
+
+
+_KEY_CONFLICT = (
+    "Or the Idempotency-Key was used before with another body or query (conflict/idempotency_key_reused), "
+    "or its first request is still running (conflict/idempotency_in_progress, with Retry-After)"
+)
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes a retry safe: the first request with this key (for this API key and route) is "
+    "applied once; a retry with the same key and the same body gets the first answer again (same status "
+    "and body, header Idempotent-Replayed: true), a twin still running is waited for; the same key with "
+    "another body is 409. Only successful answers are kept, for 24 hours.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[!-~]([ -~]*[!-~])?$"},
+    "example": "5f0c6d0e-5d7a-4b43-9b8e-2f1f4ad7c1a9",
+}
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag of the revision this change is based on (from GET or the last write): "
+    "applied only if it is still the current one, else 412 naming the current ETag. Optional: without "
+    "it a change is still never written over another committed at the same time (409).",
+    "schema": {"type": "string"},
+    "example": '"7.3"',
+}
+ETAG = {"description": "The revision's entity tag, for If-Match", "schema": {"type": "string"}}
+
+
+def _document_headers(view: Any, operation: dict[str, Any]) -> None:
+    """The headers a view takes and gives, from its marks (adapters/web/idempotency.py, preconditions.py)."""
+    params = operation.setdefault("parameters", [])
+    named = {(p.get("in"), p.get("name")) for p in params if isinstance(p, dict)}
+    for mark, param in (("_idempotent", IDEMPOTENCY_KEY), ("_if_match", IF_MATCH)):
+        if getattr(view, mark, False) and ("header", param["name"]) not in named:
+            params.append(dict(param))
+    if not params:
+        del operation["parameters"]
+    if getattr(view, "_etag", False):
+        for key, response in operation.get("responses", {}).items():
+            if str(key).startswith("2") and isinstance(response, dict):
+                response.setdefault("headers", {})["ETag"] = dict(ETAG)
 
 
 def _add_problem_content(response: dict[str, Any]) -> None:

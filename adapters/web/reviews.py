@@ -10,6 +10,7 @@ from typing import Any
 from adapters.web.auth import actor, current_key, requires, requires_act, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.idempotency import idempotent
 from adapters.web.schemas.decisions import DecisionSchema, OrderRefQuerySchema
 from adapters.web.schemas.reviews import (
     BatchRecheckResultSchema,
@@ -97,6 +98,7 @@ def recheck_many(body: dict[str, Any]) -> BatchRecheck:
 
 @bp.route("/<path:order_id>/release", methods=["POST"])
 @requires_act(Act.RELEASE_DEFERRED)
+@idempotent()
 @bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
 @bp.arguments(ReleaseActionSchema(), location="json")
 @bp.response(200, DecisionSchema)
@@ -134,6 +136,7 @@ def release(body: dict[str, Any], order_id: str, customer_code: str | None = Non
 
 @bp.route("/<path:order_id>/reject", methods=["POST"])
 @requires_act(Act.REJECT_DEFERRED)
+@idempotent()
 @bp.arguments(OrderRefQuerySchema(), location="query", as_kwargs=True)
 @bp.arguments(ReviewActionSchema(), location="json")
 @bp.response(200, DecisionSchema)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.web import backtests
-from adapters.web.auth import actor, current_key, requires, requires_global_admin, scope
+from adapters.web.auth import actor, current_key, requires, requires_act, requires_global_admin, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.idempotency import idempotent
+from adapters.web.preconditions import conditional, etagged, if_match_tags
 from adapters.web.schemas.backtests import BacktestSchema, PeriodRequestSchema
 from adapters.web.schemas.rule_sets import (
     DiffQuerySchema,
@@ -24,6 +26,7 @@ from adapters.web.schemas.rule_sets import (
 )
 from creditctl.domain.account import PaymentProfile
 from creditctl.domain.api_key import Role
+from creditctl.domain.authority import Act
 from creditctl.domain.decision import Order
 from creditctl.domain.errors import InvalidRequest
 from creditctl.services import rule_sets as service
@@ -49,13 +52,17 @@ def index() -> dict[str, Any]:
 
 
 @bp.route("", methods=["POST"])
-@requires_global_admin
+@requires_act(Act.CHANGE_RULE_SETS)
+@idempotent()
+@etagged
 @bp.arguments(DraftSchema)
 @bp.response(201, RuleSetDetailSchema, description="The new draft")
-def create(body: dict[str, Any]) -> RuleSetListing:
+def create(body: dict[str, Any]) -> Tagged:
     """Start a draft (with a document, or a copy of the active set's to edit). Any JSON object is kept;
     validate or publish it to see its problems."""
-    return service.create_draft(body["name"], body["document"], by=current_key().name, uow=ctx().uow())
+    return _tagged(
+        service.create_draft(body["name"], body["document"], by=current_key().name, uow=ctx().uow())
+    )
 
 
 @bp.route("/diff", methods=["GET"])
@@ -70,23 +77,35 @@ def diff(query: dict[str, Any]) -> dict[str, Any]:
 
 @bp.route("/<int(max=2147483647):rule_set_id>", methods=["GET"])
 @requires(*READERS)
+@etagged
 @bp.response(200, RuleSetDetailSchema)
 @bp.alt_response(404, description=NOT_FOUND)
-def read(rule_set_id: int) -> RuleSetListing:
-    """One draft or version with its document."""
-    return service.get_rule_set(rule_set_id, uow=ctx().uow())
+def read(rule_set_id: int) -> Tagged:
+    """One draft or version with its document; the ETag names its revision (send it as If-Match)."""
+    return _tagged(service.get_rule_set(rule_set_id, uow=ctx().uow()))
 
 
 @bp.route("/<int(max=2147483647):rule_set_id>", methods=["PUT"])
-@requires_global_admin
+@requires_act(Act.CHANGE_RULE_SETS)
+@conditional
 @bp.arguments(DraftSchema)
 @bp.response(200, RuleSetDetailSchema)
 @bp.alt_response(404, description=NOT_FOUND)
-@bp.alt_response(409, description="Published: a version never changes; start a new draft")
-def replace(body: dict[str, Any], rule_set_id: int) -> RuleSetListing:
-    """Replace a draft's name and document."""
+@bp.alt_response(
+    409,
+    description="Published: a version never changes (errors.version names it), start a new draft; or, "
+    "without If-Match, changed by another call at the same time (nothing written; errors.etag)",
+)
+def replace(body: dict[str, Any], rule_set_id: int) -> Tagged:
+    """Replace a draft's name and document. With If-Match (the ETag of the revision you edited), only if
+    nobody changed it since (else 412); without, it is still never written over a change committed at
+    the same time (409)."""
     document = body["document"] if body["document"] is not None else {}
-    return service.update_draft(rule_set_id, body["name"], document, uow=ctx().uow())
+    return _tagged(
+        service.update_draft(
+            rule_set_id, body["name"], document, uow=ctx().uow(), if_revision=_if_match(rule_set_id)
+        )
+    )
 
 
 @bp.route("/<int(max=2147483647):rule_set_id>/validate", methods=["POST"])
@@ -100,49 +119,65 @@ def validate(rule_set_id: int) -> dict[str, Any]:
 
 
 @bp.route("/<int(max=2147483647):rule_set_id>/publish", methods=["POST"])
-@requires_global_admin
+@requires_act(Act.CHANGE_RULE_SETS)
+@idempotent()
+@conditional
 @bp.arguments(PublishSchema)
 @bp.response(200, RuleSetDetailSchema)
 @bp.alt_response(404, description=NOT_FOUND)
-@bp.alt_response(409, description="Already published")
+@bp.alt_response(
+    409,
+    description="Already published (errors.version names the version; a retry with the same "
+    "Idempotency-Key gets the first answer instead), or, without If-Match, edited at the same time",
+)
 @bp.alt_response(422, description="The document has problems: errors maps each JSON pointer to messages")
-def publish(body: dict[str, Any], rule_set_id: int) -> RuleSetListing:
+def publish(body: dict[str, Any], rule_set_id: int) -> Tagged:
     """Publish a draft as version n+1 (immutable from then on), recording who and why; it becomes the
-    default at effective_at (database clock) or at once."""
-    return service.publish_rule_set(
-        rule_set_id,
-        reason=body["reason"],
-        effective_at=body["effective_at"],
-        by=current_key().name,
-        uow=ctx().uow(),
-        actor=actor(),
+    default at effective_at (database clock) or at once. Exactly the revision read is published (with
+    If-Match: the one you name); of two publications at once, one wins and the other gets 409."""
+    return _tagged(
+        service.publish_rule_set(
+            rule_set_id,
+            reason=body["reason"],
+            effective_at=body["effective_at"],
+            by=current_key().name,
+            uow=ctx().uow(),
+            actor=actor(),
+            if_revision=_if_match(rule_set_id),
+        )
     )
 
 
 @bp.route("/<int(max=2147483647):rule_set_id>/rollback", methods=["POST"])
-@requires_global_admin
+@requires_act(Act.CHANGE_RULE_SETS)
+@idempotent()
+@etagged
 @bp.arguments(RollbackSchema)
 @bp.response(201, RuleSetDetailSchema, description="The new version: a copy of the one rolled back to")
 @bp.alt_response(404, description=NOT_FOUND)
 @bp.alt_response(409, description="A draft cannot be rolled back to")
-def rollback(body: dict[str, Any], rule_set_id: int) -> RuleSetListing:
-    """Publish a copy of this older version as version n+1, the default at once."""
-    return service.rollback_rule_set(
-        rule_set_id, reason=body["reason"], by=current_key().name, uow=ctx().uow(), actor=actor()
+def rollback(body: dict[str, Any], rule_set_id: int) -> Tagged:
+    """Publish a copy of this older version as version n+1, the default at once (send an
+    Idempotency-Key: a retry then answers the same version instead of making another)."""
+    return _tagged(
+        service.rollback_rule_set(
+            rule_set_id, reason=body["reason"], by=current_key().name, uow=ctx().uow(), actor=actor()
+        )
     )
 
 
 @bp.route("/<int(max=2147483647):rule_set_id>/backtest", methods=["POST"])
 @requires_global_admin
+@idempotent()
 @bp.arguments(PeriodRequestSchema())
-@bp.response(201, BacktestSchema, description="The finished run: read its changed orders at /v1/backtests")
+@bp.response(202, BacktestSchema, description=backtests.QUEUED, headers=backtests.LOCATION)
 @bp.alt_response(404, description=NOT_FOUND)
 @bp.alt_response(422, description="The rule set has problems (errors by JSON pointer), or an empty period")
 def backtest(body: dict[str, Any], rule_set_id: int) -> Any:
-    """Replay the stored decisions of a period under this rule set (typically a draft): counts by outcome and
-    money approved before and after, and the orders whose outcome changes (GET /v1/backtests/{id}/changes,
-    paged or ?format=csv)."""
-    return backtests.run_for_rule_set(rule_set_id, body["start"], body["end"])
+    """Queue a replay of the stored decisions of a period under this rule set (typically a draft); answers
+    at once. The run (GET /v1/backtests/{id}) shows its progress, then counts by outcome and money approved
+    before and after; its changed orders are at GET /v1/backtests/{id}/changes (paged or ?format=csv)."""
+    return backtests.enqueue_for_rule_set(rule_set_id, body["start"], body["end"])
 
 
 @bp.route("/<int(max=2147483647):rule_set_id>/simulate", methods=["POST"])
@@ -166,6 +201,27 @@ def simulate(body: dict[str, Any], rule_set_id: int) -> dict[str, Any]:
     )
     sim = simulate_with_rule_set(rule_set_id, order, account, scope=scope(), uow=ctx().uow())
     return dump_simulation(sim)
+
+
+Tagged = tuple[RuleSetListing, dict[str, str]]
+
+
+def _tagged(listing: RuleSetListing) -> Tagged:
+    """The answer with the revision's ETag header."""
+    return listing, {"ETag": listing.record.etag}
+
+
+def _if_match(rule_set_id: int) -> frozenset[int] | None:
+    """The revisions If-Match names for this rule set (None: no condition; empty: none of its own)."""
+    tags = if_match_tags()
+    if tags is None:
+        return None
+    revisions = set()
+    for tag in tags:
+        owner, _, revision = tag.partition(".")
+        if owner == str(rule_set_id) and revision.isascii() and revision.isdigit():
+            revisions.add(int(revision))
+    return frozenset(revisions)
 
 
 def _hypothetical(spec: dict[str, Any]) -> HypotheticalAccount:

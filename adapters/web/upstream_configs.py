@@ -10,6 +10,7 @@ from flask import request
 from adapters.web.auth import actor, requires_global_admin
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.idempotency import idempotent
 from adapters.web.schemas.upstream_configs import HaierConfigSchema, RedactedConfigSchema
 from creditctl.domain.errors import NotFound
 from creditctl.services.context import UpstreamConfigTools
@@ -32,6 +33,7 @@ def _tools() -> UpstreamConfigTools:
 
 @bp.route("/<string:name>", methods=["PUT"])
 @requires_global_admin
+@idempotent()
 @bp.arguments(HaierConfigSchema)
 @bp.response(200, RedactedConfigSchema)
 def put(_body: dict[str, Any], name: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from adapters.web.auth import actor, requires_global_admin
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.idempotency import idempotent
 from adapters.web.schemas.webhooks import (
     NewSecretSchema,
     SubscriptionListSchema,
@@ -69,6 +70,7 @@ def _with_secret(new: NewSecret) -> dict[str, Any]:
 
 @bp.route("", methods=["POST"])
 @requires_global_admin
+@idempotent(secret_box=lambda: _tools().box)  # the answer shows the secret: kept sealed for a retry
 @bp.arguments(SubscriptionRequestSchema())
 @bp.response(201, NewSecretSchema, description="The subscription, with its secret shown this once")
 @_documented_errors((422, "A URL the service may not call, or unknown event types"))
@@ -111,6 +113,7 @@ def remove(subscription_id: str) -> tuple[str, int]:
 
 @bp.route("/<string:subscription_id>/rotate-secret", methods=["POST"])
 @requires_global_admin
+@idempotent(secret_box=lambda: _tools().box)
 @bp.response(200, NewSecretSchema, description="The new secret, shown this once")
 @_documented_errors((404, "No subscription with this id"), _BUSY)
 def rotate(subscription_id: str) -> dict[str, Any]:

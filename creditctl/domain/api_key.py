@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -37,8 +38,7 @@ class ApiKey:
     owner: str = ""
 
     def __post_init__(self) -> None:
-        if not self.owner:
-            object.__setattr__(self, "owner", self.name)
+        object.__setattr__(self, "owner", canonical_owner(self.owner or self.name))
 
     @property
     def is_global(self) -> bool:
@@ -48,6 +48,38 @@ class ApiKey:
     def may_see(self, customer_code: str) -> bool:
         """A key limited to some customers knows nothing of the others."""
         return self.customers is None or customer_code in self.customers
+
+
+def canonical_owner(text: str) -> str:
+    """An owner as stored and shown: Unicode NFKC, inner whitespace collapsed, no edges. Compared with
+    `same_owner`, so that "Alice", " alice " and a full-width Alice are one person."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+RESERVED_OWNER_PREFIXES = ("cli:", "rule:", "admin:")
+
+
+def owner_problem(text: str) -> str | None:
+    """Why `text` cannot name an owner: blank, too long, or holding invisible characters (a zero-width
+    space would make "ali\u200bce" look like alice and count as someone else)."""
+    canonical = canonical_owner(text)
+    if not canonical:
+        return "an owner is a person's or a system's name, not blank"
+    if len(canonical) > 100:
+        return "an owner is at most 100 characters"
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Cn") for ch in canonical):
+        return "an owner may not hold control, format or unassigned characters"
+    if canonical.casefold().startswith(RESERVED_OWNER_PREFIXES):
+        reserved = ", ".join(RESERVED_OWNER_PREFIXES)
+        return f"an owner may not start with {reserved} (the operator's and the rules')"
+    return None
+
+
+def same_owner(a: str | None, b: str | None) -> bool:
+    """Whether two owners are one person (canonical form, case folded); None is nobody."""
+    if a is None or b is None:
+        return False
+    return canonical_owner(a).casefold() == canonical_owner(b).casefold()
 
 
 def new_secret() -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from creditctl.domain.api_key import ApiKey, Role
+from creditctl.domain.api_key import ApiKey, Role, same_owner
 from creditctl.domain.errors import Forbidden
 
 
@@ -75,7 +75,8 @@ AUTHORITY: dict[Act, Rule] = {
         (Role.ADMIN,),
         Scope.ANY,
         True,
-        "another owner than the requester's",
+        "another owner than the requester's; approving: the amount within the approver's approval limit; "
+        "at most 366 days",
     ),
     Act.SET_ACCOUNT_PARAMS: Rule(
         "set an account's parameters or pin a rule set", (Role.ADMIN,), Scope.GLOBAL, False
@@ -135,8 +136,8 @@ def roles_for(act: Act) -> tuple[Role, ...]:
 
 
 def authorize(act: Act, who: Principal) -> None:
-    """Raise NotAuthorised unless `who` may do `act` (role and scope; second owners are checked where the
-    second owner acts, with `require_other_owner`)."""
+    """Raise NotAuthorised unless `who` may do `act` (role and scope; a second owner is checked where the
+    second owner acts: credit limit requests compare owners with `same_owner`)."""
     if isinstance(who, Operator):
         return
     rule = AUTHORITY[act]
@@ -147,13 +148,17 @@ def authorize(act: Act, who: Principal) -> None:
         raise NotAuthorised(act, f"needs a key not limited to customers{hint}")
 
 
-def require_other_owner(act: Act, who: Principal, first_owner: str) -> None:
-    """Four eyes: the second act is another owner's than the first, whichever keys they hold."""
-    if owner_of(who) == first_owner:
+def require_approval_authority(act: Act, who: Principal, amount: Decimal) -> None:
+    """Granting credit (approving a temporary limit) is within the approver's approval limit, as a
+    release is: a key that may not release a 60,000.00 order does not grant a larger line."""
+    if isinstance(who, Operator):
+        return
+    limit = who.approval_limit
+    if limit is None or amount > limit:
         raise NotAuthorised(
             act,
-            f"{first_owner!r} asked for it; another owner must decide it (four eyes compares owners, "
-            "not keys)",
+            f"{amount} is beyond the key's approval authority ({'none' if limit is None else limit}); "
+            "a key whose approval limit covers it must approve",
         )
 
 
@@ -171,14 +176,25 @@ def who_name(who: Principal) -> str:
     return who.owner if isinstance(who, Operator) else who.name
 
 
-def base_limit_act(before: Decimal, after: Decimal) -> Act:
-    """Raising an effective base limit creates credit; lowering it never does."""
-    return Act.RAISE_BASE_LIMIT if after > before else Act.LOWER_BASE_LIMIT
+def base_limit_act(before: Decimal, after: Decimal, *, pins_rule_value: bool = False) -> Act:
+    """Raising an effective base limit creates credit; lowering it never does. Setting an explicit base on
+    an account that followed the rule set's base_credit_limit, even at the same figure, is a raise too: it
+    cuts the account off from the rule set, so a later lowering by head office no longer reaches it."""
+    return Act.RAISE_BASE_LIMIT if after > before or (pins_rule_value and after == before) else (
+        Act.LOWER_BASE_LIMIT
+    )
 
 
 def freezer(who: Principal) -> str:
     """How a manual freeze records who set it: `admin:<owner>`, so any key of that owner may lift it."""
     return f"admin:{owner_of(who)}"
+
+
+def froze_it(frozen_by: str | None, who: Principal) -> bool:
+    """Whether `who`'s owner set the account's manual freeze (`admin:<owner>`, owners compared as people)."""
+    return frozen_by is not None and frozen_by.startswith("admin:") and same_owner(
+        frozen_by.removeprefix("admin:"), owner_of(who)
+    )
 
 
 def release_act(

@@ -31,9 +31,19 @@ DECIMAL_FACTS = tuple(name for name, spec in FACTS.items() if spec.type in (Fact
 
 
 class RunStatus:
+    """A run is queued (waiting for a worker), running (a worker holds its lease), then ends: succeeded
+    or failed. An ended run never changes again."""
+
+    QUEUED = "queued"
     RUNNING = "running"
-    DONE = "done"
+    SUCCEEDED = "succeeded"
     FAILED = "failed"
+    ENDED = (SUCCEEDED, FAILED)
+
+
+# The error of a run whose worker stopped before it ended (its lease ran out, or it was shut down).
+# Such a run is not tried again: the period and rule set are kept with it, and asking again is one call.
+WORKER_STOPPED = "worker stopped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +68,22 @@ class Tally:
     approved_fen: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Decisions replayed so far, of `total`: the decisions of the period when the run started (None
+    until then). When the run succeeds, total is what it replayed."""
+
+    replayed: int
+    total: int | None
+
+
 @dataclass(slots=True)
 class BacktestRun:
-    """A backtest's identity, period and summary; `changed` counts the orders kept as ChangedOrders."""
+    """A backtest's identity, period and summary; `changed` counts the orders kept as ChangedOrders.
+
+    `document` is the rule set document replayed (kept with the run, so that any worker can run it);
+    `lease_holder` and `lease_until` say which worker runs it and until when that worker's claim holds
+    without news from it (times are the database's)."""
 
     id: str
     rule_set_name: str
@@ -68,8 +91,13 @@ class BacktestRun:
     end: datetime
     requested_by: str
     created_at: datetime
-    status: str = RunStatus.RUNNING
+    status: str = RunStatus.QUEUED
     finished_at: datetime | None = None
+    document: Any = None
+    started_at: datetime | None = None
+    total: int | None = None
+    lease_holder: str | None = None
+    lease_until: datetime | None = None
     decisions: int = 0
     changed: int = 0
     missing_facts: int = 0
@@ -78,6 +106,14 @@ class BacktestRun:
     after: Tally = field(default_factory=Tally)
     error: str | None = None
     params_source: str = PARAMS_SOURCE
+
+    @property
+    def ended(self) -> bool:
+        return self.status in RunStatus.ENDED
+
+    @property
+    def progress(self) -> Progress:
+        return Progress(self.decisions, self.total)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-able summary stored with the run (money as decimal strings)."""

@@ -118,7 +118,7 @@ class ProfileChange:
     """One entry of an account's credit history: what changed it, its inputs and the result."""
 
     at: datetime
-    trigger: str  # payments, base_limit, daily, limit_request
+    trigger: str  # payments, base_limit, daily, limit_request, params
     by: str
     reason: str | None
     grade: str

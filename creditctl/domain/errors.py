@@ -214,11 +214,50 @@ class RuleSetNotDraft(Conflict):
     code = "conflict.rule_set_published"
 
     def __init__(self, rule_set_id: int, version: int) -> None:
-        super().__init__(
+        message = (
             f"rule set {rule_set_id} is published as version {version} and cannot change; "
-            "create a draft (POST /v1/rule-sets) to make a new version",
-            field="rule_set",
+            "create a draft (POST /v1/rule-sets) to make a new version"
         )
+        super().__init__(message, errors={"rule_set": [message], "version": [str(version)]})
+        self.version = version
+
+
+class PreconditionFailed(CreditctlError):
+    """A conditional request (If-Match) whose condition does not hold: the resource is at another
+    revision now. `etag` names the current one (the answer's ETag header too)."""
+
+    code = "precondition.failed"
+
+    def __init__(self, message: str, *, etag: str) -> None:
+        super().__init__(message, errors={"If-Match": [f"the current ETag is {etag}"]})
+        self.etag = etag
+        self.headers = {"ETag": etag}
+
+
+class StaleRuleSet(PreconditionFailed):
+    code = "precondition.rule_set_changed"
+
+    def __init__(self, rule_set_id: int, etag: str) -> None:
+        super().__init__(
+            f"rule set {rule_set_id} was changed since the If-Match you sent; it is at ETag {etag} now: "
+            "read it again (GET) and send your change with that ETag",
+            etag=etag,
+        )
+
+
+class RuleSetChanged(Conflict):
+    """Without If-Match: the draft was changed by another call between this one's read and its write
+    (both in one transaction); nothing was written, the other call's change stands."""
+
+    code = "conflict.rule_set_changed"
+
+    def __init__(self, rule_set_id: int, etag: str) -> None:
+        super().__init__(
+            f"rule set {rule_set_id} was changed by another call at the same time (it is at ETag {etag} "
+            "now); nothing was written: read it again and repeat your change (with If-Match)",
+            errors={"rule_set": ["changed meanwhile"], "etag": [etag]},
+        )
+        self.headers = {"ETag": etag}
 
 
 class RuleSetIsDraft(Conflict):

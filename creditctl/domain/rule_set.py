@@ -52,10 +52,16 @@ class RuleSetRecord:
     reason: str | None = None
     effective_at: datetime | None = None
     rolled_back_from: int | None = None  # the version this one copies (rollback)
+    revision: int = 1  # counts the row's changes: each edit, and the publication
 
     @property
     def is_draft(self) -> bool:
         return self.version is None
+
+    @property
+    def etag(self) -> str:
+        """The entity tag of this revision (HTTP ETag / If-Match): the id and the revision, quoted."""
+        return rule_set_etag(self.id, self.revision)
 
     def status(self, active_id: int | None, now: datetime) -> RuleSetStatus:
         """Where it stands at the database time `now`, given the id of the active version."""
@@ -66,6 +72,10 @@ class RuleSetRecord:
         if self.effective_at is not None and self.effective_at > now:
             return RuleSetStatus.PUBLISHED
         return RuleSetStatus.RETIRED
+
+
+def rule_set_etag(rule_set_id: int, revision: int) -> str:
+    return f'"{rule_set_id}.{revision}"'
 
 
 class AssignedBy(StrEnum):

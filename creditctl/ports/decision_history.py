@@ -25,6 +25,11 @@ class DecisionHistory(Protocol):
         the period is one consistent snapshot of the table."""
         ...
 
+    def count(self, start: datetime, end: datetime) -> int:
+        """How many decisions have start <= decided_at < end (UTC) now: a run's total, before it reads
+        them (a decision stored in the period meanwhile may still be read)."""
+        ...
+
     def account_overrides(self) -> Mapping[int, Mapping[str, str]]:
         """Every account's *current* parameter overrides (decimal strings) by account id; accounts
         without overrides may be left out. Overrides are not recorded per decision."""

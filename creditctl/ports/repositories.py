@@ -215,16 +215,23 @@ class RuleSetRepository(Protocol):
         by: str,
         reason: str,
         effective_at: datetime | None,
-    ) -> RuleSetVersion:
-        """Turn a draft into the next version with its (validated, canonical) document."""
+        revision: int,
+    ) -> RuleSetVersion | None:
+        """Turn the draft into the next version with its (validated, canonical) document, only if it is
+        still a draft at `revision` (the one read in this transaction): a conditional UPDATE, so a
+        publication or an edit another transaction committed first changes no row. None: no row
+        changed (read it again to say why)."""
         ...
 
     def add_draft(self, name: str, document: dict[str, Any], *, by: str, now: datetime) -> RuleSetRecord:
         """Store an editable draft (its document need not be valid yet)."""
         ...
 
-    def update_draft(self, rule_set_id: int, name: str, document: dict[str, Any], now: datetime) -> None:
-        """Replace a draft's name and document; nothing for a published version."""
+    def update_draft(
+        self, rule_set_id: int, name: str, document: dict[str, Any], now: datetime, *, revision: int
+    ) -> bool:
+        """Replace a draft's name and document and count a revision, only if it is still a draft at
+        `revision` (a conditional UPDATE, as publish_draft). False: no row changed."""
         ...
 
     def record(self, rule_set_id: int) -> RuleSetRecord | None: ...

@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from creditctl.ports.audit import AuditLog
+from creditctl.ports.idempotency import IdempotencyRepository
 from creditctl.ports.repositories import (
     AccountRepository,
     ApiKeyRepository,
@@ -43,6 +44,7 @@ class UnitOfWork(Protocol):
     audit: AuditLog
     freezes: FreezeRepository
     balance_reports: BalanceReportRepository
+    idempotency: IdempotencyRepository
 
     def __enter__(self) -> Self: ...
 
@@ -58,6 +60,10 @@ class UnitOfWork(Protocol):
         taking the lock a decision depends on, not before."""
         ...
 
-    def commit(self) -> None: ...
+    def commit(self) -> None:
+        """Commit; with a request's idempotency claim pending (creditctl.ports.idempotency), its record
+        is inserted first, in this transaction (IdempotencyKeyTaken, nothing committed, when another
+        request holds the key)."""
+        ...
 
     def rollback(self) -> None: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from creditctl.domain.api_key import ApiKey, Role, hash_secret, new_secret
+from creditctl.domain.api_key import ApiKey, Role, canonical_owner, hash_secret, new_secret, owner_problem
 from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.errors import InvalidRequest, Unauthenticated
 from creditctl.domain.money import parse_money
@@ -115,10 +115,11 @@ def _create(
         ) from None
     if not name.strip():
         raise InvalidRequest("a name is required", field="name")
-    if owner is not None and not owner.strip():
-        raise InvalidRequest("an owner is a person's or a system's name, not blank", field="owner")
-    if owner is not None and len(owner) > 100:
-        raise InvalidRequest("an owner is at most 100 characters", field="owner")
+    if len(name) > 100:
+        raise InvalidRequest("a name is at most 100 characters", field="name")
+    problem = owner_problem(owner if owner is not None else name)  # without one, the name is the owner
+    if problem is not None:
+        raise InvalidRequest(problem, field="owner" if owner is not None else "name")
     secret = new_secret()
     scope = frozenset(customers) if customers else None
     revoked = 0
@@ -139,7 +140,7 @@ def _create(
             key_hash=hash_secret(secret),
             now=clock.now(),
             approval_limit=approval_limit,
-            owner=owner.strip() if owner else None,
+            owner=canonical_owner(owner if owner is not None else name),
         )
         _record(uow, "api_key.created", key, actor)
         uow.commit()

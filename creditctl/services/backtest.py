@@ -1,39 +1,30 @@
 """Backtest a rule set: replay the stored decisions of a period and report what would change.
 
-Streaming: decisions arrive in batches from the history (a server-side cursor), are replayed and
-dropped; only counters stay in memory. Changed orders are written to the store batch by batch, so
-memory stays flat however long the period, and the changes can be paged or exported afterwards.
+A backtest is a job: `enqueue_backtest` records the run (queued) and answers at once; a worker claims
+and replays it (creditctl.services.backtest_jobs), storing its progress as it goes. `run_backtest`
+replays one at once, in the caller (the `creditctl rules backtest` command), under a lease all the
+same, so a command killed halfway leaves a run that ends as failed, not one that runs for ever. Both
+share the replay (creditctl.services.backtest_replay). A run's changed orders are read once it ended.
 """
 
 from __future__ import annotations
 
 import io
-import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from creditctl.domain.backtest import (
-    AccountReplay,
-    BacktestRun,
-    ChangedOrder,
-    RunStatus,
-    decode_facts,
-    guard,
-    outcome_before,
-)
-from creditctl.domain.decision import Reason
-from creditctl.domain.errors import InvalidRequest, NotFound
+from creditctl.domain.backtest import BacktestRun, ChangedOrder, RunStatus
+from creditctl.domain.errors import Conflict, InvalidRequest, NotFound
 from creditctl.domain.money import fmt, from_fen
 from creditctl.ports.backtests import BacktestStore
-from creditctl.ports.clock import Clock
-from creditctl.ports.decision_history import DecisionHistory, HistoryRow
+from creditctl.ports.decision_history import DecisionHistory
+from creditctl.services.backtest_replay import BATCH_SIZE, BacktestPolicy, replay_run
 from creditctl.services.csv_cells import SafeCsvWriter
 from rules import Outcome, RuleSet, RuleSetInvalid, parse_rule_set
 
-BATCH_SIZE = 5000
 CSV_COLUMNS = ("order_id", "customer_code", "sale_group_code", "amount", "before", "after", "reasons")
 MAX_PAGE = 1000
 
@@ -45,14 +36,26 @@ class UnknownBacktest(NotFound):
         super().__init__(f"no backtest {run_id!r}", field="id")
 
 
+class BacktestNotEnded(Conflict):
+    code = "conflict.backtest_not_ended"
+
+    def __init__(self, run: BacktestRun) -> None:
+        super().__init__(
+            f"backtest {run.id} is {run.status}: its changed orders are read once it has ended "
+            f"(GET /v1/backtests/{run.id} shows its status and progress)",
+            field="status",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class RunBacktest:
-    """Replay decisions with start <= decided_at < end under `rule_set`."""
+    """Replay decisions with start <= decided_at < end under `rule_set` (parsed from `document`)."""
 
     rule_set: RuleSet
     start: datetime
     end: datetime
     requested_by: str
+    document: Any = None  # the document the rule set was parsed from (a queued run keeps it to run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,40 +64,51 @@ class ChangesPage:
     next_cursor: str | None
 
 
+def enqueue_backtest(cmd: RunBacktest, *, store: BacktestStore) -> BacktestRun:
+    """Record a queued run, for a worker to replay; answer it at once."""
+    _check_period(cmd)
+    if cmd.document is None:
+        raise ValueError("a queued backtest keeps its rule set document: RunBacktest.document is required")
+    run = _new_run(cmd, store.now())
+    store.start(run)
+    return run
+
+
 def run_backtest(
     cmd: RunBacktest,
     *,
     history: DecisionHistory,
     store: BacktestStore,
-    clock: Clock,
+    holder: str = "creditctl rules backtest",
+    policy: BacktestPolicy = BacktestPolicy(),
     batch_size: int = BATCH_SIZE,
 ) -> BacktestRun:
-    """Replay the period's decisions under the rule set; store and return the summary."""
+    """Replay the period's decisions under the rule set now, in the caller, under `holder`'s lease;
+    store and return the summary (a failure is stored, then raised)."""
+    _check_period(cmd)
+    now = store.now()
+    run = _new_run(cmd, now)
+    run.status, run.started_at, run.lease_holder = RunStatus.RUNNING, now, holder
+    run.lease_until = now + timedelta(seconds=policy.lease_s)
+    store.start(run)
+    return replay_run(run, cmd.rule_set, history=history, store=store, policy=policy, batch_size=batch_size)
+
+
+def _check_period(cmd: RunBacktest) -> None:
     if cmd.start >= cmd.end:
         raise InvalidRequest("the period is empty: 'from' must be before 'to'", field="from")
-    run = BacktestRun(
+
+
+def _new_run(cmd: RunBacktest, now: datetime) -> BacktestRun:
+    return BacktestRun(
         id=str(uuid4()),
         rule_set_name=cmd.rule_set.name,
         start=cmd.start,
         end=cmd.end,
         requested_by=cmd.requested_by,
-        created_at=clock.now(),
+        created_at=now,
+        document=cmd.document,
     )
-    store.start(run)
-    replayer = _Replayer(cmd.rule_set, history.account_overrides(), run)
-    try:
-        for batch in history.batches(cmd.start, cmd.end, batch_size=batch_size):
-            changes = replayer.replay(batch)
-            if changes:
-                store.add_changes(run.id, changes)
-    except Exception as exc:
-        run.status, run.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
-        run.finished_at = clock.now()
-        store.finish(run)
-        raise
-    run.status, run.finished_at = RunStatus.DONE, clock.now()
-    store.finish(run)
-    return run
 
 
 def candidate_rule_set(document: Any) -> RuleSet:
@@ -108,11 +122,24 @@ def candidate_rule_set(document: Any) -> RuleSet:
         raise InvalidRequest("the rule set is not valid: see errors", errors=errors) from None
 
 
+def backtest_of(document: Any, start: datetime, end: datetime, requested_by: str) -> RunBacktest:
+    """A backtest of a rule set document (validated: problems keyed by JSON pointer)."""
+    return RunBacktest(candidate_rule_set(document), start, end, requested_by, document)
+
+
 def get_backtest(run_id: str, *, store: BacktestStore) -> BacktestRun:
-    """The run's summary."""
+    """The run: its status, progress and summary (the counts so far, while it runs)."""
     run = store.get(run_id)
     if run is None:
         raise UnknownBacktest(run_id)
+    return run
+
+
+def ended_backtest(run_id: str, *, store: BacktestStore) -> BacktestRun:
+    """The run, if it has ended (succeeded, or failed: then the changes found before it stopped)."""
+    run = get_backtest(run_id, store=store)
+    if not run.ended:
+        raise BacktestNotEnded(run)
     return run
 
 
@@ -121,8 +148,8 @@ def backtest_changes(
 ) -> ChangesPage:
     """One page of the run's changed orders; `next_cursor` continues after it (None: the last page).
 
-    Pages are stable: a run's changes never change once written, and the cursor is a position."""
-    get_backtest(run_id, store=store)
+    Pages are stable: an ended run's changes never change, and the cursor is a position."""
+    ended_backtest(run_id, store=store)
     after = _position(cursor)
     limit = max(1, min(limit, MAX_PAGE))
     changes = store.changes(run_id, after_seq=after, limit=limit)
@@ -134,7 +161,7 @@ def iter_backtest_changes(
     run_id: str, *, store: BacktestStore, page: int = MAX_PAGE
 ) -> Iterator[ChangedOrder]:
     """Every changed order of the run, read page by page (for a streamed export)."""
-    get_backtest(run_id, store=store)
+    ended_backtest(run_id, store=store)
     after = 0
     while True:
         changes = store.changes(run_id, after_seq=after, limit=page)
@@ -189,70 +216,3 @@ def _position(cursor: str | None) -> int:
     if not cursor.isdigit() or len(cursor) > 18:
         raise InvalidRequest(f"cursor {cursor!r} is not one this API returned", field="cursor")
     return int(cursor)
-
-
-class _Replayer:
-    """The hot loop: per row, decode the facts, evaluate, apply the guards, count."""
-
-    def __init__(
-        self, rule_set: RuleSet, overrides: Mapping[int, Mapping[str, str]], run: BacktestRun
-    ) -> None:
-        self.rule_set = rule_set
-        self.overrides = overrides
-        self.run = run
-        self.plain = AccountReplay(rule_set, None)
-        self.accounts: dict[int, AccountReplay] = {}
-        self.needed = frozenset(name for rule in rule_set.rules if rule.enabled for name in rule.facts)
-
-    def account(self, account_id: int) -> AccountReplay:
-        found = self.accounts.get(account_id)
-        if found is None:
-            own = self.overrides.get(account_id)
-            found = AccountReplay(self.rule_set, own) if own else self.plain
-            self.accounts[account_id] = found
-        return found
-
-    def replay(self, batch: Sequence[HistoryRow]) -> list[ChangedOrder]:
-        run, decide, needed, loads = self.run, self.rule_set.outcome, self.needed, json.loads
-        before_counts, after_counts = run.before.counts, run.after.counts
-        approve = Outcome.APPROVE.value
-        changes: list[ChangedOrder] = []
-        for row in batch:
-            order_id, customer, group, fen, stored, state, raw, account_id = row
-            account = self.account(account_id)
-            facts = decode_facts(loads(raw), account)
-            if not needed <= facts.keys():
-                self._missing(facts)
-            outcome, extra = guard(decide(facts, account.params), facts, facts["order.amount"])
-            after = outcome.value
-            before = outcome_before(stored, state)
-            before_counts[before] += 1
-            after_counts[after] += 1
-            if before == approve:
-                run.before.approved_fen += fen
-            if after == approve:
-                run.after.approved_fen += fen
-            if after != before:
-                run.changed += 1
-                reasons = _reasons(self.rule_set.evaluate(facts, account.params).matches, extra)
-                changes.append(
-                    ChangedOrder(
-                        run.changed, order_id, customer, group, from_fen(fen), before, after, reasons
-                    )
-                )
-        run.decisions += len(batch)
-        return changes
-
-    def _missing(self, facts: Mapping[str, Any]) -> None:
-        self.run.missing_facts += 1
-        by_fact = self.run.missing_by_fact
-        for name in self.needed.difference(facts.keys()):
-            by_fact[name] = by_fact.get(name, 0) + 1
-
-
-def _reasons(matches: Sequence[Any], extra: Reason | None) -> tuple[Reason, ...]:
-    """The rules that matched (as a live decision reports them), plus the guard's reason if one acted."""
-    reasons = [Reason(m.rule_id, m.reason, m.message) for m in matches]
-    if extra is not None:
-        reasons.append(extra)
-    return tuple(reasons)

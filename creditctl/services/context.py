@@ -17,6 +17,7 @@ from creditctl.ports.reports import ReportQueries
 from creditctl.ports.secret_box import SecretBox
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.ports.webhooks import WebhookStore
+from creditctl.services.backtest_replay import BacktestPolicy
 from creditctl.services.webhook_delivery import DeliveryPolicy
 
 
@@ -61,6 +62,7 @@ class AppContext:
     balance_source: Callable[[], str] | None = None  # e.g. "haier:main"; default: balances.source
     decision_history: DecisionHistory | None = None  # for backtests
     backtests: BacktestStore | None = None
+    backtest_policy: BacktestPolicy = field(default_factory=BacktestPolicy)
     reports: ReportQueries | None = None
     webhooks: WebhookTools | None = None
     # Keys that sign console session cookies, newest first (derived from the instance's secret keys;

@@ -186,7 +186,9 @@ def set_base_limit(
         terms_before = credit_terms(account, params, now)
         account.credit.base_limit = base_limit
         account.credit.base_limit_reason = reason if base_limit is not None else None
-        authorize(base_limit_act(terms_before.base, credit_terms(account, params, now).base), who)
+        terms_after = credit_terms(account, params, now)
+        pins = terms_before.base_source == "rule_set" and terms_after.base_source == "account"
+        authorize(base_limit_act(terms_before.base, terms_after.base, pins_rule_value=pins), who)
         recompute_profile(
             uow,
             account,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.audit import SYSTEM, Actor
 from creditctl.domain.audit_records import account_status, account_subject
-from creditctl.domain.authority import Act, NotAuthorised, Principal, authorize, freezer, scope_of
+from creditctl.domain.authority import Act, NotAuthorised, Principal, authorize, freezer, froze_it, scope_of
 from creditctl.domain.errors import AlreadyFrozen, InvalidRequest, UnknownAccount, UnknownCustomer
 from creditctl.domain.freeze import LiftedHow
 from creditctl.ports.balance_provider import BalanceProvider
@@ -90,7 +90,7 @@ def unfreeze_account(
         account = _locked(uow, customer_code, sale_group_code, scope_of(who))
         if account.is_frozen:
             authorize(
-                Act.LIFT_OWN_FREEZE if account.frozen_by == freezer(who) else Act.LIFT_OTHERS_FREEZE, who
+                Act.LIFT_OWN_FREEZE if froze_it(account.frozen_by, who) else Act.LIFT_OTHERS_FREEZE, who
             )
             before = account_status(account)
             record_lift(uow, account, how=LiftedHow.MANUAL, by=freezer(who), reason=reason, now=uow.now())

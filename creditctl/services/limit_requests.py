@@ -8,13 +8,13 @@ approval on an account replaces the running one (that request becomes "supersede
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
 
-from creditctl.domain.api_key import ApiKey
+from creditctl.domain.api_key import ApiKey, same_owner
 from creditctl.domain.audit import Actor, key_actor
-from creditctl.domain.authority import Act, authorize
+from creditctl.domain.authority import Act, authorize, require_approval_authority
 from creditctl.domain.credit import credit_terms
 from creditctl.domain.errors import (
     InvalidRequest,
@@ -32,6 +32,8 @@ from creditctl.services.credit_profile import account_params, locked_account, re
 from creditctl.services.named_accounts import open_named_account
 
 STATUSES = ("pending", "approved", "rejected", "superseded", "expired")
+# A temporary limit is temporary: beyond this, a line is a base limit, which only global authority sets.
+MAX_TEMPORARY = timedelta(days=366)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,12 @@ def request_limit(
         now = uow.now()
         if cmd.until <= now:
             raise InvalidRequest(f"until must be after now ({now.isoformat()})", field="until")
+        if cmd.until > now + MAX_TEMPORARY:
+            raise InvalidRequest(
+                f"a temporary limit lasts at most {MAX_TEMPORARY.days} days: until must be at most "
+                f"{(now + MAX_TEMPORARY).isoformat()} (a longer line is a base limit, a global act)",
+                field="until",
+            )
         request = CreditLimitRequest(
             id=uuid4().hex,
             account_id=account.id,
@@ -99,7 +107,7 @@ def decide_limit_request(
         request = uow.limit_requests.get(request_id)
         if request is None or not key.may_see(request.customer_code):
             raise UnknownLimitRequest(request_id)
-        if request.requested_by_key_id == key.id or request.requested_by_owner == key.owner:
+        if request.requested_by_key_id == key.id or same_owner(request.requested_by_owner, key.owner):
             raise OwnRequest(request_id, request.requested_by_owner)
         account = locked_account(uow, request.customer_code, request.sale_group_code, key.customers)
         request = uow.limit_requests.get(request_id)  # again under the account's lock
@@ -109,6 +117,8 @@ def decide_limit_request(
             raise LimitRequestNotPending(request_id, request.shown_status(now))
         if approve and request.until <= now:
             raise InvalidRequest(f"the request ran out at {request.until.isoformat()}", field="until")
+        if approve:
+            require_approval_authority(Act.DECIDE_TEMPORARY_LIMIT, key, request.amount)
         request.status = LimitRequestStatus.APPROVED if approve else LimitRequestStatus.REJECTED
         request.decided_by, request.decided_by_key_id, request.decided_at = key.name, key.id, now
         request.decided_by_owner = key.owner

@@ -28,7 +28,7 @@ from creditctl.services.expiry import end_deferral_if_due
 from creditctl.services.get_decision import visible_decision
 from creditctl.services.outcome import take_hold
 from creditctl.services.recheck_order import recheck_order
-from rules import Outcome
+from rules import Evaluation, Outcome
 
 BATCH_LIMIT = 1000  # orders one batch recheck looks at; the rest on the next call
 
@@ -100,9 +100,12 @@ def release_deferred(
             uow.accounts.save(locked)
             uow.commit()
             return decision
-        params = account_params(uow, locked)
+        applicable = uow.rule_sets.for_account(locked.customer_code, locked.sale_group_code)
+        params = effective_params(applicable.rule_set.rules, locked)
         facts = build_facts(decision.order, locked, params, now)
-        why_not = _why_not_releasable(decision, locked.is_frozen, locked.frozen_reason, facts)
+        why_not = _why_not_releasable(
+            decision, locked.is_frozen, locked.frozen_reason, facts
+        ) or _would_freeze(applicable.rule_set.rules.evaluate(facts, params))
         if why_not is not None:
             uow.accounts.save(locked)
             uow.commit()  # what the refresh brought in stays
@@ -333,6 +336,17 @@ def _lock_deferred(
         uow.commit()
     _require_deferred(decision)
     return locked, decision, now
+
+
+def _would_freeze(evaluation: Evaluation) -> str | None:
+    """A release is an override of what the rules defer, never of what they freeze: an account the rules
+    would freeze now (overdue payments posted since, a depleted balance) is not released into, even before
+    an order has frozen it."""
+    freezing = [m for m in evaluation.matches if m.outcome is Outcome.FREEZE]
+    if not freezing:
+        return None
+    reasons = ", ".join(f"{m.reason} ({m.message})" for m in freezing)
+    return f"the rules would freeze the account now: {reasons}; nothing is released into it"
 
 
 def _why_not_releasable(

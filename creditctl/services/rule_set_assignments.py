@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from creditctl.domain.audit import SYSTEM, Actor
+from creditctl.domain.credit import credit_terms
 from creditctl.domain.errors import (
     RuleSetIsDraft,
     RuleSetRefused,
@@ -16,6 +17,7 @@ from creditctl.domain.errors import (
 from creditctl.domain.rule_set import Assignment
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.unit_of_work import UnitOfWork
+from creditctl.services.credit_profile import account_params, recompute_profile
 from creditctl.services.named_accounts import open_named_account
 from rules.params import check_overrides
 
@@ -109,7 +111,22 @@ def set_account_params(
         if account is None:
             raise UnknownAccount(customer_code, sale_group_code)
         before = dict(account.params)
+        now = uow.now()
+        limit_before = credit_terms(account, account_params(uow, account), now).limit
         account.params = dict(overrides)
+        # the limit may move with the params (base_credit_limit, multipliers, bands): the credit history and
+        # credit.limit_changed say so, as for every other input of the limit
+        recompute_profile(
+            uow,
+            account,
+            account_params(uow, account),
+            now,
+            trigger="params",
+            by=actor.name,
+            reason="account parameters changed",
+            limit_before=limit_before,
+            actor=actor,
+        )
         uow.accounts.save(account)
         uow.audit.append(
             "account.params_changed",

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from creditctl.domain.audit import SYSTEM, Actor, canonical_json
-from creditctl.domain.errors import RuleSetIsDraft, RuleSetNotDraft, RuleSetRefused, UnknownRuleSet
+from creditctl.domain.errors import (
+    CreditctlError,
+    RuleSetChanged,
+    RuleSetIsDraft,
+    RuleSetNotDraft,
+    RuleSetRefused,
+    StaleRuleSet,
+    UnknownRuleSet,
+)
 from creditctl.domain.rule_set import RuleSetRecord, RuleSetStatus
 from creditctl.ports.unit_of_work import UnitOfWork
 from rules import RuleSet, RuleSetInvalid, diff_documents, parse_rule_set
@@ -44,13 +53,24 @@ def create_draft(name: str, document: dict[str, Any] | None, *, by: str, uow: Un
         return _listing(uow, record)
 
 
-def update_draft(rule_set_id: int, name: str, document: dict[str, Any], *, uow: UnitOfWork) -> RuleSetListing:
-    """Replace a draft; a published version never changes (RuleSetNotDraft)."""
+def update_draft(
+    rule_set_id: int,
+    name: str,
+    document: dict[str, Any],
+    *,
+    uow: UnitOfWork,
+    if_revision: Collection[int] | None = None,
+) -> RuleSetListing:
+    """Replace a draft; a published version never changes (RuleSetNotDraft).
+
+    `if_revision` (the caller's If-Match): only while the draft is at one of these revisions, else
+    StaleRuleSet. With or without it, the write is conditional on the revision read here, in the same
+    transaction: an edit or a publication another call committed in between changes no row here, and is
+    reported (RuleSetNotDraft, StaleRuleSet, RuleSetChanged), never overwritten."""
     with uow:
-        record = _record(uow, rule_set_id)
-        if record.version is not None:
-            raise RuleSetNotDraft(rule_set_id, record.version)
-        uow.rule_sets.update_draft(rule_set_id, name, document, uow.now())
+        record = _draft(uow, rule_set_id, if_revision)
+        if not uow.rule_sets.update_draft(rule_set_id, name, document, uow.now(), revision=record.revision):
+            raise _lost_race(uow, rule_set_id, if_revision)
         uow.commit()
         return _listing(uow, _record(uow, rule_set_id))
 
@@ -87,18 +107,29 @@ def publish_rule_set(
     by: str,
     uow: UnitOfWork,
     actor: Actor = SYSTEM,
+    if_revision: Collection[int] | None = None,
 ) -> RuleSetListing:
-    """Publish a draft as version n+1, immutable from then on; the default from effective_at (or now)."""
+    """Publish a draft as version n+1, immutable from then on; the default from effective_at (or now).
+
+    Exactly the revision read here is published: of two publications (or a publication and an edit) at
+    once, the conditional UPDATE lets one change the row; the other changes none and is refused
+    (RuleSetNotDraft naming the version, or StaleRuleSet / RuleSetChanged), with no event of its own."""
     with uow:
-        record = _record(uow, rule_set_id)
-        if record.version is not None:
-            raise RuleSetNotDraft(rule_set_id, record.version)
+        record = _draft(uow, rule_set_id, if_revision)
         compiled = compile_document(record.document)
         now = uow.now()
         when = effective_at if effective_at is not None and effective_at > now else None
-        uow.rule_sets.publish_draft(
-            rule_set_id, compiled.document, now, by=by, reason=reason, effective_at=when
+        done = uow.rule_sets.publish_draft(
+            rule_set_id,
+            compiled.document,
+            now,
+            by=by,
+            reason=reason,
+            effective_at=when,
+            revision=record.revision,
         )
+        if done is None:
+            raise _lost_race(uow, rule_set_id, if_revision)
         published = _record(uow, rule_set_id)
         uow.audit.append(
             "rule_set.published",
@@ -153,6 +184,26 @@ def _record(uow: UnitOfWork, rule_set_id: int) -> RuleSetRecord:
     if found is None:
         raise UnknownRuleSet(f"with id {rule_set_id}")
     return found
+
+
+def _draft(uow: UnitOfWork, rule_set_id: int, if_revision: Collection[int] | None) -> RuleSetRecord:
+    """The draft as read now, if it is one (and at a revision the caller named, if it named any)."""
+    record = _record(uow, rule_set_id)
+    if record.version is not None:
+        raise RuleSetNotDraft(rule_set_id, record.version)
+    if if_revision is not None and record.revision not in if_revision:
+        raise StaleRuleSet(rule_set_id, record.etag)
+    return record
+
+
+def _lost_race(uow: UnitOfWork, rule_set_id: int, if_revision: Collection[int] | None) -> CreditctlError:
+    """Why a conditional write changed no row: what another transaction committed since the read."""
+    now = _record(uow, rule_set_id)
+    if now.version is not None:
+        return RuleSetNotDraft(rule_set_id, now.version)
+    if if_revision is not None:
+        return StaleRuleSet(rule_set_id, now.etag)
+    return RuleSetChanged(rule_set_id, now.etag)
 
 
 def _listing(uow: UnitOfWork, record: RuleSetRecord) -> RuleSetListing:

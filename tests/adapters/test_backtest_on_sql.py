@@ -63,10 +63,10 @@ class TestBacktestOnSql:
         assert isinstance(ctx.backtests, SqlBacktestStore) and ctx.decision_history is not None
         cmd = RunBacktest(rule_set=parse_rule_set(document), start=start, end=end, requested_by="t")
 
-        run = run_backtest(cmd, history=ctx.decision_history, store=ctx.backtests, clock=clock, batch_size=2)
+        run = run_backtest(cmd, history=ctx.decision_history, store=ctx.backtests, batch_size=2)
 
         stored = get_backtest(run.id, store=ctx.backtests)
-        assert stored.summary() == run.summary() and stored.status == "done"
+        assert stored.summary() == run.summary() and stored.status == "succeeded"
         assert (stored.start, stored.end) == (start, end)
         first = backtest_changes(run.id, store=ctx.backtests, limit=1)
         second = backtest_changes(run.id, store=ctx.backtests, cursor=first.next_cursor, limit=1)

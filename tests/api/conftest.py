@@ -40,6 +40,7 @@ TABLES = (
     "credit_limit_requests",
     "rule_set_assignments",
     "freezes",
+    "idempotency_records",
 )
 
 

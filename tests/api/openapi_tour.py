@@ -13,6 +13,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from adapters.cli.backtest_jobs import run_queued
 from adapters.fake.clock import FakeClock
 from creditctl.services.api_keys import create_api_key
 from creditctl.services.context import AppContext
@@ -112,7 +113,7 @@ def run_tour(client: FlaskClient, keys: dict[str, str], context: AppContext, clo
     asked = t.call("POST", f"{account}/credit-limit-requests", "admin", json=ask).json
     t.call("POST", f"/v1/credit-limit-requests/{asked['id']}/reject", "admin2", json={})
 
-    _rule_sets(t, account)
+    _rule_sets(t, account, context)
     day = clock.now().date()
     period = f"from={day - timedelta(days=1)}&to={day + timedelta(days=1)}"
     t.call("GET", f"/v1/reports/decisions?{period}", "auditor")
@@ -140,7 +141,7 @@ def run_tour(client: FlaskClient, keys: dict[str, str], context: AppContext, clo
     return t
 
 
-def _rule_sets(t: Tour, account: str) -> None:
+def _rule_sets(t: Tour, account: str, context: AppContext) -> None:
     t.call("GET", "/v1/rule-sets", "auditor")
     active = t.call("GET", "/v1/rule-sets/1", "auditor").json
     draft = t.call("POST", "/v1/rule-sets", "admin", json={"name": "tour"}).json
@@ -151,6 +152,7 @@ def _rule_sets(t: Tour, account: str) -> None:
     t.call("POST", f"/v1/rule-sets/{draft['id']}/simulate", "auditor", json=simulate)
     period = {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
     run = t.call("POST", f"/v1/rule-sets/{draft['id']}/backtest", "admin", json=period).json
+    run_queued(context)  # a backtest is a job: the worker runs it
     t.call("GET", f"/v1/backtests/{run['id']}", "auditor")
     t.call("GET", f"/v1/backtests/{run['id']}/changes", "auditor")
     t.call("POST", "/v1/backtests", "admin", json={"rule_set": document, **period})

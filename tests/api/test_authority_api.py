@@ -198,3 +198,66 @@ def test_a_finance_key_limited_to_customers_is_refused_when_made(context: AppCon
         create_api_key(
             name="fin", role="finance", customers=[CUSTOMER_A], uow=context.uow(), clock=context.clock
         )
+
+
+class TestWhatTheReviewFoundNext:
+    """Walks a reviewer found around the first version of the table."""
+
+    def test_approving_a_temporary_limit_is_within_the_approvers_authority_and_at_most_a_year(
+        self, people: Api, clock: FakeClock
+    ) -> None:
+        def ask(amount: str, days: int) -> TestResponse:
+            until = (clock.now() + timedelta(days=days)).isoformat()
+            return post(
+                people, "/credit-limit-requests", {"amount": amount, "until": until, "reason": "x"}, "alice-c"
+            )
+
+        assert_problem(ask("1000.00", 367), 422, "until")
+        asked = ask("5000.00", 366)
+        assert asked.status_code == 201, asked.json
+        url = f"/v1/credit-limit-requests/{asked.json['id']}"
+        # the test admin (another owner) has no approval authority; bob's is 1,000,000.00
+        refused = assert_problem(post(people, f"{url}/approve", {"note": None}, "admin"), 403, "authority")
+        assert "approval authority" in refused["detail"]
+        assert post(people, f"{url}/approve", {"note": None}, "bob").status_code == 200
+
+    def test_a_limited_key_cannot_pin_the_rule_value_as_the_accounts_own_base(self, people: Api) -> None:
+        """Pinning cuts the account off from the rule set: head office's later lowering would not reach it."""
+        r = put(people, "/params", {"params": {"base_credit_limit": "100000.00"}}, "bob")
+        assert r.status_code == 200, r.json
+        assert_problem(base(people, "100000.00", "alice-c"), 403, "authority")
+        assert base(people, "99999.99", "alice-c").status_code == 200  # a real lowering is hers to make
+
+    def test_no_release_into_an_account_the_rules_would_freeze_now(
+        self, people: Api, clock: FakeClock
+    ) -> None:
+        assert base(people, "5000.00", "bob").status_code == 200
+        order_id = deferred(people, "3000.00")
+        due = (clock.now() - timedelta(days=200)).date().isoformat()
+        overdue = {"payments": [{"invoice_id": "INV-OLD", "amount": "10.00", "due_date": due}]}
+        assert post(people, "/payments", overdue, "alice-finance").status_code == 200
+        refused = assert_problem(release(people, order_id, "bob", override=True), 409)
+        assert "freeze" in refused["detail"] and "PAYMENT_OVERDUE" in refused["detail"]
+        assert people.decision(order_id, key="admin").json["state"] == "deferred"
+
+    def test_a_refusal_at_the_route_names_the_act(self, people: Api) -> None:
+        for method, path, body in (
+            ("PUT", f"{GA10}/params", {"params": {}}),
+            ("POST", "/v1/rule-sets", {"name": "x"}),
+            ("PUT", f"/v1/customers/{CUSTOMER_A}/rule-set", {"rule_set_id": 1, "reason": "x"}),
+            ("POST", f"{GA10}/payments", {"payments": []}),
+        ):
+            r = people.client.open(path, method=method, json=body, headers=people.auth("alice-c"))
+            assert assert_problem(r, 403, "authority")["errors"]["authority"], (method, path)
+
+    def test_an_owner_may_not_pose_as_the_operator_or_the_rules(self, context: AppContext) -> None:
+        for owner in ("cli:root", "Rule:overdue", "admin:hq"):
+            with pytest.raises(InvalidRequest, match="may not start with"):
+                create_api_key(
+                    name="k",
+                    role="admin",
+                    owner=owner,
+                    customers=None,
+                    uow=context.uow(),
+                    clock=context.clock,
+                )

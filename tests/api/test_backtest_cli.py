@@ -90,3 +90,72 @@ class TestRulesBacktest:
 
         assert result.exit_code == 1
         assert "rule set is not valid" in result.output
+
+
+def tightened() -> dict[str, Any]:
+    document = default_rule_set_document()
+    document["params"] = {**document.get("params", {}), "single_order_review_amount": "1000.00"}
+    return document
+
+
+PERIOD = {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
+
+
+class TestWorkerAndExpire:
+    def test_worker_once_runs_every_queued_backtest(
+        self,
+        context: AppContext,
+        sqlite_engine: Engine,
+        tmp_path: Path,
+        client: Any,
+        keys: dict[str, str],
+        clock: Any,
+    ) -> None:
+        api = Api(client, keys)
+        assert api.decide(order(amount="2000.00")).status_code == 201
+        ids = []
+        for _ in range(2):
+            clock.advance(1)  # queued one after the other: run oldest first
+            post = client.post(
+                "/v1/backtests", json={"rule_set": tightened(), **PERIOD}, headers=api.auth("admin")
+            )
+            ids.append(post.json["id"])
+
+        result = run_cli(context, sqlite_engine, tmp_path, "worker", "--once", "--seal-every", "0")
+
+        assert result.exit_code == 0, result.output
+        assert f"backtests run 2; {ids[0]} succeeded; {ids[1]} succeeded" in result.output
+        for run_id in ids:
+            run = client.get(f"/v1/backtests/{run_id}", headers=api.auth("auditor")).json
+            assert (run["status"], run["changed"]) == ("succeeded", 1)
+
+    def test_expire_ends_runs_whose_worker_stopped_and_prunes_old_ones(
+        self,
+        context: AppContext,
+        sqlite_engine: Engine,
+        tmp_path: Path,
+        client: Any,
+        keys: dict[str, str],
+        clock: Any,
+    ) -> None:
+        api = Api(client, keys)
+        assert api.decide(order(amount="2000.00")).status_code == 201
+        post = {"json": {"rule_set": tightened(), **PERIOD}, "headers": api.auth("admin")}
+        old = [client.post("/v1/backtests", **post).json["id"] for _ in range(2)]
+        assert (
+            run_cli(context, sqlite_engine, tmp_path, "worker", "--once", "--seal-every", "0").exit_code == 0
+        )
+        stuck = client.post("/v1/backtests", **post).json["id"]
+        store = context.backtests
+        assert store is not None
+        assert store.claim("a-worker-killed-with-sigkill", store.now(), store.now()) is not None
+        clock.advance(31 * 86400)
+
+        result = run_cli(context, sqlite_engine, tmp_path, "expire")
+
+        assert result.exit_code == 0, result.output
+        assert "backtests whose worker stopped: 1; old backtests pruned: 2" in result.output
+        for run_id in old:  # ended 31 days ago: gone, with their changed orders
+            assert client.get(f"/v1/backtests/{run_id}", headers=api.auth("auditor")).status_code == 404
+        failed = client.get(f"/v1/backtests/{stuck}", headers=api.auth("auditor")).json
+        assert failed["status"] == "failed" and failed["error"].startswith("worker stopped")

@@ -99,6 +99,12 @@ class TestKeys:
             "keys", "create", "--role", "finance", "--name", "f", "--customer", "8800000001", ok=False
         )
         assert limited.exit_code == 1 and "finance" in limited.output
+        for owner in (" ", "ali\u200bce", "x" * 101):
+            refused = cli("keys", "create", "--role", "admin", "--name", "k", "--owner", owner, ok=False)
+            assert refused.exit_code == 1 and "owner" in refused.output, owner
+        cli("keys", "create", "--role", "admin", "--name", "k2", "--owner", "  Bo   Chen ")
+        rows = [x.split("\t") for x in cli("keys", "list").output.splitlines()]
+        assert next(r for r in rows if r[1] == "k2")[2] == "Bo Chen"
 
     def test_an_unknown_role_is_refused(self, cli):
         result = cli("keys", "create", "--role", "root", "--name", "x", ok=False)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from creditctl.services.context import AppContext
 from tests.api.conftest import CUSTOMER_A, CUSTOMER_B, Api, order
 
 pytestmark = pytest.mark.api
@@ -526,8 +527,15 @@ class TestPages:
         )  # another customer's pin is theirs
 
     def test_a_backtest_lists_its_changed_orders_in_pages_with_their_csv(
-        self, app: Any, reviewers: dict[str, str], api: Api, clock: Any, monkeypatch: pytest.MonkeyPatch
+        self,
+        app: Any,
+        reviewers: dict[str, str],
+        api: Api,
+        clock: Any,
+        monkeypatch: pytest.MonkeyPatch,
+        context: AppContext,
     ) -> None:
+        from adapters.cli.backtest_jobs import run_queued
         from adapters.web.console import backtests
         from rules import default_rule_set_document
 
@@ -548,8 +556,14 @@ class TestPages:
         )
         assert r.status_code == 302 and "/console/backtests/" in r.headers["Location"]
         run_id = r.headers["Location"].rsplit("/", 1)[1]
+        queued = c.get(r.headers["Location"]).get_data(as_text=True)
+        assert "Backtest of &#39;tighter&#39; queued" in queued
+        assert 'id="status" class="status queued">queued<' in queued and "waiting for a worker" in queued
+        assert '<meta http-equiv="refresh" content="2">' in queued and 'id="changed-orders"' not in queued
+        assert c.get(r.headers["Location"] + "?format=csv").status_code == 409  # not ended: no export yet
+        assert [run.id for run in run_queued(context)] == [run_id]  # a worker's round, in-process
         text = c.get(r.headers["Location"]).get_data(as_text=True)
-        assert "Backtest of &#39;tighter&#39; done: 3 of 4 orders change." in text
+        assert 'id="status" class="status succeeded">succeeded<' in text and "http-equiv" not in text
         assert 'id="changed-count">3<' in text and "<pre" not in text
         summary = text.split('id="summary"')[1].split("</table>")[0]
         assert re.search(r"defer</span></td><td class=\"num\">0</td><td class=\"num\">3</td>", summary)
@@ -569,6 +583,36 @@ class TestPages:
         assert signed_in(app, reviewers, "auditor").get(f"/console/backtests/{run_id}").status_code == 200
         assert signed_in(app, reviewers, "auditor_a").get(f"/console/backtests/{run_id}").status_code == 403
         assert c.get("/console/backtests/no-such-run").status_code == 404
+
+    def test_a_running_backtest_shows_its_progress_and_refreshes_until_it_ends(
+        self, app: Any, reviewers: dict[str, str], api: Api, context: AppContext
+    ) -> None:
+        from datetime import timedelta
+
+        for amount in ("10.00", "2000.00", "3000.00", "4000.00"):
+            api.decide(order(amount=amount))
+        c = signed_in(app, reviewers, "admin")
+        c.get("/console/rule-sets/1")
+        r = c.post("/console/rule-sets/1/backtest", {"from": "2000-01-01", "to": "2100-01-01"})
+        page_url = r.headers["Location"]
+        store = context.backtests
+        assert store is not None
+        now = store.now()
+        run = store.claim("a-worker", now, now + timedelta(seconds=60))  # a worker halfway through it
+        assert run is not None and page_url.endswith(run.id)
+        run.total, run.decisions, run.changed = 4, 2, 1
+        run.before.counts["approve"] = run.after.counts["approve"] = 2
+        assert store.progress(run)
+
+        text = signed_in(app, reviewers, "auditor").get(page_url).get_data(as_text=True)
+
+        assert 'id="status" class="status running">running<' in text
+        assert (
+            '<strong id="replayed">2</strong> of <span id="total">4</span> decisions replayed (50 %)' in text
+        )
+        assert '<progress max="4" value="2">50 %</progress>' in text
+        assert '<meta http-equiv="refresh" content="2">' in text and "<caption>So far</caption>" in text
+        assert 'id="changed-orders"' not in text  # listed once it has ended
 
     def test_rule_set_changes_need_a_global_admin(self, app: Any, keys: dict[str, str]) -> None:
         c = signed_in(app, keys, "auditor")

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from adapters.cli.backtest_jobs import run_queued
 from rules import default_rule_set_document
 from tests.api.conftest import CUSTOMER_A, CUSTOMER_B, Api, order
 from tests.api.test_console import Console, deferred, reviewers, signed_in  # noqa: F401  (fixture)
@@ -182,8 +183,10 @@ def build_world(app: Any, keys: dict[str, str], api: Api, clock: Any) -> World:
     tightened = default_rule_set_document()
     tightened["params"] = {**tightened.get("params", {}), "single_order_review_amount": "15.00"}
     period = {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
-    run = ok(api.client.post("/v1/backtests", json={"rule_set": tightened, **period}, headers=admin), 201)
-    assert run["changed"] >= 2, run
+    queued = ok(api.client.post("/v1/backtests", json={"rule_set": tightened, **period}, headers=admin), 202)
+    run_queued(app.extensions["creditctl"])  # a worker's round, in-process
+    run = ok(api.client.get(f"/v1/backtests/{queued['id']}", headers=admin))
+    assert run["status"] == "succeeded" and run["changed"] >= 2, run
     w.backtest = run["id"]
     return w
 

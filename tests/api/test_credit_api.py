@@ -20,7 +20,12 @@ def payment(invoice_id: str = "INV-1", **kw):
 @pytest.fixture
 def second_admin(context, keys):
     keys["admin2"] = create_api_key(
-        name="test-admin-2", role="admin", customers=None, uow=context.uow(), clock=context.clock
+        name="test-admin-2",
+        role="admin",
+        customers=None,
+        uow=context.uow(),
+        clock=context.clock,
+        approval_limit="100000.00",  # approving a temporary limit is within the approver's authority
     ).secret
     return "admin2"
 
@@ -177,3 +182,15 @@ class TestCreditLimitRequests:
 
     def test_an_orders_key_may_not_ask(self, api, clock):
         assert_problem(self.ask(api, clock, key="orders"), 403)
+
+
+def test_a_limit_moved_by_account_parameters_is_in_the_credit_history(api):
+    """The credit history holds every change of the limit, also one that parameters made (it showed none)."""
+    r = api.client.put(
+        f"{ACCOUNT}/params", json={"params": {"base_credit_limit": "1200000.00"}}, headers=api.auth("admin")
+    )
+    assert r.status_code == 200, r.json
+    profile = api.client.get(f"{ACCOUNT}/credit-profile", headers=api.auth("auditor")).json
+    assert profile["terms"]["credit_limit"] == "1200000.00"
+    latest = profile["history"][0]
+    assert (latest["trigger"], latest["limit"], latest["by"]) == ("params", "1200000.00", "test-admin")

@@ -39,7 +39,7 @@ WAIT_S = 10.0
 def served(
     browser_paths: tuple[str, str],  # noqa: F811
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[dict[str, str]]:
+) -> Iterator[dict[str, Any]]:
     """creditctl served by gunicorn on SQLite with demo data and a few decisions; its URL and keys."""
     with served_demo(tmp_path_factory.mktemp("console")) as served:
         keys, url = dict(served.keys), served.url
@@ -72,7 +72,7 @@ def served(
                 timeout=10,
             )
             assert r.status_code == 201 and r.json()["state"] == "deferred", r.text
-        yield {"url": url, **keys}
+        yield {"url": url, **keys, "folder": str(served.folder), "env": served.env}
 
 
 def _shot(browser: Any, name: str) -> None:
@@ -105,7 +105,7 @@ def _wait_until(browser: Any, css: str, check: Any) -> Any:
 
 def test_sign_in_find_an_account_freeze_it_and_read_a_report(
     driver: Any,  # noqa: F811
-    served: dict[str, str],
+    served: dict[str, Any],
 ) -> None:
     from selenium.webdriver.common.by import By
 
@@ -183,6 +183,10 @@ def test_sign_in_find_an_account_freeze_it_and_read_a_report(
     driver.find_element(By.NAME, "from").send_keys("2000-01-01")
     driver.find_element(By.NAME, "to").send_keys("2100-01-01")
     driver.find_element(By.XPATH, "//button[text()='Replay the period']").click()
+    assert _wait_for(driver, "#status").text == "queued"  # a job: the page follows it, refreshing itself
+    worker = run_ok("worker", "--once", "--seal-every", "0", cwd=Path(served["folder"]), env=served["env"])
+    assert "backtests run 1;" in worker and "succeeded" in worker, worker
+    _wait_until(driver, "#status", lambda el: el.text == "succeeded")  # the page's own refresh shows it
     changed = {r.get_attribute("data-order") for r in _rows(driver, "#changed-orders tbody tr[data-order]")}
     assert changed == {"PO-UI-0", "PO-UI-1"}, changed  # 1,999.98 and 25,000.00 approved: now to review
     _shot(driver, "backtest")

@@ -1,7 +1,8 @@
-"""A backtest's result: its summary (counts and money before and after) and the orders whose outcome
-changes, a page at a time, with their CSV: the same pages and the same export as GET
-/v1/backtests/{id}/changes. Runs are shared by every customer: readers are admins and auditors not limited
-to customers, as in the API."""
+"""A backtest: while it is queued or running, its status and progress, the page refreshing itself every
+few seconds (a meta refresh: the console runs no scripts); once it ended, its summary (counts and money
+before and after) and the orders whose outcome changes, a page at a time, with their CSV: the same pages
+and the same export as GET /v1/backtests/{id}/changes. Runs are shared by every customer: readers are
+admins and auditors not limited to customers, as in the API."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from creditctl.services.backtest import backtest_changes, changes_csv, get_backt
 
 READERS = (Role.ADMIN, Role.AUDITOR)
 PER_PAGE = 50
+REFRESH_S = 2  # how often the page of a run not ended yet reloads itself
 
 
 def _store() -> BacktestStore:
@@ -38,7 +40,8 @@ def backtest_run(run_id: str) -> Any:
         return _csv(run_id, store)
     run = get_backtest(run_id, store=store)
     cursor = request.args.get("cursor") or None
-    changes = backtest_changes(run_id, store=store, cursor=cursor, limit=PER_PAGE)
+    changes = backtest_changes(run_id, store=store, cursor=cursor, limit=PER_PAGE) if run.ended else None
+    replayed, total = run.progress.replayed, run.progress.total
     return page(
         "backtest.html",
         run=run,
@@ -47,6 +50,8 @@ def backtest_run(run_id: str) -> Any:
         outcomes=OUTCOMES,
         approved=(from_fen(run.before.approved_fen), from_fen(run.after.approved_fen)),
         per_page=PER_PAGE,
+        refresh_s=None if run.ended else REFRESH_S,
+        percent=min(100, replayed * 100 // total) if total else None,
     )
 
 

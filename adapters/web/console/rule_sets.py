@@ -21,7 +21,7 @@ from creditctl.domain.decision import Order
 from creditctl.domain.errors import CreditctlError, InvalidRequest
 from creditctl.domain.money import MoneyError, parse_money
 from creditctl.services import rule_sets as service
-from creditctl.services.backtest import RunBacktest, candidate_rule_set, run_backtest
+from creditctl.services.backtest import backtest_of, enqueue_backtest
 from creditctl.services.rule_set_assignments import pins_by_rule_set
 from creditctl.services.simulate_order import simulate_with_rule_set
 
@@ -132,13 +132,13 @@ def backtest(rule_set_id: int) -> Any:
     listing = service.get_rule_set(rule_set_id, uow=c.uow())
     try:
         start, end = (_day(request.form.get(f, "")) for f in ("from", "to"))
-        cmd = RunBacktest(candidate_rule_set(listing.record.document), start, end, key.name)
-        assert c.decision_history is not None and c.backtests is not None, "backtests are not wired"
-        run = run_backtest(cmd, history=c.decision_history, store=c.backtests, clock=c.clock)
+        cmd = backtest_of(listing.record.document, start, end, key.name)
+        assert c.backtests is not None, "backtests are not wired"
+        run = enqueue_backtest(cmd, store=c.backtests)
     except CreditctlError as exc:
         flash(f"Backtest refused: {exc.message}", "error")
         return rule_set(rule_set_id)
-    flash(f"Backtest of {listing.record.name!r} done: {run.changed} of {run.decisions} orders change.", "ok")
+    flash(f"Backtest of {listing.record.name!r} queued: a worker replays it, and this page follows it.", "ok")
     return redirect(url_for("console.backtest_run", run_id=run.id))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, pre_dump, validate
 
 from adapters.web.schemas.decisions import ReasonSchema
 from adapters.web.schemas.instants import UtcInstant
@@ -44,34 +44,74 @@ class PeriodRequestSchema(Schema):
     end = UtcInstant(required=True, data_key="to", metadata={"description": "...and before (UTC)"})
 
 
-def _tally(tally: Any) -> dict[str, Any]:
-    return {"counts": dict(tally.counts), "approved": str(from_fen(tally.approved_fen))}
+STATUSES = ["queued", "running", "succeeded", "failed"]
 
 
 class TallySchema(Schema):
-    counts = fields.Dict(keys=fields.String(validate=validate.OneOf(OUTCOMES)), values=fields.Integer())
-    approved = Money(metadata={"description": "Money approved (CNY)"})
+    """Dumps a domain Tally (money counted in fen)."""
+
+    counts = fields.Dict(
+        required=True, keys=fields.String(validate=validate.OneOf(OUTCOMES)), values=fields.Integer()
+    )
+    approved = Money(required=True, metadata={"description": "Money approved (CNY)"})
+
+    @pre_dump
+    def _money(self, tally: Any, **_: Any) -> dict[str, Any]:
+        return {"counts": dict(tally.counts), "approved": from_fen(tally.approved_fen)}
+
+
+class ProgressSchema(Schema):
+    replayed = fields.Integer(required=True, metadata={"description": "Decisions replayed so far"})
+    total = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "The decisions of the period when the run started (null while queued); once "
+            "it succeeded, the decisions it replayed"
+        },
+    )
+
+
+def _nullable_time(description: str) -> fields.DateTime:
+    return fields.DateTime(required=True, allow_none=True, metadata={"description": description})
 
 
 class BacktestSchema(Schema):
-    id = fields.String()
-    status = fields.String(metadata={"enum": ["running", "done", "failed"]})
-    rule_set_name = fields.String()
-    start = fields.DateTime(data_key="from")
-    end = fields.DateTime(data_key="to")
-    requested_by = fields.String()
-    created_at = fields.DateTime()
-    finished_at = fields.DateTime(allow_none=True)
-    decisions = fields.Integer(metadata={"description": "Stored decisions replayed"})
-    changed = fields.Integer(metadata={"description": "Orders whose outcome changes"})
-    missing_facts = fields.Integer(
-        metadata={"description": "Decisions without a fact the rule set reads (unknown to its rules)"}
+    """A run, whatever its status: every member is always there (null where the status has none)."""
+
+    id = fields.String(required=True)
+    status = fields.String(
+        required=True,
+        metadata={
+            "enum": STATUSES,
+            "description": "queued (waiting for a worker), running, then succeeded or failed (see error)",
+        },
     )
-    missing_by_fact = fields.Dict(keys=fields.String(), values=fields.Integer())
-    params_source = fields.String(metadata={"description": "Which parameters the replay used"})
-    before = fields.Function(lambda run: _tally(run.before), metadata={"type": "object"})
-    after = fields.Function(lambda run: _tally(run.after), metadata={"type": "object"})
-    error = fields.String(allow_none=True)
+    progress = fields.Nested(ProgressSchema, required=True)
+    rule_set_name = fields.String(required=True)
+    start = fields.DateTime(required=True, data_key="from")
+    end = fields.DateTime(required=True, data_key="to")
+    requested_by = fields.String(required=True)
+    created_at = fields.DateTime(required=True, metadata={"description": "When it was asked for"})
+    started_at = _nullable_time("When a worker started it (null while queued)")
+    finished_at = _nullable_time("When it ended, succeeded or failed (null before)")
+    decisions = fields.Integer(required=True, metadata={"description": "Stored decisions replayed (so far)"})
+    changed = fields.Integer(required=True, metadata={"description": "Orders whose outcome changes (so far)"})
+    missing_facts = fields.Integer(
+        required=True,
+        metadata={"description": "Decisions without a fact the rule set reads (unknown to its rules)"},
+    )
+    missing_by_fact = fields.Dict(required=True, keys=fields.String(), values=fields.Integer())
+    params_source = fields.String(required=True, metadata={"description": "Which parameters the replay used"})
+    before = fields.Nested(TallySchema, required=True, metadata={"description": "The stored outcomes"})
+    after = fields.Nested(
+        TallySchema, required=True, metadata={"description": "Under the rule set (so far, while it runs)"}
+    )
+    error = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": 'Why it failed ("worker stopped: ..." when its worker did); else null'},
+    )
 
 
 class ChangedOrderSchema(Schema):

@@ -126,10 +126,25 @@ class TestFourEyes:
         request_id = self.request(desk, clock, key("alice-1", owner="alice"))
         with pytest.raises(OwnRequest, match="four eyes compares owners"):
             decide_limit_request(
-                request_id, approve=True, note=None, key=key("alice-2", owner="alice"), uow=desk.uow
+                request_id,
+                approve=True,
+                note=None,
+                key=key("alice-2", owner="alice", approval_limit="1000000.00"),
+                uow=desk.uow,
             )
-        decided, _ = decide_limit_request(request_id, approve=True, note=None, key=key("bob"), uow=desk.uow)
+        decided, _ = decide_limit_request(
+            request_id, approve=True, note=None, key=key("bob", approval_limit="1000000.00"), uow=desk.uow
+        )
         assert (decided.requested_by_owner, decided.decided_by_owner) == ("alice", "bob")
+
+    @pytest.mark.parametrize("spelling", ["Alice", " alice ", "ALICE", "\uff21\uff4c\uff49\uff43\uff45"])
+    def test_an_owner_spelled_otherwise_is_the_same_person(
+        self, desk: Desk, clock: FakeClock, spelling: str
+    ) -> None:
+        request_id = self.request(desk, clock, key("alice-1", owner="alice"))
+        other = key("x", owner=spelling)
+        with pytest.raises(OwnRequest):
+            decide_limit_request(request_id, approve=True, note=None, key=other, uow=desk.uow)
 
     def test_a_key_made_with_the_same_name_is_the_same_owner(self, desk: Desk, clock: FakeClock) -> None:
         request_id = self.request(desk, clock, key("ann"))

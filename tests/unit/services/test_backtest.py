@@ -46,7 +46,7 @@ def backtest(
 ) -> tuple[BacktestRun, FakeBacktestStore, FakeDecisionHistory]:
     history, runs = FakeDecisionHistory(store), FakeBacktestStore()
     cmd = RunBacktest(rule_set=rule_set, start=period[0], end=period[1], requested_by="test")
-    run = run_backtest(cmd, history=history, store=runs, clock=FakeClock(), batch_size=batch_size)
+    run = run_backtest(cmd, history=history, store=runs, batch_size=batch_size)
     return run, runs, history
 
 
@@ -236,7 +236,7 @@ class TestStreaming:
             requested_by="t",
         )
 
-        run = run_backtest(cmd, history=history, store=runs, clock=FakeClock(), batch_size=2)
+        run = run_backtest(cmd, history=history, store=runs, batch_size=2)
 
         assert history.batch_sizes == [2, 2, 2, 1]
         assert served_at_write == [2, 4, 6, 7]  # each batch's changes written before the next is read
@@ -287,4 +287,4 @@ class TestPagingAndErrors:
         run, runs, _ = backtest(store, rules_with())
         with pytest.raises(InvalidRequest, match="cursor 'abc'"):
             backtest_changes(run.id, store=runs, cursor="abc")
-        assert get_backtest(run.id, store=runs).status == "done"
+        assert get_backtest(run.id, store=runs).status == "succeeded"

@@ -23,7 +23,14 @@ ERP = Operator("erp")
 
 
 def key(key_id: int, name: str) -> ApiKey:
-    return ApiKey(id=key_id, name=name, role=Role.ADMIN, customers=None, created_at=None)  # type: ignore[arg-type]
+    return ApiKey(  # approving a temporary limit is within the approver's authority: 1,000,000.00 here
+        id=key_id,
+        name=name,
+        role=Role.ADMIN,
+        customers=None,
+        created_at=None,
+        approval_limit=Decimal("1000000"),  # type: ignore[arg-type]
+    )
 
 
 def overdue(clock, days: int, invoice: str = "INV-1") -> PaymentRecord:
