@@ -40,7 +40,7 @@ OUTAGE_S = 5.0
 RECOVERED_WITHIN_S = 30.0  # a liveness bound, not a speed claim: the figure measured is printed
 LEASE_S = 8  # shorter than the outage plus the worker's backoff: an outcome left unwritten would be re-sent
 UNAVAILABLE = "https://creditctl.dev/problems/unavailable/database"
-LOOPS = ("webhooks: delivering", "audit: sealing", "audit: anchoring to")
+LOOPS = ("webhooks: delivering", "audit: sealing", "audit: anchoring to", "backtests: ")
 
 
 def worker_env(pg: PrivatePostgres, folder: Path, **extra: str) -> dict[str, str]:
