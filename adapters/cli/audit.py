@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from adapters.cli.loop_backoff import LoopBackoff
 from creditctl.domain.audit import Actor, ChainReport, cli_actor
 from creditctl.domain.audit_anchor import Anchor, parse_anchors
 from creditctl.domain.errors import AuditSealConflict
@@ -70,26 +71,31 @@ class SealCadence:
 
 class Anchorer(threading.Thread):
     """Writes the chain's head (and the hashes since the last anchor) to the sink every `every` seconds,
-    in its own thread (a slow receiver holds up neither sealing nor deliveries). A sink that fails is
-    logged at ERROR and tried again next time, from the last anchor it took."""
+    in its own thread (a slow receiver holds up neither sealing nor deliveries). A failure (the sink, or
+    the database away) is logged at ERROR once and tried again, backing off, from the last anchor it took,
+    until it works."""
 
     def __init__(self, context: AppContext, sink: AnchorSink, every: float) -> None:
         super().__init__(name="audit-anchorer", daemon=True)
         self._context, self._sink, self._every = context, sink, every
         self.stopping = threading.Event()
         self.since: int | None = None
+        self._backoff = LoopBackoff(log, f"audit: anchoring to {sink.name}")
+        self._wait = every
 
     def run(self) -> None:
-        while not self.stopping.wait(self._every):
+        while not self.stopping.wait(self._wait):
             self.anchor_once()
         self.anchor_once()  # the head as the worker leaves it
 
     def anchor_once(self) -> Anchor | None:
         try:
             anchor = anchor_audit(uow=self._context.uow(), sink=self._sink, since=self.since)
-        except Exception:
-            log.exception("audit: anchoring to %s failed; trying again in %s s", self._sink.name, self._every)
+        except Exception as exc:
+            self._wait = max(self._every, self._backoff.failed(exc))
             return None
+        self._backoff.succeeded()
+        self._wait = self._every
         if anchor is not None:
             self.since = anchor.position
             log.info("audit: anchored %s:%s to %s", anchor.position, anchor.hash, self._sink.name)
@@ -182,11 +188,18 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
 
 
 def _seal(ctx: AppContext, every: float | None) -> None:
-    cadence, reported = SealCadence(), set()
+    cadence, reported, backoff = SealCadence(), set(), LoopBackoff(log, "audit: sealing")
     while True:
-        outcome = cadence.tick_outcome(ctx)
-        with ctx.uow() as uow:
-            position, digest = uow.audit.head()
+        try:
+            outcome = cadence.tick_outcome(ctx)
+            with ctx.uow() as uow:
+                position, digest = uow.audit.head()
+        except Exception as exc:
+            if every is None:
+                raise  # one seal: the command fails
+            time.sleep(max(every, backoff.failed(exc)))  # --every: ride the outage out
+            continue
+        backoff.succeeded()
         click.echo(f"sealed {outcome.sealed} events; the head (for audit verify --anchor):", err=True)
         click.echo(f"{position}:{digest}")
         for r in outcome.refused:

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 
+from adapters.cli.loop_backoff import LoopBackoff
 from creditctl.domain.backtest import BacktestRun
 from creditctl.services.backtest_jobs import prune_backtests, work_next_backtest
 from creditctl.services.context import AppContext
@@ -49,7 +50,7 @@ def run_queued(
 class BacktestJobs(threading.Thread):
     """The job loop: claim and run the oldest queued backtest, else wait `idle_s`; every round also ends
     runs whose lease ran out, and every PRUNE_EVERY_S deletes runs past their retention. A failure (the
-    database away for a moment) is logged and the next round tries again."""
+    database away) is logged once and tried again, backing off, until it works."""
 
     def __init__(self, context: AppContext, idle_s: float, holder: str | None = None) -> None:
         super().__init__(name="backtest-jobs", daemon=True)
@@ -59,15 +60,18 @@ class BacktestJobs(threading.Thread):
 
     def run(self) -> None:
         pruned_at = None
+        backoff = LoopBackoff(log, "backtests: running queued runs")
         while not self.stopping.is_set():
             try:
                 if pruned_at is None or time.monotonic() - pruned_at > PRUNE_EVERY_S:
                     pruned_at = time.monotonic()
                     self._prune()
-                if self._round() is None:
-                    self.stopping.wait(self._idle_s)
-            except Exception:
-                log.exception("backtests: a round failed; trying again in %s s", self._idle_s)
+                ran = self._round()
+            except Exception as exc:
+                self.stopping.wait(max(self._idle_s, backoff.failed(exc)))
+                continue
+            backoff.succeeded()
+            if ran is None:
                 self.stopping.wait(self._idle_s)
 
     def _round(self) -> BacktestRun | None:

@@ -15,9 +15,16 @@ import click
 
 from adapters.cli.audit import Anchorer, SealCadence, seal_once
 from adapters.cli.backtest_jobs import BacktestJobs, run_queued
+from adapters.cli.loop_backoff import LoopBackoff, summary
 from creditctl.services.context import AppContext, WebhookTools
 from creditctl.services.idempotency import prune_idempotency_records
-from creditctl.services.webhook_delivery import deliver_round, prune_delivered, redrive
+from creditctl.services.webhook_delivery import (
+    OutcomeNotRecorded,
+    RoundResult,
+    deliver_round,
+    prune_delivered,
+    redrive,
+)
 
 log = logging.getLogger("creditctl.webhooks")
 PRUNE_EVERY_S = 300.0
@@ -33,7 +40,7 @@ def _tools(context: AppContext) -> WebhookTools:
 class Sealer(threading.Thread):
     """Seals the audit trail every `every` seconds beside the delivery loop, in its own thread: a round
     may wait on slow receivers (a timeout per POST), and the chain should not wait with it. A failure
-    (the database away for a moment) is logged and the next tick tries again."""
+    (the database away) is logged once and tried again, backing off, until it works."""
 
     def __init__(self, context: AppContext, every: float) -> None:
         super().__init__(name="audit-sealer", daemon=True)
@@ -41,12 +48,16 @@ class Sealer(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        cadence = SealCadence()
-        while not self.stopping.wait(self._every):
+        cadence, backoff = SealCadence(), LoopBackoff(log, "audit: sealing")
+        wait = self._every
+        while not self.stopping.wait(wait):
             try:
                 cadence.tick(self._context)
-            except Exception:
-                log.exception("audit: sealing failed; trying again in %s s", self._every)
+            except Exception as exc:
+                wait = max(self._every, backoff.failed(exc))
+            else:
+                backoff.succeeded()
+                wait = self._every
 
 
 def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
@@ -98,7 +109,12 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
 
 def _one_round(context: AppContext, seal_every: float) -> None:
     t = _tools(context)
-    result = deliver_round(store=t.store, notifier=t.notifier, box=t.box, policy=t.policy)
+    try:
+        result = deliver_round(store=t.store, notifier=t.notifier, box=t.box, policy=t.policy)
+    except OutcomeNotRecorded as exc:
+        raise click.ClickException(
+            f"{exc} ({summary(exc.__cause__ or exc)}); it is sent again when its lease ends"
+        ) from None
     prune_delivered(store=t.store, policy=t.policy)
     prune_idempotency_records(uow=context.uow())
     sealed = seal_once(context) if seal_every else 0
@@ -128,13 +144,20 @@ def _loop(context: AppContext, idle_s: float, seal_every: float) -> None:
     jobs = BacktestJobs(context, idle_s)
     jobs.start()
     pruned_at = 0.0
+    backoff = LoopBackoff(log, "webhooks: delivering")
+    unwritten: list[OutcomeNotRecorded] = []
     try:
         while not stop:
-            result = deliver_round(store=t.store, notifier=t.notifier, box=t.box, policy=t.policy)
-            if time.monotonic() - pruned_at > PRUNE_EVERY_S:
-                prune_delivered(store=t.store, policy=t.policy)
-                prune_idempotency_records(uow=context.uow())  # Idempotency-Key records past 24 h
-                pruned_at = time.monotonic()
+            try:
+                result = _deliver(t, unwritten)
+                if time.monotonic() - pruned_at > PRUNE_EVERY_S:
+                    prune_delivered(store=t.store, policy=t.policy)
+                    prune_idempotency_records(uow=context.uow())  # Idempotency-Key records past 24 h
+                    pruned_at = time.monotonic()
+            except Exception as exc:  # the database away (or a bug): this loop keeps going, backing off
+                time.sleep(backoff.failed(exc))
+                continue
+            backoff.succeeded()
             if not result.claimed and not result.dispatched:
                 time.sleep(idle_s)
     finally:
@@ -146,3 +169,16 @@ def _loop(context: AppContext, idle_s: float, seal_every: float) -> None:
             anchorer.stopping.set()
             anchorer.join(timeout=30)
         jobs.join(timeout=30)
+
+
+def _deliver(t: WebhookTools, unwritten: list[OutcomeNotRecorded]) -> RoundResult:
+    """First write what receivers answered while the database was away (else their deliveries would fall
+    due again and be sent twice), then one round."""
+    while unwritten:
+        unwritten[0].record()
+        unwritten.pop(0)
+    try:
+        return deliver_round(store=t.store, notifier=t.notifier, box=t.box, policy=t.policy)
+    except OutcomeNotRecorded as exc:
+        unwritten.append(exc)
+        raise

@@ -1,11 +1,18 @@
-"""Engines for both databases, set up for the hot path: WAL and immediate transactions on SQLite."""
+"""Engines for both databases, set up for the hot path: WAL and immediate transactions on SQLite; on
+PostgreSQL a bounded connect and a pool that comes back by itself after the server went away."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InvalidatePoolError
+
+CONNECT_TIMEOUT_S = 5  # a server that accepts TCP and never answers: a request fails after this, not never
+PING_IDLE_AFTER_S = 1.0  # a pooled connection unused this long is pinged before it is handed out
+_USED_AT = "creditctl.used_at"
 
 
 def make_engine(url: str, *, threads: int = 0, **kwargs: Any) -> Engine:
@@ -23,10 +30,43 @@ def make_engine(url: str, *, threads: int = 0, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", max(10, threads))
     kwargs.setdefault("max_overflow", max(20, threads))
     kwargs.setdefault("pool_recycle", 1800)
-    # No pre-ping: it costs a round trip per checkout on the hot path; a dropped connection is
-    # detected on use, and SQLAlchemy then invalidates the whole pool.
+    # No pre-ping on every checkout: it costs a round trip on the hot path. Only a connection that sat
+    # idle is pinged (ping_idle_connections); a busy one that drops is detected on use, and SQLAlchemy
+    # then invalidates the whole pool.
     kwargs.setdefault("pool_pre_ping", False)
-    return create_engine(url, **kwargs)
+    if "connect_timeout" not in parsed.query:
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
+    engine = create_engine(url, **kwargs)
+    ping_idle_connections(engine)
+    return engine
+
+
+def ping_idle_connections(engine: Engine, idle_s: float = PING_IDLE_AFTER_S) -> None:
+    """Ping a pooled connection that has not been used for `idle_s` before handing it out; if the server
+    does not answer, throw every pooled connection away and open a new one.
+
+    After the database went away and came back (a restart, a failover), the pool still holds connections
+    to the server that is gone. A process that was busy during the outage found out on use; one that was
+    idle would answer its first requests after the outage with errors. A connection idle since before the
+    outage has been idle at least as long as the outage, so this catches every outage longer than `idle_s`
+    and costs nothing while connections are in constant use."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _used(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_USED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        used_at = record.info.get(_USED_AT)
+        if used_at is None or time.monotonic() - used_at < idle_s:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+            dbapi_conn.rollback()  # the ping began a transaction; hand the connection out as it was
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool retries with a new connection; if that fails too, the caller gets the error.
+            raise InvalidatePoolError(f"an idle connection did not answer: {exc}") from exc
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:

@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from adapters.web.auth import requires, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.errors import DATABASE_DETAIL, DATABASE_RETRY_AFTER_S, database_unavailable
 from adapters.web.schemas.compat import SeedBalanceSchema, SeedErrorSchema, SeedQuerySchema
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.api_key import Role
@@ -105,7 +106,8 @@ def seed_shaped_errors(view: F) -> F:
     503,
     schema=SeedErrorSchema,
     description="The balance could not be read from Haier and the stored one is too old: UPSTREAM_TIMEOUT, "
-    "UPSTREAM_MALFORMED, RATE_LIMITED, SERVICE_UNAVAILABLE or CIRCUIT_OPEN (with Retry-After).",
+    "UPSTREAM_MALFORMED, RATE_LIMITED, SERVICE_UNAVAILABLE or CIRCUIT_OPEN; or creditctl's database does "
+    "not answer: SERVICE_UNAVAILABLE (each with Retry-After).",
 )
 @seed_shaped_errors
 @requires(Role.ORDERS)
@@ -157,6 +159,9 @@ def _failure_for(exc: Exception) -> Response:
         return seed_failure(422, "INVALID_REQUEST", exc.message)
     if isinstance(exc, UpstreamUnavailable):
         return seed_failure(503, "SERVICE_UNAVAILABLE", exc.message, {"Retry-After": "5"})
+    if database_unavailable(exc):
+        retry = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+        return seed_failure(503, "SERVICE_UNAVAILABLE", DATABASE_DETAIL, retry)
     log.exception("unexpected error: %s", type(exc).__name__)
     return seed_failure(500, "INTERNAL_ERROR", INTERNAL_MESSAGE)
 

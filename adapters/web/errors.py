@@ -1,4 +1,5 @@
-"""The one place errors become HTTP: domain errors, request parsing errors, and the unexpected."""
+"""The one place errors become HTTP: domain errors, request parsing errors, the database away, and the
+unexpected."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 from typing import Any
 
 from flask import Flask, Response
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from adapters.web.problems import problem
@@ -48,11 +51,40 @@ _UPSTREAM_STATUS = {
 }
 
 
+DATABASE_RETRY_AFTER_S = 2
+DATABASE_DETAIL = (
+    "The service's database does not answer; try again in a few seconds (a decision sent again with the "
+    "same order id is decided once)"
+)
+# SQLSTATEs of a server that is going or gone: connection exceptions (class 08), shut down by an
+# administrator or a crash, not accepting connections yet (starting, stopping), too many connections.
+_AWAY_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
+_SQLITE_CANTOPEN = 14
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(BalanceUnavailable, _upstream)
     app.register_error_handler(CreditctlError, _domain)
     app.register_error_handler(HTTPException, _http)
+    app.register_error_handler(SQLAlchemyError, _database)
     app.register_error_handler(Exception, _unexpected)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database could not be reached (refused, dropped, shutting down, no pooled
+    connection in time), rather than that it refused a statement: a constraint, a bad query or a
+    serialisation failure is not an outage and stays what it is."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:  # the connection died under it
+        return True
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    orig = exc.orig
+    if hasattr(orig, "sqlstate"):  # psycopg: the server's errors carry a SQLSTATE, the client's own none
+        state = orig.sqlstate
+        return state is None or state.startswith("08") or state in _AWAY_SQLSTATES
+    return getattr(orig, "sqlite_errorcode", None) == _SQLITE_CANTOPEN  # the file cannot be opened
 
 
 def status_of(exc: CreditctlError) -> tuple[int, str]:
@@ -114,6 +146,25 @@ def _what_is_not_valid(data: Any) -> str:
     parts = {_PARTS.get(location, "The request") for location in messages or {"json": None}}
     part = parts.pop() if len(parts) == 1 else "The request"
     return f"{part} is not valid: see errors for each field"
+
+
+def _database(exc: SQLAlchemyError) -> Response:
+    if not database_unavailable(exc):
+        return _unexpected(exc)
+    log.warning("database unavailable: %s", _first_line(exc))
+    return problem(
+        503,
+        "Database unavailable",
+        DATABASE_DETAIL,
+        code="unavailable.database",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {text[0] if text else ''}"
 
 
 def _unexpected(exc: Exception) -> Response:

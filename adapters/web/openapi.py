@@ -38,7 +38,7 @@ _WHY = {
     412: "If-Match names another revision than the current one: the ETag header (and errors) name it",
     415: "A body that is not application/json",
     422: "A field or parameter is not valid: see errors for each",
-    503: "The balance source is unavailable",
+    503: "The balance source or the service's database is unavailable (with Retry-After)",
 }
 
 
@@ -199,7 +199,7 @@ class RequiredResponseFieldsPlugin(BasePlugin):
 def _statuses(method: str, operation: dict[str, Any], *, authenticated: bool) -> set[int]:
     statuses = {404}
     if authenticated:
-        statuses |= {401, 403}
+        statuses |= {401, 403, 503}  # the key is looked up in the database, which may be away
     if method in _BODY_METHODS:
         statuses |= {409, 413, 415}  # any body is refused unless JSON, any body over 64 KiB
     if "requestBody" in operation:

@@ -40,6 +40,22 @@ class RoundResult:
     disabled: list[str] = field(default_factory=list)
 
 
+class OutcomeNotRecorded(Exception):
+    """A receiver answered, but writing its answer failed (the database went away after the POST).
+
+    Until it is written the delivery stays leased to this worker and then falls due again, and the receiver
+    would get the event a second time: keep this and call `record()` once the store answers again, before
+    claiming anything else. A late record changes nothing if another claim has taken the delivery since
+    (the store's fence), so calling it late is always safe."""
+
+    def __init__(self, delivery: DueDelivery, record: Callable[[], None]) -> None:
+        super().__init__(
+            f"the outcome of webhook delivery {delivery.id} (event {delivery.event_id}) is not written"
+        )
+        self.delivery = delivery
+        self.record = record
+
+
 def event_body(delivery: DueDelivery) -> bytes:
     """The POSTed JSON: {"id", "type", "created_at", "data"} (compact, keys in this order)."""
     created = delivery.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -61,7 +77,10 @@ def deliver_round(
     unix_time: Callable[[], float] = time.time,
     jitter: Callable[[], float] = lambda: random.uniform(0.5, 1.0),
 ) -> RoundResult:
-    """One round: dispatch new events, then claim and send one batch of due deliveries."""
+    """One round: dispatch new events, then claim and send one batch of due deliveries.
+
+    A receiver's answer that cannot be written ends the round with OutcomeNotRecorded (what is left of
+    the batch is not sent: it stays leased, then falls due again)."""
     result = RoundResult()
     now = store.now()
     result.dispatched = store.dispatch(now, policy.batch * 5)
@@ -100,7 +119,8 @@ def _send_one(
         error = exc.message
     else:
         if 200 <= status < 300:
-            store.delivered(delivery, store.now(), status)
+            answered = status
+            _write(delivery, lambda: store.delivered(delivery, store.now(), answered))
             result.delivered += 1
             return
         if status == 410:
@@ -124,15 +144,28 @@ def _retry_or_bury(
     result: RoundResult,
 ) -> None:
     if delivery.attempts >= policy.max_attempts:
-        store.failed(delivery, status=status, error=error, retry_at=None)
+        _write(delivery, lambda: store.failed(delivery, status=status, error=error, retry_at=None))
         result.dead += 1
         log.warning("webhook delivery %s dead after %s attempts: %s", delivery.id, delivery.attempts, error)
         return
     delay = retry_delay_s(
         delivery.attempts, base_s=policy.backoff_s, cap_s=policy.backoff_cap_s, jitter=jitter()
     )
-    store.failed(delivery, status=status, error=error, retry_at=store.now() + timedelta(seconds=delay))
+    _write(
+        delivery,
+        lambda: store.failed(
+            delivery, status=status, error=error, retry_at=store.now() + timedelta(seconds=delay)
+        ),
+    )
     result.failed += 1
+
+
+def _write(delivery: DueDelivery, record: Callable[[], None]) -> None:
+    """Record a receiver's answer; if the store fails, hand the write to the caller to do again."""
+    try:
+        record()
+    except Exception as exc:
+        raise OutcomeNotRecorded(delivery, record) from exc
 
 
 def prune_delivered(*, store: WebhookStore, policy: DeliveryPolicy) -> int:

@@ -19,7 +19,7 @@ from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from adapters.web.console.blueprint import NAV, NavItem, bp
-from adapters.web.errors import status_of
+from adapters.web.errors import DATABASE_RETRY_AFTER_S, database_unavailable, status_of
 from creditctl.domain.errors import CreditctlError, InvalidRequest
 from creditctl.domain.money import fmt, from_fen
 
@@ -167,9 +167,14 @@ def _http_error(exc: HTTPException) -> tuple[str, int]:
 
 
 @bp.errorhandler(Exception)
-def _unexpected(exc: Exception) -> tuple[str, int]:
+def _unexpected(exc: Exception) -> Any:
     """Anything else (the database away, a bug) is a console page too, not the API's problem+json; the
     request id on it finds the logged traceback."""
+    if database_unavailable(exc):
+        log.warning("console: database unavailable: %s", type(exc).__name__)
+        message = f"The database does not answer. Try again in {DATABASE_RETRY_AFTER_S} seconds."
+        body, status = page("error.html", 503, title="Database unavailable", message=message, errors={})
+        return body, status, {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
     log.exception("console: unexpected error: %s", type(exc).__name__)
     message = f"Something went wrong on our side. The request id {g.get('request_id', '')} helps us find it."
     return page("error.html", 500, title="Internal server error", message=message, errors={})

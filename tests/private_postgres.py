@@ -1,0 +1,136 @@
+"""A PostgreSQL server of a test's own, to stop and start at will: initdb into a temporary folder, pg_ctl
+on a free loopback port, everything removed at the end.
+
+Never the shared server at 127.0.0.1:5432: other test sessions run on it. A test that needs an outage takes
+this one; without initdb it skips, saying why (and fails when CI=true)."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import IN_CI
+
+START_TIMEOUT_S = 60
+
+
+def _bin_dir() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    return Path(candidates[-1]).parent if candidates else None
+
+
+def _run_as() -> list[str]:
+    """initdb and postgres refuse to run as root: as root, run them as the `postgres` user."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        _unavailable("running as root and there is no `postgres` user to run initdb as")
+    runuser = shutil.which("runuser")
+    if runuser is None:
+        _unavailable("running as root without runuser to run initdb as `postgres`")
+    return [runuser, "-u", "postgres", "--"]
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: the database outage tests must run)")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PrivatePostgres:
+    """One private server: `url` is its database `creditctl`; `stop()` and `start()` take it away and
+    bring it back on the same port, with its data."""
+
+    def __init__(self, bin_dir: Path, folder: Path, port: int, run_as: list[str]) -> None:
+        self.bin_dir, self.folder, self.port, self._run_as = bin_dir, folder, port, run_as
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/creditctl"
+
+    def _pg_ctl(self, *args: str) -> None:
+        done = subprocess.run(
+            [*self._run_as, str(self.bin_dir / "pg_ctl"), "-D", str(self.folder / "data"), *args],
+            capture_output=True, text=True, timeout=START_TIMEOUT_S, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            log = self.folder / "server.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"pg_ctl {' '.join(args)}: {done.stdout}{done.stderr}\n{tail}")
+
+    def start(self) -> None:
+        """Start it and wait until it accepts connections."""
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off -c max_connections=200"
+        )
+        self._pg_ctl("-o", options, "-l", str(self.folder / "server.log"), "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop it: `fast` ends every session (what a restart or failover does to clients), `immediate`
+        is a crash."""
+        self._pg_ctl("-m", mode, "-w", "stop")
+
+    def running(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+
+@contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A fresh server with an empty database `creditctl`, stopped and removed at the end."""
+    bin_dir = _bin_dir()
+    if bin_dir is None:
+        _unavailable("initdb not found (on PATH or under /usr/lib/postgresql/*/bin): no private PostgreSQL")
+    assert bin_dir is not None
+    run_as = _run_as()
+    folder = Path(tempfile.mkdtemp(prefix="creditctl-pg-"))  # not tmp_path: the postgres user must enter it
+    (folder / "data").mkdir()
+    if run_as:
+        shutil.chown(folder, user="postgres")
+        shutil.chown(folder / "data", user="postgres")
+    server = PrivatePostgres(bin_dir, folder, _free_port(), run_as)
+    try:
+        subprocess.run(
+            [*run_as, str(bin_dir / "initdb"), "-D", str(folder / "data"), "-A", "trust", "-U", "postgres",
+             "--no-sync", "-E", "UTF8", "--locale=C"],
+            capture_output=True, check=True, timeout=120,
+        )  # fmt: skip
+        server.start()
+        admin = create_engine(server.url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("CREATE DATABASE creditctl"))
+        admin.dispose()
+        yield server
+    finally:
+        if server.running():
+            with contextlib.suppress(RuntimeError):  # removed below all the same
+                server.stop("immediate")
+        deadline = time.monotonic() + 10
+        while server.running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        shutil.rmtree(folder, ignore_errors=True)
