@@ -161,16 +161,6 @@ def default_instance_path(env: Mapping[str, str], project: Path = PROJECT_FOLDER
     return Path(data_home).expanduser().resolve() / "creditctl"
 
 
-def _positive(env: Mapping[str, str], name: str, default: str) -> float:
-    try:
-        value = float(env.get(name) or default)
-    except ValueError:
-        raise SystemExit(f"{name} must be a number of seconds, not {env.get(name)!r}") from None
-    if not value > 0:
-        raise SystemExit(f"{name} must be more than 0 seconds, not {value:g}")
-    return value
-
-
 def anchor_sink(settings: Settings) -> AnchorSink | None:
     """The sink CREDITCTL_AUDIT_ANCHOR names: file:<path> (relative to the working folder), an http(s)
     URL under the outbound policy, or off/none. Anything else stops the process at start."""
@@ -199,7 +189,7 @@ def _positive(env: Mapping[str, str], name: str, default: str) -> float:
     except ValueError:
         value = 0.0
     if not 0 < value < float("inf"):
-        raise SystemExit(f"{name} must be a number above zero, not {text!r}")
+        raise SystemExit(f"{name} must be a number above zero (more than 0), not {text!r}")
     return value
 
 
