@@ -1,6 +1,7 @@
 """End-to-end benchmark of POST /v1/decisions, against a bare-stack ceiling. A script, not a test.
 
     .venv/bin/python bench/bench.py [--quick] [--db sqlite|postgres|both] [--duration S] [--workers W]
+                                    [--threads T] [--cells AxC,...] [--production]
                                     [--no-info] [--profile] [--audit-cost]
 
 For each database it builds a throwaway instance (temp folder; a fresh SQLite file or a fresh
@@ -8,9 +9,16 @@ PostgreSQL database bench_<run>), migrates it with `creditctl db upgrade`, write
 one credit account each (fresh balance snapshot of 100,000,000.00 so the approve path is what is
 measured), creates an orders key with `creditctl keys create`, and starts two servers:
 
-  service  `creditctl serve --port P --workers W` (gunicorn, sync workers; CREDITCTL_LOG_LEVEL=WARNING)
-  ceiling  bench/ceiling_app.py under gunicorn with the same settings: the least an idempotent decision
-           needs, in plain SQL, against the same database and tables
+  service  `creditctl serve --port P --workers W` (gunicorn, creditctl's gthread worker with serve's
+           --threads; CREDITCTL_LOG_LEVEL=WARNING)
+  ceiling  bench/ceiling_app.py under gunicorn with the same argv (worker class, threads, config): the
+           least an idempotent decision needs, in plain SQL (one connection per thread), against the
+           same database and tables
+
+--production measures the service as deployed instead: CREDITCTL_LOG_LEVEL=INFO (one JSON access line
+per request, to the server's log file) with `creditctl worker` running beside it (outbox delivery, the
+audit sealer, the anchor and backtest threads); the worker's CPU is reported apart. --cells picks the
+cells, e.g. --cells 10000x32,10000x1,1x32 (accounts x clients; 1 account = one hot account).
 
 wrk (bench/decide.lua: unique order ids, customers uniform over the first N accounts, amounts
 1.00-99.99) drives them in turn at 1, 8 and 32 clients over 1, 100 and 10,000 accounts (--quick: 10,000
@@ -69,9 +77,18 @@ BALANCE = "100000000.00"
 SALE_GROUP = "SG01"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Fallback only: the ceiling takes gunicorn's settings from `creditctl serve` itself (serve_argv below).
-GUNICORN_ARGS = ["--worker-class", "sync", "--timeout", "30", "--graceful-timeout", "10",
-                 "--keep-alive", "5", "--log-level", "warning"]  # fmt: skip
+GUNICORN_ARGS = ["--worker-class", "adapters.web.gunicorn_worker.CreditctlThreadWorker", "--threads", "8",
+                 "--timeout", "30", "--graceful-timeout", "10", "--keep-alive", "5",
+                 "--config", "python:adapters.cli.gunicorn_conf", "--no-control-socket",
+                 "--log-level", "info"]  # fmt: skip
 GOALS = {"throughput_32": 0.5, "p99_32": 2.5, "p99_1": 3.0, "audit_32": 0.9}
+# Issue 19's targets (PostgreSQL): reported beside the goals above, not instead of them.
+ISSUE19 = [
+    ("10,000 accounts, 32 clients: dec/s >= 0.9 x ceiling", TOTAL_ACCOUNTS, 32, "throughput", 0.9),
+    ("10,000 accounts, 32 clients: p99 <= 1.2 x ceiling", TOTAL_ACCOUNTS, 32, "p99", 1.2),
+    ("10,000 accounts, 1 client: p99 <= 1.3 x ceiling", TOTAL_ACCOUNTS, 1, "p99", 1.3),
+    ("one hot account, 32 clients: dec/s >= 1.0 x ceiling", 1, 32, "throughput", 1.0),
+]
 
 
 # --- bookkeeping for cleanup -------------------------------------------------------------------
@@ -231,11 +248,13 @@ def cpu_snapshot() -> dict[int, tuple[str, int, int]]:
 
 
 def cpu_split(before: dict[int, tuple[str, int, int]], after: dict[int, tuple[str, int, int]],
-              server_pgid: int, seconds: float) -> dict[str, float]:  # fmt: skip
-    """CPU used during a run, in % of one core: the server under test, PostgreSQL, wrk, and the rest
-    of the machine (other people's work: the noise this shared machine adds)."""
+              server_pgid: int, seconds: float,
+              worker_pgid: int | None = None) -> dict[str, float]:  # fmt: skip
+    """CPU used during a run, in % of one core: the server under test, PostgreSQL, wrk, `creditctl
+    worker` (--production), and the rest of the machine (other people's work: the noise this shared
+    machine adds)."""
     tick = os.sysconf("SC_CLK_TCK")
-    split = {"server": 0.0, "postgres": 0.0, "wrk": 0.0, "other": 0.0}
+    split = {"server": 0.0, "postgres": 0.0, "wrk": 0.0, "worker": 0.0, "other": 0.0}
     me = os.getpid()
     for pid, (comm, pgid, ticks) in after.items():
         delta = ticks - before.get(pid, (comm, pgid, 0))[2]
@@ -243,6 +262,8 @@ def cpu_split(before: dict[int, tuple[str, int, int]], after: dict[int, tuple[st
             continue
         if pgid == server_pgid:
             split["server"] += delta
+        elif worker_pgid is not None and pgid == worker_pgid:
+            split["worker"] += delta
         elif comm == "postgres":
             split["postgres"] += delta
         elif comm == "wrk":
@@ -252,7 +273,7 @@ def cpu_split(before: dict[int, tuple[str, int, int]], after: dict[int, tuple[st
     return {k: round(100 * v / tick / seconds, 1) for k, v in split.items()}
 
 
-def serve_argv(env: dict[str, str], workers: int) -> list[str] | None:
+def serve_argv(env: dict[str, str], workers: int, threads: int | None = None) -> list[str] | None:
     """The gunicorn argv `creditctl serve --workers W` would exec (captured in-process, exec refused),
     so the ceiling runs under exactly the service's gunicorn settings, whatever they become."""
     import contextlib
@@ -270,7 +291,8 @@ def serve_argv(env: dict[str, str], workers: int) -> list[str] | None:
     os.execvpe = _capture  # type: ignore[assignment]
     try:
         os.environ.update(env)
-        sys.argv = ["creditctl", "serve", "--port", "1", "--workers", str(workers)]
+        sys.argv = ["creditctl", "serve", "--port", "1", "--workers", str(workers),
+                    *(["--threads", str(threads)] if threads else [])]  # fmt: skip
         with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit):
             composition.main()
     except Exception as exc:
@@ -320,9 +342,11 @@ class Run:
 class Instance:
     """A migrated database with 10,000 accounts, an orders key, and the servers on it."""
 
-    def __init__(self, db: str, run_id: str, workers: int) -> None:
+    def __init__(self, db: str, run_id: str, workers: int, threads: int | None = None) -> None:
         self.db = db
         self.workers = workers
+        self.threads = threads
+        self.worker_proc: subprocess.Popen[bytes] | None = None  # `creditctl worker` (--production)
         self.tmp = Path(tempfile.mkdtemp(prefix=f"creditctl-bench-{db}-"))
         CLEANUP.dirs.append(self.tmp)
         if db == "postgres":
@@ -455,9 +479,12 @@ class Instance:
         shown the PostgreSQL rowcount bug, from bench/shim (the same app with preserve_rowcount).
         audit=False: from bench/no_audit (the same app with the audit insert a no-op), for --audit-cost."""
         port = free_port()
-        cmd = [CREDITCTL, "serve", "--port", str(port), "--workers", str(self.workers)]
+        cmd = [CREDITCTL, "serve", "--port", str(port), "--workers", str(self.workers),
+               *(["--threads", str(self.threads)] if self.threads else [])]  # fmt: skip
         env = {**self.env, "CREDITCTL_LOG_LEVEL": log_level}
         label = "service" if log_level == "WARNING" else f"service-{log_level.lower()}"
+        if self.worker_proc is not None:
+            label += "+worker"
         folder = "shim" if self.shim else None
         if not audit:
             if self.shim:
@@ -501,7 +528,7 @@ class Instance:
 
     def start_ceiling(self) -> Server:
         port = free_port()
-        argv = serve_argv(self.env, self.workers)
+        argv = serve_argv(self.env, self.workers, self.threads)
         if argv and argv[-1] == "wsgi:app" and "--bind" in argv:
             cmd = [*argv[:-1], "--chdir", str(BENCH), "ceiling_app:app"]
             cmd[cmd.index("--bind") + 1] = f"127.0.0.1:{port}"
@@ -511,6 +538,31 @@ class Instance:
         env = {**self.env, "BENCH_CEILING_DB": self.ceiling_db}
         self.commands.append(f"BENCH_CEILING_DB={self.ceiling_db} python -m gunicorn " + " ".join(cmd[3:]))
         return self._start("ceiling", port, cmd, env)
+
+    def start_worker(self) -> None:
+        """`creditctl worker` beside the service, as production runs it: outbox delivery, the audit
+        sealer (every second), the anchor thread (file sink in the instance folder), backtest jobs."""
+        log = self.tmp / "worker.log"
+        env = {**self.env, "CREDITCTL_LOG_LEVEL": "INFO"}
+        self.commands.append("CREDITCTL_LOG_LEVEL=INFO creditctl worker  (beside the service)")
+        with log.open("wb") as fh:
+            proc = subprocess.Popen([CREDITCTL, "worker"], cwd=ROOT, env=env, stdout=fh,
+                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        CLEANUP.procs.append(proc)
+        time.sleep(3.0)
+        if proc.poll() is not None:
+            raise RuntimeError(f"creditctl worker exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        self.worker_proc = proc
+
+    def unsealed_events(self) -> int | None:
+        """Audit events not yet sealed into the chain (the worker keeps up, or not)."""
+        try:
+            with self.engine.connect() as conn:
+                return int(conn.execute(text(
+                    "SELECT count(*) FROM audit_events e WHERE NOT EXISTS "
+                    "(SELECT 1 FROM audit_seals s WHERE s.seq = e.seq)")).scalar_one())  # fmt: skip
+        except Exception:
+            return None
 
     def _start(self, name: str, port: int, cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> Server:
         log = self.tmp / f"{name}-{port}.log"
@@ -548,6 +600,7 @@ def wrk(
     inst.refresh_snapshots()
     inst.maintain()
     load_before = os.getloadavg()[0]
+    worker_pgid = inst.worker_proc.pid if inst.worker_proc is not None else None
     cpu_before = cpu_snapshot()
     cmd = ["wrk", "-t", str(min(clients, 2)), "-c", str(clients), "-d", f"{duration_s:g}s",
            "--timeout", "10s", "--latency", "-s", str(LUA), f"http://127.0.0.1:{server.port}",
@@ -579,7 +632,7 @@ def wrk(
         socket_errors=sock,
         outcomes=inst.outcomes(prefix) if record else {},
         loadavg_1m_before=round(load_before, 2),
-        cpu_pct=cpu_split(cpu_before, cpu_after, server.proc.pid, seconds) if seconds else {},
+        cpu_pct=cpu_split(cpu_before, cpu_after, server.proc.pid, seconds, worker_pgid) if seconds else {},
     )
     if s["requests"] == 0 or bad > 0.01 * max(1, s["requests"]):
         run.valid = False
@@ -609,12 +662,10 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return None if not a or not b else round(a / b, 2)
 
 
-def print_table(db: str, workers: int, duration: float, cells: list[tuple[Run, Run]], shim: bool) -> None:
+def print_table(db: str, workers: str, duration: float, cells: list[tuple[Run, Run]], shim: bool) -> None:
     title = {"postgres": "PostgreSQL", "sqlite": "SQLite"}[db]
     variant = "service = creditctl serve" + (" via bench/shim (rowcount shim)" if shim else "")
-    print(
-        f"\n{title}: {workers} sync workers, {duration:g} s per run, {variant} (! = invalid run, >1% errors)"
-    )
+    print(f"\n{title}: {workers}, {duration:g} s per run, {variant} (! = invalid run, >1% errors)")
     if any("median of" in s.note for s, _ in cells):
         print("  each figure is the run with the median decisions/s of its cell (all runs in the JSON)")
     print(
@@ -673,6 +724,29 @@ def verdicts(cells: list[tuple[Run, Run]]) -> list[dict[str, Any]]:
             detail = f"p99 {s.p99_ms:.1f} ms vs ceiling {c.p99_ms:.1f} ms = {_x(r)}"
         status = "INVALID" if not (s.valid and c.valid) else ("MET" if met else "MISSED")
         out.append({"goal": label, "status": status, "ratio": r, "detail": detail})
+    return out
+
+
+def issue19_verdicts(cells: list[tuple[Run, Run]]) -> list[dict[str, Any]]:
+    """Issue 19's targets, on PostgreSQL, for the cells measured."""
+    by_cell = {(s.accounts, s.clients): (s, c) for s, c in cells if s.db == "postgres"}
+    out = []
+    for label, accounts, clients, kind, bound in ISSUE19:
+        pair = by_cell.get((accounts, clients))
+        if pair is None:
+            out.append({"goal": "issue 19: " + label, "status": "NOT MEASURED"})
+            continue
+        s, c = pair
+        if kind == "throughput":
+            r = ratio(s.decisions_per_s, c.decisions_per_s)
+            met = r is not None and r >= bound
+            detail = f"{s.decisions_per_s:.0f}/s vs ceiling {c.decisions_per_s:.0f}/s = {_x(r)}"
+        else:
+            r = ratio(s.p99_ms, c.p99_ms)
+            met = r is not None and r <= bound
+            detail = f"p99 {s.p99_ms:.1f} ms vs ceiling {c.p99_ms:.1f} ms = {_x(r)}"
+        status = "INVALID" if not (s.valid and c.valid) else ("MET" if met else "MISSED")
+        out.append({"goal": "issue 19: " + label, "status": status, "ratio": r, "detail": detail})
     return out
 
 
@@ -774,7 +848,7 @@ def _short(frame: str) -> str:
     if not m:
         return frame
     name, path = m.groups()
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+    for marker in ("site-packages/", f"{ROOT}/", "lib/python3.11/"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
@@ -789,7 +863,16 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="10,000 accounts only, 1 and 32 clients, 4 s runs")
     ap.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--duration", type=float, default=None, help="seconds per run (default 10, --quick 4)")
-    ap.add_argument("--workers", type=int, default=4, help="gunicorn sync workers for both servers")
+    ap.add_argument("--workers", type=int, default=4, help="gunicorn workers for both servers")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="threads per worker, both servers (default: serve's, 8)"
+    )
+    ap.add_argument("--cells", default=None, help="accounts x clients, e.g. 10000x32,10000x1,1x32")
+    ap.add_argument(
+        "--production",
+        action="store_true",
+        help="the service as deployed: INFO logging (access log) and creditctl worker beside it",
+    )
     ap.add_argument("--no-info", action="store_true", help="skip the INFO-logging measurement")
     ap.add_argument(
         "--repeat",
@@ -811,6 +894,12 @@ def parse_args() -> argparse.Namespace:
     args.accounts = [TOTAL_ACCOUNTS] if args.quick else [1, 100, TOTAL_ACCOUNTS]
     args.clients = [1, 32] if args.quick else [1, 8, 32]
     args.dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    if args.cells:
+        args.cells = [tuple(int(x) for x in c.lower().split("x")) for c in args.cells.split(",")]
+        args.accounts = sorted({a for a, _ in args.cells})
+        args.clients = sorted({c for _, c in args.cells})
+    else:
+        args.cells = [(a, c) for a in args.accounts for c in args.clients]
     return args
 
 
@@ -828,8 +917,10 @@ def print_header(args: argparse.Namespace, info: dict[str, Any]) -> None:
     )
     print(f"  wrk:        {info['wrk']}")
     print(
-        f"  load:       {args.workers} sync workers per server; {args.duration:g} s per run; accounts "
-        f"{args.accounts}; clients {args.clients}; wrk threads min(clients, 2); {args.repeat} run(s) per cell"
+        f"  load:       {args.workers} workers x {args.threads or 'serve default'} threads per server; "
+        f"{args.duration:g} s per run; cells (accounts x clients) {args.cells}; wrk threads "
+        f"min(clients, 2); {args.repeat} run(s) per cell"
+        + ("; PRODUCTION: INFO + creditctl worker" if args.production else "")
     )
 
 
@@ -838,32 +929,40 @@ def bench_database(
 ) -> list[tuple[Run, Run]]:
     """Every cell on one database; the INFO-logging runs and the profile on the last one asked for."""
     print(f"\n== {db}: preparing {TOTAL_ACCOUNTS} accounts ...", flush=True)
-    inst = Instance(db, run_id, args.workers)
+    inst = Instance(db, run_id, args.workers, args.threads)
     try:
         inst.prepare()
-        service = inst.start_service()
+        if args.production:
+            inst.start_worker()
+            service = inst.start_service("INFO")
+        else:
+            service = inst.start_service()
         ceiling = inst.start_ceiling()
         for server in (service, ceiling):  # warm up: imports, pools, prepared statements
             wrk(inst, server, TOTAL_ACCOUNTS, 8, 2, run_id, record=False)
         cells: list[tuple[Run, Run]] = []
-        for accounts in args.accounts:
-            for clients in args.clients:
-                svcs, ceils = [], []
-                for _ in range(args.repeat):  # interleaved, so both see the same noise
-                    svcs.append(wrk(inst, service, accounts, clients, args.duration, run_id))
-                    ceils.append(wrk(inst, ceiling, accounts, clients, args.duration, run_id))
-                    print(
-                        f"   {accounts:>6} accounts {clients:>3} clients: service {fmt_run(svcs[-1])}"
-                        f" | ceiling {fmt_run(ceils[-1])}  (other CPU {_other(svcs[-1])} / "
-                        f"{_other(ceils[-1])} %)",
-                        flush=True,
-                    )
-                results["runs"] += [asdict(r) for r in svcs + ceils]
-                cells.append((median_run(svcs), median_run(ceils)))
+        for accounts, clients in args.cells:
+            svcs, ceils = [], []
+            for _ in range(args.repeat):  # interleaved, so both see the same noise
+                svcs.append(wrk(inst, service, accounts, clients, args.duration, run_id))
+                ceils.append(wrk(inst, ceiling, accounts, clients, args.duration, run_id))
+                print(
+                    f"   {accounts:>6} accounts {clients:>3} clients: service {fmt_run(svcs[-1])}"
+                    f" | ceiling {fmt_run(ceils[-1])}  (other CPU {_other(svcs[-1])} / "
+                    f"{_other(ceils[-1])} %; load {svcs[-1].loadavg_1m_before} / "
+                    f"{ceils[-1].loadavg_1m_before}; CPU/decision {_cpu_ms(asdict(svcs[-1]))} / "
+                    f"{_cpu_ms(asdict(ceils[-1]))})",
+                    flush=True,
+                )
+            results["runs"] += [asdict(r) for r in svcs + ceils]
+            cells.append((median_run(svcs), median_run(ceils)))
         if args.audit_cost:
             results.setdefault("audit_cost", {})[db] = measure_audit_cost(inst, service, args, run_id)
         info_runs: list[Run] = []
-        if not args.no_info and db == args.dbs[-1]:
+        if args.production:
+            results.setdefault("unsealed_audit_events_at_end", {})[db] = inst.unsealed_events()
+            results.setdefault("info_log_bytes", {})[db] = service.log.stat().st_size
+        if not args.no_info and not args.production and db == args.dbs[-1]:
             CLEANUP.stop(service.proc)
             service = inst.start_service("INFO")
             wrk(inst, service, TOTAL_ACCOUNTS, 8, 2, run_id, record=False)
@@ -872,14 +971,16 @@ def bench_database(
             results["runs"] += [asdict(r) for r in info_runs]
             results["info_logging"] = [asdict(r) for r in info_runs]
             results["info_log_bytes"] = service.log.stat().st_size
-        print_table(db, args.workers, args.duration, cells, inst.shim)
+        print_table(db, f"{args.workers} workers x {args.threads or 'serve default'} threads (gthread)"
+                    + ("; service at INFO with creditctl worker beside it" if args.production else ""),
+                    args.duration, cells, inst.shim)  # fmt: skip
         print_info_runs(cells, info_runs)
         results.setdefault("rowcount_shim", {})[db] = inst.shim
         if args.profile and db == "postgres":
             print("\n== profiling the service (py-spy, 32 clients, 10,000 accounts; not measured) ...")
-            if service.proc.poll() is not None or service.name != "service":
+            if service.proc.poll() is not None or not service.name.startswith("service"):
                 CLEANUP.stop(service.proc)
-                service = inst.start_service()
+                service = inst.start_service("INFO" if args.production else "WARNING")
             results["profile"] = profile_service(inst, service, max(args.duration, 10), run_id, stamp)
             print_profile(results["profile"])
         results["commands"][db] = [
@@ -891,6 +992,7 @@ def bench_database(
     finally:
         for p in list(CLEANUP.procs):
             CLEANUP.stop(p)
+        inst.worker_proc = None
         inst.close()
 
 
@@ -943,7 +1045,8 @@ def _cpu_ms(run: dict[str, Any]) -> str:
     if not n or not cpu:
         return "-"
     ms = lambda k: cpu.get(k, 0.0) / 100 * run["duration_s"] / n * 1000  # noqa: E731
-    return f"{ms('server'):.2f} + {ms('postgres'):.2f} ms"
+    worker = f" + worker {ms('worker'):.2f}" if cpu.get("worker") else ""
+    return f"{ms('server'):.2f} + {ms('postgres'):.2f}{worker} ms"
 
 
 def audit_verdict(results: dict[str, Any]) -> dict[str, Any] | None:
@@ -1017,7 +1120,7 @@ def main() -> int:
             }
             for s, c in all_cells
         ]
-        results["verdicts"] = verdicts(all_cells)
+        results["verdicts"] = verdicts(all_cells) + issue19_verdicts(all_cells)
         audit = audit_verdict(results)
         if audit is not None:
             results["verdicts"].append(audit)

@@ -9,9 +9,10 @@ migrated database (same tables, same indexes, same rows) as the service. Per req
   ON CONFLICT (customer_code, order_id) DO NOTHING (a conflict is answered as a replay, or 409 for
   another body) · INSERT the hold · UPDATE the exposure · COMMIT · answer JSON.
 
-One DB-API connection per worker process (psycopg 3 on PostgreSQL, sqlite3 on SQLite), opened lazily
-in the worker (never across a fork). Configured by BENCH_CEILING_DB: a `postgresql://...` DSN or a
-`sqlite:///path` URL. Not production code: it exists to be measured against.
+One DB-API connection per serving thread (psycopg 3 on PostgreSQL, sqlite3 on SQLite), opened lazily
+in the thread (never across a fork): `creditctl serve` runs gthread workers (--threads, default 8), and
+threads sharing one connection would share one transaction. Configured by BENCH_CEILING_DB: a
+`postgresql://...` DSN or a `sqlite:///path` URL. Not production code: it exists to be measured against.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -34,10 +36,10 @@ IS_PG = DB_URL.startswith("postgresql")
 
 app = Flask("ceiling")
 
-_state: dict[str, Any] = {}
+_local = threading.local()  # per thread: its connection, keys and rule set parameters
 
 
-# --- per-worker connection, keys and rule set parameters ----------------------------------------
+# --- per-thread connection, keys and rule set parameters ----------------------------------------
 
 
 def _connect() -> Any:
@@ -54,8 +56,9 @@ def _connect() -> Any:
 
 
 def _worker() -> dict[str, Any]:
-    if _state.get("pid") == os.getpid():
-        return _state
+    state: dict[str, Any] | None = getattr(_local, "state", None)
+    if state is not None and state.get("pid") == os.getpid():
+        return state
     conn = _connect()
     cur = conn.cursor()
     cur.execute("SELECT key_hash, role FROM api_keys WHERE revoked_at IS NULL")
@@ -65,15 +68,23 @@ def _worker() -> dict[str, Any]:
     params = json.loads(document, parse_float=Decimal)["params"]
     if IS_PG:
         conn.commit()
-    _state.clear()
-    _state.update(
+    state = dict(
         pid=os.getpid(),
         conn=conn,
         keys=keys,
         rule_set=(rs_id, rs_version),
         params={k: Decimal(str(v)) for k, v in params.items()},
     )
-    return _state
+    _local.state = state
+    return state
+
+
+def close_this_thread() -> None:
+    """Close the calling thread's connection, if it opened one (profile_decide.py, in-process)."""
+    state = getattr(_local, "state", None)
+    if state is not None:
+        state["conn"].close()
+        _local.state = None
 
 
 # --- time and money in the columns' formats -----------------------------------------------------

@@ -230,7 +230,7 @@ def main() -> int:
         print("\n".join(flat.splitlines()[:36]))
         engine.dispose()
         if args.db == "postgres":
-            ceiling_mod._state["conn"].close()
+            ceiling_mod.close_this_thread()
     finally:
         inst.close()
         bench.CLEANUP.run()
