@@ -754,19 +754,30 @@ def issue19_verdicts(cells: list[tuple[Run, Run]]) -> list[dict[str, Any]]:
 
 
 def profile_service(
-    inst: Instance, server: Server, duration_s: float, run_id: str, stamp: str
+    inst: Instance, server: Server, duration_s: float, run_id: str, stamp: str, *, one_worker: bool = False
 ) -> dict[str, Any]:
     """py-spy over every worker while wrk drives 32 clients over 10,000 accounts, three times: wall
     clock (--idle: waiting on PostgreSQL and for the CPU included), on-CPU only, and a flame graph
     (on-CPU). The raw recordings are summarised as inclusive and self % per function within requests."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {}
+    # one worker (its pid, its threads) or the master and every worker
+    target = ["--pid", str(children(server.proc.pid)[0])] if one_worker else ["--pid", str(server.proc.pid),
+                                                                             "--subprocesses"]  # fmt: skip
+    if one_worker:
+        report["worker_pid"] = int(target[1])
+    # "cpu" is --gil: only samples of a thread holding the GIL. Without it py-spy counts threads waiting
+    # for the GIL as active, which with gthread's 8 threads per worker is most of them. --gil pauses the
+    # process for each sample (no --nonblocking): without pausing it read the GIL's holder unreliably
+    # (0 or 40 % of the expected samples in two runs of 10 and 30 s).
     for kind, fmt_, idle in (("wall", "raw", True), ("cpu", "raw", False), ("svg", "flamegraph", False)):
         path = RESULTS / f"{stamp}-profile-{kind}.{'svg' if fmt_ == 'flamegraph' else 'txt'}"
-        cmd = [PY_SPY, "record", "--pid", str(server.proc.pid), "--subprocesses", "--rate", "100",
+        cmd = [PY_SPY, "record", *target, "--rate", "100",
                "--duration", f"{int(duration_s)}", "--format", fmt_, "--output", str(path),
-               "--nonblocking", *(["--idle"] if idle else [])]  # fmt: skip
-        spy = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+               *(["--nonblocking", "--idle"] if idle else ["--gil"])]  # fmt: skip
+        spy_log = inst.tmp / f"py-spy-{kind}.log"
+        with spy_log.open("wb") as fh:  # not a pipe nobody reads: py-spy would block once it filled
+            spy = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         CLEANUP.procs.append(spy)
         time.sleep(1.0)
         run = wrk(inst, server, TOTAL_ACCOUNTS, 32, duration_s, run_id, record=False)
@@ -774,9 +785,13 @@ def profile_service(
             spy.wait(duration_s + 30)
         finally:
             CLEANUP.stop(spy)
+        if not path.exists() or path.stat().st_size < 1000:
+            print(f"  py-spy {kind}: little or no output; its log:\n{spy_log.read_text()[-2000:]}")
         report[kind] = {
             "file": str(path.relative_to(ROOT)),
             "load": f"{run.decisions_per_s:.0f} dec/s, p99 {run.p99_ms:.1f} ms with py-spy attached",
+            "cpu_per_decision_ms": _cpu_ms(asdict(run)),
+            "loadavg_1m_before": run.loadavg_1m_before,
         }
         if fmt_ == "raw" and path.exists():
             report[kind].update(summarise_profile(path))
@@ -884,6 +899,12 @@ def parse_args() -> argparse.Namespace:
         "--profile", action="store_true", help="after the PostgreSQL runs, record the service with py-spy"
     )
     ap.add_argument(
+        "--profile-ceiling", action="store_true", help="with --profile: record the ceiling the same way too"
+    )
+    ap.add_argument(
+        "--profile-one-worker", action="store_true", help="with --profile: record one worker, not all of them"
+    )
+    ap.add_argument(
         "--audit-cost",
         action="store_true",
         help="also measure the service with its audit insert a no-op (bench/no_audit), interleaved with the "
@@ -977,12 +998,7 @@ def bench_database(
         print_info_runs(cells, info_runs)
         results.setdefault("rowcount_shim", {})[db] = inst.shim
         if args.profile and db == "postgres":
-            print("\n== profiling the service (py-spy, 32 clients, 10,000 accounts; not measured) ...")
-            if service.proc.poll() is not None or not service.name.startswith("service"):
-                CLEANUP.stop(service.proc)
-                service = inst.start_service("INFO" if args.production else "WARNING")
-            results["profile"] = profile_service(inst, service, max(args.duration, 10), run_id, stamp)
-            print_profile(results["profile"])
+            service = profile_servers(inst, service, ceiling, args, run_id, stamp, results)
         results["commands"][db] = [
             *inst.commands,
             f"wrk -t min(C,2) -c C -d {args.duration:g}s --timeout 10s --latency -s bench/decide.lua "
@@ -994,6 +1010,29 @@ def bench_database(
             CLEANUP.stop(p)
         inst.worker_proc = None
         inst.close()
+
+
+def profile_servers(
+    inst: Instance, service: Server, ceiling: Server, args: argparse.Namespace, run_id: str, stamp: str,
+    results: dict[str, Any],
+) -> Server:  # fmt: skip
+    """--profile: py-spy over the service (and with --profile-ceiling the ceiling) under 32 clients."""
+    print("\n== profiling the service (py-spy, 32 clients, 10,000 accounts; not measured) ...")
+    if service.proc.poll() is not None or not service.name.startswith("service"):
+        CLEANUP.stop(service.proc)
+        service = inst.start_service("INFO" if args.production else "WARNING")
+    results["profile"] = profile_service(
+        inst, service, max(args.duration, 10), run_id, stamp, one_worker=args.profile_one_worker
+    )
+    print_profile(results["profile"])
+    if args.profile_ceiling and ceiling.proc.poll() is None:
+        print("\n== profiling the ceiling the same way (not measured) ...")
+        results["profile_ceiling"] = profile_service(
+            inst, ceiling, max(args.duration, 10), run_id, f"{stamp}-ceiling",
+            one_worker=args.profile_one_worker,
+        )  # fmt: skip
+        print_profile(results["profile_ceiling"])
+    return service
 
 
 def measure_audit_cost(inst: Instance, service: Server, args: argparse.Namespace, run_id: str) -> list[dict]:
@@ -1141,13 +1180,15 @@ def main() -> int:
 def print_profile(p: dict[str, Any]) -> None:
     titles = (
         ("wall", "py-spy --idle (wall clock: waiting on PostgreSQL and for a CPU included)"),
-        ("cpu", "py-spy default (idle threads dropped; psycopg's waits still show as active)"),
+        ("cpu", "py-spy --gil (only threads holding the GIL: Python's CPU)"),
     )
     for kind, title in titles:
         r = p.get(kind)
         if not r:
             continue
-        print(f"  {title}: {r['file']} ({r['load']}); {r.get('request_samples', 0)} samples in requests")
+        cpu = r.get("cpu_per_decision_ms")
+        print(f"  {title}: {r['file']} ({r['load']}; CPU/decision server + PostgreSQL {cpu}); "
+              f"{r.get('request_samples', 0)} samples in requests")  # fmt: skip
         print("    inclusive %:")
         for f, pct in r.get("inclusive", [])[:30]:
             print(f"      {pct:5.1f}  {f}")
@@ -1164,7 +1205,7 @@ def print_profile(p: dict[str, Any]) -> None:
         for f, pct in r.get("busy_by_package", [])[:15]:
             print(f"      {pct:5.1f}  {f}")
     if p.get("svg"):
-        print(f"  flame graph (py-spy default): {p['svg']['file']} ({p['svg']['load']})")
+        print(f"  flame graph (py-spy --gil): {p['svg']['file']} ({p['svg']['load']})")
 
 
 def print_summary(results: dict[str, Any]) -> None:
