@@ -33,7 +33,11 @@ class AuditQuerySchema(Schema):
     cursor = fields.Integer(
         load_default=0,
         validate=validate.Range(min=0, max=2**62),
-        metadata={"description": "next_cursor of the previous page (a chain position)"},
+        metadata={
+            "description": "The next_cursor of the previous page, as it is (without it, or 0: the first "
+            "page). It is a chain position: any integer in range is taken, and the page holds the events "
+            "after it"
+        },
     )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 

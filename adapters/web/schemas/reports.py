@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import available_timezones
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from adapters.web.schemas.instants import DATE_PATTERN, INSTANT_PATTERN
 from creditctl.services.reports_decisions import OUTCOMES
 from creditctl.services.reports_exposure import MAX_WITHIN_HOURS
 
@@ -26,11 +28,22 @@ def _ratio(**kw: Any) -> fields.String:
     return fields.String(allow_none=True, metadata={**meta, **kw})
 
 
+# What DateOrTime reads, as the document states it: a date, or a time with its offset (years 0002 to 9998).
+DATE_OR_TIME = {
+    "anyOf": [
+        {"type": "string", "format": "date", "pattern": DATE_PATTERN},
+        {"type": "string", "format": "date-time", "pattern": INSTANT_PATTERN},
+    ]
+}
+# Every zone this server knows (IANA names: its tzdata): another name is refused.
+ZONES = sorted(available_timezones())
+
+
 class DateOrTime(fields.Field):
     """A date (midnight of that day in the display zone) or a time with its offset."""
 
     def __init__(self, **kwargs: Any) -> None:
-        meta = {"type": "string", "example": "2026-11-30", **kwargs.pop("metadata", {})}
+        meta = {"type": "string", **DATE_OR_TIME, "example": "2026-11-30", **kwargs.pop("metadata", {})}
         super().__init__(metadata=meta, **kwargs)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> date | datetime:
@@ -87,7 +100,7 @@ class PeriodCsvQuerySchema(Schema):
     tz = fields.String(
         load_default="Asia/Shanghai",
         validate=validate.Length(min=1, max=64),
-        metadata={"description": "IANA time zone days are counted in (times stay UTC)"},
+        metadata={"description": "IANA time zone days are counted in (times stay UTC)", "enum": ZONES},
     )
 
 
