@@ -64,23 +64,25 @@ def period_of_a_report(case: Any, now: datetime) -> None:
     """GET /v1/reports/{decisions,upstream}[.csv], `to`: "after `from`, at most 366 days after it" (also
     its default, the end of today: after a `from` alone only if that is in the last 366 days)."""
     query = case.query or {}
-    if "from" not in query:
-        return  # `from` defaults to 7 days before `to`: a period, whatever `to` is
+    if not _is_day_or_moment(query.get("from")):
+        return  # none: `from` defaults to 7 days before `to`, a period whatever `to` is
     start, end = query["from"], query.get("to")
-    if not (isinstance(end, str) and _same_form(start, end) and 1 <= _days(start, end) <= 365):
+    if not (_is_day_or_moment(end) and _same_form(start, end) and 1 <= _days(start, end) <= 365):
         query["to"] = _a_day_after(start)
 
 
 def period_of_a_backtest(case: Any, now: datetime) -> None:
     """POST /v1/backtests and /v1/rule-sets/{id}/backtest, `to`: "...and before (UTC); after `from`"."""
-    if _moment(case.body["to"]) <= _moment(case.body["from"]):
+    start, end = case.body.get("from"), case.body.get("to")
+    if _is_moment(start) and _is_moment(end) and _moment(end) <= _moment(start):
         case.body["to"] = _a_day_after(case.body["from"])
 
 
 def limit_request_ends_ahead(case: Any, now: datetime) -> None:
     """POST .../credit-limit-requests, `until`: "in the future (the database's clock), at most 366 days
     ahead" (the test's clock is the database's)."""
-    if not now < _moment(case.body["until"]) <= now + timedelta(days=366):
+    until = case.body.get("until")
+    if _is_moment(until) and not now < _moment(until) <= now + timedelta(days=366):
         case.body["until"] = (now + timedelta(days=1)).isoformat()
 
 
@@ -154,8 +156,8 @@ def rule_document_is_valid(case: Any, now: datetime) -> None:
     fact's" (no propertyNames in OpenAPI 3.0). The conditions put here compare each fact with a literal of
     its type, alone or under all, any and not."""
     document = case.body.get("document", case.body.get("rule_set"))
-    if not isinstance(document, dict):
-        return  # POST /v1/rule-sets without one: a copy of the active set's
+    if not (isinstance(document, dict) and isinstance(document.get("rules"), list)):
+        return  # POST /v1/rule-sets without one: a copy of the active set's (or not a document at all)
     params = document.get("params") or {}
     document["params"] = {
         name if name in KNOWN_PARAMS or _own_param_name(name) else f"own_{i}": value
@@ -163,7 +165,7 @@ def rule_document_is_valid(case: Any, now: datetime) -> None:
     }
     if document.get("auto_unfreeze") is not None:
         document["auto_unfreeze"] = _condition(len(params))
-    for i, rule in enumerate(document["rules"]):
+    for i, rule in enumerate(r for r in document["rules"] if isinstance(r, dict) and "id" in r):
         rule["id"] = f"{rule['id'][:56]}_{i}"
         rule["when"] = _condition(i)
         if "message" in rule:
@@ -187,6 +189,22 @@ HOOKS: dict[str, list[Hook]] = {
     "POST /v1/rule-sets": [rule_document_is_valid],
     "PUT /v1/rule-sets/{rule_set_id}": [rule_document_is_valid],
 }
+
+
+def _is_moment(value: Any) -> bool:
+    try:
+        return _moment(value).tzinfo is not None
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def _is_day_or_moment(value: Any) -> bool:
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return bool(date.fromisoformat(value))
+        except ValueError:
+            return False
+    return _is_moment(value)
 
 
 def _moment(text: str) -> datetime:
