@@ -138,7 +138,7 @@ class ChangesPageSchema(Schema):
     )
 
 
-CHANGES_CURSOR = r"^[0-9]{1,18}$"  # a change's sequence number in its run
+CHANGES_CURSOR = r"^[0-9]{0,18}$"  # a change's sequence number in its run (empty: the first page)
 
 
 class ChangesQuerySchema(Schema):

@@ -4,6 +4,7 @@ The services turn a report into plain JSON values (creditctl.services.reports); 
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import available_timezones
@@ -37,6 +38,17 @@ DATE_OR_TIME = {
 }
 # Every zone this server knows (IANA names: its tzdata): another name is refused.
 ZONES = sorted(available_timezones())
+
+
+def _member_name(zone: str) -> str:
+    """A zone's name in a generated client's enum (x-enum-varnames): openapi-python-client's own drops "+"
+    and "-", so that Etc/GMT+1 and Etc/GMT-1 (and GMT0, GMT+0 and GMT-0) were one name, and it refused."""
+    spelled = zone.replace("+", "_PLUS_").replace("-", "_MINUS_")
+    return re.sub(r"[^A-Za-z0-9]+", "_", spelled).strip("_").upper()
+
+
+ZONE_NAMES = [_member_name(zone) for zone in ZONES]
+assert len(set(ZONE_NAMES)) == len(ZONES), "two zones with one name in a generated client"
 
 
 class DateOrTime(fields.Field):
@@ -100,7 +112,11 @@ class PeriodCsvQuerySchema(Schema):
     tz = fields.String(
         load_default="Asia/Shanghai",
         validate=validate.Length(min=1, max=64),
-        metadata={"description": "IANA time zone days are counted in (times stay UTC)", "enum": ZONES},
+        metadata={
+            "description": "IANA time zone days are counted in (times stay UTC): one this server knows",
+            "enum": ZONES,
+            "x-enum-varnames": ZONE_NAMES,
+        },
     )
 
 

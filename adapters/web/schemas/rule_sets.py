@@ -182,7 +182,7 @@ class HypotheticalPaymentSchema(Schema):
         allow_none=True,
         places=4,
         as_string=True,
-        validate=lambda v: v is None or 0 <= v <= 1,
+        validate=validate.Range(min=0, max=1),  # a lambda's False refuses nothing in marshmallow 4
         metadata={"description": "0..1; default 1", "minimum": 0, "maximum": 1},
     )
     overdue_amount = Money(load_default=Decimal("0.00"))
