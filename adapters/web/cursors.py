@@ -59,10 +59,11 @@ def encode_key(key: str | None) -> str | None:
 
 
 def decode_key(cursor: str | None) -> str | None:
-    """The key a cursor stands for (bytes that are not UTF-8 read as U+FFFD); None: the first page."""
+    """The key a cursor stands for; None: the first page. Bytes that are not UTF-8, and U+0000 (which no
+    key holds, and PostgreSQL's text cannot: a 500 there), read as U+FFFD."""
     if cursor is None:
         return None
     if len(cursor) > KEY_MAX_LENGTH or not _KEY.fullmatch(cursor):
         raise InvalidRequest(NOT_A_CURSOR, field="cursor")
     padded = cursor + "=" * (-len(cursor) % 4)
-    return base64.urlsafe_b64decode(padded).decode("utf-8", "replace")
+    return base64.urlsafe_b64decode(padded).decode("utf-8", "replace").replace("\x00", "\ufffd")

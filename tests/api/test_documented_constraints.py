@@ -15,8 +15,10 @@ import pytest
 from marshmallow import ValidationError
 
 from adapters.haier import config as haier_config
+from adapters.web.app import create_app
 from adapters.web.schemas import text, upstream_configs
 from creditctl.domain.report_period import zone
+from creditctl.services.api_keys import create_api_key
 from rules import default_rule_set_document
 from tests.api.conftest import CUSTOMER_A, Api, assert_problem, order
 
@@ -140,21 +142,6 @@ class TestHaierConfig:
                 "/v1/admin/haier/configs/main", json={**body, name: value}, headers=api.auth("admin")
             )
             assert_problem(r, 422, name)
-
-
-class TestCursors:
-    def test_a_holds_cursor_outside_the_documented_alphabet_is_refused(
-        self, api: Api, schemas: dict[str, Any], client: Any
-    ) -> None:
-        holds = client.get("/openapi.json").json["paths"][
-            "/v1/accounts/{customer_code}/{sale_group_code}/holds"
-        ]
-        cursor = next(p for p in holds["get"]["parameters"] if p["name"] == "cursor")
-        assert not allows(cursor["schema"], "not a cursor!")
-        r = api.client.get(
-            f"{ACCOUNT}/holds", query_string={"cursor": "not a cursor!"}, headers=api.auth("orders")
-        )
-        assert_problem(r, 422, "cursor")
 
 
 def prop_of(schemas: dict[str, Any], schema: str, member: str) -> dict[str, Any]:
@@ -462,3 +449,29 @@ class TestRuleDocuments:
         body = {"amount": "1.00", "sale_group_code": "GB20", "account": account}
         r = api.client.post("/v1/rule-sets/1/simulate", json=body, headers=api.auth("auditor"))
         assert_problem(r, 422, "account.payment.on_time_ratio")
+
+
+class TestAuditFilters:
+    @pytest.mark.parametrize("member", ["customer_code", "sale_group_code", "order_id", "type", "actor"])
+    def test_a_filter_with_a_control_character_is_refused_as_documented(
+        self, api: Api, client: Any, member: str
+    ) -> None:
+        parameters = client.get("/openapi.json").json["paths"]["/v1/audit/events"]["get"]["parameters"]
+        schema = next(p for p in parameters if p["name"] == member)["schema"]
+        assert not allows(schema, "a\x00b") and allows(schema, "decision.made")
+        r = api.client.get("/v1/audit/events", query_string={member: "a\x00b"}, headers=api.auth("auditor"))
+        assert_problem(r, 422, member)
+
+
+def test_on_postgresql_a_filter_or_cursor_with_u0000_is_no_500(pg_context: Any) -> None:
+    """PostgreSQL's text cannot hold U+0000: an audit filter holding one was a 500, as was a payment cursor
+    that decodes to one (any cursor of the pattern is a position: U+0000 reads as U+FFFD)."""
+    app = create_app(pg_context, {"TESTING": True})
+    secret = create_api_key(
+        name="auditor", role="auditor", customers=None, uow=pg_context.uow(), clock=pg_context.clock
+    ).secret
+    headers = {"Authorization": f"Bearer {secret}"}
+    client = app.test_client()
+    assert_problem(client.get("/v1/audit/events?order_id=%00", headers=headers), 422, "order_id")
+    r = client.get(f"{ACCOUNT}/payments?cursor=AA", headers=headers)
+    assert r.status_code == 200, r.get_data(as_text=True)

@@ -35,6 +35,9 @@ NOT_BLANK = f"[^{WHITESPACE}]"
 # One character or more, none of them a control character, neither end whitespace.
 PLAIN_TEXT = f"^[^{WHITESPACE}{CONTROL}](?:[^{CONTROL}]*[^{WHITESPACE}{CONTROL}])?$"
 PLAIN_TEXT_DESCRIPTION = "No control characters, no whitespace at either end"
+# No control character anywhere (a filter's text: what it is compared with holds none, and PostgreSQL's text
+# cannot hold U+0000, which was a 500 there).
+NO_CONTROL = f"^[^{CONTROL}]*$"
 
 
 def no_control_chars(value: str) -> None:
@@ -43,6 +46,12 @@ def no_control_chars(value: str) -> None:
         raise ValidationError("Must not contain control characters.")
     if value != value.strip():
         raise ValidationError("Must not start or end with whitespace.")
+
+
+def without_control_chars(value: str) -> None:
+    """The server's rule for a filter's text (the document's NO_CONTROL)."""
+    if any(unicodedata.category(ch) in CONTROL_CATEGORIES for ch in value):
+        raise ValidationError("Must not contain control characters.")
 
 
 def plain_text(description: str = "", **metadata: object) -> dict[str, object]:
