@@ -39,7 +39,8 @@ def _metadata_limits(value: dict[str, Any]) -> None:
             raise ValidationError(f"Key {k[:20]!r}... is longer than {MAX_METADATA_KEY_LENGTH} characters.")
         if isinstance(v, dict | list) or (isinstance(v, str) and len(v) > MAX_METADATA_TEXT):
             raise ValidationError(
-                f"Value of {k!r} must be a string of at most 512 characters, a number or a boolean."
+                f"Value of {k!r} must be a string of at most {MAX_METADATA_TEXT} characters, a number or a "
+                "boolean."
             )
 
 

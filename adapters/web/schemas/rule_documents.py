@@ -55,9 +55,13 @@ RULE = {
         "enabled": {"type": "boolean"},
     },
 }
+# A param of the document's own: an integer (a count, seconds), or a decimal string (money). The language
+# takes any size; the document states the contract's ceiling, as for money, so that every integer a request
+# carries has a documented maximum (tests/api/test_param_bounds_api.py).
+OWN_PARAM_CEILING = 10**12
 OWN_PARAM = {
     "anyOf": [
-        {"type": "integer"},
+        {"type": "integer", "minimum": -OWN_PARAM_CEILING, "maximum": OWN_PARAM_CEILING},
         {"type": "string", "pattern": r"^[+-]?[0-9]+(?:\.[0-9]+)?$", "format": "decimal"},
     ]
 }
@@ -76,7 +80,7 @@ def rule_document(description: str) -> dict[str, Any]:
                 "type": "object",
                 "description": "Values of the params the rules read: the known ones within their bounds, "
                 "and params of the document's own (a name matching ^[a-z][a-z0-9_]{0,63}$ that is no "
-                "fact's: an integer, or a decimal string for money)",
+                "fact's: an integer of at most ±1,000,000,000,000, or a decimal string for money)",
                 "properties": PARAM_PROPERTIES,
                 "additionalProperties": OWN_PARAM,
             },
