@@ -182,6 +182,7 @@ class TestPlainText:
         every = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF)
         control = {c for c in every if unicodedata.category(c) in text.CONTROL_CATEGORIES}
         assert set(re.findall(f"[{text.CONTROL}]", every)) == control
+        assert set(re.findall(f"[{text.CC}]", every)) == {c for c in every if unicodedata.category(c) == "Cc"}
         assert set(re.findall(f"[{text.WHITESPACE}]", every)) == {c for c in every if c.isspace()}
         assert set(re.findall(text.NOT_BLANK, every)) == {c for c in every if not c.isspace()}
         plain = re.compile(text.PLAIN_TEXT)
