@@ -18,6 +18,9 @@ AUTH_FLOWS = ("client_credentials", "password")
 AUTH_SCHEMES = ("Bearer", "none")
 DEFAULT_TOKEN_PATH = "/oauth2/auth"
 MAX_RATE_PER_S = 100  # the platform's documented limit per interface
+MAX_TEXT = 512  # an id, a secret, a user name
+MAX_CONNECT_S = 120
+MAX_READ_S = 300
 _CUSTOMER_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _FIELDS = frozenset(
     {
@@ -173,8 +176,8 @@ class _Parser:
         if not isinstance(value, str) or not value.strip():
             self.fail(name, "must be a non-empty string")
             return None
-        if len(value) > 512:
-            self.fail(name, "must be at most 512 characters")
+        if len(value) > MAX_TEXT:
+            self.fail(name, f"must be at most {MAX_TEXT} characters")
             return None
         return value
 
@@ -244,6 +247,6 @@ class _Parser:
         if not isinstance(raw, Mapping) or set(raw) - {"connect_s", "read_s"}:
             self.fail("timeouts", 'must be an object {"connect_s", "read_s"}')
             return Timeouts()
-        connect = self.number("connect_s", 5.0, low=0, high=120, within="timeouts")
-        read = self.number("read_s", 30.0, low=0, high=300, within="timeouts")
+        connect = self.number("connect_s", 5.0, low=0, high=MAX_CONNECT_S, within="timeouts")
+        read = self.number("read_s", 30.0, low=0, high=MAX_READ_S, within="timeouts")
         return Timeouts(connect_s=connect, read_s=read)

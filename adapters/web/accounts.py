@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
 from typing import Any
 
 from adapters.web.auth import actor, current_key, requires, requires_act, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.cursors import decode_position, encode_position
 from adapters.web.idempotency import idempotent
 from adapters.web.schemas.accounts import (
     AccountSchema,
@@ -21,7 +19,6 @@ from adapters.web.schemas.reviews import FreezeListSchema
 from adapters.web.schemas.rule_sets import AssignmentSchema, AssignSchema, ParamsSchema
 from creditctl.domain.api_key import Role
 from creditctl.domain.authority import Act
-from creditctl.domain.errors import InvalidRequest
 from creditctl.domain.rule_set import Assignment
 from creditctl.services.account_holds import HoldCursor, list_holds
 from creditctl.services.account_view import AccountView, view_account
@@ -62,7 +59,7 @@ def holds(
         customer_code,
         sale_group_code,
         statuses=frozenset(status) if status else None,
-        after=_decode(cursor),
+        after=decode_position(cursor),
         limit=limit,
         scope=scope(),
         uow=ctx().uow(),
@@ -72,22 +69,7 @@ def holds(
 
 
 def _encode(cursor: HoldCursor | None) -> str | None:
-    if cursor is None:
-        return None
-    return base64.urlsafe_b64encode(f"{cursor[0].isoformat()}|{cursor[1]}".encode()).decode()
-
-
-def _decode(cursor: str | None) -> HoldCursor | None:
-    if cursor is None:
-        return None
-    try:
-        at, hold_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        when = datetime.fromisoformat(at)
-    except (binascii.Error, UnicodeError, ValueError):
-        raise InvalidRequest("not a cursor this service gave", field="cursor") from None
-    if when.tzinfo is None:
-        raise InvalidRequest("not a cursor this service gave", field="cursor")
-    return when, hold_id
+    return None if cursor is None else encode_position(*cursor)
 
 
 @bp.route("/<string:customer_code>/<string:sale_group_code>/freeze", methods=["POST"])

@@ -118,7 +118,7 @@ def read(run_id: str) -> BacktestRun:
 @_documented_errors(
     (404, "No backtest with this id"),
     (409, "The run has not ended yet (queued or running): poll GET /v1/backtests/{id}"),
-    (422, "A cursor this API did not return"),
+    (422, "A cursor outside its pattern (errors name cursor)"),
 )
 def changes(run_id: str, cursor: str | None, limit: int, format: str) -> Any:
     """The orders whose outcome changes, a page at a time (`next_cursor`); ?format=csv streams them all.

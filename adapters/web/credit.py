@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +10,7 @@ from flask import request
 from adapters.web.auth import actor, current_key, requires, requires_act, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.cursors import decode_key, encode_key
 from adapters.web.idempotency import idempotent
 from adapters.web.schemas.credit import (
     BaseLimitSchema,
@@ -28,7 +27,6 @@ from adapters.web.schemas.credit import (
 )
 from creditctl.domain.api_key import Role
 from creditctl.domain.authority import Act
-from creditctl.domain.errors import InvalidRequest
 from creditctl.domain.limit_request import CreditLimitRequest
 from creditctl.domain.money import ZERO
 from creditctl.domain.payment import PaymentRecord
@@ -101,26 +99,13 @@ def list_(customer_code: str, sale_group_code: str, limit: int, cursor: str | No
     page = list_payments(
         customer_code,
         sale_group_code,
-        after=_decode(cursor),
+        after=decode_key(cursor),
         limit=limit,
         scope=scope(),
         uow=c.uow(),
         balances=c.balances,
     )
-    return {"items": page.items, "next_cursor": _encode(page.next_cursor)}
-
-
-def _encode(invoice_id: str | None) -> str | None:
-    return None if invoice_id is None else base64.urlsafe_b64encode(invoice_id.encode()).decode()
-
-
-def _decode(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (binascii.Error, UnicodeError, ValueError):
-        raise InvalidRequest("not a cursor this service gave", field="cursor") from None
+    return {"items": page.items, "next_cursor": encode_key(page.next_cursor)}
 
 
 @bp.route(f"{ACCOUNT}/credit-profile", methods=["GET"])

@@ -30,10 +30,11 @@ def conditional(view: F) -> F:
 
 def if_match_tags() -> frozenset[str] | None:
     """The strong entity tags of If-Match, unquoted; None without the header or with `*` (any current
-    revision). Weak tags never match (If-Match compares strongly, RFC 9110 13.1.1)."""
+    revision). Weak tags never match (If-Match compares strongly, RFC 9110 13.1.1); nor does the empty
+    tag "" (werkzeug reads it as None, whose use was a 500)."""
     if "If-Match" not in request.headers:
         return None
     tags = request.if_match
     if tags.star_tag:
         return None
-    return frozenset(tags.as_set(include_weak=False))
+    return frozenset(tag for tag in tags.as_set(include_weak=False) if tag is not None)

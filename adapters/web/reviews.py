@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
 from typing import Any
 
 from adapters.web.auth import actor, current_key, requires, requires_act, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
+from adapters.web.cursors import decode_position, encode_position
 from adapters.web.idempotency import idempotent
 from adapters.web.schemas.decisions import DecisionSchema, OrderRefQuerySchema
 from adapters.web.schemas.reviews import (
@@ -24,7 +22,6 @@ from adapters.web.schemas.reviews import (
 from creditctl.domain.api_key import Role
 from creditctl.domain.authority import Act
 from creditctl.domain.decision import Decision
-from creditctl.domain.errors import InvalidRequest
 from creditctl.services.reviews import (
     BatchRecheck,
     QueueFilter,
@@ -58,7 +55,7 @@ _FILTERS = (
 @bp.arguments(QueueQuerySchema(), location="query", as_kwargs=True)
 @bp.response(200, QueuePageSchema)
 @bp.alt_response(404, description="A customer_code the key may not see")
-@bp.alt_response(422, description="A bad filter, or a cursor this API did not return")
+@bp.alt_response(422, description="A bad filter, or a cursor outside its pattern")
 def queue(limit: int, cursor: str | None = None, **filters: Any) -> dict[str, Any]:
     """Deferred orders, oldest first (by when they were first decided), a page at a time."""
     items, next_cursor = queue_page(filters, cursor, limit)
@@ -69,7 +66,7 @@ def queue_page(filters: dict[str, Any], cursor: str | None, limit: int) -> tuple
     """One page of the queue as the caller's key sees it, and the next page's cursor (None: the last).
     The console's review page pages the queue with this too, so both hand out the same cursors."""
     items = review_queue(
-        _filter(filters), after=_decode(cursor), limit=limit + 1, scope=scope(), uow=ctx().uow()
+        _filter(filters), after=decode_position(cursor), limit=limit + 1, scope=scope(), uow=ctx().uow()
     )
     more = len(items) > limit
     items = items[:limit]
@@ -179,18 +176,4 @@ def _filter(values: dict[str, Any]) -> QueueFilter:
 
 
 def _encode(last: Decision) -> str:
-    raw = f"{last.decided_at.isoformat()}|{last.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode(cursor: str | None) -> tuple[datetime, str] | None:
-    if cursor is None:
-        return None
-    try:
-        at, decision_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        decided_at = datetime.fromisoformat(at)
-    except (binascii.Error, UnicodeError, ValueError):
-        raise InvalidRequest("not a cursor this service gave", field="cursor") from None
-    if decided_at.tzinfo is None:
-        raise InvalidRequest("not a cursor this service gave", field="cursor")
-    return decided_at, decision_id
+    return encode_position(last.decided_at, last.id)

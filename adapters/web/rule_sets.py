@@ -14,6 +14,7 @@ from adapters.web.schemas.backtests import BacktestSchema, PeriodRequestSchema
 from adapters.web.schemas.rule_sets import (
     DiffQuerySchema,
     DiffSchema,
+    DraftReplacementSchema,
     DraftSchema,
     PublishSchema,
     RollbackSchema,
@@ -88,7 +89,7 @@ def read(rule_set_id: int) -> Tagged:
 @bp.route("/<int(max=2147483647):rule_set_id>", methods=["PUT"])
 @requires_act(Act.CHANGE_RULE_SETS)
 @conditional
-@bp.arguments(DraftSchema)
+@bp.arguments(DraftReplacementSchema)
 @bp.response(200, RuleSetDetailSchema)
 @bp.alt_response(404, description=NOT_FOUND)
 @bp.alt_response(
@@ -100,10 +101,9 @@ def replace(body: dict[str, Any], rule_set_id: int) -> Tagged:
     """Replace a draft's name and document. With If-Match (the ETag of the revision you edited), only if
     nobody changed it since (else 412); without, it is still never written over a change committed at
     the same time (409)."""
-    document = body["document"] if body["document"] is not None else {}
     return _tagged(
         service.update_draft(
-            rule_set_id, body["name"], document, uow=ctx().uow(), if_revision=_if_match(rule_set_id)
+            rule_set_id, body["name"], body["document"], uow=ctx().uow(), if_revision=_if_match(rule_set_id)
         )
     )
 

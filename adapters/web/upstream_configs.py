@@ -11,7 +11,7 @@ from adapters.web.auth import actor, requires_global_admin
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.idempotency import idempotent
-from adapters.web.schemas.upstream_configs import HaierConfigSchema, RedactedConfigSchema
+from adapters.web.schemas.upstream_configs import CONFIG_NAME, HaierConfigSchema, RedactedConfigSchema
 from creditctl.domain.errors import NotFound
 from creditctl.services.context import UpstreamConfigTools
 from creditctl.services.upstream_configs import get_config, put_config
@@ -24,6 +24,16 @@ bp = ApiBlueprint(
 )
 
 
+NAME = [
+    {
+        "in": "path",
+        "name": "name",
+        "description": "The config's name: 1 to 64 letters, digits, '-' or '_'",
+        "schema": {"type": "string", "pattern": CONFIG_NAME},
+    }
+]
+
+
 def _tools() -> UpstreamConfigTools:
     tools = ctx().upstream_configs
     if tools is None:
@@ -31,7 +41,7 @@ def _tools() -> UpstreamConfigTools:
     return tools
 
 
-@bp.route("/<string:name>", methods=["PUT"])
+@bp.route("/<string:name>", methods=["PUT"], parameters=NAME)
 @requires_global_admin
 @idempotent()
 @bp.arguments(HaierConfigSchema)
@@ -54,7 +64,7 @@ def put(_body: dict[str, Any], name: str) -> dict[str, Any]:
     return get_config(name, validate=tools.validate, redact=tools.redact, uow=c.uow(), box=tools.box)
 
 
-@bp.route("/<string:name>", methods=["GET"])
+@bp.route("/<string:name>", methods=["GET"], parameters=NAME)
 @requires_global_admin
 @bp.response(200, RedactedConfigSchema)
 def get(name: str) -> dict[str, Any]:

@@ -180,8 +180,10 @@ def base_limit_act(before: Decimal, after: Decimal, *, pins_rule_value: bool = F
     """Raising an effective base limit creates credit; lowering it never does. Setting an explicit base on
     an account that followed the rule set's base_credit_limit, even at the same figure, is a raise too: it
     cuts the account off from the rule set, so a later lowering by head office no longer reaches it."""
-    return Act.RAISE_BASE_LIMIT if after > before or (pins_rule_value and after == before) else (
-        Act.LOWER_BASE_LIMIT
+    return (
+        Act.RAISE_BASE_LIMIT
+        if after > before or (pins_rule_value and after == before)
+        else (Act.LOWER_BASE_LIMIT)
     )
 
 
@@ -192,8 +194,10 @@ def freezer(who: Principal) -> str:
 
 def froze_it(frozen_by: str | None, who: Principal) -> bool:
     """Whether `who`'s owner set the account's manual freeze (`admin:<owner>`, owners compared as people)."""
-    return frozen_by is not None and frozen_by.startswith("admin:") and same_owner(
-        frozen_by.removeprefix("admin:"), owner_of(who)
+    return (
+        frozen_by is not None
+        and frozen_by.startswith("admin:")
+        and same_owner(frozen_by.removeprefix("admin:"), owner_of(who))
     )
 
 

@@ -65,6 +65,21 @@ def report_period(
     of today (in the zone), `from` to DEFAULT_DAYS days before `to`. Refused: to <= from, more than
     MAX_SPAN_DAYS days."""
     tzinfo = zone(tz)
+    try:
+        start_at, end_at = _bounds(start, end, tzinfo, now)
+    except OverflowError:  # midnight of 0001-01-01 east of UTC, 7 days before 0001-01-03, ...
+        why = "the period reaches outside the years 1 to 9999"
+        raise InvalidRequest(why, errors={"from": [why], "to": [why]}) from None
+    if end_at <= start_at:
+        raise InvalidRequest("'to' must be after 'from'", field="to")
+    if end_at - start_at > timedelta(days=MAX_SPAN_DAYS):
+        raise InvalidRequest(f"a report covers at most {MAX_SPAN_DAYS} days", field="to")
+    return ReportPeriod(start_at, end_at, tzinfo)
+
+
+def _bounds(
+    start: date | datetime | None, end: date | datetime | None, tzinfo: ZoneInfo, now: datetime
+) -> tuple[datetime, datetime]:
     if end is None:
         end_at = _midnight(now.astimezone(tzinfo).date() + timedelta(days=1), tzinfo)
     else:
@@ -73,11 +88,7 @@ def report_period(
         start_at = _midnight(end_at.astimezone(tzinfo).date() - timedelta(days=DEFAULT_DAYS), tzinfo)
     else:
         start_at = _instant(start, tzinfo)
-    if end_at <= start_at:
-        raise InvalidRequest("'to' must be after 'from'", field="to")
-    if end_at - start_at > timedelta(days=MAX_SPAN_DAYS):
-        raise InvalidRequest(f"a report covers at most {MAX_SPAN_DAYS} days", field="to")
-    return ReportPeriod(start_at, end_at, tzinfo)
+    return start_at, end_at
 
 
 def _midnight(day: date, tz: ZoneInfo) -> datetime:

@@ -211,8 +211,9 @@ def backtest_report(run: BacktestRun) -> list[str]:
 
 
 def _position(cursor: str | None) -> int:
+    """The seq a cursor names: 1 to 18 ASCII digits (str.isdigit alone takes "²", which int() refuses)."""
     if cursor is None or cursor == "":
         return 0
-    if not cursor.isdigit() or len(cursor) > 18:
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
         raise InvalidRequest(f"cursor {cursor!r} is not one this API returned", field="cursor")
     return int(cursor)

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from creditctl.domain.audit import SYSTEM, Actor
@@ -32,13 +33,27 @@ class ActiveConfig:
 
 
 def seal_document(document: dict[str, Any], box: SecretBox) -> dict[str, Any]:
-    out = copy.deepcopy(document)
+    """The document as stored: secrets sealed, and numbers kept numbers (see _as_numbers)."""
+    out = _as_numbers(copy.deepcopy(document))
     for name in SECRET_FIELDS:
         if isinstance(out.get(name), str) and out[name]:
             out[name] = box.seal(out[name])
     if isinstance(out.get("customers"), dict):
         out["customers"] = {code: box.seal(str(pw)) for code, pw in out["customers"].items()}
     return out
+
+
+def _as_numbers(value: Any) -> Any:
+    """A config's non-integer numbers (a rate, a timeout: never money) as floats. The request's JSON reads
+    them as Decimal, which the stored JSON writes as a string: "48.5" read back is text, not a number, and
+    the stored config no longer validated (PUT and GET answered 422)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _as_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_numbers(v) for v in value]
+    return value
 
 
 def open_document(document: dict[str, Any], box: SecretBox) -> dict[str, Any]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from adapters.web.schemas.decisions import BalanceSchema, HoldSchema
+from adapters.web.cursors import NOT_A_CURSOR, POSITION_PATTERN, cursor_metadata
+from adapters.web.schemas.decisions import BalanceSchema, FullMatch, HoldSchema
 from adapters.web.schemas.money import Money
+from adapters.web.schemas.text import not_blank
 
 
 class FreezeRequestSchema(Schema):
@@ -15,7 +17,7 @@ class FreezeRequestSchema(Schema):
     reason = fields.String(
         required=True,
         validate=validate.Length(min=1, max=500),
-        metadata={"example": "Payment dispute under review", "pattern": r"\S", "description": "Not blank"},
+        metadata=not_blank(example="Payment dispute under review"),
     )
 
 
@@ -31,8 +33,8 @@ class HoldPageQuerySchema(Schema):
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
     cursor = fields.String(
         load_default=None,
-        validate=validate.Length(max=200),
-        metadata={"description": "next_cursor of a page, as given", "pattern": "^[A-Za-z0-9_-]+={0,2}$"},
+        validate=FullMatch(POSITION_PATTERN, error=NOT_A_CURSOR),
+        metadata=cursor_metadata(POSITION_PATTERN, "newest first"),
     )
 
 

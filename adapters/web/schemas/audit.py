@@ -7,33 +7,35 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from adapters.web.schemas.instants import UtcInstant
+from adapters.web.schemas.text import NO_CONTROL, without_control_chars
+
+
+def _filter(length: int, description: str | None = None, **kwargs: Any) -> fields.String:
+    """A text filter: 1 to `length` characters, no control character (what it is compared with has none)."""
+    metadata = {"pattern": NO_CONTROL, **({"description": description} if description else {})}
+    validate_ = [validate.Length(min=1, max=length), without_control_chars]
+    return fields.String(load_default=None, validate=validate_, metadata=metadata, **kwargs)
 
 
 class AuditQuerySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    customer_code = fields.String(load_default=None, validate=validate.Length(min=1, max=32))
-    sale_group_code = fields.String(
-        load_default=None,
-        validate=validate.Length(min=1, max=32),
-        metadata={"description": "With customer_code: one account's events"},
-    )
-    order_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
-    type = fields.String(
-        load_default=None,
-        validate=validate.Length(min=1, max=64),
-        metadata={"description": "decision.made, hold.settled, account.frozen, api_key.created, ..."},
-    )
-    actor = fields.String(
-        load_default=None, validate=validate.Length(min=1, max=200), metadata={"description": "A key's name"}
-    )
+    customer_code = _filter(32)
+    sale_group_code = _filter(32, "With customer_code: one account's events")
+    order_id = _filter(64)
+    type = _filter(64, "decision.made, hold.settled, account.frozen, api_key.created, ...")
+    actor = _filter(200, "A key's name")
     since = UtcInstant(load_default=None, data_key="from", metadata={"description": "At or after (UTC)"})
     until = UtcInstant(load_default=None, data_key="to", metadata={"description": "Before (UTC)"})
     cursor = fields.Integer(
         load_default=0,
         validate=validate.Range(min=0, max=2**62),
-        metadata={"description": "next_cursor of the previous page (a chain position)"},
+        metadata={
+            "description": "The next_cursor of the previous page, as it is (without it, or 0: the first "
+            "page). It is a chain position: any integer in range is taken, and the page holds the events "
+            "after it"
+        },
     )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 

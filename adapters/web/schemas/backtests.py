@@ -6,9 +6,11 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, pre_dump, validate
 
-from adapters.web.schemas.decisions import ReasonSchema
+from adapters.web.cursors import NOT_A_CURSOR, cursor_metadata
+from adapters.web.schemas.decisions import FullMatch, ReasonSchema
 from adapters.web.schemas.instants import UtcInstant
 from adapters.web.schemas.money import Money
+from adapters.web.schemas.rule_documents import rule_document
 from creditctl.domain.money import from_fen
 
 OUTCOMES = ["approve", "defer", "block", "freeze"]
@@ -20,14 +22,16 @@ class BacktestRequestSchema(Schema):
 
     rule_set = fields.Dict(
         required=True,
-        metadata={"description": "A rule set document, as `creditctl rules export` prints one"},
+        metadata=rule_document("A rule set document, as `creditctl rules export` prints one"),
     )
     start = UtcInstant(
         required=True,
         data_key="from",
         metadata={"description": "Decisions decided at or after (UTC); before `to`"},
     )
-    end = UtcInstant(required=True, data_key="to", metadata={"description": "...and before (UTC)"})
+    end = UtcInstant(
+        required=True, data_key="to", metadata={"description": "...and before (UTC); after `from`"}
+    )
 
 
 class PeriodRequestSchema(Schema):
@@ -41,7 +45,9 @@ class PeriodRequestSchema(Schema):
         data_key="from",
         metadata={"description": "Decisions decided at or after (UTC); before `to`"},
     )
-    end = UtcInstant(required=True, data_key="to", metadata={"description": "...and before (UTC)"})
+    end = UtcInstant(
+        required=True, data_key="to", metadata={"description": "...and before (UTC); after `from`"}
+    )
 
 
 STATUSES = ["queued", "running", "succeeded", "failed"]
@@ -128,15 +134,22 @@ class ChangedOrderSchema(Schema):
 class ChangesPageSchema(Schema):
     changes = fields.List(fields.Nested(ChangedOrderSchema))
     next_cursor = fields.String(
-        allow_none=True, metadata={"description": "Pass as ?cursor= for the next page"}
+        allow_none=True, metadata={"description": "Pass as ?cursor= for the next page; null on the last"}
     )
+
+
+CHANGES_CURSOR = r"^[0-9]{0,18}$"  # a change's sequence number in its run (empty: the first page)
 
 
 class ChangesQuerySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    cursor = fields.String(load_default=None, validate=validate.Length(max=18))
+    cursor = fields.String(
+        load_default=None,
+        validate=FullMatch(CHANGES_CURSOR, error=NOT_A_CURSOR),
+        metadata=cursor_metadata(CHANGES_CURSOR, "the run's order"),
+    )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
     format = fields.String(
         load_default=None,

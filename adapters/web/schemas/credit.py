@@ -6,11 +6,20 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from adapters.web.cursors import KEY_MAX_LENGTH, KEY_PATTERN, NOT_A_CURSOR, cursor_metadata
+from adapters.web.schemas.decisions import FullMatch
 from adapters.web.schemas.instants import UtcInstant
-from adapters.web.schemas.money import Money
+from adapters.web.schemas.money import MONEY_PATTERN, Money
+from adapters.web.schemas.text import WHITESPACE, not_blank
 
 RATIO = {"type": "string", "format": "decimal", "example": "0.9500"}
-NOT_BLANK = {"pattern": r"\S", "description": "Not blank"}
+# Money from 0.00 (the server refuses a negative amount here; a "-0.00" too, in the document).
+NON_NEGATIVE_MONEY = MONEY_PATTERN.replace("^-?", "^", 1)
+# Payment dates are from 2000-01-01 (EARLIEST_DATE) to 2100-12-31 (LATEST_DUE_DATE; a paid date to today),
+# with format: date, which rules out a day a month does not have.
+PAYMENT_DATE = r"^(?:20[0-9]{2}|2100)-[0-9]{2}-[0-9]{2}$"
+# 1 to 64 characters, neither end whitespace (what str.strip() removes).
+INVOICE_ID = rf"^[^{WHITESPACE}](?:[\s\S]{{0,62}}[^{WHITESPACE}])?$"
 
 
 class PaymentSchema(Schema):
@@ -19,16 +28,36 @@ class PaymentSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    invoice_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    invoice_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={
+            "pattern": INVOICE_ID,
+            "description": "No whitespace at either end; unique in a batch (the same invoice listed twice "
+            "is refused unless with the same figures)",
+        },
+    )
     amount = Money(required=True, positive=True, metadata={"description": "Invoice amount (CNY)"})
-    due_date = fields.Date(required=True)
+    due_date = fields.Date(
+        required=True, metadata={"pattern": PAYMENT_DATE, "description": "From 2000-01-01 to 2100-12-31"}
+    )
     paid_amount = Money(
         load_default=None,
         dump_default=None,
-        metadata={"description": "Paid so far, cumulative (default 0.00); at most amount"},
+        metadata={
+            "pattern": NON_NEGATIVE_MONEY,
+            "description": "Paid so far, cumulative (default 0.00); at most amount. Above 0.00 it needs "
+            "paid_date; at 0.00 (or omitted) paid_date must be null or omitted",
+        },
     )
     paid_date = fields.Date(
-        allow_none=True, load_default=None, metadata={"description": "Date of the latest payment"}
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "pattern": PAYMENT_DATE,
+            "description": "Date of the latest payment: from 2000-01-01 to today (UTC, the database's "
+            "clock); given exactly when paid_amount is above 0.00",
+        },
     )
 
 
@@ -63,8 +92,8 @@ class PaymentPageQuerySchema(Schema):
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
     cursor = fields.String(
         load_default=None,
-        validate=validate.Length(max=200),
-        metadata={"description": "next_cursor of a page"},
+        validate=[validate.Length(max=KEY_MAX_LENGTH), FullMatch(KEY_PATTERN, error=NOT_A_CURSOR)],
+        metadata=cursor_metadata(KEY_PATTERN, "by invoice id"),
     )
 
 
@@ -85,13 +114,15 @@ class BaseLimitSchema(Schema):
         required=True,
         allow_none=True,
         metadata={
-            "description": "The account's base credit limit; null: the rule parameter base_credit_limit"
+            "pattern": NON_NEGATIVE_MONEY,
+            "description": "The account's base credit limit, from 0.00; null: the rule parameter "
+            "base_credit_limit",
         },
     )
     reason = fields.String(
         required=True,
         validate=validate.Length(min=1, max=500),
-        metadata=NOT_BLANK | {"example": "annual review"},
+        metadata=not_blank(example="annual review"),
     )
 
 
@@ -172,12 +203,15 @@ class LimitRequestBodySchema(Schema):
     amount = Money(required=True, positive=True, metadata={"description": "The limit to raise to (CNY)"})
     until = UtcInstant(
         required=True,
-        metadata={"description": "When it ends (UTC ISO 8601): in the future (the database's clock)"},
+        metadata={
+            "description": "When it ends (UTC ISO 8601): in the future (the database's clock), at most "
+            "366 days ahead (a longer line is a base limit)"
+        },
     )
     reason = fields.String(
         required=True,
         validate=validate.Length(min=1, max=500),
-        metadata=NOT_BLANK | {"example": "seasonal stock"},
+        metadata=not_blank(example="seasonal stock"),
     )
 
 

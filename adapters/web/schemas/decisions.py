@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
+from adapters.web.openapi import NULL_ONLY
 from adapters.web.schemas.money import Money
+from adapters.web.schemas.text import PLAIN_TEXT, plain_text
+from adapters.web.schemas.text import no_control_chars as _no_control_chars
 
 # An ECMA pattern for the OpenAPI document, applied with fullmatch (FullMatch) so that Python's "$" does
 # not let a final "\n" through.
@@ -24,22 +26,21 @@ class FullMatch(validate.Regexp):
         return value
 
 
-def _no_control_chars(value: str) -> None:
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
-        raise ValidationError("Must not contain control characters.")
-    if value != value.strip():
-        raise ValidationError("Must not start or end with whitespace.")
+MAX_METADATA_KEYS = 32
+MAX_METADATA_KEY_LENGTH = 64
+MAX_METADATA_TEXT = 512
 
 
 def _metadata_limits(value: dict[str, Any]) -> None:
-    if len(value) > 32:
-        raise ValidationError("At most 32 keys.")
+    if len(value) > MAX_METADATA_KEYS:
+        raise ValidationError(f"At most {MAX_METADATA_KEYS} keys.")
     for k, v in value.items():
-        if len(k) > 64:
-            raise ValidationError(f"Key {k[:20]!r}... is longer than 64 characters.")
-        if isinstance(v, dict | list) or (isinstance(v, str) and len(v) > 512):
+        if len(k) > MAX_METADATA_KEY_LENGTH:
+            raise ValidationError(f"Key {k[:20]!r}... is longer than {MAX_METADATA_KEY_LENGTH} characters.")
+        if isinstance(v, dict | list) or (isinstance(v, str) and len(v) > MAX_METADATA_TEXT):
             raise ValidationError(
-                f"Value of {k!r} must be a string of at most 512 characters, a number or a boolean."
+                f"Value of {k!r} must be a string of at most {MAX_METADATA_TEXT} characters, a number or a "
+                "boolean."
             )
 
 
@@ -48,6 +49,20 @@ def _routable_order_id(value: str) -> None:
     proxies rewrite those before the server sees them)."""
     if any(segment in ("", ".", "..") for segment in value.split("/")):
         raise ValidationError('Must not start or end with "/", hold "//", or a "." or ".." segment.')
+
+
+# PLAIN_TEXT whose "/"-separated segments are neither empty, "." nor "..": the two rules above, as one pattern
+# (the lookaheads never meet a line break, which PLAIN_TEXT refuses anyway, so "." reads alike everywhere).
+ORDER_ID = r"^(?!/|\.\.?(?:/|$))(?!.*(?://|/$|/\.\.?(?:/|$)))" + PLAIN_TEXT.removeprefix("^")
+# A metadata value: a short string, a number, a boolean or null.
+METADATA_VALUE = {
+    "anyOf": [
+        {"type": "string", "maxLength": MAX_METADATA_TEXT},
+        {"type": "number"},
+        {"type": "boolean"},
+        NULL_ONLY,
+    ]
+}
 
 
 class DecisionRequestSchema(Schema):
@@ -59,8 +74,10 @@ class DecisionRequestSchema(Schema):
         validate=[validate.Length(min=1, max=64), _no_control_chars, _routable_order_id],
         metadata={
             "example": "PO/2026/000123",
+            "pattern": ORDER_ID,
             "description": "The order system's id, unique per customer (another customer's equal id is "
-            "another order). May contain '/'; send it in URLs as is or percent-encoded.",
+            "another order). May contain '/' (no empty, '.' or '..' part between them, none at either end); "
+            "send it in URLs as is or percent-encoded. No control characters, no whitespace at either end.",
         },
     )
     customer_code = fields.String(
@@ -75,10 +92,23 @@ class DecisionRequestSchema(Schema):
     )
     amount = Money(required=True, positive=True)
     channel = fields.String(
-        load_default=None, allow_none=True, validate=[validate.Length(min=1, max=64), _no_control_chars]
+        load_default=None,
+        allow_none=True,
+        validate=[validate.Length(min=1, max=64), _no_control_chars],
+        metadata=plain_text(),
     )
     metadata = fields.Dict(
-        keys=fields.String(), load_default=None, allow_none=True, validate=_metadata_limits
+        keys=fields.String(),
+        load_default=None,
+        allow_none=True,
+        validate=_metadata_limits,
+        metadata={
+            "maxProperties": MAX_METADATA_KEYS,
+            "additionalProperties": METADATA_VALUE,
+            "description": f"Kept with the order: at most {MAX_METADATA_KEYS} members, each name at most "
+            f"{MAX_METADATA_KEY_LENGTH} characters, each value a string of at most {MAX_METADATA_TEXT} "
+            "characters, a number, a boolean or null",
+        },
     )
 
 
@@ -121,9 +151,11 @@ class SettleRequestSchema(Schema):
         validate=[validate.Length(min=1, max=64), _no_control_chars],
         metadata={
             "example": "DN-2026-0042",
+            "pattern": PLAIN_TEXT,
             "description": "Your id for this part, unique per order (for example Haier's debit note). A "
             "retry with the same id and amount answers 200 unchanged; the same id with another amount is "
-            "409. The Idempotency-Key header may carry it instead.",
+            "409. The Idempotency-Key header may carry it instead (if both are sent they must be equal). "
+            "No control characters, no whitespace at either end.",
         },
     )
 
@@ -138,7 +170,7 @@ class IdempotencyHeaderSchema(Schema):
         data_key="Idempotency-Key",
         load_default=None,
         validate=[validate.Length(min=1, max=64), _no_control_chars],
-        metadata={"description": "Taken as settlement_id; if both are sent they must be equal"},
+        metadata=plain_text("Taken as settlement_id; if both are sent they must be equal"),
     )
 
 

@@ -4,11 +4,14 @@ The services turn a report into plain JSON values (creditctl.services.reports); 
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import available_timezones
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from adapters.web.schemas.instants import DATE_PATTERN, INSTANT_PATTERN
 from creditctl.services.reports_decisions import OUTCOMES
 from creditctl.services.reports_exposure import MAX_WITHIN_HOURS
 
@@ -26,11 +29,33 @@ def _ratio(**kw: Any) -> fields.String:
     return fields.String(allow_none=True, metadata={**meta, **kw})
 
 
+# What DateOrTime reads, as the document states it: a date, or a time with its offset (years 0002 to 9998).
+DATE_OR_TIME = {
+    "anyOf": [
+        {"type": "string", "format": "date", "pattern": DATE_PATTERN},
+        {"type": "string", "format": "date-time", "pattern": INSTANT_PATTERN},
+    ]
+}
+# Every zone this server knows (IANA names: its tzdata): another name is refused.
+ZONES = sorted(available_timezones())
+
+
+def _member_name(zone: str) -> str:
+    """A zone's name in a generated client's enum (x-enum-varnames): openapi-python-client's own drops "+"
+    and "-", so that Etc/GMT+1 and Etc/GMT-1 (and GMT0, GMT+0 and GMT-0) were one name, and it refused."""
+    spelled = zone.replace("+", "_PLUS_").replace("-", "_MINUS_")
+    return re.sub(r"[^A-Za-z0-9]+", "_", spelled).strip("_").upper()
+
+
+ZONE_NAMES = [_member_name(zone) for zone in ZONES]
+assert len(set(ZONE_NAMES)) == len(ZONES), "two zones with one name in a generated client"
+
+
 class DateOrTime(fields.Field):
     """A date (midnight of that day in the display zone) or a time with its offset."""
 
     def __init__(self, **kwargs: Any) -> None:
-        meta = {"type": "string", "example": "2026-11-30", **kwargs.pop("metadata", {})}
+        meta = {"type": "string", **DATE_OR_TIME, "example": "2026-11-30", **kwargs.pop("metadata", {})}
         super().__init__(metadata=meta, **kwargs)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> date | datetime:
@@ -87,7 +112,11 @@ class PeriodCsvQuerySchema(Schema):
     tz = fields.String(
         load_default="Asia/Shanghai",
         validate=validate.Length(min=1, max=64),
-        metadata={"description": "IANA time zone days are counted in (times stay UTC)"},
+        metadata={
+            "description": "IANA time zone days are counted in (times stay UTC): one this server knows",
+            "enum": ZONES,
+            "x-enum-varnames": ZONE_NAMES,
+        },
     )
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from adapters.web.schemas.decisions import _CODE, DecisionSchema, FullMatch, _no_control_chars
+from adapters.web.cursors import NOT_A_CURSOR, POSITION_PATTERN, cursor_metadata
+from adapters.web.schemas.decisions import _CODE, DecisionSchema, FullMatch
 from adapters.web.schemas.money import Money
+from adapters.web.schemas.text import no_control_chars, plain_text
 
 _REASON_CODE = r"^[A-Z][A-Z0-9_]{0,63}$"
 
@@ -39,8 +41,8 @@ class QueueQuerySchema(QueueFilterSchema):
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
     cursor = fields.String(
         load_default=None,
-        validate=validate.Length(max=200),
-        metadata={"description": "next_cursor of a page"},
+        validate=FullMatch(POSITION_PATTERN, error=NOT_A_CURSOR),
+        metadata=cursor_metadata(POSITION_PATTERN, "oldest deferral first"),
     )
 
 
@@ -55,8 +57,8 @@ class ReviewActionSchema(Schema):
 
     reason = fields.String(
         required=True,
-        validate=[validate.Length(min=1, max=500), _no_control_chars],
-        metadata={"example": "Customer confirmed a transfer arriving today"},
+        validate=[validate.Length(min=1, max=500), no_control_chars],
+        metadata=plain_text(example="Customer confirmed a transfer arriving today"),
     )
 
 
@@ -75,7 +77,10 @@ class RecheckActionSchema(Schema):
         unknown = RAISE
 
     reason = fields.String(
-        load_default=None, allow_none=True, validate=[validate.Length(min=1, max=500), _no_control_chars]
+        load_default=None,
+        allow_none=True,
+        validate=[validate.Length(min=1, max=500), no_control_chars],
+        metadata=plain_text(),
     )
 
 
@@ -89,8 +94,8 @@ class BatchRecheckSchema(Schema):
     reason = fields.String(
         load_default=None,
         allow_none=True,
-        validate=[validate.Length(min=1, max=500), _no_control_chars],
-        metadata={"description": "Why (recorded on each order)"},
+        validate=[validate.Length(min=1, max=500), no_control_chars],
+        metadata=plain_text("Why (recorded on each order)"),
     )
 
 

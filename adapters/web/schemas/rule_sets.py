@@ -10,6 +10,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from adapters.web.schemas.instants import UtcInstant
 from adapters.web.schemas.money import Money
 from adapters.web.schemas.params import params_metadata
+from adapters.web.schemas.rule_documents import rule_document
 
 _DOCUMENT = {
     "type": "object",
@@ -74,10 +75,22 @@ class DraftSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     document = fields.Dict(
         load_default=None,
-        metadata={
-            **_DOCUMENT,
-            "description": "The draft's rules; omitted on POST: a copy of the active set's",
-        },
+        metadata=rule_document(
+            "The draft's rules (see the README's catalogue); omitted on POST: a copy of the active set's. "
+            "A draft is kept as sent: publishing it (and simulating or backtesting it) needs it valid"
+        ),
+    )
+
+
+class DraftReplacementSchema(DraftSchema):
+    """PUT replaces the draft's name and document: both are sent (a missing document stored {} before)."""
+
+    document = fields.Dict(
+        required=True,
+        metadata=rule_document(
+            "The draft's rules (see the README's catalogue). A draft is kept as sent: publishing it (and "
+            "simulating or backtesting it) needs it valid"
+        ),
     )
 
 
@@ -169,8 +182,8 @@ class HypotheticalPaymentSchema(Schema):
         allow_none=True,
         places=4,
         as_string=True,
-        validate=lambda v: v is None or 0 <= v <= 1,
-        metadata={"description": "0..1; default 1"},
+        validate=validate.Range(min=0, max=1),  # a lambda's False refuses nothing in marshmallow 4
+        metadata={"description": "0..1; default 1", "minimum": 0, "maximum": 1},
     )
     overdue_amount = Money(load_default=Decimal("0.00"))
 
@@ -195,11 +208,17 @@ class SimulateSchema(Schema):
     amount = Money(required=True, positive=True)
     sale_group_code = fields.String(required=True, validate=validate.Length(min=1, max=32))
     customer_code = fields.String(
-        load_default=None, metadata={"description": "a real account: its stored snapshot, exposure, params"}
+        load_default=None,
+        metadata={
+            "description": "A real account: its stored snapshot, exposure, params. This or `account` is "
+            "required (with both, `account` is used)"
+        },
     )
     channel = fields.String(load_default=None)
     account = fields.Nested(
-        HypotheticalAccountSchema, load_default=None, metadata={"description": "instead of customer_code"}
+        HypotheticalAccountSchema,
+        load_default=None,
+        metadata={"description": "Instead of customer_code (this or customer_code is required)"},
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from adapters.web.schemas.urls import MAX_URL_LENGTH, PUBLIC, https_url
 from creditctl.domain.webhook import EVENT_TYPES
 
 
@@ -13,13 +14,12 @@ class SubscriptionRequestSchema(Schema):
 
     url = fields.String(
         required=True,
-        validate=validate.Length(min=1, max=2048),
-        metadata={
-            "example": "https://erp.example.com/hooks/creditctl",
-            "pattern": "^https://",
-            "description": "https to a public address (plain http only to a loopback address, and only when "
-            "CREDITCTL_ALLOW_LOOPBACK_URLS is set); no user info, no private or link-local address",
-        },
+        validate=validate.Length(min=1, max=MAX_URL_LENGTH),
+        metadata=https_url(
+            f"{PUBLIC}; no user info. (A server run with CREDITCTL_ALLOW_LOOPBACK_URLS also takes "
+            "plain http to a loopback address, for a local receiver.)",
+            example="https://erp.example.com/hooks/creditctl",
+        ),
     )
     events = fields.List(
         fields.String(validate=validate.OneOf(sorted(EVENT_TYPES))),

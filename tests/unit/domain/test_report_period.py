@@ -36,6 +36,9 @@ class TestReportPeriod:
             (date(2025, 1, 1), date(2026, 11, 30), "UTC", "at most 366 days"),
             (None, None, "Mars/Olympus", "unknown time zone"),
             (datetime(2026, 11, 1), None, "UTC", "offset"),
+            # past the years a datetime holds (an OverflowError, a 500 at the API)
+            (date(1, 1, 1), date(1, 1, 2), "Asia/Shanghai", "outside the years 1 to 9999"),
+            (None, date(1, 1, 3), "UTC", "outside the years 1 to 9999"),
         ],
     )
     def test_refuses_bad_periods(self, start, end, tz, message) -> None:  # type: ignore[no-untyped-def]
