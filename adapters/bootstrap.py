@@ -185,10 +185,10 @@ def _positive(env: Mapping[str, str], name: str, default: str) -> float:
     """A setting that must be a number above zero; refused at start otherwise."""
     text = env.get(name, default).strip() or default
     try:
-        value = float(text)
+        value = float(text)  # not money: seconds or days of a setting
     except ValueError:
         value = 0.0
-    if not 0 < value < float("inf"):
+    if not 0 < value < float("inf"):  # not money
         raise SystemExit(f"{name} must be a number above zero (more than 0), not {text!r}")
     return value
 

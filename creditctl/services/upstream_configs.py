@@ -48,7 +48,7 @@ def _as_numbers(value: Any) -> Any:
     them as Decimal, which the stored JSON writes as a string: "48.5" read back is text, not a number, and
     the stored config no longer validated (PUT and GET answered 422)."""
     if isinstance(value, Decimal):
-        return float(value)
+        return float(value)  # not money: rates and timeouts of an upstream config
     if isinstance(value, dict):
         return {k: _as_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
