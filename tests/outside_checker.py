@@ -59,23 +59,26 @@ class OutsideBooks:
         if decision.outcome is not Outcome.APPROVE:
             return False
         order = decision.order
-        account = (order.customer_code, order.sale_group_code)
+        self.approval(order.order_id, (order.customer_code, order.sale_group_code), order.amount)
+        return True
+
+    def approval(self, order_id: str, account: Account, amount: Decimal) -> None:
+        """An approval as the order system saw it (from a Decision, or an HTTP answer's fields)."""
         with self._lock:
-            if order.order_id in self.approved:
-                return True
-            self.approved[order.order_id] = (account, order.amount)
+            if order_id in self.approved:
+                return
+            self.approved[order_id] = (account, amount)
             r = self._running[account]
-            r.approved += order.amount
+            r.approved += amount
             start = self._upstream.totals_of(account).start
             ceiling = start + r.payments + self.limits.get(account, ZERO)
             spent = r.approved - r.releasing
             if spent > ceiling:
                 self.overspends.append(
-                    f"{account[0]}/{account[1]}: approving {order.order_id} ({order.amount}) made "
+                    f"{account[0]}/{account[1]}: approving {order_id} ({amount}) made "
                     f"approved and not released {spent} > start {start} + payments so far {r.payments} "
                     f"+ credit limit {self.limits.get(account, ZERO)} = {ceiling}"
                 )
-        return True
 
     def pay(self, account: Account, amount: Decimal) -> None:
         """A payment: counted here first, then credited at the upstream (so never counted late)."""

@@ -1,0 +1,67 @@
+"""Reliability fixtures: a fresh PostgreSQL database per test (its own audit chain), the run's seed."""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from adapters.sql.engine import make_engine
+from adapters.sql.migrate import upgrade
+from tests.conftest import _postgres_or_skip
+
+
+def _admin(base: str) -> Engine:
+    return create_engine(base, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def reliability_template() -> Iterator[str]:
+    """A migrated database to copy: `CREATE DATABASE ... TEMPLATE` takes a fraction of a migration."""
+    base = _postgres_or_skip()
+    name = f"creditctl_rel_tmpl_{uuid.uuid4().hex[:10]}"
+    admin = _admin(base)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    upgrade(base.rsplit("/", 1)[0] + "/" + name)
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def fresh_pg_url(reliability_template: str) -> Iterator[str]:
+    """A database of this test's own, so the audit chain the checkers verify holds only its events."""
+    base = _postgres_or_skip()
+    name = f"creditctl_rel_{uuid.uuid4().hex[:10]}"
+    admin = _admin(base)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{reliability_template}"'))
+    yield base.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg(fresh_pg_url: str) -> Iterator[Engine]:
+    """An engine on the test's own database, with a connection for every concurrent caller."""
+    engine = make_engine(fresh_pg_url, pool_size=70, max_overflow=10)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def seed_value() -> int:
+    """CREDITCTL_TEST_SEED, or a fresh one; printed, so a failing run shows how to replay it."""
+    value = int(os.environ.get("CREDITCTL_TEST_SEED") or random.SystemRandom().randrange(2**32))
+    print(f"CREDITCTL_TEST_SEED={value}")
+    return value
+
+
+LONG = os.environ.get("CREDITCTL_RELIABILITY", "").lower() == "long"
