@@ -116,8 +116,18 @@ def served_demo(folder: Path, *, workers: int = 1, **settings: str) -> Iterator[
     run_ok("db", "upgrade", cwd=folder, env=env)
     keys = dict(DEMO_KEY.findall(run_ok("demo", cwd=folder, env=env)))
     assert set(keys) == {"admin", "orders", "auditor", "finance"}, keys
-    port, log = free_port(), folder / "server.log"
-    with log.open("wb") as out:
+    with serving(folder, env) as (url, _process):
+        yield Served(url=url, keys=keys, log=folder / "server.log", env=env, folder=folder)
+
+
+@contextmanager
+def serving(
+    folder: Path, env: dict[str, str], *, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`creditctl serve` with `env` in its own session (so `kill_hard` reaches its workers too), ready;
+    its URL and process. Stopped at the end unless already dead; the log is appended to server.log."""
+    port, log = port or free_port(), folder / "server.log"
+    with log.open("ab") as out:
         process = subprocess.Popen(
             [str(CREDITCTL), "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env, cwd=folder, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
@@ -125,6 +135,13 @@ def served_demo(folder: Path, *, workers: int = 1, **settings: str) -> Iterator[
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_ready(url, process, log)
-        yield Served(url=url, keys=keys, log=log, env=env, folder=folder)
+        yield url, process
     finally:
         stop(process)
+
+
+def kill_hard(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to the server's own group (gunicorn and its workers), as a crash or the OOM killer would."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
