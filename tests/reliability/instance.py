@@ -37,6 +37,14 @@ class Instance:
             self._app = create_app(self.ctx, {"TESTING": True})
         return self._app.test_client()
 
+    def another(self, clock: Clock, tmp_path: Path) -> Instance:
+        """A second instance on the same database and upstream (and books), with a clock of its own."""
+        settings = Settings(
+            instance_path=tmp_path / f"instance-{id(clock)}", database_url=str(self.engine.url)
+        )
+        ctx = bootstrap(settings, balances=self.upstream.provider(clock), clock=clock, engine=self.engine)
+        return Instance(ctx, self.upstream, self.books, self.engine)
+
     def key(self, role: str = "orders") -> str:
         c = self.ctx
         return create_api_key(

@@ -30,7 +30,7 @@ from rules import Outcome
 from tests.adapters.concurrency import all_at_once
 from tests.reliability.checkers import assert_checkers
 from tests.reliability.conftest import LONG
-from tests.reliability.instance import start
+from tests.reliability.instance import Instance, start
 
 pytestmark = [pytest.mark.adapters, pytest.mark.postgres]
 
@@ -42,18 +42,12 @@ TTL_S = 3600
 ENDINGS = {"hold.settled": "settled", "hold.released": "released", "hold.expired": "expired"}
 
 
-def test_settle_release_and_sweep_racing_on_each_hold_end_it_exactly_once(
-    pg: Engine, tmp_path: Path, seed_value: int
-) -> None:
-    clock = FakeClock()  # the database's clock too: which holds are due is decided, not timed
-    inst = start(
-        pg, tmp_path, dict.fromkeys(ACCOUNTS, Decimal("100000.00")), clock=clock, database_clock=clock,
-        hold_ttl_s=TTL_S,
-    )  # fmt: skip
+def approve_holds(inst: Instance, clock: FakeClock, seed_value: int) -> list[Order]:
+    """HOLDS approvals; the second half 10 minutes after the first, so only the first half is due."""
     orders = []
     for i in range(HOLDS):
         if i == HOLDS // 2:
-            clock.advance(600)  # the second half is decided 10 minutes later: not due when they race
+            clock.advance(600)
         customer, group = ACCOUNTS[i % len(ACCOUNTS)]
         order = Order(f"race-{seed_value}-{i}", customer, group, AMOUNT)
         result = decide_order(order, scope=None, uow=inst.ctx.uow(), balances=inst.ctx.balances)
@@ -61,33 +55,38 @@ def test_settle_release_and_sweep_racing_on_each_hold_end_it_exactly_once(
         inst.books.saw(result.decision)
         orders.append(order)
     clock.set(clock.now() + timedelta(seconds=TTL_S - 300))  # the first half is past its expiry
+    return orders
 
-    outcomes: dict[str, dict[str, str]] = {}
-    for first in range(0, HOLDS, BATCH):
-        batch = orders[first : first + BATCH]
 
-        def work(i: int, batch: list[Order] = batch) -> str:
-            order_id = batch[i // 3].order_id
-            uow = inst.ctx.uow()
-            if i % 3 == 0:
-                settle_order(order_id, scope=None, uow=uow)
-                return "settled"
-            if i % 3 == 1:
-                release_order(order_id, scope=None, uow=uow)
-                return "released"
-            sweep(uow=uow)
-            return "swept"
+def race(inst: Instance, batch: list[Order]) -> dict[str, dict[str, str]]:
+    """Settle, release and sweep on each hold of the batch, all released at once: what each caller got."""
 
-        results = all_at_once(3 * len(batch), work)
-        for k, order in enumerate(batch):
-            got = {}
-            for r, name in zip(results[3 * k : 3 * k + 3], ("settle", "release", "sweep"), strict=True):
-                if r.error is not None and not isinstance(r.error, HoldNotOpen):
-                    raise AssertionError(f"{order.order_id}: {name} failed with {r.error!r}")
-                got[name] = "refused" if r.error is not None else r.value
-            outcomes[order.order_id] = got
+    def work(i: int) -> str:
+        order_id, uow = batch[i // 3].order_id, inst.ctx.uow()
+        if i % 3 == 0:
+            settle_order(order_id, scope=None, uow=uow)
+            return "settled"
+        if i % 3 == 1:
+            release_order(order_id, scope=None, uow=uow)
+            return "released"
+        sweep(uow=uow)
+        return "swept"
 
-    with pg.connect() as conn:
+    results = all_at_once(3 * len(batch), work)
+    outcomes = {}
+    for k, order in enumerate(batch):
+        got = {}
+        for r, name in zip(results[3 * k : 3 * k + 3], ("settle", "release", "sweep"), strict=True):
+            if r.error is not None and not isinstance(r.error, HoldNotOpen):
+                raise AssertionError(f"{order.order_id}: {name} failed with {r.error!r}")
+            got[name] = "refused" if r.error is not None else r.value
+        outcomes[order.order_id] = got
+    return outcomes
+
+
+def ending_problems(engine: Engine, orders: list[Order], outcomes: dict[str, dict[str, str]]) -> list[str]:
+    """One ending event per hold, naming its final state; the callers' answers agree with it."""
+    with engine.connect() as conn:
         status = dict(conn.execute(select(holds.c.order_id, holds.c.status)).all())
         endings = conn.execute(
             select(audit_events.c.order_id, audit_events.c.type).where(audit_events.c.type.in_(ENDINGS))
@@ -96,22 +95,41 @@ def test_settle_release_and_sweep_racing_on_each_hold_end_it_exactly_once(
     problems = [f"{o}: {n} ending events" for o, n in per_order.items() if n != 1]
     problems += [f"{o.order_id}: no ending event" for o in orders if o.order_id not in per_order]
     problems += [f"{o}: ended by {t} but {status[o]}" for o, t in endings if ENDINGS[t] != status[o]]
-    for order in orders:  # the API answers agree with the one final state
+    for order in orders:
         got, final = outcomes[order.order_id], status[order.order_id]
         winners = [n for n in ("settle", "release") if got[n] != "refused"]
-        if winners != ({"settled": ["settle"], "released": ["release"]}.get(final, [])):
+        if winners != {"settled": ["settle"], "released": ["release"]}.get(final, []):
             problems.append(f"{order.order_id}: {final}, but the callers got {got}")
-    assert not problems, f"{len(problems)} problem(s) (seed {seed_value}):\n" + "\n".join(problems[:30])
+    return problems
 
-    due = {o.order_id for o in orders[: HOLDS // 2]}
-    assert {o for o in due if status[o] != "expired"} == set(), (
-        "a hold past its expiry was settled or released"
-    )
+
+def final_states(engine: Engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        return dict(conn.execute(select(holds.c.order_id, holds.c.status)).all())
+
+
+def test_settle_release_and_sweep_racing_on_each_hold_end_it_exactly_once(
+    pg: Engine, tmp_path: Path, seed_value: int
+) -> None:
+    clock = FakeClock()  # the database's clock too: which holds are due is decided, not timed
+    inst = start(
+        pg, tmp_path, dict.fromkeys(ACCOUNTS, Decimal("100000.00")), clock=clock, database_clock=clock,
+        hold_ttl_s=TTL_S,
+    )  # fmt: skip
+    orders = approve_holds(inst, clock, seed_value)
+    outcomes: dict[str, dict[str, str]] = {}
+    for first in range(0, HOLDS, BATCH):
+        outcomes |= race(inst, orders[first : first + BATCH])
+
+    problems = ending_problems(pg, orders, outcomes)
+    assert not problems, f"{len(problems)} problem(s) (seed {seed_value}):\n" + "\n".join(problems[:30])
+    status = final_states(pg)
+    due = [o.order_id for o in orders[: HOLDS // 2]]
+    assert {status[o] for o in due} == {"expired"}, "a hold past its expiry was settled or released"
     finals = Counter(status[o.order_id] for o in orders[HOLDS // 2 :])
     assert finals["settled"] and finals["released"], f"not every ending was reached: {finals}"
     for order in orders:  # the order systems act on what they were told: each ending once
-        final = status[order.order_id]
-        if final == "settled":
+        if status[order.order_id] == "settled":
             inst.upstream.debit(order.customer_code, order.sale_group_code, order.amount)
             inst.books.settle(order.order_id)
         else:
