@@ -7,7 +7,7 @@ For every account:
   * exposure_fen equals what its holds hold: the open remainders (amount_fen - settled_fen of open
     holds) plus the settled parts that still count (hold_settlements.counting);
   * that is no more than balance_fen + credit limit (base_credit_limit from the account's params or
-    else the active rule set, times the grade A multiplier, 1.00 by default).
+    else the active rule set, times the grade A multiplier, 1.00 by default) when anything is held.
 For every hold: a known status; settled_fen is the sum of its parts, 0 <= settled_fen <= amount_fen,
   less than amount_fen while open and equal to it once settled; counting exactly when open or when a
   settled part still counts; ended_at set exactly when it has ended. Every part is positive, on its
@@ -88,7 +88,7 @@ def _check_accounts(
         if a.exposure_fen != held:
             out.append(f"{name}: exposure_fen {a.exposure_fen} != open remainders + counting parts {held}")
         ceiling = (a.balance_fen or 0) + _credit_limit_fen(a.params, params)
-        if held > ceiling:
+        if held > 0 and held > ceiling:  # a negative balance with nothing held overspends nothing
             out.append(
                 f"{name}: counting holds {held} fen exceed balance {a.balance_fen} + credit limit "
                 f"= {ceiling} fen"

@@ -100,10 +100,19 @@ class EchoingUpstream:
         self.app = app
         self.mode: str | None = None  # None, "balance" or "token"
         self.echoed = 0
+        # When set, every balance query gets this answer instead: (status line, headers, body). For
+        # faults the emulator has no switch for: 502, a NaN or huge balance, a redirect, a 10 MB body.
+        self.canned: tuple[str, list[tuple[str, str]], bytes] | None = None
+        self.canned_served = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         target = "balance" if path == BALANCE_PATH else "token" if "oauth" in path else None
+        if self.canned is not None and target == "balance":
+            status, headers, payload = self.canned
+            self.canned_served += 1
+            start_response(status, [*headers, ("Content-Length", str(len(payload)))])
+            return [payload]
         if self.mode is None or target != self.mode:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         length = int(environ.get("CONTENT_LENGTH") or 0)
