@@ -1,16 +1,16 @@
 """Money under concurrency on PostgreSQL: real threads, a connection each, the row lock doing the work.
 
+The Jepsen-bank run, replays at once and the settle/release/sweep race are reliability tests 1, 2 and 4,
+in tests/reliability/ with both checkers.
+
 The broken variant (the account row read without FOR UPDATE) shows the same race over-approving, so the
 tests that pass here can fail: they are not vacuous.
 """
 
 from __future__ import annotations
 
-import os
-import random
 import time
-from collections import Counter, defaultdict
-from dataclasses import dataclass
+from collections import Counter
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,21 +23,19 @@ import creditctl.services.decide_order as decide_module
 from adapters.fake.balance_provider import FakeBalanceProvider
 from adapters.fake.clock import FakeClock
 from adapters.sql.accounts import SqlAccountRepository
-from adapters.sql.tables import balance_history, credit_accounts, decisions, hold_settlements, payments
+from adapters.sql.tables import balance_history, credit_accounts, hold_settlements, payments
 from creditctl.domain.authority import Operator
 from creditctl.domain.decision import Order
-from creditctl.domain.errors import HoldNotOpen, OrderIdReused, OverSettlement
+from creditctl.domain.errors import HoldNotOpen, OverSettlement
 from creditctl.domain.payment import PaymentRecord
 from creditctl.services.account_view import view_account
 from creditctl.services.context import AppContext
 from creditctl.services.customers import refresh_balances, register_customer
 from creditctl.services.decide_order import DecisionResult, decide_order
-from creditctl.services.expiry import SweepResult, sweep
 from creditctl.services.payments import PostPayments, post_payments
 from creditctl.services.resolve_hold import release_order, settle_order
 from rules import Outcome
 from tests.adapters.concurrency import CallResult, all_at_once, counting_holds_total, hold_count
-from tests.conftest import make_context, seed
 from tests.invariants import assert_invariants, check_invariants
 from tests.random_refs import random_customer_code, random_order_id
 
@@ -123,208 +121,6 @@ class TestDoubleSpend:
                 break
         assert any(a > 10 or h > Decimal("1000.00") for a, h in tries), f"no over-approval in {tries}"
         assert check_invariants(postgres_engine) != []  # and the checker sees it
-
-
-class TestReplays:
-    def test_twenty_concurrent_requests_with_one_order_id_make_one_decision(
-        self, pg_context: AppContext, postgres_engine: Engine, widened: None
-    ) -> None:
-        order = Order(random_order_id("same"), CUSTOMER, GROUP, AMOUNT, "web", {"po": "A-1"})
-        results = all_at_once(20, lambda _: decide(pg_context, order))
-        errors = [r.error for r in results if r.error is not None]
-        assert not errors, f"first error: {errors[0]!r}"
-        answers = [r.value for r in results]
-        assert len({a.decision.id for a in answers}) == 1
-        assert sum(a.created for a in answers) == 1
-        assert {a.decision.outcome for a in answers} == {Outcome.APPROVE}
-        with postgres_engine.connect() as conn:
-            rows = conn.execute(
-                select(func.count()).where(decisions.c.order_id == order.order_id)
-            ).scalar_one()
-        assert rows == 1
-        assert hold_count(postgres_engine, order.order_id) == 1
-        assert counting_holds_total(postgres_engine, CUSTOMER, GROUP) == AMOUNT
-        assert_invariants(postgres_engine)
-
-
-# -- Jepsen bank, small: 16 callers x 60 decisions on 3 accounts, 20 % reusing an order id -------------
-
-WORKERS, PER_WORKER, REUSE = 16, 60, 0.20
-BANK_ACCOUNTS = [("8800000001", "GA10"), ("8800000001", "GB20"), ("8800000002", "GA10")]
-BANK_BALANCE = Decimal("7700.00")  # about 30 % of what the run asks of each account
-
-
-@dataclass(frozen=True)
-class Request:
-    worker: int
-    step: int
-    order: Order
-
-
-def run_seed() -> int:
-    return int(os.environ.get("CREDITCTL_TEST_SEED") or random.SystemRandom().randrange(2**32))
-
-
-def plan_requests(seed_value: int, per_worker: int = PER_WORKER) -> list[list[Request]]:
-    """Every caller's requests, decided by the seed alone: new orders, and reuses of ids planned earlier
-    (same body: a replay; another amount: a conflict)."""
-    rng = random.Random(seed_value)
-    plan: list[list[Request]] = [[] for _ in range(WORKERS)]
-    earlier: list[Order] = []
-    for step in range(per_worker):
-        planned_now = []
-        for worker in range(WORKERS):
-            if earlier and rng.random() < REUSE:
-                old = rng.choice(earlier)
-                amount = old.amount if rng.random() < 0.5 else old.amount + Decimal("0.01")
-                order = Order(old.order_id, old.customer_code, old.sale_group_code, amount)
-            else:
-                customer, group = rng.choice(BANK_ACCOUNTS)
-                amount = Decimal(rng.randint(1000, 19000)) / 100
-                order = Order(f"bank-{seed_value}-{worker}-{step}", customer, group, amount)
-                planned_now.append(order)
-            plan[worker].append(Request(worker, step, order))
-        earlier.extend(planned_now)
-    return plan
-
-
-@pytest.fixture
-def bank(
-    postgres_engine: Engine, balances: FakeBalanceProvider, clock: FakeClock, tmp_path: Any
-) -> AppContext:
-    for customer, group in BANK_ACCOUNTS:
-        balances.set_balance(customer, group, BANK_BALANCE)
-    ctx = make_context(postgres_engine, balances, clock, tmp_path)
-    seed(ctx)
-    return ctx
-
-
-Answer = DecisionResult | OrderIdReused
-
-
-def run_bank(ctx: AppContext, plan: list[list[Request]]) -> dict[str, list[tuple[Request, Answer]]]:
-    """Every caller sends its planned requests in order; the answers, grouped by order id."""
-
-    def worker(w: int) -> list[tuple[Request, Answer]]:
-        answers: list[tuple[Request, Answer]] = []
-        for request in plan[w]:
-            try:
-                answers.append((request, decide(ctx, request.order)))
-            except OrderIdReused as exc:
-                answers.append((request, exc))
-        return answers
-
-    results = all_at_once(WORKERS, worker, timeout_s=120)
-    errors = [r.error for r in results if r.error is not None]
-    assert not errors, f"a caller failed with something other than a clean conflict: {errors[0]!r}"
-    by_order: dict[str, list[tuple[Request, Answer]]] = defaultdict(list)
-    for r in results:
-        for request, answer in r.value:
-            by_order[request.order.order_id].append((request, answer))
-    return by_order
-
-
-def answer_problems(by_order: dict[str, list[tuple[Request, Answer]]]) -> list[str]:
-    """Each order id: one request created its decision; the same body got it back, another got 409."""
-    problems = []
-    for order_id, answers in by_order.items():
-        created = [a for _, a in answers if isinstance(a, DecisionResult) and a.created]
-        if len(created) != 1:
-            problems.append(f"order {order_id}: {len(created)} requests created a decision")
-            continue
-        stored = created[0].decision
-        for request, answer in answers:
-            same_body = request.order.fingerprint() == stored.fingerprint
-            if same_body and not (isinstance(answer, DecisionResult) and answer.decision.id == stored.id):
-                problems.append(f"order {order_id}: a replay got {answer!r}")
-            if not same_body and not isinstance(answer, OrderIdReused):
-                problems.append(f"order {order_id}: a reuse with another body got {answer!r}")
-    return problems
-
-
-def money_problems(by_order: dict[str, list[tuple[Request, Answer]]], engine: Engine) -> list[str]:
-    """What was approved per account fits its balance and is exactly what the counting holds say."""
-    approved: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for answers in by_order.values():
-        for _, a in answers:
-            if isinstance(a, DecisionResult) and a.created and a.decision.outcome is Outcome.APPROVE:
-                approved[(a.decision.order.customer_code, a.decision.order.sale_group_code)] += (
-                    a.decision.order.amount
-                )
-    problems = []
-    for (customer, group), total in approved.items():
-        if total > BANK_BALANCE:
-            problems.append(f"{customer}/{group}: approved {total} > balance {BANK_BALANCE}")
-        held = counting_holds_total(engine, customer, group)
-        if held != total:
-            problems.append(f"{customer}/{group}: counting holds {held} != approved {total}")
-    return problems + check_invariants(engine)
-
-
-def outcome_counts(by_order: dict[str, list[tuple[Request, Answer]]]) -> Counter[Outcome]:
-    return Counter(
-        a.decision.outcome
-        for answers in by_order.values()
-        for _, a in answers
-        if isinstance(a, DecisionResult) and a.created
-    )
-
-
-class TestJepsenBank:
-    def test_every_answer_is_a_decision_a_replay_or_a_clean_conflict_and_money_adds_up(
-        self, bank: AppContext, postgres_engine: Engine
-    ) -> None:
-        seed_value = run_seed()
-        print(f"CREDITCTL_TEST_SEED={seed_value}")  # pytest shows it on failure: rerun with it
-        by_order = run_bank(bank, plan_requests(seed_value))
-        replay = f"(replay with CREDITCTL_TEST_SEED={seed_value})"
-        assert answer_problems(by_order) == [], replay
-        counts = outcome_counts(by_order)
-        assert counts[Outcome.APPROVE] > 0, f"vacuous: nothing approved {replay}"
-        assert counts[Outcome.BLOCK] > 0, f"the balances were never exhausted, so nothing contended {replay}"
-        assert money_problems(by_order, postgres_engine) == [], replay
-        with postgres_engine.connect() as conn:
-            assert conn.execute(select(func.count()).select_from(decisions)).scalar_one() == len(by_order)
-        assert_invariants(postgres_engine, replay)
-
-    def test_the_same_run_fails_without_the_row_lock(
-        self, bank: AppContext, postgres_engine: Engine, without_row_lock: None
-    ) -> None:
-        seed_value = run_seed()
-        print(f"CREDITCTL_TEST_SEED={seed_value}")
-        by_order = run_bank(bank, plan_requests(seed_value, per_worker=PER_WORKER // 3))  # fails early
-        assert money_problems(by_order, postgres_engine) != [], f"seed {seed_value}: broken variant passed"
-
-
-class TestResolveRace:
-    def test_settle_and_release_racing_on_each_hold_end_it_exactly_once(
-        self, pg_context: AppContext, postgres_engine: Engine
-    ) -> None:
-        group, n = "GB20", 15  # 100000.00: every order fits; 45 callers stay well under max_connections
-        orders = [Order(random_order_id(f"resolve{i}"), CUSTOMER, group, Decimal("10.00")) for i in range(n)]
-        for order in orders:
-            assert decide(pg_context, order).decision.outcome is Outcome.APPROVE
-
-        def end(i: int) -> str:
-            order_id = orders[i // 3].order_id
-            uow = pg_context.uow()
-            if i % 3 == 2:
-                return sweep(uow=uow)  # nothing is due: the sweeper must not disturb either
-            resolve = settle_order if i % 3 == 0 else release_order
-            return resolve(order_id, scope=None, uow=uow)
-
-        results = all_at_once(3 * n, end)
-        sweeps = [r.value for r in results[2::3]]
-        assert sweeps == [SweepResult(0, 0)] * n, [r.error for r in results[2::3]]
-        for k in range(n):
-            settle_r, release_r = results[3 * k], results[3 * k + 1]
-            winners = [r for r in (settle_r, release_r) if r.error is None]
-            losers = [r.error for r in (settle_r, release_r) if r.error is not None]
-            assert len(winners) == 1, f"hold {k}: {settle_r} / {release_r}"
-            assert len(losers) == 1 and isinstance(losers[0], HoldNotOpen)
-        released = sum(1 for k in range(n) if results[3 * k + 1].error is None)
-        assert counting_holds_total(postgres_engine, CUSTOMER, group) == Decimal("10.00") * (n - released)
-        assert_invariants(postgres_engine)
 
 
 class TestPartialSettleRace:

@@ -1,5 +1,5 @@
-"""Ordering on PostgreSQL: answers in flight and instance clocks that disagree (reliability-tests.md item 16,
-and item 5: expiry follows the database clock).
+"""Ordering on PostgreSQL: answers in flight and instance clocks that disagree (reliability-tests.md item 16;
+item 5, expiry by the database clock, is tests/reliability/test_expiry_follows_the_database_clock.py).
 
 Every instance here is its own `bootstrap(...)` on the one database, with its own clock and its own view of
 one upstream ledger (tests/ledger_upstream.py). What must hold: a snapshot is as of when its request was
@@ -443,49 +443,6 @@ class TestTheDecisionTimeFollowsTheLock:
             holder.commit()
         decided_at = deciding().decision.decided_at
         assert decided_at >= released_at, f"decided at {decided_at}, the lock was released at {released_at}"
-
-
-class TestExpiryByTheDatabaseClock:
-    def test_a_hold_stops_counting_at_once_by_the_database_clock_without_the_sweeper(
-        self, postgres_engine: Engine, upstream: LedgerUpstream, customer: str, tmp_path: Path
-    ) -> None:
-        """hold_ttl_s = 1 on an instance whose clock stopped 60 s ago: 1.5 s later the hold has expired by
-        the database's clock, so it no longer counts, whatever that instance's clock says."""
-        stuck = start_instance(postgres_engine, upstream, FrozenClock(-60), tmp_path, "stuck")
-        open_account(postgres_engine, stuck, upstream, customer, THOUSAND, hold_ttl_s=1)
-        o1 = order("o1", customer)
-        assert stuck.decide(o1).decision.outcome is Outcome.APPROVE
-        time.sleep(1.5)
-
-        shown = stuck.exposure_shown(customer)
-        result = stuck.decide(order("o2", customer))
-        assert (shown, result.decision.outcome) == (Decimal("0.00"), Outcome.APPROVE), (
-            f"an expired hold still counts: the view shows exposure {shown}, O2 got {describe(result)}"
-        )
-        assert hold_row(postgres_engine, o1.order_id).status == "expired"
-        assert check_invariants(postgres_engine) == []
-
-    def test_a_deferral_runs_out_by_the_database_clock_whatever_the_sweeper_s_clock_says(
-        self, postgres_engine: Engine, upstream: LedgerUpstream, customer: str, tmp_path: Path
-    ) -> None:
-        stuck = start_instance(postgres_engine, upstream, FrozenClock(-60), tmp_path, "stuck")
-        open_account(
-            postgres_engine,
-            stuck,
-            upstream,
-            customer,
-            THOUSAND,
-            deferral_ttl_s=1,
-            single_order_review_amount="100.00",
-        )
-        d1 = order("d1", customer, Decimal("500.00"))
-        assert stuck.decide(d1).decision.outcome is Outcome.DEFER
-        time.sleep(1.5)
-
-        swept = stuck.sweep()
-        assert (swept.deferrals_expired, decision_state(postgres_engine, d1.order_id)) == (1, "expired"), (
-            "a deferral past its time by the database's clock was not ended by the sweeper"
-        )
 
 
 # -- the randomised run: Jepsen's bank with answers in flight and clocks that disagree (item 16) -------------
