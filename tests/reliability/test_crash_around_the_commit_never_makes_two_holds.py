@@ -159,11 +159,11 @@ def crash_while_paused(s: Setup, paused: Connection, order_id: str, *, abort: bo
     terminates the backend before letting the lock go (the COMMIT never reaches the database)."""
     with serving(s.folder, s.env) as (url, process):
         box = send_in_background(url, s.key, order_id)
-        pid: list[int] = []
-        wait_for(lambda: pid.append(waiting_backend(paused) or 0) or pid[-1], 30, "the paused decision")
+        wait_for(lambda: waiting_backend(paused) is not None, 30, "the decision to wait on the pause")
+        pid = waiting_backend(paused)
         kill_hard(process)
         if abort:
-            paused.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid[-1]})
+            paused.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             paused.commit()
             wait_for(lambda: waiting_backend(paused) is None, 30, "the terminated backend to go")
         paused.execute(text(f"SELECT pg_advisory_unlock({PAUSE_KEY})"))
