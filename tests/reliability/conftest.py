@@ -6,6 +6,7 @@ import os
 import random
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -20,32 +21,55 @@ def _admin(base: str) -> Engine:
 
 
 @pytest.fixture(scope="session")
-def reliability_template() -> Iterator[str]:
+def dropper() -> Iterator[ThreadPoolExecutor]:
+    """Drops the tests' databases on a thread of its own (a drop takes about a second): the next test
+    need not wait for it. Every drop is finished, and checked, before the session ends."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop-database") as pool:
+        yield pool
+
+
+def _drop(base: str, name: str) -> None:
+    admin = _admin(base)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def reliability_template(dropper: ThreadPoolExecutor) -> Iterator[tuple[str, list[Future[None]]]]:
     """A migrated database to copy: `CREATE DATABASE ... TEMPLATE` takes a fraction of a migration."""
     base = _postgres_or_skip()
     name = f"creditctl_rel_tmpl_{uuid.uuid4().hex[:10]}"
     admin = _admin(base)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    upgrade(base.rsplit("/", 1)[0] + "/" + name)
-    yield name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+    drops: list[Future[None]] = []
+    try:
+        upgrade(base.rsplit("/", 1)[0] + "/" + name)
+        yield name, drops
+    finally:
+        for drop in drops:
+            drop.result(timeout=120)  # a failed drop fails the session's last test loudly
+        _drop(base, name)
 
 
 @pytest.fixture
-def fresh_pg_url(reliability_template: str) -> Iterator[str]:
+def fresh_pg_url(
+    reliability_template: tuple[str, list[Future[None]]], dropper: ThreadPoolExecutor
+) -> Iterator[str]:
     """A database of this test's own, so the audit chain the checkers verify holds only its events."""
+    template, drops = reliability_template
     base = _postgres_or_skip()
     name = f"creditctl_rel_{uuid.uuid4().hex[:10]}"
     admin = _admin(base)
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{reliability_template}"'))
-    yield base.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     admin.dispose()
+    yield base.rsplit("/", 1)[0] + "/" + name
+    drops.append(dropper.submit(_drop, base, name))
 
 
 @pytest.fixture
