@@ -154,6 +154,7 @@ class HoldLifeCycle(RuleBasedStateMachine):
     """Configured by `machine_for`: `engine_factory` gives each example its database."""
 
     engine_factory: Any = None
+    folder: Path  # the instance folder's parent (set by machine_for)
     seen: Counter[str]  # what the run went through, over all examples (set by machine_for)
 
     orders = Bundle("orders")
@@ -172,7 +173,7 @@ class HoldLifeCycle(RuleBasedStateMachine):
         self.ctx = self._start()
 
     def _start(self) -> AppContext:
-        settings_ = Settings(instance_path=Path("/nonexistent-instance"), database_url=str(self.engine.url))
+        settings_ = Settings(instance_path=self.folder / "instance", database_url=str(self.engine.url))
         ctx = bootstrap(
             settings_,
             balances=self.upstream.provider(self.clock),
@@ -338,8 +339,8 @@ class HoldLifeCycle(RuleBasedStateMachine):
         assert check_outside(self.books) == []
 
 
-def machine_for(engine_factory: Any) -> type[HoldLifeCycle]:
-    attributes = {"engine_factory": staticmethod(engine_factory), "seen": Counter()}
+def machine_for(engine_factory: Any, folder: Path) -> type[HoldLifeCycle]:
+    attributes = {"engine_factory": staticmethod(engine_factory), "seen": Counter(), "folder": folder}
     return type("HoldLifeCycleRun", (HoldLifeCycle,), attributes)
 
 
@@ -377,12 +378,18 @@ def test_holds_on_sqlite_follow_the_model_step_by_step(
         return made[-1]
 
     try:
-        run(machine_for(fresh), seed_value, examples=EXAMPLES, steps=STEPS, must_end=True)
+        run(machine_for(fresh, tmp_path), seed_value, examples=EXAMPLES, steps=STEPS, must_end=True)
     finally:
         for engine in made:
             engine.dispose()
 
 
 @pytest.mark.postgres
-def test_holds_on_postgres_follow_the_model_step_by_step(pg: Engine, seed_value: int) -> None:
-    run(machine_for(lambda: pg), seed_value, examples=max(3, EXAMPLES // 5), steps=STEPS // 2, must_end=False)
+def test_holds_on_postgres_follow_the_model_step_by_step(pg: Engine, seed_value: int, tmp_path: Path) -> None:
+    run(
+        machine_for(lambda: pg, tmp_path),
+        seed_value,
+        examples=max(3, EXAMPLES // 5),
+        steps=STEPS // 2,
+        must_end=False,
+    )
