@@ -34,7 +34,7 @@ from adapters.sql.console_sessions import SqlConsoleSessions
 from adapters.sql.database_clock import SqlDatabaseClock
 from adapters.sql.decision_history import SqlDecisionHistory
 from adapters.sql.diagnose import explain_database_error
-from adapters.sql.engine import make_engine
+from adapters.sql.engine import POOLER_MODES, make_engine
 from adapters.sql.reports import SqlReportQueries, SqlUpstreamCallLog
 from adapters.sql.roles import RoleSetupError, role_statements, setup_app_role
 from adapters.sql.rule_sets import RuleSetCache
@@ -79,6 +79,9 @@ class Settings:
 
     instance_path: Path
     database_url: str
+    # "transaction" when database_url is a transaction pooler (PgBouncer pool_mode=transaction): no
+    # server-side prepared statements then. "none" (direct, or a session pooler): psycopg's defaults.
+    database_pooler: str = "none"
     balance_provider: str = "fake"
     fake_balances: str | None = None
     allow_loopback_urls: bool = False
@@ -120,6 +123,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         instance_path=instance,
         database_url=env.get("CREDITCTL_DATABASE_URL") or f"sqlite:///{instance / 'creditctl.db'}",
+        database_pooler=_pooler(env.get("CREDITCTL_DATABASE_POOLER", "")),
         balance_provider=provider,
         fake_balances=env.get("CREDITCTL_FAKE_BALANCES") or None,
         allow_loopback_urls=env.get("CREDITCTL_ALLOW_LOOPBACK_URLS", "false").lower() in TRUE,
@@ -217,13 +221,23 @@ def _cors_origins(value: str) -> tuple[str, ...]:
         raise SystemExit(str(exc)) from exc
 
 
+def _pooler(value: str) -> str:
+    mode = value.strip().lower() or "none"
+    if mode not in POOLER_MODES:
+        raise SystemExit(
+            f"CREDITCTL_DATABASE_POOLER must be one of {', '.join(sorted(POOLER_MODES))}, not {value!r} "
+            "(statement pooling cannot run the service: its decisions are multi-statement transactions)"
+        )
+    return mode
+
+
 _ENGINES: dict[str, Engine] = {}
 
 
-def engine_for(url: str, threads: int = 8) -> Engine:
+def engine_for(url: str, threads: int = 8, pooler: str = "none") -> Engine:
     """One engine (and pool) per URL per process, with a connection for every serving thread."""
     if url not in _ENGINES:
-        _ENGINES[url] = make_engine(url, threads=threads)
+        _ENGINES[url] = make_engine(url, threads=threads, pooler=pooler)
     return _ENGINES[url]
 
 
@@ -241,7 +255,7 @@ def bootstrap(
     (tests that move time by hand pass the same fake as both). Without it, the database's clock is read."""
     settings = settings or load_settings()
     settings.instance_path.mkdir(parents=True, exist_ok=True)
-    sql = engine or engine_for(settings.database_url, settings.threads)
+    sql = engine or engine_for(settings.database_url, settings.threads, settings.database_pooler)
     clock = clock or SystemClock()
     db_clock = SqlDatabaseClock(sql, override=database_clock)
     cache = RuleSetCache()
@@ -431,7 +445,7 @@ def reseal_secrets(settings: Settings) -> dict[str, int]:
     """Key rotation: everything sealed is re-encrypted under the newest key."""
     context = bootstrap(settings)
     box = FernetSecretBox(ensure_secret_keys(settings))
-    engine = engine_for(settings.database_url)
+    engine = engine_for(settings.database_url, pooler=settings.database_pooler)
     return {
         "configs": reseal_configs(uow=context.uow(), box=box),
         "tokens": SqlTokenStore(engine, box).reseal_all(),
