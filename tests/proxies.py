@@ -95,8 +95,12 @@ def pgbouncer_ini(server_port: int, port: int, folder: Path, **overrides: str) -
     """The shipped pgbouncer.ini pointed at a server on `server_port`, listening on `port`, its files in
     `folder`; `overrides` replace settings of the [pgbouncer] section (e.g. default_pool_size="2")."""
     ini = PGBOUNCER_INI.read_text()
-    ini = _replace_once(ini, r"^creditctl = host=127\.0\.0\.1 port=5432 dbname=creditctl$",
-                        f"creditctl = host=127.0.0.1 port={server_port} dbname=creditctl", PGBOUNCER_INI)  # fmt: skip
+    ini = _replace_once(
+        ini,
+        r"^creditctl = host=127\.0\.0\.1 port=5432 dbname=creditctl$",
+        f"creditctl = host=127.0.0.1 port={server_port} dbname=creditctl",
+        PGBOUNCER_INI,
+    )
     settings = {
         "listen_port": str(port),
         "auth_file": str(folder / "userlist.txt"),
@@ -127,9 +131,11 @@ def pgbouncer(server_port: int, users: dict[str, str], **overrides: str) -> Iter
     log = folder / "stdout.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [binary, *as_user, str(folder / "pgbouncer.ini")], stdout=out, stderr=subprocess.STDOUT,
+            [binary, *as_user, str(folder / "pgbouncer.ini")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
     try:
         wait_listening(port, process, folder / "pgbouncer.log", "pgbouncer")
         yield Pgbouncer(port, folder, folder / "pgbouncer.log")
@@ -153,9 +159,7 @@ def nginx_conf(instance_ports: list[int], port: int) -> str:
     """The shipped http-context file with its two instances replaced by `instance_ports` and its listen
     port by `port`."""
     conf = NGINX_CONF.read_text()
-    servers = "".join(
-        f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;\n" for p in instance_ports
-    )
+    servers = "".join(f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;\n" for p in instance_ports)
     conf = _replace_once(
         conf,
         r"^    server 127\.0\.0\.1:8001 max_fails=1 fail_timeout=2s;\n    server 127\.0\.0\.1:8002 .*\n",
@@ -189,8 +193,10 @@ def nginx(instance_ports: list[int]) -> Iterator[Nginx]:
     with log.open("wb") as out:
         process = subprocess.Popen(
             [binary, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-g", "daemon off;"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_listening(port, process, folder / "error.log", "nginx")
         yield Nginx(port, folder, folder / "error.log")

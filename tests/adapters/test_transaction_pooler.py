@@ -1,0 +1,86 @@
+"""Through PgBouncer in transaction pooling (deploy/pgbouncer/pgbouncer.ini, before a private PostgreSQL):
+psycopg's server-side prepared statements break there; CREDITCTL_DATABASE_POOLER=transaction turns them off.
+
+psycopg prepares a statement on the server after its 5th execution and from then on sends only its name.
+In transaction pooling the next transaction may run on another server connection, which never saw it. The
+first test makes that happen on purpose (another client holds the server connection that has the
+statement), so the second can show the same sequence passing with the setting. The whole service runs
+through the same pooler in tests/e2e/test_production_shape.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from adapters.sql.engine import make_engine
+from tests.private_postgres import PrivatePostgres, private_postgres
+from tests.proxies import Pgbouncer, pgbouncer
+
+pytestmark = pytest.mark.postgres
+
+STATEMENT = text("SELECT count(*) FROM pg_class WHERE relname = :name")
+
+
+@dataclass(frozen=True)
+class Pooled:
+    pg: PrivatePostgres
+    bouncer: Pgbouncer
+
+    @property
+    def url(self) -> str:
+        return self.bouncer.url("creditctl_app", "pooled-secret")
+
+
+@pytest.fixture(scope="module")
+def pooled() -> Iterator[Pooled]:
+    with private_postgres() as pg:
+        direct = make_engine(pg.url)
+        with direct.begin() as conn:
+            conn.execute(text("CREATE ROLE creditctl_app LOGIN"))
+        direct.dispose()
+        with pgbouncer(pg.port, {"creditctl_app": "pooled-secret"}, default_pool_size="2") as bouncer:
+            yield Pooled(pg, bouncer)
+
+
+def _prepare_then_switch_server(engine: Engine, other: Engine) -> None:
+    """Run STATEMENT 7 times on one client connection (prepared on its server connection from the 6th
+    on, unless disabled), then once more while `other` holds that server connection in a transaction."""
+    with engine.connect() as conn:
+        for _ in range(7):
+            conn.execute(STATEMENT, {"name": "pg_class"}).scalar_one()
+            conn.commit()
+        with other.connect() as holder:
+            holder.execute(text("SELECT 1"))  # a transaction is open: its server connection is held
+            assert conn.execute(STATEMENT, {"name": "pg_class"}).scalar_one() == 1
+            conn.commit()
+            holder.rollback()
+
+
+def test_psycopg_default_prepared_statements_break_behind_a_transaction_pooler(pooled: Pooled) -> None:
+    engine = make_engine(pooled.url, pool_size=1, max_overflow=0)
+    other = make_engine(pooled.url, pool_size=1, max_overflow=0)
+    try:
+        with pytest.raises(DBAPIError, match=r"prepared statement .* does not exist"):
+            _prepare_then_switch_server(engine, other)
+    finally:
+        engine.dispose()
+        other.dispose()
+
+
+def test_the_transaction_pooler_setting_prepares_nothing_and_the_same_sequence_passes(pooled: Pooled) -> None:
+    engine = make_engine(pooled.url, pooler="transaction", pool_size=1, max_overflow=0)
+    other = make_engine(pooled.url, pooler="transaction", pool_size=1, max_overflow=0)
+    try:
+        _prepare_then_switch_server(engine, other)
+    finally:
+        engine.dispose()
+        other.dispose()
+
+
+def test_an_unknown_pooler_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="pooler must be one of"):
+        make_engine("postgresql+psycopg://u@127.0.0.1:1/x", pooler="statement")
