@@ -622,9 +622,8 @@ def _unrecorded(engine: Engine, final: dict[str, dict[str, Any]]) -> list[str]:
     out = []
     for order_id, a in sorted(final.items()):
         if stored.get(order_id) != a["outcome"]:
-            out.append(
-                f"order {order_id}: its order system knows {a['outcome']}, the database has {stored.get(order_id)}"
-            )
+            known, has = a["outcome"], stored.get(order_id)
+            out.append(f"order {order_id}: its order system knows {known}, the database has {has}")
         if order_id not in audited:
             out.append(f"order {order_id}: answered 2xx, no sealed decision.made event in the audit chain")
     return out
