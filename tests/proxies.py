@@ -91,14 +91,17 @@ class Pgbouncer:
         return f"postgresql+psycopg://{user}:{password}@127.0.0.1:{self.port}/{database}"
 
 
-def pgbouncer_ini(server_port: int, port: int, folder: Path, **overrides: str) -> str:
-    """The shipped pgbouncer.ini pointed at a server on `server_port`, listening on `port`, its files in
-    `folder`; `overrides` replace settings of the [pgbouncer] section (e.g. default_pool_size="2")."""
+def pgbouncer_ini(
+    server_port: int, port: int, folder: Path, dbname: str = "creditctl", **overrides: str
+) -> str:
+    """The shipped pgbouncer.ini pointed at the database `dbname` of a server on `server_port` (clients
+    still name it `creditctl`), listening on `port`, its files in `folder`; `overrides` replace settings of
+    the [pgbouncer] section (e.g. default_pool_size="2")."""
     ini = PGBOUNCER_INI.read_text()
     ini = _replace_once(
         ini,
         r"^creditctl = host=127\.0\.0\.1 port=5432 dbname=creditctl$",
-        f"creditctl = host=127.0.0.1 port={server_port} dbname=creditctl",
+        f"creditctl = host=127.0.0.1 port={server_port} dbname={dbname}",
         PGBOUNCER_INI,
     )
     settings = {
@@ -114,13 +117,15 @@ def pgbouncer_ini(server_port: int, port: int, folder: Path, **overrides: str) -
 
 
 @contextmanager
-def pgbouncer(server_port: int, users: dict[str, str], **overrides: str) -> Iterator[Pgbouncer]:
+def pgbouncer(
+    server_port: int, users: dict[str, str], dbname: str = "creditctl", **overrides: str
+) -> Iterator[Pgbouncer]:
     """PgBouncer from deploy/pgbouncer/pgbouncer.ini in front of the PostgreSQL on `server_port`; `users`
     (name: password) are its userlist (the server itself trusts loopback: tests/private_postgres.py)."""
     binary = _binary("pgbouncer", "pgbouncer")
     folder = Path(tempfile.mkdtemp(prefix="creditctl-pgbouncer-"))
     port = free_port()
-    (folder / "pgbouncer.ini").write_text(pgbouncer_ini(server_port, port, folder, **overrides))
+    (folder / "pgbouncer.ini").write_text(pgbouncer_ini(server_port, port, folder, dbname, **overrides))
     (folder / "userlist.txt").write_text("".join(f'"{u}" "{p}"\n' for u, p in users.items()))
     as_user: list[str] = []
     if os.geteuid() == 0:  # pgbouncer refuses to run as root
