@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from adapters.bootstrap import load_settings
 from adapters.sql.engine import make_engine
 from tests.private_postgres import PrivatePostgres, private_postgres
 from tests.proxies import Pgbouncer, pgbouncer
-
-pytestmark = pytest.mark.postgres
 
 STATEMENT = text("SELECT count(*) FROM pg_class WHERE relname = :name")
 
@@ -60,6 +60,7 @@ def _prepare_then_switch_server(engine: Engine, other: Engine) -> None:
             holder.rollback()
 
 
+@pytest.mark.postgres
 def test_psycopg_default_prepared_statements_break_behind_a_transaction_pooler(pooled: Pooled) -> None:
     engine = make_engine(pooled.url, pool_size=1, max_overflow=0)
     other = make_engine(pooled.url, pool_size=1, max_overflow=0)
@@ -71,6 +72,7 @@ def test_psycopg_default_prepared_statements_break_behind_a_transaction_pooler(p
         other.dispose()
 
 
+@pytest.mark.postgres
 def test_the_transaction_pooler_setting_prepares_nothing_and_the_same_sequence_passes(pooled: Pooled) -> None:
     engine = make_engine(pooled.url, pooler="transaction", pool_size=1, max_overflow=0)
     other = make_engine(pooled.url, pooler="transaction", pool_size=1, max_overflow=0)
@@ -84,3 +86,15 @@ def test_the_transaction_pooler_setting_prepares_nothing_and_the_same_sequence_p
 def test_an_unknown_pooler_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="pooler must be one of"):
         make_engine("postgresql+psycopg://u@127.0.0.1:1/x", pooler="statement")
+
+
+def test_the_pooler_setting_is_read_and_defaults_to_none(tmp_path: Path) -> None:
+    base = {"CREDITCTL_INSTANCE_PATH": str(tmp_path)}
+    assert load_settings(base).database_pooler == "none"
+    assert (
+        load_settings(base | {"CREDITCTL_DATABASE_POOLER": " Transaction "}).database_pooler == "transaction"
+    )
+    with pytest.raises(
+        SystemExit, match="CREDITCTL_DATABASE_POOLER must be one of none, session, transaction"
+    ):
+        load_settings(base | {"CREDITCTL_DATABASE_POOLER": "statement"})

@@ -70,6 +70,7 @@ EMULATOR_RATE_LIMIT = 100  # calls per second per interface (adapters/haier/emul
 INSTANCE_RATE_LIMIT = 50  # the config's rate_limit_per_s: 100/s over two instances
 READY_TIMEOUT_S = 60.0
 UNAVAILABLE_DB = "https://creditctl.dev/problems/unavailable/database"
+UNAVAILABLE_INSTANCE = "https://creditctl.dev/problems/unavailable/instance"  # nginx's (creditctl.conf)
 WEBHOOK_TIMEOUT_S = 2.0
 WEBHOOK_LEASE_S = 5.0
 SLOW_CLOSED_WITHIN_S = 5.0 + 2.0  # nginx's client_header_timeout (deploy/nginx/creditctl.conf), and slack
@@ -203,12 +204,12 @@ class Drill:
 
     def run(self) -> Report:
         with ExitStack() as stack:
-            stack.callback(self.stop_all)
             self.pg = stack.enter_context(private_postgres())
             self.bouncer = stack.enter_context(pgbouncer(self.pg.port, {APP_ROLE: APP_PASSWORD}))
             self.ports = {"a": free_port(), "b": free_port()}
             self.proxy: Nginx = stack.enter_context(nginx(list(self.ports.values())))
             self.receiver = stack.enter_context(running(Receiver("")))
+            stack.callback(self.stop_all)  # the processes first, then the proxies and the database
             self._set_up()
             self.direct = make_engine(self.pg.url, pool_size=2, max_overflow=2)
             stack.callback(self.direct.dispose)
@@ -801,6 +802,15 @@ class Report:
         gave_up = sorted(o for o, t in last_sent.items() if o not in answered and t < end - 5)
         if gave_up:
             out.append(f"{len(gave_up)} order(s) never answered 2xx however often sent: {gave_up[:5]}")
+        kills = [(p.start, p.end) for p in self.phases if "killed" in p.marks]
+        stray = [
+            a for a in self.answers
+            if a.get("type") == UNAVAILABLE_INSTANCE and not any(s <= a["sent"] < e for s, e in kills)
+        ]  # fmt: skip
+        if stray:
+            out.append(
+                f"{len(stray)} answered 'no instance answered' with both instances up, e.g. {stray[0]}"
+            )
         return out
 
     def _database_outage_problems(self, api_bound_s: float, worker_bound_s: float) -> list[str]:
