@@ -1,11 +1,11 @@
-"""Decisions on SQL. An order id is unique per customer: a racing duplicate insert is told, not raised."""
+"""Decisions on SQL. An order id is unique per customer: a racing duplicate insert is OrderIdTaken."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, bindparam, or_, select, tuple_, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -15,7 +15,7 @@ from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.decision import Decision, DecisionState, Order, Reason
 from creditctl.domain.hold import Hold, HoldStatus
 from creditctl.domain.money import from_fen, to_fen
-from creditctl.ports.repositories import QueueQuery
+from creditctl.ports.repositories import OrderIdTaken, QueueQuery
 from rules import Outcome
 
 _d = decisions.c
@@ -33,12 +33,17 @@ _INSERT_NEW = {
     .on_conflict_do_nothing(index_elements=_KEY)
     .execution_options(preserve_rowcount=True),
 }
+# Batched (PostgreSQL, the decision's writes sent with its COMMIT): a plain INSERT, so that a taken order
+# id fails the transaction and every write queued after it, which then surfaces at commit.
+_INSERT_BATCHED = insert(decisions)
+ORDER_KEY = "uq_decisions_customer_order"  # the constraint a taken order id violates
 _UPDATE = update(decisions).where(_d.id == bindparam("k_id"))
 
 
 class SqlDecisionRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, batched: bool = False) -> None:
         self._conn = conn
+        self._batched = batched
 
     def get(self, customer_code: str, order_id: str) -> Decision | None:
         row = self._conn.execute(_GET, {"k_customer": customer_code, "k_order": order_id}).first()
@@ -79,7 +84,7 @@ class SqlDecisionRepository:
         stmt = stmt.order_by(_d.decided_at.desc(), _d.id.desc()).limit(limit)
         return [_to_decision(r) for r in self._conn.execute(stmt)]
 
-    def add_if_new(self, decision: Decision) -> bool:
+    def add_new(self, decision: Decision) -> None:
         values = _values(decision) | {
             "id": decision.id,
             "order_id": decision.order_id,
@@ -91,8 +96,11 @@ class SqlDecisionRepository:
             "metadata": decision.order.metadata,
             "fingerprint": decision.fingerprint,
         }
-        result = self._conn.execute(_INSERT_NEW[self._conn.dialect.name], values)
-        return result.rowcount == 1
+        if self._batched:  # a taken id fails the transaction: OrderIdTaken from the unit's commit
+            self._conn.execute(_INSERT_BATCHED, values)
+            return
+        if self._conn.execute(_INSERT_NEW[self._conn.dialect.name], values).rowcount != 1:
+            raise OrderIdTaken(decision.order_id)
 
     def update(self, decision: Decision) -> None:
         self._conn.execute(_UPDATE, _values(decision) | {"k_id": decision.id})

@@ -18,6 +18,7 @@ from creditctl.domain.api_key import Role, hash_secret, new_secret
 from creditctl.domain.balance import BalanceReport, BalanceSnapshot, PayerBalance
 from creditctl.domain.decision import Decision, DecisionState, Order, Reason
 from creditctl.domain.hold import Hold, HoldStatus
+from creditctl.ports.repositories import OrderIdTaken
 from rules import Outcome, default_rule_set_document, parse_rule_set
 from tests.random_refs import random_customer_code, random_order_id
 
@@ -92,7 +93,7 @@ def make_decision(
             expires_at=expires_at or decided_at + timedelta(days=7),
         )
     with uow:
-        assert uow.decisions.add_if_new(decision)
+        uow.decisions.add_new(decision)
         if decision.hold:
             uow.holds.add(decision.hold)
         uow.commit()
@@ -220,17 +221,25 @@ class TestDecisions:
         assert loaded.hold is not None
         assert_utc(loaded.hold.expires_at)
 
-    def test_add_if_new_returns_false_when_the_order_id_is_taken(self, uow: SqlUnitOfWork) -> None:
+    @pytest.mark.parametrize("batched", [False, True], ids=["at-once", "batched"])
+    def test_a_taken_order_id_is_told_and_nothing_of_the_unit_is_kept(
+        self, uow: SqlUnitOfWork, engine: Engine, batched: bool
+    ) -> None:
+        """At the insert, or (batched: the writes travel with the commit) from commit(); either way the
+        writes queued with it are not kept."""
         account = add_account(uow)
         first = make_decision(uow, account, outcome=Outcome.BLOCK)
         other = make_decision(uow, account, outcome=Outcome.BLOCK)
         other.id, other.order = "d-another", first.order
-        with uow:
-            assert uow.decisions.add_if_new(other) is False
+        with uow.batched() if batched else uow, pytest.raises(OrderIdTaken):
+            uow.decisions.add_new(other)
+            uow.outbox.add(event_id="e-not-kept", topic="t", payload={}, now=first.decided_at)
             uow.commit()
         with uow:
             loaded = uow.decisions.get(first.order.customer_code, first.order_id)
         assert loaded is not None and loaded.id == first.id
+        with engine.connect() as conn:
+            assert conn.execute(select(outbox.c.id).where(outbox.c.id == "e-not-kept")).first() is None
 
     def test_an_unknown_order_has_no_decision(self, uow: SqlUnitOfWork) -> None:
         with uow:
