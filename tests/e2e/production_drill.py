@@ -28,6 +28,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -40,6 +42,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,7 @@ import requests
 from sqlalchemy import Engine, select, text
 
 from adapters.bootstrap import bootstrap, load_settings
+from adapters.haier.emulator_state import TOKEN_LIFETIME_S
 from adapters.sql.engine import make_engine
 from adapters.sql.tables import credit_accounts, decisions, outbox
 from creditctl.domain.webhook import EVENT_TYPES
@@ -68,6 +72,9 @@ APP_ROLE, APP_PASSWORD = "creditctl_app", "drill-app-password"
 BREAKER_COOLDOWN_S = 30.0  # adapters/haier/circuit_breaker.py's default, which the service uses
 EMULATOR_RATE_LIMIT = 100  # calls per second per interface (adapters/haier/emulator.py)
 INSTANCE_RATE_LIMIT = 50  # the config's rate_limit_per_s: 100/s over two instances
+# The emulator's tokens live an hour; the config's token_refresh_before_s makes the service take a new one
+# after TOKEN_USED_FOR_S, so that a run sees several: one fetch per such period, across both instances.
+TOKEN_USED_FOR_S = 10
 READY_TIMEOUT_S = 60.0
 UNAVAILABLE_DB = "https://creditctl.dev/problems/unavailable/database"
 UNAVAILABLE_INSTANCE = "https://creditctl.dev/problems/unavailable/instance"  # nginx's (creditctl.conf)
@@ -274,6 +281,7 @@ class Drill:
             "customers": PASSWORDS,
             "timeouts": {"connect_s": 1, "read_s": 2},
             "rate_limit_per_s": INSTANCE_RATE_LIMIT,
+            "token_refresh_before_s": TOKEN_LIFETIME_S - TOKEN_USED_FOR_S,
             "is_active": True,
         }
         (self.folder / "haier.json").write_text(json.dumps(config))
@@ -509,8 +517,27 @@ class Drill:
         report.duplicates = dict(self.receiver.duplicates)
         report.stats = requests.get(f"{self.emulator}/_emulator/stats", timeout=5).json()
         report.balance_calls = requests.get(f"{self.emulator}/_e2e/balance_calls", timeout=30).json()
+        report.token_calls = requests.get(f"{self.emulator}/_e2e/token_calls", timeout=30).json()
+        report.pgbouncer_warnings = _pgbouncer_warnings(self.bouncer.log)
+        for log in (
+            self.bouncer.log,
+            self.proxy.error_log,
+            self.pg.folder / "server.log",
+        ):  # kept with the rest
+            with contextlib.suppress(OSError):
+                shutil.copy(log, self.folder / f"{log.parent.name.split('-')[1]}-{log.name}")
         report.alive = {name: p.popen.poll() is None for name, p in self.procs.items() if name != "load"}
         return report
+
+
+def _pgbouncer_warnings(log: Path) -> Counter[str]:
+    """PgBouncer's WARNING and ERROR lines, by what they say (addresses and numbers left out)."""
+    out: Counter[str] = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        m = re.search(r" (WARNING|ERROR) (?:[CS]-0x[0-9a-f]+: \S+ )?(.*)$", line)
+        if m:
+            out[f"{m.group(1)} {re.sub(r'[0-9]+', 'N', m.group(2))[:90]}"] += 1
+    return out
 
 
 def _tail(log: Path, lines: int = 30) -> str:
@@ -652,6 +679,8 @@ class Report:
     balance_calls: list[dict[str, Any]] = field(default_factory=list)
     alive: dict[str, bool] = field(default_factory=dict)
     final: dict[str, dict[str, Any]] = field(default_factory=dict)
+    token_calls: list[dict[str, Any]] = field(default_factory=list)
+    pgbouncer_warnings: Counter[str] = field(default_factory=Counter)
     notes: dict[str, Any] = field(default_factory=dict)
 
     # --- figures --------------------------------------------------------------------------------------
@@ -758,8 +787,15 @@ class Report:
             f"  webhooks: {len(self.event_ids)} events, {len(self.received)} received, "
             f"{sum(self.duplicates.values())} sent again (deduplicated by id); deliveries {self.deliveries}"
         )
+        fetched = sorted(c["at"] for c in self.token_calls if c["status"] == 200)
+        gaps = [b - a for a, b in pairwise(fetched)]
         lines.append(
-            f"  upstream: {self.stats.get('token_calls')} token fetch(es), {len(self.balance_calls)} balance "
+            f"  token: {len(fetched)} fetches for both instances, {min(gaps, default=float('nan')):.1f}-"
+            f"{max(gaps, default=float('nan')):.1f} s apart (a token is used {TOKEN_USED_FOR_S} s)"
+        )
+        lines.append(f"  pgbouncer warnings: {dict(self.pgbouncer_warnings.most_common())}")
+        lines.append(
+            f"  upstream: {len(self.balance_calls)} balance "
             f"calls, at most {self.max_upstream_calls_per_s()} in any second (limit {EMULATOR_RATE_LIMIT})"
         )
         told = Counter(a["outcome"] for a in self.answers if 200 <= a["status"] < 300 and a["attempt"] >= 1)
@@ -802,11 +838,15 @@ class Report:
         gave_up = sorted(o for o, t in last_sent.items() if o not in answered and t < end - 5)
         if gave_up:
             out.append(f"{len(gave_up)} order(s) never answered 2xx however often sent: {gave_up[:5]}")
+        # In flight when an instance was killed (answered after the kill, sent before the end of its
+        # window), a request may be answered "no instance answered"; never otherwise.
         kills = [(p.start, p.end) for p in self.phases if "killed" in p.marks]
         stray = [
-            a for a in self.answers
-            if a.get("type") == UNAVAILABLE_INSTANCE and not any(s <= a["sent"] < e for s, e in kills)
-        ]  # fmt: skip
+            a
+            for a in self.answers
+            if a.get("type") == UNAVAILABLE_INSTANCE
+            and not any(a["answered"] >= start and a["sent"] < end for start, end in kills)
+        ]
         if stray:
             out.append(
                 f"{len(stray)} answered 'no instance answered' with both instances up, e.g. {stray[0]}"
@@ -849,9 +889,13 @@ class Report:
 
     def _upstream_problems(self) -> list[str]:
         out = []
-        if self.stats.get("token_calls") != 1:
+        fetched = sorted(c["at"] for c in self.token_calls if c["status"] == 200)
+        gaps = [b - a for a, b in pairwise(fetched)]
+        too_soon = [round(g, 1) for g in gaps if g < TOKEN_USED_FOR_S - 1]
+        if too_soon or len(fetched) != len(self.token_calls) or len(fetched) < 2:
             out.append(
-                f"the token was fetched {self.stats.get('token_calls')} times (it lives an hour: once)"
+                f"token fetches: {len(fetched)} ({len(self.token_calls)} asked), {too_soon} s after the one "
+                f"before (one per {TOKEN_USED_FOR_S} s across both instances, at least 2 in a run)"
             )
         if self.max_upstream_calls_per_s() > EMULATOR_RATE_LIMIT:
             out.append(f"the upstream saw {self.max_upstream_calls_per_s()} calls in one second")
@@ -907,7 +951,6 @@ UPSTREAM_CODES = {
 
 @contextmanager
 def drill_folder() -> Iterator[Path]:
-    import shutil
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="creditctl-drill-"))

@@ -5,7 +5,8 @@ every balance call it answers, for the end-to-end test to count calls per custom
 
 GET /_e2e/balance_calls lists the calls: arrival (Unix time, taken before anything else is done),
 customer code, HTTP status, the fault the emulator applied (or null) and whether the answer was a
-normal one (200, success, no fault): a balance the service received and stored."""
+normal one (200, success, no fault): a balance the service received and stored. GET /_e2e/token_calls
+lists the token requests: arrival, path, HTTP status."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from flask import Response, g, request
 from werkzeug.serving import run_simple
 
 from adapters.haier.balance_client import BALANCE_PATH
-from adapters.haier.emulator import create_emulator_app
+from adapters.haier.emulator import CLIENT_CREDENTIALS_PATHS, create_emulator_app
 from adapters.haier.emulator_state import Fault
 
 
@@ -27,6 +28,8 @@ def create_recording_app() -> Any:
     app = create_emulator_app()
     state = app.extensions["haier_emulator"]
     calls: list[dict[str, Any]] = []
+    token_calls: list[dict[str, Any]] = []
+    token_paths = {*CLIENT_CREDENTIALS_PATHS, "/oauth/token"}
     guard = threading.Lock()
     take_fault = state.take_fault
 
@@ -39,11 +42,17 @@ def create_recording_app() -> Any:
 
     @app.before_request
     def arrived() -> None:
-        if request.path == BALANCE_PATH:
+        if request.path == BALANCE_PATH or request.path in token_paths:
             g.e2e_arrived = time.time()
 
     @app.after_request
     def record(response: Response) -> Response:
+        if request.path in token_paths:
+            with guard:
+                token_calls.append(
+                    {"at": g.e2e_arrived, "path": request.path, "status": response.status_code}
+                )
+            return response
         if request.path != BALANCE_PATH:
             return response
         body = request.get_json(silent=True)
@@ -69,6 +78,11 @@ def create_recording_app() -> Any:
     def balance_calls() -> Response:
         with guard:
             return Response(json.dumps(calls), mimetype="application/json")
+
+    @app.get("/_e2e/token_calls")
+    def token_calls_made() -> Response:
+        with guard:
+            return Response(json.dumps(token_calls), mimetype="application/json")
 
     return app
 
