@@ -2,15 +2,17 @@
 decisions/s while the upstream fails (breaker open) against healthy. A script, not a test.
 
     .venv/bin/python bench/scale_out.py [--duration 8] [--clients 32] [--workers 2] [--threads 8]
-                                        [--repeat 2] [--pooler] [--skip-upstream]
+                                        [--repeat 2] [--direct] [--skip-upstream]
 
 Part 1, instances. A throwaway database on the shared PostgreSQL with bench/bench.py's 10,000 accounts
 (fresh snapshots: no balance fetch during the runs), two instances started exactly as bench.py starts the
 service (`creditctl serve --workers W --threads T` each), and two nginx from deploy/nginx/creditctl.conf on
 their own ports: one in front of instance 1 only, one in front of both, so both sides pay the same proxy.
 wrk (bench/decide.lua) drives each proxy in turn, interleaved, --repeat times, at --clients over 10,000
-accounts and over one hot account; the median run is shown. --pooler puts PgBouncer
-(deploy/pgbouncer/pgbouncer.ini, transaction pooling) between the instances and PostgreSQL.
+accounts and over one hot account; the median run is shown. The instances reach PostgreSQL through
+PgBouncer (deploy/pgbouncer/pgbouncer.ini, transaction pooling, 20 server connections), as in production,
+which also keeps the shared server's connections bounded (four gunicorn processes may hold 30 each);
+--direct connects them straight to PostgreSQL instead.
 
 Part 2, the upstream. A second throwaway database with 50 customers whose balances come from the Haier
 emulator (`creditctl haier emulate`'s app, tests/e2e/recording_emulator.py), the rule set's refresh_after_s
@@ -126,7 +128,7 @@ def part_instances(args: argparse.Namespace, stack: ExitStack, run_id: str) -> d
     inst = B.Instance("postgres", run_id, args.workers, args.threads)
     stack.callback(inst.close)
     inst.prepare()
-    if args.pooler:
+    if not args.direct:
         bouncer = stack.enter_context(pgbouncer(5432, {"postgres": "bench"}, dbname=inst.pg_name))
         inst.env |= {"CREDITCTL_DATABASE_URL": bouncer.url("postgres", "bench"),
                      "CREDITCTL_DATABASE_POOLER": "transaction"}  # fmt: skip
@@ -151,6 +153,8 @@ def part_instances(args: argparse.Namespace, stack: ExitStack, run_id: str) -> d
                 runs[name].append(r)
         for name, rs in runs.items():
             results[f"{accounts} accounts, {name}"] = median(rs)
+    for server in (one, two):  # their connections go before the next part opens its own
+        B.CLEANUP.stop(server.proc)
     return results
 
 
@@ -222,13 +226,15 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
     ap.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     ap.add_argument("--repeat", type=int, default=2, help="runs per cell (the median is shown)")
-    ap.add_argument("--pooler", action="store_true", help="the instances through PgBouncer")
+    ap.add_argument(
+        "--direct", action="store_true", help="the instances straight to PostgreSQL, no PgBouncer"
+    )
     ap.add_argument("--skip-upstream", action="store_true")
     args = ap.parse_args()
     run_id = uuid.uuid4().hex[:8]
     print(f"scale-out: {os.cpu_count()} cores, load {os.getloadavg()}, {args.clients} clients, "
           f"{args.duration:g} s runs, {args.workers} workers x {args.threads} threads per instance"
-          f"{', through PgBouncer' if args.pooler else ''}")  # fmt: skip
+          f"{', straight to PostgreSQL' if args.direct else ', through PgBouncer'}")  # fmt: skip
     results: dict[str, Any] = {}
     try:
         with ExitStack() as stack:

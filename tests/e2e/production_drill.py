@@ -136,7 +136,6 @@ class Drill:
         self.folder, self.o = folder, options
         self.procs: dict[str, Proc] = {}
         self.phases: list[Phase] = []
-        self.notes: dict[str, Any] = {}
         self.slow_closed_after: list[float | None] = []
         self.restarts: Counter[str] = Counter()
 
