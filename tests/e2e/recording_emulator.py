@@ -1,7 +1,7 @@
 """The Haier emulator (`creditctl haier emulate`: the same app, served the same way) plus a record of
 every balance call it answers, for the end-to-end test to count calls per customer and time window.
 
-    python tests/e2e/recording_emulator.py --port PORT
+    python tests/e2e/recording_emulator.py --port PORT [--rate-limit N]
 
 GET /_e2e/balance_calls lists the calls: arrival (Unix time, taken before anything else is done),
 customer code, HTTP status, the fault the emulator applied (or null) and whether the answer was a
@@ -24,8 +24,8 @@ from adapters.haier.emulator import CLIENT_CREDENTIALS_PATHS, create_emulator_ap
 from adapters.haier.emulator_state import Fault
 
 
-def create_recording_app() -> Any:
-    app = create_emulator_app()
+def create_recording_app(rate_limit_per_s: int = 100) -> Any:
+    app = create_emulator_app(rate_limit_per_s=rate_limit_per_s)
     state = app.extensions["haier_emulator"]
     calls: list[dict[str, Any]] = []
     token_calls: list[dict[str, Any]] = []
@@ -91,8 +91,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--rate-limit", type=int, default=100, help="calls per second per interface")
     args = parser.parse_args()
-    run_simple(args.host, args.port, create_recording_app(), threaded=True, use_reloader=False)
+    run_simple(args.host, args.port, create_recording_app(args.rate_limit), threaded=True, use_reloader=False)
 
 
 if __name__ == "__main__":
