@@ -3,8 +3,9 @@
 SQLAlchemy compiles each statement once here: its SQL text, the bind processors of its parameters' types
 and the result processors of its columns (UtcDateTime, ExactJson: the same conversions as through the
 ORM-less Core path). What is skipped is SQLAlchemy's per-execution work (execution context, events,
-result object), measured at about 85 µs of CPU a statement against 22 µs for the driver's own execute
-(`bench/driver_statement_cost.py`): five statements a decision made it about a fifth of its CPU.
+result object), measured at about three times the driver's own execute in CPU, some 80–100 µs a
+statement on this machine (`bench/driver_statement_cost.py`): with five statements a decision, about a
+fifth of its CPU.
 
 What SQLAlchemy did besides is kept: its transaction is begun first (so its commit() and rollback()
 still reach the connection), and the driver's errors are raised as SQLAlchemy raises them, a connection
