@@ -3,7 +3,7 @@
 SQLAlchemy compiles each statement once here: its SQL text, the bind processors of its parameters' types
 and the result processors of its columns (UtcDateTime, ExactJson: the same conversions as through the
 ORM-less Core path). What is skipped is SQLAlchemy's per-execution work (execution context, events,
-result object), measured at about three times the driver's own execute in CPU, some 80–100 µs a
+result object), measured at about three times the driver's own execute in CPU, some 80 to 100 µs a
 statement on this machine (`bench/driver_statement_cost.py`): with five statements a decision, about a
 fifth of its CPU.
 
