@@ -2,14 +2,15 @@
 
 Days in the display zone: each offset segment of the period is grouped by the date of decided_at +
 the segment's offset (SQLite has no time zones; PostgreSQL gets the same arithmetic, so both agree).
-Reads run on plain connections: nothing here takes a lock or waits for deciding.
+Reads run on plain connections: nothing here takes a lock or waits for deciding, and nothing writes, so
+the engine may be a streaming replica's (CREDITCTL_READ_DATABASE_URL); `as_of` says how fresh it is.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -68,6 +69,19 @@ _REASONS = {
 }
 
 
+# On a replica: the last replayed commit's time; later, when it has replayed everything the primary had
+# written when it sent its last message (then every commit before that message's time is here). Both are
+# the primary's clock. The receiver's columns are NULL for a role without pg_read_all_stats: then the
+# replay time alone, which is older than the truth while the primary is idle, never newer.
+_PG_AS_OF = text(
+    "SELECT CASE WHEN pg_is_in_recovery() THEN greatest("
+    "pg_last_xact_replay_timestamp(), "
+    "(SELECT last_msg_send_time FROM pg_stat_wal_receiver WHERE status = 'streaming' "
+    "AND latest_end_lsn IS NOT NULL AND pg_last_wal_replay_lsn() >= latest_end_lsn)) "
+    "ELSE clock_timestamp() END"
+)
+
+
 def _in_scope(column: Any, customers: Customers) -> ColumnElement[bool]:
     if customers is None:
         return literal(True)  # type: ignore[return-value]
@@ -78,6 +92,13 @@ class SqlReportQueries:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
+
+    def as_of(self) -> datetime | None:
+        if self._sqlite:
+            return datetime.now(UTC)  # one file, no replica: the host clock is the database clock
+        with self._engine.connect() as conn:
+            value: datetime | None = conn.execute(_PG_AS_OF).scalar_one()
+        return None if value is None else value.astimezone(UTC)
 
     def _local_date(self, column: Any, offset_s: int) -> Any:
         if self._sqlite:
