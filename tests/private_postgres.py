@@ -82,6 +82,17 @@ class PrivatePostgres:
         finally:
             engine.dispose()
 
+    def tool(self, name: str, *args: str) -> str:
+        """Run one of PostgreSQL's programs (pg_dump, pg_restore, pg_basebackup…) as the server's user;
+        its standard output. A failure raises with what it said."""
+        done = subprocess.run(
+            [*self._run_as, str(self.bin_dir / name), *args],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"{name} {' '.join(args)}: {done.stdout}{done.stderr}")
+        return done.stdout
+
     def promote(self) -> None:
         """A standby becomes a primary (pg_ctl promote waits until it accepts writes)."""
         self._pg_ctl("-w", "promote")
@@ -143,26 +154,37 @@ def streaming_replica(primary: PrivatePostgres) -> Iterator[PrivatePostgres]:
     """A hot standby of `primary` on a port of its own: pg_basebackup -R (a copy, WAL streamed during it,
     and standby.signal with primary_conninfo written), started, and streaming before this yields. Stopped
     and removed at the end. Its `url` reads the same database `creditctl`; it refuses writes."""
-    folder = _server_folder(primary._run_as, with_data=False)
-    replica = PrivatePostgres(primary.bin_dir, folder, _free_port(), primary._run_as)
-    try:
-        done = subprocess.run(
-            [*primary._run_as, str(primary.bin_dir / "pg_basebackup"), "-h", "127.0.0.1",
-             "-p", str(primary.port), "-U", "postgres", "-D", str(folder / "data"), "-R", "-X", "stream",
-             "--checkpoint=fast", "--no-sync"],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"pg_basebackup: {done.stdout}{done.stderr}")
-        replica.start()
+    with _base_backup(primary, standby=True) as replica:
         deadline = time.monotonic() + START_TIMEOUT_S
         while primary.sql("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == 0:
             if time.monotonic() > deadline:
                 raise RuntimeError("the replica did not start streaming")
             time.sleep(0.1)
         yield replica
+
+
+@contextmanager
+def restored_base_backup(primary: PrivatePostgres) -> Iterator[PrivatePostgres]:
+    """A base backup of `primary` (pg_basebackup, WAL included) started as a server of its own: what a
+    restore from such a backup gives. Stopped and removed at the end."""
+    with _base_backup(primary, standby=False) as copy:
+        yield copy
+
+
+@contextmanager
+def _base_backup(primary: PrivatePostgres, *, standby: bool) -> Iterator[PrivatePostgres]:
+    folder = _server_folder(primary._run_as, with_data=False)
+    copy = PrivatePostgres(primary.bin_dir, folder, _free_port(), primary._run_as)
+    try:
+        primary.tool(
+            "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+            "-D", str(folder / "data"), *(["-R"] if standby else []), "-X", "stream",
+            "--checkpoint=fast", "--no-sync",
+        )  # fmt: skip
+        copy.start()
+        yield copy
     finally:
-        _remove(replica)
+        _remove(copy)
 
 
 def caught_up(primary: PrivatePostgres, replica: PrivatePostgres, timeout_s: float = 30.0) -> None:
