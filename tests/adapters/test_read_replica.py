@@ -129,8 +129,10 @@ def test_reports_are_served_from_the_replica_while_the_primary_decides(setup: Se
     for t in threads:
         t.start()
     seen: list[tuple[int, datetime]] = []
+    behind: list[float] = []  # how old each report's data were when it was answered (seconds)
     while any(t.is_alive() for t in threads):
         seen.append(report(setup))
+        behind.append((datetime.now(UTC) - seen[-1][1]).total_seconds())  # one host: one clock
     for t in threads:
         t.join()
     assert not errors, errors
@@ -140,8 +142,11 @@ def test_reports_are_served_from_the_replica_while_the_primary_decides(setup: Se
     caught_up(setup.primary, setup.replica)
     final, as_of = report(setup)
     assert final == before + DECIDERS * DECISIONS_EACH == decided_on_primary(setup)
+    behind.sort()
     print(f"{len(seen)} reports from the replica while {DECIDERS * DECISIONS_EACH} decisions were made; "
-          f"counts seen {counts[0]}..{counts[-1]}; final {final} as of {as_of.isoformat()}")  # fmt: skip
+          f"counts seen {counts[0]}..{counts[-1]}; data behind when answered: median "
+          f"{behind[len(behind) // 2] * 1000:.0f} ms, max {behind[-1] * 1000:.0f} ms; "
+          f"final {final} as of {as_of.isoformat()}")  # fmt: skip
 
 
 def test_a_lagging_replica_shows_what_it_has_and_says_as_of_when(setup: Setup) -> None:
