@@ -310,8 +310,8 @@ def bootstrap(
         backtest_policy=BacktestPolicy(
             lease_s=settings.backtest_lease_s, retention_s=settings.backtest_retention_days * 86400.0
         ),
-        reports=SqlReportQueries(reads),
-        live_reports=SqlReportQueries(sql) if reads is not sql else None,
+        reports=SqlReportQueries(reads, clock=db_clock if reads is sql else None),
+        live_reports=SqlReportQueries(sql, clock=db_clock) if reads is not sql else None,
         read_uow=read_uow if reads is not sql else None,
         webhooks=webhook_tools(settings, sql, db_clock, box),
         session_keys=tuple(session_key(k) for k in secret_keys),

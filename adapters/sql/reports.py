@@ -35,6 +35,7 @@ from adapters.sql.tables import credit_accounts, decisions, hold_settlements, ho
 from adapters.sql.types import UtcDateTime
 from creditctl.domain.hold import HoldStatus
 from creditctl.domain.report_period import OffsetSegment
+from creditctl.ports.clock import Clock
 from creditctl.ports.reports import (
     AccountExposure,
     AccountOutcome,
@@ -89,11 +90,16 @@ def _in_scope(column: Any, customers: Customers) -> ColumnElement[bool]:
 
 
 class SqlReportQueries:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
+        """`clock`: the primary's database clock, when `engine` is the primary's (a test's stand-in for it
+        then dates the reports as it dates everything else); None: asked of `engine` (a replica's)."""
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
+        self._clock = clock
 
     def as_of(self) -> datetime | None:
+        if self._clock is not None:
+            return self._clock.now()
         if self._sqlite:
             return datetime.now(UTC)  # one file, no replica: the host clock is the database clock
         with self._engine.connect() as conn:
