@@ -305,7 +305,7 @@ def bootstrap(
         shared_upstream=shared_upstream,
         upstream_configs=haier_config_tools(settings, box),
         balance_source=balance_source,
-        decision_history=SqlDecisionHistory(reads),
+        decision_history=SqlDecisionHistory(reads, clock=db_clock if reads is sql else None),
         backtests=SqlBacktestStore(sql, db_clock),
         backtest_policy=BacktestPolicy(
             lease_s=settings.backtest_lease_s, retention_s=settings.backtest_retention_days * 86400.0

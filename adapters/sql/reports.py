@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from adapters.sql.accounts import _to_account
+from adapters.sql.freshness import data_as_of
 from adapters.sql.tables import credit_accounts, decisions, hold_settlements, holds, upstream_calls
 from adapters.sql.types import UtcDateTime
 from creditctl.domain.hold import HoldStatus
@@ -70,19 +71,6 @@ _REASONS = {
 }
 
 
-# On a replica: the last replayed commit's time; later, when it has replayed everything the primary had
-# written when it sent its last message (then every commit before that message's time is here). Both are
-# the primary's clock. The receiver's columns are NULL for a role without pg_read_all_stats: then the
-# replay time alone, which is older than the truth while the primary is idle, never newer.
-_PG_AS_OF = text(
-    "SELECT CASE WHEN pg_is_in_recovery() THEN greatest("
-    "pg_last_xact_replay_timestamp(), "
-    "(SELECT last_msg_send_time FROM pg_stat_wal_receiver WHERE status = 'streaming' "
-    "AND latest_end_lsn IS NOT NULL AND pg_last_wal_replay_lsn() >= latest_end_lsn)) "
-    "ELSE clock_timestamp() END"
-)
-
-
 def _in_scope(column: Any, customers: Customers) -> ColumnElement[bool]:
     if customers is None:
         return literal(True)  # type: ignore[return-value]
@@ -98,13 +86,7 @@ class SqlReportQueries:
         self._clock = clock
 
     def as_of(self) -> datetime | None:
-        if self._clock is not None:
-            return self._clock.now()
-        if self._sqlite:
-            return datetime.now(UTC)  # one file, no replica: the host clock is the database clock
-        with self._engine.connect() as conn:
-            value: datetime | None = conn.execute(_PG_AS_OF).scalar_one()
-        return None if value is None else value.astimezone(UTC)
+        return data_as_of(self._engine, self._clock)
 
     def _local_date(self, column: Any, offset_s: int) -> Any:
         if self._sqlite:

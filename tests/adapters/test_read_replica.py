@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,13 +28,16 @@ from adapters.sql.migrate import upgrade
 from adapters.sql.tables import decisions
 from adapters.web.app import create_app
 from creditctl.domain.audit import AuditQuery
+from creditctl.domain.backtest import RunStatus
 from creditctl.domain.decision import Order
 from creditctl.ports.clock import SystemClock
 from creditctl.services.api_keys import create_api_key
 from creditctl.services.audit_export import iter_audit_events
+from creditctl.services.backtest import RunBacktest, run_backtest
 from creditctl.services.context import AppContext
 from creditctl.services.customers import refresh_balances, register_customer
 from creditctl.services.decide_order import decide_order
+from rules import default_rule_set_document, parse_rule_set
 from tests.conftest import TEST_BALANCES
 from tests.private_postgres import PrivatePostgres, caught_up, private_postgres, streaming_replica
 from tests.random_refs import random_order_id
@@ -105,6 +108,13 @@ def report(s: Setup) -> tuple[int, datetime]:
     return int(r.get_json()["decisions"]), datetime.fromisoformat(r.headers["Data-As-Of"])
 
 
+def paused(replica: PrivatePostgres) -> None:
+    """Replay paused on the replica: it receives WAL and applies none, so its lag grows from now on."""
+    replica.sql("SELECT pg_wal_replay_pause()")
+    while replica.sql("SELECT pg_get_wal_replay_pause_state()") != "paused":
+        time.sleep(0.05)
+
+
 def test_the_read_side_refuses_to_write_even_pointed_at_the_primary(setup: Setup) -> None:
     reads = read_engine_for(setup.primary.url)  # a read URL set to the primary by mistake
     with pytest.raises(DBAPIError, match="read-only transaction"), reads.connect() as conn:
@@ -152,10 +162,8 @@ def test_reports_are_served_from_the_replica_while_the_primary_decides(setup: Se
 def test_a_lagging_replica_shows_what_it_has_and_says_as_of_when(setup: Setup) -> None:
     decide(setup, "before-lag")
     caught_up(setup.primary, setup.replica)
-    setup.replica.sql("SELECT pg_wal_replay_pause()")
+    paused(setup.replica)
     try:
-        while setup.replica.sql("SELECT pg_get_wal_replay_pause_state()") != "paused":
-            time.sleep(0.05)
         shown_before, _ = report(setup)
         lagged = [decide(setup, f"lag{i}") for i in range(LAGGED_DECISIONS)]
         time.sleep(0.5)  # the lag grows while replay stays paused
@@ -198,3 +206,26 @@ def test_the_read_side_of_a_context_is_the_replica(setup: Setup) -> None:
     assert reports._engine.url.port == setup.replica.port  # type: ignore[attr-defined]
     assert setup.context.live_reports._engine.url.port == setup.primary.port  # type: ignore[attr-defined]
     assert setup.context.decision_history._engine.url.port == setup.replica.port  # type: ignore[union-attr]
+
+
+def test_a_backtest_reads_the_replica_and_waits_for_what_was_decided_before_it(setup: Setup) -> None:
+    caught_up(setup.primary, setup.replica)
+    paused(setup.replica)
+    resumer = threading.Timer(1.0, lambda: setup.replica.sql("SELECT pg_wal_replay_resume()"))
+    try:
+        lagged = [decide(setup, f"backtest{i}") for i in range(LAGGED_DECISIONS)]
+        on_primary = decided_on_primary(setup)
+        day = timedelta(days=1)
+        cmd = RunBacktest(
+            rule_set=parse_rule_set(default_rule_set_document()),
+            start=min(lagged) - day, end=max(lagged) + day, requested_by="test",
+        )  # fmt: skip
+        resumer.start()  # the run is asked for while the replica lacks the last decisions
+        context = setup.context
+        assert context.decision_history is not None and context.backtests is not None
+        run = run_backtest(cmd, history=context.decision_history, store=context.backtests)
+    finally:
+        resumer.cancel()
+        setup.replica.sql("SELECT pg_wal_replay_resume()")
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.total == run.decisions == on_primary  # none missing, although replay was paused when asked
