@@ -177,6 +177,9 @@ def test_a_lagging_replica_shows_what_it_has_and_says_as_of_when(setup: Setup) -
         assert as_of < min(lagged), "the report claims data newer than the replica has"
         assert exposure_as_of < min(lagged), "the exposure report claims holds newer than the replica has"
         assert exposure.headers["Data-As-Of"] == exposure.get_json()["as_of"]
+        as_csv = setup.client.get("/v1/reports/decisions.csv", headers=setup.auth)
+        assert as_csv.status_code == 200
+        assert datetime.fromisoformat(as_csv.headers["Data-As-Of"]) < min(lagged)
         print(f"lag {(primary_now - as_of).total_seconds():.3f} s: {LAGGED_DECISIONS} decisions not on the "
               f"replica; report as of {as_of.isoformat()}, primary at {primary_now.isoformat()}")  # fmt: skip
     finally:
