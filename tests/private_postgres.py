@@ -67,8 +67,11 @@ class PrivatePostgres:
     """One private server: `url` is its database `creditctl`; `stop()` and `start()` take it away and
     bring it back on the same port, with its data."""
 
-    def __init__(self, bin_dir: Path, folder: Path, port: int, run_as: list[str]) -> None:
+    def __init__(
+        self, bin_dir: Path, folder: Path, port: int, run_as: list[str], durable: bool = False
+    ) -> None:
         self.bin_dir, self.folder, self.port, self._run_as = bin_dir, folder, port, run_as
+        self.durable = durable  # fsync on (a bench of commits); off by default: tests need no durability
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/creditctl"
         self.admin_url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
 
@@ -109,9 +112,9 @@ class PrivatePostgres:
 
     def start(self) -> None:
         """Start it and wait until it accepts connections."""
+        unsafe = "" if self.durable else "-c fsync=off -c full_page_writes=off "
         options = (
-            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c full_page_writes=off -c max_connections=200"
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 {unsafe}-c max_connections=200"
         )
         self._pg_ctl("-o", options, "-l", str(self.folder / "server.log"), "-w", "start")
 
@@ -174,7 +177,7 @@ def restored_base_backup(primary: PrivatePostgres) -> Iterator[PrivatePostgres]:
 @contextmanager
 def _base_backup(primary: PrivatePostgres, *, standby: bool) -> Iterator[PrivatePostgres]:
     folder = _server_folder(primary._run_as, with_data=False)
-    copy = PrivatePostgres(primary.bin_dir, folder, _free_port(), primary._run_as)
+    copy = PrivatePostgres(primary.bin_dir, folder, _free_port(), primary._run_as, primary.durable)
     try:
         primary.tool(
             "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
@@ -198,15 +201,16 @@ def caught_up(primary: PrivatePostgres, replica: PrivatePostgres, timeout_s: flo
 
 
 @contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """A fresh server with an empty database `creditctl`, stopped and removed at the end."""
+def private_postgres(*, durable: bool = False) -> Iterator[PrivatePostgres]:
+    """A fresh server with an empty database `creditctl`, stopped and removed at the end; `durable`:
+    with fsync (and its copies too), for a bench whose figures depend on it."""
     bin_dir = _bin_dir()
     if bin_dir is None:
         _unavailable("initdb not found (on PATH or under /usr/lib/postgresql/*/bin): no private PostgreSQL")
     assert bin_dir is not None
     run_as = _run_as()
     folder = _server_folder(run_as)
-    server = PrivatePostgres(bin_dir, folder, _free_port(), run_as)
+    server = PrivatePostgres(bin_dir, folder, _free_port(), run_as, durable)
     try:
         subprocess.run(
             [*run_as, str(bin_dir / "initdb"), "-D", str(folder / "data"), "-A", "trust", "-U", "postgres",
