@@ -268,13 +268,14 @@ def bootstrap(
     settings = settings or load_settings()
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     sql = engine or engine_for(settings.database_url, settings.threads)
+    clock = clock or SystemClock()
+    db_clock = SqlDatabaseClock(sql, override=database_clock)
+    cache = RuleSetCache()
+
     # Reports, exports and backtests only: reads that tolerate lag and say how fresh they are (as_of).
     reads = sql
     if settings.read_database_url:
         reads = read_engine_for(settings.read_database_url, settings.threads)
-    clock = clock or SystemClock()
-    db_clock = SqlDatabaseClock(sql, override=database_clock)
-    cache = RuleSetCache()
     secret_keys = ensure_secret_keys(settings)
     box = FernetSecretBox(secret_keys)
 
