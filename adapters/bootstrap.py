@@ -18,7 +18,7 @@ import click
 from dotenv import dotenv_values
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from adapters.anchor.file_anchor_sink import FileAnchorSink
 from adapters.anchor.http_anchor_sink import HttpAnchorSink
@@ -103,6 +103,8 @@ class Settings:
     audit_anchor_secret: str | None = None
     # The owner's URL for migrations and `creditctl db roles` (PostgreSQL); None: database_url's.
     migrate_database_url: str | None = None
+    # A streaming replica (or any read-only copy) for reports, exports and backtests; None: the primary.
+    read_database_url: str | None = None
     backtest_lease_s: float = 60.0
     backtest_retention_days: float = 30.0
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -142,6 +144,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         audit_anchor_every_s=_positive(env, "CREDITCTL_AUDIT_ANCHOR_EVERY_S", "60"),
         audit_anchor_secret=env.get("CREDITCTL_AUDIT_ANCHOR_SECRET") or None,
         migrate_database_url=env.get("CREDITCTL_MIGRATE_DATABASE_URL") or None,
+        read_database_url=_read_url(env.get("CREDITCTL_READ_DATABASE_URL") or None),
         backtest_lease_s=_positive(env, "CREDITCTL_BACKTEST_LEASE_S", "60"),
         backtest_retention_days=_positive(env, "CREDITCTL_BACKTEST_RETENTION_DAYS", "30"),
     )
@@ -206,6 +209,19 @@ def _trusted_proxies(value: str) -> int:
     return int(text)
 
 
+def _read_url(value: str | None) -> str | None:
+    """A replica is PostgreSQL's: any other URL is refused at start, not discovered at the first report."""
+    if value is None:
+        return None
+    try:
+        backend = make_url(value).get_backend_name()
+    except ArgumentError:
+        backend = ""
+    if backend != "postgresql":
+        raise SystemExit("CREDITCTL_READ_DATABASE_URL must be a postgresql+psycopg:// URL (a replica)")
+    return value
+
+
 def _cors_origins(value: str) -> tuple[str, ...]:
     if not value.strip():
         return ()  # the default: nothing to parse, and no web framework to import for it
@@ -227,6 +243,16 @@ def engine_for(url: str, threads: int = 8) -> Engine:
     return _ENGINES[url]
 
 
+def read_engine_for(url: str, threads: int = 8) -> Engine:
+    """The read side's engine: its own pool, every transaction BEGIN READ ONLY (psycopg's read_only; no
+    session setting, so it holds through PgBouncer's transaction pooling too). Pointed at a primary by
+    mistake, a write through it fails instead of landing beside the decision path."""
+    key = f"read-only {url}"
+    if key not in _ENGINES:
+        _ENGINES[key] = make_engine(url, threads=threads).execution_options(postgresql_readonly=True)
+    return _ENGINES[key]
+
+
 def bootstrap(
     settings: Settings | None = None,
     *,
@@ -245,11 +271,19 @@ def bootstrap(
     clock = clock or SystemClock()
     db_clock = SqlDatabaseClock(sql, override=database_clock)
     cache = RuleSetCache()
+
+    # Reports, exports and backtests only: reads that tolerate lag and say how fresh they are (as_of).
+    reads = sql
+    if settings.read_database_url:
+        reads = read_engine_for(settings.read_database_url, settings.threads)
     secret_keys = ensure_secret_keys(settings)
     box = FernetSecretBox(secret_keys)
 
     def uow() -> UnitOfWork:
         return SqlUnitOfWork(sql, rule_set_cache=cache, database_clock=database_clock)
+
+    def read_uow() -> UnitOfWork:
+        return SqlUnitOfWork(reads, rule_set_cache=cache, database_clock=database_clock)
 
     def ping_database() -> None:
         with sql.connect() as conn:
@@ -272,12 +306,14 @@ def bootstrap(
         shared_upstream=shared_upstream,
         upstream_configs=haier_config_tools(settings, box),
         balance_source=balance_source,
-        decision_history=SqlDecisionHistory(sql),
+        decision_history=SqlDecisionHistory(reads, clock=db_clock if reads is sql else None),
         backtests=SqlBacktestStore(sql, db_clock),
         backtest_policy=BacktestPolicy(
             lease_s=settings.backtest_lease_s, retention_s=settings.backtest_retention_days * 86400.0
         ),
-        reports=SqlReportQueries(sql),
+        reports=SqlReportQueries(reads, clock=db_clock if reads is sql else None),
+        live_reports=SqlReportQueries(sql, clock=db_clock) if reads is not sql else None,
+        read_uow=read_uow if reads is not sql else None,
         webhooks=webhook_tools(settings, sql, db_clock, box),
         session_keys=tuple(session_key(k) for k in secret_keys),
         console_sessions=SqlConsoleSessions(sql, db_clock),

@@ -19,6 +19,7 @@ from creditctl.domain.errors import (
     InvalidRequest,
     NotFound,
     PreconditionFailed,
+    ReadReplicaNotReady,
     Unauthenticated,
     UpstreamUnavailable,
 )
@@ -35,6 +36,7 @@ _STATUS: list[tuple[type[CreditctlError], int, str]] = [
     (Forbidden, 403, "Forbidden"),
     (PreconditionFailed, 412, "Precondition failed"),
     (UpstreamUnavailable, 503, "Balance source unavailable"),
+    (ReadReplicaNotReady, 503, "Read replica not ready"),
     (SecretUnreadable, 500, "Stored secret unreadable"),  # our keys or our data, not the request
 ]
 _UPSTREAM_STATUS = {
