@@ -39,7 +39,7 @@ class RateLimitPolicy:
 
 
 def parse_rate(text: str, burst: str | None = None) -> RateLimitPolicy:
-    """"100/s", "6000/min" or "off"; burst defaults to two seconds' worth (at least 1)."""
+    """ "100/s", "6000/min" or "off"; burst defaults to two seconds' worth (at least 1)."""
     if text.strip().lower() in ("off", "0", "none"):
         return RateLimitPolicy(0.0, 0.0)
     match = _RATE.match(text.lower())

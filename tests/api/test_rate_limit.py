@@ -11,7 +11,7 @@ from flask import Flask
 
 from adapters.bootstrap import Settings, load_settings
 from adapters.web.app import create_app
-from adapters.web.rate_limit import RateLimitPolicy, RateLimited, TokenBuckets, parse_rate
+from adapters.web.rate_limit import RateLimited, RateLimitPolicy, TokenBuckets, parse_rate
 from creditctl.services.context import AppContext
 from tests.api.conftest import Api, assert_problem, order
 
@@ -110,7 +110,10 @@ def test_every_authenticated_operation_documents_429(client: Any) -> None:
     missing = [f"{m.upper()} {p}" for p, m, op in authenticated if "429" not in op["responses"]]
     assert not missing, missing
     open_ones = [
-        op for ops in spec["paths"].values() for op in ops.values() if isinstance(op, dict) and op.get("security") == []
+        op
+        for ops in spec["paths"].values()
+        for op in ops.values()
+        if isinstance(op, dict) and op.get("security") == []
     ]
     assert all("429" not in op["responses"] for op in open_ones)
 
