@@ -35,6 +35,7 @@ from adapters.sql.database_clock import SqlDatabaseClock
 from adapters.sql.decision_history import SqlDecisionHistory
 from adapters.sql.diagnose import explain_database_error
 from adapters.sql.engine import make_engine
+from adapters.sql.idempotency import reseal_answers
 from adapters.sql.reports import SqlReportQueries, SqlUpstreamCallLog
 from adapters.sql.roles import RoleSetupError, role_statements, setup_app_role
 from adapters.sql.rule_sets import RuleSetCache
@@ -450,6 +451,7 @@ def reseal_secrets(settings: Settings) -> dict[str, int]:
         "configs": reseal_configs(uow=context.uow(), box=box),
         "tokens": SqlTokenStore(engine, box).reseal_all(),
         "webhooks": SqlWebhookStore(engine).reseal_all(box.reseal),
+        "idempotent_answers": reseal_answers(engine, box.reseal),
     }
 
 
