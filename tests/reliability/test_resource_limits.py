@@ -7,7 +7,8 @@ item over the batch maximum; one key sending 200 requests a second meets 429 wit
 while another key sending at the same time is never refused; 50 orders a second on one account are all
 decided, cost at most one upstream call per refresh period, and both invariant checkers' inside half
 passes. Time is a fake clock (the rate limiter's and the service's): the bounds are counts and ratios,
-never milliseconds.
+never milliseconds. Last, the limit as `creditctl serve` runs it (2 gunicorn workers): within the documented
+per-worker scope.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
+from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from sqlalchemy import Engine
 
@@ -28,6 +33,7 @@ from adapters.web.app import create_app
 from adapters.web.rate_limit import DEFAULT_RATE, TokenBuckets, parse_rate
 from creditctl.services.context import AppContext
 from tests.api.conftest import CUSTOMER_A, Api, assert_problem, order
+from tests.e2e.served import served_demo
 from tests.invariants import assert_invariants
 from tests.random_refs import random_order_id
 
@@ -194,3 +200,32 @@ def test_50_orders_a_second_on_one_account_are_all_decided_within_the_upstream_b
     assert "approve" in outcomes
     assert len(balances.calls) <= 1, (f"seed {SEED}", balances.calls)
     assert_invariants(sqlite_engine, f"seed {SEED}")
+
+
+@pytest.mark.e2e
+def test_served_by_gunicorn_the_limit_is_per_key_and_per_worker_process(tmp_path: Path) -> None:
+    """`creditctl serve` with 2 worker processes and a rate of 5/s (burst 5) per key: one key sending as
+    fast as it can meets 429 problem+json with Retry-After; what it gets through is within the documented
+    scope, at most workers x (burst + rate x elapsed); another key is not refused meanwhile. The bound
+    grows with the measured time, so a slow machine cannot make it fail."""
+    with served_demo(
+        tmp_path, workers=2, CREDITCTL_RATE_LIMIT_PER_KEY="5/s", CREDITCTL_RATE_LIMIT_BURST="5"
+    ) as served:
+        session = requests.Session()
+        orders = {"Authorization": f"Bearer {served.keys['orders']}"}
+        auditor = {"Authorization": f"Bearer {served.keys['auditor']}"}
+        started = time.monotonic()
+        answers = [
+            session.get(f"{served.url}/v1/decisions/nope", headers=orders, timeout=10) for _ in range(60)
+        ]
+        elapsed = time.monotonic() - started
+        other = [
+            session.get(f"{served.url}/v1/decisions/nope", headers=auditor, timeout=10) for _ in range(3)
+        ]
+    statuses = Counter(r.status_code for r in answers)
+    assert set(statuses) <= {404, 429} and statuses[429] > 0, statuses
+    refused = next(r for r in answers if r.status_code == 429)
+    assert refused.headers["Content-Type"].startswith("application/problem+json")
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert 5 <= statuses[404] <= 2 * (5 + 5 * elapsed) + 1, (statuses, elapsed)
+    assert [r.status_code for r in other] == [404] * 3
