@@ -409,6 +409,8 @@ def create_wsgi_app(settings: Settings | None = None, config: Mapping[str, Any] 
         "SESSION_COOKIE_SECURE": settings.console_secure_cookie,
         "CREDITCTL_TRUSTED_PROXIES": settings.trusted_proxies,
         "CREDITCTL_RATE_LIMIT": settings.rate_limit,
+        # one table for every worker process of this instance (adapters/web/rate_limit.py)
+        "CREDITCTL_RATE_LIMIT_TABLE": str(settings.instance_path / "rate-limit.table"),
         **(config or {}),
     }
     return create_app(bootstrap(settings), web_config)

@@ -1,21 +1,28 @@
-"""A per-key rate limit: a token bucket per API key, in the worker process (OWASP API4, resource use).
+"""A per-key rate limit: a token bucket per API key (OWASP API4, unrestricted resource consumption).
 
-Why in process: the decision path must not gain a database or network round trip for it; a bucket costs a
-lock and a few float operations (about a microsecond, bench/rate_limit.py). The price is its scope: each
-gunicorn worker process keeps its own buckets, so an instance with W workers admits a key between `rate`
-(its requests all reach one worker) and W x `rate` (spread evenly), and N instances multiply that by N.
-It protects the service from one runaway order system; it is not a quota to bill by. A key over its rate is
-answered 429 problem+json with Retry-After (whole seconds until a token is back) and nothing changes; other
-keys have their own buckets and are unaffected.
+The decision path must not gain a database or network round trip for it. `creditctl serve` (gunicorn,
+through bootstrap.create_wsgi_app) uses SharedTokenBuckets: one table in a small memory-mapped file in the
+instance folder, shared by every worker process of the instance, so the instance admits a key at `rate`
+whatever worker its requests reach; N instances (each its own instance folder, or host) admit it at N x
+`rate`. An app made by create_app without that file (tests, another WSGI server) keeps TokenBuckets, per
+process: then W worker processes admit between `rate` and W x `rate`. Either is a guard against a runaway
+client, not a quota to bill by. A key over its rate is answered 429 problem+json with Retry-After (whole
+seconds until a token is back) and nothing changes; other keys have their own buckets and are unaffected.
+The cost is a few microseconds a request (bench/rate_limit.py).
 
 Hand-written rather than Flask-Limiter/limits: those keep a moving window per key in a storage object
-with several dict operations and time lookups per hit; a token bucket is the whole algorithm here.
+(in process, or Redis/memcached: a network round trip); a token bucket is the whole algorithm here, and
+sharing it between a host's processes is the part no such library does without a server.
 """
 
 from __future__ import annotations
 
+import fcntl
 import math
+import mmap
+import os
 import re
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -97,3 +104,83 @@ class TokenBuckets:
                 return
             bucket[0] = tokens
         raise RateLimited(max(1, math.ceil((1.0 - tokens) / policy.rate_per_s)))
+
+
+_SLOT = struct.Struct("=qdd")  # key id + 1 (0: free), tokens, at (time.monotonic: one clock for the host)
+_PROBES = 16
+
+
+class SharedTokenBuckets:
+    """The same buckets, shared by every process that serves from one instance folder (the gunicorn
+    workers of an instance): the instance as a whole admits a key at `rate`, however its requests spread
+    over the workers. A small file there (`path`, 96 KiB) is mapped into each process's memory and holds
+    a fixed table of (key id, tokens, time) slots, open addressing; each process locks it with flock on its
+    own descriptor, so the kernel releases the lock of a worker that dies holding it (a SIGKILLed worker
+    never wedges the others); a thread lock orders one process's threads first. No database round trip:
+    two flock calls and a few struct reads (bench/rate_limit.py). A full probe window clears the table:
+    full buckets for everyone, generous, never wrong-footed. Times are time.monotonic(), one clock for
+    every process of the host; an entry from before a reboot (a later time than now) starts afresh."""
+
+    def __init__(
+        self,
+        policy: RateLimitPolicy,
+        path: str | os.PathLike[str],
+        *,
+        slots: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = policy
+        self.path = os.fspath(path)
+        self._clock = clock
+        self._slots = slots
+        self._local = threading.Lock()
+        self._opened: tuple[int, int, mmap.mmap] | None = None  # (pid, descriptor, map): one per process
+
+    def _table(self) -> tuple[int, mmap.mmap]:
+        opened = self._opened
+        if opened is None or opened[0] != os.getpid():  # first use, or a forked child: open its own
+            size = self._slots * _SLOT.size
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.fstat(fd).st_size != size:
+                    os.ftruncate(fd, 0)
+                    os.ftruncate(fd, size)  # a new or resized table: all slots free
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            opened = self._opened = (os.getpid(), fd, mmap.mmap(fd, size))
+        return opened[1], opened[2]
+
+    def take(self, key: int) -> None:
+        """Spend one token of `key`'s bucket (an API key id), or raise RateLimited (spending nothing)."""
+        policy = self.policy
+        if not policy.enabled:
+            return
+        now = self._clock()
+        with self._local:
+            fd, mem = self._table()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                tokens = self._spend(mem, int(key) + 1, now)  # +1: 0 marks a free slot
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        if tokens is not None:
+            raise RateLimited(max(1, math.ceil((1.0 - tokens) / policy.rate_per_s)))
+
+    def _spend(self, mem: mmap.mmap, slot_key: int, now: float) -> float | None:
+        """Under the lock: spend a token of `slot_key`; None when spent, else the tokens there were."""
+        policy, size = self.policy, _SLOT.size
+        start = slot_key % self._slots
+        for probe in range(_PROBES):
+            offset = ((start + probe) % self._slots) * size
+            found, tokens, at = _SLOT.unpack_from(mem, offset)
+            if found == 0 or (found == slot_key and at > now):
+                tokens, at = policy.burst, now  # a free slot, or one written before a reboot
+            elif found != slot_key:
+                continue
+            tokens = min(policy.burst, tokens + (now - at) * policy.rate_per_s)
+            spent = tokens >= 1.0
+            _SLOT.pack_into(mem, offset, slot_key, tokens - 1.0 if spent else tokens, now)
+            return None if spent else tokens
+        mem[:] = bytes(len(mem))  # the window is full: start afresh
+        return self._spend(mem, slot_key, now)

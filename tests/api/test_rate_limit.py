@@ -4,6 +4,13 @@ authenticated operation; the setting is read and checked. Time is a fake clock: 
 
 from __future__ import annotations
 
+import fcntl
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +18,13 @@ from flask import Flask
 
 from adapters.bootstrap import Settings, load_settings
 from adapters.web.app import create_app
-from adapters.web.rate_limit import RateLimited, RateLimitPolicy, TokenBuckets, parse_rate
+from adapters.web.rate_limit import (
+    RateLimited,
+    RateLimitPolicy,
+    SharedTokenBuckets,
+    TokenBuckets,
+    parse_rate,
+)
 from creditctl.services.context import AppContext
 from tests.api.conftest import Api, assert_problem, order
 
@@ -153,3 +166,97 @@ def test_the_seed_compatible_view_answers_429_in_its_own_shape(client: Any, keys
     assert answers[-1].mimetype == "application/json"
     assert answers[-1].json["code"] == "RATE_LIMITED" and answers[-1].json["success"] is False
     assert answers[-1].headers["Retry-After"] == "1"
+
+
+# -- one table for every worker process of an instance ---------------------------------------------------
+
+
+def _take_all(buckets: SharedTokenBuckets, key: int, n: int) -> int:
+    admitted = 0
+    for _ in range(n):
+        try:
+            buckets.take(key)
+            admitted += 1
+        except RateLimited:
+            pass
+    return admitted
+
+
+def _in_children(work: Callable[[], int], n: int) -> list[int]:
+    """Run `work` in n forked processes at once (as gunicorn's workers are); what each returned."""
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.SimpleQueue()
+    start = ctx.Event()
+
+    def child() -> None:
+        start.wait(30)
+        results.put(work())
+
+    children = [ctx.Process(target=child) for _ in range(n)]
+    for c in children:
+        c.start()
+    start.set()
+    for c in children:
+        c.join(60)
+    assert all(c.exitcode == 0 for c in children), [c.exitcode for c in children]
+    return [results.get() for _ in range(n)]
+
+
+def test_the_shared_table_admits_a_key_at_its_rate_across_processes(tmp_path: Path) -> None:
+    """Four processes take from one key with the clock standing still: together they get the burst,
+    not four bursts; another key has its own."""
+    t = Ticks()
+    buckets = SharedTokenBuckets(RateLimitPolicy(10.0, 20.0), tmp_path / "rate-limit.table", clock=t)
+    assert sum(_in_children(lambda: _take_all(buckets, 7, 50), 4)) == 20
+    assert _take_all(buckets, 8, 50) == 20
+    t.now += 1.0  # a second later: ten more, wherever they are asked for
+    assert sum(_in_children(lambda: _take_all(buckets, 7, 50), 4)) == 10
+
+
+def test_a_process_killed_while_holding_the_table_does_not_wedge_the_others(tmp_path: Path) -> None:
+    buckets = SharedTokenBuckets(RateLimitPolicy(10.0, 5.0), tmp_path / "rate-limit.table", clock=Ticks())
+    holding = multiprocessing.get_context("fork").Event()
+
+    def hold_forever() -> None:
+        fd, _ = buckets._table()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        holding.set()
+        time.sleep(600)
+
+    child = multiprocessing.get_context("fork").Process(target=hold_forever)
+    child.start()
+    try:
+        assert holding.wait(30)
+        os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        child.join(30)
+    finally:
+        if child.is_alive():
+            child.kill()
+    assert _take_all(buckets, 1, 6) == 5  # the kernel released the dead worker's lock
+
+
+def test_the_shared_table_answers_like_the_in_process_one(tmp_path: Path) -> None:
+    t = Ticks()
+    shared = SharedTokenBuckets(RateLimitPolicy(0.25, 1.0), tmp_path / "t", clock=t)
+    shared.take(3)
+    with pytest.raises(RateLimited) as refused:
+        shared.take(3)
+    assert refused.value.retry_after_s == 4
+    t.now += 4
+    shared.take(3)
+
+
+def test_a_full_shared_table_starts_afresh_rather_than_refusing(tmp_path: Path) -> None:
+    buckets = SharedTokenBuckets(RateLimitPolicy(1.0, 1.0), tmp_path / "t", slots=4, clock=Ticks())
+    assert [_take_all(buckets, k, 1) for k in range(10)] == [1] * 10
+
+
+def test_served_apps_share_the_instance_table_and_plain_apps_keep_their_own(
+    context: AppContext, tmp_path: Path
+) -> None:
+    policy = RateLimitPolicy(10.0, 5.0)
+    table = tmp_path / "rate-limit.table"
+    served = create_app(context, {"CREDITCTL_RATE_LIMIT": policy, "CREDITCTL_RATE_LIMIT_TABLE": str(table)})
+    plain = create_app(context, {"CREDITCTL_RATE_LIMIT": policy})
+    assert isinstance(served.extensions["creditctl.rate_limit"], SharedTokenBuckets)
+    assert isinstance(plain.extensions["creditctl.rate_limit"], TokenBuckets)
