@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import event
 
 from adapters.bootstrap import Settings, load_settings
 from adapters.web.app import create_app
@@ -260,3 +261,35 @@ def test_served_apps_share_the_instance_table_and_plain_apps_keep_their_own(
     plain = create_app(context, {"CREDITCTL_RATE_LIMIT": policy})
     assert isinstance(served.extensions["creditctl.rate_limit"], SharedTokenBuckets)
     assert isinstance(plain.extensions["creditctl.rate_limit"], TokenBuckets)
+
+
+def test_the_limit_adds_no_database_statement_to_a_decision(
+    context: AppContext, keys: dict[str, str], sqlite_engine: Any, tmp_path: Path
+) -> None:
+    """The same decision request through an app without the limit and one with the instance's shared
+    table: the same number of SQL statements (the limit never asks the database)."""
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    policy = RateLimitPolicy(100.0, 200.0)
+    table = str(tmp_path / "rate-limit.table")
+    apps = {
+        "off": create_app(context, {"TESTING": True}),
+        "on": create_app(context, {"CREDITCTL_RATE_LIMIT": policy, "CREDITCTL_RATE_LIMIT_TABLE": table}),
+    }
+    headers = {"Authorization": f"Bearer {keys['orders']}"}
+    for app in apps.values():  # warm each app's key cache and the rule set cache
+        app.test_client().post("/v1/decisions", json=order(), headers=headers)
+    counted = {}
+    event.listen(sqlite_engine, "before_cursor_execute", count)
+    try:
+        for name, app in apps.items():
+            statements.clear()
+            r = app.test_client().post("/v1/decisions", json=order(), headers=headers)
+            assert r.status_code == 201, r.json
+            counted[name] = len(statements)
+    finally:
+        event.remove(sqlite_engine, "before_cursor_execute", count)
+    assert counted["on"] == counted["off"] > 0, counted
