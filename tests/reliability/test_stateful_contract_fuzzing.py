@@ -113,7 +113,7 @@ def machine(app: Any, keys: dict[str, str], role: str, secrets: list[str], found
     return Decisions
 
 
-@pytest.mark.timeout(300 if LONG else 120)
+@pytest.mark.timeout(1200 if LONG else 120)
 @pytest.mark.parametrize("role", ["orders", "admin", "orders_a"])
 def test_stateful_runs_keep_the_contract_and_never_show_another_customer(
     app: Any, api: Any, keys: dict[str, str], role: str
