@@ -10,6 +10,7 @@ tampered ciphertext is a clean SecretUnreadable, and decisions fall back instead
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import re
 from collections.abc import Iterator
@@ -178,6 +179,10 @@ def test_no_secret_in_logs_answers_or_the_database_file(
     assert emulator.echo.echoed >= 3
     emulator.echo.mode = None
 
+    # 5. webhooks: a subscription made with an Idempotency-Key (its answer, showing the secret once, is
+    # kept), its secret rotated, deliveries signed and sent to a receiver that fails with 500
+    webhook_secrets = webhook_paths_at_debug(stack)
+
     secrets = stack.secrets()
     assert len(emulator.issued_tokens()) >= 2
     leaks = [
@@ -199,6 +204,40 @@ def test_no_secret_in_logs_answers_or_the_database_file(
     raw = database_bytes(stack.engine)
     assert b"enc:v1:" in raw
     assert [s[:6] for s in secrets if s.encode() in raw] == []
+    # the webhook secrets were shown once, as they must be (not in stack.answers), and nowhere else
+    assert any(r.name == "creditctl.webhooks" for r in caplog.records)  # the dead delivery was logged
+    assert [(r.name, s[:6]) for r in caplog.records for s in webhook_secrets if s in record_text(r)] == []
+    assert [s[:6] for s in webhook_secrets if s.encode() in raw] == []
+
+
+def webhook_paths_at_debug(stack: Stack) -> list[str]:
+    """Create (idempotently), rotate, and deliver to a failing receiver; the secrets the API showed."""
+    admin = _auth(stack, "admin")
+    receiver = Receiver("", status=500)
+    with running(receiver):
+        made = stack.client.post(
+            "/v1/webhooks",
+            json={"url": receiver.url, "events": ["upstream.down"]},
+            headers={**admin, "Idempotency-Key": "debug-paths"},
+        )
+        assert made.status_code == 201, made.json
+        again = stack.client.post(
+            "/v1/webhooks",
+            json={"url": receiver.url, "events": ["upstream.down"]},
+            headers={**admin, "Idempotency-Key": "debug-paths"},
+        )
+        assert again.json == made.json
+        rotated = stack.client.post(f"/v1/webhooks/{made.json['id']}/rotate-secret", json={}, headers=admin)
+        assert rotated.status_code == 200, rotated.json
+        tools = stack.context.webhooks
+        assert tools is not None
+        with stack.context.uow() as uow:
+            uow.outbox.add(event_id="debug-1", topic="upstream.down", payload={}, now=uow.now())
+            uow.commit()
+        once = dataclasses.replace(tools.policy, max_attempts=1)  # dead at once: its error is logged
+        deliver_round(store=tools.store, notifier=tools.notifier, box=tools.box, policy=once)
+        assert receiver.requests >= 1
+    return [made.json["secret"], rotated.json["secret"]]
 
 
 def test_rotation_seal_with_a_read_with_b_and_a_reseal_then_b_alone(stack: Stack, tmp_path: Path) -> None:
