@@ -507,7 +507,7 @@ class Instance:
         if self.shim or status != 409 or not audit:
             raise RuntimeError(f"the service does not decide: probe answered {status}: {body[:500]}")
         print(
-            "  !! probe decision answered 409 on a fresh order id: SqlDecisionRepository.add_if_new\n"
+            "  !! probe decision answered 409 on a fresh order id: SqlDecisionRepository.add_new\n"
             "     reads the rowcount of an INSERT, -1 on this SQLAlchemy/psycopg (see bench/shim/wsgi.py).\n"
             "     Measuring the service through bench/shim (preserve_rowcount=True): 'rowcount shim'.",
             flush=True,

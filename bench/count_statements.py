@@ -82,8 +82,24 @@ def parse_trace(text: str) -> list[dict[str, Any]]:
     return trips
 
 
+def statements(trip: dict[str, Any]) -> list[str]:
+    """The statements a round trip carried, in order (several when psycopg's pipeline mode batched them)."""
+    return [t for k, t, _ in trip["sent"] if k in ("Query", "Bind")]
+
+
+def ends_with_commit(trip: dict[str, Any]) -> bool:
+    sent = statements(trip)
+    return bool(sent) and sent[-1].rstrip().upper().endswith("COMMIT")
+
+
 def describe(trip: dict[str, Any]) -> str:
-    """One line for a round trip: the statement it ran and how (simple query, parse+bind, prepared)."""
+    """One line for a round trip: the statement it ran and how (simple query, parse+bind, prepared);
+    a pipelined trip lists the first words of each statement it carried."""
+    sent = statements(trip)
+    if len(sent) > 1:
+        return f"{'pipeline (' + str(len(sent)) + ' stmts)':<24} " + " + ".join(
+            " ".join(t.split()[:3]) for t in sent
+        )
     kinds = [k for k, _, _ in trip["sent"]]
     text = next((t for k, t, _ in trip["sent"] if k in ("Parse", "Query")), None)
     if text is None:
@@ -110,7 +126,7 @@ def _ts(ts: str) -> float:
 def lock_span(trips: list[dict[str, Any]]) -> float:
     """ms from sending SELECT ... FOR UPDATE to the COMMIT's answer (0 if there is none)."""
     start = next((_ts(t["start"]) for t in trips if "FOR UPDATE" in describe(t).upper()), None)
-    end = next((_ts(t["end"]) for t in trips if describe(t).rstrip().upper().endswith("COMMIT")), None)
+    end = next((_ts(t["end"]) for t in trips if ends_with_commit(t)), None)
     return 0.0 if start is None or end is None else (end - start) * 1000
 
 
@@ -127,7 +143,7 @@ def report(per_decision: list[list[dict[str, Any]]], sa_counts: list[int], show:
             gap = "" if prev_end is None else f"{(_ts(t['start']) - prev_end) * 1000:6.2f}"
             mark = "L" if locked else " "
             print(f"  {j:>2} {mark} {gap:>6} {ms:6.2f} ms  {line[:200]}")
-            if locked and line.upper().endswith("COMMIT"):
+            if locked and ends_with_commit(t):
                 locked = False
                 held = (_ts(t["end"]) - lock_start) * 1000
                 print(f"     row lock held {held:.2f} ms (FOR UPDATE sent -> COMMIT answered)")
@@ -147,7 +163,7 @@ def report(per_decision: list[list[dict[str, Any]]], sa_counts: list[int], show:
         (_ts(t["end"]) - _ts(t["start"])) * 1000
         for trips in per_decision
         for t in trips
-        if describe(t).rstrip().upper().endswith("COMMIT")
+        if ends_with_commit(t)
     )
     if spans and commits:
         print(

@@ -33,7 +33,7 @@ from creditctl.domain.rule_set import (
 )
 from creditctl.ports.clock import Clock
 from creditctl.ports.idempotency import write_pending_claim
-from creditctl.ports.repositories import QueueQuery
+from creditctl.ports.repositories import OrderIdTaken, QueueQuery
 from creditctl.ports.upstream_configs import StoredConfig
 from rules import parse_rule_set
 
@@ -85,15 +85,22 @@ class FakeUnitOfWork:
     def _w(self) -> FakeState:
         return self._local.work  # type: ignore[no-any-return]
 
+    def batched(self) -> Self:
+        """As the SQL unit of work's: a taken order id then surfaces at commit(), not at the insert."""
+        self._local.batched = True
+        return self
+
     def __enter__(self) -> Self:
         self.store.lock.acquire()
+        self._local.batch = _Batch(getattr(self._local, "batched", False))
+        self._local.batched = False
         self._bind(copy.deepcopy(self.store.state))
         return self
 
     def _bind(self, work: FakeState) -> None:
         self._local.work = work
         self.accounts, self.customers = _Accounts(work), _Customers(work)
-        self.decisions, self.holds = _Decisions(work), _Holds(work)
+        self.decisions, self.holds = _Decisions(work, self._local.batch), _Holds(work)
         self.rule_sets, self.api_keys, self.outbox = _RuleSets(work, self.now), _ApiKeys(work), _Outbox(work)
         self.upstream_configs = _UpstreamConfigs(work)
         self.payments, self.balance_history = _Payments(work), _BalanceHistory(work)
@@ -110,6 +117,10 @@ class FakeUnitOfWork:
         self.store.lock.release()
 
     def commit(self) -> None:
+        if self._local.batch.failed is not None:  # a batched write failed: nothing of the unit is kept
+            failed, self._local.batch.failed = self._local.batch.failed, None
+            self.rollback()
+            raise failed
         claim = write_pending_claim(self.idempotency)  # the request's Idempotency-Key, with the change
         self.store.state = copy.deepcopy(self._w)
         self.store.commits += 1
@@ -118,6 +129,14 @@ class FakeUnitOfWork:
 
     def rollback(self) -> None:
         self._bind(copy.deepcopy(self.store.state))
+
+
+@dataclass
+class _Batch:
+    """A batched unit's state: its first failed write, raised from commit() as the database would."""
+
+    on: bool
+    failed: Exception | None = None
 
 
 class _Accounts:
@@ -169,8 +188,9 @@ class _Customers:
 
 
 class _Decisions:
-    def __init__(self, w: FakeState) -> None:
+    def __init__(self, w: FakeState, batch: _Batch) -> None:
         self.w = w
+        self.batch = batch
 
     def get(self, customer_code: str, order_id: str) -> Decision | None:
         return self._with_hold(self.w.decisions.get((customer_code, order_id)))
@@ -209,12 +229,14 @@ class _Decisions:
         found.sort(key=lambda d: (d.decided_at, d.id), reverse=True)
         return [self._with_hold(d) for d in found[:limit]]  # type: ignore[misc]
 
-    def add_if_new(self, decision: Decision) -> bool:
+    def add_new(self, decision: Decision) -> None:
         key = (decision.order.customer_code, decision.order_id)
         if key in self.w.decisions:
-            return False
+            if not self.batch.on:
+                raise OrderIdTaken(decision.order_id)
+            self.batch.failed = self.batch.failed or OrderIdTaken(decision.order_id)
+            return
         self.w.decisions[key] = copy.deepcopy(decision)
-        return True
 
     def update(self, decision: Decision) -> None:
         self.w.decisions[(decision.order.customer_code, decision.order_id)] = copy.deepcopy(decision)

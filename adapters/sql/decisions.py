@@ -1,21 +1,23 @@
-"""Decisions on SQL. An order id is unique per customer: a racing duplicate insert is told, not raised."""
+"""Decisions on SQL. An order id is unique per customer: a racing duplicate insert is OrderIdTaken."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, bindparam, or_, select, tuple_, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from adapters.sql import driver_statements
+from adapters.sql.driver_statements import DriverStatement
 from adapters.sql.holds import settlements_of
 from adapters.sql.tables import decisions, holds
 from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.decision import Decision, DecisionState, Order, Reason
 from creditctl.domain.hold import Hold, HoldStatus
 from creditctl.domain.money import from_fen, to_fen
-from creditctl.ports.repositories import QueueQuery
+from creditctl.ports.repositories import OrderIdTaken, QueueQuery
 from rules import Outcome
 
 _d = decisions.c
@@ -33,12 +35,26 @@ _INSERT_NEW = {
     .on_conflict_do_nothing(index_elements=_KEY)
     .execution_options(preserve_rowcount=True),
 }
+# Batched (PostgreSQL, the decision's writes sent with its COMMIT): a plain INSERT, so that a taken order
+# id fails the transaction and every write queued after it, which then surfaces at commit.
+_PG_INSERTS: dict[tuple[str, ...], DriverStatement] = {}  # by the columns written (one shape in practice)
+
+
+def _insert_batched(keys: tuple[str, ...]) -> DriverStatement:
+    statement = _PG_INSERTS.get(keys)
+    if statement is None:
+        statement = _PG_INSERTS.setdefault(keys, DriverStatement.of(insert(decisions), keys=keys))
+    return statement
+
+
+ORDER_KEY = "uq_decisions_customer_order"  # the constraint a taken order id violates
 _UPDATE = update(decisions).where(_d.id == bindparam("k_id"))
 
 
 class SqlDecisionRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, batched: bool = False) -> None:
         self._conn = conn
+        self._batched = batched
 
     def get(self, customer_code: str, order_id: str) -> Decision | None:
         row = self._conn.execute(_GET, {"k_customer": customer_code, "k_order": order_id}).first()
@@ -79,7 +95,7 @@ class SqlDecisionRepository:
         stmt = stmt.order_by(_d.decided_at.desc(), _d.id.desc()).limit(limit)
         return [_to_decision(r) for r in self._conn.execute(stmt)]
 
-    def add_if_new(self, decision: Decision) -> bool:
+    def add_new(self, decision: Decision) -> None:
         values = _values(decision) | {
             "id": decision.id,
             "order_id": decision.order_id,
@@ -91,8 +107,11 @@ class SqlDecisionRepository:
             "metadata": decision.order.metadata,
             "fingerprint": decision.fingerprint,
         }
-        result = self._conn.execute(_INSERT_NEW[self._conn.dialect.name], values)
-        return result.rowcount == 1
+        if self._batched:  # a taken id fails the transaction: OrderIdTaken from the unit's commit
+            driver_statements.execute(self._conn, _insert_batched(tuple(values)), values)
+            return
+        if self._conn.execute(_INSERT_NEW[self._conn.dialect.name], values).rowcount != 1:
+            raise OrderIdTaken(decision.order_id)
 
     def update(self, decision: Decision) -> None:
         self._conn.execute(_UPDATE, _values(decision) | {"k_id": decision.id})

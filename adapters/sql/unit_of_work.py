@@ -15,17 +15,19 @@ from adapters.sql.balance_reports import SqlBalanceReportRepository
 from adapters.sql.credit_profiles import SqlBalanceHistoryRepository, SqlCreditHistoryRepository
 from adapters.sql.customers import SqlCustomerRepository
 from adapters.sql.database_clock import database_time
-from adapters.sql.decisions import SqlDecisionRepository
+from adapters.sql.decisions import ORDER_KEY, SqlDecisionRepository
 from adapters.sql.freezes import SqlFreezeRepository
 from adapters.sql.holds import SqlHoldRepository
 from adapters.sql.idempotency import SqlIdempotencyRepository
 from adapters.sql.limit_requests import SqlLimitRequestRepository
 from adapters.sql.outbox import SqlOutboxRepository
 from adapters.sql.payments import SqlPaymentRepository
+from adapters.sql.pipeline import Batch, abandon_batch, begin_batch, commit_batch
 from adapters.sql.rule_sets import RuleSetCache, SqlRuleSetRepository
 from adapters.sql.upstream_configs import SqlUpstreamConfigRepository
 from creditctl.ports.clock import Clock
 from creditctl.ports.idempotency import write_pending_claim
+from creditctl.ports.repositories import OrderIdTaken
 
 
 class SqlUnitOfWork:
@@ -43,15 +45,31 @@ class SqlUnitOfWork:
         self._cache = rule_set_cache or RuleSetCache()
         self._database_clock = database_clock
         self._conn: Connection | None = None
+        self._batch_next = False
+        self._batch: Batch | None = None  # a batched unit's pipeline on PostgreSQL
+
+    def batched(self) -> Self:
+        """The next `with` block sends its writes with its commit (PostgreSQL; SQLite has no round trips
+        to save and runs it as usual). See adapters.sql.pipeline."""
+        self._batch_next = True
+        return self
 
     def __enter__(self) -> Self:
         if self._conn is not None:
             raise RuntimeError("unit of work already open; units of work do not nest")
         conn = self._engine.connect()
         self._conn = conn
+        batched, self._batch_next = self._batch_next and conn.dialect.name == "postgresql", False
+        if batched:
+            try:
+                self._batch = begin_batch(conn, {ORDER_KEY: OrderIdTaken})
+            except BaseException:
+                self._conn = None
+                conn.close()
+                raise
         self.accounts = SqlAccountRepository(conn, self._database_clock)
         self.customers = SqlCustomerRepository(conn)
-        self.decisions = SqlDecisionRepository(conn)
+        self.decisions = SqlDecisionRepository(conn, batched=batched)
         self.holds = SqlHoldRepository(conn)
         self.rule_sets = SqlRuleSetRepository(conn, self._cache, self.now)
         self.api_keys = SqlApiKeyRepository(conn)
@@ -73,7 +91,10 @@ class SqlUnitOfWork:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        batch, self._batch = self._batch, None
         try:
+            if batch is not None:
+                abandon_batch(conn, batch)
             if conn.in_transaction():
                 conn.rollback()
         finally:
@@ -90,10 +111,16 @@ class SqlUnitOfWork:
         and the record that stops a retry from making it again commit together or not at all."""
         assert self._conn is not None, "commit outside a unit of work"
         claim = write_pending_claim(self.idempotency)
+        batch, self._batch = self._batch, None
+        if batch is not None:  # the queued writes, the COMMIT and the end of the pipeline: one round trip
+            commit_batch(batch)  # a queued write's failure may be told here
         self._conn.commit()
         if claim is not None:
             claim.written = True
 
     def rollback(self) -> None:
         assert self._conn is not None, "rollback outside a unit of work"
+        batch, self._batch = self._batch, None
+        if batch is not None:  # what is queued is answered and thrown away; the unit goes on unbatched
+            abandon_batch(self._conn, batch)
         self._conn.rollback()

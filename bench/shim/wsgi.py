@@ -3,7 +3,7 @@ wsgi.py, but every engine gets SQLAlchemy's `preserve_rowcount` execution option
 
 Why: with SQLAlchemy 2.1 and psycopg 3.3, `CursorResult.rowcount` of an INSERT is -1 (SQLAlchemy only
 memoizes rowcount for UPDATE/DELETE and closes the INSERT's cursor; psycopg 3.3 resets rowcount on
-close). `SqlDecisionRepository.add_if_new` relies on `rowcount == 1`, so on PostgreSQL every new decision
+close). `SqlDecisionRepository.add_new` relies on `rowcount == 1`, so on PostgreSQL every new decision
 is taken for a lost race and answered 409. bench/bench.py uses this shim only when a probe decision
 shows that bug, and labels the figures "(rowcount shim)". The option costs nothing measurable.
 """

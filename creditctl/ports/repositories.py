@@ -70,6 +70,10 @@ class CustomerRepository(Protocol):
         ...
 
 
+class OrderIdTaken(Exception):
+    """A decision for this customer's order id exists already (another request committed it first)."""
+
+
 class DecisionRepository(Protocol):
     def get(self, customer_code: str, order_id: str) -> Decision | None:
         """The decision for one customer's order, with its hold. Order ids are unique per customer."""
@@ -93,8 +97,10 @@ class DecisionRepository(Protocol):
         `order_id_prefix`, newest first by (decided_at, id), those strictly before `before` (a cursor)."""
         ...
 
-    def add_if_new(self, decision: Decision) -> bool:
-        """Insert unless the customer's order id is taken; False means a decision for it exists."""
+    def add_new(self, decision: Decision) -> None:
+        """Insert a decision for an order id the customer has not used. A taken id raises OrderIdTaken:
+        here, or in a batched unit of work (UnitOfWork.batched) at the latest from its commit(); either
+        way nothing the unit wrote is kept."""
         ...
 
     def update(self, decision: Decision) -> None:

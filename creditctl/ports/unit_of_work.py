@@ -60,6 +60,14 @@ class UnitOfWork(Protocol):
         taking the lock a decision depends on, not before."""
         ...
 
+    def batched(self) -> Self:
+        """The next `with` block batches its writes: they may be sent to the database together with the
+        commit (PostgreSQL: one round trip for every write and the COMMIT, so a lock taken in the block is
+        held for about one round trip after the last read). A write's failure may then surface only at
+        commit() or at the next read. For units whose writes are blind: nothing read back from a write.
+        Returns self: `with uow.batched(): ...`."""
+        ...
+
     def commit(self) -> None:
         """Commit; with a request's idempotency claim pending (creditctl.ports.idempotency), its record
         is inserted first, in this transaction (IdempotencyKeyTaken, nothing committed, when another

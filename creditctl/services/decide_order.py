@@ -16,6 +16,7 @@ from creditctl.domain.decision import Decision, DecisionState, Order
 from creditctl.domain.errors import OrderIdReused, UnknownAccount, UnknownCustomer, UpstreamUnavailable
 from creditctl.domain.rule_set import RuleSetVersion
 from creditctl.ports.balance_provider import BalanceProvider
+from creditctl.ports.repositories import OrderIdTaken
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.account_state import refresh_locked_account
 from creditctl.services.balances import Fetched, fetch_report, keep_report, needs_refresh, young_report
@@ -47,7 +48,7 @@ def decide_order(
     if scope is not None and order.customer_code not in scope:
         raise UnknownCustomer(order.customer_code)
     fingerprint = order.fingerprint()
-    with uow:
+    with uow.batched():  # the writes and the COMMIT go together (creditctl.ports.unit_of_work)
         # The common case in one transaction: the stored snapshot is young enough to decide on.
         # A replay is not looked up first: the unique order id turns it into a conflict on insert,
         # answered from the stored decision (one statement less for every new order).
@@ -76,7 +77,7 @@ def decide_order(
     # A stale or missing snapshot: the lock is released, the upstream asked, then the lock taken again
     # and the time read again (the world may have changed while the answer was on the wire).
     fetched = _fetch(uow, order, locked, balances, deadline_s)
-    with uow:
+    with uow.batched():
         relocked = _lock_or_open(uow, order, fetched)
         decided = _decide_locked(
             uow, order, fingerprint, relocked, rule_set, fetched, _database_time(uow, relocked), actor
@@ -96,7 +97,9 @@ def _decide_locked(
 ) -> DecisionResult:
     """Inside the account lock, at the database's `now`: evaluate, write decision, hold and exposure.
 
-    created=False means another request with this order id committed first (nothing was written)."""
+    created=False means another request with this order id committed first (nothing was written). In a
+    batched unit the writes below are blind and travel with the commit; a taken order id is then told
+    by commit() rather than by the insert, and nothing of the unit is kept either way."""
     assert locked is not None
     # Computed once: nothing below changes the rule set or the account's overrides (locked.params).
     params = effective_params(rule_set.rules, locked)
@@ -104,23 +107,25 @@ def _decide_locked(
     assessment = assess(order, locked, rule_set.rules, now, upstream_error=fetched.error, params=params)
     decision = _new_decision(order, fingerprint, locked, assessment, rule_set, params, now)
     apply_outcome(uow, decision, locked, assessment, params, now)
-    if not uow.decisions.add_if_new(decision):
+    try:
+        uow.decisions.add_new(decision)
+        if decision.hold is not None:
+            uow.holds.add(decision.hold)
+        queue_notifications(uow, decision, locked, now)
+        if decision.state is DecisionState.DEFERRED:
+            decision_event(uow, "decision.deferred", decision, now)
+        uow.accounts.save(locked)
+        uow.audit.append(
+            "decision.made",
+            at=now,
+            actor=actor,
+            subject=decision_subject(decision),
+            after=decided_state(decision, locked),
+        )
+        uow.commit()
+    except OrderIdTaken:
         uow.rollback()
         return DecisionResult(decision, created=False)
-    if decision.hold is not None:
-        uow.holds.add(decision.hold)
-    queue_notifications(uow, decision, locked, now)
-    if decision.state is DecisionState.DEFERRED:
-        decision_event(uow, "decision.deferred", decision, now)
-    uow.accounts.save(locked)
-    uow.audit.append(
-        "decision.made",
-        at=now,
-        actor=actor,
-        subject=decision_subject(decision),
-        after=decided_state(decision, locked),
-    )
-    uow.commit()
     return DecisionResult(decision, created=True)
 
 

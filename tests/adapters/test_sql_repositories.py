@@ -11,13 +11,14 @@ from sqlalchemy.exc import StatementError
 
 from adapters.sql.balance_reports import SqlSharedBalanceReports
 from adapters.sql.rule_sets import RuleSetCache
-from adapters.sql.tables import outbox
+from adapters.sql.tables import credit_accounts, outbox
 from adapters.sql.unit_of_work import SqlUnitOfWork
-from creditctl.domain.account import AccountStatus, CreditAccount
+from creditctl.domain.account import AccountStatus, CreditAccount, PaymentProfile
 from creditctl.domain.api_key import Role, hash_secret, new_secret
 from creditctl.domain.balance import BalanceReport, BalanceSnapshot, PayerBalance
 from creditctl.domain.decision import Decision, DecisionState, Order, Reason
 from creditctl.domain.hold import Hold, HoldStatus
+from creditctl.ports.repositories import OrderIdTaken
 from rules import Outcome, default_rule_set_document, parse_rule_set
 from tests.random_refs import random_customer_code, random_order_id
 
@@ -92,7 +93,7 @@ def make_decision(
             expires_at=expires_at or decided_at + timedelta(days=7),
         )
     with uow:
-        assert uow.decisions.add_if_new(decision)
+        uow.decisions.add_new(decision)
         if decision.hold:
             uow.holds.add(decision.hold)
         uow.commit()
@@ -220,17 +221,25 @@ class TestDecisions:
         assert loaded.hold is not None
         assert_utc(loaded.hold.expires_at)
 
-    def test_add_if_new_returns_false_when_the_order_id_is_taken(self, uow: SqlUnitOfWork) -> None:
+    @pytest.mark.parametrize("batched", [False, True], ids=["at-once", "batched"])
+    def test_a_taken_order_id_is_told_and_nothing_of_the_unit_is_kept(
+        self, uow: SqlUnitOfWork, engine: Engine, batched: bool
+    ) -> None:
+        """At the insert, or (batched: the writes travel with the commit) from commit(); either way the
+        writes queued with it are not kept."""
         account = add_account(uow)
         first = make_decision(uow, account, outcome=Outcome.BLOCK)
         other = make_decision(uow, account, outcome=Outcome.BLOCK)
         other.id, other.order = "d-another", first.order
-        with uow:
-            assert uow.decisions.add_if_new(other) is False
+        with uow.batched() if batched else uow, pytest.raises(OrderIdTaken):
+            uow.decisions.add_new(other)
+            uow.outbox.add(event_id="e-not-kept", topic="t", payload={}, now=first.decided_at)
             uow.commit()
         with uow:
             loaded = uow.decisions.get(first.order.customer_code, first.order_id)
         assert loaded is not None and loaded.id == first.id
+        with engine.connect() as conn:
+            assert conn.execute(select(outbox.c.id).where(outbox.c.id == "e-not-kept")).first() is None
 
     def test_an_unknown_order_has_no_decision(self, uow: SqlUnitOfWork) -> None:
         with uow:
@@ -558,3 +567,55 @@ class TestRuleSetVersionsAndAssignments:
             t.join(30)
         assert errors == []
         assert sorted(versions) == [2, 3, 4, 5, 6]
+
+
+def _freeze(a: CreditAccount) -> None:
+    a.freeze(reason="TEST", by="admin:alice", now=NOW)
+
+
+def _approve(a: CreditAccount) -> None:
+    a.exposure += Decimal("123.45")
+    a.low_balance_alerted = True
+
+
+def _snapshot(a: CreditAccount) -> None:
+    a.snapshot = BalanceSnapshot(
+        amount=Decimal("-0.01"), fetched_at=NOW + timedelta(seconds=1), source="haier"
+    )
+    a.sale_group_name, a.payer_account_code = "冰箱", "P-9"
+
+
+def _profile(a: CreditAccount) -> None:
+    a.params = {"hold_ttl_s": "7200"}
+    a.payment = PaymentProfile(max_overdue_days=12, on_time_ratio=Decimal("0.8765"))
+    a.credit.base_limit, a.credit.temporary_limit = Decimal("5000.00"), None
+    a.credit.valid_until = NOW + timedelta(days=1)
+
+
+def _nothing(a: CreditAccount) -> None:
+    pass
+
+
+class TestAccountSave:
+    """save() writes only the columns that changed since the account was read in the unit: the row must
+    be exactly what a write of every column gives."""
+
+    @pytest.mark.parametrize("change", [_freeze, _approve, _snapshot, _profile, _nothing])
+    def test_a_narrow_save_leaves_the_row_a_full_save_would(self, engine: Engine, change: object) -> None:
+        def row_after(narrow: bool) -> dict[str, object]:
+            uow = SqlUnitOfWork(engine)
+            account = add_account(uow, customer=random_customer_code(), exposure=Decimal("10.00"))
+            with uow:
+                locked = uow.accounts.lock(account.customer_code, account.sale_group_code)
+                assert locked is not None
+                change(locked)  # type: ignore[operator]
+                if not narrow:  # a repository that did not read it: every column is written
+                    uow.accounts._stored.clear()
+                uow.accounts.save(locked)
+                uow.commit()
+            with engine.connect() as conn:
+                row = conn.execute(select(credit_accounts).where(credit_accounts.c.id == account.id)).one()
+            skip = {"id", "customer_code", "updated_at", "created_at"}
+            return {k: v for k, v in row._mapping.items() if k not in skip}
+
+        assert row_after(narrow=True) == row_after(narrow=False)

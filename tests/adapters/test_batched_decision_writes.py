@@ -1,0 +1,202 @@
+"""A decision's writes travel with its COMMIT (psycopg pipeline mode, adapters/sql/pipeline.py): whatever
+breaks between them, nothing is half-written.
+
+Two ways to break it on PostgreSQL: the process that sent the writes dies before the COMMIT reaches the
+server (a child process is SIGKILLed while its transaction holds the written decision and hold, which
+pg_locks shows), and a write late in the batch fails on the server (a trigger refuses the audit insert).
+Either way no decision, hold, exposure, outbox or audit row of the order is left, the account is not
+left locked, and the same order id sent again is decided once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+
+from adapters.sql.tables import audit_events, credit_accounts, decisions, holds
+from creditctl.domain.decision import Order
+from creditctl.services.context import AppContext
+from creditctl.services.decide_order import decide_order
+from tests.adapters.concurrency import hold_count
+from tests.random_refs import random_order_id
+
+pytestmark = pytest.mark.postgres
+
+CUSTOMER, GROUP = "8800000001", "GA10"  # 1000.00 in TEST_BALANCES
+AMOUNT = Decimal("100.00")
+CHILD_WAIT_S = 60
+
+
+def exposure_fen(engine: Engine) -> int:
+    a = credit_accounts.c
+    with engine.connect() as conn:
+        stmt = select(a.exposure_fen).where(a.customer_code == CUSTOMER, a.sale_group_code == GROUP)
+        return int(conn.execute(stmt).scalar_one())
+
+
+def traces_of(engine: Engine, order_id: str) -> dict[str, int]:
+    """Rows anywhere that name the order."""
+    with engine.connect() as conn:
+
+        def count(table: Any, where: Any) -> int:
+            return int(conn.execute(select(func.count()).select_from(table).where(where)).scalar_one())
+
+        return {
+            "decisions": count(decisions, decisions.c.order_id == order_id),
+            "holds": count(holds, holds.c.order_id == order_id),
+            "audit_events": count(audit_events, audit_events.c.order_id == order_id),
+            "outbox": int(
+                conn.execute(
+                    text("SELECT count(*) FROM outbox WHERE payload::text LIKE :o"), {"o": f"%{order_id}%"}
+                ).scalar_one()
+            ),
+        }
+
+
+NOTHING = {"decisions": 0, "holds": 0, "audit_events": 0, "outbox": 0}
+
+
+def decide(ctx: AppContext, order: Order) -> Any:
+    return decide_order(order, scope=None, uow=ctx.uow(), balances=ctx.balances)
+
+
+def test_a_process_killed_between_the_batched_writes_leaves_nothing_half_written(
+    pg_context: AppContext, postgres_engine: Engine
+) -> None:
+    order = Order(random_order_id("killed"), CUSTOMER, GROUP, AMOUNT)
+    exposure_before = exposure_fen(postgres_engine)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.adapters.test_batched_decision_writes",
+            str(postgres_engine.url.render_as_string(hide_password=False)),
+            order.order_id,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline().decode().split()
+        assert line[:1] == ["WRITTEN"], (
+            line,
+            child.stderr.read().decode() if child.poll() is not None else "",
+        )
+        backend = int(line[1])
+        with postgres_engine.connect() as conn:
+            # The child's transaction has written the decision and the hold and holds the account's lock:
+            # it is open, it has a transaction id (it wrote), and it holds row-exclusive locks on both tables.
+            state, xid = conn.execute(
+                text("SELECT state, backend_xid FROM pg_stat_activity WHERE pid = :p"), {"p": backend}
+            ).one()
+            assert state == "idle in transaction" and xid is not None
+            written = set(
+                conn.execute(
+                    text(
+                        "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                        "WHERE l.pid = :p AND l.mode = 'RowExclusiveLock'"
+                    ),
+                    {"p": backend},
+                ).scalars()
+            )
+            assert {"decisions", "holds"} <= written, written
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(CHILD_WAIT_S)
+        child.stdout.close()  # type: ignore[union-attr]
+        child.stderr.close()  # type: ignore[union-attr]
+    _wait_until_gone(postgres_engine, backend)
+
+    assert traces_of(postgres_engine, order.order_id) == NOTHING
+    assert exposure_fen(postgres_engine) == exposure_before
+    again = decide(pg_context, order)  # the account is not left locked, and the order is decided once
+    assert again.created and again.decision.hold is not None
+    assert hold_count(postgres_engine, order.order_id) == 1
+    assert exposure_fen(postgres_engine) == exposure_before + 10000
+
+
+def test_a_write_that_fails_late_in_the_batch_takes_the_earlier_ones_with_it(
+    pg_context: AppContext, postgres_engine: Engine
+) -> None:
+    order = Order(random_order_id("refused"), CUSTOMER, GROUP, AMOUNT)
+    exposure_before = exposure_fen(postgres_engine)
+    with postgres_engine.begin() as conn:  # the audit insert, the last write before the COMMIT, fails
+        conn.execute(
+            text(
+                "CREATE FUNCTION refuse_order() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.order_id = '{order.order_id}' THEN RAISE EXCEPTION 'refused in a test'; END IF; "
+                "RETURN NEW; END $$; CREATE TRIGGER refuse_order BEFORE INSERT ON audit_events "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_order()"
+            )
+        )
+    try:
+        with pytest.raises(Exception, match="refused in a test"):
+            decide(pg_context, order)
+    finally:
+        with postgres_engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER refuse_order ON audit_events; DROP FUNCTION refuse_order()"))
+
+    assert traces_of(postgres_engine, order.order_id) == NOTHING
+    assert exposure_fen(postgres_engine) == exposure_before
+    again = decide(pg_context, order)
+    assert again.created
+    assert traces_of(postgres_engine, order.order_id)["holds"] == 1
+    assert exposure_fen(postgres_engine) == exposure_before + 10000
+
+
+def _wait_until_gone(engine: Engine, backend: int) -> None:
+    """The server notices the dead client and ends its backend (rolling its transaction back)."""
+    deadline = time.monotonic() + CHILD_WAIT_S
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if not conn.execute(
+                text("SELECT 1 FROM pg_stat_activity WHERE pid = :p"), {"p": backend}
+            ).first():
+                return
+        time.sleep(0.05)
+    pytest.fail(f"backend {backend} still there {CHILD_WAIT_S}s after its client was killed")
+
+
+def _child(url: str, order_id: str) -> None:
+    """Decide `order_id` and stop dead after the hold's INSERT reached the server, before the COMMIT:
+    the writes so far are sent and answered (a sync), the process then waits to be SIGKILLed."""
+    import tempfile
+
+    from adapters.fake.balance_provider import FakeBalanceProvider
+    from adapters.fake.clock import FakeClock
+    from adapters.sql import holds as sql_holds
+    from adapters.sql.engine import make_engine
+    from adapters.sql.pipeline import PIPELINE
+    from tests.conftest import TEST_BALANCES, make_context
+
+    real_add = sql_holds.SqlHoldRepository.add
+
+    def add_then_stop(self: Any, hold: Any) -> None:
+        real_add(self, hold)
+        self._conn.info[PIPELINE].sync()
+        driver = self._conn.connection.driver_connection
+        print("WRITTEN", driver.info.backend_pid, flush=True)
+        time.sleep(CHILD_WAIT_S)
+        os._exit(3)  # never reached: the parent kills first
+
+    sql_holds.SqlHoldRepository.add = add_then_stop  # type: ignore[method-assign]
+    clock = FakeClock()
+    balances = FakeBalanceProvider({k: [dict(e) for e in v] for k, v in TEST_BALANCES.items()}, clock=clock)
+    ctx = make_context(make_engine(url), balances, clock, Path(tempfile.mkdtemp()))
+    decide(ctx, Order(order_id, CUSTOMER, GROUP, AMOUNT))
+    print("COMMITTED", flush=True)  # the parent fails on this
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1], sys.argv[2])
