@@ -99,7 +99,7 @@ class Settings:
     console_session_hours: float = 8.0
     console_secure_cookie: bool = False
     trusted_proxies: int = 0
-    # Per API key and worker process (adapters/web/rate_limit.py says why, and what scope that gives).
+    # Per API key, for the instance: its workers share one table (adapters/web/rate_limit.py: why, scope).
     rate_limit: RateLimitPolicy = field(default_factory=lambda: parse_rate(DEFAULT_RATE))
     # Where the worker anchors the audit chain's head: "file:<path>", an https:// URL, or "off".
     audit_anchor: str = "off"

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-DEFAULT_RATE = "100/s"  # per key, per worker process: far above what an order system sends
+DEFAULT_RATE = "100/s"  # per key and instance: far above what an order system sends
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute)\s*$")
 _PER_S = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0}
 
@@ -70,7 +70,8 @@ class RateLimited(Exception):
 
 
 class TokenBuckets:
-    """One bucket per key id, thread-safe; bounded (cleared when `max_keys` keys have buckets)."""
+    """One bucket per key id in this process, thread-safe; bounded (cleared when `max_keys` keys have
+    buckets). For an app made without the instance's shared table (tests, another WSGI server)."""
 
     def __init__(
         self,
