@@ -35,6 +35,7 @@ from adapters.sql.database_clock import SqlDatabaseClock
 from adapters.sql.decision_history import SqlDecisionHistory
 from adapters.sql.diagnose import explain_database_error
 from adapters.sql.engine import make_engine
+from adapters.sql.idempotency import reseal_answers
 from adapters.sql.reports import SqlReportQueries, SqlUpstreamCallLog
 from adapters.sql.roles import RoleSetupError, role_statements, setup_app_role
 from adapters.sql.rule_sets import RuleSetCache
@@ -44,6 +45,7 @@ from adapters.sql.unit_of_work import SqlUnitOfWork
 from adapters.sql.upstream_status import SqlSharedUpstreamStatus
 from adapters.sql.webhooks import SqlWebhookStore
 from adapters.web.logs import configure_logging
+from adapters.web.rate_limit import DEFAULT_RATE, RateLimitPolicy, parse_rate
 from creditctl.domain.errors import InvalidRequest, NotFound
 from creditctl.ports.audit_anchor import AnchorSink
 from creditctl.ports.balance_provider import BalanceProvider
@@ -97,6 +99,8 @@ class Settings:
     console_session_hours: float = 8.0
     console_secure_cookie: bool = False
     trusted_proxies: int = 0
+    # Per API key, for the instance: its workers share one table (adapters/web/rate_limit.py: why, scope).
+    rate_limit: RateLimitPolicy = field(default_factory=lambda: parse_rate(DEFAULT_RATE))
     # Where the worker anchors the audit chain's head: "file:<path>", an https:// URL, or "off".
     audit_anchor: str = "off"
     audit_anchor_every_s: float = 60.0
@@ -140,6 +144,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         console_session_hours=float(env.get("CREDITCTL_CONSOLE_SESSION_HOURS", "8")),  # not money: hours
         console_secure_cookie=env.get("CREDITCTL_CONSOLE_SECURE_COOKIE", "false").lower() in TRUE,
         trusted_proxies=_trusted_proxies(env.get("CREDITCTL_TRUSTED_PROXIES", "0")),
+        rate_limit=_rate_limit(env),
         audit_anchor=env.get("CREDITCTL_AUDIT_ANCHOR") or f"file:{instance / 'audit-anchors.jsonl'}",
         audit_anchor_every_s=_positive(env, "CREDITCTL_AUDIT_ANCHOR_EVERY_S", "60"),
         audit_anchor_secret=env.get("CREDITCTL_AUDIT_ANCHOR_SECRET") or None,
@@ -419,6 +424,15 @@ def session_key(secret_key: str) -> str:
     return hmac.new(secret_key.encode(), b"creditctl console session", hashlib.sha256).hexdigest()
 
 
+def _rate_limit(env: Mapping[str, str]) -> RateLimitPolicy:
+    try:
+        return parse_rate(
+            env.get("CREDITCTL_RATE_LIMIT_PER_KEY", DEFAULT_RATE), env.get("CREDITCTL_RATE_LIMIT_BURST")
+        )
+    except ValueError as exc:
+        raise SystemExit(f"CREDITCTL_RATE_LIMIT_PER_KEY / CREDITCTL_RATE_LIMIT_BURST: {exc}") from None
+
+
 def create_wsgi_app(settings: Settings | None = None, config: Mapping[str, Any] | None = None) -> Flask:
     """The WSGI application for gunicorn (wsgi.py) and any other WSGI server."""
     from adapters.web.app import create_app
@@ -430,6 +444,9 @@ def create_wsgi_app(settings: Settings | None = None, config: Mapping[str, Any] 
         "CONSOLE_SESSION_HOURS": settings.console_session_hours,
         "SESSION_COOKIE_SECURE": settings.console_secure_cookie,
         "CREDITCTL_TRUSTED_PROXIES": settings.trusted_proxies,
+        "CREDITCTL_RATE_LIMIT": settings.rate_limit,
+        # one table for every worker process of this instance (adapters/web/rate_limit.py)
+        "CREDITCTL_RATE_LIMIT_TABLE": str(settings.instance_path / "rate-limit.table"),
         **(config or {}),
     }
     return create_app(bootstrap(settings), web_config)
@@ -472,6 +489,7 @@ def reseal_secrets(settings: Settings) -> dict[str, int]:
         "configs": reseal_configs(uow=context.uow(), box=box),
         "tokens": SqlTokenStore(engine, box).reseal_all(),
         "webhooks": SqlWebhookStore(engine).reseal_all(box.reseal),
+        "idempotent_answers": reseal_answers(engine, box.reseal),
     }
 
 
