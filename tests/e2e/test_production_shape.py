@@ -1,4 +1,4 @@
-"""The production drill, bounded for CI: one cycle of every fault under load, about 90 s (the long form is
+"""The production drill, bounded for CI: one cycle of every fault under load, 100 to 160 s (the long form is
 `.venv/bin/python deploy/drill.py`, three cycles by default; tests/e2e/production_drill.py says what runs).
 
 Two `creditctl serve` instances behind nginx (deploy/nginx/creditctl.conf), two `creditctl worker`s, all
@@ -7,9 +7,9 @@ emulator upstream, a load generator in its own process and a webhook receiver. W
 for longer than the breaker's cooldown, an instance and a worker are killed with SIGKILL and started again,
 slow clients hold connections to the proxy, and PostgreSQL restarts. Afterwards every promise of
 Report.problems must hold: both invariant checkers, every 2xx decision in the database and the sealed audit
-chain (which verifies), every webhook received, one token fetch, the upstream's rate limit, 503 problem+json
-with Retry-After while PostgreSQL is away, the API and every worker working again within the stated bounds
-of its return, with no restart. The figures are printed (run with -s)."""
+chain (which verifies), every webhook received, one token fetch per period, the upstream's rate limit,
+503 problem+json with Retry-After while PostgreSQL is away, the API and every worker working again within
+the stated bounds of its return, with no restart. The figures are printed (run with -s)."""
 
 from __future__ import annotations
 
