@@ -18,7 +18,7 @@ import click
 from dotenv import dotenv_values
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from adapters.anchor.file_anchor_sink import FileAnchorSink
 from adapters.anchor.http_anchor_sink import HttpAnchorSink
@@ -34,7 +34,8 @@ from adapters.sql.console_sessions import SqlConsoleSessions
 from adapters.sql.database_clock import SqlDatabaseClock
 from adapters.sql.decision_history import SqlDecisionHistory
 from adapters.sql.diagnose import explain_database_error
-from adapters.sql.engine import make_engine
+from adapters.sql.engine import POOLER_MODES, make_engine
+from adapters.sql.idempotency import reseal_answers
 from adapters.sql.reports import SqlReportQueries, SqlUpstreamCallLog
 from adapters.sql.roles import RoleSetupError, role_statements, setup_app_role
 from adapters.sql.rule_sets import RuleSetCache
@@ -44,6 +45,7 @@ from adapters.sql.unit_of_work import SqlUnitOfWork
 from adapters.sql.upstream_status import SqlSharedUpstreamStatus
 from adapters.sql.webhooks import SqlWebhookStore
 from adapters.web.logs import configure_logging
+from adapters.web.rate_limit import DEFAULT_RATE, RateLimitPolicy, parse_rate
 from creditctl.domain.errors import InvalidRequest, NotFound
 from creditctl.ports.audit_anchor import AnchorSink
 from creditctl.ports.balance_provider import BalanceProvider
@@ -79,6 +81,9 @@ class Settings:
 
     instance_path: Path
     database_url: str
+    # "transaction" when database_url is a transaction pooler (PgBouncer pool_mode=transaction): no
+    # server-side prepared statements then. "none" (direct, or a session pooler): psycopg's defaults.
+    database_pooler: str = "none"
     balance_provider: str = "fake"
     fake_balances: str | None = None
     allow_loopback_urls: bool = False
@@ -97,12 +102,16 @@ class Settings:
     console_session_hours: float = 8.0
     console_secure_cookie: bool = False
     trusted_proxies: int = 0
+    # Per API key, for the instance: its workers share one table (adapters/web/rate_limit.py: why, scope).
+    rate_limit: RateLimitPolicy = field(default_factory=lambda: parse_rate(DEFAULT_RATE))
     # Where the worker anchors the audit chain's head: "file:<path>", an https:// URL, or "off".
     audit_anchor: str = "off"
     audit_anchor_every_s: float = 60.0
     audit_anchor_secret: str | None = None
     # The owner's URL for migrations and `creditctl db roles` (PostgreSQL); None: database_url's.
     migrate_database_url: str | None = None
+    # A streaming replica (or any read-only copy) for reports, exports and backtests; None: the primary.
+    read_database_url: str | None = None
     backtest_lease_s: float = 60.0
     backtest_retention_days: float = 30.0
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -120,6 +129,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         instance_path=instance,
         database_url=env.get("CREDITCTL_DATABASE_URL") or f"sqlite:///{instance / 'creditctl.db'}",
+        database_pooler=_pooler(env.get("CREDITCTL_DATABASE_POOLER", "")),
         balance_provider=provider,
         fake_balances=env.get("CREDITCTL_FAKE_BALANCES") or None,
         allow_loopback_urls=env.get("CREDITCTL_ALLOW_LOOPBACK_URLS", "false").lower() in TRUE,
@@ -138,10 +148,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         console_session_hours=float(env.get("CREDITCTL_CONSOLE_SESSION_HOURS", "8")),  # not money: hours
         console_secure_cookie=env.get("CREDITCTL_CONSOLE_SECURE_COOKIE", "false").lower() in TRUE,
         trusted_proxies=_trusted_proxies(env.get("CREDITCTL_TRUSTED_PROXIES", "0")),
+        rate_limit=_rate_limit(env),
         audit_anchor=env.get("CREDITCTL_AUDIT_ANCHOR") or f"file:{instance / 'audit-anchors.jsonl'}",
         audit_anchor_every_s=_positive(env, "CREDITCTL_AUDIT_ANCHOR_EVERY_S", "60"),
         audit_anchor_secret=env.get("CREDITCTL_AUDIT_ANCHOR_SECRET") or None,
         migrate_database_url=env.get("CREDITCTL_MIGRATE_DATABASE_URL") or None,
+        read_database_url=_read_url(env.get("CREDITCTL_READ_DATABASE_URL") or None),
         backtest_lease_s=_positive(env, "CREDITCTL_BACKTEST_LEASE_S", "60"),
         backtest_retention_days=_positive(env, "CREDITCTL_BACKTEST_RETENTION_DAYS", "30"),
     )
@@ -206,6 +218,19 @@ def _trusted_proxies(value: str) -> int:
     return int(text)
 
 
+def _read_url(value: str | None) -> str | None:
+    """A replica is PostgreSQL's: any other URL is refused at start, not discovered at the first report."""
+    if value is None:
+        return None
+    try:
+        backend = make_url(value).get_backend_name()
+    except ArgumentError:
+        backend = ""
+    if backend != "postgresql":
+        raise SystemExit("CREDITCTL_READ_DATABASE_URL must be a postgresql+psycopg:// URL (a replica)")
+    return value
+
+
 def _cors_origins(value: str) -> tuple[str, ...]:
     if not value.strip():
         return ()  # the default: nothing to parse, and no web framework to import for it
@@ -217,14 +242,36 @@ def _cors_origins(value: str) -> tuple[str, ...]:
         raise SystemExit(str(exc)) from exc
 
 
+def _pooler(value: str) -> str:
+    mode = value.strip().lower() or "none"
+    if mode not in POOLER_MODES:
+        raise SystemExit(
+            f"CREDITCTL_DATABASE_POOLER must be one of {', '.join(sorted(POOLER_MODES))}, not {value!r} "
+            "(statement pooling cannot run the service: its decisions are multi-statement transactions)"
+        )
+    return mode
+
+
 _ENGINES: dict[str, Engine] = {}
 
 
-def engine_for(url: str, threads: int = 8) -> Engine:
+def engine_for(url: str, threads: int = 8, pooler: str = "none") -> Engine:
     """One engine (and pool) per URL per process, with a connection for every serving thread."""
     if url not in _ENGINES:
-        _ENGINES[url] = make_engine(url, threads=threads)
+        _ENGINES[url] = make_engine(url, threads=threads, pooler=pooler)
     return _ENGINES[url]
+
+
+def read_engine_for(url: str, threads: int = 8, pooler: str = "none") -> Engine:
+    """The read side's engine: its own pool, every transaction BEGIN READ ONLY (psycopg's read_only; no
+    session setting, so it holds through PgBouncer's transaction pooling too). Pointed at a primary by
+    mistake, a write through it fails instead of landing beside the decision path. CREDITCTL_DATABASE_POOLER
+    holds for it too (a replica behind PgBouncer; without one, not preparing costs little)."""
+    key = f"read-only {url}"
+    if key not in _ENGINES:
+        engine = make_engine(url, threads=threads, pooler=pooler)
+        _ENGINES[key] = engine.execution_options(postgresql_readonly=True)
+    return _ENGINES[key]
 
 
 def bootstrap(
@@ -241,15 +288,23 @@ def bootstrap(
     (tests that move time by hand pass the same fake as both). Without it, the database's clock is read."""
     settings = settings or load_settings()
     settings.instance_path.mkdir(parents=True, exist_ok=True)
-    sql = engine or engine_for(settings.database_url, settings.threads)
+    sql = engine or engine_for(settings.database_url, settings.threads, settings.database_pooler)
     clock = clock or SystemClock()
     db_clock = SqlDatabaseClock(sql, override=database_clock)
     cache = RuleSetCache()
+
+    # Reports, exports and backtests only: reads that tolerate lag and say how fresh they are (as_of).
+    reads = sql
+    if settings.read_database_url:
+        reads = read_engine_for(settings.read_database_url, settings.threads, settings.database_pooler)
     secret_keys = ensure_secret_keys(settings)
     box = FernetSecretBox(secret_keys)
 
     def uow() -> UnitOfWork:
         return SqlUnitOfWork(sql, rule_set_cache=cache, database_clock=database_clock)
+
+    def read_uow() -> UnitOfWork:
+        return SqlUnitOfWork(reads, rule_set_cache=cache, database_clock=database_clock)
 
     def ping_database() -> None:
         with sql.connect() as conn:
@@ -272,12 +327,14 @@ def bootstrap(
         shared_upstream=shared_upstream,
         upstream_configs=haier_config_tools(settings, box),
         balance_source=balance_source,
-        decision_history=SqlDecisionHistory(sql),
+        decision_history=SqlDecisionHistory(reads, clock=db_clock if reads is sql else None),
         backtests=SqlBacktestStore(sql, db_clock),
         backtest_policy=BacktestPolicy(
             lease_s=settings.backtest_lease_s, retention_s=settings.backtest_retention_days * 86400.0
         ),
-        reports=SqlReportQueries(sql),
+        reports=SqlReportQueries(reads, clock=db_clock if reads is sql else None),
+        live_reports=SqlReportQueries(sql, clock=db_clock) if reads is not sql else None,
+        read_uow=read_uow if reads is not sql else None,
         webhooks=webhook_tools(settings, sql, db_clock, box),
         session_keys=tuple(session_key(k) for k in secret_keys),
         console_sessions=SqlConsoleSessions(sql, db_clock),
@@ -383,6 +440,15 @@ def session_key(secret_key: str) -> str:
     return hmac.new(secret_key.encode(), b"creditctl console session", hashlib.sha256).hexdigest()
 
 
+def _rate_limit(env: Mapping[str, str]) -> RateLimitPolicy:
+    try:
+        return parse_rate(
+            env.get("CREDITCTL_RATE_LIMIT_PER_KEY", DEFAULT_RATE), env.get("CREDITCTL_RATE_LIMIT_BURST")
+        )
+    except ValueError as exc:
+        raise SystemExit(f"CREDITCTL_RATE_LIMIT_PER_KEY / CREDITCTL_RATE_LIMIT_BURST: {exc}") from None
+
+
 def create_wsgi_app(settings: Settings | None = None, config: Mapping[str, Any] | None = None) -> Flask:
     """The WSGI application for gunicorn (wsgi.py) and any other WSGI server."""
     from adapters.web.app import create_app
@@ -394,6 +460,9 @@ def create_wsgi_app(settings: Settings | None = None, config: Mapping[str, Any] 
         "CONSOLE_SESSION_HOURS": settings.console_session_hours,
         "SESSION_COOKIE_SECURE": settings.console_secure_cookie,
         "CREDITCTL_TRUSTED_PROXIES": settings.trusted_proxies,
+        "CREDITCTL_RATE_LIMIT": settings.rate_limit,
+        # one table for every worker process of this instance (adapters/web/rate_limit.py)
+        "CREDITCTL_RATE_LIMIT_TABLE": str(settings.instance_path / "rate-limit.table"),
         **(config or {}),
     }
     return create_app(bootstrap(settings), web_config)
@@ -431,11 +500,12 @@ def reseal_secrets(settings: Settings) -> dict[str, int]:
     """Key rotation: everything sealed is re-encrypted under the newest key."""
     context = bootstrap(settings)
     box = FernetSecretBox(ensure_secret_keys(settings))
-    engine = engine_for(settings.database_url)
+    engine = engine_for(settings.database_url, pooler=settings.database_pooler)
     return {
         "configs": reseal_configs(uow=context.uow(), box=box),
         "tokens": SqlTokenStore(engine, box).reseal_all(),
         "webhooks": SqlWebhookStore(engine).reseal_all(box.reseal),
+        "idempotent_answers": reseal_answers(engine, box.reseal),
     }
 
 

@@ -87,6 +87,11 @@ def statements(trip: dict[str, Any]) -> list[str]:
     return [t for k, t, _ in trip["sent"] if k in ("Query", "Bind")]
 
 
+def _locks(trip: dict[str, Any]) -> bool:
+    """The trip carries the SELECT ... FOR UPDATE (alone, or first in a pipeline)."""
+    return any("FOR UPDATE" in t.upper() for t in statements(trip))
+
+
 def ends_with_commit(trip: dict[str, Any]) -> bool:
     sent = statements(trip)
     return bool(sent) and sent[-1].rstrip().upper().endswith("COMMIT")
@@ -125,7 +130,7 @@ def _ts(ts: str) -> float:
 
 def lock_span(trips: list[dict[str, Any]]) -> float:
     """ms from sending SELECT ... FOR UPDATE to the COMMIT's answer (0 if there is none)."""
-    start = next((_ts(t["start"]) for t in trips if "FOR UPDATE" in describe(t).upper()), None)
+    start = next((_ts(t["start"]) for t in trips if _locks(t)), None)
     end = next((_ts(t["end"]) for t in trips if ends_with_commit(t)), None)
     return 0.0 if start is None or end is None else (end - start) * 1000
 
@@ -137,7 +142,7 @@ def report(per_decision: list[list[dict[str, Any]]], sa_counts: list[int], show:
         print("     L  before   trip  statement (before: this process's time since the last answer)")
         for j, t in enumerate(trips, 1):
             line = " ".join(describe(t).split())
-            if "FOR UPDATE" in line.upper():
+            if _locks(t):
                 locked, lock_start = True, _ts(t["start"])
             ms = (_ts(t["end"]) - _ts(t["start"] or t["end"])) * 1000
             gap = "" if prev_end is None else f"{(_ts(t['start']) - prev_end) * 1000:6.2f}"

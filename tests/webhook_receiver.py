@@ -41,6 +41,7 @@ class Receiver:
         self.processed: dict[str, dict[str, Any]] = {}
         self.duplicates: Counter[str] = Counter()
         self.requests = 0
+        self.raw: list[tuple[str, bytes]] = []  # every request as sent: signature header, body
         self.failed_on_purpose = 0
         self.bad_signatures = 0
         self.stall = threading.Event()  # while set, requests hang (and are then answered 500)
@@ -50,6 +51,7 @@ class Receiver:
     def handle(self, header: str, body: bytes) -> int:
         with self.lock:
             self.requests += 1
+            self.raw.append((header, body))
         if self.stall.is_set():
             self.stalled.set()
             while self.stall.is_set():

@@ -174,7 +174,7 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
     def audit_export(since: datetime | None, until: datetime | None, out: Any) -> None:
         ctx = make_context()
         count = 0
-        for event in export_audit(_utc(since), _utc(until), uow=ctx.uow()):
+        for event in export_audit(_utc(since), _utc(until), uow=ctx.uow(), read_uow=ctx.reading_uow()):
             line = {
                 "position": event.position,
                 "seq": event.seq,

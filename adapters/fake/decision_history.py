@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +28,10 @@ class FakeDecisionHistory:
         self.store = store
         self.served = 0
         self.batch_sizes: list[int] = []
+
+    def as_of(self) -> datetime | None:
+        """The fake store is its own primary: every stored decision is there at once."""
+        return datetime.max.replace(tzinfo=UTC)
 
     def batches(self, start: datetime, end: datetime, *, batch_size: int) -> Iterator[Sequence[HistoryRow]]:
         with self.store.lock:

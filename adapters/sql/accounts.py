@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
+from adapters.sql import driver_statements
+from adapters.sql.driver_statements import DriverStatement
 from adapters.sql.tables import credit_accounts, holds
 from creditctl.domain.account import AccountStatus, CreditAccount, CreditInputs, PaymentProfile
 from creditctl.domain.balance import BalanceSnapshot
@@ -35,7 +37,10 @@ _LOCK = select(credit_accounts, _EARLIEST_EXPIRY).where(
 # the database's time for the decision comes with the lock, in the same round trip.
 _LOCKED = _LOCK.with_for_update(of=credit_accounts).cte("locked")
 _LOCK_FOR_UPDATE = select(_LOCKED, func.clock_timestamp().label("locked_at"))
+_PG_LOCK = DriverStatement.of(_LOCK_FOR_UPDATE)  # the decision's read, on the driver's cursor
 _SAVE = update(credit_accounts).where(_c.id == bindparam("k_id"))
+_PG_SAVES: dict[frozenset[str], DriverStatement] = {}  # by the columns an UPDATE writes
+_UNSET = object()
 
 
 class SqlAccountRepository:
@@ -43,23 +48,29 @@ class SqlAccountRepository:
         """`database_clock` stands in for the database's clock (tests); else lock() reads the server's."""
         self._conn = conn
         self._database_clock = database_clock
+        # The stored values of each account read in this unit: save() writes only what differs (a
+        # decision changes its exposure and little else; a narrower UPDATE is less to send and to log).
+        self._stored: dict[int, dict[str, Any]] = {}
 
     def get(self, customer_code: str, sale_group_code: str) -> CreditAccount | None:
         row = self._conn.execute(_GET, {"k_customer": customer_code, "k_group": sale_group_code}).first()
-        return _to_account(row) if row else None
+        return self._loaded(row) if row else None
 
     def lock(self, customer_code: str, sale_group_code: str) -> CreditAccount | None:
         """The account locked (FOR UPDATE; SQLite's immediate transaction already locks), with the
         earliest expiry of its open holds from the same round trip."""
-        stmt = _LOCK if self._conn.dialect.name == "sqlite" else _LOCK_FOR_UPDATE
-        row = self._conn.execute(stmt, {"k_customer": customer_code, "k_group": sale_group_code}).first()
+        key = {"k_customer": customer_code, "k_group": sale_group_code}
+        if self._conn.dialect.name == "sqlite":
+            row: Any = self._conn.execute(_LOCK, key).first()
+        else:
+            row = driver_statements.fetch_one(self._conn, _PG_LOCK, key)
         if row is None:
             return None
-        account = _to_account(row)
+        account = self._loaded(row)
         if self._database_clock is not None:
             account.locked_at = self._database_clock.now()
         else:
-            account.locked_at = row._mapping.get("locked_at")
+            account.locked_at = getattr(row, "locked_at", None)
         account.hold_expiry_known = True
         earliest = row.earliest_hold_expiry
         if isinstance(earliest, str):  # SQLite returns an aggregate of a DateTime column as text
@@ -85,13 +96,30 @@ class SqlAccountRepository:
         return locked
 
     def save(self, account: CreditAccount) -> None:
+        """Write what changed since the account was read in this unit (all of it if it was not)."""
         values = _values(account)
         del values["customer_code"], values["sale_group_code"]  # the key never changes: less to write
-        self._conn.execute(_SAVE, values | {"k_id": account.id})
+        stored = self._stored.get(account.id)
+        if stored is not None:
+            values = {k: v for k, v in values.items() if k == "updated_at" or stored.get(k, _UNSET) != v}
+            stored.update(values)
+        if self._conn.dialect.name == "sqlite":
+            self._conn.execute(_SAVE, values | {"k_id": account.id})
+            return
+        columns = frozenset(values)
+        statement = _PG_SAVES.get(columns)
+        if statement is None:  # a few shapes in all (a decision's is exposure and updated_at)
+            statement = _PG_SAVES.setdefault(columns, DriverStatement.of(_SAVE, keys=sorted(columns)))
+        driver_statements.execute(self._conn, statement, values | {"k_id": account.id})
+
+    def _loaded(self, row: Any) -> CreditAccount:
+        account = _to_account(row)
+        self._stored[account.id] = _values(account)  # as save() would write it: compared like for like
+        return account
 
     def for_customer(self, customer_code: str) -> list[CreditAccount]:
         stmt = select(credit_accounts).where(_c.customer_code == customer_code).order_by(_c.sale_group_code)
-        return [_to_account(r) for r in self._conn.execute(stmt)]
+        return [self._loaded(r) for r in self._conn.execute(stmt)]
 
 
 def _values(a: CreditAccount) -> dict[str, Any]:
@@ -141,7 +169,7 @@ def _profile_values(a: CreditAccount) -> dict[str, Any]:
     }
 
 
-def _profile(r: Row[Any]) -> tuple[PaymentProfile, CreditInputs]:
+def _profile(r: Any) -> tuple[PaymentProfile, CreditInputs]:
     payment = PaymentProfile()
     if r.payment_max_overdue_days is not None:
         payment = PaymentProfile(
@@ -162,7 +190,8 @@ def _profile(r: Row[Any]) -> tuple[PaymentProfile, CreditInputs]:
     return payment, inputs
 
 
-def _to_account(r: Row[Any]) -> CreditAccount:
+def _to_account(r: Any) -> CreditAccount:
+    """From a row (or anything with the columns as attributes)."""
     payment, inputs = _profile(r)
     snap = None
     if r.balance_fen is not None and r.balance_fetched_at is not None:

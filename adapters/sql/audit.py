@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, exists, func, insert, literal_column, select
 from sqlalchemy.exc import IntegrityError
 
+from adapters.sql import driver_statements
+from adapters.sql.driver_statements import DriverStatement
 from adapters.sql.tables import audit_events, audit_seals
 from creditctl.domain.audit import (
     GENESIS,
@@ -34,9 +36,12 @@ _APPEND = insert(audit_events).values(at=literal_column(SQLITE_NOW))
 # On PostgreSQL the Core insert would add RETURNING seq (its result costs more CPU than the insert);
 # nothing needs the seq back, so the statement goes to psycopg as written (a prepared statement). No
 # `at`: the trigger sets it to clock_timestamp() whatever a writer sends.
-_PG_APPEND = (
-    "INSERT INTO audit_events (type, actor, customer_code, sale_group_code, order_id, payload) "
-    "VALUES (%s, %s, %s, %s, %s, %s)"
+_APPEND_KEYS = ("type", "actor", "customer_code", "sale_group_code", "order_id", "payload")
+_PG_APPEND = DriverStatement(
+    sql=f"INSERT INTO audit_events ({', '.join(_APPEND_KEYS)}) "
+    f"VALUES ({', '.join(f'%({k})s' for k in _APPEND_KEYS)})",
+    binds=tuple((k, None) for k in _APPEND_KEYS),
+    columns=(),
 )
 _COLUMNS = (_e.type, _e.actor, _e.at, _e.customer_code, _e.sale_group_code, _e.order_id)
 _SEALED = select(_e.seq, _e.payload, _e.at, _s.position, _s.prev_hash, _s.hash).select_from(
@@ -61,30 +66,18 @@ class SqlAuditLog:
     ) -> None:
         # `at` is the writer's: kept in the stored text, replaced by the database's time when hashed.
         payload = event_payload(type, at=at, actor=actor, subject=subject, before=before, after=after)
-        if self._postgres:  # the hot path: one INSERT as the driver takes it, no RETURNING, no compile
-            self._conn.exec_driver_sql(
-                _PG_APPEND,
-                (
-                    type,
-                    actor.name,
-                    subject.get("customer_code"),
-                    subject.get("sale_group_code"),
-                    subject.get("order_id"),
-                    payload,
-                ),
-            )
+        values = {
+            "type": type,
+            "actor": actor.name,
+            "customer_code": subject.get("customer_code"),
+            "sale_group_code": subject.get("sale_group_code"),
+            "order_id": subject.get("order_id"),
+            "payload": payload,
+        }
+        if self._postgres:  # the hot path: one INSERT on the driver's cursor, no RETURNING, no compile
+            driver_statements.execute(self._conn, _PG_APPEND, values)
             return
-        self._conn.execute(
-            _APPEND,
-            {
-                "type": type,
-                "actor": actor.name,
-                "customer_code": subject.get("customer_code"),
-                "sale_group_code": subject.get("sale_group_code"),
-                "order_id": subject.get("order_id"),
-                "payload": payload,
-            },
-        )
+        self._conn.execute(_APPEND, values)
 
     def head(self) -> tuple[int, str]:
         row = self._conn.execute(select(_s.position, _s.hash).order_by(_s.position.desc()).limit(1)).first()

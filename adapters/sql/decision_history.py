@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, Text, func, select, type_coerce
 
+from adapters.sql.freshness import data_as_of
 from adapters.sql.tables import credit_accounts, decisions
+from creditctl.ports.clock import Clock
 from creditctl.ports.decision_history import HistoryRow
 
 _d = decisions.c
@@ -38,8 +40,13 @@ _SQLITE_COUNT = "SELECT count(*) FROM decisions WHERE decided_at >= ? AND decide
 
 
 class SqlDecisionHistory:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
+        """`clock`: the primary's database clock when `engine` is the primary's; None: a replica's."""
         self._engine = engine
+        self._clock = clock
+
+    def as_of(self) -> datetime | None:
+        return data_as_of(self._engine, self._clock)
 
     def batches(self, start: datetime, end: datetime, *, batch_size: int) -> Iterator[Sequence[HistoryRow]]:
         if self._engine.dialect.name == "sqlite":

@@ -9,6 +9,8 @@ from sqlalchemy import Connection, Row, Select, and_, bindparam, insert, or_, se
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from adapters.sql import driver_statements
+from adapters.sql.driver_statements import DriverStatement
 from adapters.sql.holds import settlements_of
 from adapters.sql.tables import decisions, holds
 from creditctl.domain.balance import BalanceSnapshot
@@ -35,7 +37,16 @@ _INSERT_NEW = {
 }
 # Batched (PostgreSQL, the decision's writes sent with its COMMIT): a plain INSERT, so that a taken order
 # id fails the transaction and every write queued after it, which then surfaces at commit.
-_INSERT_BATCHED = insert(decisions)
+_PG_INSERTS: dict[tuple[str, ...], DriverStatement] = {}  # by the columns written (one shape in practice)
+
+
+def _insert_batched(keys: tuple[str, ...]) -> DriverStatement:
+    statement = _PG_INSERTS.get(keys)
+    if statement is None:
+        statement = _PG_INSERTS.setdefault(keys, DriverStatement.of(insert(decisions), keys=keys))
+    return statement
+
+
 ORDER_KEY = "uq_decisions_customer_order"  # the constraint a taken order id violates
 _UPDATE = update(decisions).where(_d.id == bindparam("k_id"))
 
@@ -97,7 +108,7 @@ class SqlDecisionRepository:
             "fingerprint": decision.fingerprint,
         }
         if self._batched:  # a taken id fails the transaction: OrderIdTaken from the unit's commit
-            self._conn.execute(_INSERT_BATCHED, values)
+            driver_statements.execute(self._conn, _insert_batched(tuple(values)), values)
             return
         if self._conn.execute(_INSERT_NEW[self._conn.dialect.name], values).rowcount != 1:
             raise OrderIdTaken(decision.order_id)

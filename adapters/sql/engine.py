@@ -1,5 +1,6 @@
 """Engines for both databases, set up for the hot path: WAL and immediate transactions on SQLite; on
-PostgreSQL a bounded connect and a pool that comes back by itself after the server went away."""
+PostgreSQL a bounded connect, a pool that comes back by itself after the server went away, and no
+server-side prepared statements behind a transaction pooler."""
 
 from __future__ import annotations
 
@@ -13,14 +14,26 @@ from sqlalchemy.exc import InvalidatePoolError
 CONNECT_TIMEOUT_S = 5  # a server that accepts TCP and never answers: a request fails after this, not never
 PING_IDLE_AFTER_S = 1.0  # a pooled connection unused this long is pinged before it is handed out
 _USED_AT = "creditctl.used_at"
+# What sits between the service and PostgreSQL (CREDITCTL_DATABASE_POOLER): nothing, a session pooler
+# (a server connection per client connection: as good as direct), or a transaction pooler (PgBouncer's
+# pool_mode=transaction: each transaction may run on another server connection).
+POOLER_MODES = frozenset({"none", "session", "transaction"})
 
 
-def make_engine(url: str, *, threads: int = 0, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, threads: int = 0, pooler: str = "none", **kwargs: Any) -> Engine:
     """An engine for `url`. On SQLite every transaction is BEGIN IMMEDIATE: decisions write, and a
     read transaction that later writes is what makes SQLite answer "database is locked".
 
     `threads` serve requests at once in this process: the pool holds a connection for each, and as
-    many again in overflow (a request may hold a second one, e.g. for the shared balance report)."""
+    many again in overflow (a request may hold a second one, e.g. for the shared balance report).
+
+    pooler="transaction": psycopg prepares a statement on the server after its 5th execution
+    (prepare_threshold) and then sends only its name; behind a transaction pooler the next transaction
+    may run on a server connection that never saw it ("prepared statement "_pg3_0" does not exist"), so
+    nothing is prepared. Everything else the service does is transaction-scoped already (locks, the
+    advisory lock of a rule set publication, SET-free; see docs/running-in-production.md)."""
+    if pooler not in POOLER_MODES:
+        raise ValueError(f"pooler must be one of {sorted(POOLER_MODES)}, not {pooler!r}")
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database not in (None, "", ":memory:") and "mode=memory" not in url:
@@ -36,6 +49,8 @@ def make_engine(url: str, *, threads: int = 0, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", False)
     if "connect_timeout" not in parsed.query:
         kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
+    if pooler == "transaction":
+        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "prepare_threshold": None}
     engine = create_engine(url, **kwargs)
     ping_idle_connections(engine)
     return engine

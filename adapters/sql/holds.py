@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, exists, insert, or_, select, tuple_, update
 
+from adapters.sql import driver_statements
+from adapters.sql.driver_statements import DriverStatement
 from adapters.sql.tables import credit_accounts, hold_settlements, holds
 from creditctl.domain.hold import ExpiredHold, Hold, HoldStatus, Settlement
 from creditctl.domain.money import from_fen, to_fen
@@ -20,6 +22,7 @@ _s = hold_settlements.c
 _ANY_PART_COUNTING = exists().where(_s.hold_id == _h.id, _s.counting.is_(True))
 # Built once (hot path): bound parameters, compiled once per process.
 _ADD = insert(holds)
+_PG_ADD = DriverStatement.of(_ADD, keys=[c.key for c in holds.c])
 _ADD_PART = insert(hold_settlements)
 _SAVE = update(holds).where(_h.id == bindparam("k_id"))
 _EXPIRE_DUE = (
@@ -40,22 +43,23 @@ class SqlHoldRepository:
         self._conn = conn
 
     def add(self, hold: Hold) -> None:
-        self._conn.execute(
-            _ADD,
-            {
-                "id": hold.id,
-                "account_id": hold.account_id,
-                "order_id": hold.order_id,
-                "decision_id": hold.decision_id,
-                "amount_fen": to_fen(hold.amount),
-                "settled_fen": to_fen(hold.settled),
-                "status": hold.status.value,
-                "counting": hold.counting,
-                "created_at": hold.created_at,
-                "expires_at": hold.expires_at,
-                "ended_at": hold.ended_at,
-            },
-        )
+        values = {
+            "id": hold.id,
+            "account_id": hold.account_id,
+            "order_id": hold.order_id,
+            "decision_id": hold.decision_id,
+            "amount_fen": to_fen(hold.amount),
+            "settled_fen": to_fen(hold.settled),
+            "status": hold.status.value,
+            "counting": hold.counting,
+            "created_at": hold.created_at,
+            "expires_at": hold.expires_at,
+            "ended_at": hold.ended_at,
+        }
+        if self._conn.dialect.name == "postgresql":  # the decision path: on the driver's cursor
+            driver_statements.execute(self._conn, _PG_ADD, values)
+        else:
+            self._conn.execute(_ADD, values)
 
     def save(self, hold: Hold) -> None:
         self._conn.execute(

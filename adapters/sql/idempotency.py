@@ -4,10 +4,11 @@ so; on PostgreSQL it first waits for a concurrent inserter of the same key to co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select, update
+from sqlalchemy import Connection, Engine, Row, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -64,6 +65,23 @@ class SqlIdempotencyRepository:
 
     def prune(self, before: datetime) -> int:
         return int(self._conn.execute(delete(idempotency_records).where(_i.created_at <= before)).rowcount)
+
+
+def reseal_answers(engine: Engine, reseal: Callable[[str], str]) -> int:
+    """Key rotation: re-encrypt every kept answer that shows a secret (a webhook subscription's) under
+    the newest key, in one transaction, so a retry within the retention period still gets its answer
+    once the old key is retired."""
+    count = 0
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(_i.key_hash, _i.body).where(_i.sealed.is_(True), _i.body.is_not(None)).with_for_update()
+        ).all()
+        for row in rows:
+            conn.execute(
+                update(idempotency_records).where(_i.key_hash == row.key_hash).values(body=reseal(row.body))
+            )
+            count += 1
+    return count
 
 
 def claim_before_commit(conn: Connection) -> Claim | None:

@@ -61,6 +61,14 @@ def _tell_violation(context: ExceptionContext) -> None:
         raise told() from context.original_exception
 
 
+def told_exception(conn: Connection, exc: Error) -> Exception | None:
+    """The exception a batched unit named for the constraint `exc` violated (None: not named, or no
+    batch open)."""
+    told = conn.info.get(_TOLD)
+    exception = told.get(getattr(exc.diag, "constraint_name", None)) if told else None
+    return exception() if exception is not None else None
+
+
 def _answer_is_read(statement: str, context: ExecutionContext | None) -> bool:
     if context is None or context.execution_options.get("preserve_rowcount"):
         return True

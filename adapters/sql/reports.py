@@ -2,7 +2,8 @@
 
 Days in the display zone: each offset segment of the period is grouped by the date of decided_at +
 the segment's offset (SQLite has no time zones; PostgreSQL gets the same arithmetic, so both agree).
-Reads run on plain connections: nothing here takes a lock or waits for deciding.
+Reads run on plain connections: nothing here takes a lock or waits for deciding, and nothing writes, so
+the engine may be a streaming replica's (CREDITCTL_READ_DATABASE_URL); `as_of` says how fresh it is.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from adapters.sql.accounts import _to_account
+from adapters.sql.freshness import data_as_of
 from adapters.sql.tables import credit_accounts, decisions, hold_settlements, holds, upstream_calls
 from adapters.sql.types import UtcDateTime
 from creditctl.domain.hold import HoldStatus
 from creditctl.domain.report_period import OffsetSegment
+from creditctl.ports.clock import Clock
 from creditctl.ports.reports import (
     AccountExposure,
     AccountOutcome,
@@ -75,9 +78,15 @@ def _in_scope(column: Any, customers: Customers) -> ColumnElement[bool]:
 
 
 class SqlReportQueries:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
+        """`clock`: the primary's database clock, when `engine` is the primary's (a test's stand-in for it
+        then dates the reports as it dates everything else); None: asked of `engine` (a replica's)."""
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
+        self._clock = clock
+
+    def as_of(self) -> datetime | None:
+        return data_as_of(self._engine, self._clock)
 
     def _local_date(self, column: Any, offset_s: int) -> Any:
         if self._sqlite:

@@ -30,6 +30,10 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+# A column that holds values sealed by the SecretBox (whole, or fields inside a JSON document): key
+# rotation (`creditctl secrets rotate`, bootstrap.reseal_secrets) must re-encrypt each one, and the secrets
+# test finds every sealed value in the database and checks it is in a column marked so.
+SEALED = {"sealed": True}
 
 customers = Table(
     "customers",
@@ -221,8 +225,8 @@ webhook_subscriptions = Table(
     Column("id", String(32), primary_key=True),
     Column("url", String(2048), nullable=False),
     Column("events", ExactJson, nullable=False),
-    Column("secret", Text, nullable=False),  # sealed by the SecretBox (signing needs it in clear)
-    Column("previous_secret", Text),  # sealed; still signs until previous_secret_until (rotation)
+    Column("secret", Text, nullable=False, info=SEALED),  # by the SecretBox (signing needs it in clear)
+    Column("previous_secret", Text, info=SEALED),  # still signs until previous_secret_until (rotation)
     Column("previous_secret_until", UtcDateTime),
     Column("status", String(16), nullable=False),  # active, disabled (a 410 from the receiver)
     Column("disabled_reason", String(500)),
@@ -265,7 +269,7 @@ upstream_configs = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("kind", String(32), nullable=False, default="haier"),
-    Column("document", ExactJson, nullable=False),  # secret fields sealed by the SecretBox
+    Column("document", ExactJson, nullable=False, info=SEALED),  # its secret fields, by the SecretBox
     Column("is_active", Boolean, nullable=False, default=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -275,7 +279,7 @@ upstream_tokens = Table(
     "upstream_tokens",
     metadata,
     Column("config_name", String(64), primary_key=True),
-    Column("token", Text),  # sealed
+    Column("token", Text, info=SEALED),
     Column("scheme", String(16)),
     Column("expires_at", UtcDateTime),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -501,7 +505,7 @@ idempotency_records = Table(
     Column("token", String(32), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("status_code", Integer),
-    Column("body", Text),
+    Column("body", Text, info=SEALED),  # when `sealed`: the answer shows a secret
     Column("headers", ExactJson),
     Column("sealed", Boolean, nullable=False, default=False),
     Index("ix_idempotency_records_created_at", "created_at"),

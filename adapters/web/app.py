@@ -40,6 +40,7 @@ from adapters.web.openapi import (
     RequiredResponseFieldsPlugin,
     document_security,
 )
+from adapters.web.rate_limit import RateLimitPolicy, SharedTokenBuckets, TokenBuckets
 from adapters.web.schemas.problem import ProblemSchema
 from creditctl.services.context import AppContext
 
@@ -58,6 +59,13 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     app.extensions["creditctl"] = context
     trust_proxies(app, int(app.config.get("CREDITCTL_TRUSTED_PROXIES", 0)))
     app.extensions["creditctl.keys"] = KeyCache()
+    # Off unless configured (create_wsgi_app passes the setting, on by default in production, and the
+    # instance's shared table).
+    policy = app.config.get("CREDITCTL_RATE_LIMIT") or RateLimitPolicy(0.0, 0.0)
+    table = app.config.get("CREDITCTL_RATE_LIMIT_TABLE")
+    shared = policy.enabled and table
+    buckets = SharedTokenBuckets(policy, table) if shared else TokenBuckets(policy)
+    app.extensions["creditctl.rate_limit"] = buckets
     request_context.init_app(app)
     cors.init_app(app)
     # The seed-compatible view answers every error in the seed's own shape, never problem+json.

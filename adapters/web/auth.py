@@ -61,6 +61,7 @@ def current_key() -> ApiKey:
     if key is None:
         key = authenticate(secret, uow=current_app.extensions["creditctl"].uow())
         cache.put(digest, key)
+    current_app.extensions["creditctl.rate_limit"].take(key.id)  # RateLimited: 429, nothing done
     g.api_key = key
     return key
 

@@ -20,6 +20,7 @@ from adapters.web.auth import requires, scope
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.errors import DATABASE_DETAIL, DATABASE_RETRY_AFTER_S, database_unavailable
+from adapters.web.rate_limit import RateLimited
 from adapters.web.schemas.compat import SeedBalanceSchema, SeedErrorSchema, SeedQuerySchema
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.api_key import Role
@@ -144,6 +145,9 @@ def _failure_for(exc: Exception) -> Response:
         status = COMPAT_STATUS.get(exc.code, 503)
         retry = {"Retry-After": str(int(exc.retry_after_s or 5))} if status == 503 else {}
         return seed_failure(status, exc.code, exc.message, retry)
+    if isinstance(exc, RateLimited):
+        retry = {"Retry-After": str(exc.retry_after_s)}
+        return seed_failure(429, "RATE_LIMITED", f"this API key is over its rate; {exc}", retry)
     if isinstance(exc, UnknownAccount):
         return seed_failure(404, "UNKNOWN_SALE_GROUP", exc.message)
     if isinstance(exc, UnknownCustomer):

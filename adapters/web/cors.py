@@ -19,7 +19,9 @@ RESOURCES = r"^/(v1|api)/.*"
 METHODS = ["GET", "POST", "PUT", "DELETE"]
 # Idempotency-Key: creating POSTs (settle documents it); If-Match: conditional updates (drafts).
 ALLOW_HEADERS = ["Authorization", "X-API-Key", "Content-Type", "X-Request-ID", "Idempotency-Key", "If-Match"]
-EXPOSE_HEADERS = ["X-Request-ID", "Retry-After", "WWW-Authenticate", "ETag", "Idempotent-Replayed"]
+EXPOSE_HEADERS = [
+    "X-Request-ID", "Retry-After", "WWW-Authenticate", "ETag", "Idempotent-Replayed", "Data-As-Of"
+]  # fmt: skip
 MAX_AGE_S = 600
 _HOST = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9a-f:.]+\](:[0-9]{1,5})?$")
 

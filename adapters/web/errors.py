@@ -12,6 +12,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from adapters.web.problems import problem
+from adapters.web.rate_limit import RateLimited
 from creditctl.domain.errors import (
     Conflict,
     CreditctlError,
@@ -19,6 +20,7 @@ from creditctl.domain.errors import (
     InvalidRequest,
     NotFound,
     PreconditionFailed,
+    ReadReplicaNotReady,
     Unauthenticated,
     UpstreamUnavailable,
 )
@@ -35,6 +37,7 @@ _STATUS: list[tuple[type[CreditctlError], int, str]] = [
     (Forbidden, 403, "Forbidden"),
     (PreconditionFailed, 412, "Precondition failed"),
     (UpstreamUnavailable, 503, "Balance source unavailable"),
+    (ReadReplicaNotReady, 503, "Read replica not ready"),
     (SecretUnreadable, 500, "Stored secret unreadable"),  # our keys or our data, not the request
 ]
 _UPSTREAM_STATUS = {
@@ -63,6 +66,7 @@ _SQLITE_CANTOPEN = 14
 
 
 def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(RateLimited, _rate_limited)
     app.register_error_handler(BalanceUnavailable, _upstream)
     app.register_error_handler(CreditctlError, _domain)
     app.register_error_handler(HTTPException, _http)
@@ -103,6 +107,17 @@ def _domain(exc: CreditctlError) -> Response:
     if status == 500:
         log.error("%s: %s", exc.code, exc.message)
     return problem(status, title, exc.message, code=exc.code, errors=errors, headers=headers)
+
+
+def _rate_limited(exc: RateLimited) -> Response:
+    return problem(
+        429,
+        "Too many requests",
+        f"This API key sent more requests than its rate allows; try again in {exc.retry_after_s} s "
+        "(nothing was done)",
+        code="rate_limited",
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
 
 
 def _upstream(exc: BalanceUnavailable) -> Response:

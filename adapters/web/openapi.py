@@ -37,6 +37,7 @@ _WHY = {
     413: "The body is larger than 64 KiB",
     412: "If-Match names another revision than the current one: the ETag header (and errors) name it",
     415: "A body that is not application/json",
+    429: "The API key sent more requests than its rate allows (with Retry-After, in seconds)",
     422: "A field or parameter is not valid: see errors for each",
     503: "The balance source or the service's database is unavailable (with Retry-After)",
 }
@@ -200,6 +201,7 @@ def _statuses(method: str, operation: dict[str, Any], *, authenticated: bool) ->
     statuses = {404}
     if authenticated:
         statuses |= {401, 403, 503}  # the key is looked up in the database, which may be away
+        statuses.add(429)  # each key has a rate (adapters/web/rate_limit.py)
     if method in _BODY_METHODS:
         statuses |= {409, 413, 415}  # any body is refused unless JSON, any body over 64 KiB
     if "requestBody" in operation:

@@ -56,17 +56,33 @@ def _reports() -> ReportQueries:
     return reports
 
 
+# Up to when the figures are complete: the database's now on the primary, a replica's replayed moment
+# when reports read one (CREDITCTL_READ_DATABASE_URL). Never later than the data: read before them.
+AS_OF = {
+    "Data-As-Of": {
+        "description": "The figures hold every commit up to this moment (ISO 8601, UTC): the database's "
+        "now, or what a read replica has replayed; absent when a replica cannot tell yet",
+        "schema": {"type": "string", "format": "date-time"},
+    }
+}
+
+
+def _as_of(report: Any) -> dict[str, str]:
+    moment = report.data_as_of
+    return {"Data-As-Of": moment.isoformat()} if moment is not None else {}
+
+
 def _answer(report: Any, body: dict[str, Any], format: str | None, name: str) -> Any:
     if wants_csv(format):
         return _csv(report, name)
-    return body
+    return body, _as_of(report)
 
 
 def _csv(report: Any, name: str) -> Response:
     return Response(
         report_csv(report),
         mimetype=CSV,
-        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"', **_as_of(report)},
     )
 
 
@@ -77,7 +93,7 @@ def _request(args: dict[str, Any]) -> ReportRequest:
 @bp.route("/decisions", methods=["GET"])
 @requires(Role.AUDITOR, Role.ADMIN)
 @bp.arguments(PeriodQuerySchema(), location="query")
-@bp.response(200, DecisionsReportSchema)
+@bp.response(200, DecisionsReportSchema, headers=AS_OF)
 @bp.doc(responses=_CSV)
 @_documented
 def decisions(args: dict[str, Any]) -> Any:
@@ -90,7 +106,7 @@ def decisions(args: dict[str, Any]) -> Any:
 @bp.route("/decisions.csv", methods=["GET"])
 @requires(Role.AUDITOR, Role.ADMIN)
 @bp.arguments(PeriodCsvQuerySchema(), location="query")
-@bp.response(200, description=_CSV_ONLY)
+@bp.response(200, description=_CSV_ONLY, headers=AS_OF)
 @bp.doc(responses=_CSV)
 @_documented
 def decisions_csv(args: dict[str, Any]) -> Response:
@@ -101,7 +117,7 @@ def decisions_csv(args: dict[str, Any]) -> Response:
 @bp.route("/exposure", methods=["GET"])
 @requires(Role.AUDITOR, Role.ADMIN)
 @bp.arguments(ExposureQuerySchema(), location="query")
-@bp.response(200, ExposureReportSchema)
+@bp.response(200, ExposureReportSchema, headers=AS_OF)
 @bp.doc(responses=_CSV)
 @_documented
 def exposure(args: dict[str, Any]) -> Any:
@@ -115,7 +131,7 @@ def exposure(args: dict[str, Any]) -> Any:
 @bp.route("/exposure.csv", methods=["GET"])
 @requires(Role.AUDITOR, Role.ADMIN)
 @bp.arguments(ExposureCsvQuerySchema(), location="query")
-@bp.response(200, description=_CSV_ONLY)
+@bp.response(200, description=_CSV_ONLY, headers=AS_OF)
 @bp.doc(responses=_CSV)
 @_documented
 def exposure_csv(args: dict[str, Any]) -> Response:
@@ -128,7 +144,7 @@ def exposure_csv(args: dict[str, Any]) -> Response:
 @bp.route("/upstream", methods=["GET"])
 @requires(Role.AUDITOR, Role.ADMIN)
 @bp.arguments(PeriodQuerySchema(), location="query")
-@bp.response(200, UpstreamReportSchema)
+@bp.response(200, UpstreamReportSchema, headers=AS_OF)
 @bp.doc(responses=_CSV)
 @_documented
 def upstream(args: dict[str, Any]) -> Any:
@@ -140,7 +156,7 @@ def upstream(args: dict[str, Any]) -> Any:
 @bp.route("/upstream.csv", methods=["GET"])
 @requires(Role.AUDITOR, Role.ADMIN)
 @bp.arguments(PeriodCsvQuerySchema(), location="query")
-@bp.response(200, description=_CSV_ONLY)
+@bp.response(200, description=_CSV_ONLY, headers=AS_OF)
 @bp.doc(responses=_CSV)
 @_documented
 def upstream_csv(args: dict[str, Any]) -> Response:

@@ -151,6 +151,13 @@ class UpstreamUnavailable(CreditctlError):
     code = "upstream.unavailable"
 
 
+class ReadReplicaNotReady(CreditctlError):
+    """Reports read from a replica that cannot yet say up to when its data are complete (it has replayed
+    no commit since it started): answering would claim a freshness nobody knows."""
+
+    code = "unavailable.read_replica"
+
+
 class Unauthenticated(CreditctlError):
     code = "auth.unauthenticated"
 

@@ -19,6 +19,11 @@ ORDER_ID, CUSTOMER, SALE_GROUP, AMOUNT_FEN, OUTCOME, STATE, FACTS, ACCOUNT_ID = 
 class DecisionHistory(Protocol):
     """Read-only access to stored decisions for replays; never blocks the deciding of new orders."""
 
+    def as_of(self) -> datetime | None:
+        """The moment the history holds every decision committed up to (a replica's may lag the
+        primary); None: it cannot tell yet."""
+        ...
+
     def batches(self, start: datetime, end: datetime, *, batch_size: int) -> Iterator[Sequence[HistoryRow]]:
         """Decisions with start <= decided_at < end (UTC), oldest first, in lists of at most
         `batch_size`. Rows are read from a cursor as the batches are consumed (never all at once);

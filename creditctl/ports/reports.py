@@ -74,7 +74,13 @@ class CallCount:
 
 
 class ReportQueries(Protocol):
-    """Aggregates for reports, computed by the database."""
+    """Aggregates for reports, computed by the database (the primary, or a streaming replica)."""
+
+    def as_of(self) -> datetime | None:
+        """The moment the data read after this call are complete up to (the primary's clock): now on a
+        primary; on a replica, what it has replayed. None: a replica that cannot say yet. Read it first:
+        the figures read after it are at least that fresh, never claimed fresher than they are."""
+        ...
 
     def decisions_by_day(self, segments: Sequence[OffsetSegment], customers: Customers) -> list[DayOutcome]:
         """Decisions by display-zone day (decided_at + its segment's offset) and outcome."""

@@ -272,23 +272,36 @@ def audit_head(*, uow: UnitOfWork) -> ChainHead:
         return ChainHead(position, digest, uow.audit.count_unsealed())
 
 
-def list_audit_events(q: AuditQuery, *, uow: UnitOfWork) -> list[AuditEvent]:
+def list_audit_events(
+    q: AuditQuery, *, uow: UnitOfWork, read_uow: UnitOfWork | None = None
+) -> list[AuditEvent]:
     """One page of events in chain order, after sealing what is committed (a freeze shows at once).
 
     The cursor is the chain position: seals are only appended, so paging is stable under inserts.
-    A key limited to customers asking for another customer's events: UnknownCustomer, as everywhere."""
+    A key limited to customers asking for another customer's events: UnknownCustomer, as everywhere.
+    `read_uow` (an export's, on a replica) reads the page: a prefix of the sealed chain, as far as the
+    replica has replayed; the seal itself is written through `uow`."""
     if q.customers is not None and q.customer_code is not None and q.customer_code not in q.customers:
         raise UnknownCustomer(q.customer_code)
     _seal_quietly(uow)
-    with uow:
-        return uow.audit.query(q)
+    reader = read_uow or uow
+    with reader:
+        return reader.audit.query(q)
 
 
-def export_audit(since: datetime | None, until: datetime | None, *, uow: UnitOfWork) -> Iterator[AuditEvent]:
-    """Seal what is committed, then stream the sealed events of [since, until) in chain order."""
+def export_audit(
+    since: datetime | None,
+    until: datetime | None,
+    *,
+    uow: UnitOfWork,
+    read_uow: UnitOfWork | None = None,
+) -> Iterator[AuditEvent]:
+    """Seal what is committed (through `uow`), then stream the sealed events of [since, until) in chain
+    order (through `read_uow` when given: a replica's, which holds a prefix of the chain)."""
     _seal_quietly(uow)
-    with uow:
-        yield from uow.audit.between(since, until)
+    reader = read_uow or uow
+    with reader:
+        yield from reader.audit.between(since, until)
 
 
 def _seal_quietly(uow: UnitOfWork) -> None:

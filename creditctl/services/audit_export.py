@@ -30,13 +30,16 @@ CSV_COLUMNS = (
 )
 
 
-def iter_audit_events(q: AuditQuery, *, uow: UnitOfWork, batch: int = BATCH) -> Iterator[AuditEvent]:
+def iter_audit_events(
+    q: AuditQuery, *, uow: UnitOfWork, read_uow: UnitOfWork | None = None, batch: int = BATCH
+) -> Iterator[AuditEvent]:
     """Every sealed event matching `q` after q.after_position, in chain order, read `batch` at a time
     (a short transaction each): an export of any length in flat memory. A key limited to customers
-    asking for another's: UnknownCustomer, as when reading a page."""
+    asking for another's: UnknownCustomer, as when reading a page. With `read_uow` (a replica's) the
+    pages are read there: chain positions are only appended, so a lagging replica gives a prefix."""
     page = replace(q, limit=batch, newest_first=False, before_position=None)
     while True:
-        found = list_audit_events(page, uow=uow)
+        found = list_audit_events(page, uow=uow, read_uow=read_uow)
         yield from found
         if len(found) < batch:
             return

@@ -44,6 +44,14 @@ class BacktestPolicy:
     lease_s: float = 60.0
     progress_every_s: float = 1.0
     retention_s: float = 30 * 86400.0
+    # How long a run waits for a history read from a lagging replica to hold every decision committed
+    # before the run was asked for (capped at half the lease: the wait stores no progress).
+    history_wait_s: float = 30.0
+    history_poll_s: float = 0.1
+
+
+class HistoryBehind(Exception):
+    """The decision history (a read replica) did not catch up with the run's period in time."""
 
 
 class LeaseLost(Exception):
@@ -67,12 +75,14 @@ def replay_run(
     batch_size: int = BATCH_SIZE,
     stopping: Callable[[], bool] = lambda: False,
     monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> BacktestRun:
     """Replay a run this caller holds (running, under its lease) to the end, and store how it ended.
 
     A failure ends the run as failed (with the error) and is raised again; a lost lease (LeaseLost) is
     raised without writing anything more: the run has already ended."""
     try:
+        wait_for_history(run, history, policy, monotonic=monotonic, sleep=sleep)
         run.total = history.count(run.start, run.end)
         _report(run, store, policy)
         replayer = _Replayer(rule_set, history.account_overrides(), run)
@@ -89,12 +99,38 @@ def replay_run(
     except LeaseLost:
         raise
     except Exception as exc:
-        error = str(exc) if isinstance(exc, WorkerStopping) else f"{type(exc).__name__}: {exc}"
+        error = (
+            str(exc) if isinstance(exc, WorkerStopping | HistoryBehind) else f"{type(exc).__name__}: {exc}"
+        )
         _end(run, store, RunStatus.FAILED, error)
         raise
     run.total = run.decisions
     _end(run, store, RunStatus.SUCCEEDED, None)
     return run
+
+
+def wait_for_history(
+    run: BacktestRun,
+    history: DecisionHistory,
+    policy: BacktestPolicy,
+    *,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Until the history holds every decision of the period committed before the run was asked for
+    (its end, or its creation if sooner): a replica behind by more than the wait ends the run as failed
+    (HistoryBehind), rather than replaying a period with its last decisions missing."""
+    needed = min(run.end, run.created_at)
+    waited_from = monotonic()
+    limit = min(policy.history_wait_s, policy.lease_s / 2)
+    while (has := history.as_of()) is None or has < needed:
+        if monotonic() - waited_from >= limit:
+            held = "nothing it can date yet" if has is None else f"decisions up to {has.isoformat()}"
+            raise HistoryBehind(
+                f"the decision history (read replica) holds {held}; the run needs those up to "
+                f"{needed.isoformat()}: it did not catch up within {limit:g} s; ask again"
+            )
+        sleep(policy.history_poll_s)
 
 
 def _report(run: BacktestRun, store: BacktestStore, policy: BacktestPolicy) -> None:

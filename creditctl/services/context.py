@@ -63,7 +63,12 @@ class AppContext:
     decision_history: DecisionHistory | None = None  # for backtests
     backtests: BacktestStore | None = None
     backtest_policy: BacktestPolicy = field(default_factory=BacktestPolicy)
+    # Reports, audit exports and backtests' history may read a replica (CREDITCTL_READ_DATABASE_URL):
+    # `reports` and `read_uow` then read it; `live_reports` is the primary's, for a listing an operator
+    # acts on. None: the same as `reports` / `uow`.
     reports: ReportQueries | None = None
+    live_reports: ReportQueries | None = None
+    read_uow: Callable[[], UnitOfWork] | None = None
     webhooks: WebhookTools | None = None
     # Keys that sign console session cookies, newest first (derived from the instance's secret keys;
     # empty: the console refuses to sign anyone in).
@@ -71,6 +76,16 @@ class AppContext:
     console_sessions: ConsoleSessions | None = None  # None: the console signs no one in
     audit_anchor: AnchorSink | None = None  # where the worker anchors the chain's head (None: nowhere)
     audit_anchor_every_s: float = 60.0
+
+    def reports_now(self) -> ReportQueries:
+        """Report queries that see every commit (the primary's): for a listing someone acts on."""
+        reports = self.live_reports or self.reports
+        assert reports is not None, "reports are not wired"
+        return reports
+
+    def reading_uow(self) -> UnitOfWork:
+        """A unit of work for reads that tolerate lag (exports): the replica's when one is set."""
+        return (self.read_uow or self.uow)()
 
     def source_of_balances(self) -> str:
         """Where balances come from now: "fake", or "haier:<name of the active config>"."""

@@ -65,6 +65,7 @@ class DecisionsReport:
     by_account: list[tuple[str, str, Tally]]
     by_customer: list[tuple[str, Tally]]
     by_sale_group: list[tuple[str, Tally]]
+    data_as_of: datetime | None = None  # the figures hold every decision committed up to this moment
 
     @property
     def money(self) -> dict[str, Decimal]:
@@ -80,6 +81,7 @@ class DecisionsReport:
 def decisions_report(req: ReportRequest, *, reports: ReportQueries, clock: Clock) -> DecisionsReport:
     """Aggregate the period's stored decisions (by decided_at; each with its current outcome)."""
     period = report_period(req.start, req.end, tz=req.tz, now=clock.now())
+    data_as_of = reports.as_of()  # before the figures: they are at least this fresh
     days = {d: Tally() for d in period.days()}
     for row in reports.decisions_by_day(period.segments(), req.customers):
         days.setdefault(row.day, Tally()).add(row.outcome, row.count, row.amount_fen)
@@ -105,6 +107,7 @@ def decisions_report(req: ReportRequest, *, reports: ReportQueries, clock: Clock
         by_account=[(c, g, t) for (c, g), t in sorted(accounts.items())],
         by_customer=sorted(customers.items()),
         by_sale_group=sorted(groups.items()),
+        data_as_of=data_as_of,
     )
 
 

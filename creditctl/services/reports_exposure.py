@@ -12,7 +12,7 @@ from decimal import Decimal
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.assessment import effective_params
 from creditctl.domain.credit import credit_terms
-from creditctl.domain.errors import InvalidRequest
+from creditctl.domain.errors import InvalidRequest, ReadReplicaNotReady
 from creditctl.domain.money import ZERO, fmt, from_fen
 from creditctl.ports.reports import Customers, ExpiringHold, ReportQueries
 from creditctl.ports.unit_of_work import UnitOfWork
@@ -56,6 +56,11 @@ class ExposureReport:
     deferred_by_age: list[AgeBucket]
 
     @property
+    def data_as_of(self) -> datetime:
+        """A picture of `as_of`: the data hold every commit up to it (see consistent_now)."""
+        return self.as_of
+
+    @property
     def total_exposure(self) -> Decimal:
         return sum((a.exposure for a in self.accounts), ZERO)
 
@@ -71,8 +76,7 @@ def exposure_report(
     """Every account's exposure and available as the account view computes them, now."""
     if not 1 <= within_hours <= MAX_WITHIN_HOURS:
         raise InvalidRequest(f"within_hours must be 1 to {MAX_WITHIN_HOURS}", field="within_hours")
-    with uow:
-        now = uow.now()
+    now = consistent_now(uow, reports)
     exposures = reports.exposures(now, customers)
     with uow:  # each account under its own rule set (assigned, else its customer's, else the default)
         lines = [
@@ -93,6 +97,18 @@ def exposure_report(
         for i, label in enumerate(AGE_LABELS)
     ]
     return ExposureReport(now, lines, within_hours, holds, count, from_fen(fen), buckets)
+
+
+def consistent_now(uow: UnitOfWork, reports: ReportQueries) -> datetime:
+    """The moment a picture of now is taken at: the database's now, or earlier when the report queries
+    read a replica that has replayed less (holds and deferrals are then judged at that moment, so the
+    picture is the one the replica's data show, and never claims data newer than it has)."""
+    with uow:
+        now = uow.now()
+    data_as_of = reports.as_of()
+    if data_as_of is None:
+        raise ReadReplicaNotReady("the read replica has replayed nothing yet; try again in a few seconds")
+    return min(now, data_as_of)
 
 
 def rules_for(uow: UnitOfWork, account: CreditAccount) -> RuleSet:

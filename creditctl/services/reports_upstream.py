@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from creditctl.domain.report_period import ReportPeriod, report_period
@@ -39,11 +40,13 @@ class UpstreamReport:
     period: ReportPeriod
     total: CallFigures
     by_operation: list[tuple[str, CallFigures]]
+    data_as_of: datetime | None = None  # the figures hold every call recorded up to this moment
 
 
 def upstream_report(req: ReportRequest, *, reports: ReportQueries, clock: Clock) -> UpstreamReport:
     """Aggregate the upstream calls recorded in the period (a limited key: its customers' balance calls)."""
     period = report_period(req.start, req.end, tz=req.tz, now=clock.now())
+    data_as_of = reports.as_of()  # before the figures: they are at least this fresh
     counts = reports.upstream_counts(period.start, period.end, req.customers)
 
     def figures(operation: str | None) -> CallFigures:
@@ -56,7 +59,7 @@ def upstream_report(req: ReportRequest, *, reports: ReportQueries, clock: Clock)
         )
 
     operations = sorted({c.operation for c in counts})
-    return UpstreamReport(period, figures(None), [(op, figures(op)) for op in operations])
+    return UpstreamReport(period, figures(None), [(op, figures(op)) for op in operations], data_as_of)
 
 
 def _figures(rows: list[CallCount], latency_at: object) -> CallFigures:

@@ -225,7 +225,8 @@ class TestSecretsRotate:
         instance.keys(KEY_B, KEY_A)
         assert run("haier", "show", "emu").output  # B first, A still opens everything
         assert run("secrets", "rotate").output.strip() == (
-            "configs: 1 re-encrypted, tokens: 1 re-encrypted, webhooks: 0 re-encrypted"
+            "configs: 1 re-encrypted, tokens: 1 re-encrypted, webhooks: 0 re-encrypted, "
+            "idempotent_answers: 0 re-encrypted"
         )
 
         instance.keys(KEY_B)

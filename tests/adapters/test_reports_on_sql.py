@@ -20,6 +20,7 @@ from sqlalchemy import Engine, insert, select
 from adapters.fake.clock import FakeClock
 from adapters.sql.reports import SqlReportQueries, SqlUpstreamCallLog
 from adapters.sql.tables import credit_accounts, decisions, hold_settlements, holds, upstream_calls
+from creditctl.domain.errors import ReadReplicaNotReady
 from creditctl.domain.money import from_fen
 from creditctl.ports.reports import UpstreamCall
 from creditctl.services.account_view import view_account
@@ -316,3 +317,34 @@ def test_a_limited_key_sees_only_its_customers_balance_calls(db: tuple[AppContex
         if c.customer_code == "8800000002" and c.called_at >= report.period.start
     ]
     assert report.total.calls == len(expected)
+
+
+class LaggingReports(SqlReportQueries):
+    """The same queries, on a database that says its data are complete only up to `moment` (a replica
+    behind the primary; None: a replica that cannot tell yet)."""
+
+    def __init__(self, engine: Engine, moment: datetime | None) -> None:
+        super().__init__(engine)
+        self.moment = moment
+
+    def as_of(self) -> datetime | None:
+        return self.moment
+
+
+def test_a_report_never_claims_data_newer_than_its_database_has(db: tuple[AppContext, Engine]) -> None:
+    ctx, engine = db
+    generate(engine, random.Random(SEED))
+    behind = NOW - timedelta(hours=3)
+
+    exposure = exposure_report(None, within_hours=12, reports=LaggingReports(engine, behind), uow=ctx.uow())
+    assert exposure.as_of == exposure.data_as_of == behind  # holds judged at the moment the data show
+    at_that_moment = SqlReportQueries(engine, clock=FakeClock(behind))
+    same = exposure_report(None, within_hours=12, reports=at_that_moment, uow=ctx.uow())
+    assert (exposure.deferred_by_age, exposure.expiring) == (same.deferred_by_age, same.expiring)
+    req = ReportRequest(None, None, "Asia/Shanghai", customers=None)
+    assert decisions_report(req, reports=LaggingReports(engine, behind), clock=ctx.clock).data_as_of == behind
+    assert upstream_report(req, reports=LaggingReports(engine, behind), clock=ctx.clock).data_as_of == behind
+    ahead = LaggingReports(engine, NOW + timedelta(hours=1))  # the primary itself: its now, never later
+    assert exposure_report(None, within_hours=12, reports=ahead, uow=ctx.uow()).as_of == NOW
+    with pytest.raises(ReadReplicaNotReady):
+        exposure_report(None, within_hours=12, reports=LaggingReports(engine, None), uow=ctx.uow())

@@ -11,9 +11,9 @@ from sqlalchemy.exc import StatementError
 
 from adapters.sql.balance_reports import SqlSharedBalanceReports
 from adapters.sql.rule_sets import RuleSetCache
-from adapters.sql.tables import outbox
+from adapters.sql.tables import credit_accounts, outbox
 from adapters.sql.unit_of_work import SqlUnitOfWork
-from creditctl.domain.account import AccountStatus, CreditAccount
+from creditctl.domain.account import AccountStatus, CreditAccount, PaymentProfile
 from creditctl.domain.api_key import Role, hash_secret, new_secret
 from creditctl.domain.balance import BalanceReport, BalanceSnapshot, PayerBalance
 from creditctl.domain.decision import Decision, DecisionState, Order, Reason
@@ -567,3 +567,55 @@ class TestRuleSetVersionsAndAssignments:
             t.join(30)
         assert errors == []
         assert sorted(versions) == [2, 3, 4, 5, 6]
+
+
+def _freeze(a: CreditAccount) -> None:
+    a.freeze(reason="TEST", by="admin:alice", now=NOW)
+
+
+def _approve(a: CreditAccount) -> None:
+    a.exposure += Decimal("123.45")
+    a.low_balance_alerted = True
+
+
+def _snapshot(a: CreditAccount) -> None:
+    a.snapshot = BalanceSnapshot(
+        amount=Decimal("-0.01"), fetched_at=NOW + timedelta(seconds=1), source="haier"
+    )
+    a.sale_group_name, a.payer_account_code = "冰箱", "P-9"
+
+
+def _profile(a: CreditAccount) -> None:
+    a.params = {"hold_ttl_s": "7200"}
+    a.payment = PaymentProfile(max_overdue_days=12, on_time_ratio=Decimal("0.8765"))
+    a.credit.base_limit, a.credit.temporary_limit = Decimal("5000.00"), None
+    a.credit.valid_until = NOW + timedelta(days=1)
+
+
+def _nothing(a: CreditAccount) -> None:
+    pass
+
+
+class TestAccountSave:
+    """save() writes only the columns that changed since the account was read in the unit: the row must
+    be exactly what a write of every column gives."""
+
+    @pytest.mark.parametrize("change", [_freeze, _approve, _snapshot, _profile, _nothing])
+    def test_a_narrow_save_leaves_the_row_a_full_save_would(self, engine: Engine, change: object) -> None:
+        def row_after(narrow: bool) -> dict[str, object]:
+            uow = SqlUnitOfWork(engine)
+            account = add_account(uow, customer=random_customer_code(), exposure=Decimal("10.00"))
+            with uow:
+                locked = uow.accounts.lock(account.customer_code, account.sale_group_code)
+                assert locked is not None
+                change(locked)  # type: ignore[operator]
+                if not narrow:  # a repository that did not read it: every column is written
+                    uow.accounts._stored.clear()
+                uow.accounts.save(locked)
+                uow.commit()
+            with engine.connect() as conn:
+                row = conn.execute(select(credit_accounts).where(credit_accounts.c.id == account.id)).one()
+            skip = {"id", "customer_code", "updated_at", "created_at"}
+            return {k: v for k, v in row._mapping.items() if k not in skip}
+
+        assert row_after(narrow=True) == row_after(narrow=False)

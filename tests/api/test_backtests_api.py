@@ -184,6 +184,9 @@ class Watched:
     def __init__(self, inner: Any, look: Any) -> None:
         self.inner, self.look, self.seen = inner, look, []
 
+    def as_of(self) -> Any:
+        return self.inner.as_of()
+
     def count(self, start: Any, end: Any) -> int:
         return self.inner.count(start, end)  # type: ignore[no-any-return]
 

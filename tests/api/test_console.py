@@ -635,6 +635,8 @@ class TestPages:
         assert mine == theirs
         csv = c.get(f"/console/reports/{report}?format=csv")
         assert csv.mimetype == "text/csv" and csv.get_data(as_text=True).count("\n") >= 2
+        assert "Data-As-Of" in csv.headers  # how fresh the figures are, on the page and in the files
+        assert ("As of" if report == "exposure" else "Data as of") in text
         if report == "decisions":
             assert re.search(r'<rect [^>]*fill="#2e7d32"', text), "an approve bar"
         if report == "exposure":

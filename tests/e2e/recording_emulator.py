@@ -1,11 +1,12 @@
 """The Haier emulator (`creditctl haier emulate`: the same app, served the same way) plus a record of
 every balance call it answers, for the end-to-end test to count calls per customer and time window.
 
-    python tests/e2e/recording_emulator.py --port PORT
+    python tests/e2e/recording_emulator.py --port PORT [--rate-limit N]
 
 GET /_e2e/balance_calls lists the calls: arrival (Unix time, taken before anything else is done),
 customer code, HTTP status, the fault the emulator applied (or null) and whether the answer was a
-normal one (200, success, no fault): a balance the service received and stored."""
+normal one (200, success, no fault): a balance the service received and stored. GET /_e2e/token_calls
+lists the token requests: arrival, path, HTTP status."""
 
 from __future__ import annotations
 
@@ -19,14 +20,16 @@ from flask import Response, g, request
 from werkzeug.serving import run_simple
 
 from adapters.haier.balance_client import BALANCE_PATH
-from adapters.haier.emulator import create_emulator_app
+from adapters.haier.emulator import CLIENT_CREDENTIALS_PATHS, create_emulator_app
 from adapters.haier.emulator_state import Fault
 
 
-def create_recording_app() -> Any:
-    app = create_emulator_app()
+def create_recording_app(rate_limit_per_s: int = 100) -> Any:
+    app = create_emulator_app(rate_limit_per_s=rate_limit_per_s)
     state = app.extensions["haier_emulator"]
     calls: list[dict[str, Any]] = []
+    token_calls: list[dict[str, Any]] = []
+    token_paths = {*CLIENT_CREDENTIALS_PATHS, "/oauth/token"}
     guard = threading.Lock()
     take_fault = state.take_fault
 
@@ -39,11 +42,17 @@ def create_recording_app() -> Any:
 
     @app.before_request
     def arrived() -> None:
-        if request.path == BALANCE_PATH:
+        if request.path == BALANCE_PATH or request.path in token_paths:
             g.e2e_arrived = time.time()
 
     @app.after_request
     def record(response: Response) -> Response:
+        if request.path in token_paths:
+            with guard:
+                token_calls.append(
+                    {"at": g.e2e_arrived, "path": request.path, "status": response.status_code}
+                )
+            return response
         if request.path != BALANCE_PATH:
             return response
         body = request.get_json(silent=True)
@@ -70,6 +79,11 @@ def create_recording_app() -> Any:
         with guard:
             return Response(json.dumps(calls), mimetype="application/json")
 
+    @app.get("/_e2e/token_calls")
+    def token_calls_made() -> Response:
+        with guard:
+            return Response(json.dumps(token_calls), mimetype="application/json")
+
     return app
 
 
@@ -77,8 +91,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--rate-limit", type=int, default=100, help="calls per second per interface")
     args = parser.parse_args()
-    run_simple(args.host, args.port, create_recording_app(), threaded=True, use_reloader=False)
+    run_simple(args.host, args.port, create_recording_app(args.rate_limit), threaded=True, use_reloader=False)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Reliability 1: no double spend, Jepsen-bank style, on PostgreSQL with a thread and a connection per worker.
 
-Default run (bounded): 16 workers x 100 decisions on 5 accounts. `CREDITCTL_RELIABILITY=long`: the
+Default run (bounded): 16 workers x 100 decisions on 5 accounts. `CREDITCTL_RELIABILITY_LONG=1`: the
 document's 64 x 1,000 (needs about 70 free PostgreSQL connections). The ledgers carry about 30 % of what
 is asked, a fifth of the requests reuse an order id. Both checkers must pass, something must be approved
 and something refused, and every answer is a decision, a replay or a clean conflict. The same run with

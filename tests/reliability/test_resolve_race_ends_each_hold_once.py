@@ -5,7 +5,7 @@ are not, so every pair of the three can win.
 After: every hold is in exactly one final state, with exactly one ending event in the audit trail that
 names that state; the losers got a clean "hold not open" (or, for a settle or release of a hold the sweep
 just ended, the same); the effects happened once: the exposure freed once (inside checker), the upstream
-debited once for each settled hold (outside checker). Default run: 100 holds; CREDITCTL_RELIABILITY=long:
+debited once for each settled hold (outside checker). Default run: 100 holds; CREDITCTL_RELIABILITY_LONG=1:
 the document's 500.
 """
 

@@ -49,7 +49,7 @@ def accounts() -> Any:
         offset=_int("offset", 0),
         limit=PER_PAGE,
         scope=scope(),
-        reports=c.reports,
+        reports=c.reports_now(),  # the primary's: the list an operator acts on must show their own changes
         uow=c.uow(),
     )
     return page(

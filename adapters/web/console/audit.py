@@ -87,7 +87,8 @@ def audit_export() -> Any:
     fmt = request.args.get("format", "csv")
     _, args = _filters()
     args.pop("cursor")  # the whole filter, not the page shown
-    events = iter_audit_events(AuditQuery(customers=scope(), **args), uow=ctx().uow())
+    c = ctx()  # sealed on the primary, read from the replica when one is set (an export tolerates lag)
+    events = iter_audit_events(AuditQuery(customers=scope(), **args), uow=c.uow(), read_uow=c.reading_uow())
     first = next(events, None)  # a customer the key may not see is refused (404) before the stream starts
     rows = events if first is None else chain((first,), events)
     if fmt == "jsonl":

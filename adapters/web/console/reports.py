@@ -38,13 +38,16 @@ def _reports() -> ReportQueries:
 
 
 def _as(report: Any, fmt: str | None, name: str) -> Any:
+    """The page's figures as the API gives them, with the API's Data-As-Of."""
+    moment = report.data_as_of
+    as_of = {"Data-As-Of": moment.isoformat()} if moment is not None else {}
     if fmt == "csv":
         return Response(
             report_csv(report),
             mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"', **as_of},
         )
-    return report_json(report)
+    return report_json(report), as_of
 
 
 def _links(endpoint: str, api_path: str) -> dict[str, str]:

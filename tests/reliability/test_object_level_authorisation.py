@@ -204,3 +204,80 @@ class TestObjectLevelAuthorisationSweep:
         assert api.decision(oid, key=limited_keys["auditor"]).status_code == 200
         r = api.freeze(CUSTOMER_A, "GA10", {"reason": "own customer"}, key=limited_keys["admin"])
         assert r.status_code == 200 and r.json["status"] == "frozen"
+
+
+ROLES = ("orders", "admin", "auditor", "finance")
+# Path placeholders of routes that take neither a customer nor an order, filled for the role sweep.
+ROLE_SWEEP_VALUES = {
+    **VALUES,
+    "customer_code": CUSTOMER_A,
+    "sale_group_code": "GA10",
+    "order_id": "PO-ROLE-SWEEP",
+    "name": "sweep",
+    "key_id": 1,
+    "id": "sweep",
+    "subscription_id": "sweep",
+    "run_id": 1,
+    "version": 1,
+}
+
+
+class TestEveryRouteRefusesTheRolesItDoesNotName:
+    def test_a_key_of_another_role_is_403_on_every_route_and_nothing_changes(
+        self, app, client, keys, db_state
+    ):
+        """Every route of the URL map that needs a key, called by each role it does not name: 403 before
+        anything is read or written (admin routes refuse orders, auditor and finance keys, and so on)."""
+        before = db_state()
+        checked = 0
+        for rule in app.url_map.iter_rules():
+            roles = getattr(app.view_functions[rule.endpoint], "_roles", None)
+            if roles is None or rule.rule.startswith(SESSION_PATHS):
+                continue
+            allowed = {r.value for r in roles}
+            path = _PLACEHOLDER.sub(lambda m: str(ROLE_SWEEP_VALUES.get(m.group(1), "x")), rule.rule)
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                for role in sorted(set(ROLES) - allowed):
+                    r = client.open(
+                        path,
+                        method=method,
+                        headers={"Authorization": f"Bearer {keys[role]}"},
+                        json={} if method in ("POST", "PUT", "PATCH") else None,
+                    )
+                    assert r.status_code == 403, (role, method, rule.rule, r.get_data(as_text=True))
+                    checked += 1
+        assert checked > 20  # not vacuous: most routes refuse some role
+        assert db_state() == before
+
+
+class TestFieldsAClientMustNotSet:
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("status", "settled"),
+            ("hold", {"status": "open", "amount": "1.00"}),
+            ("outcome", "approve"),
+            ("expires_at", "2099-01-01T00:00:00+00:00"),
+            ("decision_id", "forged"),
+            ("state", "decided"),
+        ],
+    )
+    def test_a_decision_request_setting_what_the_service_decides_is_refused(self, api, db_state, name, value):
+        before = db_state()
+        body = order(random_order_id("forge"), amount="999999999.00", **{name: value})
+        r = api.decide(body)
+        assert r.status_code == 422, r.get_data(as_text=True)
+        assert name in r.json["errors"], r.json
+        assert db_state() == before
+        assert api.decision(body["order_id"]).status_code == 404  # not remembered either
+
+    @pytest.mark.parametrize("action", ["settle", "release"])
+    @pytest.mark.parametrize("name", ["status", "hold", "outcome", "expires_at"])
+    def test_settle_and_release_take_none_of_them_either(self, api, db_state, action, name):
+        oid = random_order_id("forge")
+        assert api.decide(order(oid)).status_code == 201
+        before = db_state()
+        r = api.client.post(f"/v1/decisions/{oid}/{action}", json={name: "open"}, headers=api.auth("orders"))
+        assert r.status_code == 422, r.get_data(as_text=True)
+        assert name in r.json["errors"], r.json
+        assert db_state() == before

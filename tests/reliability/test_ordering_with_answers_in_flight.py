@@ -32,6 +32,7 @@ from creditctl.domain.decision import Decision, DecisionState, Order
 from creditctl.domain.errors import OrderIdReused
 from creditctl.ports.clock import Clock
 from creditctl.services.account_view import view_account
+from creditctl.services.audit import seal_audit, verify_audit
 from creditctl.services.context import AppContext
 from creditctl.services.customers import refresh_balances, register_customer
 from creditctl.services.decide_order import DecisionResult, decide_order
@@ -475,6 +476,7 @@ class Run:
     upstream: LedgerUpstream
     books: OutsideBooks
     accounts: list[Account]
+    mix: tuple[tuple[str, int], ...] = MIX
     lock: threading.Lock = field(default_factory=threading.Lock)
     sent: list[Order] = field(default_factory=list)
     open_orders: list[str] = field(default_factory=list)  # approved, not yet settled or released
@@ -515,7 +517,7 @@ class Run:
 def step(run: Run, rng: random.Random, worker: int, n: int) -> None:
     """One operation of the mix, on a random instance."""
     at = rng.choice(run.instances)
-    kind = rng.choices([k for k, _ in MIX], weights=[w for _, w in MIX])[0]
+    kind = rng.choices([k for k, _ in run.mix], weights=[w for _, w in run.mix])[0]
     if kind == "decide":
         decide_step(run, rng, at, f"w{worker}-{n}")
     elif kind == "settle":
@@ -607,43 +609,98 @@ def drive(run: Run, seed_value: int) -> None:
     assert not any(t.is_alive() for t in threads), "workers still running 20 s past the end of the run"
 
 
-@pytest.fixture(params=["one clock", "clocks 60 s apart"])
+# Answers long in flight, snapshots reused for seconds, payments rare (money stays short): where a wrong
+# as-of time shows, as the broken variant's run needs.
+SLOW = {
+    "latency_s": (0.0, 0.3),
+    "refresh_choices": (3, 5),
+    "mix": tuple((k, 1 if k == "pay" else w) for k, w in MIX),
+}
+
+
+@pytest.fixture(params=["one clock", "clocks 60 s apart", "clocks 60 s apart, slow answers"])
 def bank_run(
     request: pytest.FixtureRequest, postgres_engine: Engine, tmp_path: Path
 ) -> Iterator[tuple[Run, int, list[float]]]:
     """3 instances, 2 customers x 2 groups, a ledger answering in 0-80 ms; the instances' clocks agree
-    ("one clock": answers in flight alone) or are skewed by up to +-60 s, spread wider than TTL_S."""
-    seed_value = run_seed()
+    ("one clock": answers in flight alone) or are skewed by up to +-60 s, spread wider than TTL_S; "slow
+    answers": 0-300 ms in flight and snapshots reused for 3-5 s (the broken variant's run below)."""
+    slow = SLOW if request.param.endswith("slow answers") else {}
+    yield make_run(postgres_engine, tmp_path, skewed=request.param != "one clock", **slow)  # type: ignore[arg-type]
+
+
+def make_run(
+    engine: Engine,
+    tmp_path: Path,
+    *,
+    skewed: bool,
+    stamps_on_arrival: bool = False,
+    latency_s: tuple[float, float] = (0.0, 0.08),
+    refresh_choices: tuple[int, ...] = (0, 1),
+    mix: tuple[tuple[str, int], ...] = MIX,
+    seed_value: int | None = None,
+) -> tuple[Run, int, list[float]]:
+    """The run's instances, accounts and books. `stamps_on_arrival`: the deliberately broken wiring whose
+    instances take the provider's own arrival stamp as a snapshot's as-of time (no as-of stamping)."""
+    seed_value = run_seed() if seed_value is None else seed_value
     print(f"CREDITCTL_TEST_SEED={seed_value}")  # pytest shows it on failure: rerun with it
     rng = random.Random(seed_value)
     offsets = [-rng.uniform(45, 60), rng.uniform(-15, 15), rng.uniform(45, 60)]  # spread > TTL_S
-    if request.param == "one clock":
+    if not skewed:
         offsets = [0.0, 0.0, 0.0]
-    upstream = LedgerUpstream(latency_s=(0.0, 0.08), seed=seed_value)
+    upstream = LedgerUpstream(latency_s=latency_s, seed=seed_value)
     instances = [
-        start_instance(postgres_engine, upstream, SkewedClock(o), tmp_path, f"i{i}")
-        for i, o in enumerate(offsets)
+        start_instance(engine, upstream, SkewedClock(o), tmp_path, f"i{i}") for i, o in enumerate(offsets)
     ]
+    if stamps_on_arrival:
+        for instance in instances:
+            instance.ctx.balances = instance.ctx.balances.inner  # type: ignore[attr-defined]
     accounts: list[Account] = []
     limits: dict[Account, Decimal] = {}
     for _ in range(2):
         customer = random_customer_code()
         limit = rng.choice([Decimal("0.00"), Decimal("200.00")])
         open_account(
-            postgres_engine,
+            engine,
             rng.choice(instances),
             upstream,
             customer,
             START,
             GROUPS,
-            refresh_after_s=rng.choice([0, 1]),
+            refresh_after_s=rng.choice(refresh_choices),
             hold_ttl_s=TTL_S,
             deferral_ttl_s=TTL_S,
             base_credit_limit=str(limit),
         )
         accounts += [(customer, g) for g in GROUPS]
         limits |= {(customer, g): limit for g in GROUPS}
-    yield Run(instances, upstream, OutsideBooks(upstream, limits), accounts), seed_value, offsets
+    return Run(instances, upstream, OutsideBooks(upstream, limits), accounts, mix), seed_value, offsets
+
+
+def run_and_check(run: Run, seed_value: int, offsets: list[float], engine: Engine) -> tuple[dict, str]:
+    """Drive the run, bring every instance to a balance as of after the last settle, and collect what
+    each checker finds (the service's own audit verifier included)."""
+    started = time.monotonic()
+    drive(run, seed_value)
+    for instance in run.instances:  # quiescent: a balance as of after every settle, on every instance
+        for customer in sorted({c for c, _ in run.accounts}):
+            instance.refresh(customer)
+    replay = (
+        f"(replay with CREDITCTL_TEST_SEED={seed_value}; clocks {[f'{o:+.0f}s' for o in offsets]}; "
+        f"{time.monotonic() - started:.1f} s; {dict(run.counts)}; "
+        f"upstream fetches {run.upstream.fetches})"
+    )
+    print(replay)
+    seal_audit(uow=run.instances[0].ctx.uow())
+    audit = verify_audit(uow=run.instances[0].ctx.uow())
+    failures = {
+        "answers that are not a decision, a replay or a clean conflict": run.problems,
+        "outside checker": run.books.problems(),
+        "ended by time within the run": ended_by_time(engine),
+        "inside checker": check_invariants(engine),
+        "audit chain": [] if audit.ok else [f"{audit.problem} (seq {audit.broken_seq})"],
+    }
+    return {k: v for k, v in failures.items() if v}, replay
 
 
 def ended_by_time(engine: Engine) -> list[str]:
@@ -661,32 +718,42 @@ def ended_by_time(engine: Engine) -> list[str]:
     ]
 
 
+ATTEMPTS = 4
+
+
 class TestOrderingRun:
     def test_concurrent_decide_settle_release_recheck_and_sweep_across_instances_never_overspend(
         self, bank_run: tuple[Run, int, list[float]], postgres_engine: Engine
     ) -> None:
         run, seed_value, offsets = bank_run
-        started = time.monotonic()
-        drive(run, seed_value)
-        for instance in run.instances:  # quiescent: a balance as of after every settle, on every instance
-            for customer in sorted({c for c, _ in run.accounts}):
-                instance.refresh(customer)
-        replay = (
-            f"(replay with CREDITCTL_TEST_SEED={seed_value}; clocks {[f'{o:+.0f}s' for o in offsets]}; "
-            f"{time.monotonic() - started:.1f} s; {dict(run.counts)}; "
-            f"upstream fetches {run.upstream.fetches})"
-        )
-        print(replay)
-        failures = {
-            "answers that are not a decision, a replay or a clean conflict": run.problems,
-            "outside checker": run.books.problems(),
-            "ended by time within the run": ended_by_time(postgres_engine),
-            "inside checker": check_invariants(postgres_engine),
-        }
-        failures = {k: v for k, v in failures.items() if v}
+        failures, replay = run_and_check(run, seed_value, offsets, postgres_engine)
         assert not failures, "\n".join(
             [f"{k}: {len(v)}, first: {v[:3]}" for k, v in failures.items()] + [replay]
         )
         assert run.counts["approve"] > 0, f"vacuous: nothing approved {replay}"
         assert run.counts["block"] + run.counts["defer"] > 0, f"the balances never ran short {replay}"
         assert run.counts["settled"] > 0, f"nothing settled {replay}"
+
+    def test_the_same_run_fails_against_a_variant_that_stamps_snapshots_when_their_answer_arrives(
+        self, postgres_engine: Engine, tmp_path: Path
+    ) -> None:
+        """The run above can fail: with the instances wired to the provider's own arrival stamp (a settle
+        that lands while an answer is on the wire, or before a fast clock's stamp, is taken as included in
+        it), the checkers report it. A run is random, so up to ATTEMPTS runs (seeds seed, seed+1, ...)
+        are made; the test fails if every one of them passes both checkers."""
+        first = run_seed()
+        replays = []
+        for attempt in range(ATTEMPTS):
+            run, seed_value, offsets = make_run(
+                postgres_engine,
+                tmp_path / f"attempt-{attempt}",
+                skewed=True,
+                stamps_on_arrival=True,
+                seed_value=first + attempt,
+                **SLOW,  # type: ignore[arg-type]
+            )
+            failures, replay = run_and_check(run, seed_value, offsets, postgres_engine)
+            if failures.get("outside checker") or failures.get("inside checker"):
+                return
+            replays.append(replay)
+        raise AssertionError(f"the broken variant passed both checkers in {ATTEMPTS} runs: {replays}")

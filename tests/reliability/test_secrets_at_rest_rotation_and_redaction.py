@@ -10,6 +10,7 @@ tampered ciphertext is a clean SecretUnreadable, and decisions fall back instead
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import re
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from werkzeug.test import TestResponse
 from adapters.bootstrap import Settings, bootstrap, check_upstream, reseal_secrets
 from adapters.fake.clock import FakeClock
 from adapters.sql.secret_box import FernetSecretBox
-from adapters.sql.tables import upstream_configs, upstream_tokens, webhook_subscriptions
+from adapters.sql.tables import metadata, upstream_configs, upstream_tokens, webhook_subscriptions
 from adapters.sql.token_store import SqlTokenStore
 from adapters.web.app import create_app
 from creditctl.ports.secret_box import SecretUnreadable
@@ -35,6 +36,7 @@ from creditctl.services.api_keys import create_api_key
 from creditctl.services.context import AppContext
 from creditctl.services.customers import register_customer
 from creditctl.services.upstream_configs import get_config
+from creditctl.services.webhook_delivery import deliver_round
 from tests.adapters.haier_support import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -48,6 +50,7 @@ from tests.adapters.haier_support import (
     known_emulator_app,
     serving,
 )
+from tests.webhook_receiver import Receiver, running
 
 pytestmark = pytest.mark.adapters
 
@@ -176,6 +179,10 @@ def test_no_secret_in_logs_answers_or_the_database_file(
     assert emulator.echo.echoed >= 3
     emulator.echo.mode = None
 
+    # 5. webhooks: a subscription made with an Idempotency-Key (its answer, showing the secret once, is
+    # kept), its secret rotated, deliveries signed and sent to a receiver that fails with 500
+    webhook_secrets = webhook_paths_at_debug(stack)
+
     secrets = stack.secrets()
     assert len(emulator.issued_tokens()) >= 2
     leaks = [
@@ -197,6 +204,40 @@ def test_no_secret_in_logs_answers_or_the_database_file(
     raw = database_bytes(stack.engine)
     assert b"enc:v1:" in raw
     assert [s[:6] for s in secrets if s.encode() in raw] == []
+    # the webhook secrets were shown once, as they must be (not in stack.answers), and nowhere else
+    assert any(r.name == "creditctl.webhooks" for r in caplog.records)  # the dead delivery was logged
+    assert [(r.name, s[:6]) for r in caplog.records for s in webhook_secrets if s in record_text(r)] == []
+    assert [s[:6] for s in webhook_secrets if s.encode() in raw] == []
+
+
+def webhook_paths_at_debug(stack: Stack) -> list[str]:
+    """Create (idempotently), rotate, and deliver to a failing receiver; the secrets the API showed."""
+    admin = _auth(stack, "admin")
+    receiver = Receiver("", status=500)
+    with running(receiver):
+        made = stack.client.post(
+            "/v1/webhooks",
+            json={"url": receiver.url, "events": ["upstream.down"]},
+            headers={**admin, "Idempotency-Key": "debug-paths"},
+        )
+        assert made.status_code == 201, made.json
+        again = stack.client.post(
+            "/v1/webhooks",
+            json={"url": receiver.url, "events": ["upstream.down"]},
+            headers={**admin, "Idempotency-Key": "debug-paths"},
+        )
+        assert again.json == made.json
+        rotated = stack.client.post(f"/v1/webhooks/{made.json['id']}/rotate-secret", json={}, headers=admin)
+        assert rotated.status_code == 200, rotated.json
+        tools = stack.context.webhooks
+        assert tools is not None
+        with stack.context.uow() as uow:
+            uow.outbox.add(event_id="debug-1", topic="upstream.down", payload={}, now=uow.now())
+            uow.commit()
+        once = dataclasses.replace(tools.policy, max_attempts=1)  # dead at once: its error is logged
+        deliver_round(store=tools.store, notifier=tools.notifier, box=tools.box, policy=once)
+        assert receiver.requests >= 1
+    return [made.json["secret"], rotated.json["secret"]]
 
 
 def test_rotation_seal_with_a_read_with_b_and_a_reseal_then_b_alone(stack: Stack, tmp_path: Path) -> None:
@@ -214,7 +255,7 @@ def test_rotation_seal_with_a_read_with_b_and_a_reseal_then_b_alone(stack: Stack
     assert open_plain(both)["client_secret"] == CLIENT_SECRET
     assert SqlTokenStore(stack.engine, FernetSecretBox([KEY_B, KEY_A])).current("emu") == token_a
 
-    assert reseal_secrets(both) == {"configs": 1, "tokens": 1, "webhooks": 0}
+    assert reseal_secrets(both) == {"configs": 1, "tokens": 1, "webhooks": 0, "idempotent_answers": 0}
     assert stored(stack.engine) != sealed_a
 
     only_b = settings_for(stack.engine, tmp_path, KEY_B)
@@ -363,3 +404,106 @@ def test_rotation_reseals_webhook_signing_secrets_so_the_old_key_can_retire(
             )
         ).one()
     assert (only_b.open(row.secret), only_b.open(row.previous_secret)) == (second, first)
+
+
+# -- every sealed column, listed from the schema --------------------------------------------------------
+
+SEALED_PREFIX = "enc:v1:"
+
+
+def sealed_columns() -> set[tuple[str, str]]:
+    """The columns the schema marks as holding sealed values (adapters/sql/tables.py, SEALED)."""
+    return {(t.name, c.name) for t in metadata.sorted_tables for c in t.columns if c.info.get("sealed")}
+
+
+def sealed_values(engine: Engine) -> dict[tuple[str, str], list[str]]:
+    """Every sealed value in the database, wherever it is: each column of each table of the schema, and
+    each string inside a JSON document, read row by row."""
+    found: dict[tuple[str, str], list[str]] = {}
+
+    def walk(where: tuple[str, str], value: Any) -> None:
+        if isinstance(value, str) and value.startswith(SEALED_PREFIX):
+            found.setdefault(where, []).append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(where, v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(where, v)
+
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                for column, value in row._mapping.items():
+                    walk((table.name, column), value)
+    return found
+
+
+def test_every_sealed_value_opens_with_the_new_key_alone_after_a_reseal(stack: Stack, tmp_path: Path) -> None:
+    """Everything the service seals, in every table that holds a secret (and any added later: the scan
+    reads every column of every table), is re-encrypted by a reseal, so the old key can be retired; and a
+    delivery, an upstream call and the retry of an answer that showed a secret still work on the new key
+    alone. A sealed value in a column the schema does not mark SEALED fails here."""
+    put = stack.call(
+        "PUT", "/v1/admin/haier/configs/emu", role="admin", json=config_document(stack.emulator.url)
+    )
+    assert put.status_code == 200, put.json
+    assert stack.call("GET", f"/v1/balances/{CUSTOMER}?refresh=true").status_code == 200  # a token
+    receiver = Receiver("")
+    with running(receiver):
+        made_body = {"url": receiver.url, "events": ["upstream.down"]}
+        again = {"Idempotency-Key": "reseal-1"}
+        made = stack.client.post("/v1/webhooks", json=made_body, headers={**again, **_auth(stack, "admin")})
+        assert made.status_code == 201, made.json
+        rotated = stack.call("POST", f"/v1/webhooks/{made.json['id']}/rotate-secret", role="admin", json={})
+        assert rotated.status_code == 200, rotated.json
+
+        before = sealed_values(stack.engine)
+        assert set(before) == sealed_columns(), (
+            "sealed values found in the columns on the left; the schema marks those on the right: "
+            f"{sorted(before)} != {sorted(sealed_columns())}"
+        )
+        counts = reseal_secrets(settings_for(stack.engine, tmp_path, KEY_B, KEY_A))
+        assert all(counts.values()), counts  # one of each kind was there to re-encrypt
+
+        only_b = FernetSecretBox([KEY_B])
+        after = sealed_values(stack.engine)
+        assert set(after) == set(before)
+        unreadable = []
+        for where, values in after.items():
+            for value in values:
+                try:
+                    only_b.open(value)
+                except SecretUnreadable:
+                    unreadable.append(where)
+        assert not unreadable, f"not re-encrypted by the reseal: {sorted(set(unreadable))}"
+
+        # the service on key B alone: the idempotent retry, an upstream call, a signed delivery
+        clock = FakeClock(CLOCK_START)
+        clock.advance(120)
+        ctx = bootstrap(
+            settings_for(stack.engine, tmp_path, KEY_B),
+            clock=clock,
+            engine=stack.engine,
+            database_clock=clock,
+        )
+        client = create_app(ctx, {"TESTING": True}).test_client()
+        retried = client.post("/v1/webhooks", json=made_body, headers={**again, **_auth(stack, "admin")})
+        assert (retried.status_code, retried.json) == (201, made.json)
+        r = client.get(f"/v1/balances/{CUSTOMER}?refresh=true", headers=_auth(stack, "orders"))
+        assert r.status_code == 200, r.json
+        receiver.secret = rotated.json["secret"]
+        tools = ctx.webhooks
+        assert tools is not None
+        with ctx.uow() as uow:
+            uow.outbox.add(event_id="after-reseal", topic="upstream.down", payload={}, now=uow.now())
+            uow.commit()
+        for _ in range(5):
+            deliver_round(store=tools.store, notifier=tools.notifier, box=tools.box, policy=tools.policy)
+            if receiver.processed:
+                break
+        assert list(receiver.processed) == ["after-reseal"] and receiver.bad_signatures == 0
+
+
+def _auth(stack: Stack, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.keys[role]}"}

@@ -1,5 +1,5 @@
-"""End to end: `creditctl worker` killed with SIGKILL in the middle of a delivery loses no event; a
-restarted worker delivers everything once the dead worker's lease has run out."""
+"""Reliability item 9, end to end: `creditctl worker` killed with SIGKILL in the middle of a delivery
+loses no event; a restarted worker delivers everything once the dead worker's lease has run out."""
 
 from __future__ import annotations
 
