@@ -5,7 +5,8 @@ facts with edge values (zero, negative zero, half cents, the contract's ceiling,
 arithmetic's 60 digits and near its exponent limit, None) and params (none, ours, equal but other
 objects, other values), against tests/unit/rules/reference_evaluator.py: outcome, every match with its
 message, every trace entry with the exact values it read, or the same exception. CREDITCTL_TEST_SEED
-changes the seed (printed on failure).
+changes the seed (printed on failure); CREDITCTL_SAMENESS_EXAMPLES the examples per test (150 by default,
+about ten seconds in all; CREDITCTL_SAMENESS_EXAMPLES=5000 for a longer search).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from hypothesis import HealthCheck, given, note, seed, settings
 from hypothesis import strategies as st
 
-from rules import FACTS, KNOWN_PARAMS, FactType, RuleSet, default_rule_set_document, parse_rule_set
+from rules import FACTS, KNOWN_PARAMS, FactType, RuleSet, compiler, default_rule_set_document, parse_rule_set
 from rules.param_catalogue import MAX_MONEY
 from tests.unit.rules import strategies as gen
 from tests.unit.rules.reference_evaluator import plain, reference_evaluate, reference_outcome
@@ -26,7 +28,7 @@ from tests.unit.rules.reference_evaluator import plain, reference_evaluate, refe
 pytestmark = pytest.mark.unit
 
 SEED = int(os.environ.get("CREDITCTL_TEST_SEED", "20261205"))
-EXAMPLES = int(os.environ.get("CREDITCTL_SAMENESS_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("CREDITCTL_SAMENESS_EXAMPLES", "150"))
 SAME = settings(
     max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -137,3 +139,16 @@ def test_the_default_set_answers_as_before(
 def test_any_valid_set_answers_as_before(document: dict[str, Any], facts: dict[str, Any], data: Any) -> None:
     rules = parse_rule_set(document)
     both(rules, document, facts, data.draw(params_for(rules)))
+
+
+@seed(SEED)
+@settings(SAME, max_examples=max(EXAMPLES // 3, 10))
+@given(document=gen.documents(max_rules=4), facts=edge_facts, data=st.data())
+def test_a_rule_too_large_to_inline_answers_as_before(
+    document: dict[str, Any], facts: dict[str, Any], data: Any
+) -> None:
+    rules = parse_rule_set(document)
+    with patch.object(compiler, "INLINE_NODES", 0):  # every rule calls its condition's closure
+        both(rules, document, facts, data.draw(params_for(rules)))
+        source = compiler.source_of(rules._plan)
+    assert ("(seen, merged)" in source) is any(rule.enabled for rule in rules.rules)
