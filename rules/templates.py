@@ -21,17 +21,26 @@ UNKNOWN = "unknown"
 
 # format(value, ".2f") rounds with the calling thread's decimal context; a message rendered later than
 # its evaluation (or in another thread) must not depend on it: half-even to cents, as the default does.
+# And format() costs six times str(): money mostly has two places already, and then str() is the text
+# (str() writes an exponent only as "E", after the digits, so "." third from the end means two places).
 _CENTS = Decimal("0.01")
 _TO_CENTS = Context(prec=MAX_PREC, rounding=ROUND_HALF_EVEN, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 def _money(value: Any) -> str:
-    if type(value) is Decimal and value.is_finite():
-        return format(_TO_CENTS.quantize(value, _CENTS), "f")
+    if type(value) is Decimal:
+        text = str(value)
+        if text[-3:-2] == ".":
+            return text
+        if value.is_finite():
+            return format(_TO_CENTS.quantize(value, _CENTS), "f")
     return format(value, ".2f")  # an int (exact), or what a caller passed against the catalogue
 
 
 def _plain(value: object) -> str:
+    if type(value) is Decimal:
+        text = str(value)  # the same as format(value, "f") unless it has an exponent
+        return text if "E" not in text and "e" not in text else format(value, "f")
     return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from rules import Match, Outcome, parse_rule_set
 from rules.compiler import source_of
-from rules.templates import _money
+from rules.templates import _money, _plain
 from tests.unit.rules.builders import cmp, document, one_rule, rule
 
 pytestmark = pytest.mark.unit
@@ -87,9 +87,19 @@ class TestLazyMessages:
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
-@given(st.decimals(allow_nan=False, allow_infinity=False) | st.integers())
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False)
+    | st.decimals(allow_nan=False, allow_infinity=False, places=2)
+    | st.integers()
+)
 def test_money_renders_as_format_two_places_did_under_the_default_context(value: Decimal | int) -> None:
     assert _money(value) == format(value, ".2f")
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.decimals(allow_nan=False, allow_infinity=False) | st.integers())
+def test_ratios_and_counts_render_as_before(value: Decimal | int) -> None:
+    assert _plain(value) == (format(value, "f") if isinstance(value, Decimal) else str(value))
 
 
 class TestMatch:
