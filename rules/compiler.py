@@ -2,7 +2,7 @@
 
 Why: evaluating the default set was a loop over eight rules calling nested closures, a call per
 condition node; as one function, every condition is inline code over local variables, each fact is
-read from the facts once, and the trace and matches are built in place (bench/README.md, "Rules").
+read from the facts once, and the trace and matches are built in place (bench/README.md, rules_bench.py).
 
 Nothing a document holds becomes source text. The text names only local variables the compiler
 makes up and the namespace's entries; catalogue fact names and validated param names are written as
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -35,20 +36,17 @@ _PARAM_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _OPERATORS = {"eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
+@dataclass(frozen=True, slots=True)
 class Plan:
     """What the compiled functions need beyond the rules: the set's own params, the params any rule or
     message names (`named`, in the order the loop they replace read them), and each rule's trace params
     when nothing is overridden (`fixed`) or, for a disabled rule, its whole constant trace."""
 
-    def __init__(
-        self,
-        rules: tuple[Rule, ...],
-        own: dict[str, Decimal],
-        named: tuple[str, ...],
-        fixed: tuple[Mapping[str, Decimal], ...],
-        disabled: tuple[RuleTrace | None, ...],
-    ) -> None:
-        self.rules, self.own, self.named, self.fixed, self.disabled = rules, own, named, fixed, disabled
+    rules: tuple[Rule, ...]
+    own: dict[str, Decimal]
+    named: tuple[str, ...]
+    fixed: tuple[Mapping[str, Decimal], ...]
+    disabled: tuple[RuleTrace | None, ...]
 
 
 def compile_rule_set(plan: Plan) -> tuple[Evaluate, Decide]:

@@ -80,11 +80,14 @@ def default_documents(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def params_for(draw: st.DrawFn, rules: RuleSet) -> Any:
-    """What a caller passes: nothing, ours, ours again as equal but other objects, or other values."""
+    """What a caller passes: nothing, ours (a copy or the read-only mapping), ours again as equal but
+    other objects, or other values."""
     own = dict(rules.params)
-    kind = draw(st.sampled_from(["none", "empty", "ours", "equal", "other", "partial"]))
+    kind = draw(st.sampled_from(["none", "empty", "ours", "proxy", "equal", "other", "partial"]))
     if kind == "none":
         return None
+    if kind == "proxy":
+        return rules.params
     if kind == "empty":
         return {}
     if kind == "ours":
