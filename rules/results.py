@@ -19,6 +19,7 @@ class Match:
     """
 
     __slots__ = ("_message", "_show", "_values", "actions", "outcome", "reason", "rule_id")
+    __match_args__ = ("rule_id", "outcome", "reason", "message", "actions")
     rule_id: str
     outcome: Outcome
     reason: str
@@ -66,6 +67,10 @@ class Match:
     def __repr__(self) -> str:
         names = ("rule_id", "outcome", "reason", "message", "actions")
         return "Match(" + ", ".join(f"{n}={v!r}" for n, v in zip(names, self._fields(), strict=True)) + ")"
+
+    def __reduce__(self) -> tuple[type[Match], tuple[str, Outcome, str, str, tuple[str, ...]]]:
+        """Copied and pickled as its five fields, the message rendered."""
+        return (Match, self._fields())
 
     def __setattr__(self, name: str, value: object) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")

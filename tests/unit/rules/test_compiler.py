@@ -3,7 +3,9 @@ messages rendered when read and whatever the caller's decimal context, Match as 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 
 import pytest
@@ -115,3 +117,12 @@ class TestMatch:
             match.reason = "OTHER"  # type: ignore[misc]
         with pytest.raises(dataclasses.FrozenInstanceError):
             del match.rule_id
+
+    def test_a_match_copies_and_pickles_as_its_fields(self) -> None:
+        rules = one_rule(cmp("order.amount", "gt", 0), message="{order.amount}")
+        (found,) = rules.evaluate({"order.amount": D("2.5")}).matches
+        assert copy.deepcopy(found) == copy.copy(found) == pickle.loads(pickle.dumps(found)) == found
+        assert pickle.loads(pickle.dumps(found)).message == "2.50"
+        match found:
+            case Match(rule_id, _, reason, message, _):
+                assert (rule_id, reason, message) == ("r", "TEST_REASON", "2.50")
