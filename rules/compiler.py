@@ -30,7 +30,7 @@ from rules.shape import Compare, Group, Member, Missing, Not, Shape
 Evaluate = Callable[[Mapping[str, Any], Mapping[str, Decimal] | None], Evaluation]
 Decide = Callable[[Mapping[str, Any], Mapping[str, Decimal] | None], Outcome]
 
-INLINE_NODES = 64
+INLINE_NODES = 32
 INLINE_DEPTH = 12
 _PARAM_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _OPERATORS = {"eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
