@@ -297,6 +297,12 @@ def main() -> int:
     print(line("mean", "", mean))
     bare = rate(lambda: rules.evaluate(BASE), args.seconds, args.repeat)
     print(f"ours, approve mix, evaluate(facts) without params: {bare:,.0f}/s")
+    params = dict(rules.params)
+    alone = [
+        f"{label} {rate(lambda f=facts: rules.outcome(f, params), args.seconds, args.repeat):,.0f}/s"
+        for label, facts in MIXES.items()
+    ]
+    print(f"ours, outcome() alone (a backtest's replay: no trace, no matches): {'; '.join(alone)}")
     overridden = {**rules.params, "low_balance_threshold": D("20000.00")}
     real = rate(lambda: rules.evaluate(BASE, overridden), args.seconds, args.repeat)
     print(f"ours, approve mix, with an account override (params merged, traced per rule): {real:,.0f}/s")
