@@ -1,4 +1,4 @@
-"""The rule language: rules are JSON data, validated with pointers and compiled to closures.
+"""The rule language: rules are JSON data, validated with pointers; each set compiled to one function.
 
 Pure: standard library only, no I/O, nothing from creditctl or adapters.
 """

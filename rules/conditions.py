@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rules import operands, predicates
+from rules import shape as shapes
 from rules.facts import FactSpec
 from rules.numbers import describe
 from rules.problems import child
@@ -23,10 +24,11 @@ CONDITION_KINDS = ("all", "any", "not", "fact")
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """A compiled condition: canonical JSON for storage and the test closure for evaluation."""
+    """A compiled condition: canonical JSON for storage, the test closure and its shape for evaluation."""
 
     canonical: dict[str, Any]
     test: predicates.Test
+    shape: shapes.Shape
 
 
 def compile_condition(node: Any, pointer: str, scope: Scope, depth: int = 1) -> Condition | None:
@@ -49,7 +51,9 @@ def compile_condition(node: Any, pointer: str, scope: Scope, depth: int = 1) -> 
         return _comparison(node, pointer, scope, depth)
     if kind == "not":
         inner = compile_condition(node[kind], child(pointer, kind), scope, depth + 1)
-        return None if inner is None else Condition({"not": inner.canonical}, predicates.negation(inner.test))
+        if inner is None:
+            return None
+        return Condition({"not": inner.canonical}, predicates.negation(inner.test), shapes.Not(inner.shape))
     return _group(kind, node[kind], child(pointer, kind), scope, depth)
 
 
@@ -62,7 +66,11 @@ def _group(kind: str, node: Any, pointer: str, scope: Scope, depth: int) -> Cond
     if len(valid) != len(parts):
         return None
     combine = predicates.all_of if kind == "all" else predicates.any_of
-    return Condition({kind: [part.canonical for part in valid]}, combine([part.test for part in valid]))
+    return Condition(
+        {kind: [part.canonical for part in valid]},
+        combine([part.test for part in valid]),
+        shapes.Group(kind == "any", tuple(part.shape for part in valid)),
+    )
 
 
 def _comparison(node: dict[str, Any], pointer: str, scope: Scope, depth: int) -> Condition | None:
@@ -92,11 +100,18 @@ def _comparison(node: dict[str, Any], pointer: str, scope: Scope, depth: int) ->
     if operand is None:
         return None
     canonical = {"fact": spec.name, "op": op, "value": operand.canonical}
-    return Condition(canonical, _compare(spec.name, op, operand))
+    return Condition(
+        canonical, _compare(spec.name, op, operand), shapes.Compare(spec.name, op, operand.source)
+    )
 
 
 def _presence(spec: FactSpec, op: str) -> Condition:
-    return Condition({"fact": spec.name, "op": op}, predicates.missing(spec.name, negate=op == "present"))
+    negate = op == "present"
+    return Condition(
+        {"fact": spec.name, "op": op},
+        predicates.missing(spec.name, negate=negate),
+        shapes.Missing(spec.name, negate),
+    )
 
 
 def _membership(spec: FactSpec, op: str, node: Any, pointer: str, scope: Scope) -> Condition | None:
@@ -109,7 +124,12 @@ def _membership(spec: FactSpec, op: str, node: Any, pointer: str, scope: Scope) 
         return None
     canonical = {"fact": spec.name, "op": op, "value": [item.canonical for item in valid]}
     values = frozenset(item.source[1] for item in valid)
-    return Condition(canonical, predicates.member(spec.name, values, negate=op == "not_in"))
+    negate = op == "not_in"
+    return Condition(
+        canonical,
+        predicates.member(spec.name, values, negate=negate),
+        shapes.Member(spec.name, values, negate),
+    )
 
 
 def _compare(fact: str, op: str, operand: Operand) -> predicates.Test:

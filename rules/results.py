@@ -2,22 +2,81 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import FrozenInstanceError, dataclass, fields
 from decimal import Decimal
+from typing import Any
 
 from rules.outcome import Outcome
 
 
-@dataclass(frozen=True, slots=True)
 class Match:
-    """A rule whose condition held; `message` is already rendered for a human."""
+    """A rule whose condition held, with its message for a human.
 
+    The message is rendered when first read (a decision stores or answers it; most evaluations of a
+    backtest or a release check never read it), from the values its placeholders named when the rule
+    matched: `_show(_values)`. Immutable, and equal, hashed and shown as a dataclass of the five fields.
+    """
+
+    __slots__ = ("_message", "_show", "_values", "actions", "outcome", "reason", "rule_id")
+    __match_args__ = ("rule_id", "outcome", "reason", "message", "actions")
     rule_id: str
     outcome: Outcome
     reason: str
-    message: str
     actions: tuple[str, ...]
+    _message: str | None
+    _show: Callable[[tuple[Any, ...]], str] | None
+    _values: tuple[Any, ...]
+
+    def __init__(
+        self, rule_id: str, outcome: Outcome, reason: str, message: str, actions: tuple[str, ...]
+    ) -> None:
+        for name, value in (
+            ("rule_id", rule_id),
+            ("outcome", outcome),
+            ("reason", reason),
+            ("actions", actions),
+            ("_message", message),
+            ("_show", None),
+            ("_values", ()),
+        ):
+            object.__setattr__(self, name, value)
+
+    @property
+    def message(self) -> str:
+        """The rendered message (rendered once, then kept)."""
+        message = self._message
+        if message is None:
+            assert self._show is not None
+            message = self._show(self._values)
+            object.__setattr__(self, "_message", message)  # the same text whichever thread renders it
+        return message
+
+    def _fields(self) -> tuple[str, Outcome, str, str, tuple[str, ...]]:
+        return (self.rule_id, self.outcome, self.reason, self.message, self.actions)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Match)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        names = ("rule_id", "outcome", "reason", "message", "actions")
+        return "Match(" + ", ".join(f"{n}={v!r}" for n, v in zip(names, self._fields(), strict=True)) + ")"
+
+    def __reduce__(self) -> tuple[type[Match], tuple[str, Outcome, str, str, tuple[str, ...]]]:
+        """Copied and pickled as its five fields, the message rendered."""
+        return (Match, self._fields())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +103,12 @@ class Evaluation:
     trace: tuple[RuleTrace, ...]
 
 
-# Building frozen dataclasses fast. A dataclass __init__ writes each field through the frozen
+# Building frozen objects fast. A dataclass __init__ writes each field through the frozen
 # __setattr__, and evaluate() builds a RuleTrace per rule per call: that was a third of its time.
 # Instead each is filled in as a *Builder, a plain class with the very same slots (so the same
-# memory layout), whose __class__ is then switched to the dataclass: a third of the cost. None of
-# these dataclasses has a __post_init__ or defaults that this could skip.
+# memory layout), whose __class__ is then switched to the frozen class: a third of the cost. None of
+# these classes has a __post_init__ or defaults that this could skip. rules.compiler writes these
+# steps inline in the function it generates.
 _new = object.__new__
 
 
@@ -63,16 +123,22 @@ class TraceBuilder:
     params: Mapping[str, Decimal]
 
 
-class _MatchBuilder:
-    __slots__ = ("actions", "message", "outcome", "reason", "rule_id")
+class MatchBuilder:
+    """Match's slots, writable: fill every one, then set `__class__ = Match`."""
+
+    __slots__ = ("_message", "_show", "_values", "actions", "outcome", "reason", "rule_id")
     rule_id: str
     outcome: Outcome
     reason: str
-    message: str
     actions: tuple[str, ...]
+    _message: str | None
+    _show: Callable[[tuple[Any, ...]], str] | None
+    _values: tuple[Any, ...]
 
 
-class _EvaluationBuilder:
+class EvaluationBuilder:
+    """Evaluation's slots, writable: fill every one, then set `__class__ = Evaluation`."""
+
     __slots__ = ("matches", "outcome", "trace")
     outcome: Outcome
     matches: tuple[Match, ...]
@@ -80,35 +146,11 @@ class _EvaluationBuilder:
 
 
 def _check_builders() -> None:
-    for builder, built in (
-        (TraceBuilder, RuleTrace),
-        (_MatchBuilder, Match),
-        (_EvaluationBuilder, Evaluation),
-    ):
+    for builder, built in ((TraceBuilder, RuleTrace), (EvaluationBuilder, Evaluation)):
         if set(builder.__slots__) != {field.name for field in fields(built)}:
             raise ImportError(f"{builder.__name__} must have exactly the fields of {built.__name__}")
+    if set(MatchBuilder.__slots__) != set(Match.__slots__):
+        raise ImportError("MatchBuilder must have exactly the slots of Match")
 
 
 _check_builders()
-
-
-def make_match(rule_id: str, outcome: Outcome, reason: str, message: str, actions: tuple[str, ...]) -> Match:
-    """Same as Match(rule_id, outcome, reason, message, actions), faster."""
-    match = _new(_MatchBuilder)
-    match.rule_id = rule_id
-    match.outcome = outcome
-    match.reason = reason
-    match.message = message
-    match.actions = actions
-    match.__class__ = Match  # type: ignore[assignment]
-    return match  # type: ignore[return-value]
-
-
-def make_evaluation(outcome: Outcome, matches: tuple[Match, ...], trace: tuple[RuleTrace, ...]) -> Evaluation:
-    """Same as Evaluation(outcome, matches, trace), faster."""
-    evaluation = _new(_EvaluationBuilder)
-    evaluation.outcome = outcome
-    evaluation.matches = matches
-    evaluation.trace = trace
-    evaluation.__class__ = Evaluation  # type: ignore[assignment]
-    return evaluation  # type: ignore[return-value]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from rules import predicates
@@ -14,9 +12,9 @@ from rules.conditions import compile_condition
 from rules.numbers import describe
 from rules.outcome import Outcome
 from rules.problems import child
-from rules.results import Match, make_match
 from rules.scope import Scope
-from rules.templates import Render, compile_template
+from rules.shape import Shape
+from rules.templates import Render, Show, compile_template
 
 RULE_ID = re.compile(r"[a-z][a-z0-9_]{0,63}")
 REASON = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
@@ -30,7 +28,8 @@ OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 class Rule:
     """A compiled rule; `when` is the canonical condition, `facts`/`params` the names it reads.
 
-    `message_params` are the params its message names (facts/params are the condition's only).
+    `message_params` are the params its message names (facts/params are the condition's only);
+    `message_slots` what each placeholder names, (name, is_fact), for `show(values)`.
     """
 
     id: str
@@ -46,10 +45,9 @@ class Rule:
     message_params: tuple[str, ...] = field(repr=False)
     test: predicates.Test = field(repr=False, compare=False)
     render: Render = field(repr=False, compare=False)
-
-    def match(self, facts: Mapping[str, Any], params: Mapping[str, Decimal]) -> Match:
-        """The report of this rule having matched these facts, its message rendered."""
-        return make_match(self.id, self.outcome, self.reason, self.render(facts, params), self.actions)
+    shape: Shape = field(repr=False, compare=False)
+    message_slots: tuple[tuple[str, bool], ...] = field(repr=False, compare=False)
+    show: Show = field(repr=False, compare=False)
 
     @property
     def document(self) -> dict[str, Any]:
@@ -100,6 +98,9 @@ def compile_rule(node: Any, pointer: str, scope: Scope) -> Rule | None:
         message_params=template.params,
         test=when.test,
         render=template.render,
+        shape=when.shape,
+        message_slots=template.slots,
+        show=template.show,
     )
 
 
