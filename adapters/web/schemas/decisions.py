@@ -8,10 +8,10 @@ from typing import Any
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from adapters.web.openapi import NULL_ONLY
-from adapters.web.schemas.money import Money
+from adapters.web.schemas.money import POSITIVE_MONEY_PATTERN, Money
 from adapters.web.schemas.text import PLAIN_TEXT, plain_text
 from adapters.web.schemas.text import no_control_chars as _no_control_chars
-from creditctl.domain.money import fmt
+from creditctl.domain.money import fmt, parse_money
 
 # An ECMA pattern for the OpenAPI document, applied with fullmatch (FullMatch) so that Python's "$" does
 # not let a final "\n" through.
@@ -71,8 +71,22 @@ METADATA_VALUE = {
 
 
 class DecisionRequestSchema(Schema):
+    """An order to decide. `load` takes a body every field of which is plainly valid by a shorter road
+    (`fast_decision_request`) and hands anything else, valid or not, to marshmallow, so that every error
+    stays the schema's own: the generic load cost ~45 µs of every decision."""
+
     class Meta:
         unknown = RAISE
+
+    def load(
+        self, data: Any, *, many: bool | None = None, partial: Any = None, unknown: str | None = None
+    ) -> Any:
+        plain = not (many or self.many or partial or self.partial or self.only is not None or self.exclude)
+        if plain and unknown in (None, RAISE):
+            loaded = fast_decision_request(data)
+            if loaded is not None:
+                return loaded
+        return super().load(data, many=many, partial=partial, unknown=unknown)
 
     order_id = fields.String(
         required=True,
@@ -115,6 +129,56 @@ class DecisionRequestSchema(Schema):
             "characters, a number, a boolean or null",
         },
     )
+
+
+_REQUEST_KEYS = frozenset(("order_id", "customer_code", "sale_group_code", "amount", "channel", "metadata"))
+_REQUIRED_KEYS = frozenset(("order_id", "customer_code", "sale_group_code", "amount"))
+_POSITIVE_MONEY = re.compile(POSITIVE_MONEY_PATTERN)
+
+
+def _plain_ascii(value: Any, longest: int) -> bool:
+    """A string of 1 to `longest` printable ASCII characters, no space at either end: what the schema's
+    Length and no_control_chars accept, for the ASCII text that almost every order system sends."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= longest
+        and value.isascii()
+        and value.isprintable()
+        and value[0] != " "
+        and value[-1] != " "
+    )
+
+
+def fast_decision_request(data: Any) -> dict[str, Any] | None:
+    """What DecisionRequestSchema().load(data) gives, for a body whose every field is plainly valid (ASCII
+    text, a money string the pattern accepts, no metadata); None for anything else (the schema decides).
+    Never accepts what the schema refuses: tests/api/test_decision_wire_fast_paths.py compares the two."""
+    if type(data) is not dict or not (_REQUIRED_KEYS <= data.keys() <= _REQUEST_KEYS):
+        return None
+    order_id, customer, group, amount = (
+        data["order_id"], data["customer_code"], data["sale_group_code"], data["amount"]
+    )  # fmt: skip
+    channel = data.get("channel")
+    if (
+        data.get("metadata") is not None
+        or not (_plain_ascii(order_id, 64) and _routable(order_id))
+        or type(customer) is not str
+        or _CODE.fullmatch(customer) is None
+        or type(group) is not str
+        or _CODE.fullmatch(group) is None
+        or type(amount) is not str
+        or _POSITIVE_MONEY.fullmatch(amount) is None
+        or (channel is not None and not _plain_ascii(channel, 64))
+    ):
+        return None
+    return {
+        "order_id": order_id,
+        "customer_code": customer,
+        "sale_group_code": group,
+        "amount": parse_money(amount),
+        "channel": channel,
+        "metadata": None,
+    }
 
 
 class OrderRefQuerySchema(Schema):
