@@ -20,7 +20,9 @@ loop, a thread waiting on its queue) are left out: the rest is CPU. Each CPU sam
   SQLAlchemy   sqlalchemy/ (compile cache, parameter processing, type decorators, rows, pool, ORM)
   JSON         json/ (request and answer bodies, JSON columns)
   web          flask/, werkzeug/, flask_smorest/, webargs/, marshmallow/ (routing, parsing, schemas)
-  gunicorn     gunicorn/ and adapters/web/gunicorn_worker.py (HTTP parsing, the main loop, writing)
+  gunicorn     gunicorn/ and adapters/web/gunicorn_*.py (HTTP parsing, the main loop, writing)
+  web (ours)   the rest of adapters/web/ (request hooks, views, the decision's wire form; counted in
+               "service" before 2026-12-05's web-cpu branch)
   service      creditctl/ and adapters/ (the rest of our own code: decision, hold, money, mapping)
   other        everything else (stdlib: uuid, decimal, datetime, threading ...)
 
@@ -76,8 +78,10 @@ def _ours(path: str) -> str | None:
         return "auth"
     if any(a in path for a in AUDIT):
         return "audit"
-    if "adapters/web/gunicorn_worker.py" in path:
+    if "adapters/web/gunicorn_" in path:  # gunicorn_worker.py, gunicorn_logger.py
         return "gunicorn"
+    if "adapters/web/" in path:
+        return "web (ours)"
     if "/creditctl/" in path or "/adapters/" in path or path.startswith(("creditctl/", "adapters/")):
         return "service"
     return None
