@@ -1117,7 +1117,7 @@ def measure_baseline(
     inst: Instance, service: Server, log_level: str, args: argparse.Namespace, run_id: str
 ) -> list[dict]:
     """The service against the same service served from --baseline's checkout (same database, workers,
-    threads, log level), runs interleaved (baseline, this, baseline, this ...) so both see the same noise,
+    threads, log level), runs interleaved (baseline, this, this, baseline ...) so both see the same noise,
     on the 10,000-account cells: the medians, their ratio, and the CPU per decision of each."""
     base = inst.start_service(log_level, code=args.baseline, threads=args.baseline_threads)
     try:
@@ -1125,9 +1125,12 @@ def measure_baseline(
         rows = []
         for clients in sorted({c for a, c in args.cells if a == TOTAL_ACCOUNTS}, reverse=True):
             bases, news = [], []
-            for _ in range(max(args.repeat, 3)):
+            for i in range(max(args.repeat, 3)):
+                if i % 2:  # this one first every other pair, so neither always follows the other
+                    news.append(wrk(inst, service, TOTAL_ACCOUNTS, clients, args.duration, run_id))
                 bases.append(wrk(inst, base, TOTAL_ACCOUNTS, clients, args.duration, run_id))
-                news.append(wrk(inst, service, TOTAL_ACCOUNTS, clients, args.duration, run_id))
+                if not i % 2:
+                    news.append(wrk(inst, service, TOTAL_ACCOUNTS, clients, args.duration, run_id))
                 print(
                     f"   baseline vs this, {clients:>3} clients: baseline {fmt_run(bases[-1])} | this "
                     f"{fmt_run(news[-1])}  (load {bases[-1].loadavg_1m_before} / "
