@@ -58,7 +58,7 @@ WAIT_LEAVES = (
 LAYERS = [
     ("psycopg", ("psycopg/", "psycopg_binary/", "psycopg_c/")),
     ("SQLAlchemy", ("sqlalchemy/",)),
-    ("JSON", ("/json/",)),
+    ("JSON", ("json/",)),  # py-spy writes the standard library's frames as "json/encoder.py"
     ("web", ("flask/", "werkzeug/", "flask_smorest/", "webargs/", "marshmallow/")),
     ("gunicorn", ("gunicorn/",)),
 ]
@@ -92,7 +92,7 @@ def classify(frames: list[str]) -> str:
     innermost frame that belongs to a layer decides, except that JSON work counts as audit when the
     nearest frame of our own code above it is the audit trail's (its canonical payload)."""
     paths = [_path(f) for f in frames]
-    if any("/logging/" in p or "pythonjsonlogger/" in p for p in paths):
+    if any(p.startswith("logging/") or "/logging/" in p or "pythonjsonlogger/" in p for p in paths):
         return "logging"
     if any("prometheus_client/" in p for p in paths):
         return "metrics"
