@@ -477,13 +477,23 @@ class Instance:
         with self.engine.connect() as conn:
             return {o: n for o, n in conn.execute(stmt)}
 
-    def start_service(self, log_level: str = "WARNING", *, audit: bool = True) -> Server:
+    def start_service(
+        self,
+        log_level: str = "WARNING",
+        *,
+        audit: bool = True,
+        code: Path | None = None,
+        threads: int | None = None,
+    ) -> Server:
         """`creditctl serve`, from the repository (production wsgi.py) or, once the probe decision has
         shown the PostgreSQL rowcount bug, from bench/shim (the same app with preserve_rowcount).
-        audit=False: from bench/no_audit (the same app with the audit insert a no-op), for --audit-cost."""
+        audit=False: from bench/no_audit (the same app with the audit insert a no-op), for --audit-cost.
+        code: from another checkout of the project (its wsgi.py and packages first on the path), for
+        --baseline; threads: other than the run's, for --baseline-threads."""
         port = free_port()
+        threads = threads or self.threads
         cmd = [CREDITCTL, "serve", "--port", str(port), "--workers", str(self.workers),
-               *(["--threads", str(self.threads)] if self.threads else [])]  # fmt: skip
+               *(["--threads", str(threads)] if threads else [])]  # fmt: skip
         env = {**self.env, "CREDITCTL_LOG_LEVEL": log_level}
         label = "service" if log_level == "WARNING" else f"service-{log_level.lower()}"
         if self.worker_proc is not None:
@@ -494,8 +504,15 @@ class Instance:
                 raise RuntimeError("--audit-cost cannot be measured through the rowcount shim")
             label, folder = "service-no-audit", "no_audit"
         cwd = BENCH / folder if folder else ROOT
+        if code is not None:
+            if self.shim:
+                raise RuntimeError("--baseline cannot be measured through the rowcount shim")
+            label, cwd = "baseline", code
+            if code != ROOT:
+                env["PYTHONPATH"] = str(code)
         self.commands.append(
             (f"(cd bench/{folder}) " if folder else "")
+            + (f"(cd {code}; PYTHONPATH={code}) " if code else "")
             + f"CREDITCTL_LOG_LEVEL={log_level} "
             + " ".join(["creditctl", *cmd[1:]])
         )
@@ -913,7 +930,23 @@ def parse_args() -> argparse.Namespace:
         help="also measure the service with its audit insert a no-op (bench/no_audit), interleaved with the "
         "service, at 10,000 accounts and 1 and 32 clients",
     )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout of this project (e.g. main, unpacked with git archive): also serve it on the "
+        "same database and measure it interleaved with this one at 10,000 accounts (before/after in one run)",
+    )
+    ap.add_argument(
+        "--baseline-threads",
+        type=int,
+        default=None,
+        help="with --baseline: serve the baseline with this many threads per worker (a thread sweep: "
+        "--baseline . --baseline-threads 4 compares 4 threads with --threads in one run)",
+    )
     args = ap.parse_args()
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
     args.duration = args.duration or (4.0 if args.quick else 10.0)
     args.accounts = [TOTAL_ACCOUNTS] if args.quick else [1, 100, TOTAL_ACCOUNTS]
     args.clients = [1, 32] if args.quick else [1, 8, 32]
@@ -982,6 +1015,9 @@ def bench_database(
             cells.append((median_run(svcs), median_run(ceils)))
         if args.audit_cost:
             results.setdefault("audit_cost", {})[db] = measure_audit_cost(inst, service, args, run_id)
+        if args.baseline:
+            log_level = "INFO" if args.production else "WARNING"
+            results.setdefault("baseline", {})[db] = measure_baseline(inst, service, log_level, args, run_id)
         info_runs: list[Run] = []
         if args.production:
             results.setdefault("unsealed_audit_events_at_end", {})[db] = inst.unsealed_events()
@@ -1078,6 +1114,64 @@ def measure_audit_cost(inst: Instance, service: Server, args: argparse.Namespace
         return rows
     finally:
         CLEANUP.stop(off.proc)
+
+
+def measure_baseline(
+    inst: Instance, service: Server, log_level: str, args: argparse.Namespace, run_id: str
+) -> list[dict]:
+    """The service against the same service served from --baseline's checkout (same database, workers,
+    threads, log level), runs interleaved (baseline, this, this, baseline ...) so both see the same noise,
+    on the 10,000-account cells: the medians, their ratio, and the CPU per decision of each."""
+    base = inst.start_service(log_level, code=args.baseline, threads=args.baseline_threads)
+    try:
+        wrk(inst, base, TOTAL_ACCOUNTS, 8, 2, run_id, record=False)
+        rows = []
+        for clients in sorted({c for a, c in args.cells if a == TOTAL_ACCOUNTS}, reverse=True):
+            bases, news = [], []
+            for i in range(max(args.repeat, 3)):
+                if i % 2:  # this one first every other pair, so neither always follows the other
+                    news.append(wrk(inst, service, TOTAL_ACCOUNTS, clients, args.duration, run_id))
+                bases.append(wrk(inst, base, TOTAL_ACCOUNTS, clients, args.duration, run_id))
+                if not i % 2:
+                    news.append(wrk(inst, service, TOTAL_ACCOUNTS, clients, args.duration, run_id))
+                print(
+                    f"   baseline vs this, {clients:>3} clients: baseline {fmt_run(bases[-1])} | this "
+                    f"{fmt_run(news[-1])}  (load {bases[-1].loadavg_1m_before} / "
+                    f"{news[-1].loadavg_1m_before}; "
+                    f"other CPU {_other(bases[-1])} / {_other(news[-1])} %; CPU/decision "
+                    f"{_cpu_ms(asdict(bases[-1]))} / {_cpu_ms(asdict(news[-1]))})",
+                    flush=True,
+                )
+            b, n = median_run(bases), median_run(news)
+            rows.append({
+                "clients": clients,
+                "baseline": asdict(b),
+                "this": asdict(n),
+                "runs": [[asdict(x), asdict(y)] for x, y in zip(bases, news, strict=True)],
+                "throughput_ratio": ratio(n.decisions_per_s, b.decisions_per_s),
+                "p99_ratio": ratio(n.p99_ms, b.p99_ms),
+                "cpu_ratios": [_server_cpu_ratio(x, y) for x, y in zip(bases, news, strict=True)],
+            })  # fmt: skip
+        threads = f", {args.baseline_threads} threads" if args.baseline_threads else ""
+        print(f"  this / baseline ({args.baseline}{threads}; {inst.db}, {TOTAL_ACCOUNTS} accounts, medians):")
+        for r in rows:
+            ratios = ", ".join(f"{x:.2f}" for x in r["cpu_ratios"] if x is not None)
+            print(
+                f"    {r['clients']:>3} clients: {r['this']['decisions_per_s']:.0f} vs "
+                f"{r['baseline']['decisions_per_s']:.0f} dec/s = {_x(r['throughput_ratio'])}; p99 "
+                f"{r['this']['p99_ms']:.1f} vs {r['baseline']['p99_ms']:.1f} ms = {_x(r['p99_ratio'])}; "
+                f"CPU per decision (server + PostgreSQL) {_cpu_ms(r['this'])} vs {_cpu_ms(r['baseline'])}; "
+                f"server CPU per decision this/baseline, run by run: {ratios}"
+            )
+        return rows
+    finally:
+        CLEANUP.stop(base.proc)
+
+
+def _server_cpu_ratio(base: Run, new: Run) -> float | None:
+    """The server's CPU per decision in `new` over that in `base` (one interleaved pair)."""
+    per = lambda r: r.cpu_pct.get("server", 0.0) * r.duration_s / r.requests if r.requests else 0.0  # noqa: E731
+    return per(new) / per(base) if per(base) else None
 
 
 def _cpu_ms(run: dict[str, Any]) -> str:

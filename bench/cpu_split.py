@@ -20,7 +20,9 @@ loop, a thread waiting on its queue) are left out: the rest is CPU. Each CPU sam
   SQLAlchemy   sqlalchemy/ (compile cache, parameter processing, type decorators, rows, pool, ORM)
   JSON         json/ (request and answer bodies, JSON columns)
   web          flask/, werkzeug/, flask_smorest/, webargs/, marshmallow/ (routing, parsing, schemas)
-  gunicorn     gunicorn/ and adapters/web/gunicorn_worker.py (HTTP parsing, the main loop, writing)
+  gunicorn     gunicorn/ and adapters/web/gunicorn_*.py (HTTP parsing, the main loop, writing)
+  web (ours)   the rest of adapters/web/ (request hooks, views, the decision's wire form; counted in
+               "service" before 2026-12-05's web-cpu branch)
   service      creditctl/ and adapters/ (the rest of our own code: decision, hold, money, mapping)
   other        everything else (stdlib: uuid, decimal, datetime, threading ...)
 
@@ -56,7 +58,7 @@ WAIT_LEAVES = (
 LAYERS = [
     ("psycopg", ("psycopg/", "psycopg_binary/", "psycopg_c/")),
     ("SQLAlchemy", ("sqlalchemy/",)),
-    ("JSON", ("/json/",)),
+    ("JSON", ("json/",)),  # py-spy writes the standard library's frames as "json/encoder.py"
     ("web", ("flask/", "werkzeug/", "flask_smorest/", "webargs/", "marshmallow/")),
     ("gunicorn", ("gunicorn/",)),
 ]
@@ -76,8 +78,10 @@ def _ours(path: str) -> str | None:
         return "auth"
     if any(a in path for a in AUDIT):
         return "audit"
-    if "adapters/web/gunicorn_worker.py" in path:
+    if "adapters/web/gunicorn_" in path:  # gunicorn_worker.py, gunicorn_logger.py
         return "gunicorn"
+    if "adapters/web/" in path:
+        return "web (ours)"
     if "/creditctl/" in path or "/adapters/" in path or path.startswith(("creditctl/", "adapters/")):
         return "service"
     return None
@@ -88,7 +92,7 @@ def classify(frames: list[str]) -> str:
     innermost frame that belongs to a layer decides, except that JSON work counts as audit when the
     nearest frame of our own code above it is the audit trail's (its canonical payload)."""
     paths = [_path(f) for f in frames]
-    if any("/logging/" in p or "pythonjsonlogger/" in p for p in paths):
+    if any(p.startswith("logging/") or "/logging/" in p or "pythonjsonlogger/" in p for p in paths):
         return "logging"
     if any("prometheus_client/" in p for p in paths):
         return "metrics"

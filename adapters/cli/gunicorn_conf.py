@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+logger_class = "adapters.web.gunicorn_logger.CreditctlGunicornLogger"  # builds no access line it would drop
+
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,

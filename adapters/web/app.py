@@ -32,6 +32,7 @@ from adapters.web import (
 )
 from adapters.web.auth import KeyCache
 from adapters.web.errors import register_error_handlers
+from adapters.web.flask_app import CreditctlFlask
 from adapters.web.json_provider import ExactJSONProvider
 from adapters.web.openapi import (
     EITHER_KEY,
@@ -51,7 +52,7 @@ class CreditctlApi(ProblemApi):
 
 def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> Flask:
     """Create and configure the WSGI application around an already wired AppContext."""
-    app = Flask("creditctl")
+    app = CreditctlFlask("creditctl")
     app.json_provider_class = ExactJSONProvider
     app.json = ExactJSONProvider(app)
     app.config.update(_openapi_config())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from flask import Blueprint, Response
 from prometheus_client import (
@@ -25,6 +26,8 @@ DECISION_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 HTTP_REQUESTS = Counter("creditctl_http_requests_total", "HTTP requests", ["method", "endpoint", "status"])
+_CHILDREN: dict[tuple[Any, ...], Any] = {}  # labelled children: labels() locks and builds a key per call
+MAX_CHILDREN = 4096  # routes x methods x statuses seen; past it, labels() is asked each time
 
 bp = Blueprint("metrics", __name__)
 
@@ -40,7 +43,23 @@ def metrics() -> Response:
     return Response(data, content_type=CONTENT_TYPE_LATEST)  # mimetype= would add a second charset
 
 
+def _child(metric: Any, *values: str) -> Any:
+    """metric.labels(*values), kept: prometheus_client builds the key and takes a lock on every call."""
+    key = (metric, *values)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = metric.labels(*values)
+        if len(_CHILDREN) < MAX_CHILDREN:
+            _CHILDREN[key] = child
+    return child
+
+
+def http_requests(method: str, endpoint: str, status: int) -> Any:
+    """The creditctl_http_requests_total child for one request's labels."""
+    return _child(HTTP_REQUESTS, method, endpoint, str(status))
+
+
 def count_decision(outcome: str, reasons: list[str]) -> None:
-    DECISIONS.labels(outcome).inc()
+    _child(DECISIONS, outcome).inc()
     for reason in reasons:
-        DECISION_REASONS.labels(reason).inc()
+        _child(DECISION_REASONS, reason).inc()

@@ -11,7 +11,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from adapters.web.logs import request_id_var
-from adapters.web.metrics import HTTP_REQUESTS
+from adapters.web.metrics import http_requests
 from adapters.web.problems import problem
 
 log = logging.getLogger("creditctl.access")
@@ -29,19 +29,20 @@ def init_app(app: Flask) -> None:
 
 
 def _start() -> Response | None:
-    incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-    g.started = time.perf_counter()
-    request_id_var.set(g.request_id)
+    req, state = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+    incoming = req.headers.get("X-Request-ID", "")
+    state.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    state.started = time.perf_counter()
+    request_id_var.set(state.request_id)
     _refuse_oversized_chunked_body()
-    writes = request.method in ("POST", "PUT", "PATCH")
-    if writes and _has_body() and not (request.is_json or _console_form()):
+    writes = req.method in ("POST", "PUT", "PATCH")
+    if writes and _has_body() and not (req.is_json or _console_form()):
         return problem(
             415,
             "Unsupported media type",
             "Send the body as application/json",
             code="http.415",
-            errors={"Content-Type": [f"expected application/json, got {request.mimetype or 'nothing'}"]},
+            errors={"Content-Type": [f"expected application/json, got {req.mimetype or 'nothing'}"]},
         )
     return None
 
@@ -66,22 +67,24 @@ def _has_body() -> bool:
 
 
 def _finish(response: Response) -> Response:
-    response.headers["X-Request-ID"] = g.get("request_id", "")
-    endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-    HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+    req, state = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+    response.headers["X-Request-ID"] = state.get("request_id", "")
+    method, status = req.method, response.status_code
+    http_requests(method, req.url_rule.rule if req.url_rule else "unmatched", status).inc()
     if not log.isEnabledFor(logging.INFO):  # the line would be dropped (level WARNING): not built either
         return response
-    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    key = g.get("api_key")
+    elapsed_ms = (time.perf_counter() - state.get("started", time.perf_counter())) * 1000
+    key = state.get("api_key")
+    path = req.path
     log.info(
         "%s %s %s",
-        request.method,
-        request.path,
-        response.status_code,
+        method,
+        path,
+        status,
         extra={
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
+            "method": method,
+            "path": path,
+            "status": status,
             "duration_ms": round(elapsed_ms, 2),
             "key": key.name if key else None,
         },

@@ -59,6 +59,14 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or (has_request_context() and request.is_secure)
 
+    def open_session(self, app: Flask, request: Any) -> Any:
+        """Outside the cookie's path (the API: authenticated by header only) no session is opened: building
+        the signing serializer cost every API request ~15 µs. Flask hands views a NullSession there, which
+        refuses writes, and saves nothing."""
+        if not request.path.startswith(app.config["SESSION_COOKIE_PATH"].rstrip("/")):
+            return None
+        return super().open_session(app, request)
+
 
 def init_app(app: Flask) -> None:
     """Session cookie settings (the API never reads the cookie: it authenticates by header only)."""
