@@ -249,6 +249,7 @@ class Drill:
             CREDITCTL_THREADS=str(self.o.instance_threads),
             CREDITCTL_TRUSTED_PROXIES="1",
             CREDITCTL_LOG_LEVEL="WARNING",
+            CREDITCTL_RATE_LIMIT_PER_KEY="off",  # the load generator's clients share one key
             CREDITCTL_WEBHOOK_TIMEOUT_S=str(WEBHOOK_TIMEOUT_S),
             CREDITCTL_WEBHOOK_LEASE_S=str(WEBHOOK_LEASE_S),
             CREDITCTL_WEBHOOK_BACKOFF_S="0.2",
