@@ -12,11 +12,16 @@ Both return readable violations; `assert_checkers` fails with all of them and th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
 from sqlalchemy import Engine
 
 from adapters.sql.unit_of_work import SqlUnitOfWork
 from creditctl.services.audit import seal_audit_outcome, verify_audit
 from tests.invariants import check_invariants
+from tests.ledger_upstream import Account, LedgerUpstream
 from tests.outside_checker import OutsideBooks
 
 
@@ -59,3 +64,35 @@ def assert_checkers(engine: Engine, books: OutsideBooks, seed: int | None = None
         f"{len(inside)} inside and {len(outside)} outside violation(s){replay}:\n"
         + "\n".join([*inside[:40], *outside[:40]])
     )
+
+
+def starting_money(entries: Mapping[str, list[dict[str, Any]]]) -> dict[Account, Decimal]:
+    """Each (customer, group)'s money from balance entries in the upstream's shape (the fake provider's
+    TEST_BALANCES, the emulator's): what a test whose upstream is not a ledger starts every account with."""
+    out: dict[Account, Decimal] = {}
+    for customer, rows in entries.items():
+        for row in rows:
+            key = (customer, row["saleGroupCode"])
+            out[key] = out.get(key, Decimal("0.00")) + Decimal(str(row["payerAccountBalance"]))
+    return out
+
+
+def books_for(
+    accounts: Mapping[Account, Decimal], credit_limits: Mapping[Account, Decimal] | None = None
+) -> OutsideBooks:
+    """Outside books for a test whose upstream is not a LedgerUpstream (a fake provider, the emulator): a
+    ledger opened with each account's starting money, against which the approvals the clients saw count.
+    A test that changes an upstream balance tells the books too (`pay`), or the outside check is unfair."""
+    ledger = LedgerUpstream()
+    for (customer, group), money in accounts.items():
+        ledger.open_account(customer, group, money)
+    return OutsideBooks(ledger, dict(credit_limits or {}))
+
+
+def saw_answer(books: OutsideBooks, answer: Mapping[str, Any]) -> bool:
+    """Record a decision's 2xx JSON answer as its client saw it; True when it approves."""
+    if answer.get("outcome") != "approve":
+        return False
+    account = (answer["customer_code"], answer["sale_group_code"])
+    books.approval(answer["order_id"], account, Decimal(answer["amount"]))
+    return True

@@ -32,7 +32,6 @@ from creditctl.domain.decision import Decision, DecisionState, Order
 from creditctl.domain.errors import OrderIdReused
 from creditctl.ports.clock import Clock
 from creditctl.services.account_view import view_account
-from creditctl.services.audit import seal_audit, verify_audit
 from creditctl.services.context import AppContext
 from creditctl.services.customers import refresh_balances, register_customer
 from creditctl.services.decide_order import DecisionResult, decide_order
@@ -41,10 +40,10 @@ from creditctl.services.recheck_order import recheck_order
 from creditctl.services.resolve_hold import release_order, settle_order
 from rules import Outcome
 from tests.clocks import FrozenClock, SkewedClock
-from tests.invariants import check_invariants
 from tests.ledger_upstream import Account, LedgerUpstream
 from tests.outside_checker import OutsideBooks
 from tests.random_refs import random_customer_code, random_order_id
+from tests.reliability.checkers import assert_checkers, check_inside, check_outside
 
 pytestmark = [pytest.mark.adapters, pytest.mark.postgres]
 
@@ -169,6 +168,13 @@ def describe(result: DecisionResult) -> str:
 
 
 @pytest.fixture
+def postgres_engine(pg: Engine) -> Engine:
+    """A database of the test's own (tests/reliability/conftest.py): the audit chain the checkers seal
+    and verify then holds only this test's events."""
+    return pg
+
+
+@pytest.fixture
 def upstream() -> LedgerUpstream:
     return LedgerUpstream()
 
@@ -222,8 +228,7 @@ class TestAnswersInFlight:
             f"O2 was approved on a balance read before O1's settle: {describe(result)}; "
             f"outside checker: {books.problems()}"
         )
-        assert books.problems() == []
-        assert check_invariants(postgres_engine) == []
+        assert_checkers(postgres_engine, books)
 
         # Not vacuous: a balance asked for after the settle does free O1's money (a payment of 1,000.00).
         books.pay((customer, GROUP), THOUSAND)
@@ -231,8 +236,7 @@ class TestAnswersInFlight:
         third = one.decide(o3)
         assert third.decision.outcome is Outcome.APPROVE, f"O3 after a later balance: {describe(third)}"
         books.saw(third.decision)
-        assert books.problems() == []
-        assert check_invariants(postgres_engine) == []
+        assert_checkers(postgres_engine, books)
 
     def test_the_checkers_catch_a_variant_that_stamps_snapshots_when_their_answer_arrives(
         self,
@@ -307,8 +311,7 @@ class TestClocksThatDisagree:
             f"O2 approved on the fast instance's balance from before the settle: {describe(result)}; "
             f"outside checker: {books.problems()}"
         )
-        assert books.problems() == []
-        assert check_invariants(postgres_engine) == []
+        assert_checkers(postgres_engine, books)
 
     def test_a_settle_on_a_fast_instance_is_freed_by_the_next_balance_a_slow_instance_asks_for(
         self,
@@ -336,8 +339,7 @@ class TestClocksThatDisagree:
         assert result.decision.outcome is Outcome.APPROVE, (
             f"the slow instance still counts O1, settled before its balance was asked for: {describe(result)}"
         )
-        assert books.problems() == []
-        assert check_invariants(postgres_engine) == []
+        assert_checkers(postgres_engine, books)
 
     def test_a_fast_instance_does_not_expire_another_instance_s_fresh_hold_when_deciding(
         self,
@@ -361,15 +363,20 @@ class TestClocksThatDisagree:
             f"outside checker: {books.problems()}"
         )
         assert hold_row(postgres_engine, o1.order_id).status == "open"
-        assert books.problems() == []
-        assert check_invariants(postgres_engine) == []
+        assert_checkers(postgres_engine, books)
 
     def test_a_fast_instance_s_sweeper_and_view_do_not_end_another_instance_s_fresh_hold(
-        self, postgres_engine: Engine, upstream: LedgerUpstream, customer: str, slow: Instance, fast: Instance
+        self,
+        postgres_engine: Engine,
+        upstream: LedgerUpstream,
+        customer: str,
+        books: OutsideBooks,
+        slow: Instance,
+        fast: Instance,
     ) -> None:
         open_account(postgres_engine, slow, upstream, customer, THOUSAND, hold_ttl_s=30)
         o1 = order("o1", customer)
-        assert slow.decide(o1).decision.outcome is Outcome.APPROVE
+        assert books.saw(slow.decide(o1).decision)
 
         shown = fast.exposure_shown(customer)
         swept = fast.sweep()
@@ -377,10 +384,16 @@ class TestClocksThatDisagree:
             "the fast instance's sweeper expired a hold with 30 s to go"
         )
         assert shown == THOUSAND, f"the fast instance's account view leaves out a live hold: exposure {shown}"
-        assert check_invariants(postgres_engine) == []
+        assert_checkers(postgres_engine, books)
 
     def test_a_fast_instance_s_sweeper_does_not_end_another_instance_s_fresh_deferral(
-        self, postgres_engine: Engine, upstream: LedgerUpstream, customer: str, slow: Instance, fast: Instance
+        self,
+        postgres_engine: Engine,
+        upstream: LedgerUpstream,
+        customer: str,
+        books: OutsideBooks,
+        slow: Instance,
+        fast: Instance,
     ) -> None:
         open_account(
             postgres_engine,
@@ -398,9 +411,16 @@ class TestClocksThatDisagree:
         assert (swept.deferrals_expired, decision_state(postgres_engine, d1.order_id)) == (0, "deferred"), (
             "the fast instance's sweeper ended a deferral with 30 s to go"
         )
+        assert_checkers(postgres_engine, books)  # a deferral: nothing approved, the books stay empty
 
     def test_a_fast_instance_s_recheck_does_not_end_another_instance_s_fresh_deferral(
-        self, postgres_engine: Engine, upstream: LedgerUpstream, customer: str, slow: Instance, fast: Instance
+        self,
+        postgres_engine: Engine,
+        upstream: LedgerUpstream,
+        customer: str,
+        books: OutsideBooks,
+        slow: Instance,
+        fast: Instance,
     ) -> None:
         open_account(
             postgres_engine,
@@ -418,6 +438,8 @@ class TestClocksThatDisagree:
         assert rechecked.state is DecisionState.DEFERRED, (
             f"the fast instance's recheck ended a deferral with 30 s to go: {rechecked.state.value}"
         )
+        assert books.saw(rechecked) is False
+        assert_checkers(postgres_engine, books)
 
 
 # -- expiry follows the database clock (item 5) -------------------------------------------------------------
@@ -425,7 +447,12 @@ class TestClocksThatDisagree:
 
 class TestTheDecisionTimeFollowsTheLock:
     def test_a_decision_waiting_for_the_account_lock_is_timed_after_the_lock_is_granted(
-        self, postgres_engine: Engine, upstream: LedgerUpstream, customer: str, tmp_path: Path
+        self,
+        postgres_engine: Engine,
+        upstream: LedgerUpstream,
+        customer: str,
+        books: OutsideBooks,
+        tmp_path: Path,
     ) -> None:
         """Another transaction holds the account's row lock for 1 s without changing the row. The waiting
         decision's time is the database's after the lock was granted, not when it began to wait (a recheck
@@ -442,8 +469,11 @@ class TestTheDecisionTimeFollowsTheLock:
             time.sleep(1.0)
             released_at = holder.execute(select(func.clock_timestamp())).scalar_one()
             holder.commit()
-        decided_at = deciding().decision.decided_at
+        decision = deciding().decision
+        books.saw(decision)
+        decided_at = decision.decided_at
         assert decided_at >= released_at, f"decided at {decided_at}, the lock was released at {released_at}"
+        assert_checkers(postgres_engine, books)
 
 
 # -- the randomised run: Jepsen's bank with answers in flight and clocks that disagree (item 16) -------------
@@ -691,14 +721,11 @@ def run_and_check(run: Run, seed_value: int, offsets: list[float], engine: Engin
         f"upstream fetches {run.upstream.fetches})"
     )
     print(replay)
-    seal_audit(uow=run.instances[0].ctx.uow())
-    audit = verify_audit(uow=run.instances[0].ctx.uow())
-    failures = {
+    failures = {  # both checkers as assert_checkers runs them; the audit chain is in the inside one
         "answers that are not a decision, a replay or a clean conflict": run.problems,
-        "outside checker": run.books.problems(),
+        "outside checker": check_outside(run.books),
         "ended by time within the run": ended_by_time(engine),
-        "inside checker": check_invariants(engine),
-        "audit chain": [] if audit.ok else [f"{audit.problem} (seq {audit.broken_seq})"],
+        "inside checker": check_inside(engine),
     }
     return {k: v for k, v in failures.items() if v}, replay
 
@@ -733,6 +760,7 @@ class TestOrderingRun:
         assert run.counts["approve"] > 0, f"vacuous: nothing approved {replay}"
         assert run.counts["block"] + run.counts["defer"] > 0, f"the balances never ran short {replay}"
         assert run.counts["settled"] > 0, f"nothing settled {replay}"
+        assert_checkers(postgres_engine, run.books, seed_value)
 
     def test_the_same_run_fails_against_a_variant_that_stamps_snapshots_when_their_answer_arrives(
         self, postgres_engine: Engine, tmp_path: Path
