@@ -31,7 +31,8 @@ from creditctl.services.audit import seal_audit, seal_audit_outcome, verify_audi
 from creditctl.services.audit_anchor import anchor_audit
 from tests.api.test_audit_api import _readme_block as readme_block
 from tests.api.test_cli import cli  # noqa: F401  (the fixture)
-from tests.conftest import _postgres_or_skip, make_context, seed
+from tests.conftest import TEST_BALANCES, _postgres_or_skip, make_context, seed
+from tests.reliability.checkers import assert_checkers, books_for, starting_money
 
 pytestmark = pytest.mark.adapters
 
@@ -181,6 +182,9 @@ class TestTheServiceRoleOnPostgres:
             assert seal_audit(uow=ctx.uow()) >= 1
             report = verify_audit(uow=ctx.uow())
             assert report.ok and report.unsealed == 0 and not report.refused, report.problem
+            books = books_for(starting_money(TEST_BALANCES))
+            assert books.saw(result.decision)
+            assert_checkers(engine, books)  # both checkers, read as the service's role
         finally:
             engine.dispose()
 

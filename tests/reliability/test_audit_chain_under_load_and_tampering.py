@@ -2,7 +2,7 @@
 
 Under load: concurrent decisions, settles and releases (threads with their own connections on
 PostgreSQL), then the sealer: the chain verifies, its positions have no gaps, every event is sealed once,
-and the inside invariant checker passes. Tampering: someone with the owner's powers (the triggers turned
+and both invariant checkers pass. Tampering: someone with the owner's powers (the triggers turned
 off: dropped on SQLite, DISABLE TRIGGER ALL on PostgreSQL) updates a payload, deletes a middle row, swaps
 two rows, truncates the tail: the service's own verifier (`verify_audit`) catches each and names the first
 bad event. PostgreSQL tampering runs in a database of its own, cloned from a migrated template, because a
@@ -35,7 +35,7 @@ from creditctl.services.audit import seal_audit, verify_audit
 from creditctl.services.context import AppContext
 from creditctl.services.decide_order import decide_order
 from tests.conftest import PG_URL, TEST_BALANCES, _postgres_or_skip, make_context, seed
-from tests.invariants import assert_invariants
+from tests.reliability.checkers import assert_checkers, books_for, starting_money
 
 pytestmark = pytest.mark.adapters
 
@@ -138,7 +138,7 @@ def test_under_concurrent_decisions_the_chain_verifies_with_no_gap_and_every_eve
 ) -> None:
     """Threads decide orders at once (each its own connection on PostgreSQL); the sealer runs beside them
     and once more after. The chain then verifies, positions run 1..N without a gap, each event is sealed
-    exactly once, and the invariants hold."""
+    exactly once, and both checkers pass (checkers.py)."""
     clock = FakeClock()
     balances = FakeBalanceProvider({k: [dict(e) for e in v] for k, v in TEST_BALANCES.items()}, clock=clock)
     ctx: AppContext = make_context(own_engine, balances, clock, tmp_path)
@@ -155,12 +155,13 @@ def test_under_concurrent_decisions_the_chain_verifies_with_no_gap_and_every_eve
     ]
     errors: list[BaseException] = []
     stop = threading.Event()
+    books = books_for(starting_money(TEST_BALANCES))  # the approvals the deciding threads were given
 
     def decide(plan: list[tuple[str, str, Decimal]]) -> None:
         try:
             for order_id, group, amount in plan:
                 order = Order(order_id, "8800000001", group, amount)
-                decide_order(order, scope=None, uow=ctx.uow(), balances=ctx.balances)
+                books.saw(decide_order(order, scope=None, uow=ctx.uow(), balances=ctx.balances).decision)
         except BaseException as exc:  # reported below, with the seed
             errors.append(exc)
 
@@ -195,7 +196,7 @@ def test_under_concurrent_decisions_the_chain_verifies_with_no_gap_and_every_eve
     assert decided == threads * per_thread
     with own_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM holds")).scalar_one() > 0  # not vacuous
-    assert_invariants(own_engine, f"seed {SEED}")
+    assert_checkers(own_engine, books, SEED)
 
 
 # -- tampering -------------------------------------------------------------------------------------------

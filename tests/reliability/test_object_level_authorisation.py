@@ -4,7 +4,8 @@ Every route of the app's URL map that takes a customer or an order (in its path,
 as the OpenAPI document says) is called with keys limited to customer A, on customer B's identifiers and
 on random ones. The answer is always 404 (403 where the key's role may not call the route at all), never
 any of B's data, and nothing changes. A new route is swept the day it is added; one whose required
-inputs the sweep cannot fill fails here until VALUES learns them.
+inputs the sweep cannot fill fails here until VALUES learns them. Every test that decides an order ends
+with both invariant checkers (checkers.py), its outside books fed with the approvals its clients saw.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import pytest
 
 from creditctl.services.api_keys import create_api_key
 from tests.api.conftest import CUSTOMER_A, CUSTOMER_B, order
+from tests.conftest import TEST_BALANCES
 from tests.random_refs import random_customer_code, random_order_id, random_sale_group
+from tests.reliability.checkers import assert_checkers, books_for, saw_answer, starting_money
 
 pytestmark = pytest.mark.api
 
@@ -110,11 +113,18 @@ def request_for(call: Call, values: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def b_order(api):
+def books():
+    """What the test's clients were told, against the fake upstream's starting money (checkers.py)."""
+    return books_for(starting_money(TEST_BALANCES))
+
+
+@pytest.fixture
+def b_order(api, books):
     """An approved order of customer B (hold open), decided with the unrestricted orders key."""
     body = order(random_order_id("b"), customer=CUSTOMER_B, group="GA10")
     r = api.decide(body)
     assert r.status_code == 201 and r.json["hold"]["status"] == "open", r.json
+    assert saw_answer(books, r.json)
     return body, r.json
 
 
@@ -157,7 +167,7 @@ class TestObjectLevelAuthorisationSweep:
 
     @pytest.mark.parametrize("role", ["orders", "admin", "auditor"])
     def test_a_limited_key_never_sees_or_touches_another_customer(
-        self, app, client, api, db_state, b_order, limited_keys, role
+        self, app, client, api, db_state, b_order, limited_keys, role, books, sqlite_engine
     ):
         body, decision = b_order
         b_account = api.account(CUSTOMER_B, "GA10", key="auditor").json
@@ -186,8 +196,11 @@ class TestObjectLevelAuthorisationSweep:
         assert db_state() == before
         assert api.decision(decision["order_id"]).json == decision
         assert api.account(CUSTOMER_B, "GA10", key="auditor").json == b_account
+        assert_checkers(sqlite_engine, books)
 
-    def test_the_same_calls_with_unrestricted_keys_do_reach_b(self, app, client, api, b_order, keys):
+    def test_the_same_calls_with_unrestricted_keys_do_reach_b(
+        self, app, client, api, b_order, keys, books, sqlite_engine
+    ):
         """The control: B's identifiers are real, so the 404s above are the scope's doing."""
         body, decision = b_order
         b_values = {**body, "order_id": decision["order_id"]}
@@ -197,13 +210,17 @@ class TestObjectLevelAuthorisationSweep:
             headers = {"Authorization": f"Bearer {keys[roles[0]]}"}
             r = client.open(headers=headers, **request_for(call, b_values))
             assert r.status_code == 200, (call.rule, r.get_data(as_text=True))
+        assert_checkers(sqlite_engine, books)
 
-    def test_a_limited_key_still_works_on_its_own_customer(self, api, limited_keys):
+    def test_a_limited_key_still_works_on_its_own_customer(self, api, limited_keys, books, sqlite_engine):
         oid = random_order_id("own")
-        assert api.decide(order(oid), key=limited_keys["orders"]).status_code == 201
+        decided = api.decide(order(oid), key=limited_keys["orders"])
+        assert decided.status_code == 201
+        saw_answer(books, decided.json)
         assert api.decision(oid, key=limited_keys["auditor"]).status_code == 200
         r = api.freeze(CUSTOMER_A, "GA10", {"reason": "own customer"}, key=limited_keys["admin"])
         assert r.status_code == 200 and r.json["status"] == "frozen"
+        assert_checkers(sqlite_engine, books)
 
 
 ROLES = ("orders", "admin", "auditor", "finance")
@@ -273,11 +290,16 @@ class TestFieldsAClientMustNotSet:
 
     @pytest.mark.parametrize("action", ["settle", "release"])
     @pytest.mark.parametrize("name", ["status", "hold", "outcome", "expires_at"])
-    def test_settle_and_release_take_none_of_them_either(self, api, db_state, action, name):
+    def test_settle_and_release_take_none_of_them_either(
+        self, api, db_state, action, name, books, sqlite_engine
+    ):
         oid = random_order_id("forge")
-        assert api.decide(order(oid)).status_code == 201
+        decided = api.decide(order(oid))
+        assert decided.status_code == 201
+        saw_answer(books, decided.json)
         before = db_state()
         r = api.client.post(f"/v1/decisions/{oid}/{action}", json={name: "open"}, headers=api.auth("orders"))
         assert r.status_code == 422, r.get_data(as_text=True)
         assert name in r.json["errors"], r.json
         assert db_state() == before
+        assert_checkers(sqlite_engine, books)

@@ -5,7 +5,7 @@ events of changes that roll back; four workers share the outbox (FOR UPDATE SKIP
 claims a batch and dies mid-send (its lease runs out and the batch falls due again); the receiver fails
 at random; a second endpoint answers 410 Gone. After: every committed event delivered, one processed copy
 per event id at the receiver, every signature valid, no event of a rolled-back change, the gone endpoint
-disabled; the inside invariant checker passes. The worker killed with SIGKILL as a process is
+disabled; both invariant checkers pass (checkers.py). The worker killed with SIGKILL as a process is
 test_outbox_survives_a_killed_worker.py.
 
 Default: 200 decisions. CREDITCTL_RELIABILITY_LONG=1: 1,000 (reliability-tests.md's figure).
@@ -33,7 +33,9 @@ from creditctl.services.context import AppContext
 from creditctl.services.decide_order import decide_order
 from creditctl.services.webhook_delivery import deliver_round
 from tests.adapters.test_webhook_delivery import SEED, add_events, subscribe, tools
-from tests.invariants import assert_invariants
+from tests.conftest import TEST_BALANCES
+from tests.outside_checker import OutsideBooks
+from tests.reliability.checkers import assert_checkers, books_for, starting_money
 from tests.webhook_receiver import Receiver, running
 
 pytestmark = pytest.mark.adapters
@@ -43,8 +45,18 @@ DECISIONS = 1000 if LONG else 200
 DEADLINE_S = 120 if LONG else 40  # a bound on the run, not an assertion on speed
 
 
-def decide_for_review(ctx: AppContext, engine: Engine, n: int, rng: random.Random) -> list[str]:
-    """n decisions deferred for review on customer A's GB20 (its review threshold lowered to 1.00)."""
+@pytest.fixture
+def postgres_engine(pg: Engine) -> Engine:
+    """A database of the test's own (tests/reliability/conftest.py): the audit chain the checkers seal
+    and verify then holds only this test's events."""
+    return pg
+
+
+def decide_for_review(
+    ctx: AppContext, engine: Engine, n: int, rng: random.Random, books: OutsideBooks
+) -> list[str]:
+    """n decisions deferred for review on customer A's GB20 (its review threshold lowered to 1.00); each
+    answer is shown to the outside books (a deferral approves nothing)."""
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -58,6 +70,7 @@ def decide_for_review(ctx: AppContext, engine: Engine, n: int, rng: random.Rando
         order = Order(f"PO-OUTBOX-{i}", "8800000001", "GB20", Decimal(rng.randrange(200, 90000)) / 100)
         result = decide_order(order, scope=None, uow=ctx.uow(), balances=ctx.balances)
         assert result.decision.outcome.value == "defer", result.decision
+        books.saw(result.decision)
         orders.append(order.order_id)
     return orders
 
@@ -72,13 +85,14 @@ def test_four_workers_a_dead_one_and_a_failing_receiver_deliver_every_event_once
         return SqlUnitOfWork(postgres_engine, rule_set_cache=RuleSetCache(), database_clock=clock)
 
     rng = random.Random(SEED)
+    books = books_for(starting_money(TEST_BALANCES))
     t = tools(postgres_engine, clock, tmp_path, backoff_s=0.02, max_attempts=100, batch=20, lease_s=1.0)
     receiver = Receiver("", fail_rate=0.2, seed=SEED)
     gone = Receiver("", status=410)
     with running(receiver), running(gone):
         receiver.secret = subscribe(t, receiver.url, ("decision.deferred", "balance.low"))
         gone.secret = subscribe(t, gone.url, ("decision.deferred",))
-        orders = decide_for_review(pg_context, postgres_engine, DECISIONS, rng)
+        orders = decide_for_review(pg_context, postgres_engine, DECISIONS, rng, books)
         with postgres_engine.connect() as conn:
             ids = set(conn.execute(text("SELECT id FROM outbox")).scalars())
         assert len(ids) == DECISIONS, f"seed {SEED}: one event per deferred decision"
@@ -125,7 +139,7 @@ def test_four_workers_a_dead_one_and_a_failing_receiver_deliver_every_event_once
     (gone_sub,) = [s for s in t.store.all() if s.url == gone.url]
     assert gone_sub.status is SubscriptionStatus.DISABLED, where
     assert 1 <= gone.requests < len(ids), (where, gone.requests)  # disabled early, not sent every event
-    assert_invariants(postgres_engine, where)
+    assert_checkers(postgres_engine, books, SEED)
 
 
 def _sub_id(t, url: str) -> str:  # type: ignore[no-untyped-def]

@@ -38,6 +38,8 @@ from creditctl.services.customers import register_customer
 from creditctl.services.upstream_configs import get_config
 from creditctl.services.webhook_delivery import deliver_round
 from tests.adapters.haier_support import (
+    ACCOUNTS_175,
+    ACCOUNTS_176,
     CLIENT_ID,
     CLIENT_SECRET,
     CUSTOMER,
@@ -50,6 +52,7 @@ from tests.adapters.haier_support import (
     known_emulator_app,
     serving,
 )
+from tests.reliability.checkers import assert_checkers, books_for, saw_answer, starting_money
 from tests.webhook_receiver import Receiver, running
 
 pytestmark = pytest.mark.adapters
@@ -344,6 +347,9 @@ def test_decisions_fall_back_when_the_stored_config_cannot_be_opened(stack: Stac
     assert Decimal(r.json["balance"]["amount"]) == Decimal("38000.50")
     ready = client.get("/readyz").json
     assert ready["upstream"]["haier_breaker"] == "unconfigured"
+    books = books_for(starting_money({CUSTOMER: ACCOUNTS_175, CUSTOMER_2: ACCOUNTS_176}))  # the emulator's
+    assert saw_answer(books, r.json)
+    assert_checkers(stack.engine, books)
 
 
 # -- helpers ------------------------------------------------------------------------------------------
