@@ -34,7 +34,6 @@ import importlib.util
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -97,8 +96,13 @@ class Sampler(threading.Thread):
             return int(conn.execute(text("SELECT count(*) FROM decisions")).scalar_one())
 
     def take(self) -> Sample:
-        s = Sample(round(time.monotonic() - self.t0, 1), self.count(), rss_kb(self.pid), uss_kb(self.pid),
-                   round(os.getloadavg()[0], 2))  # fmt: skip
+        s = Sample(
+            round(time.monotonic() - self.t0, 1),
+            self.count(),
+            rss_kb(self.pid),
+            uss_kb(self.pid),
+            round(os.getloadavg()[0], 2),
+        )
         self.samples.append(s)
         return s
 
@@ -183,6 +187,66 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
+def start_server(inst: Any, args: argparse.Namespace) -> tuple[Any, Path | None]:
+    """`creditctl serve --workers 1` at INFO: from the repository, or from bench/memtrace (--tracemalloc)."""
+    if args.with_worker:
+        inst.start_worker()
+    if not args.tracemalloc:
+        return inst.start_service("INFO"), None
+    trace_dir = inst.tmp / "tracemalloc"
+    trace_dir.mkdir()
+    inst.env["BENCH_TRACEMALLOC_DIR"] = str(trace_dir)
+    port = B.free_port()
+    cmd = [B.CREDITCTL, "serve", "--port", str(port), "--workers", "1"]
+    env = {**inst.env, "CREDITCTL_LOG_LEVEL": "INFO"}
+    server = inst._start("service-tracemalloc", port, cmd, env, cwd=HERE / "memtrace")
+    inst.commands.append("(cd bench/memtrace) CREDITCTL_LOG_LEVEL=INFO creditctl serve --workers 1")
+    return server, trace_dir
+
+
+def drive(inst: Any, server: Any, sampler: Sampler, args: argparse.Namespace, run_id: str,
+          results: dict[str, Any], trace_dir: Path | None) -> bool:  # fmt: skip
+    """wrk runs until N decisions are stored (or --max-minutes); True if the 10 % snapshot was taken."""
+    started = time.monotonic()
+    snap_first = False
+    while True:
+        done = sampler.count()
+        if done >= args.decisions:
+            return snap_first
+        if args.max_minutes and time.monotonic() - started > args.max_minutes * 60:
+            print(f"stopped by --max-minutes at {done:,} decisions", flush=True)
+            return snap_first
+        if trace_dir is not None and not snap_first and done >= args.decisions // 10:
+            snap_first = request_snapshot(trace_dir, "at10")
+        # The last run shortened so the count lands near N (at the previous run's rate); wrk takes whole s.
+        rate = results["chunks"][-1]["decisions_per_s"] if results["chunks"] else 0
+        chunk = round(
+            args.chunk if not rate else max(5.0, min(args.chunk, (args.decisions - done) / rate + 2))
+        )
+        run = B.wrk(inst, server, B.TOTAL_ACCOUNTS, args.clients, chunk, run_id, record=False)
+        results["chunks"].append(asdict(run))
+        s = sampler.samples[-1]
+        elapsed = time.monotonic() - started
+        print(f"  {elapsed:7.0f} s  {run.decisions_per_s:6.0f}/s  p99 {run.p99_ms:6.1f} ms  "
+              f"{'ok' if run.valid else run.note}  | {s.decisions:>9,} decisions  "
+              f"RSS {s.rss_kb / 1024:.1f} MB  USS {(s.uss_kb or 0) / 1024:.1f} MB  load {s.loadavg_1m}",
+              flush=True)  # fmt: skip
+
+
+def print_verdict(v: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"\nverdict: {v['verdict']}", end="")
+    if "rss_growth_mb" not in v:
+        print(f" ({v['why']})")
+        return
+    print(f" (RSS {v['from']['rss_kb'] / 1024:.1f} MB at {v['from']['decisions']:,} decisions -> "
+          f"{v['to']['rss_kb'] / 1024:.1f} MB at {v['to']['decisions']:,}: "
+          f"{v['rss_growth_mb']:+.2f} MB, bound {args.bound_mb:g} MB; USS {v['uss_growth_mb']:+.2f} MB; "
+          f"{v['bytes_per_decision']:+.2f} bytes/decision; "
+          f"peak {v['rss_peak_after_10pct_mb']} MB)")  # fmt: skip
+    if not v["reached_target"]:
+        print(f"  NOTE: stopped at {v['to']['decisions']:,} of {args.decisions:,} decisions")
+
+
 def main() -> int:
     args = parse_args()
     run_id = uuid.uuid4().hex[:8]
@@ -190,28 +254,25 @@ def main() -> int:
     signal.signal(signal.SIGTERM, B._terminate)
     signal.signal(signal.SIGHUP, B._terminate)
     info = B.machine_info()
-    print(f"memory bench {stamp}: code {info.get('code')}, load average {info['loadavg_at_start']}, "
-          f"target {args.decisions:,} decisions, {args.clients} clients", flush=True)  # fmt: skip
-    results: dict[str, Any] = {"stamp": stamp, "machine": info, "argv": sys.argv, "target": args.decisions,
-                               "clients": args.clients, "samples": [], "chunks": []}  # fmt: skip
+    print(
+        f"memory bench {stamp}: code {info.get('code')}, load average {info['loadavg_at_start']}, "
+        f"target {args.decisions:,} decisions, {args.clients} clients",
+        flush=True,
+    )
+    results: dict[str, Any] = {
+        "stamp": stamp,
+        "machine": info,
+        "argv": sys.argv,
+        "target": args.decisions,
+        "clients": args.clients,
+        "samples": [],
+        "chunks": [],
+    }
     sampler: Sampler | None = None
     try:
         inst = B.Instance("postgres", run_id, workers=1)
         inst.prepare()
-        trace_dir = None
-        if args.with_worker:
-            inst.start_worker()
-        if args.tracemalloc:
-            trace_dir = inst.tmp / "tracemalloc"
-            trace_dir.mkdir()
-            inst.env["BENCH_TRACEMALLOC_DIR"] = str(trace_dir)
-            port = B.free_port()
-            cmd = [B.CREDITCTL, "serve", "--port", str(port), "--workers", "1"]
-            server = inst._start("service-tracemalloc", port, cmd, {**inst.env, "CREDITCTL_LOG_LEVEL": "INFO"},
-                                 cwd=HERE / "memtrace")  # fmt: skip
-            inst.commands.append("(cd bench/memtrace) CREDITCTL_LOG_LEVEL=INFO creditctl serve --workers 1")
-        else:
-            server = inst.start_service("INFO")
+        server, trace_dir = start_server(inst, args)
         pid = worker_pid(server.proc.pid)
         results["commands"] = inst.commands
         print(f"service: gunicorn master {server.proc.pid}, worker {pid}; log {server.log}", flush=True)
@@ -219,27 +280,7 @@ def main() -> int:
         first = sampler.take()
         print(f"start: {first.decisions} decisions, RSS {first.rss_kb / 1024:.1f} MB", flush=True)
         sampler.start()
-        started = time.monotonic()
-        snap_first = False
-        while True:
-            done = sampler.count()
-            if done >= args.decisions:
-                break
-            if args.max_minutes and time.monotonic() - started > args.max_minutes * 60:
-                print(f"stopped by --max-minutes at {done:,} decisions", flush=True)
-                break
-            if trace_dir is not None and not snap_first and done >= args.decisions // 10:
-                snap_first = request_snapshot(trace_dir, "at10")
-            remaining = args.decisions - done
-            # Shorten the last run so the count lands near N (at the rate of the last sample's run).
-            rate = results["chunks"][-1]["decisions_per_s"] if results["chunks"] else 0
-            chunk = round(args.chunk if not rate else max(5.0, min(args.chunk, remaining / rate + 2)))  # wrk: whole s
-            run = B.wrk(inst, server, B.TOTAL_ACCOUNTS, args.clients, chunk, run_id, record=False)
-            results["chunks"].append(asdict(run))
-            s = sampler.samples[-1] if sampler.samples else first
-            print(f"  {time.monotonic() - started:7.0f} s  {run.decisions_per_s:6.0f}/s  p99 {run.p99_ms:6.1f} ms"
-                  f"  {'ok' if run.valid else run.note}  | {s.decisions:>9,} decisions  RSS {s.rss_kb / 1024:.1f} MB"
-                  f"  USS {(s.uss_kb or 0) / 1024:.1f} MB  load {s.loadavg_1m}", flush=True)  # fmt: skip
+        snap_first = drive(inst, server, sampler, args, run_id, results, trace_dir)
         sampler.stop.set()
         sampler.join()
         sampler.take()
@@ -251,17 +292,7 @@ def main() -> int:
             else:
                 results["tracemalloc_top"] = ["(no snapshot pair: the run did not reach 10 % or timed out)"]
         print_table(sampler.samples)
-        v = results["verdict"]
-        print(f"\nverdict: {v['verdict']}", end="")
-        if "rss_growth_mb" in v:
-            print(f" (RSS {v['from']['rss_kb'] / 1024:.1f} MB at {v['from']['decisions']:,} decisions -> "
-                  f"{v['to']['rss_kb'] / 1024:.1f} MB at {v['to']['decisions']:,}: {v['rss_growth_mb']:+.2f} MB, "
-                  f"bound {args.bound_mb:g} MB; USS {v['uss_growth_mb']:+.2f} MB; "
-                  f"{v['bytes_per_decision']:+.2f} bytes/decision; peak {v['rss_peak_after_10pct_mb']} MB)")  # fmt: skip
-            if not v["reached_target"]:
-                print(f"  NOTE: stopped at {v['to']['decisions']:,} of {args.decisions:,} decisions")
-        else:
-            print(f" ({v['why']})")
+        print_verdict(results["verdict"], args)
         for line in results.get("tracemalloc_top", []):
             print("  " + line)
         print(f"load average at the end: {os.getloadavg()}")
