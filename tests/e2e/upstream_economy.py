@@ -193,6 +193,7 @@ class Stack:
         raise RuntimeError(f"{url} not ready within {timeout_s} s:\n{log.read_text()[-3000:]}")
 
     def start(self) -> None:
+        """Side by side where the order allows (each command spends a second or more starting Python)."""
         self._secret = secrets.token_urlsafe(32)
         admin = create_engine(self.base_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
@@ -204,65 +205,61 @@ class Stack:
         self.emulator = f"http://127.0.0.1:{port}"
         log = self.tmp / "emulator.log"
         emu = self._spawn([sys.executable, str(RECORDING_EMULATOR), "--port", str(port)], self.env(0), log)
+        self._cli("db", "upgrade")  # while the emulator starts
         self._wait(f"{self.emulator}/_emulator/stats", emu, log)
-        passwords = {}
-        for code in self.customers:
-            passwords[code] = f"pw-{code[-2:]}"
-            r = requests.post(
-                f"{self.emulator}/_emulator/balances",
-                timeout=5,
-                json={
-                    "customerCode": code,
-                    "customerPassword": passwords[code],
-                    "saleGroupCode": SALE_GROUP,
-                    "saleGroupName": "economy",
-                    "payerAccountName": f"payer {code}",
-                    "payerAccountBalance": BALANCE,
-                },
-            )
-            r.raise_for_status()
-
-        config = {
-            "base_url": self.emulator,
-            "auth": "client_credentials",
-            "client_id": "demo-client",
-            "client_secret": "demo-secret",
-            "auth_scheme": "Bearer",
-            "customers": passwords,
-            "timeouts": {"connect_s": 1, "read_s": 5},
-            "is_active": True,
-        }
+        passwords = {code: f"pw-{code[-2:]}" for code in self.customers}
+        for code, password in passwords.items():
+            entry = {"customerCode": code, "customerPassword": password, "saleGroupCode": SALE_GROUP,
+                     "saleGroupName": "economy", "payerAccountName": f"payer {code}",
+                     "payerAccountBalance": BALANCE}  # fmt: skip
+            requests.post(f"{self.emulator}/_emulator/balances", json=entry, timeout=5).raise_for_status()
+        config = {"base_url": self.emulator, "auth": "client_credentials", "client_id": "demo-client",
+                  "client_secret": "demo-secret", "auth_scheme": "Bearer", "customers": passwords,
+                  "timeouts": {"connect_s": 1, "read_s": 5}, "is_active": True}  # fmt: skip
         (self.tmp / "haier.json").write_text(json.dumps(config))
-        self._cli("db", "upgrade")
         self._cli("haier", "configure", "main", "--file", str(self.tmp / "haier.json"))
-        self.key = (
-            self._cli("keys", "create", "--role", "orders", "--name", "economy").strip().splitlines()[-1]
-        )
-        document = json.loads(self._cli("rules", "export"))
-        document["params"] |= {
-            "refresh_after_s": self.s.refresh_after_s,
-            "max_balance_age_s": self.s.refresh_after_s + 30,
-        }
-        (self.tmp / "rules.json").write_text(json.dumps(document))
-        self._cli("rules", "import", str(self.tmp / "rules.json"))
-        engine = make_engine(self.database_url)
-        try:  # what `creditctl customer CODE` does, in this process
-            context = bootstrap(load_settings(self.env(0)), engine=engine)
-            for code in self.customers:
-                if not register_customer(code, uow=context.uow(), clock=context.clock):
-                    raise RuntimeError(f"could not register {code}")
-        finally:
-            engine.dispose()
 
-        for i in range(self.s.instances):
+        for i in range(self.s.instances):  # they boot meanwhile
             port = _free_port()
             log = self.tmp / f"instance-{i}.log"
             cmd = [str(CREDITCTL), "serve", "--port", str(port), "--workers", str(self.s.workers)]
             self._spawn(cmd, self.env(i), log)
             self.urls.append(f"http://127.0.0.1:{port}")
             self.logs.append(log)
+        key_cmd = self._popen_cli("keys", "create", "--role", "orders", "--name", "economy")
+        export_cmd = self._popen_cli("rules", "export")
+        self._register_customers()
+        self.key = self._finish(key_cmd).strip().splitlines()[-1]
+        document = json.loads(self._finish(export_cmd))
+        document["params"] |= {"refresh_after_s": self.s.refresh_after_s,
+                               "max_balance_age_s": self.s.refresh_after_s + 30}  # fmt: skip
+        (self.tmp / "rules.json").write_text(json.dumps(document))
+        self._cli("rules", "import", str(self.tmp / "rules.json"))
         for url, proc, log in zip(self.urls, self.processes[1:], self.logs, strict=True):
             self._wait(f"{url}/readyz", proc, log)
+        time.sleep(1.1)  # a worker that read the active rule set before the import forgets it within 1 s
+
+    def _popen_cli(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([str(CREDITCTL), *args], env=self.env(0), cwd=self.tmp, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+
+    @staticmethod
+    def _finish(proc: subprocess.Popen[str]) -> str:
+        out, err = proc.communicate(timeout=180)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{proc.args}: {out}\n{err}")
+        return out
+
+    def _register_customers(self) -> None:
+        """What `creditctl customer CODE` does, for each customer, in this process (fetches its balance)."""
+        engine = make_engine(self.database_url)
+        try:
+            context = bootstrap(load_settings(self.env(0)), engine=engine)
+            for code in self.customers:
+                if not register_customer(code, uow=context.uow(), clock=context.clock):
+                    raise RuntimeError(f"could not register {code}")
+        finally:
+            engine.dispose()
 
     def make_stale(self) -> None:
         """Every snapshot and every shared report an hour old: the first orders all need a fetch at once."""
