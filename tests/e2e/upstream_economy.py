@@ -72,7 +72,7 @@ class Settings:
 class Result:
     settings: Settings
     load_s: float
-    answers: Counter[str]  # "instance-N 201 approve", ...
+    answers: dict[str, int]  # "instance-N 201 approve": count
     calls: list[dict[str, Any]]  # the emulator's record of every balance call during the load
     counted: int  # the emulator's own counter of balance calls during the load
     windows: dict[str, list[int]]  # customer -> calls in each of its windows, in order
@@ -373,7 +373,7 @@ class Stack:
         return Result(
             settings=self.s,
             load_s=round(load_s, 2),
-            answers=answers,
+            answers=dict(answers),
             calls=calls,
             counted=self.counted_calls() - counted_before,
             windows=windows,
