@@ -159,7 +159,8 @@ def tracemalloc_top(folder: Path, first: str, last: str, top: int = 15) -> list[
     b = tracemalloc.Snapshot.load(str(folder / f"{last}.snapshot"))
     lines = []
     for stat in b.compare_to(a, "traceback")[:top]:
-        frames = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in list(stat.traceback)[:4])
+        newest = list(stat.traceback)[::-1][:4]  # the allocation site first, then its callers
+        frames = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in newest)
         lines.append(f"{stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+8d} blocks  {frames}")
     return lines
 

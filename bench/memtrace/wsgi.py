@@ -15,7 +15,6 @@ import tracemalloc
 from pathlib import Path
 
 _DIR = Path(os.environ["BENCH_TRACEMALLOC_DIR"])
-tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "10")))
 
 
 def _watch() -> None:
@@ -33,3 +32,6 @@ threading.Thread(target=_watch, name="bench-tracemalloc", daemon=True).start()
 import adapters.bootstrap as _bootstrap  # noqa: E402
 
 app = _bootstrap.create_wsgi_app()
+# Started once the app is built: what requests allocate is the question, and tracing every import makes a
+# worker too slow to boot on a loaded machine.
+tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "10")))
