@@ -10,7 +10,9 @@ an orders key, the per-key rate limit off since wrk sends with one key). wrk (be
 order ids, customers uniform over the 10,000 accounts) drives it in --chunk-second runs until N decisions
 (default 1,000,000) were answered 2xx; between runs the snapshots are kept fresh and the tables vacuumed,
 as bench.py does. Every --interval seconds a sampler reads the worker process's RSS (/proc/PID/status)
-and USS (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup) beside the decisions stored so far.
+its USS (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup; it moves when other processes map
+the same library files) and its anonymous memory (Anonymous: heap and stacks, where a leak shows) beside
+the decisions stored so far.
 
 It prints the table decisions -> RSS/USS and a verdict: RSS growth from the first sample at or past 10 %
 of N to the last sample is below --bound-mb (default 10 MB). Why 10 MB: the worker's RSS after warm-up
@@ -59,6 +61,7 @@ class Sample:
     decisions: int
     rss_kb: int
     uss_kb: int | None
+    anon_kb: int | None
     loadavg_1m: float
 
 
@@ -69,16 +72,18 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def uss_kb(pid: int) -> int | None:
-    """Private_Clean + Private_Dirty: the memory only this process holds (what a leak adds to)."""
+def smaps_rollup(pid: int) -> dict[str, int]:
     try:
-        fields = dict(
-            (line.split(":")[0], int(line.split()[1]))
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
-        )
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+        return {line.split(":")[0]: int(line.split()[1]) for line in lines}
     except (OSError, ValueError, IndexError):
-        return None
-    return fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+        return {}
+
+
+def uss_kb(rollup: dict[str, int]) -> int | None:
+    """Private_Clean + Private_Dirty: the pages only this process maps. Moves when another process maps
+    the same files (a second creditctl from this .venv shares its libraries' pages): read with care."""
+    return rollup["Private_Clean"] + rollup["Private_Dirty"] if "Private_Clean" in rollup else None
 
 
 class Sampler(threading.Thread):
@@ -100,7 +105,8 @@ class Sampler(threading.Thread):
             round(time.monotonic() - self.t0, 1),
             self.count(),
             rss_kb(self.pid),
-            uss_kb(self.pid),
+            uss_kb(rollup := smaps_rollup(self.pid)),
+            rollup.get("Anonymous"),  # the heap and thread stacks: what a leak adds to
             round(os.getloadavg()[0], 2),
         )
         self.samples.append(s)
@@ -129,6 +135,7 @@ def verdict(samples: list[Sample], target: int, bound_mb: float) -> dict[str, An
     growth_mb = (last.rss_kb - first.rss_kb) / 1024
     per_decision = (last.rss_kb - first.rss_kb) * 1024 / max(1, last.decisions - first.decisions)
     uss_growth = (last.uss_kb - first.uss_kb) / 1024 if last.uss_kb and first.uss_kb else None
+    anon_growth = (last.anon_kb - first.anon_kb) / 1024 if last.anon_kb and first.anon_kb else None
     peak = max(s.rss_kb for s in samples if s.decisions >= first.decisions) / 1024
     return {
         "verdict": "FLAT" if growth_mb < bound_mb else "GROWS",
@@ -137,6 +144,7 @@ def verdict(samples: list[Sample], target: int, bound_mb: float) -> dict[str, An
         "to": asdict(last),
         "rss_growth_mb": round(growth_mb, 2),
         "uss_growth_mb": round(uss_growth, 2) if uss_growth is not None else None,
+        "anon_growth_mb": round(anon_growth, 2) if anon_growth is not None else None,
         "rss_peak_after_10pct_mb": round(peak, 1),
         "bytes_per_decision": round(per_decision, 2),
         "reached_target": last.decisions >= target,
@@ -144,12 +152,13 @@ def verdict(samples: list[Sample], target: int, bound_mb: float) -> dict[str, An
 
 
 def print_table(samples: list[Sample], rows: int = 25) -> None:
-    print(f"\n{'decisions':>10} {'t s':>7} {'RSS MB':>8} {'USS MB':>8} {'load':>6}")
+    print(f"\n{'decisions':>10} {'t s':>7} {'RSS MB':>8} {'USS MB':>8} {'anon MB':>8} {'load':>6}")
     step = max(1, len(samples) // rows)
     shown = samples[::step] + ([samples[-1]] if (len(samples) - 1) % step else [])
     for s in shown:
         uss = f"{s.uss_kb / 1024:8.1f}" if s.uss_kb is not None else f"{'-':>8}"
-        print(f"{s.decisions:>10,} {s.t_s:>7.0f} {s.rss_kb / 1024:>8.1f} {uss} {s.loadavg_1m:>6.2f}")
+        anon = f"{s.anon_kb / 1024:8.1f}" if s.anon_kb is not None else f"{'-':>8}"
+        print(f"{s.decisions:>10,} {s.t_s:>7.0f} {s.rss_kb / 1024:>8.1f} {uss} {anon} {s.loadavg_1m:>6.2f}")
 
 
 def tracemalloc_top(folder: Path, first: str, last: str, top: int = 15) -> list[str]:
@@ -230,7 +239,7 @@ def drive(inst: Any, server: Any, sampler: Sampler, args: argparse.Namespace, ru
         elapsed = time.monotonic() - started
         print(f"  {elapsed:7.0f} s  {run.decisions_per_s:6.0f}/s  p99 {run.p99_ms:6.1f} ms  "
               f"{'ok' if run.valid else run.note}  | {s.decisions:>9,} decisions  "
-              f"RSS {s.rss_kb / 1024:.1f} MB  USS {(s.uss_kb or 0) / 1024:.1f} MB  load {s.loadavg_1m}",
+              f"RSS {s.rss_kb / 1024:.1f} MB  anon {(s.anon_kb or 0) / 1024:.1f} MB  load {s.loadavg_1m}",
               flush=True)  # fmt: skip
 
 
@@ -241,7 +250,7 @@ def print_verdict(v: dict[str, Any], args: argparse.Namespace) -> None:
         return
     print(f" (RSS {v['from']['rss_kb'] / 1024:.1f} MB at {v['from']['decisions']:,} decisions -> "
           f"{v['to']['rss_kb'] / 1024:.1f} MB at {v['to']['decisions']:,}: "
-          f"{v['rss_growth_mb']:+.2f} MB, bound {args.bound_mb:g} MB; USS {v['uss_growth_mb']:+.2f} MB; "
+          f"{v['rss_growth_mb']:+.2f} MB, bound {args.bound_mb:g} MB; anon {v['anon_growth_mb']:+.2f} MB; "
           f"{v['bytes_per_decision']:+.2f} bytes/decision; "
           f"peak {v['rss_peak_after_10pct_mb']} MB)")  # fmt: skip
     if not v["reached_target"]:
