@@ -36,13 +36,22 @@ def needs_refresh(account: CreditAccount | None, params: dict[str, Decimal], now
     if account is None or account.snapshot is None:
         return True
     age = account.snapshot.age_s(now)
-    return age >= int(params.get("refresh_after_s", 0)) or age > int(params.get("max_balance_age_s", age))
+    return _older_than_refresh(account.snapshot.fetched_at, params, now) or age > int(
+        params.get("max_balance_age_s", age)
+    )
+
+
+def _older_than_refresh(fetched_at: datetime, params: Mapping[str, Decimal], now: datetime) -> bool:
+    """Elapsed time, not the rounded-up age a rule sees: rounded up, a snapshot 1.01 s old is "2 s old",
+    so refresh_after_s=R would fetch every R-1 s and a refresh window could hold two upstream calls.
+    (Rounding up is right for max_balance_age_s, where it errs on the safe side; here it only costs calls.)"""
+    return (now - fetched_at).total_seconds() >= int(params.get("refresh_after_s", 0))
 
 
 def young_report(report: BalanceReport | None, params: Mapping[str, Decimal], now: datetime) -> bool:
     """A kept answer younger than refresh_after_s tells which payer accounts the customer has, without
     asking again (as a young snapshot tells an account's balance)."""
-    return report is not None and report.age_s(now) < int(params.get("refresh_after_s", 0))
+    return report is not None and not _older_than_refresh(report.fetched_at, params, now)
 
 
 def fetch_report(balances: BalanceProvider, customer_code: str, timeout_s: float) -> Fetched:

@@ -168,6 +168,16 @@ class TestBalanceFreshness:
         desk.decide("1.00")
         assert len(balances.calls) == calls
 
+    def test_a_snapshot_less_than_refresh_after_s_old_is_not_refetched_though_its_age_rounds_up_to_it(
+        self, desk: Desk, balances: FakeBalanceProvider, clock: FakeClock
+    ) -> None:
+        """299.5 s old is "300 s old" to a rule (ages round up), but not older than refresh_after_s (300):
+        refreshing it would fetch every 299 s, two calls in some 300 s windows."""
+        calls = len(balances.calls)
+        clock.advance(299.5)
+        desk.decide("1.00")
+        assert len(balances.calls) == calls
+
     def test_refetches_a_snapshot_older_than_refresh_after_s(
         self, desk: Desk, balances: FakeBalanceProvider, clock: FakeClock
     ) -> None:
