@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Mapping
 from decimal import Decimal
 from types import MappingProxyType
@@ -15,6 +16,10 @@ from rules.results import Evaluation, RuleTrace
 from rules.rule import Rule
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+# One rule set compiled at a time in a process: CPython 3.11's compile() is not safe in two threads at once
+# (its AST validation keeps the recursion depth in shared state: "SystemError: AST constructor recursion
+# depth mismatch", seen with 50 concurrent first decisions), and a set needs compiling only once anyway.
+_COMPILING = threading.Lock()
 
 
 class RuleSet:
@@ -97,11 +102,14 @@ class RuleSet:
         return run(facts, params)
 
     def _compile(self) -> tuple[Evaluate, Decide]:
-        """Write this set's functions (rules.compiler), once; two threads may both do it, harmlessly."""
-        compiled = compile_rule_set(self._plan)
-        object.__setattr__(self, "_evaluate", compiled[0])
-        object.__setattr__(self, "_outcome", compiled[1])
-        return compiled
+        """Write this set's functions (rules.compiler), once, whichever threads meet it first."""
+        with _COMPILING:
+            if self._evaluate is not None and self._outcome is not None:  # another thread just did
+                return self._evaluate, self._outcome
+            compiled = compile_rule_set(self._plan)
+            object.__setattr__(self, "_evaluate", compiled[0])
+            object.__setattr__(self, "_outcome", compiled[1])
+            return compiled
 
     def auto_unfreeze(self, facts: Mapping[str, Any], params: Mapping[str, Decimal] | None = None) -> bool:
         """Whether the document's auto_unfreeze condition holds (unknown does not); False without one."""

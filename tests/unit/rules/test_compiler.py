@@ -6,13 +6,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pickle
+import threading
+import time
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules import Match, Outcome, parse_rule_set
+from rules import Match, Outcome, default_rule_set_document, parse_rule_set
 from rules.compiler import source_of
 from rules.templates import _money, _plain
 from tests.unit.rules.builders import cmp, document, one_rule, rule
@@ -53,6 +55,47 @@ def test_nothing_a_document_holds_becomes_source_text() -> None:
         "SNEAKY_REASON",
         f"sneaky message {HOSTILE}",
     )
+
+
+def test_threads_that_meet_a_new_rule_set_at_once_compile_it_once_and_all_evaluate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """50 first decisions at once on a fresh set: one compile (CPython 3.11 compile() is not thread-safe)."""
+    from rules import rule_set as rule_set_module
+
+    real, calls, inside, most = rule_set_module.compile_rule_set, [], [0], [0]
+    guard = threading.Lock()
+
+    def counted(plan: object) -> object:  # slowed down, so that unguarded threads would overlap in it
+        with guard:
+            calls.append(plan)
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        try:
+            return real(plan)  # type: ignore[arg-type]
+        finally:
+            with guard:
+                inside[0] -= 1
+
+    monkeypatch.setattr(rule_set_module, "compile_rule_set", counted)
+    rules = parse_rule_set(default_rule_set_document())
+    start, errors, outcomes = threading.Barrier(50), [], []
+
+    def decide() -> None:
+        start.wait()
+        try:
+            outcomes.append(rules.evaluate({"order.amount": D(1)}).outcome)
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=decide) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and len(outcomes) == 50
+    assert len(calls) == 1 and most[0] == 1
 
 
 def test_the_functions_are_written_once_per_rule_set() -> None:
