@@ -14,7 +14,7 @@ from uuid import uuid4
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from adapters.sql.database_clock import database_time
+from adapters.sql.database_clock import SqlDatabaseClock, database_time
 from adapters.sql.leases import ensure_row
 from adapters.sql.outbox import SqlOutboxRepository
 from adapters.sql.tables import balance_reports, upstream_status
@@ -92,10 +92,10 @@ class SqlSharedUpstreamStatus:
         with self._engine.connect() as conn:
             row = conn.execute(statement).one()
             conn.rollback()
-        if read_now:
-            now = row.db_now.astimezone(UTC)
-        else:  # SQLite: the host's clock is the database's (adapters/sql/database_clock.py)
-            now = self._override.now() if self._override is not None else datetime.now(UTC)
+        # PostgreSQL's time came with the row; a test's override, or SQLite (the host's clock is its clock),
+        # from the database clock.
+        database = SqlDatabaseClock(self._engine, self._override)
+        now = row.db_now.astimezone(UTC) if read_now else database.now()
         return shared_status(row, now)
 
 

@@ -55,7 +55,7 @@ def parse_rate(text: str, burst: str | None = None) -> RateLimitPolicy:
     rate = float(match.group(1)) / _PER_S[match.group(2)]
     if rate <= 0:
         raise ValueError(f"a rate must be above zero (or 'off'), not {text!r}")
-    size = float(burst) if burst not in (None, "") else max(1.0, 2 * rate)
+    size = float(burst) if burst not in (None, "") else max(1.0, 2 * rate)  # not money: requests
     if size < 1:
         raise ValueError(f"a burst must be at least 1 request, not {burst!r}")
     return RateLimitPolicy(rate, size)
