@@ -26,3 +26,13 @@ class FrozenClock:
 
     def now(self) -> datetime:
         return self._at
+
+
+class Ticks:
+    """A monotonic clock (seconds, as time.monotonic gives) that the test moves by setting `now`."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now

@@ -28,21 +28,12 @@ from adapters.web.rate_limit import (
 )
 from creditctl.services.context import AppContext
 from tests.api.conftest import Api, assert_problem, order
-
-
-class Ticks:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clocks import Ticks
 
 
 @pytest.fixture
 def ticks() -> Ticks:
-    return Ticks()
+    return Ticks(1000.0)
 
 
 @pytest.fixture

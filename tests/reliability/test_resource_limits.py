@@ -33,6 +33,7 @@ from adapters.web.app import create_app
 from adapters.web.rate_limit import DEFAULT_RATE, TokenBuckets, parse_rate
 from creditctl.services.context import AppContext
 from tests.api.conftest import CUSTOMER_A, Api, assert_problem, order
+from tests.clocks import Ticks
 from tests.conftest import TEST_BALANCES
 from tests.e2e.served import served_demo
 from tests.random_refs import random_order_id
@@ -42,16 +43,6 @@ pytestmark = pytest.mark.api
 
 SEED = int(os.environ.get("CREDITCTL_TEST_SEED", "0")) or random.randrange(1, 10**6)
 KIB = 1024
-
-
-class Ticks:
-    """The rate limiter's monotonic clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
