@@ -3,6 +3,7 @@ checker's), its clock, the test's database; a Flask client and an orders key for
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +23,8 @@ from tests.clocks import SkewedClock
 from tests.ledger_upstream import Account, LedgerUpstream
 from tests.outside_checker import OutsideBooks
 
+_APP_LOCK = threading.Lock()
+
 
 @dataclass
 class Instance:
@@ -33,8 +36,10 @@ class Instance:
 
     def client(self) -> FlaskClient:
         """A client of its own (one per thread), on the instance's one app."""
-        if self._app is None:
-            self._app = create_app(self.ctx, {"TESTING": True})
+        with _APP_LOCK:  # one app, made once: callers on 50 threads at once made one each, and werkzeug's
+            # route compiling (ast) in parallel threads trips CPython 3.11 ("AST constructor recursion depth")
+            if self._app is None:
+                self._app = create_app(self.ctx, {"TESTING": True})
         return self._app.test_client()
 
     def another(self, clock: Clock, tmp_path: Path) -> Instance:
