@@ -9,13 +9,15 @@ fifth of its CPU.
 
 What SQLAlchemy did besides is kept: its transaction is begun first (so its commit() and rollback()
 still reach the connection), and the driver's errors are raised as SQLAlchemy raises them, a connection
-that died invalidated, a violation a batched unit named told as its exception (adapters.sql.pipeline)."""
+that died invalidated. In a batched unit the statements go to the batch instead (adapters.sql.pipeline:
+libpq's pipeline mode), which sends them as $n text under a prepared name computed here."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -25,9 +27,10 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
-from adapters.sql.pipeline import told_exception
+from adapters.sql.pipeline import batch_of
 
 _DIALECT = postgresql.dialect(paramstyle="pyformat")  # type: ignore[no-untyped-call]
+_PYFORMAT = re.compile(r"%%|%\((\w+)\)s")
 Processor = Callable[[Any], Any] | None
 
 
@@ -40,6 +43,39 @@ class DriverStatement:
     binds: tuple[tuple[str, Processor], ...]
     columns: tuple[tuple[str, Processor], ...]
     constants: tuple[tuple[str, Any], ...] = ()  # parameters the statement carries itself, processed
+    # For libpq (adapters.sql.pipeline): the text with $n placeholders, a name to prepare it under, and
+    # for each $n the parameter's name and processor (or its constant, already processed).
+    wire_sql: bytes = field(init=False)
+    wire_name: bytes = field(init=False)
+    wire_order: tuple[tuple[str, Processor, bool, Any], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        processors, constants = dict(self.binds), dict(self.constants)
+        order: list[str] = []
+
+        def placeholder(match: re.Match[str]) -> str:
+            if match.group(0) == "%%":
+                return "%"
+            name = match.group(1)
+            if name not in order:
+                order.append(name)
+            return f"${order.index(name) + 1}"
+
+        wire = _PYFORMAT.sub(placeholder, self.sql).encode()
+        object.__setattr__(self, "wire_sql", wire)
+        object.__setattr__(self, "wire_name", b"creditctl_" + hashlib.sha256(wire).hexdigest()[:24].encode())
+        object.__setattr__(
+            self,
+            "wire_order",
+            tuple((n, processors.get(n), n in constants, constants.get(n)) for n in order),
+        )
+
+    def wire_params(self, values: Mapping[str, Any]) -> list[Any]:
+        """The parameters in $n order, processed as `params` processes them."""
+        return [
+            constant if is_constant else (p(values[n]) if p is not None else values[n])
+            for n, p, is_constant, constant in self.wire_order
+        ]
 
     @classmethod
     def of(cls, stmt: ClauseElement, keys: Iterable[str] | None = None) -> DriverStatement:
@@ -72,8 +108,18 @@ class DriverStatement:
         )
 
 
-def execute(conn: Connection, statement: DriverStatement, values: Mapping[str, Any]) -> Any:
-    """Run `statement` with `values` on the connection's psycopg cursor; returns the cursor."""
+def execute(conn: Connection, statement: DriverStatement, values: Mapping[str, Any]) -> None:
+    """Run the write `statement` with `values`: queued in a batched unit (sent with the next read or
+    the commit), else on the connection's psycopg cursor."""
+    batch = batch_of(conn)
+    if batch is not None:
+        batch.write(statement, values)
+        return
+    _run(conn, statement, values)
+
+
+def _run(conn: Connection, statement: DriverStatement, values: Mapping[str, Any]) -> Any:
+    """`statement` on the connection's psycopg cursor; returns the cursor."""
     if not conn.in_transaction():
         conn.begin()  # SQLAlchemy's transaction: its commit() and rollback() must reach this one
     driver = conn.connection.driver_connection
@@ -91,7 +137,11 @@ def fetch_one(
     conn: Connection, statement: DriverStatement, values: Mapping[str, Any]
 ) -> SimpleNamespace | None:
     """The first row `statement` returns, its columns by name (None: no row)."""
-    cursor = execute(conn, statement, values)
+    batch = batch_of(conn)
+    if batch is not None:  # with the BEGIN and what is queued: one round trip
+        found = batch.read(statement, values)
+        return None if found is None else statement.row(found)
+    cursor = _run(conn, statement, values)
     try:
         raw = cursor.fetchone()
     except Error as exc:
@@ -100,9 +150,6 @@ def fetch_one(
 
 
 def _raised(conn: Connection, statement: DriverStatement, params: Any, exc: Error) -> BaseException:
-    told = told_exception(conn, exc)
-    if told is not None:
-        return told
     dead = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
     if dead:
         conn.invalidate(exc)

@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InvalidatePoolError
 
+from adapters.sql.pipeline import PREPARE_ON_SERVER
+
 CONNECT_TIMEOUT_S = 5  # a server that accepts TCP and never answers: a request fails after this, not never
 PING_IDLE_AFTER_S = 1.0  # a pooled connection unused this long is pinged before it is handed out
 _USED_AT = "creditctl.used_at"
@@ -27,11 +29,17 @@ def make_engine(url: str, *, threads: int = 0, pooler: str = "none", **kwargs: A
     `threads` serve requests at once in this process: the pool holds a connection for each, and as
     many again in overflow (a request may hold a second one, e.g. for the shared balance report).
 
-    pooler="transaction": psycopg prepares a statement on the server after its 5th execution
-    (prepare_threshold) and then sends only its name; behind a transaction pooler the next transaction
-    may run on a server connection that never saw it ("prepared statement "_pg3_0" does not exist"), so
-    nothing is prepared. Everything else the service does is transaction-scoped already (locks, the
-    advisory lock of a rule set publication, SET-free; see docs/running-in-production.md)."""
+    psycopg's own preparing is off (prepare_threshold None): it prepares a statement after its 5th
+    execution and every executemany at once, and whenever it rolls back a transaction while it has
+    statements prepared it sends DEALLOCATE ALL (one more round trip, after every read-only request),
+    which also drops the statements the decision path prepares itself (adapters.sql.pipeline) under its
+    own names. Those few are what the hot path runs; everything else is planned when run.
+
+    pooler="transaction": behind a transaction pooler the next transaction may run on a server
+    connection that never saw a PREPARE ("prepared statement ... does not exist"), so the decision path
+    prepares nothing either (PREPARE_ON_SERVER in each connection's info says so). Everything else the service
+    does is transaction-scoped already (locks, the advisory lock of a rule set publication, SET-free;
+    see docs/running-in-production.md)."""
     if pooler not in POOLER_MODES:
         raise ValueError(f"pooler must be one of {sorted(POOLER_MODES)}, not {pooler!r}")
     parsed = make_url(url)
@@ -49,9 +57,14 @@ def make_engine(url: str, *, threads: int = 0, pooler: str = "none", **kwargs: A
     kwargs.setdefault("pool_pre_ping", False)
     if "connect_timeout" not in parsed.query:
         kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
-    if pooler == "transaction":
-        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "prepare_threshold": None}
+    kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "prepare_threshold": None}
     engine = create_engine(url, **kwargs)
+    prepare_on_server = pooler != "transaction"
+
+    @event.listens_for(engine, "connect")
+    def _say_whether_to_prepare(_dbapi_conn: Any, record: Any) -> None:
+        record.info[PREPARE_ON_SERVER] = prepare_on_server
+
     ping_idle_connections(engine)
     return engine
 

@@ -1,5 +1,6 @@
-"""A decision's writes travel with its COMMIT (psycopg pipeline mode, adapters/sql/pipeline.py): whatever
-breaks between them, nothing is half-written.
+"""A decision's writes travel with its COMMIT (libpq's pipeline mode, adapters/sql/pipeline.py): whatever
+breaks between them, nothing is half-written; and the statements it prepares on the session are prepared
+again when something dropped them.
 
 Two ways to break it on PostgreSQL: the process that sent the writes dies before the COMMIT reaches the
 server (a child process is SIGKILLed while its transaction holds the written decision and hold, which
@@ -21,11 +22,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, text
 
+from adapters.sql.engine import make_engine
 from adapters.sql.tables import audit_events, credit_accounts, decisions, holds
 from creditctl.domain.decision import Order
 from creditctl.services.context import AppContext
 from creditctl.services.decide_order import decide_order
 from tests.adapters.concurrency import hold_count
+from tests.conftest import make_context
 from tests.random_refs import random_order_id
 
 pytestmark = pytest.mark.postgres
@@ -155,6 +158,33 @@ def test_a_write_that_fails_late_in_the_batch_takes_the_earlier_ones_with_it(
     assert exposure_fen(postgres_engine) == exposure_before + 10000
 
 
+def test_a_session_whose_prepared_statements_were_dropped_prepares_them_again_and_decides(
+    pg_context: AppContext, postgres_engine: Engine, balances: Any, clock: Any, tmp_path: Path
+) -> None:
+    """DEALLOCATE ALL (or a pooler's DISCARD ALL) on the session between two decisions: the next lock
+    read is told its statement is gone, ends the transaction it began and asks again, prepared anew."""
+    one = make_engine(postgres_engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    try:
+        ctx = make_context(one, balances, clock, tmp_path / "one")
+        exposure_before = exposure_fen(postgres_engine)
+        assert decide(ctx, Order(random_order_id("prepared"), CUSTOMER, GROUP, AMOUNT)).created
+        with one.connect() as conn:  # the pool's only connection: the session the decisions run on
+            assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar_one() >= 5
+            conn.exec_driver_sql("DEALLOCATE ALL")
+            conn.commit()
+        after = Order(random_order_id("dropped"), CUSTOMER, GROUP, AMOUNT)
+        assert decide(ctx, after).created
+        assert traces_of(postgres_engine, after.order_id) == {
+            **NOTHING,
+            "decisions": 1,
+            "holds": 1,
+            "audit_events": 1,
+        }
+        assert exposure_fen(postgres_engine) == exposure_before + 2 * 10000
+    finally:
+        one.dispose()
+
+
 def _wait_until_gone(engine: Engine, backend: int) -> None:
     """The server notices the dead client and ends its backend (rolling its transaction back)."""
     deadline = time.monotonic() + CHILD_WAIT_S
@@ -184,7 +214,7 @@ def _child(url: str, order_id: str) -> None:
 
     def add_then_stop(self: Any, hold: Any) -> None:
         real_add(self, hold)
-        self._conn.info[PIPELINE].sync()
+        self._conn.info[PIPELINE].flush()
         driver = self._conn.connection.driver_connection
         print("WRITTEN", driver.info.backend_pid, flush=True)
         time.sleep(CHILD_WAIT_S)

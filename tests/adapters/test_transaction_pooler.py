@@ -1,11 +1,12 @@
 """Through PgBouncer in transaction pooling (deploy/pgbouncer/pgbouncer.ini, before a private PostgreSQL):
-psycopg's server-side prepared statements break there; CREDITCTL_DATABASE_POOLER=transaction turns them off.
+server-side prepared statements break there; CREDITCTL_DATABASE_POOLER=transaction turns them off.
 
-psycopg prepares a statement on the server after its 5th execution and from then on sends only its name.
-In transaction pooling the next transaction may run on another server connection, which never saw it. The
-first test makes that happen on purpose (another client holds the server connection that has the
-statement), so the second can show the same sequence passing with the setting. Then the service's own
-decisions, whose writes travel with their COMMIT in psycopg's pipeline mode (adapters/sql/pipeline.py),
+The decision path prepares its few statements on the server (adapters/sql/pipeline.py) and from then on
+sends only their names. In transaction pooling the next transaction may run on another server connection,
+which never saw them. The first test makes that happen on purpose (another client holds the server
+connection that has the statement), so the second can show the same sequence passing with the setting;
+psycopg's own automatic preparing is off everywhere, which the third shows. Then the service's own
+decisions, whose writes travel with their COMMIT in libpq's pipeline mode (adapters/sql/pipeline.py),
 run through the pooler from several threads on two server connections: every one decided once, the books
 sound. The whole service runs through the same pooler in tests/e2e/test_production_shape.py."""
 
@@ -28,6 +29,7 @@ from adapters.fake.clock import FakeClock
 from adapters.sql.engine import make_engine
 from adapters.sql.migrate import upgrade
 from adapters.sql.tables import decisions
+from adapters.sql.unit_of_work import SqlUnitOfWork
 from creditctl.domain.decision import Order
 from creditctl.services.decide_order import decide_order
 from tests.conftest import make_context, seed
@@ -47,6 +49,10 @@ class Pooled:
     def url(self) -> str:
         return self.bouncer.url("creditctl_app", "pooled-secret")
 
+    @property
+    def owner_url(self) -> str:
+        return self.bouncer.url("postgres", "pooled-owner")
+
 
 @pytest.fixture(scope="module")
 def pooled() -> Iterator[Pooled]:
@@ -61,27 +67,28 @@ def pooled() -> Iterator[Pooled]:
             yield Pooled(pg, bouncer)
 
 
-def _prepare_then_switch_server(engine: Engine, other: Engine) -> None:
-    """Run STATEMENT 7 times on one client connection (prepared on its server connection from the 6th
-    on, unless disabled), then once more while `other` holds that server connection in a transaction."""
-    with engine.connect() as conn:
-        for _ in range(7):
-            conn.execute(STATEMENT, {"name": "pg_class"}).scalar_one()
-            conn.commit()
-        with other.connect() as holder:
-            holder.execute(text("SELECT 1"))  # a transaction is open: its server connection is held
-            assert conn.execute(STATEMENT, {"name": "pg_class"}).scalar_one() == 1
-            conn.commit()
-            holder.rollback()
+def _lock_then_switch_server(engine: Engine, other: Engine) -> None:
+    """The decision path's account lock in a batched unit, twice on one client connection (prepared on
+    its server connection the first time, unless the setting says a transaction pooler is in front),
+    then once more while `other` holds that server connection in a transaction."""
+    uow = SqlUnitOfWork(engine)
+    for _ in range(2):
+        with uow.batched():
+            assert uow.accounts.lock("8800000001", "GA10") is None  # (no such account: the read is enough)
+    with other.connect() as holder:
+        holder.execute(text("SELECT 1"))  # a transaction is open: its server connection is held
+        with uow.batched():
+            assert uow.accounts.lock("8800000001", "GA10") is None
+        holder.rollback()
 
 
 @pytest.mark.postgres
-def test_psycopg_default_prepared_statements_break_behind_a_transaction_pooler(pooled: Pooled) -> None:
-    engine = make_engine(pooled.url, pool_size=1, max_overflow=0)
-    other = make_engine(pooled.url, pool_size=1, max_overflow=0)
+def test_the_decision_paths_prepared_statements_break_behind_a_transaction_pooler(pooled: Pooled) -> None:
+    engine = make_engine(pooled.owner_url, pool_size=1, max_overflow=0)
+    other = make_engine(pooled.owner_url, pool_size=1, max_overflow=0)
     try:
         with pytest.raises(DBAPIError, match=r"prepared statement .* does not exist"):
-            _prepare_then_switch_server(engine, other)
+            _lock_then_switch_server(engine, other)
     finally:
         engine.dispose()
         other.dispose()
@@ -89,10 +96,33 @@ def test_psycopg_default_prepared_statements_break_behind_a_transaction_pooler(p
 
 @pytest.mark.postgres
 def test_the_transaction_pooler_setting_prepares_nothing_and_the_same_sequence_passes(pooled: Pooled) -> None:
-    engine = make_engine(pooled.url, pooler="transaction", pool_size=1, max_overflow=0)
-    other = make_engine(pooled.url, pooler="transaction", pool_size=1, max_overflow=0)
+    engine = make_engine(pooled.owner_url, pooler="transaction", pool_size=1, max_overflow=0)
+    other = make_engine(pooled.owner_url, pooler="transaction", pool_size=1, max_overflow=0)
     try:
-        _prepare_then_switch_server(engine, other)
+        _lock_then_switch_server(engine, other)
+    finally:
+        engine.dispose()
+        other.dispose()
+
+
+@pytest.mark.postgres
+def test_psycopg_prepares_nothing_of_its_own_so_plain_statements_pass_without_the_setting(
+    pooled: Pooled,
+) -> None:
+    """psycopg's automatic preparing is off for every engine (adapters/sql/engine.py): a statement run
+    many times is never sent by name, so it survives the switch of server connection."""
+    engine = make_engine(pooled.url, pool_size=1, max_overflow=0)
+    other = make_engine(pooled.url, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            for _ in range(7):
+                assert conn.execute(STATEMENT, {"name": "pg_class"}).scalar_one() == 1
+                conn.commit()
+            with other.connect() as holder:
+                holder.execute(text("SELECT 1"))
+                assert conn.execute(STATEMENT, {"name": "pg_class"}).scalar_one() == 1
+                conn.commit()
+                holder.rollback()
     finally:
         engine.dispose()
         other.dispose()
