@@ -1121,21 +1121,22 @@ def measure_baseline(
 ) -> list[dict]:
     """The service against the same service served from --baseline's checkout (same database, workers,
     threads, log level), runs interleaved (baseline, this, this, baseline ...) so both see the same noise,
-    on the 10,000-account cells: the medians, their ratio, and the CPU per decision of each."""
+    on every cell of --cells (one hot account too): the medians, their ratio, and the CPU per decision."""
     base = inst.start_service(log_level, code=args.baseline, threads=args.baseline_threads)
     try:
         wrk(inst, base, TOTAL_ACCOUNTS, 8, 2, run_id, record=False)
         rows = []
-        for clients in sorted({c for a, c in args.cells if a == TOTAL_ACCOUNTS}, reverse=True):
+        for accounts, clients in sorted(set(args.cells), key=lambda cell: (-cell[0], -cell[1])):
             bases, news = [], []
             for i in range(max(args.repeat, 3)):
                 if i % 2:  # this one first every other pair, so neither always follows the other
-                    news.append(wrk(inst, service, TOTAL_ACCOUNTS, clients, args.duration, run_id))
-                bases.append(wrk(inst, base, TOTAL_ACCOUNTS, clients, args.duration, run_id))
+                    news.append(wrk(inst, service, accounts, clients, args.duration, run_id))
+                bases.append(wrk(inst, base, accounts, clients, args.duration, run_id))
                 if not i % 2:
-                    news.append(wrk(inst, service, TOTAL_ACCOUNTS, clients, args.duration, run_id))
+                    news.append(wrk(inst, service, accounts, clients, args.duration, run_id))
                 print(
-                    f"   baseline vs this, {clients:>3} clients: baseline {fmt_run(bases[-1])} | this "
+                    f"   baseline vs this, {accounts:>5} accounts {clients:>3} clients: "
+                    f"baseline {fmt_run(bases[-1])} | this "
                     f"{fmt_run(news[-1])}  (load {bases[-1].loadavg_1m_before} / "
                     f"{news[-1].loadavg_1m_before}; "
                     f"other CPU {_other(bases[-1])} / {_other(news[-1])} %; CPU/decision "
@@ -1144,6 +1145,7 @@ def measure_baseline(
                 )
             b, n = median_run(bases), median_run(news)
             rows.append({
+                "accounts": accounts,
                 "clients": clients,
                 "baseline": asdict(b),
                 "this": asdict(n),
@@ -1153,11 +1155,12 @@ def measure_baseline(
                 "cpu_ratios": [_server_cpu_ratio(x, y) for x, y in zip(bases, news, strict=True)],
             })  # fmt: skip
         threads = f", {args.baseline_threads} threads" if args.baseline_threads else ""
-        print(f"  this / baseline ({args.baseline}{threads}; {inst.db}, {TOTAL_ACCOUNTS} accounts, medians):")
+        print(f"  this / baseline ({args.baseline}{threads}; {inst.db}, medians):")
         for r in rows:
             ratios = ", ".join(f"{x:.2f}" for x in r["cpu_ratios"] if x is not None)
             print(
-                f"    {r['clients']:>3} clients: {r['this']['decisions_per_s']:.0f} vs "
+                f"    {r['accounts']:>5} accounts {r['clients']:>3} clients: "
+                f"{r['this']['decisions_per_s']:.0f} vs "
                 f"{r['baseline']['decisions_per_s']:.0f} dec/s = {_x(r['throughput_ratio'])}; p99 "
                 f"{r['this']['p99_ms']:.1f} vs {r['baseline']['p99_ms']:.1f} ms = {_x(r['p99_ratio'])}; "
                 f"CPU per decision (server + PostgreSQL) {_cpu_ms(r['this'])} vs {_cpu_ms(r['baseline'])}; "
