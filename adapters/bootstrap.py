@@ -28,6 +28,7 @@ from adapters.haier.active_config_provider import ActiveConfigHaierProvider
 from adapters.haier.config import HaierConfig, HaierConfigError
 from adapters.notify.http_notifier import HttpNotifier
 from adapters.outbound.url_policy import UrlRefused, check_url
+from adapters.sql.account_queue import AccountQueue
 from adapters.sql.backtests import SqlBacktestStore
 from adapters.sql.balance_reports import SqlSharedBalanceReports
 from adapters.sql.console_sessions import SqlConsoleSessions
@@ -90,6 +91,10 @@ class Settings:
     secret_keys: tuple[str, ...] = ()
     workers: int = 2
     threads: int = 8  # per worker process; each process's database pool covers them
+    # One account's orders take turns in a process before its row lock (adapters.sql.account_queue).
+    # On as the service runs (CREDITCTL_ACCOUNT_QUEUE, default on); off where Settings is built by hand
+    # (the tests), so that their concurrent orders meet on the row lock as many instances' orders do.
+    account_queue: bool = False
     log_level: str = "INFO"
     decision_deadline_s: float = 2.0
     cors_origins: tuple[str, ...] = ()
@@ -136,6 +141,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         secret_keys=tuple(k.strip() for k in env.get("CREDITCTL_SECRET_KEYS", "").split(",") if k.strip()),
         workers=int(env.get("CREDITCTL_WORKERS", "2")),
         threads=int(env.get("CREDITCTL_THREADS", "8")),
+        account_queue=_on_off(env, "CREDITCTL_ACCOUNT_QUEUE", default=True),
         log_level=env.get("CREDITCTL_LOG_LEVEL", "INFO").upper(),
         decision_deadline_s=float(env.get("CREDITCTL_DECISION_DEADLINE_S", "2.0")),
         cors_origins=_cors_origins(env.get("CREDITCTL_CORS_ORIGINS", "")),
@@ -157,6 +163,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         backtest_lease_s=_positive(env, "CREDITCTL_BACKTEST_LEASE_S", "60"),
         backtest_retention_days=_positive(env, "CREDITCTL_BACKTEST_RETENTION_DAYS", "30"),
     )
+
+
+def _on_off(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise SystemExit(f"{name} must be 'on' or 'off', not {raw!r}")
 
 
 PROJECT_FOLDER = Path(__file__).resolve().parents[1]
@@ -300,8 +317,12 @@ def bootstrap(
     secret_keys = ensure_secret_keys(settings)
     box = FernetSecretBox(secret_keys)
 
+    account_queue = AccountQueue() if settings.account_queue else None
+
     def uow() -> UnitOfWork:
-        return SqlUnitOfWork(sql, rule_set_cache=cache, database_clock=database_clock)
+        return SqlUnitOfWork(
+            sql, rule_set_cache=cache, database_clock=database_clock, account_queue=account_queue
+        )
 
     def read_uow() -> UnitOfWork:
         return SqlUnitOfWork(reads, rule_set_cache=cache, database_clock=database_clock)

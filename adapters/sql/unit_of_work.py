@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import Connection, Engine
 
+from adapters.sql.account_queue import AccountQueue
 from adapters.sql.accounts import SqlAccountRepository
 from adapters.sql.api_keys import SqlApiKeyRepository
 from adapters.sql.audit import SqlAuditLog
@@ -39,6 +41,7 @@ class SqlUnitOfWork:
         *,
         rule_set_cache: RuleSetCache | None = None,
         database_clock: Clock | None = None,
+        account_queue: AccountQueue | None = None,
     ) -> None:
         """`database_clock` stands in for the database server's clock (tests that move time by hand)."""
         self._engine = engine
@@ -47,17 +50,34 @@ class SqlUnitOfWork:
         self._conn: Connection | None = None
         self._batch_next = False
         self._batch: Batch | None = None  # a batched unit's pipeline on PostgreSQL
+        self._queue_key: Hashable | None = None
+        self._turn: Any = None
+        self._account_queue = account_queue
 
-    def batched(self) -> Self:
+    def batched(self, queue_key: Hashable | None = None) -> Self:
         """The next `with` block sends its writes with its commit (PostgreSQL; SQLite has no round trips
-        to save and runs it as usual). See adapters.sql.pipeline."""
+        to save and runs it as usual). See adapters.sql.pipeline. With `queue_key`, the block waits its
+        turn among this process's blocks with the same key before it takes a connection
+        (adapters.sql.account_queue)."""
         self._batch_next = True
+        self._queue_key = queue_key
         return self
 
     def __enter__(self) -> Self:
         if self._conn is not None:
             raise RuntimeError("unit of work already open; units of work do not nest")
-        conn = self._engine.connect()
+        key, self._queue_key = self._queue_key, None
+        turn = None
+        if key is not None and self._account_queue is not None:
+            turn = self._account_queue.turn(key)
+            turn.__enter__()
+        try:
+            conn = self._engine.connect()
+        except BaseException:
+            if turn is not None:
+                turn.__exit__(None, None, None)
+            raise
+        self._turn = turn
         self._conn = conn
         batched, self._batch_next = self._batch_next and conn.dialect.name == "postgresql", False
         if batched:
@@ -92,13 +112,18 @@ class SqlUnitOfWork:
         if conn is None:
             return
         batch, self._batch = self._batch, None
+        turn, self._turn = self._turn, None
         try:
             if batch is not None:
                 abandon_batch(conn, batch)
             if conn.in_transaction():
                 conn.rollback()
         finally:
-            conn.close()
+            try:
+                conn.close()
+            finally:
+                if turn is not None:
+                    turn.__exit__(None, None, None)
 
     def now(self) -> datetime:
         assert self._conn is not None, "now() outside a unit of work"

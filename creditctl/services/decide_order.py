@@ -48,7 +48,8 @@ def decide_order(
     if scope is not None and order.customer_code not in scope:
         raise UnknownCustomer(order.customer_code)
     fingerprint = order.fingerprint()
-    with uow.batched():  # the writes and the COMMIT go together (creditctl.ports.unit_of_work)
+    turn = (order.customer_code, order.sale_group_code)  # one account's orders take turns in a process
+    with uow.batched(queue_key=turn):  # the writes and the COMMIT go together (creditctl.ports.unit_of_work)
         # The common case in one transaction: the stored snapshot is young enough to decide on.
         # A replay is not looked up first: the unique order id turns it into a conflict on insert,
         # answered from the stored decision (one statement less for every new order).
@@ -77,7 +78,7 @@ def decide_order(
     # A stale or missing snapshot: the lock is released, the upstream asked, then the lock taken again
     # and the time read again (the world may have changed while the answer was on the wire).
     fetched = _fetch(uow, order, locked, balances, deadline_s)
-    with uow.batched():
+    with uow.batched(queue_key=turn):
         relocked = _lock_or_open(uow, order, fetched)
         decided = _decide_locked(
             uow, order, fingerprint, relocked, rule_set, fetched, _database_time(uow, relocked), actor

@@ -1,0 +1,138 @@
+"""One account's orders take turns in a process before its row lock (adapters/sql/account_queue.py).
+
+The queue itself: the same key one at a time, other keys never held up, nothing kept once nobody holds or
+waits. Then on PostgreSQL, while another session holds the account's row lock: eight threads deciding on
+it reach the database one at a time with the queue (one connection waits on the lock) and all at once
+without it (eight wait); either way each is decided once and the books hold when the lock is let go."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from adapters.bootstrap import Settings, bootstrap, load_settings
+from adapters.fake.balance_provider import FakeBalanceProvider
+from adapters.fake.clock import FakeClock
+from adapters.sql.account_queue import AccountQueue
+from adapters.sql.engine import make_engine
+from creditctl.domain.decision import Order
+from creditctl.services.decide_order import decide_order
+from tests.conftest import seed
+from tests.invariants import assert_invariants
+from tests.random_refs import random_order_id
+
+CUSTOMER, GROUP = "8800000001", "GA10"
+THREADS = 8
+WAIT_S = 10.0
+
+
+def test_the_same_key_is_held_by_one_at_a_time_and_others_pass() -> None:
+    queue = AccountQueue()
+    inside, most = [0], [0]
+    guard = threading.Lock()
+
+    def hold(key: str, pause: float) -> None:
+        with queue.turn(key):
+            with guard:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(pause)
+            with guard:
+                inside[0] -= 1
+
+    def pass_other() -> None:
+        with queue.turn("other"):
+            pass
+
+    with ThreadPoolExecutor(THREADS + 1) as pool:
+        held = [pool.submit(hold, "busy", 0.02) for _ in range(THREADS)]
+        time.sleep(0.01)  # "busy" is held and queued for about 0.16 s now
+        started = time.monotonic()
+        pool.submit(pass_other).result(timeout=WAIT_S)
+        other_wait = time.monotonic() - started
+        for f in held:
+            f.result(timeout=WAIT_S)
+    assert most[0] == 1, "two holders of one key at once"
+    assert other_wait < 0.1, f"another key waited {other_wait:.3f} s behind a busy one"
+
+
+def test_nothing_is_kept_once_nobody_holds_or_waits_even_after_a_failure() -> None:
+    queue = AccountQueue()
+    with queue.turn(("8800000001", "GA10")):
+        assert len(queue) == 1
+    with pytest.raises(RuntimeError), queue.turn("k"):
+        raise RuntimeError("the block failed")
+    assert len(queue) == 0
+    with queue.turn("k"):  # and the key is free again
+        pass
+
+
+def test_the_setting_is_on_by_default_and_read_as_on_or_off(tmp_path: Path) -> None:
+    base = {"CREDITCTL_INSTANCE_PATH": str(tmp_path)}
+    assert load_settings(base).account_queue is True
+    assert load_settings(base | {"CREDITCTL_ACCOUNT_QUEUE": " Off "}).account_queue is False
+    assert load_settings(base | {"CREDITCTL_ACCOUNT_QUEUE": "on"}).account_queue is True
+    with pytest.raises(SystemExit, match="CREDITCTL_ACCOUNT_QUEUE must be 'on' or 'off'"):
+        load_settings(base | {"CREDITCTL_ACCOUNT_QUEUE": "sometimes"})
+
+
+def _waiting_on_a_lock(admin: Engine, application_name: str) -> int:
+    with admin.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = :n "
+                    "AND wait_event_type = 'Lock'"
+                ),
+                {"n": application_name},
+            ).scalar_one()
+        )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("queued", "waiting"), [(True, 1), (False, THREADS)])
+def test_orders_for_a_locked_account_reach_its_row_lock_one_per_process_with_the_queue(
+    postgres_engine: Engine,
+    balances: FakeBalanceProvider,
+    clock: FakeClock,
+    tmp_path: Path,
+    queued: bool,
+    waiting: int,
+) -> None:
+    name = f"queue-{queued}"
+    url = postgres_engine.url.render_as_string(hide_password=False)
+    engine = make_engine(url, pool_size=THREADS, connect_args={"application_name": name})
+    settings = Settings(instance_path=tmp_path / "instance", database_url=url, account_queue=queued)
+    ctx = bootstrap(settings, balances=balances, clock=clock, engine=engine, database_clock=clock)
+    seed(ctx)
+    orders = [Order(random_order_id("queued"), CUSTOMER, GROUP, Decimal("10.00")) for _ in range(THREADS)]
+    try:
+        with postgres_engine.connect() as holder, ThreadPoolExecutor(THREADS) as pool:
+            holder.execute(
+                text(
+                    "SELECT id FROM credit_accounts WHERE customer_code = :c AND sale_group_code = :g "
+                    "FOR UPDATE"
+                ),
+                {"c": CUSTOMER, "g": GROUP},
+            )
+            futures = [
+                pool.submit(decide_order, o, scope=None, uow=ctx.uow(), balances=ctx.balances) for o in orders
+            ]
+            deadline = time.monotonic() + WAIT_S
+            while _waiting_on_a_lock(postgres_engine, name) < waiting and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)  # had more been let through, they would be waiting by now
+            assert _waiting_on_a_lock(postgres_engine, name) == waiting
+            holder.rollback()
+            results = [f.result(timeout=WAIT_S) for f in futures]
+        assert all(r.created for r in results)
+        assert {r.decision.order_id for r in results} == {o.order_id for o in orders}
+        assert_invariants(postgres_engine)
+    finally:
+        engine.dispose()
