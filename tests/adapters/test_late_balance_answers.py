@@ -1,6 +1,6 @@
 """An upstream answer that lands after its requester's deadline, wired as bootstrap wires haier
-(SharedBalanceProvider around AsOfBalanceProvider around the client; the fetch goes on in the background
-and `store_report` keeps what it brings).
+(SharedBalanceProvider around AsOfBalanceProvider around the client; the fetch goes on in the background,
+applies what it brings to the customer's accounts and stores it as the customer's report).
 
 The question (a reviewer's, from reliability test 16): such a late answer is kept as the account's snapshot
 and stamped with the moment its request left, around when its requester asked. Is that a defect? The
@@ -22,6 +22,7 @@ stamp, no AsOfBalanceProvider), where it must go wrong: the proof that these tes
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from creditctl.domain.balance import BalanceReport, BalanceSnapshot
 from creditctl.domain.decision import Decision, Order
 from creditctl.services.as_of_balances import AsOfBalanceProvider
 from creditctl.services.context import AppContext
-from creditctl.services.customers import refresh_balances, register_customer, store_report
+from creditctl.services.customers import apply_report, refresh_balances, register_customer
 from creditctl.services.decide_order import DecisionResult, decide_order
 from creditctl.services.get_decision import get_decision
 from creditctl.services.resolve_hold import settle_order
@@ -67,6 +68,14 @@ def db(engine: Engine) -> Iterator[Engine]:
 
 
 @dataclass
+class Gate:
+    """Holds a fetched report between its arrival and the update of its accounts."""
+
+    entered: threading.Event = field(default_factory=threading.Event)
+    go: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
 class Instance:
     """One creditctl instance: bootstrap's haier wiring over the test's ledger, the fake clock standing in
     for the database's. `landed` holds every report its background fetches stored."""
@@ -74,6 +83,7 @@ class Instance:
     ctx: AppContext
     clock: FakeClock
     landed: list[BalanceReport] = field(default_factory=list)
+    gate: Gate | None = None  # set: the next fetched report waits at it before its accounts are updated
 
     def decide(self, name: str, customer: str, amount: Decimal = THOUSAND) -> DecisionResult:
         order = Order(random_order_id(name), customer, GROUP, amount)
@@ -93,15 +103,21 @@ class Instance:
         assert account is not None
         return account.snapshot
 
+    def hold_reports(self) -> Gate:
+        self.gate = Gate()
+        return self.gate
+
     def wait_landed(self, count: int) -> None:
+        """`count` reports applied, and their flights over (the report stored, the lease ended)."""
         assert wait_until(lambda: len(self.landed) >= count), "the late answer never landed"
+        assert wait_until(lambda: not self.ctx.balances._inflight), "its flight never ended"  # type: ignore[attr-defined]
 
 
 def start_instance(
     engine: Engine, upstream: LedgerUpstream, clock: FakeClock, tmp_path: Path, name: str, *, on_arrival: bool
 ) -> Instance:
     """As `_balance_provider` wires haier: SharedBalanceProvider(AsOfBalanceProvider(client), ...,
-    on_report=store_report). `on_arrival`: the broken variant without AsOfBalanceProvider, whose snapshots
+    on_report=apply_report). `on_arrival`: the broken variant without AsOfBalanceProvider, whose snapshots
     carry the client's own stamp, taken when the answer arrives."""
     settings = Settings(instance_path=tmp_path / name, database_url=str(engine.url))
     ctx = bootstrap(
@@ -112,7 +128,10 @@ def start_instance(
     instance = Instance(ctx, clock)
 
     def on_report(report: BalanceReport) -> None:
-        store_report(report, uow=ctx.uow())
+        if instance.gate is not None:
+            instance.gate.entered.set()
+            assert instance.gate.go.wait(10), "the test never opened the gate"
+        apply_report(report, uow=ctx.uow())
         instance.landed.append(report)
 
     ctx.balances = SharedBalanceProvider(
@@ -334,3 +353,44 @@ class TestTheScenariosCatchAVariantThatStampsAnswersOnArrival:
         )
         assert newer is not None and after is not None
         assert after.amount == THOUSAND and after.fetched_at > newer.fetched_at
+
+
+# -- the upstream's economy while a late answer is being applied ---------------------------------------------
+
+
+class TestTheUpstreamEconomyAroundALateAnswer:
+    """Between a late answer's arrival and its accounts being brought up to date (one transaction per payer
+    account, deferred orders re-checked), a decision still sees the stale snapshot and asks again. The
+    shared report answers such a caller when it is younger than reuse_s (1 s) by its request time, which a
+    late answer never is: the caller must find the flight or the lease still there instead, else it makes
+    a second upstream call inside the refresh window."""
+
+    @pytest.mark.parametrize("where", ["on the same instance", "on another instance"])
+    def test_a_decision_while_the_late_answer_is_applied_makes_no_second_upstream_call(
+        self, db: Engine, tmp_path: Path, where: str
+    ) -> None:
+        clock, upstream = FakeClock(), LedgerUpstream()
+        a = start_instance(db, upstream, clock, tmp_path, "a", on_arrival=False)
+        b = start_instance(db, upstream, clock, tmp_path, "b", on_arrival=False)
+        customer = open_account(db, a, upstream)
+        clock.advance(301)
+        flight = upstream.hold_next_answer(customer)
+        gave_up(a, "o1", customer, flight, Decimal("1.00"))
+        calls = upstream.fetches
+        clock.advance(10)
+        gate = a.hold_reports()
+        flight.release.set()
+        assert gate.entered.wait(10), "the late answer never arrived"
+        decider = a if where == "on the same instance" else b
+        started = time.monotonic()
+        decided = decider.decide("o2", customer, Decimal("1.00")).decision
+        waited = time.monotonic() - started
+        gate.go.set()
+        a.wait_landed(2)
+        assert upstream.fetches == calls, (
+            f"{upstream.fetches - calls} more upstream call(s) 10 s into the late answer's refresh window"
+        )
+        assert waited < 2.0, f"the decision waited {waited:.1f} s past its {GAVE_UP_S} s deadline"
+        assert decided.balance is not None  # decided on the snapshot it had (311 s old, usable)
+        snapshot = a.snapshot(customer)
+        assert snapshot is not None and snapshot.age_s(clock.now()) == 10  # the late answer, applied
