@@ -56,7 +56,7 @@ from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.as_of_balances import AsOfBalanceProvider
 from creditctl.services.backtest_replay import BacktestPolicy
 from creditctl.services.context import AppContext, UpstreamConfigTools, WebhookTools
-from creditctl.services.customers import store_report
+from creditctl.services.customers import apply_report
 from creditctl.services.shared_balances import SharedBalanceProvider
 from creditctl.services.upstream_configs import (
     active_config,
@@ -417,7 +417,7 @@ def _balance_provider(
         AsOfBalanceProvider(haier, db_clock),
         SqlSharedBalanceReports(engine),
         db_clock,  # leases and report reuse are compared across instances
-        on_report=lambda report: store_report(report, uow=uow()),
+        on_report=lambda report: apply_report(report, uow=uow()),  # the report row: stored by the provider
     )
 
 

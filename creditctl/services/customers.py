@@ -117,8 +117,20 @@ def store_report(report: BalanceReport, *, uow: UnitOfWork) -> None:
         if known:
             uow.balance_reports.keep(report)
             uow.commit()
-    if not known:
-        return
+    if known:
+        _apply_to_accounts(report, uow)
+
+
+def apply_report(report: BalanceReport, *, uow: UnitOfWork) -> None:
+    """Apply an upstream answer of a known customer to every payer account it names, each under its lock,
+    leaving the kept answer to its caller (SharedBalanceProvider stores it as it ends its lease)."""
+    with uow:
+        known = uow.customers.exists(report.customer_code)
+    if known:
+        _apply_to_accounts(report, uow)
+
+
+def _apply_to_accounts(report: BalanceReport, uow: UnitOfWork) -> None:
     for payer in report.accounts:
         with uow:
             account = uow.accounts.lock(report.customer_code, payer.sale_group_code)

@@ -3,7 +3,13 @@
 Inside a process, concurrent callers share one in-flight fetch. Across processes, a lease on the
 customer's shared report row picks the one instance that calls the upstream; the others wait for
 the report it stores. The fetch runs in the background: a caller whose deadline passes falls back,
-while the fetch completes and refreshes the stored snapshots for the next decision."""
+while the fetch completes and refreshes the stored snapshots for the next decision.
+
+A fetched report is applied to the customer's accounts (`on_report`) before the lease ends and the flight
+lands: until then a caller that finds its snapshot stale joins the flight or waits on the lease, and after,
+it finds its snapshot fresh. The stored report alone cannot stand in for that: it is reused for reuse_s
+after its request left (snapshots are as of their request), which an answer slower than reuse_s never is,
+so a caller in between would call the upstream a second time within the refresh window."""
 
 from __future__ import annotations
 
@@ -73,11 +79,10 @@ class SharedBalanceProvider:
             ) from None
 
     def _lead(self, customer_code: str, future: Future[BalanceReport]) -> None:
-        fresh: BalanceReport | None = None
         report: BalanceReport | None = None
         error: BaseException | None = None
         try:
-            report, fresh = self._obtain(customer_code)
+            report = self._obtain(customer_code)
         except BaseException as exc:
             error = exc
         # Land the flight before telling its callers: a caller that comes after it ended starts a new
@@ -89,19 +94,14 @@ class SharedBalanceProvider:
             future.set_exception(error)
         else:
             future.set_result(report)  # type: ignore[arg-type]
-        if fresh is not None and self._on_report is not None:
-            try:
-                self._on_report(fresh)
-            except Exception:
-                log.exception("storing the fetched balances of %s failed", customer_code)
 
-    def _obtain(self, customer_code: str) -> tuple[BalanceReport, BalanceReport | None]:
-        """(the report to use, the same report if this call fetched it from the upstream)."""
+    def _obtain(self, customer_code: str) -> BalanceReport:
+        """The report to use: a fresh stored one, another instance's, or one fetched (and applied) here."""
         stored, error, error_at = self._reports.latest(customer_code)
         now = self._clock.now()
         reusable = self._reusable(stored, error, error_at, now)
         if reusable is not None:
-            return reusable, None
+            return reusable
         lease_until = now + timedelta(seconds=self._fetch_timeout_s + 5)
         if self._reports.try_lease(customer_code, self._holder, now, lease_until):
             # Another instance may have stored its answer and ended its lease between our read and
@@ -115,10 +115,9 @@ class SharedBalanceProvider:
                 raise
             if reusable is not None:
                 self._reports.store(reusable, self._holder)  # not newer: changes nothing, ends our lease
-                return reusable, None
-            report = self._fetch_and_share(customer_code)
-            return report, report
-        return self._await_other_instance(customer_code, stored, now), None
+                return reusable
+            return self._fetch_and_share(customer_code)
+        return self._await_other_instance(customer_code, stored, now)
 
     def _reusable(
         self, stored: BalanceReport | None, error: str | None, error_at: datetime | None, now: datetime
@@ -139,8 +138,17 @@ class SharedBalanceProvider:
         except Exception:
             self._reports.fail(customer_code, self._holder, "SERVICE_UNAVAILABLE", self._clock.now())
             raise
+        self._apply(report)  # under our lease, before the flight lands (see the module's docstring)
         self._reports.store(report, self._holder)
         return report
+
+    def _apply(self, report: BalanceReport) -> None:
+        if self._on_report is None:
+            return
+        try:
+            self._on_report(report)
+        except Exception:
+            log.exception("storing the fetched balances of %s failed", report.customer_code)
 
     def _await_other_instance(
         self, customer_code: str, stored: BalanceReport | None, started: datetime
