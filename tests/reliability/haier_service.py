@@ -36,7 +36,9 @@ from tests.ledger_upstream import LedgerUpstream
 from tests.outside_checker import OutsideBooks
 
 DEADLINE_S = 1.5
-SLACK_S = 0.6
+# An answer within DEADLINE_S + SLACK_S is one that did not wait for the hanging faults (4 s): the slack is
+# wide because a loaded CI machine once took 0.6 s more than the deadline to answer, which proved nothing.
+SLACK_S = 2.0
 GROUP = "1002"  # 38000.50 at the emulator
 
 
