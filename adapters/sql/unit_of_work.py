@@ -67,26 +67,25 @@ class SqlUnitOfWork:
         if self._conn is not None:
             raise RuntimeError("unit of work already open; units of work do not nest")
         key, self._queue_key = self._queue_key, None
-        turn = None
-        if key is not None and self._account_queue is not None:
-            turn = self._account_queue.turn(key)
+        batched_next, self._batch_next = self._batch_next, False
+        turn = self._account_queue.turn(key) if key is not None and self._account_queue is not None else None
+        if turn is not None:
             turn.__enter__()
         try:
             conn = self._engine.connect()
+            try:
+                batched = batched_next and conn.dialect.name == "postgresql"
+                if batched:
+                    self._batch = begin_batch(conn, {ORDER_KEY: OrderIdTaken})
+            except BaseException:
+                conn.close()
+                raise
         except BaseException:
-            if turn is not None:
+            if turn is not None:  # the account's turn is never kept by a unit that did not open
                 turn.__exit__(None, None, None)
             raise
         self._turn = turn
         self._conn = conn
-        batched, self._batch_next = self._batch_next and conn.dialect.name == "postgresql", False
-        if batched:
-            try:
-                self._batch = begin_batch(conn, {ORDER_KEY: OrderIdTaken})
-            except BaseException:
-                self._conn = None
-                conn.close()
-                raise
         self.accounts = SqlAccountRepository(conn, self._database_clock)
         self.customers = SqlCustomerRepository(conn)
         self.decisions = SqlDecisionRepository(conn, batched=batched)

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from adapters.bootstrap import Settings, bootstrap, load_settings
 from adapters.fake.balance_provider import FakeBalanceProvider
 from adapters.fake.clock import FakeClock
 from adapters.sql.account_queue import AccountQueue
 from adapters.sql.engine import make_engine
+from adapters.sql.unit_of_work import SqlUnitOfWork
 from creditctl.domain.decision import Order
 from creditctl.services.decide_order import decide_order
 from tests.conftest import seed
@@ -136,3 +138,36 @@ def test_orders_for_a_locked_account_reach_its_row_lock_one_per_process_with_the
         assert_invariants(postgres_engine)
     finally:
         engine.dispose()
+
+
+def test_a_unit_that_cannot_connect_gives_its_turn_back() -> None:
+    """No database to connect to: the next unit for the account is not left waiting behind it."""
+    queue = AccountQueue()
+    nowhere = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    try:
+        with (
+            pytest.raises(OperationalError),
+            SqlUnitOfWork(nowhere, account_queue=queue).batched(queue_key=(CUSTOMER, GROUP)),
+        ):
+            pass
+    finally:
+        nowhere.dispose()
+    assert len(queue) == 0
+
+
+@pytest.mark.postgres
+def test_a_unit_whose_batch_cannot_begin_gives_its_turn_back(
+    postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = AccountQueue()
+
+    def refuse(*_args: object) -> None:
+        raise RuntimeError("batch refused")
+
+    monkeypatch.setattr("adapters.sql.unit_of_work.begin_batch", refuse)
+    with (
+        pytest.raises(RuntimeError, match="batch refused"),
+        SqlUnitOfWork(postgres_engine, account_queue=queue).batched(queue_key=(CUSTOMER, GROUP)),
+    ):
+        pass
+    assert len(queue) == 0
