@@ -10,7 +10,7 @@ from adapters.web.cursors import KEY_MAX_LENGTH, KEY_PATTERN, NOT_A_CURSOR, curs
 from adapters.web.schemas.decisions import FullMatch
 from adapters.web.schemas.instants import UtcInstant
 from adapters.web.schemas.money import MONEY_PATTERN, Money
-from adapters.web.schemas.text import WHITESPACE, not_blank
+from adapters.web.schemas.text import NUL, WHITESPACE, not_blank
 
 RATIO = {"type": "string", "format": "decimal", "example": "0.9500"}
 # Money from 0.00 (the server refuses a negative amount here; a "-0.00" too, in the document).
@@ -19,7 +19,7 @@ NON_NEGATIVE_MONEY = MONEY_PATTERN.replace("^-?", "^", 1)
 # with format: date, which rules out a day a month does not have.
 PAYMENT_DATE = r"^(?:20[0-9]{2}|2100)-[0-9]{2}-[0-9]{2}$"
 # 1 to 64 characters, neither end whitespace (what str.strip() removes).
-INVOICE_ID = rf"^[^{WHITESPACE}](?:[\s\S]{{0,62}}[^{WHITESPACE}])?$"
+INVOICE_ID = rf"^[^{WHITESPACE}{NUL}](?:[^{NUL}]{{0,62}}[^{WHITESPACE}{NUL}])?$"
 
 
 class PaymentSchema(Schema):
