@@ -124,6 +124,8 @@ class ErrorResponsesPlugin(BasePlugin):
                     _add_problem_content(response)
                 elif "$ref" not in response:
                     response.setdefault("content", {}).setdefault("application/json", {"schema": own})
+                if status in (429, 503) and "$ref" not in response:
+                    response.setdefault("headers", {}).setdefault("Retry-After", dict(RETRY_AFTER))
             if roles is None:
                 operation["security"] = []  # open to anyone: no key needed
             else:
@@ -296,6 +298,11 @@ IF_MATCH = {
     "example": '"7.3"',
 }
 ETAG = {"description": "The revision's entity tag, for If-Match", "schema": {"type": "string"}}
+# Every 429 and 503 says when to try again (adapters/web/errors.py, rate_limit.py, compat.py).
+RETRY_AFTER = {
+    "description": "Seconds to wait before trying again",
+    "schema": {"type": "integer", "minimum": 0},
+}
 
 
 def _document_headers(view: Any, operation: dict[str, Any]) -> None:
