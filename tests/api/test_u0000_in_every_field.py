@@ -25,6 +25,7 @@ from creditctl.services.api_keys import create_api_key
 from creditctl.services.context import AppContext
 from tests.api.conftest import PROBLEM_FIELDS
 from tests.api.openapi_tour import SCHEMAS, Call, run_tour
+from tests.api.test_console import Console
 
 pytestmark = pytest.mark.api
 
@@ -224,3 +225,50 @@ def test_u0000_in_any_string_of_any_operation_is_refused_or_kept_never_a_500(
     assert documented - sweep.done == set(), "operations the sweep did not reach"
     assert sweep.sent > 200, sweep.sent
     assert not sweep.faults, "\n".join(sweep.faults)
+
+
+# A value for each path parameter of the console's pages (a page of something absent is still a page).
+CONSOLE_PATH = {
+    "customer_code": "8800000001",
+    "sale_group_code": "GB20",
+    "order_id": "x",
+    "rule_set_id": 1,
+    "run_id": "x",
+    "unknown": "x",
+}
+
+
+def test_u0000_in_any_field_of_any_console_page_is_refused_never_a_500(database: AppContext) -> None:
+    """The console's pages and forms read their query, form and path themselves: U+0000 in any of them is
+    a 422 page naming the field, on every route (the query's, a form's, a path's), signed in as admin."""
+    app = create_app(database, {"TESTING": True})
+    admin = create_api_key(
+        name="sweep", role="admin", customers=None, uow=database.uow(), clock=database.clock
+    )
+    console = Console(app.test_client())
+    assert console.sign_in(admin.secret).status_code == 302
+    adapter = app.url_map.bind("localhost")
+    faults, sent = [], 0
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("console.") or rule.endpoint == "console.static":
+            continue
+        values = {name: CONSOLE_PATH[name] for name in rule.arguments}
+        variants = [("query", values, {"q": NUL}, {}), ("form", values, {}, {"reason": NUL})]
+        variants += [(f"path {name}", {**values, name: NUL}, {}, {}) for name in rule.arguments]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            for what, args, query, form in variants:
+                if what == "form" and method != "POST":
+                    continue
+                if isinstance(args.get("rule_set_id"), str):
+                    continue  # an int converter: no such URL (404 before any view)
+                url = adapter.build(rule.endpoint, args, method=method)
+                if method == "POST":
+                    console.get("/console/rule-sets")  # a fresh CSRF token
+                    r = console.post(url, form, query_string=query)
+                else:
+                    r = console.get(url, query_string=query)
+                sent += 1
+                if r.status_code != 422 or "U+0000" not in r.get_data(as_text=True):
+                    faults.append(f"{method} {rule.rule} ({what}): {r.status_code}")
+    assert sent > 30, sent
+    assert not faults, "\n".join(faults)
