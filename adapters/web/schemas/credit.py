@@ -10,6 +10,7 @@ from adapters.web.cursors import KEY_MAX_LENGTH, KEY_PATTERN, NOT_A_CURSOR, curs
 from adapters.web.schemas.decisions import FullMatch
 from adapters.web.schemas.instants import UtcInstant
 from adapters.web.schemas.money import MONEY_PATTERN, Money
+from adapters.web.schemas.pages import PageSize, page_size_used
 from adapters.web.schemas.text import NUL, WHITESPACE, not_blank
 
 RATIO = {"type": "string", "format": "decimal", "example": "0.9500"}
@@ -89,7 +90,7 @@ class PaymentPageQuerySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    limit = PageSize(maximum=500)
     cursor = fields.String(
         load_default=None,
         validate=[validate.Length(max=KEY_MAX_LENGTH), FullMatch(KEY_PATTERN, error=NOT_A_CURSOR)],
@@ -104,6 +105,7 @@ class PaymentRecordSchema(PaymentSchema):
 class PaymentPageSchema(Schema):
     items = fields.List(fields.Nested(PaymentRecordSchema))
     next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
+    limit = page_size_used(maximum=500)
 
 
 class BaseLimitSchema(Schema):
