@@ -272,3 +272,27 @@ def test_u0000_in_any_field_of_any_console_page_is_refused_never_a_500(database:
                     faults.append(f"{method} {rule.rule} ({what}): {r.status_code}")
     assert sent > 30, sent
     assert not faults, "\n".join(faults)
+
+
+def test_a_rule_set_document_holding_an_escaped_u0000_is_not_saved_from_the_console(
+    database: AppContext,
+) -> None:
+    """The console's editor takes the document as JSON text, where U+0000 arrives as the escape \\u0000
+    (no form field holds it): refused as the API refuses it, the draft left as it was."""
+    app = create_app(database, {"TESTING": True})
+    admin = create_api_key(
+        name="sweep", role="admin", customers=None, uow=database.uow(), clock=database.clock
+    )
+    console = Console(app.test_client())
+    assert console.sign_in(admin.secret).status_code == 302
+    console.get("/console/rule-sets")
+    draft = console.post("/console/rule-sets/new", {"name": "draft"}).headers["Location"]
+    console.get(draft)
+    document = json.dumps({"name": "a\x00b", "rules": []})
+    assert "\\u0000" in document
+    r = console.post(draft, {"action": "save", "name": "draft", "document": document})
+    assert r.status_code == 200 and "U+0000" in r.get_data(as_text=True), r.status_code
+    listing = app.test_client().get(
+        f"/v1/rule-sets/{draft.rsplit('/', 1)[1]}", headers={"Authorization": f"Bearer {admin.secret}"}
+    )
+    assert listing.status_code == 200 and "\\u0000" not in listing.get_data(as_text=True)
