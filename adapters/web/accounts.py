@@ -65,7 +65,7 @@ def holds(
         uow=ctx().uow(),
         balances=ctx().balances,
     )
-    return {"items": page.items, "next_cursor": _encode(page.next_cursor)}
+    return {"items": page.items, "next_cursor": _encode(page.next_cursor), "limit": limit}
 
 
 def _encode(cursor: HoldCursor | None) -> str | None:

@@ -37,6 +37,7 @@ from adapters.web.json_provider import ExactJSONProvider
 from adapters.web.openapi import (
     EITHER_KEY,
     ErrorResponsesPlugin,
+    NulFreeTextPlugin,
     ProblemApi,
     RequiredResponseFieldsPlugin,
     document_security,
@@ -73,7 +74,8 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     errors_plugin = ErrorResponsesPlugin(
         app, {compat.compat.name: {"$ref": "#/components/schemas/SeedError"}}
     )
-    api = CreditctlApi(app, spec_kwargs={"extra_plugins": [errors_plugin, RequiredResponseFieldsPlugin()]})
+    plugins = [errors_plugin, RequiredResponseFieldsPlugin(), NulFreeTextPlugin()]  # in this order
+    api = CreditctlApi(app, spec_kwargs={"extra_plugins": plugins})
     document_security(api)
     for bp in (
         decisions.bp,
@@ -121,7 +123,8 @@ def _openapi_config() -> dict[str, Any]:
             "security": EITHER_KEY,
             "info": {
                 "description": "Credit control for purchase orders placed with Haier. "
-                "Money is a decimal string (CNY, two places); times are UTC ISO 8601."
+                "Money is a decimal string (CNY, two places); times are UTC ISO 8601. No text of a request "
+                "holds U+0000 (NUL): a body or query parameter with one is refused (422 naming it)."
             },
         },
     }

@@ -32,7 +32,7 @@ def events(cursor: int, limit: int, **filters: Any) -> dict[str, Any]:
     rule sets). Paging is stable while events are added: the cursor is a chain position, and new
     events are only ever appended after the last one."""
     found, next_cursor = audit_page(cursor, limit, filters)
-    return {"events": found, "next_cursor": next_cursor}
+    return {"events": found, "next_cursor": next_cursor, "limit": limit}
 
 
 def audit_page(cursor: int, limit: int, filters: dict[str, Any]) -> tuple[list[AuditEvent], int | None]:

@@ -133,4 +133,4 @@ def changes(run_id: str, cursor: str | None, limit: int, format: str) -> Any:
             headers={"Content-Disposition": f'attachment; filename="backtest-{run_id}.csv"'},
         )
     page = backtest_changes(run_id, store=store, cursor=cursor, limit=limit)  # type: ignore[arg-type]
-    return {"changes": page.changes, "next_cursor": page.next_cursor}
+    return {"changes": page.changes, "next_cursor": page.next_cursor, "limit": limit}

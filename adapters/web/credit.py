@@ -105,7 +105,7 @@ def list_(customer_code: str, sale_group_code: str, limit: int, cursor: str | No
         uow=c.uow(),
         balances=c.balances,
     )
-    return {"items": page.items, "next_cursor": encode_key(page.next_cursor)}
+    return {"items": page.items, "next_cursor": encode_key(page.next_cursor), "limit": limit}
 
 
 @bp.route(f"{ACCOUNT}/credit-profile", methods=["GET"])

@@ -26,6 +26,12 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _BRACKET = re.compile(r"[\[\]{}]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# PostgreSQL's text (and jsonb) cannot hold U+0000: no string of a request may, wherever it is, so that
+# nothing accepted fails later in the database (a 500). The document says so (adapters/web/openapi.py).
+NUL = "\x00"
+NUL_ESCAPE = "\\u0000"  # how JSON carries U+0000: a raw one is invalid JSON
+NUL_MESSAGE = "Must not contain U+0000 (NUL): no text here can hold it."
+NUL_DETAIL = "The request holds U+0000 (NUL), which no text of this service can hold"
 
 
 class JSONRefused(ValueError):
@@ -131,7 +137,12 @@ def _find(value: Any, wanted: Any, path: tuple[str, ...] = ()) -> Any:
 
 def _printable(text: str) -> str:
     """The text with any lone surrogate written as its escape: an answer must be encodable."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _shown(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+def _shown(text: str) -> str:
+    """The text with U+0000 written as its escape (a member name that holds one names a field)."""
+    return text.replace(NUL, "\\u0000")
 
 
 def _surrogate(text: str) -> str:
@@ -153,20 +164,39 @@ class ExactJSONProvider(DefaultJSONProvider):
 
 class ExactJSONParser(FlaskParser):
     """webargs' Flask parser, reading JSON bodies with `loads_exact`: a NaN literal is invalid JSON (400);
-    a duplicate key or a lone surrogate is 422 naming the field, nesting too deep 400."""
+    a duplicate key, a lone surrogate or U+0000 is 422 naming the field, nesting too deep 400. A query
+    parameter holding U+0000 is 422 naming it."""
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         if not is_json_request(req):
             return core.missing
         text = req.get_data(cache=True).decode("utf-8")  # JSON on the wire is UTF-8 (RFC 8259)
         try:
-            return loads_exact(text)
+            value = loads_exact(text)
+            if NUL_ESCAPE in text:  # a substring search: what almost every body costs
+                refuse_nul(value)
+            return value
         except json.JSONDecodeError:
             raise  # webargs tells an empty body from invalid JSON by its `doc`
         except JSONRefused as exc:
             _refuse(exc)
         except ValueError as exc:
             raise json.JSONDecodeError(str(exc), text, 0) from None
+
+    def load_querystring(self, req: flask.Request, schema: Any) -> Any:
+        for name, value in req.args.items(multi=True):
+            if NUL in name or NUL in value:
+                where = _shown(name)
+                abort(422, messages={"query": {where: [NUL_MESSAGE]}}, detail=NUL_DETAIL)
+        return super().load_querystring(req, schema)
+
+
+def refuse_nul(value: Any) -> None:
+    """Raise JSONRefused naming the first string (or member name) of `value` holding U+0000."""
+    found = _find(value, lambda v: isinstance(v, str) and NUL in v)
+    if found is not None:
+        path, _ = found
+        raise JSONRefused(NUL_MESSAGE, field=_join(path) if path else "json", detail=NUL_DETAIL)
 
 
 def _refuse(exc: JSONRefused) -> NoReturn:

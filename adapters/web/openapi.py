@@ -124,6 +124,8 @@ class ErrorResponsesPlugin(BasePlugin):
                     _add_problem_content(response)
                 elif "$ref" not in response:
                     response.setdefault("content", {}).setdefault("application/json", {"schema": own})
+                if status in (429, 503) and "$ref" not in response:
+                    response.setdefault("headers", {}).setdefault("Retry-After", dict(RETRY_AFTER))
             if roles is None:
                 operation["security"] = []  # open to anyone: no key needed
             else:
@@ -197,6 +199,62 @@ class RequiredResponseFieldsPlugin(BasePlugin):
         return found
 
 
+NUL_FREE = r"^[^\x00]*$"
+NUL_FREE_NAMES = "No member name holds U+0000 (NUL)."
+
+
+class NulFreeTextPlugin(BasePlugin):
+    """Say, of every string a request carries, that it holds no U+0000, as the server refuses it in every
+    body and query (adapters/web/json_provider.py; PostgreSQL's text cannot hold it).
+
+    A string of a request with no pattern of its own gets NUL_FREE (a pattern of its own refuses U+0000
+    itself: tests/api/test_u0000_in_every_field.py checks every one); an object with members of any name
+    says so of their names. Schemas are copied where changed, so that a dict the code shares with an answer
+    or another app stays as it was."""
+
+    def init_spec(self, spec: Any) -> None:
+        super().init_spec(spec)
+        self.schemas: dict[str, Any] = spec.components.schemas
+        self.done: set[str] = set()
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict | None = None, **kwargs: Any
+    ) -> None:
+        for operation in (operations or {}).values():
+            for param in operation.get("parameters", []):
+                if isinstance(param, dict) and "schema" in param:
+                    param["schema"] = self._text(param["schema"])
+            for content in (operation.get("requestBody") or {}).get("content", {}).values():
+                if "schema" in content:
+                    content["schema"] = self._text(content["schema"])
+
+    def _text(self, schema: Any) -> Any:
+        if not isinstance(schema, dict):
+            return schema
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/components/schemas/"):
+            name = ref.rpartition("/")[2]
+            if name not in self.done and name in self.schemas:
+                self.done.add(name)
+                self.schemas[name] = self._text(self.schemas[name])
+            return schema
+        out = dict(schema)
+        if out.get("type") == "string" and "pattern" not in out and "enum" not in out:
+            out["pattern"] = NUL_FREE
+        if out.get("additionalProperties"):
+            said = out.get("description", "")
+            out["description"] = f"{said.rstrip('.')}. {NUL_FREE_NAMES}" if said else NUL_FREE_NAMES
+        for key in ("items", "additionalProperties", "not"):
+            if key in out:
+                out[key] = self._text(out[key])
+        for key in ("allOf", "anyOf", "oneOf"):
+            if key in out:
+                out[key] = [self._text(branch) for branch in out[key]]
+        if "properties" in out:
+            out["properties"] = {name: self._text(prop) for name, prop in out["properties"].items()}
+        return out
+
+
 def _statuses(method: str, operation: dict[str, Any], *, authenticated: bool) -> set[int]:
     statuses = {404}
     if authenticated:
@@ -240,6 +298,11 @@ IF_MATCH = {
     "example": '"7.3"',
 }
 ETAG = {"description": "The revision's entity tag, for If-Match", "schema": {"type": "string"}}
+# Every 429 and 503 says when to try again (adapters/web/errors.py, rate_limit.py, compat.py).
+RETRY_AFTER = {
+    "description": "Seconds to wait before trying again",
+    "schema": {"type": "integer", "minimum": 0},
+}
 
 
 def _document_headers(view: Any, operation: dict[str, Any]) -> None:

@@ -40,14 +40,35 @@ _CSV = {200: {"content": {CSV: {"schema": {"type": "string", "description": "One
 _CSV_ONLY = "The report as CSV: a header line, then one line per figure"
 
 
-def _documented(view: Any) -> Any:
+# Reports read the read replica when one is set (CREDITCTL_READ_DATABASE_URL, docs/replication.md).
+_AWAY = (
+    "unavailable/database: the database, or the read replica this report reads when one is set, does not "
+    "answer"
+)
+_NOT_REPLAYED = (
+    "unavailable/read_replica: the read replica has replayed nothing since it started, so it cannot say up "
+    "to when its data are complete (the moment this picture is taken at)"
+)
+UNAVAILABLE = {
+    "period": f"{_AWAY}. With Retry-After (seconds); the problem's type ends in its code",
+    "now": f"{_NOT_REPLAYED}; or {_AWAY}. With Retry-After (seconds); the problem's type ends in its code",
+}
+
+
+def _documented(view: Any, *, moment: str = "period") -> Any:
     for status, description in (
         (401, "No or an unknown API key"),
         (403, "A key without the auditor or admin role"),
         (422, "A bad parameter: an unknown zone, `to` not after `from`, a period over 366 days"),
+        (503, UNAVAILABLE[moment]),
     ):
         view = bp.alt_response(status, description=description)(view)
     return view
+
+
+def _documented_now(view: Any) -> Any:
+    """A picture of now (exposure): also 503 when a read replica cannot say how fresh it is."""
+    return _documented(view, moment="now")
 
 
 def _reports() -> ReportQueries:
@@ -119,7 +140,7 @@ def decisions_csv(args: dict[str, Any]) -> Response:
 @bp.arguments(ExposureQuerySchema(), location="query")
 @bp.response(200, ExposureReportSchema, headers=AS_OF)
 @bp.doc(responses=_CSV)
-@_documented
+@_documented_now
 def exposure(args: dict[str, Any]) -> Any:
     """Now (the database's clock): exposure and available per account, holds expiring within
     `within_hours`, deferred orders by age."""
@@ -133,7 +154,7 @@ def exposure(args: dict[str, Any]) -> Any:
 @bp.arguments(ExposureCsvQuerySchema(), location="query")
 @bp.response(200, description=_CSV_ONLY, headers=AS_OF)
 @bp.doc(responses=_CSV)
-@_documented
+@_documented_now
 def exposure_csv(args: dict[str, Any]) -> Response:
     """The exposure report as CSV."""
     c = ctx()

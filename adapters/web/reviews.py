@@ -59,7 +59,7 @@ _FILTERS = (
 def queue(limit: int, cursor: str | None = None, **filters: Any) -> dict[str, Any]:
     """Deferred orders, oldest first (by when they were first decided), a page at a time."""
     items, next_cursor = queue_page(filters, cursor, limit)
-    return {"items": items, "next_cursor": next_cursor}
+    return {"items": items, "next_cursor": next_cursor, "limit": limit}
 
 
 def queue_page(filters: dict[str, Any], cursor: str | None, limit: int) -> tuple[list[Decision], str | None]:

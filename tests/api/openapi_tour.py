@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -37,23 +38,51 @@ class Tour:
     client: FlaskClient
     keys: dict[str, str]
     answers: list[Answer] = field(default_factory=list)
+    # Called before each call with the call about to be made (tests that vary a successful request).
+    before: Callable[[Call], None] | None = None
 
     def call(self, method: str, url: str, key: str, **kw: Any) -> TestResponse:
         headers = {"Authorization": f"Bearer {self.keys[key]}", **kw.pop("headers", {})}
+        path = template(self.client, method, url.split("?")[0])
+        if self.before is not None:
+            self.before(Call(method, url, path, headers, kw.get("json")))
         r = self.client.open(url.split("?")[0], method=method, headers=headers, **kw, query_string=_qs(url))
-        adapter = self.client.application.url_map.bind("localhost")
-        rule, _ = adapter.match(url.split("?")[0], method=method, return_rule=True)
-        self.answers.append(Answer(method.lower(), _PLACEHOLDER.sub(r"{\1}", rule.rule), r))
+        self.answers.append(Answer(method.lower(), path, r))
         assert r.status_code < 300, (method, url, r.status_code, r.get_data(as_text=True))
         return r
+
+
+@dataclass
+class Call:
+    """A call of the tour before it is made: its URL, the document's path template, headers and body."""
+
+    method: str
+    url: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+def template(client: FlaskClient, method: str, url: str) -> str:
+    """The document's path template of the route `url` reaches."""
+    adapter = client.application.url_map.bind("localhost")
+    rule, _ = adapter.match(url, method=method, return_rule=True)
+    return _PLACEHOLDER.sub(r"{\1}", rule.rule)
 
 
 def _qs(url: str) -> str:
     return url.partition("?")[2]
 
 
-def run_tour(client: FlaskClient, keys: dict[str, str], context: AppContext, clock: FakeClock) -> Tour:
-    """Every operation of the API, each answering with a success (the README's tour and the rest)."""
+def run_tour(
+    client: FlaskClient,
+    keys: dict[str, str],
+    context: AppContext,
+    clock: FakeClock,
+    before: Callable[[Call], None] | None = None,
+) -> Tour:
+    """Every operation of the API, each answering with a success (the README's tour and the rest);
+    `before` sees each call before it is made."""
     keys = {
         **keys,
         "admin2": create_api_key(
@@ -65,7 +94,7 @@ def run_tour(client: FlaskClient, keys: dict[str, str], context: AppContext, clo
             approval_limit="100000.00",
         ).secret,
     }
-    t = Tour(client, keys)
+    t = Tour(client, keys, before=before)
     account = f"/v1/accounts/{CUSTOMER_A}/GB20"
     # orders above 1,000.00 wait for a review (MANUAL_REVIEW): the queue has something to show
     t.call("PUT", f"{account}/params", "admin", json={"params": {"single_order_review_amount": "1000.00"}})

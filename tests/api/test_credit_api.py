@@ -73,7 +73,7 @@ class TestPostingPayments:
     def test_an_auditor_reads_but_may_not_post(self, api):
         assert_problem(post(api, {"payments": [payment()]}, key="auditor"), 403)
         r = api.client.get(f"{ACCOUNT}/payments", headers=api.auth("auditor"))
-        assert r.status_code == 200 and r.json == {"items": [], "next_cursor": None}
+        assert r.status_code == 200 and r.json == {"items": [], "next_cursor": None, "limit": 100}
 
     def test_only_finance_posts_payment_records(self, api, db_state):
         before = db_state()

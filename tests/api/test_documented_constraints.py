@@ -184,7 +184,16 @@ class TestPlainText:
         assert set(re.findall(f"[{text.CONTROL}]", every)) == control
         assert set(re.findall(f"[{text.CC}]", every)) == {c for c in every if unicodedata.category(c) == "Cc"}
         assert set(re.findall(f"[{text.WHITESPACE}]", every)) == {c for c in every if c.isspace()}
-        assert set(re.findall(text.NOT_BLANK, every)) == {c for c in every if not c.isspace()}
+        assert set(re.findall(text.NOT_BLANK_CHAR, every)) == {c for c in every if not c.isspace()} - {"\x00"}
+        not_blank = re.compile(text.NOT_BLANK)
+        for value, blank in (
+            ("a", False),
+            (" a ", False),
+            ("\u3000x\n", False),
+            ("  ", True),
+            ("a\x00", True),
+        ):
+            assert (not_blank.search(value) is None) == blank, repr(value)
         plain = re.compile(text.PLAIN_TEXT)
         for value in ("a", "a b", "Ordre № 1 ✓", "发票", "a\u00adb", " a", "a ", "a\u0085", "", "a\nb"):
             try:

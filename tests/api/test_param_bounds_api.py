@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from adapters.fake.clock import FakeClock
+from adapters.web.schemas.pages import CLAMPED_MAXIMUM
 from tests.api.conftest import CUSTOMER_A, Api, assert_problem, order
 from tests.api.test_console import signed_in
 
@@ -217,10 +218,12 @@ class TestAPinnedVersionDecidesFromItsEffectiveAt:
 
 
 def _integers_without_a_maximum(schema: dict[str, Any], spec: dict[str, Any], where: str) -> list[str]:
-    """Every integer (however nested) that a request may carry without a documented maximum."""
+    """Every integer (however nested) that a request may carry without a documented maximum: a `maximum`,
+    or for a page size the `x-clamped-maximum` a larger one is taken as."""
     if "$ref" in schema:
         schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
-    found = [where] if schema.get("type") == "integer" and "maximum" not in schema else []
+    bounded = "maximum" in schema or CLAMPED_MAXIMUM in schema
+    found = [where] if schema.get("type") == "integer" and not bounded else []
     for name, inner in (schema.get("properties") or {}).items():
         found += _integers_without_a_maximum(inner, spec, f"{where}.{name}")
     for key in ("items", "additionalProperties"):

@@ -1,14 +1,14 @@
 """Reliability item 13, resource limits (OWASP API4, unrestricted resource consumption).
 
-1 MB and 10 MB bodies are 413; a page size beyond the documented maximum is refused with 422 naming
-`limit` (refused, not clamped: the maximum is in the document, so a client is told rather than silently
-given less) and the maximum itself is honoured; a 10,000-item batch is refused (413 or 422) and so is one
-item over the batch maximum; one key sending 200 requests a second meets 429 with Retry-After at its rate
-while another key sending at the same time is never refused; 50 orders a second on one account are all
-decided, cost at most one upstream call per refresh period, and both invariant checkers (checkers.py)
-pass. Time is a fake clock (the rate limiter's and the service's): the bounds are counts and ratios,
-never milliseconds. Last, the limit as `creditctl serve` runs it (2 gunicorn workers sharing one table): a
-key's rate holds for the instance as a whole.
+1 MB and 10 MB bodies are 413; a page size beyond the documented maximum is clamped to it (the item's
+"clamped pages"): the page says the size it used (`limit`), which the page honours, and the document
+states the maximum as `x-clamped-maximum`, not as a `maximum` the service does not enforce; a 10,000-item
+batch is refused (413 or 422) and so is one item over the batch maximum; one key sending 200 requests a
+second meets 429 with Retry-After at its rate while another key sending at the same time is never
+refused; 50 orders a second on one account are all decided, cost at most one upstream call per refresh
+period, and both invariant checkers (checkers.py) pass. Time is a fake clock (the rate limiter's and the
+service's): the bounds are counts and ratios, never milliseconds. Last, the limit as `creditctl serve`
+runs it (2 gunicorn workers sharing one table): a key's rate holds for the instance as a whole.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from adapters.fake.balance_provider import FakeBalanceProvider
 from adapters.fake.clock import FakeClock
 from adapters.web.app import create_app
 from adapters.web.rate_limit import DEFAULT_RATE, TokenBuckets, parse_rate
+from adapters.web.schemas.pages import CLAMPED_MAXIMUM
 from creditctl.services.context import AppContext
 from tests.api.conftest import CUSTOMER_A, Api, assert_problem, order
 from tests.clocks import Ticks
@@ -84,7 +85,7 @@ def test_a_1_mb_or_10_mb_body_is_413_and_changes_nothing(api: Api, db_state: Any
 
 
 PATH_VALUES = {"customer_code": CUSTOMER_A, "sale_group_code": "GB20", "run_id": "1"}
-NO_SUCH = ("/v1/backtests/1/",)  # no backtest ran: the limit is still checked first (422), then 404
+NO_SUCH = ("/v1/backtests/1/",)  # no backtest ran: the limit is still read first (0: 422), then 404
 
 
 def paged_operations(client: Any) -> list[tuple[str, int]]:
@@ -94,8 +95,10 @@ def paged_operations(client: Any) -> list[tuple[str, int]]:
     for path, ops in spec["paths"].items():
         for param in ops.get("get", {}).get("parameters", []):
             if param.get("in") == "query" and param["name"] == "limit":
-                maximum = param["schema"].get("maximum")
+                schema = param["schema"]
+                maximum = schema.get(CLAMPED_MAXIMUM)
                 assert maximum, f"GET {path}: a page size with no documented maximum"
+                assert "maximum" not in schema, f"GET {path}: a maximum the service does not enforce"
                 filled = path
                 for name, value in PATH_VALUES.items():
                     filled = filled.replace("{" + name + "}", value)
@@ -104,24 +107,31 @@ def paged_operations(client: Any) -> list[tuple[str, int]]:
     return out
 
 
-def test_a_huge_page_size_is_refused_naming_limit_and_the_maximum_is_honoured(api: Api) -> None:
+def test_a_huge_page_size_is_clamped_to_the_maximum_and_the_page_says_so(api: Api) -> None:
     paged = paged_operations(api.client)
     assert len(paged) >= 5, paged  # the sweep reads the document: not vacuous
     for path, maximum in paged:
-        for huge in (maximum + 1, 10**6, 10**18):
-            r = api.client.get(path, query_string={"limit": huge}, headers=api.auth("admin"))
-            assert "limit" in assert_problem(r, 422)["errors"], (path, huge)
-        r = api.client.get(path, query_string={"limit": maximum}, headers=api.auth("admin"))
-        if path.startswith(NO_SUCH):
-            assert r.status_code == 404, (path, r.get_data(as_text=True))
-            continue
-        assert r.status_code == 200, (path, r.get_data(as_text=True))
-        page = (
-            r.json
-            if isinstance(r.json, list)
-            else next((v for v in r.json.values() if isinstance(v, list)), [])
-        )
-        assert len(page) <= maximum, path
+        r = api.client.get(path, query_string={"limit": 0}, headers=api.auth("admin"))
+        assert "limit" in assert_problem(r, 422)["errors"], path
+        for asked in (maximum, maximum + 1, 10**6, 10**18, "9" * 5000):
+            r = api.client.get(path, query_string={"limit": asked}, headers=api.auth("admin"))
+            if path.startswith(NO_SUCH):
+                assert r.status_code == 404, (path, r.get_data(as_text=True))
+                continue
+            assert r.status_code == 200, (path, r.get_data(as_text=True))
+            assert r.json["limit"] == maximum, (path, asked, r.json["limit"])
+            page = next(v for v in r.json.values() if isinstance(v, list))
+            assert len(page) <= maximum, path
+
+
+def test_the_page_size_used_is_the_one_asked_for_up_to_the_maximum(api: Api) -> None:
+    for i in range(3):
+        assert api.decide(order(amount=f"{i + 1}.00")).status_code == 201
+    holds = f"/v1/accounts/{CUSTOMER_A}/GB20/holds"
+    r = api.client.get(holds, query_string={"limit": 2}, headers=api.auth("orders"))
+    assert (r.json["limit"], len(r.json["items"])) == (2, 2) and r.json["next_cursor"], r.json
+    r = api.client.get(holds, headers=api.auth("orders"))
+    assert (r.json["limit"], len(r.json["items"]), r.json["next_cursor"]) == (100, 3, None), r.json
 
 
 def test_a_10000_item_batch_is_refused_and_so_is_one_over_the_maximum(api: Api, db_state: Any) -> None:

@@ -21,6 +21,9 @@ from adapters.web.console import (
 )
 from adapters.web.console.blueprint import bp
 
+# After the session's guard (session.py registered it on import): who may see a page comes first.
+bp.before_request(pages.refuse_nul)
+
 # The order of the menu (a backtest's page has no entry: a run is reached from its rule set).
 AREAS = (accounts, decisions, reviews, rule_sets, backtests, reports, upstream, audit)
 

@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from adapters.web.console.blueprint import NAV, NavItem, bp
 from adapters.web.errors import DATABASE_RETRY_AFTER_S, database_unavailable, status_of
+from adapters.web.json_provider import NUL, NUL_MESSAGE
 from creditctl.domain.errors import CreditctlError, InvalidRequest
 from creditctl.domain.money import fmt, from_fen
 
@@ -107,6 +108,18 @@ def parse_query(schema: Schema, values: Mapping[str, str] | None = None) -> dict
         return schema.load(query)  # type: ignore[no-any-return]
     except ValidationError as exc:
         raise InvalidRequest("the page's parameters are not valid", errors=_flat(exc.messages)) from None
+
+
+def refuse_nul() -> None:
+    """U+0000 in any field of a page's query, form or path is refused (422 naming it), as the API refuses
+    it (adapters/web/json_provider.py): PostgreSQL's text cannot hold it. Runs after the session's guard
+    (registered in adapters/web/console/__init__.py, after it)."""
+    values = request.view_args or {}
+    fields = [*request.args.items(multi=True), *request.form.items(multi=True), *values.items()]
+    for name, value in fields:
+        if NUL in name or (isinstance(value, str) and NUL in value):
+            shown = name.replace(NUL, "\\u0000")
+            raise InvalidRequest(f"{shown} holds U+0000 (NUL)", errors={shown: [NUL_MESSAGE]})
 
 
 def _flat(messages: Any) -> dict[str, list[str]]:

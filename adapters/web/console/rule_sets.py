@@ -15,7 +15,7 @@ from adapters.web.console.blueprint import NavItem, bp
 from adapters.web.console.json_lines import numbered_json
 from adapters.web.console.pages import page
 from adapters.web.context import ctx
-from adapters.web.json_provider import JSONRefused, loads_exact
+from adapters.web.json_provider import JSONRefused, loads_exact, refuse_nul
 from creditctl.domain.api_key import Role
 from creditctl.domain.decision import Order
 from creditctl.domain.errors import CreditctlError, InvalidRequest
@@ -72,6 +72,7 @@ def rule_set(rule_set_id: int, simulation: Any = None) -> Any:
         text = request.form.get("document", "")
         try:
             document = loads_exact(text)
+            refuse_nul(document)  # as the API refuses a document holding U+0000
         except json.JSONDecodeError as exc:
             syntax_error = f"Not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
         except (JSONRefused, ValueError) as exc:

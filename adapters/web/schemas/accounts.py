@@ -7,6 +7,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from adapters.web.cursors import NOT_A_CURSOR, POSITION_PATTERN, cursor_metadata
 from adapters.web.schemas.decisions import BalanceSchema, FullMatch, HoldSchema
 from adapters.web.schemas.money import Money
+from adapters.web.schemas.pages import PageSize, page_size_used
 from adapters.web.schemas.text import not_blank
 
 
@@ -30,7 +31,7 @@ class HoldPageQuerySchema(Schema):
         load_default=None,
         metadata={"description": "Only holds in these statuses (repeat the parameter for several)"},
     )
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    limit = PageSize(maximum=500)
     cursor = fields.String(
         load_default=None,
         validate=FullMatch(POSITION_PATTERN, error=NOT_A_CURSOR),
@@ -46,6 +47,7 @@ class HoldPageSchema(Schema):
         },
     )
     next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
+    limit = page_size_used(maximum=500)
 
 
 class AccountSchema(Schema):

@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from adapters.web.schemas.instants import UtcInstant
+from adapters.web.schemas.pages import PageSize, page_size_used
 from adapters.web.schemas.text import NO_CONTROL, without_control_chars
 
 
@@ -37,7 +38,7 @@ class AuditQuerySchema(Schema):
             "after it"
         },
     )
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    limit = PageSize(maximum=1000)
 
 
 def _payload(event: Any) -> dict[str, Any]:
@@ -75,3 +76,4 @@ class AuditPageSchema(Schema):
     next_cursor = fields.Integer(
         allow_none=True, metadata={"description": "Pass as ?cursor= for the next page; null on the last"}
     )
+    limit = page_size_used(maximum=1000)

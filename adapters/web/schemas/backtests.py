@@ -10,6 +10,7 @@ from adapters.web.cursors import NOT_A_CURSOR, cursor_metadata
 from adapters.web.schemas.decisions import FullMatch, ReasonSchema
 from adapters.web.schemas.instants import UtcInstant
 from adapters.web.schemas.money import Money
+from adapters.web.schemas.pages import PageSize, page_size_used
 from adapters.web.schemas.rule_documents import rule_document
 from creditctl.domain.money import from_fen
 
@@ -136,6 +137,7 @@ class ChangesPageSchema(Schema):
     next_cursor = fields.String(
         allow_none=True, metadata={"description": "Pass as ?cursor= for the next page; null on the last"}
     )
+    limit = page_size_used(maximum=1000)
 
 
 CHANGES_CURSOR = r"^[0-9]{0,18}$"  # a change's sequence number in its run (empty: the first page)
@@ -150,7 +152,7 @@ class ChangesQuerySchema(Schema):
         validate=FullMatch(CHANGES_CURSOR, error=NOT_A_CURSOR),
         metadata=cursor_metadata(CHANGES_CURSOR, "the run's order"),
     )
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    limit = PageSize(maximum=1000)
     format = fields.String(
         load_default=None,
         validate=validate.OneOf(["json", "csv"]),

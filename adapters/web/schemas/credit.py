@@ -10,7 +10,8 @@ from adapters.web.cursors import KEY_MAX_LENGTH, KEY_PATTERN, NOT_A_CURSOR, curs
 from adapters.web.schemas.decisions import FullMatch
 from adapters.web.schemas.instants import UtcInstant
 from adapters.web.schemas.money import MONEY_PATTERN, Money
-from adapters.web.schemas.text import WHITESPACE, not_blank
+from adapters.web.schemas.pages import PageSize, page_size_used
+from adapters.web.schemas.text import NUL, WHITESPACE, not_blank
 
 RATIO = {"type": "string", "format": "decimal", "example": "0.9500"}
 # Money from 0.00 (the server refuses a negative amount here; a "-0.00" too, in the document).
@@ -19,7 +20,7 @@ NON_NEGATIVE_MONEY = MONEY_PATTERN.replace("^-?", "^", 1)
 # with format: date, which rules out a day a month does not have.
 PAYMENT_DATE = r"^(?:20[0-9]{2}|2100)-[0-9]{2}-[0-9]{2}$"
 # 1 to 64 characters, neither end whitespace (what str.strip() removes).
-INVOICE_ID = rf"^[^{WHITESPACE}](?:[\s\S]{{0,62}}[^{WHITESPACE}])?$"
+INVOICE_ID = rf"^[^{WHITESPACE}{NUL}](?:[^{NUL}]{{0,62}}[^{WHITESPACE}{NUL}])?$"
 
 
 class PaymentSchema(Schema):
@@ -89,7 +90,7 @@ class PaymentPageQuerySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    limit = PageSize(maximum=500)
     cursor = fields.String(
         load_default=None,
         validate=[validate.Length(max=KEY_MAX_LENGTH), FullMatch(KEY_PATTERN, error=NOT_A_CURSOR)],
@@ -104,6 +105,7 @@ class PaymentRecordSchema(PaymentSchema):
 class PaymentPageSchema(Schema):
     items = fields.List(fields.Nested(PaymentRecordSchema))
     next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
+    limit = page_size_used(maximum=500)
 
 
 class BaseLimitSchema(Schema):

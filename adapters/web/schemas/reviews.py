@@ -7,6 +7,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from adapters.web.cursors import NOT_A_CURSOR, POSITION_PATTERN, cursor_metadata
 from adapters.web.schemas.decisions import _CODE, DecisionSchema, FullMatch
 from adapters.web.schemas.money import Money
+from adapters.web.schemas.pages import PageSize, page_size_used
 from adapters.web.schemas.text import no_control_chars, plain_text
 
 _REASON_CODE = r"^[A-Z][A-Z0-9_]{0,63}$"
@@ -38,7 +39,7 @@ class QueueFilterSchema(Schema):
 
 
 class QueueQuerySchema(QueueFilterSchema):
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    limit = PageSize(maximum=500)
     cursor = fields.String(
         load_default=None,
         validate=FullMatch(POSITION_PATTERN, error=NOT_A_CURSOR),
@@ -49,6 +50,7 @@ class QueueQuerySchema(QueueFilterSchema):
 class QueuePageSchema(Schema):
     items = fields.List(fields.Nested(DecisionSchema), metadata={"description": "Oldest deferral first"})
     next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
+    limit = page_size_used(maximum=500)
 
 
 class ReviewActionSchema(Schema):

@@ -34,7 +34,7 @@ RULE_ID = r"^[a-z][a-z0-9_]{0,63}$"
 REASON = r"^[A-Z][A-Z0-9_]{1,63}$"
 ACTION = r"^notify:[a-z][a-z0-9_.]*$"
 # Text, with {{ and }} for braces, and placeholders {name}: each a fact or a param the document declares.
-MESSAGE = r"^(?:[^{}]|\{\{|\}\}|\{[a-z][a-z0-9_.]*\})*$"
+MESSAGE = r"^(?:[^{}\x00]|\{\{|\}\}|\{[a-z][a-z0-9_.]*\})*$"
 RULE = {
     "type": "object",
     "required": ["id", "when", "outcome", "reason"],

@@ -30,8 +30,12 @@ CONTROL = (
 )
 CONTROL_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
 
-# Somewhere a character that is not whitespace (an unanchored pattern: found anywhere).
-NOT_BLANK = f"[^{WHITESPACE}]"
+# U+0000, which no text of a request may hold (PostgreSQL's text cannot; adapters/web/json_provider.py refuses
+# it in every body and query): each pattern of a request's text refuses it, as the server does.
+NUL = r"\x00"
+# Not blank: a character that is not whitespace somewhere, and U+0000 nowhere.
+NOT_BLANK_CHAR = f"[^{WHITESPACE}{NUL}]"
+NOT_BLANK = f"^[^{NUL}]*{NOT_BLANK_CHAR}[^{NUL}]*$"
 # One character or more, none of them a control character, neither end whitespace.
 PLAIN_TEXT = f"^[^{WHITESPACE}{CONTROL}](?:[^{CONTROL}]*[^{WHITESPACE}{CONTROL}])?$"
 PLAIN_TEXT_DESCRIPTION = "No control characters, no whitespace at either end"
