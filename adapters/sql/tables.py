@@ -142,9 +142,7 @@ decisions = Table(
     Column("credit_limit_fen", BigInteger, nullable=False),
     Column("credit_grade", String(1), nullable=False),
     Column("shortfall_fen", BigInteger),
-    # Names a rule set, enforced by triggers (migration 0020), not a foreign key: the key locked the one row
-    # of the version in effect FOR KEY SHARE on every decision, a MultiXact per decision under concurrency.
-    Column("rule_set_id", Integer, nullable=False),
+    Column("rule_set_id", Integer, ForeignKey("rule_sets.id"), nullable=False),
     Column("rule_set_version", Integer, nullable=False),
     Column("decided_at", UtcDateTime, nullable=False),
     Column("deferral_expires_at", UtcDateTime),
