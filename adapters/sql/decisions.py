@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from adapters.sql import driver_statements
 from adapters.sql.driver_statements import DriverStatement
 from adapters.sql.holds import settlements_of
-from adapters.sql.tables import decisions, holds
+from adapters.sql.tables import DEFERRED_DECISION, decisions, holds
 from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.decision import Decision, DecisionState, Order, Reason
 from creditctl.domain.hold import Hold, HoldStatus
@@ -117,18 +117,18 @@ class SqlDecisionRepository:
         self._conn.execute(_UPDATE, _values(decision) | {"k_id": decision.id})
 
     def deferred(self, *, due_before: datetime | None = None, limit: int = 1000) -> list[tuple[str, str]]:
-        stmt = select(_d.customer_code, _d.order_id).where(_d.state == DecisionState.DEFERRED.value)
+        stmt = select(_d.customer_code, _d.order_id).where(DEFERRED_DECISION)
         if due_before is not None:
             stmt = stmt.where(_d.deferral_expires_at <= due_before)
         rows = self._conn.execute(stmt.order_by(_d.decided_at, _d.id).limit(limit))
         return [(r.customer_code, r.order_id) for r in rows]
 
     def deferred_on_account(self, account_id: int, limit: int) -> list[Decision]:
-        stmt = _SELECT.where(_d.account_id == account_id, _d.state == DecisionState.DEFERRED.value)
+        stmt = _SELECT.where(_d.account_id == account_id, DEFERRED_DECISION)
         return [_to_decision(r) for r in self._conn.execute(stmt.order_by(_d.decided_at, _d.id).limit(limit))]
 
     def queue(self, query: QueueQuery, *, limit: int) -> list[Decision]:
-        stmt = _queue_filter(_SELECT.where(_d.state == DecisionState.DEFERRED.value), query)
+        stmt = _queue_filter(_SELECT.where(DEFERRED_DECISION), query)
         return [_to_decision(r) for r in self._conn.execute(stmt.order_by(_d.decided_at, _d.id).limit(limit))]
 
 

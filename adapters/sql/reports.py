@@ -32,7 +32,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from adapters.sql.accounts import _to_account
 from adapters.sql.freshness import data_as_of
-from adapters.sql.tables import credit_accounts, decisions, hold_settlements, holds, upstream_calls
+from adapters.sql.tables import (
+    DEFERRED_DECISION,
+    credit_accounts,
+    decisions,
+    hold_settlements,
+    holds,
+    upstream_calls,
+)
 from adapters.sql.types import UtcDateTime
 from creditctl.domain.hold import HoldStatus
 from creditctl.domain.report_period import OffsetSegment
@@ -236,7 +243,7 @@ class SqlReportQueries:
         stmt = (
             select(bucket, func.count(), func.coalesce(func.sum(_d.amount_fen), 0))
             .where(
-                _d.state == "deferred",
+                DEFERRED_DECISION,
                 or_(_d.deferral_expires_at.is_(None), _d.deferral_expires_at > now),
                 _in_scope(_d.customer_code, customers),
             )

@@ -17,6 +17,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    literal_column,
+    text,
 )
 
 from adapters.sql.types import ExactJson, UtcDateTime
@@ -113,6 +115,8 @@ rule_set_assignments = Table(
     Column("assigned_at", UtcDateTime, nullable=False),
 )
 
+DEFERRED = text("state = 'deferred'")  # the partial indexes' condition (the review queue, deferrals)
+
 decisions = Table(
     "decisions",
     metadata,
@@ -148,14 +152,19 @@ decisions = Table(
     Column("reviews", ExactJson),
     # The reasons' codes as ",CODE,OTHER,": the review queue filters on them with LIKE on both databases.
     Column("reason_codes", String(1000)),
-    # Order ids are the order system's, so unique per customer: two distributors never collide.
-    UniqueConstraint("customer_code", "order_id", name="uq_decisions_customer_order"),
-    Index("ix_decisions_order", "order_id"),
-    Index("ix_decisions_deferred", "state", "deferral_expires_at"),
+    # Order ids are the order system's, so unique per customer: two distributors never collide. order_id
+    # first: the same index finds an order id whatever its customer (find), with no index of its own.
+    UniqueConstraint("order_id", "customer_code", name="uq_decisions_customer_order"),
     Index("ix_decisions_customer", "customer_code", "decided_at"),
     Index("ix_decisions_decided", "decided_at", "id"),  # a backtest's period, oldest first
-    Index("ix_decisions_queue", "state", "decided_at", "id"),  # the review queue, oldest first
+    # The review queue and the due deferrals, oldest first: deferred decisions only (migration 0019), so an
+    # approved decision's INSERT is not written into it. Its queries say DEFERRED_DECISION (below).
+    Index("ix_decisions_queue", "decided_at", "id", postgresql_where=DEFERRED, sqlite_where=DEFERRED),
 )
+
+# "This decision is deferred", written as a literal: the planner matches the partial indexes above with
+# it in a prepared statement's generic plan too (a bound 'deferred' would not match).
+DEFERRED_DECISION = decisions.c.state == literal_column("'deferred'")
 
 holds = Table(
     "holds",
