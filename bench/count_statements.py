@@ -83,7 +83,7 @@ def parse_trace(text: str) -> list[dict[str, Any]]:
 
 
 def statements(trip: dict[str, Any]) -> list[str]:
-    """The statements a round trip carried, in order (several when psycopg's pipeline mode batched them)."""
+    """The statements a round trip carried, in order (several when a pipeline batched them)."""
     return [t for k, t, _ in trip["sent"] if k in ("Query", "Bind")]
 
 

@@ -2,7 +2,7 @@
 
 A real `creditctl serve` (gunicorn, tests/e2e/served.py) on a PostgreSQL database of the test's own. The
 point of death is chosen on the database side, so it holds however the service sends its statements (one
-by one, or the writes and the COMMIT in one psycopg pipeline): a trigger makes the decision's transaction
+by one, or the writes and the COMMIT in one libpq pipeline): a trigger makes the decision's transaction
 wait on an advisory lock the test holds, for this test's order ids only, and the test kills the server's
 whole process group with SIGKILL while it waits. Nothing is added to the production code.
 
