@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from typing import Any
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -71,11 +72,15 @@ def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = state.get("request_id", "")
     method, status = req.method, response.status_code
     http_requests(method, req.url_rule.rule if req.url_rule else "unmatched", status).inc()
+    access_line(method, req.path, status, state.get("started"), state.get("api_key"))
+    return response
+
+
+def access_line(method: str, path: str, status: int, started: float | None, key: Any) -> None:
+    """The request's one access log line (adapters/web/fast_lane.py writes it too)."""
     if not log.isEnabledFor(logging.INFO):  # the line would be dropped (level WARNING): not built either
-        return response
-    elapsed_ms = (time.perf_counter() - state.get("started", time.perf_counter())) * 1000
-    key = state.get("api_key")
-    path = req.path
+        return
+    elapsed_ms = (time.perf_counter() - (time.perf_counter() if started is None else started)) * 1000
     log.info(
         "%s %s %s",
         method,
@@ -89,7 +94,6 @@ def _finish(response: Response) -> Response:
             "key": key.name if key else None,
         },
     )
-    return response
 
 
 def _clear(_exc: BaseException | None) -> None:
