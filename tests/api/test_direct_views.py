@@ -165,6 +165,8 @@ REFUSED_BODIES: list[tuple[str, dict[str, Any]]] = [
     ("channel blank", {"json": order(channel=" ")}),
     ("metadata too many keys", {"json": order(metadata={f"k{i}": i for i in range(40)})}),
     ("a lone surrogate", {"data": b'{"order_id": "\\ud800"}', "content_type": "application/json"}),
+    ("U+0000 in a field", {"json": order("PO-\x00-1")}),
+    ("U+0000 in a member name", {"json": {**order(), "channel\x00": "x"}}),
 ]
 
 
