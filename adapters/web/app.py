@@ -20,6 +20,7 @@ from adapters.web import (
     customers,
     decisions,
     docs,
+    fast_lane,
     health,
     keys,
     metrics,
@@ -99,6 +100,7 @@ def create_app(context: AppContext, config: Mapping[str, Any] | None = None) -> 
     app.register_blueprint(docs.bp)
     console.init_app(app)
     register_error_handlers(app)
+    fast_lane.init_app(app)  # last: it checks the hooks above are the ones it repeats
     return app
 
 

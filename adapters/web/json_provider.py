@@ -161,6 +161,38 @@ class ExactJSONProvider(DefaultJSONProvider):
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return loads_exact(s, **kwargs)
 
+    def answer(self, obj: Any, status: int) -> flask.Response:
+        """`response(obj)` with `status`: the answer flask-smorest's response decorator builds, byte for
+        byte. Compact (out of debug mode), the document is written by one encoder made once: json.dumps
+        makes a new one on every call."""
+        if (self.compact is None and self._app.debug) or self.compact is False:
+            response = self.response(obj)
+            response.status_code = status
+            return response
+        text = _COMPACT.encode(obj) + "\n"
+        return self._app.response_class(text, status=status, mimetype=self.mimetype)
+
+
+# What ExactJSONProvider.response's json.dumps call makes out of debug mode (its settings, compact).
+_COMPACT = json.JSONEncoder(
+    ensure_ascii=ExactJSONProvider.ensure_ascii,
+    sort_keys=ExactJSONProvider.sort_keys,
+    separators=(",", ":"),
+    default=ExactJSONProvider.default,
+)
+
+
+def plain_json_body() -> Any:
+    """The request's JSON body as ExactJSONParser reads it, for a view that reads it itself; None when the
+    request has no JSON body or one this service does not read (the parser, asked then, says why)."""
+    req = flask.request
+    if not is_json_request(req):
+        return None
+    try:
+        return loads_exact(req.get_data(cache=True).decode("utf-8"))
+    except ValueError:  # invalid JSON or UTF-8, a duplicate key, too deep...: all ValueErrors
+        return None
+
 
 class ExactJSONParser(FlaskParser):
     """webargs' Flask parser, reading JSON bodies with `loads_exact`: a NaN literal is invalid JSON (400);

@@ -6,8 +6,9 @@ import logging
 import re
 import time
 import uuid
+from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from adapters.web.logs import request_id_var
@@ -30,13 +31,18 @@ def init_app(app: Flask) -> None:
 
 def _start() -> Response | None:
     req, state = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
-    incoming = req.headers.get("X-Request-ID", "")
+    environ = req.environ  # each header read once, from the environ (req.headers.get reads it there)
+    incoming = environ.get("HTTP_X_REQUEST_ID", "")
     state.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
     state.started = time.perf_counter()
     request_id_var.set(state.request_id)
-    _refuse_oversized_chunked_body()
+    length = req.content_length  # None without the header, or when chunked
+    if not (length or environ.get("HTTP_TRANSFER_ENCODING", "") == "chunked"):
+        return None  # no body: nothing to check
+    if length is None:
+        _refuse_oversized_chunked_body(req)
     writes = req.method in ("POST", "PUT", "PATCH")
-    if writes and _has_body() and not (req.is_json or _console_form()):
+    if writes and not (req.is_json or _console_form()):
         return problem(
             415,
             "Unsupported media type",
@@ -47,13 +53,11 @@ def _start() -> Response | None:
     return None
 
 
-def _refuse_oversized_chunked_body() -> None:
+def _refuse_oversized_chunked_body(req: Request) -> None:
     """Werkzeug stops reading a body without Content-Length at MAX_CONTENT_LENGTH and hands the view
     the truncated prefix without a word; read such a body here and refuse it whole when it is longer."""
-    limit = request.max_content_length
-    if request.content_length is not None or limit is None or not _has_body():
-        return
-    if len(request.get_data(cache=True)) >= limit and request.environ["wsgi.input"].read(1):
+    limit = req.max_content_length
+    if limit is not None and len(req.get_data(cache=True)) >= limit and req.environ["wsgi.input"].read(1):
         raise RequestEntityTooLarge()
 
 
@@ -62,20 +66,20 @@ def _console_form() -> bool:
     return request.blueprint == "console" and request.mimetype == "application/x-www-form-urlencoded"
 
 
-def _has_body() -> bool:
-    return bool(request.content_length) or request.headers.get("Transfer-Encoding", "") == "chunked"
-
-
 def _finish(response: Response) -> Response:
     req, state = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
     response.headers["X-Request-ID"] = state.get("request_id", "")
     method, status = req.method, response.status_code
     http_requests(method, req.url_rule.rule if req.url_rule else "unmatched", status).inc()
+    access_line(method, req.path, status, state.get("started"), state.get("api_key"))
+    return response
+
+
+def access_line(method: str, path: str, status: int, started: float | None, key: Any) -> None:
+    """The request's one access log line (adapters/web/fast_lane.py writes it too)."""
     if not log.isEnabledFor(logging.INFO):  # the line would be dropped (level WARNING): not built either
-        return response
-    elapsed_ms = (time.perf_counter() - state.get("started", time.perf_counter())) * 1000
-    key = state.get("api_key")
-    path = req.path
+        return
+    elapsed_ms = (time.perf_counter() - (time.perf_counter() if started is None else started)) * 1000
     log.info(
         "%s %s %s",
         method,
@@ -89,7 +93,6 @@ def _finish(response: Response) -> Response:
             "key": key.name if key else None,
         },
     )
-    return response
 
 
 def _clear(_exc: BaseException | None) -> None:
