@@ -84,8 +84,12 @@ class SqlUnitOfWork:
             try:
                 self._batch = begin_batch(conn, {ORDER_KEY: OrderIdTaken})
             except BaseException:
-                self._conn = None
-                conn.close()
+                self._conn, self._turn = None, None
+                try:
+                    conn.close()
+                finally:
+                    if turn is not None:  # __exit__ will not run: the turn is given back here
+                        turn.__exit__(None, None, None)
                 raise
         self.accounts = SqlAccountRepository(conn, self._database_clock)
         self.customers = SqlCustomerRepository(conn)

@@ -136,3 +136,31 @@ def test_orders_for_a_locked_account_reach_its_row_lock_one_per_process_with_the
         assert_invariants(postgres_engine)
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_turn_is_given_back_when_the_batch_cannot_be_opened(
+    postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The turn is taken before the connection and the batch: if opening the batch fails (any exception,
+    a signal's included), __exit__ never runs, so __enter__ itself must give the turn back. Kept, every
+    later order for the account in the process would wait on it for ever."""
+    from adapters.sql import unit_of_work as sql_unit_of_work
+    from adapters.sql.unit_of_work import SqlUnitOfWork
+
+    def refuse(*_args: object) -> None:
+        raise RuntimeError("the batch could not be opened")
+
+    queue = AccountQueue()
+    monkeypatch.setattr(sql_unit_of_work, "begin_batch", refuse)
+    uow = SqlUnitOfWork(postgres_engine, account_queue=queue)
+    with pytest.raises(RuntimeError, match="could not be opened"), uow.batched(queue_key=(CUSTOMER, GROUP)):
+        pytest.fail("the block ran without its batch")
+    assert len(queue) == 0
+
+    def take_turn() -> bool:
+        with queue.turn((CUSTOMER, GROUP)):
+            return True
+
+    with ThreadPoolExecutor(1) as pool:  # another request for the account gets its turn
+        assert pool.submit(take_turn).result(timeout=WAIT_S)
