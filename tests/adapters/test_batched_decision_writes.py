@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 
 from adapters.sql import driver_statements
+from adapters.sql.accounts import _PG_LOCK
 from adapters.sql.driver_statements import DriverStatement
 from adapters.sql.engine import make_engine
 from adapters.sql.pipeline import begin_batch, commit_batch
@@ -203,6 +204,28 @@ def test_a_session_whose_prepared_statements_were_dropped_prepares_them_again_an
             "audit_events": 1,
         }
         assert exposure_fen(postgres_engine) == exposure_before + 2 * 10000
+    finally:
+        one.dispose()
+
+
+def test_a_session_that_lost_one_of_its_prepared_statements_decides_and_goes_on_deciding(
+    pg_context: AppContext, postgres_engine: Engine, balances: Any, clock: Any, tmp_path: Path
+) -> None:
+    """DEALLOCATE of the lock's statement alone: the lock read is told it is gone, and the others are
+    still on the session. On main the retry forgot every name, prepared the writes again at commit,
+    was told they exist (DuplicatePreparedStatement), and every later decision on the connection failed
+    the same way (the names were never learnt back)."""
+    one = make_engine(postgres_engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    try:
+        ctx = make_context(one, balances, clock, tmp_path / "one")
+        exposure_before = exposure_fen(postgres_engine)
+        assert decide(ctx, Order(random_order_id("prepared"), CUSTOMER, GROUP, AMOUNT)).created
+        with one.connect() as conn:  # the pool's only connection: the session the decisions run on
+            conn.exec_driver_sql(f"DEALLOCATE {_PG_LOCK.wire_name.decode()}")
+            conn.commit()
+        for n in range(3):
+            assert decide(ctx, Order(random_order_id(f"lost-{n}"), CUSTOMER, GROUP, AMOUNT)).created
+        assert exposure_fen(postgres_engine) == exposure_before + 4 * 10000
     finally:
         one.dispose()
 
