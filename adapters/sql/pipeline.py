@@ -46,6 +46,8 @@ _LISTENING_LOCK = threading.Lock()
 _DRIVERS: WeakKeyDictionary[DriverConnection[Any], _DriverState] = WeakKeyDictionary()
 _BEGIN, _COMMIT = b"BEGIN", b"COMMIT"
 _SESSION_STATEMENTS = "SELECT name FROM pg_prepared_statements"
+# A statement sent by a name the session does not have, or prepared under a name it already has.
+_NOT_AS_BELIEVED = (errors.InvalidSqlStatementName, errors.DuplicatePreparedStatement)
 _OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
 _IDLE = pq.TransactionStatus.IDLE
 
@@ -109,11 +111,12 @@ class Batch:
         try:
             results = self._send(sent, None)
         except DBAPIError as exc:
-            if not (first and isinstance(exc.orig, errors.InvalidSqlStatementName)):
+            if not (first and isinstance(exc.orig, _NOT_AS_BELIEVED)):
                 raise
-            # The session's prepared statements were dropped (DEALLOCATE ALL, DISCARD ALL, or only some
-            # of them) and this read began the transaction: nothing is lost by ending it, asking the
-            # session which it still has (those are not prepared again) and asking again.
+            # The session's prepared statements are not those believed (DEALLOCATE ALL, DISCARD ALL, or
+            # only some of them; or a failure at commit made the connection forget them all) and this
+            # read began the transaction: nothing is lost by ending it, asking the session which it has
+            # (those are not prepared again) and asking again.
             self.driver.rollback()
             self._learn_prepared()
             results = self._send(sent, None)

@@ -39,9 +39,11 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import DBAPIError
 
 from adapters.sql import driver_statements
 from adapters.sql.accounts import _PG_LOCK
+from adapters.sql.audit import _PG_APPEND
 from adapters.sql.driver_statements import DriverStatement
 from adapters.sql.engine import make_engine
 from adapters.sql.pipeline import begin_batch, commit_batch
@@ -226,6 +228,33 @@ def test_a_session_that_lost_one_of_its_prepared_statements_decides_and_goes_on_
         for n in range(3):
             assert decide(ctx, Order(random_order_id(f"lost-{n}"), CUSTOMER, GROUP, AMOUNT)).created
         assert exposure_fen(postgres_engine) == exposure_before + 4 * 10000
+    finally:
+        one.dispose()
+
+
+def test_a_session_that_lost_a_write_statement_fails_that_decision_only(
+    pg_context: AppContext, postgres_engine: Engine, balances: Any, clock: Any, tmp_path: Path
+) -> None:
+    """DEALLOCATE of the audit INSERT's statement alone: the next decision's lock read finds its own
+    statement, and the write sent by name fails at commit (nothing of it is kept). That one fails; on
+    main the failure made the connection forget every name, and from then on every decision on it failed
+    preparing the lock's statement, which the session still had (DuplicatePreparedStatement)."""
+    one = make_engine(postgres_engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    try:
+        ctx = make_context(one, balances, clock, tmp_path / "one")
+        exposure_before = exposure_fen(postgres_engine)
+        assert decide(ctx, Order(random_order_id("prepared"), CUSTOMER, GROUP, AMOUNT)).created
+        with one.connect() as conn:
+            conn.exec_driver_sql(f"DEALLOCATE {_PG_APPEND.wire_name.decode()}")
+            conn.commit()
+        failed = Order(random_order_id("gone"), CUSTOMER, GROUP, AMOUNT)
+        with pytest.raises(DBAPIError, match="does not exist"):
+            decide(ctx, failed)
+        assert traces_of(postgres_engine, failed.order_id) == NOTHING
+        for n in range(3):
+            assert decide(ctx, Order(random_order_id(f"after-{n}"), CUSTOMER, GROUP, AMOUNT)).created
+        assert decide(ctx, failed).created  # the one that failed, sent again
+        assert exposure_fen(postgres_engine) == exposure_before + 5 * 10000
     finally:
         one.dispose()
 
