@@ -20,7 +20,7 @@ import threading
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
-WAIT_S = 2.0  # a turn waited for longer than this is gone without (see the module)
+WAIT_S = 5.0  # a turn waited for longer than this is gone without (see the module)
 log = logging.getLogger("creditctl.account_queue")
 
 
