@@ -45,6 +45,9 @@ _LISTENING: WeakSet[Engine] = WeakSet()  # engines whose batched units send what
 _LISTENING_LOCK = threading.Lock()
 _DRIVERS: WeakKeyDictionary[DriverConnection[Any], _DriverState] = WeakKeyDictionary()
 _BEGIN, _COMMIT = b"BEGIN", b"COMMIT"
+_SESSION_STATEMENTS = "SELECT name FROM pg_prepared_statements"
+# A statement sent by a name the session does not have, or prepared under a name it already has.
+_NOT_AS_BELIEVED = (errors.InvalidSqlStatementName, errors.DuplicatePreparedStatement)
 _OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
 _IDLE = pq.TransactionStatus.IDLE
 
@@ -108,11 +111,14 @@ class Batch:
         try:
             results = self._send(sent, None)
         except DBAPIError as exc:
-            if not (first and isinstance(exc.orig, errors.InvalidSqlStatementName)):
+            if not (first and isinstance(exc.orig, _NOT_AS_BELIEVED)):
                 raise
-            # The session's prepared statements were dropped (DEALLOCATE ALL, DISCARD ALL) and this
-            # read began the transaction: nothing is lost by ending it and asking again, prepared anew.
+            # The session's prepared statements are not those believed (DEALLOCATE ALL, DISCARD ALL, or
+            # only some of them; or a failure at commit made the connection forget them all) and this
+            # read began the transaction: nothing is lost by ending it, asking the session which it has
+            # (those are not prepared again) and asking again.
             self.driver.rollback()
+            self._learn_prepared()
             results = self._send(sent, None)
         answer = results[-1]
         if answer.ntuples == 0:
@@ -121,6 +127,15 @@ class Batch:
         loader.set_pgresult(answer)
         row: tuple[Any, ...] = loader.load_row(0, tuple)
         return row
+
+    def _learn_prepared(self) -> None:
+        """Believe prepared what the session has now (one round trip, in a transaction the next send
+        goes on with)."""
+        if self._prepared is None:
+            return
+        names = self.driver.execute(_SESSION_STATEMENTS).fetchall()
+        self._prepared.clear()
+        self._prepared.update(name.encode() for (name,) in names)
 
     def flush(self) -> None:
         """Send what is queued and wait for its answers (before a statement that does not go through

@@ -7,6 +7,9 @@ without it (eight wait); either way each is decided once and the books hold when
 
 from __future__ import annotations
 
+import os
+import select
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +23,12 @@ from sqlalchemy.exc import OperationalError
 from adapters.bootstrap import Settings, bootstrap, load_settings
 from adapters.fake.balance_provider import FakeBalanceProvider
 from adapters.fake.clock import FakeClock
+from adapters.sql import audit as sql_audit
 from adapters.sql.account_queue import AccountQueue
 from adapters.sql.engine import make_engine
 from adapters.sql.unit_of_work import SqlUnitOfWork
 from creditctl.domain.decision import Order
-from creditctl.services.decide_order import decide_order
+from creditctl.services.decide_order import DecisionResult, decide_order
 from tests.conftest import seed
 from tests.invariants import assert_invariants
 from tests.random_refs import random_order_id
@@ -156,18 +160,165 @@ def test_a_unit_that_cannot_connect_gives_its_turn_back() -> None:
 
 
 @pytest.mark.postgres
-def test_a_unit_whose_batch_cannot_begin_gives_its_turn_back(
+def test_a_turn_is_given_back_when_the_batch_cannot_be_opened(
     postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue = AccountQueue()
+    """The turn is taken before the connection and the batch: if opening the batch fails (any exception,
+    a signal's included), __exit__ never runs, so __enter__ itself must give the turn back. Kept, every
+    later order for the account in the process would wait on it for ever."""
+    from adapters.sql import unit_of_work as sql_unit_of_work
+    from adapters.sql.unit_of_work import SqlUnitOfWork
 
     def refuse(*_args: object) -> None:
-        raise RuntimeError("batch refused")
+        raise RuntimeError("the batch could not be opened")
 
-    monkeypatch.setattr("adapters.sql.unit_of_work.begin_batch", refuse)
-    with (
-        pytest.raises(RuntimeError, match="batch refused"),
-        SqlUnitOfWork(postgres_engine, account_queue=queue).batched(queue_key=(CUSTOMER, GROUP)),
-    ):
-        pass
+    queue = AccountQueue()
+    monkeypatch.setattr(sql_unit_of_work, "begin_batch", refuse)
+    uow = SqlUnitOfWork(postgres_engine, account_queue=queue)
+    with pytest.raises(RuntimeError, match="could not be opened"), uow.batched(queue_key=(CUSTOMER, GROUP)):
+        pytest.fail("the block ran without its batch")
     assert len(queue) == 0
+
+    def take_turn() -> bool:
+        with queue.turn((CUSTOMER, GROUP)):
+            return True
+
+    with ThreadPoolExecutor(1) as pool:  # another request for the account gets its turn
+        assert pool.submit(take_turn).result(timeout=WAIT_S)
+
+
+def test_a_turn_held_for_ever_holds_the_others_up_only_for_wait_s() -> None:
+    queue = AccountQueue(wait_s=0.2)
+    stuck, release = threading.Event(), threading.Event()
+
+    def hold_for_ever() -> None:
+        with queue.turn("k"):
+            stuck.set()
+            release.wait(WAIT_S)
+
+    def take_turn() -> float:
+        started = time.monotonic()
+        with queue.turn("k"):
+            return time.monotonic() - started
+
+    with ThreadPoolExecutor(2) as pool:
+        holder = pool.submit(hold_for_ever)
+        assert stuck.wait(WAIT_S)
+        waited = pool.submit(take_turn).result(timeout=WAIT_S)
+        assert 0.2 <= waited < 1.0, waited
+        assert len(queue) == 1  # the holder still holds
+        release.set()
+        holder.result(timeout=WAIT_S)
+    assert len(queue) == 0
+
+
+class SilentProxy:
+    """A TCP relay to PostgreSQL whose connections can be cut silently: nothing forwarded either way and
+    nothing closed, as in a network partition (neither end can tell it from a slow peer)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.server.getsockname()[1])
+        self.upstream_port = upstream_port
+        self.cut: set[int] = set()  # the application-side ports of the connections cut
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, (_, client_port) = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._relay, args=(client, upstream, client_port), daemon=True).start()
+
+    def _relay(self, a: socket.socket, b: socket.socket, port: int) -> None:
+        try:
+            while True:
+                readable, _, _ = select.select([a, b], [], [], 0.05)
+                if port in self.cut:
+                    continue
+                for s in readable:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    (b if s is a else a).sendall(data)
+        except (OSError, ValueError):  # closed (select() on a closed socket raises ValueError)
+            return
+
+    def close(self) -> None:
+        self.server.close()
+        for s in self.sockets:
+            s.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("queued", [False, True])
+def test_an_order_is_not_held_in_the_process_behind_one_whose_connection_was_cut_silently(
+    postgres_engine: Engine,
+    balances: FakeBalanceProvider,
+    clock: FakeClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    queued: bool,
+) -> None:
+    """The first order's connection goes silent after its lock read, before its COMMIT: its thread waits
+    on a socket nothing will ever answer, while the server ends the idle transaction (here after 1 s)
+    and frees the row. The next order for the account is decided then without the queue; with it, it
+    was held in the process behind the stuck thread's turn for as long as that thread is stuck (still
+    waiting 15 s later on main), and now goes on to the row lock after the queue's wait."""
+    proxy = SilentProxy(postgres_engine.url.port or 5432)
+    url = postgres_engine.url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    engine = make_engine(
+        url, pool_size=4, connect_args={"options": "-c idle_in_transaction_session_timeout=1000"}
+    )
+    settings = Settings(instance_path=tmp_path / "instance", database_url=url, account_queue=queued)
+    ctx = bootstrap(settings, balances=balances, clock=clock, engine=engine, database_clock=clock)
+    seed(ctx)
+    real_append = sql_audit.SqlAuditLog.append
+    cut = threading.Event()
+
+    def append_then_cut(self: sql_audit.SqlAuditLog, *args: object, **kwargs: object) -> None:
+        real_append(self, *args, **kwargs)  # type: ignore[arg-type]
+        if threading.current_thread().name == "cut-off" and not cut.is_set():
+            driver = self._conn.connection.driver_connection
+            assert driver is not None
+            with socket.socket(fileno=os.dup(driver.pgconn.socket)) as own:
+                proxy.cut.add(int(own.getsockname()[1]))
+            cut.set()
+
+    def decide(order: Order, outcome: list[object]) -> None:
+        try:
+            outcome.append(decide_order(order, scope=None, uow=ctx.uow(), balances=ctx.balances))
+        except Exception as exc:  # the cut-off one fails when the proxy closes
+            outcome.append(exc)
+
+    monkeypatch.setattr(sql_audit.SqlAuditLog, "append", append_then_cut)
+    first: list[object] = []
+    second: list[object] = []
+    cut_off = threading.Thread(
+        target=decide,
+        args=(Order(random_order_id("cut"), CUSTOMER, GROUP, Decimal("1.00")), first),
+        name="cut-off",
+        daemon=True,
+    )
+    try:
+        cut_off.start()
+        assert cut.wait(WAIT_S)
+        started = time.monotonic()
+        nxt = threading.Thread(
+            target=decide, args=(Order(random_order_id("next"), CUSTOMER, GROUP, Decimal("1.00")), second)
+        )
+        nxt.daemon = True
+        nxt.start()
+        nxt.join(15)
+        waited = time.monotonic() - started
+    finally:
+        proxy.close()  # the cut-off thread sees its connection closed and ends
+        cut_off.join(WAIT_S)
+        engine.dispose()
+    assert second, f"the next order was still waiting {waited:.1f} s later"
+    assert isinstance(second[0], DecisionResult) and second[0].created, second
+    assert first and not isinstance(first[0], DecisionResult), first  # never committed

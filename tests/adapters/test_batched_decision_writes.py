@@ -15,15 +15,40 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    cast,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import DBAPIError
 
+from adapters.sql import driver_statements
+from adapters.sql.accounts import _PG_LOCK
+from adapters.sql.audit import _PG_APPEND
+from adapters.sql.driver_statements import DriverStatement
 from adapters.sql.engine import make_engine
+from adapters.sql.pipeline import begin_batch, commit_batch
 from adapters.sql.tables import audit_events, credit_accounts, decisions, holds
+from adapters.sql.types import ExactJson, UtcDateTime
 from creditctl.domain.decision import Order
 from creditctl.services.context import AppContext
 from creditctl.services.decide_order import decide_order
@@ -185,6 +210,55 @@ def test_a_session_whose_prepared_statements_were_dropped_prepares_them_again_an
         one.dispose()
 
 
+def test_a_session_that_lost_one_of_its_prepared_statements_decides_and_goes_on_deciding(
+    pg_context: AppContext, postgres_engine: Engine, balances: Any, clock: Any, tmp_path: Path
+) -> None:
+    """DEALLOCATE of the lock's statement alone: the lock read is told it is gone, and the others are
+    still on the session. On main the retry forgot every name, prepared the writes again at commit,
+    was told they exist (DuplicatePreparedStatement), and every later decision on the connection failed
+    the same way (the names were never learnt back)."""
+    one = make_engine(postgres_engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    try:
+        ctx = make_context(one, balances, clock, tmp_path / "one")
+        exposure_before = exposure_fen(postgres_engine)
+        assert decide(ctx, Order(random_order_id("prepared"), CUSTOMER, GROUP, AMOUNT)).created
+        with one.connect() as conn:  # the pool's only connection: the session the decisions run on
+            conn.exec_driver_sql(f"DEALLOCATE {_PG_LOCK.wire_name.decode()}")
+            conn.commit()
+        for n in range(3):
+            assert decide(ctx, Order(random_order_id(f"lost-{n}"), CUSTOMER, GROUP, AMOUNT)).created
+        assert exposure_fen(postgres_engine) == exposure_before + 4 * 10000
+    finally:
+        one.dispose()
+
+
+def test_a_session_that_lost_a_write_statement_fails_that_decision_only(
+    pg_context: AppContext, postgres_engine: Engine, balances: Any, clock: Any, tmp_path: Path
+) -> None:
+    """DEALLOCATE of the audit INSERT's statement alone: the next decision's lock read finds its own
+    statement, and the write sent by name fails at commit (nothing of it is kept). That one fails; on
+    main the failure made the connection forget every name, and from then on every decision on it failed
+    preparing the lock's statement, which the session still had (DuplicatePreparedStatement)."""
+    one = make_engine(postgres_engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    try:
+        ctx = make_context(one, balances, clock, tmp_path / "one")
+        exposure_before = exposure_fen(postgres_engine)
+        assert decide(ctx, Order(random_order_id("prepared"), CUSTOMER, GROUP, AMOUNT)).created
+        with one.connect() as conn:
+            conn.exec_driver_sql(f"DEALLOCATE {_PG_APPEND.wire_name.decode()}")
+            conn.commit()
+        failed = Order(random_order_id("gone"), CUSTOMER, GROUP, AMOUNT)
+        with pytest.raises(DBAPIError, match="does not exist"):
+            decide(ctx, failed)
+        assert traces_of(postgres_engine, failed.order_id) == NOTHING
+        for n in range(3):
+            assert decide(ctx, Order(random_order_id(f"after-{n}"), CUSTOMER, GROUP, AMOUNT)).created
+        assert decide(ctx, failed).created  # the one that failed, sent again
+        assert exposure_fen(postgres_engine) == exposure_before + 5 * 10000
+    finally:
+        one.dispose()
+
+
 def _wait_until_gone(engine: Engine, backend: int) -> None:
     """The server notices the dead client and ends its backend (rolling its transaction back)."""
     deadline = time.monotonic() + CHILD_WAIT_S
@@ -230,3 +304,84 @@ def _child(url: str, order_id: str) -> None:
 
 if __name__ == "__main__":
     _child(sys.argv[1], sys.argv[2])
+
+
+# The column types the batched statements write (adapters/sql/tables.py: decisions, holds, audit_events,
+# credit_accounts), and values whose text form could be read back otherwise than the cursor sent them.
+_TYPES = Table(
+    f"batched_types_{uuid4().hex[:12]}",
+    MetaData(),
+    Column("k", String(20), primary_key=True),
+    Column("big", BigInteger),
+    Column("i", Integer),
+    Column("b", Boolean),
+    Column("s", String(64)),
+    Column("t", Text),
+    Column("at", UtcDateTime),
+    Column("doc", ExactJson),
+    Column("d", Date),
+)
+_EDGES: list[dict[str, Any]] = [
+    {
+        "big": 2**63 - 1,
+        "i": -(2**31),
+        "b": True,
+        "s": "PO/2026/'x'\\y",
+        "t": "",
+        "at": datetime(2026, 12, 5, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=8))),
+        "doc": {"n": Decimal("1E+2"), "z": Decimal("-0"), "u": 'ünï\u2028\u0001"', "l": [None, True]},
+        "d": date(2026, 2, 28),
+    },
+    {
+        "big": -(2**63),
+        "i": 0,
+        "b": False,
+        "s": " leading and trailing ",
+        "t": "NULL",
+        "at": datetime(2026, 3, 29, 1, 30, tzinfo=UTC),
+        "doc": "just a string",
+        "d": date(1, 1, 1),
+    },
+    {"big": None, "i": None, "b": None, "s": None, "t": None, "at": None, "doc": None, "d": None},
+]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "America/St_Johns"])
+def test_a_row_written_through_the_batch_equals_one_written_through_the_cursor(
+    postgres_engine: Engine, zone: str
+) -> None:
+    """The batch sends its parameters as untyped text ($n, the server infers each from where it stands);
+    the cursor sent them as psycopg types them. For every column type the batched statements write, in
+    a session whose time zone is not UTC too, both rows read back the same, as values and as text."""
+    engine = make_engine(
+        postgres_engine.url.render_as_string(hide_password=False),
+        pool_size=1,
+        connect_args={"options": f"-c TimeZone={zone}"},
+    )
+    statement = DriverStatement.of(insert(_TYPES), keys=[c.key for c in _TYPES.c])
+    as_text = select(*(cast(c, Text) for c in _TYPES.c if c.key != "k"))
+    try:
+        with engine.begin() as conn:
+            _TYPES.create(conn)
+        for n, values in enumerate(_EDGES):
+            batched, plain = f"batched-{n}", f"plain-{n}"
+            with engine.connect() as conn:
+                batch = begin_batch(conn, {})
+                driver_statements.execute(conn, statement, values | {"k": batched})
+                commit_batch(batch)
+                conn.commit()
+            with engine.connect() as conn:
+                driver_statements.execute(conn, statement, values | {"k": plain})
+                conn.commit()
+            with engine.connect() as conn:
+                rows = {
+                    k: conn.execute(select(_TYPES).where(_TYPES.c.k == k)).one() for k in (batched, plain)
+                }
+                texts = {k: conn.execute(as_text.where(_TYPES.c.k == k)).one() for k in (batched, plain)}
+            assert rows[batched][1:] == rows[plain][1:], n
+            assert texts[batched] == texts[plain], n
+            assert rows[batched].at == values["at"], n  # the same instant, whatever the zones
+    finally:
+        with engine.begin() as conn:
+            _TYPES.drop(conn, checkfirst=True)
+        engine.dispose()

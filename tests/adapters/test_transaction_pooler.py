@@ -30,6 +30,7 @@ from adapters.sql.engine import make_engine
 from adapters.sql.migrate import upgrade
 from adapters.sql.tables import decisions
 from adapters.sql.unit_of_work import SqlUnitOfWork
+from creditctl.domain.audit import SYSTEM
 from creditctl.domain.decision import Order
 from creditctl.services.decide_order import decide_order
 from tests.conftest import make_context, seed
@@ -68,18 +69,25 @@ def pooled() -> Iterator[Pooled]:
 
 
 def _lock_then_switch_server(engine: Engine, other: Engine) -> None:
-    """The decision path's account lock in a batched unit, twice on one client connection (prepared on
-    its server connection the first time, unless the setting says a transaction pooler is in front),
-    then once more while `other` holds that server connection in a transaction."""
+    """The decision path's statements in batched units on one client connection, moved between two
+    server connections by `other` holding one of them in a transaction (PgBouncer hands out the server
+    connection released last): a unit that only locks (the first block of a decision on a stale
+    balance) on server A; one that locks and writes on server B (the lock's statement is not there: the
+    read ends its transaction and asks again, prepared anew, and the write is prepared there too); then
+    one that locks and writes on A again, where the lock's statement is and the write's never was.
+    Unless the setting says a transaction pooler is in front, that write is sent by name and fails."""
     uow = SqlUnitOfWork(engine)
-    for _ in range(2):
-        with uow.batched():
-            assert uow.accounts.lock("8800000001", "GA10") is None  # (no such account: the read is enough)
+    with uow.batched():
+        assert uow.accounts.lock("8800000001", "GA10") is None  # (no such account: the read is enough)
     with other.connect() as holder:
-        holder.execute(text("SELECT 1"))  # a transaction is open: its server connection is held
-        with uow.batched():
-            assert uow.accounts.lock("8800000001", "GA10") is None
-        holder.rollback()
+        holder.execute(text("SELECT 1"))  # a transaction is open: its server connection (A) is held
+        for _ in range(2):
+            with uow.batched():
+                assert uow.accounts.lock("8800000001", "GA10") is None
+                holder.rollback()  # A is free again, B released after it: the holder's next is B
+                uow.audit.append("test.pooled", at=uow.now(), actor=SYSTEM, subject={"test": "pooled"})
+                uow.commit()
+            holder.execute(text("SELECT 1"))
 
 
 @pytest.mark.postgres
