@@ -468,7 +468,7 @@ class Instance:
             return
         with self.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(
-                text("VACUUM (ANALYZE) credit_accounts, decisions, holds, outbox, audit_events")
+                text("VACUUM (ANALYZE) credit_accounts, decisions, holds, outbox, audit_events, audit_seals")
             )
 
     def outcomes(self, prefix: str) -> dict[str, int]:
