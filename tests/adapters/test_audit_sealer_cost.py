@@ -71,3 +71,43 @@ def test_the_quick_pass_reads_only_the_seals_after_its_cursor(postgres_engine: E
     plan = plan if isinstance(plan, list) else json.loads(plan)
     read = _rows_read_from(plan[0]["Plan"], "audit_seals")
     assert read <= 2 * RECENT, f"the quick pass read {read} seals of {SEALED} to find {RECENT} unsealed"
+
+
+def test_the_newest_sealed_time_reads_one_event_per_seal_of_its_window(postgres_engine: Engine) -> None:
+    """As a join, the window's seals were hashed and audit_events scanned whole (cheaper-looking while the
+    table is small): a tick's cost grew with the trail until the planner changed its mind."""
+    window = 100
+    sent: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_rest: Any) -> None:
+        sent.append((statement, parameters))
+
+    with postgres_engine.connect() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO audit_events (type, actor, payload) "
+                "SELECT 'test.sealer', 'test', '{}' FROM generate_series(1, :n)"
+            ),
+            {"n": SEALED},
+        )
+        ours = text("SELECT min(seq) FROM audit_events WHERE type = 'test.sealer'")
+        first = conn.execute(ours).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO audit_seals (position, seq, prev_hash, hash, sealed_at) "
+                "SELECT coalesce((SELECT max(position) FROM audit_seals), 0) + g, :first + g - 1, "
+                "repeat('0', 64), repeat('0', 64), now() FROM generate_series(1, :n) g"
+            ),
+            {"first": first, "n": SEALED},
+        )
+        conn.execute(text("ANALYZE audit_events, audit_seals"))
+        event.listen(conn, "before_cursor_execute", capture)
+        newest = SqlAuditLog(conn).newest_sealed_at(window=window)
+        event.remove(conn, "before_cursor_execute", capture)
+        assert newest is not None
+        statement, parameters = sent[-1]
+        plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters).scalar_one()
+        conn.rollback()
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+    read = _rows_read_from(plan[0]["Plan"], "audit_events")
+    assert read <= window, f"the newest sealed time read {read} events of {SEALED} for a window of {window}"
