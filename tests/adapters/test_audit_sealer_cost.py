@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, text
 
 from adapters.sql.audit import SqlAuditLog
+from adapters.sql.unit_of_work import SqlUnitOfWork
+from creditctl.domain.audit import Actor
+from creditctl.services.audit import seal_audit
 
 pytestmark = pytest.mark.postgres
 
@@ -111,3 +115,31 @@ def test_the_newest_sealed_time_reads_one_event_per_seal_of_its_window(postgres_
     plan = plan if isinstance(plan, list) else json.loads(plan)
     read = _rows_read_from(plan[0]["Plan"], "audit_events")
     assert read <= window, f"the newest sealed time read {read} events of {SEALED} for a window of {window}"
+
+
+def test_a_seal_round_ends_when_it_has_caught_up_however_fast_events_keep_coming(
+    postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events committed while a round seals are the next round's. A round that chased a steady stream
+    page by page sealed a few events a round trip, 170 round trips a second at one client."""
+    writer = Actor(name="test", role="admin")
+    seal_audit(uow=SqlUnitOfWork(postgres_engine))  # whatever earlier tests left
+    with postgres_engine.begin() as conn:
+        for n in range(3):
+            SqlAuditLog(conn).append("test.stream", at=datetime.now(UTC), actor=writer, subject={"n": n})
+    pages: list[int] = []
+    real_unsealed = SqlAuditLog.unsealed
+
+    def unsealed_while_one_more_commits(self: SqlAuditLog, *, after_seq: int, limit: int) -> Any:
+        page = real_unsealed(self, after_seq=after_seq, limit=limit)
+        pages.append(len(page))
+        if len(pages) < 50:  # another request commits an event meanwhile, every time
+            with postgres_engine.begin() as other:
+                SqlAuditLog(other).append("test.stream", at=datetime.now(UTC), actor=writer, subject={})
+        return page
+
+    monkeypatch.setattr(SqlAuditLog, "unsealed", unsealed_while_one_more_commits)
+    assert seal_audit(uow=SqlUnitOfWork(postgres_engine)) == 3
+    assert pages == [3], pages  # one page, shorter than a batch: caught up, the round ends
+    monkeypatch.setattr(SqlAuditLog, "unsealed", real_unsealed)
+    assert seal_audit(uow=SqlUnitOfWork(postgres_engine)) == 1  # the next round: what came meanwhile
