@@ -29,7 +29,7 @@ import select
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
-from weakref import WeakKeyDictionary, WeakSet
+from weakref import WeakSet
 
 from psycopg import Connection as DriverConnection
 from psycopg import Error, OperationalError, errors, pq
@@ -43,7 +43,10 @@ PIPELINE = "creditctl.pipeline"  # in Connection.info while a batched unit is op
 PREPARE_ON_SERVER = "creditctl.prepare_on_server"
 _LISTENING: WeakSet[Engine] = WeakSet()  # engines whose batched units send what is queued first
 _LISTENING_LOCK = threading.Lock()
-_DRIVERS: WeakKeyDictionary[DriverConnection[Any], _DriverState] = WeakKeyDictionary()
+# In a pooled connection's info (it lives as long as the DB-API connection does): its _DriverState. Not a
+# WeakKeyDictionary on the driver connection: the state's Transformers hold that connection, which then
+# never left such a dictionary (every connection the pool ever replaced kept for good).
+_STATE = "creditctl.pipeline.state"
 _BEGIN, _COMMIT = b"BEGIN", b"COMMIT"
 _SESSION_STATEMENTS = "SELECT name FROM pg_prepared_statements"
 # A statement sent by a name the session does not have, or prepared under a name it already has.
@@ -74,6 +77,7 @@ class _DriverState:
     Transformers (their dumper and loader caches) for its parameters and rows."""
 
     def __init__(self, driver: DriverConnection[Any]) -> None:
+        self.driver = driver
         self.prepared: set[bytes] = set()
         self.dumper = Transformer(driver)
         self.loader = Transformer(driver)
@@ -91,9 +95,10 @@ class Batch:
         self.driver: DriverConnection[Any] = driver
         self.told = dict(told)
         self._queued: list[Queued] = []
-        state = _DRIVERS.get(driver)
-        if state is None:
-            state = _DRIVERS[driver] = _DriverState(driver)
+        record = conn.connection.info
+        state = record.get(_STATE)
+        if state is None or state.driver is not driver:
+            state = record[_STATE] = _DriverState(driver)
         self._state = state
         # Server-side prepared statements, unless a transaction pooler is in front (each
         # transaction may run on another server connection, which never saw the PREPARE).
