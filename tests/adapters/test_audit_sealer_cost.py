@@ -8,12 +8,12 @@ EXPLAIN ANALYZE of the statement the repository sends, over a trail of 20,000 se
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Engine, event, text
 
 from adapters.sql.audit import SqlAuditLog
 from adapters.sql.unit_of_work import SqlUnitOfWork
@@ -22,6 +22,7 @@ from creditctl.services.audit import seal_audit
 
 pytestmark = pytest.mark.postgres
 
+T = TypeVar("T")
 SEALED = 20_000
 RECENT = 100
 
@@ -38,42 +39,57 @@ def _rows_read_from(plan: dict[str, Any], relation: str) -> int:
     return sum(int(n["Actual Rows"]) * int(n["Actual Loops"]) for n in nodes)
 
 
-def test_the_quick_pass_reads_only_the_seals_after_its_cursor(postgres_engine: Engine) -> None:
-    """All in one transaction, rolled back: the trail, its statistics and the plan leave nothing behind."""
+def _write_trail(conn: Connection, events: int, sealed: int) -> int:
+    """`events` audit events, the first `sealed` of them sealed, and the statistics autovacuum would have
+    taken; in the caller's transaction. Returns the first event's seq."""
+    conn.execute(
+        text(
+            "INSERT INTO audit_events (type, actor, payload) "
+            "SELECT 'test.sealer', 'test', '{}' FROM generate_series(1, :n)"
+        ),
+        {"n": events},
+    )
+    ours = text("SELECT min(seq) FROM audit_events WHERE type = 'test.sealer'")
+    first = int(conn.execute(ours).scalar_one())
+    conn.execute(
+        text(
+            "INSERT INTO audit_seals (position, seq, prev_hash, hash, sealed_at) "
+            "SELECT coalesce((SELECT max(position) FROM audit_seals), 0) + g, :first + g - 1, "
+            "repeat('0', 64), repeat('0', 64), now() FROM generate_series(1, :n) g"
+        ),
+        {"first": first, "n": sealed},
+    )
+    conn.execute(text("ANALYZE audit_events, audit_seals"))
+    return first
+
+
+def _run_and_explain(conn: Connection, call: Callable[[], T]) -> tuple[T, dict[str, Any]]:
+    """What `call` returns, and the EXPLAIN ANALYZE plan of the last statement it sent."""
     sent: list[tuple[str, Any]] = []
 
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_rest: Any) -> None:
         sent.append((statement, parameters))
 
-    with postgres_engine.connect() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO audit_events (type, actor, payload) "
-                "SELECT 'test.sealer', 'test', '{}' FROM generate_series(1, :n)"
-            ),
-            {"n": SEALED + RECENT},
-        )
-        ours = text("SELECT min(seq) FROM audit_events WHERE type = 'test.sealer'")
-        first = conn.execute(ours).scalar_one()
-        conn.execute(
-            text(
-                "INSERT INTO audit_seals (position, seq, prev_hash, hash, sealed_at) "
-                "SELECT coalesce((SELECT max(position) FROM audit_seals), 0) + g, :first + g - 1, "
-                "repeat('0', 64), repeat('0', 64), now() FROM generate_series(1, :n) g"
-            ),
-            {"first": first, "n": SEALED},
-        )
-        conn.execute(text("ANALYZE audit_events, audit_seals"))  # as autovacuum would have
-        after = first + SEALED - 1 - RECENT  # the last RECENT sealed, then RECENT unsealed
-        event.listen(conn, "before_cursor_execute", capture)
-        found = SqlAuditLog(conn).unsealed(after_seq=after, limit=1000)
+    event.listen(conn, "before_cursor_execute", capture)
+    try:
+        result = call()
+    finally:
         event.remove(conn, "before_cursor_execute", capture)
-        assert [e.seq for e in found] == list(range(first + SEALED, first + SEALED + RECENT))
-        statement, parameters = sent[-1]
-        plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters).scalar_one()
-        conn.rollback()
+    statement, parameters = sent[-1]
+    plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters).scalar_one()
     plan = plan if isinstance(plan, list) else json.loads(plan)
-    read = _rows_read_from(plan[0]["Plan"], "audit_seals")
+    return result, plan[0]["Plan"]
+
+
+def test_the_quick_pass_reads_only_the_seals_after_its_cursor(postgres_engine: Engine) -> None:
+    """All in one transaction, rolled back: the trail, its statistics and the plan leave nothing behind."""
+    with postgres_engine.connect() as conn:
+        first = _write_trail(conn, SEALED + RECENT, SEALED)
+        after = first + SEALED - 1 - RECENT  # the last RECENT sealed, then RECENT unsealed
+        found, plan = _run_and_explain(conn, lambda: SqlAuditLog(conn).unsealed(after_seq=after, limit=1000))
+        assert [e.seq for e in found] == list(range(first + SEALED, first + SEALED + RECENT))
+        conn.rollback()
+    read = _rows_read_from(plan, "audit_seals")
     assert read <= 2 * RECENT, f"the quick pass read {read} seals of {SEALED} to find {RECENT} unsealed"
 
 
@@ -81,39 +97,12 @@ def test_the_newest_sealed_time_reads_one_event_per_seal_of_its_window(postgres_
     """As a join, the window's seals were hashed and audit_events scanned whole (cheaper-looking while the
     table is small): a tick's cost grew with the trail until the planner changed its mind."""
     window = 100
-    sent: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_rest: Any) -> None:
-        sent.append((statement, parameters))
-
     with postgres_engine.connect() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO audit_events (type, actor, payload) "
-                "SELECT 'test.sealer', 'test', '{}' FROM generate_series(1, :n)"
-            ),
-            {"n": SEALED},
-        )
-        ours = text("SELECT min(seq) FROM audit_events WHERE type = 'test.sealer'")
-        first = conn.execute(ours).scalar_one()
-        conn.execute(
-            text(
-                "INSERT INTO audit_seals (position, seq, prev_hash, hash, sealed_at) "
-                "SELECT coalesce((SELECT max(position) FROM audit_seals), 0) + g, :first + g - 1, "
-                "repeat('0', 64), repeat('0', 64), now() FROM generate_series(1, :n) g"
-            ),
-            {"first": first, "n": SEALED},
-        )
-        conn.execute(text("ANALYZE audit_events, audit_seals"))
-        event.listen(conn, "before_cursor_execute", capture)
-        newest = SqlAuditLog(conn).newest_sealed_at(window=window)
-        event.remove(conn, "before_cursor_execute", capture)
+        _write_trail(conn, SEALED, SEALED)
+        newest, plan = _run_and_explain(conn, lambda: SqlAuditLog(conn).newest_sealed_at(window=window))
         assert newest is not None
-        statement, parameters = sent[-1]
-        plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters).scalar_one()
         conn.rollback()
-    plan = plan if isinstance(plan, list) else json.loads(plan)
-    read = _rows_read_from(plan[0]["Plan"], "audit_events")
+    read = _rows_read_from(plan, "audit_events")
     assert read <= window, f"the newest sealed time read {read} events of {SEALED} for a window of {window}"
 
 
