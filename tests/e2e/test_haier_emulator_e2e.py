@@ -27,7 +27,9 @@ max_balance_age_s=3, and the service reuses a customer's stored balance report f
 (SharedBalanceProvider.reuse_s): each customer is fetched at most about every second while the emulator is
 healthy (every 2 s while it fails), when orders on it arrive. To meet every fault, the customers are first
 fetched one second apart, and each fault is switched on for a number of balance calls (`count`) and left on
-until the service has made them. Those transient faults are retried or healed, so the breaker stays closed;
+until the service has made them; a fault whose deferral must be told (a timeout, two 401s, a wrong password)
+is met by one probe decision while the load is held until every stored balance is too old to approve on.
+Those transient faults are retried or healed, so the breaker stays closed;
 the run ends with a sustained 503 until the breaker opens (CIRCUIT_OPEN deferrals), then a healthy emulator.
 The breaker's 30 s cooldown is not awaited (unit tests cover its recovery)."""
 
@@ -105,13 +107,11 @@ UPSTREAM_CODES = frozenset(
         "CIRCUIT_OPEN",
     }
 )
-# Codes the run must show in deferrals. Which short fault ends in a deferral depends on timing: a
-# decision that meets a fault while its account still holds a snapshot younger than max_balance_age_s
-# approves on that snapshot, rightly. So: the sustained 503 must open the breaker and say so, and the
-# short faults together must be told with at least MIN_CODES_TOLD distinct codes (each one meeting its
-# fault is asserted separately, from the emulator's counters).
+# Codes the run must show in deferrals: the sustained 503 must open the breaker and say so; each short
+# fault with a code is met by a probe that has no usable snapshot (TRANSIENT_FAULTS). Met by the load, a
+# short fault ends in a deferral or not by timing: a decision that meets it while its account still holds
+# a snapshot younger than max_balance_age_s approves on that snapshot, rightly.
 MUST_TELL = frozenset({"CIRCUIT_OPEN"})
-MIN_CODES_TOLD = 3
 
 Account = tuple[str, str]
 LOWERED: Account = ("8800633176", "1001")  # 400,000.00, lowered mid-run to its exposure + LOWERED_HEADROOM
@@ -143,17 +143,23 @@ EMULATOR_SETUP = [  # POST /_emulator/balances before the service starts
 ]
 # Transient faults, in turn: (phase, fault, balance calls the service must make before it is over).
 # revoke_tokens makes the emulator forget its tokens: the next call gets 401 and must re-authenticate.
-TRANSIENT_FAULTS: list[tuple[str, dict[str, Any], int]] = [
-    ("503", {"mode": "503", "count": 2}, 2),  # retried through
-    ("timeout", {"mode": "timeout", "delay_s": 5, "count": 1}, 1),  # past the 3 s read timeout below
-    ("slow", {"mode": "slow", "delay_s": 1.8, "count": 1}, 1),  # past the deadline, within read timeout
-    ("malformed", {"mode": "malformed", "count": 1}, 1),
-    ("reset", {"mode": "reset", "count": 1}, 1),
-    ("429", {"mode": "429", "count": 1}, 1),
-    ("revoke_tokens", {"mode": "revoke_tokens"}, 1),
-    ("401", {"mode": "401", "count": 2}, 2),  # the retry with a new token is refused too
-    ("wrong_password", {"mode": "wrong_password", "count": 1}, 1),  # success: false, a business refusal
+# (name, fault, balance calls it takes, the code a decision with no usable snapshot must be told or None).
+# A fault with a code is met by one probe decision while the load is held and every snapshot is too old,
+# so that decision alone meets the whole fault (two 401s are its call and its retry, not two customers').
+TRANSIENT_FAULTS: list[tuple[str, dict[str, Any], int, str | None]] = [
+    ("503", {"mode": "503", "count": 2}, 2, None),  # retried through
+    # past the 3 s read timeout below
+    ("timeout", {"mode": "timeout", "delay_s": 5, "count": 1}, 1, "UPSTREAM_TIMEOUT"),
+    ("slow", {"mode": "slow", "delay_s": 1.8, "count": 1}, 1, None),  # past the deadline, within read timeout
+    ("malformed", {"mode": "malformed", "count": 1}, 1, None),
+    ("reset", {"mode": "reset", "count": 1}, 1, None),
+    ("429", {"mode": "429", "count": 1}, 1, None),
+    ("revoke_tokens", {"mode": "revoke_tokens"}, 1, None),
+    ("401", {"mode": "401", "count": 2}, 2, "AUTH_FAILED"),  # the retry with a new token is refused too
+    # success: false, a business refusal
+    ("wrong_password", {"mode": "wrong_password", "count": 1}, 1, "BALANCE_QUERY_FAILED"),
 ]
+PROBE: Account = ("8800633175", "1001")  # BIG: the probe decisions of the faults with a code
 
 
 # --- processes -----------------------------------------------------------------------------------
@@ -379,6 +385,7 @@ class Load:
     answers: list[Answer] = field(default_factory=list)
     ready: list[Account] = field(default_factory=list)
     paused: set[Account] = field(default_factory=set)
+    held: bool = False  # no request on any account (pause_all)
     inflight: Counter[Account] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -418,6 +425,37 @@ class Load:
         with self.lock:
             self.paused.discard(account)
 
+    def pause_all(self) -> None:
+        """No request on any account from now on, and none still in flight, until resume_all()."""
+        with self.lock:
+            self.held = True
+        while True:
+            with self.lock:
+                if not any(self.inflight.values()):
+                    return
+            time.sleep(0.02)
+
+    def resume_all(self) -> None:
+        with self.lock:
+            self.held = False
+
+    def probe(self, account: Account) -> Answer:
+        """One new decision on `account`, sent from the calling thread and recorded like the load's."""
+        body = {
+            "order_id": f"e2e-{SEED}-probe-{uuid.uuid4().hex[:10]}",
+            "customer_code": account[0],
+            "sale_group_code": account[1],
+            "amount": "100.00",
+        }
+        with self.lock:
+            phase = self.phase
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {self.stack.orders_key}"
+        answer = self._send(session, body, account, "new", phase)
+        with self.lock:
+            self.answers.append(answer)
+        return answer
+
     def told(self, code: str, since: int) -> bool:
         """Whether a decision answered after answer number `since` carries upstream `code`."""
         with self.lock:
@@ -432,7 +470,7 @@ class Load:
         while not self.stopping.is_set():
             body, account, kind = self._next(rng, n, decided)
             with self.lock:
-                if account is None or account in self.paused:
+                if account is None or self.held or account in self.paused:
                     body = None
                 else:
                     self.inflight[account] += 1
@@ -549,13 +587,30 @@ def _lower_balance(stack: Stack, load: Load, run: dict[str, Any]) -> None:
 
 
 def _meet(
-    stack: Stack, load: Load, name: str, fault: dict[str, Any], calls: int, run: dict[str, Any]
+    stack: Stack,
+    load: Load,
+    name: str,
+    fault: dict[str, Any],
+    calls: int,
+    tells: str | None,
+    run: dict[str, Any],
 ) -> None:
-    """Switch a fault on and wait until the service has made `calls` balance calls and used it up."""
+    """Switch a fault on and wait until the service has made `calls` balance calls and used it up.
+
+    A fault with a code to tell is met by one probe decision with no usable snapshot: the load is held
+    until every stored balance is older than max_balance_age_s, so that decision can only defer, telling
+    why. (Met by the load, whether a decision defers or approves on a snapshot depends on timing.)"""
+    started = time.monotonic()
+    if tells:
+        load.pause_all()
+        time.sleep(MAX_BALANCE_AGE_S + 1.2)  # whole seconds: an age of 3.9 s is still 3
     before = stack.stats()["balance_calls"]
     stack.emulate("/_emulator/faults", fault)
     load.enter(name)
-    started = time.monotonic()
+    if tells:
+        answer = load.probe(PROBE)
+        run["probes"][name] = answer
+        load.resume_all()
 
     def met() -> bool:
         now = stack.stats()
@@ -569,7 +624,7 @@ def _meet(
 def _drive(stack: Stack, load: Load) -> dict[str, Any]:
     """Healthy (customers opened, one balance lowered), each transient fault, a sustained 503 until
     the breaker opens, healthy again."""
-    run: dict[str, Any] = {"met": {}, "phase_s": {}, "phases": ["healthy"]}
+    run: dict[str, Any] = {"met": {}, "phase_s": {}, "phases": ["healthy"], "probes": {}}
     stack.emulate("/_emulator/faults", {"mode": "none"})
     load.start()
     lowering = threading.Thread(target=_lower_balance, args=(stack, load, run), daemon=True)
@@ -582,9 +637,9 @@ def _drive(stack: Stack, load: Load) -> dict[str, Any]:
     run["phase_s"]["healthy"] = time.monotonic() - started
     assert "lowered" in run, f"the lowered balance was not adopted\n{_tail(stack.server_log)}"
 
-    for name, fault, calls in TRANSIENT_FAULTS:
+    for name, fault, calls, tells in TRANSIENT_FAULTS:
         run["phases"].append(name)
-        _meet(stack, load, name, fault, calls, run)
+        _meet(stack, load, name, fault, calls, tells, run)
 
     run["phases"].append("503-sustained")
     with load.lock:
@@ -762,9 +817,15 @@ def _assert_every_fault_was_met_and_told(answers: list[Answer], run: dict[str, A
         reasons = {r["reason"] for r in a.body["reasons"]}
         assert a.body["outcome"] == "defer" and "BALANCE_UNAVAILABLE" in reasons, f"{a.body} {context}"
         assert _upstream_codes(a.body) <= UPSTREAM_CODES, f"unknown upstream code in {a.body} {context}"
+    for name, _fault, _calls, tells in TRANSIENT_FAULTS:
+        if tells:
+            probe = run["probes"][name]
+            assert probe.status == 201, f"the {name} probe: {probe} {context}"
+            assert probe.body["outcome"] == "defer", f"the {name} probe: {probe.body} {context}"
+            assert tells in _upstream_codes(probe.body), f"the {name} probe: {probe.body} {context}"
     seen = set().union(*(_upstream_codes(a.body) for a in told))
-    assert seen >= MUST_TELL, f"deferrals told {sorted(seen)}, not all of {sorted(MUST_TELL)} {context}"
-    assert len(seen) >= MIN_CODES_TOLD, f"deferrals told only {sorted(seen)} {context}"
+    must = MUST_TELL | {tells for *_, tells in TRANSIENT_FAULTS if tells}
+    assert seen >= must, f"deferrals told {sorted(seen)}, not all of {sorted(must)} {context}"
 
 
 def _assert_lowered_balance_respected(
