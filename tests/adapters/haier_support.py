@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +18,7 @@ from werkzeug.serving import make_server
 from adapters.haier.balance_client import BALANCE_PATH
 from adapters.haier.emulator_state import EmulatorState
 from adapters.sql.tables import balance_reports, upstream_configs, upstream_tokens
+from creditctl.services.shared_balances import SharedBalanceProvider
 
 # Keys: passphrases of 16+ characters (FernetSecretBox stretches them with HKDF).
 KEY_A = "issue3-key-A-0123456789abcdef"
@@ -185,6 +187,38 @@ def serving(app: Flask) -> Iterator[EmulatorServer]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def flights_ended_at_exit(timeout_s: float = 10.0) -> Iterator[None]:
+    """Every SharedBalanceProvider made inside the block: at its end, each background fetch still in the
+    air is waited for (it fails the test if one has not ended within `timeout_s`) and the threads stopped.
+
+    A fetch that outlives its test goes on using the test's engine after the engine's fixture disposed of
+    it: the connection it opens then is left in a pool nobody closes, and the garbage collector finds it
+    open (psycopg's "was deleted while still open" ResourceWarning, an error at whatever later test it
+    happens in). An instance waiting on another's lease polls for the stored report for up to
+    fetch_timeout_s + 5 s (35 s), and never finds it once the test's teardown has cleared the table:
+    end the block before clearing the upstream tables."""
+    made: list[SharedBalanceProvider] = []
+    init = SharedBalanceProvider.__init__
+
+    def recorded(self: SharedBalanceProvider, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    SharedBalanceProvider.__init__ = recorded  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        SharedBalanceProvider.__init__ = init  # type: ignore[method-assign]
+        give_up = time.monotonic() + timeout_s
+        while any(p._inflight for p in made) and time.monotonic() < give_up:
+            time.sleep(0.01)
+        in_the_air = sorted({code for p in made for code in p._inflight})
+        for provider in made:
+            provider._pool.shutdown(wait=not in_the_air)
+        assert not in_the_air, f"balance fetches still in the air at the end of the test: {in_the_air}"
 
 
 def clear_upstream_tables(engine: Engine) -> None:

@@ -48,7 +48,7 @@ from creditctl.services.get_decision import get_decision
 from creditctl.services.resolve_hold import settle_order
 from creditctl.services.shared_balances import SharedBalanceProvider
 from rules import Outcome
-from tests.adapters.haier_support import clear_upstream_tables
+from tests.adapters.haier_support import clear_upstream_tables, flights_ended_at_exit
 from tests.invariants import check_invariants
 from tests.ledger_upstream import Flight, LedgerUpstream
 from tests.outside_checker import OutsideBooks
@@ -63,8 +63,11 @@ GAVE_UP_S = 0.2  # the requester's deadline; the held answer lands long after it
 
 @pytest.fixture
 def db(engine: Engine) -> Iterator[Engine]:
-    yield engine
-    clear_upstream_tables(engine)
+    try:
+        with flights_ended_at_exit():  # before the shared report rows they may wait for are cleared
+            yield engine
+    finally:
+        clear_upstream_tables(engine)
 
 
 @dataclass

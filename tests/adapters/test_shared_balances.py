@@ -28,7 +28,7 @@ from creditctl.services.decide_order import decide_order
 from creditctl.services.shared_balances import SharedBalanceProvider
 from rules import Outcome
 from tests.adapters.concurrency import all_at_once
-from tests.adapters.haier_support import clear_upstream_tables
+from tests.adapters.haier_support import clear_upstream_tables, flights_ended_at_exit
 from tests.conftest import TEST_BALANCES
 from tests.random_refs import random_order_id
 
@@ -39,8 +39,11 @@ CUSTOMER, GROUP = "8800000001", "GA10"  # 1000.00 in TEST_BALANCES
 
 @pytest.fixture
 def db(engine: Engine) -> Iterator[Engine]:
-    yield engine
-    clear_upstream_tables(engine)
+    try:
+        with flights_ended_at_exit():  # before the shared report rows they may wait for are cleared
+            yield engine
+    finally:
+        clear_upstream_tables(engine)
 
 
 def fake(clock: FakeClock, *, delay_s: float = 0.0) -> FakeBalanceProvider:
