@@ -190,6 +190,10 @@ CONFIGURATIONS: dict[str, Callable[[logging.Handler, pytest.MonkeyPatch], Any]] 
     "another formatter": lambda h, mp: _static_fields(h),
     "the formatter renaming key": lambda h, mp: _renamed_key(h),
     "a record factory adding a field": lambda h, mp: _record_factory(mp),
+    "the access logger disabled": lambda h, mp: mp.setattr(
+        logging.getLogger("creditctl.access"), "disabled", True
+    ),
+    "logging disabled at INFO": lambda h, mp: logging.disable(logging.INFO),
     "INFO named otherwise": lambda h, mp: mp.setitem(logging._levelToName, logging.INFO, "NOTICE"),
 }
 
@@ -214,6 +218,7 @@ def test_a_line_logging_is_configured_otherwise_for_goes_through_logging(
     finally:
         request_id_var.reset(token)
         creditctl.handlers = saved_handlers
+        logging.disable(logging.NOTSET)
     assert written[1:] in ([False], [])  # [] when the level keeps access_line from building the line
     assert by_writer == by_logging
 
