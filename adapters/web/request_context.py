@@ -11,11 +11,12 @@ from typing import Any
 from flask import Flask, Request, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from adapters.web.logs import request_id_var
+from adapters.web.logs import ACCESS_MESSAGE, AccessLineWriter, request_id_var
 from adapters.web.metrics import http_requests
 from adapters.web.problems import problem
 
 log = logging.getLogger("creditctl.access")
+access_writer = AccessLineWriter(log)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_BODY_BYTES = 64 * 1024
 
@@ -80,8 +81,11 @@ def access_line(method: str, path: str, status: int, started: float | None, key:
     if not log.isEnabledFor(logging.INFO):  # the line would be dropped (level WARNING): not built either
         return
     elapsed_ms = (time.perf_counter() - (time.perf_counter() if started is None else started)) * 1000
+    duration_ms, name = round(elapsed_ms, 2), key.name if key else None
+    if access_writer.write(method, path, status, duration_ms, name):  # as logging writes it, when it would
+        return
     log.info(
-        "%s %s %s",
+        ACCESS_MESSAGE,
         method,
         path,
         status,
@@ -89,8 +93,8 @@ def access_line(method: str, path: str, status: int, started: float | None, key:
             "method": method,
             "path": path,
             "status": status,
-            "duration_ms": round(elapsed_ms, 2),
-            "key": key.name if key else None,
+            "duration_ms": duration_ms,
+            "key": name,
         },
     )
 
