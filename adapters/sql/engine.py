@@ -14,6 +14,19 @@ from sqlalchemy.exc import InvalidatePoolError
 from adapters.sql.pipeline import PREPARE_ON_SERVER
 
 CONNECT_TIMEOUT_S = 5  # a server that accepts TCP and never answers: a request fails after this, not never
+# A connection whose server vanished without a word (a failover, a cut network path, a host that died)
+# is found dead in about 25 s while a request waits on it, not after the kernel's two hours of silence
+# (keepalive) or 15 minutes of retransmissions (unacknowledged data): a keepalive probe after 10 s of
+# silence, every 5 s, the third unanswered ends it; data unacknowledged for 30 s ends it too. A live
+# server acknowledges both whatever a query takes. libpq options; one in the URL wins; ignored on a Unix
+# socket.
+TCP_OPTIONS: dict[str, int] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms
+}
 PING_IDLE_AFTER_S = 1.0  # a pooled connection unused this long is pinged before it is handed out
 _USED_AT = "creditctl.used_at"
 # What sits between the service and PostgreSQL (CREDITCTL_DATABASE_POOLER): nothing, a session pooler
@@ -57,7 +70,8 @@ def make_engine(url: str, *, threads: int = 0, pooler: str = "none", **kwargs: A
     kwargs.setdefault("pool_pre_ping", False)
     if "connect_timeout" not in parsed.query:
         kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
-    kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "prepare_threshold": None}
+    tcp = {option: value for option, value in TCP_OPTIONS.items() if option not in parsed.query}
+    kwargs["connect_args"] = {**tcp, **kwargs.get("connect_args", {}), "prepare_threshold": None}
     engine = create_engine(url, **kwargs)
     prepare_on_server = pooler != "transaction"
 
