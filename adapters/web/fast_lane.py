@@ -4,7 +4,9 @@ Flask's own work around a view (request and app contexts, routing, the session c
 the response's finalising) was ~110 µs of the ~205 µs the web layer spent on a decision
 (bench/web_layer_bench.py). The lane answers the common case without it, doing what the Flask path does
 for it (adapters/web/request_context.py's hooks, the direct view in adapters/web/decisions.py), with the
-same helpers; every other request goes to Flask untouched (`inner`).
+same helpers; every other request goes to Flask untouched (`inner`). Its answer is written without a
+werkzeug Response: the body ExactJSONProvider.answer_body writes and the headers a flask.Response with it
+sends (Content-Type, Content-Length, then X-Request-ID from the after-request hook), in that order.
 
 It takes a request only when everything that could make the answer differ has been checked without a side
 effect: the method and exact path; the decision view still registered (tests swap it); an application/json
@@ -25,11 +27,13 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask, Response, g
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.utils import get_content_type
 
 from adapters.web import decisions, request_context
-from adapters.web.json_provider import loads_exact
+from adapters.web.json_provider import ExactJSONProvider, loads_exact
 from adapters.web.logs import request_id_var
 from adapters.web.metrics import http_requests
 from adapters.web.schemas.decisions import decision_json, fast_decision_request
@@ -40,6 +44,7 @@ PATH = "/v1/decisions"
 ENDPOINT = "decisions.decide"
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _RULE = AUTHORITY[Act.DECIDE_ORDER]
+_STATUS_LINES = {code: f"{code} {text.upper()}" for code, text in HTTP_STATUS_CODES.items()}  # as Response
 
 
 def init_app(app: Flask) -> None:
@@ -62,6 +67,8 @@ def _repeatable(app: Flask) -> bool:
         and hooks["teardown_request_funcs"].get(None) == [request_context._clear]
         and not any(h.get(blueprint) for h in hooks.values())
         and not app.url_value_preprocessors
+        and app.response_class is Response  # the lane writes the headers a flask.Response writes
+        and isinstance(app.json, ExactJSONProvider)
         and not PATH.startswith(app.config["SESSION_COOKIE_PATH"].rstrip("/") or "/")
     )
 
@@ -71,6 +78,15 @@ class DecisionLane:
         self.app = app
         self.inner = inner
         self.view = app.view_functions[ENDPOINT]
+        # What the answer's Response would put in Content-Type for the JSON provider's mimetype.
+        self.content_type = get_content_type(app.json.mimetype, "utf-8")  # type: ignore[attr-defined]
+        self.counters: dict[int, Any] = {}  # status: its creditctl_http_requests_total child
+
+    def _counter(self, status: int) -> Any:
+        counter = self.counters.get(status)
+        if counter is None:
+            counter = self.counters[status] = http_requests("POST", PATH, status)
+        return counter
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -127,11 +143,16 @@ class DecisionLane:
             app.extensions["creditctl.rate_limit"].take(key.id)  # RateLimited: 429, nothing done
             known = key
             decision, status = decisions._decided(body, key, app.extensions["creditctl"], request_id)
-            response = app.json.answer(decision_json(decision), status)  # type: ignore[attr-defined]
-            response.headers["X-Request-ID"] = request_id
-            http_requests("POST", PATH, status).inc()
+            answer = app.json.answer_body(decision_json(decision))  # type: ignore[attr-defined]
+            headers = [
+                ("Content-Type", self.content_type),
+                ("Content-Length", str(len(answer))),
+                ("X-Request-ID", request_id),
+            ]
+            self._counter(status).inc()
             request_context.access_line("POST", PATH, status, started, key)
-            return response(environ, start_response)  # type: ignore[no-any-return]
+            start_response(_STATUS_LINES[status], headers)
+            return [answer]
         except Exception as exc:
             return self._error(environ, start_response, exc, request_id, started, known)
         finally:

@@ -14,6 +14,11 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
+from json.encoder import (  # type: ignore[attr-defined]  # c_make_encoder: the C encoder, not typed
+    c_make_encoder,
+    encode_basestring,
+    encode_basestring_ascii,
+)
 from typing import Any, NoReturn
 
 import flask
@@ -163,22 +168,31 @@ class ExactJSONProvider(DefaultJSONProvider):
 
     def answer(self, obj: Any, status: int) -> flask.Response:
         """`response(obj)` with `status`: the answer flask-smorest's response decorator builds, byte for
-        byte. Compact (out of debug mode), the document is written by one encoder made once: json.dumps
-        makes a new one on every call."""
+        byte (its body is `answer_body(obj)`)."""
+        return self._app.response_class(self.answer_body(obj), status=status, mimetype=self.mimetype)
+
+    def answer_body(self, obj: Any) -> bytes:
+        """The body `response(obj)` writes. Compact (out of debug mode), the document is written by one C
+        encoder made once: json.dumps makes a JSONEncoder, and JSONEncoder.encode a C encoder, on every
+        call."""
         if (self.compact is None and self._app.debug) or self.compact is False:
-            response = self.response(obj)
-            response.status_code = status
-            return response
-        text = _COMPACT.encode(obj) + "\n"
-        return self._app.response_class(text, status=status, mimetype=self.mimetype)
+            return f"{self.dumps(obj, indent=2)}\n".encode()
+        return "".join(_COMPACT(obj, 0)).encode() + b"\n"
 
 
-# What ExactJSONProvider.response's json.dumps call makes out of debug mode (its settings, compact).
-_COMPACT = json.JSONEncoder(
-    ensure_ascii=ExactJSONProvider.ensure_ascii,
-    sort_keys=ExactJSONProvider.sort_keys,
-    separators=(",", ":"),
-    default=ExactJSONProvider.default,
+# What ExactJSONProvider.response's json.dumps call makes out of debug mode (its settings, compact): the C
+# encoder JSONEncoder.encode builds for them, with no circular-reference check (`markers` None; an answer
+# is a tree of new dicts and lists, and a check shared by threads could see another thread's objects).
+_COMPACT = c_make_encoder(
+    None,  # markers
+    ExactJSONProvider.default,
+    encode_basestring_ascii if ExactJSONProvider.ensure_ascii else encode_basestring,
+    None,  # indent
+    ":",
+    ",",
+    ExactJSONProvider.sort_keys,
+    False,  # skipkeys
+    True,  # allow_nan, as json.dumps
 )
 
 

@@ -153,6 +153,19 @@ def test_a_replay_and_a_conflict_are_answered_alike(
     assert flask_calls == []
 
 
+def test_a_decision_in_readable_json_is_answered_alike(
+    app: Flask, send: Callable[..., tuple[Answer, Answer]], decided: dict[str, Any], flask_calls: list[str]
+) -> None:
+    """The lane writes the answer itself: in the JSON provider's readable form (debug mode, or compact
+    off) too, as Flask's path does."""
+    app.json.compact = False  # type: ignore[attr-defined]
+    lane, flask = send("POST", "/v1/decisions", json=decided)
+    assert lane[0] == "200 OK"
+    assert lane == flask
+    assert lane[2].startswith(b'{\n  "decision_id": ') and lane[2].endswith(b"\n}\n")
+    assert flask_calls == []
+
+
 def test_a_decision_without_a_request_id_gets_one_of_its_own(
     client: FlaskClient, keys: dict[str, str], decided: dict[str, Any], flask_calls: list[str]
 ) -> None:
