@@ -11,6 +11,8 @@ from sqlalchemy import DateTime, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from creditctl.domain.json_text import json_writer
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware UTC in, aware UTC out. SQLite stores naive text, so the zone is stripped and restored here."""
@@ -42,6 +44,10 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
+# json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False, sort_keys=True), made once
+_WRITE = json_writer(_default, sort_keys=True, ensure_ascii=False)
+
+
 class ExactJson(TypeDecorator[Any]):
     """JSON as text; Decimals are written as strings and non-integers read back as Decimal, never float."""
 
@@ -51,7 +57,7 @@ class ExactJson(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+        return _WRITE(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else json.loads(value, parse_float=Decimal)

@@ -14,17 +14,14 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
-from json.encoder import (  # type: ignore[attr-defined]  # c_make_encoder: the C encoder, not typed
-    c_make_encoder,
-    encode_basestring,
-    encode_basestring_ascii,
-)
 from typing import Any, NoReturn
 
 import flask
 from flask.json.provider import DefaultJSONProvider
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
+
+from creditctl.domain.json_text import json_writer
 
 MAX_DEPTH = 64  # arrays and objects inside each other; the deepest request body today has 2
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
@@ -177,22 +174,15 @@ class ExactJSONProvider(DefaultJSONProvider):
         call."""
         if (self.compact is None and self._app.debug) or self.compact is False:
             return f"{self.dumps(obj, indent=2)}\n".encode()
-        return "".join(_COMPACT(obj, 0)).encode() + b"\n"
+        return _COMPACT(obj).encode() + b"\n"
 
 
-# What ExactJSONProvider.response's json.dumps call makes out of debug mode (its settings, compact): the C
-# encoder JSONEncoder.encode builds for them, with no circular-reference check (`markers` None; an answer
-# is a tree of new dicts and lists, and a check shared by threads could see another thread's objects).
-_COMPACT = c_make_encoder(
-    None,  # markers
+# What ExactJSONProvider.response's json.dumps call makes out of debug mode (its settings, compact), made
+# once (creditctl/domain/json_text.py).
+_COMPACT = json_writer(
     ExactJSONProvider.default,
-    encode_basestring_ascii if ExactJSONProvider.ensure_ascii else encode_basestring,
-    None,  # indent
-    ":",
-    ",",
-    ExactJSONProvider.sort_keys,
-    False,  # skipkeys
-    True,  # allow_nan, as json.dumps
+    sort_keys=ExactJSONProvider.sort_keys,
+    ensure_ascii=ExactJSONProvider.ensure_ascii,
 )
 
 

@@ -23,6 +23,7 @@ from enum import Enum
 from typing import Any
 
 from creditctl.domain.api_key import ApiKey
+from creditctl.domain.json_text import json_writer
 
 GENESIS = "0" * 64
 # How much older than the newest sealed event an event may be and still be sealed. An event's time is its
@@ -128,14 +129,18 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"not JSON-serialisable in an audit event: {type(value).__name__}")
 
 
+_CANONICAL = json_writer(_plain, sort_keys=True, ensure_ascii=False)
+
+
 def iso(moment: datetime) -> str:
     """UTC, microseconds, 'Z': one spelling for every time in the trail."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces, UTF-8 as is; Decimals and times as strings: the same bytes every time."""
-    return json.dumps(value, default=_plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Sorted keys, no spaces, UTF-8 as is; Decimals and times as strings: the same bytes every time
+    (json.dumps(value, default=_plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False))."""
+    return _CANONICAL(value)
 
 
 def event_payload(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -12,7 +11,11 @@ from typing import Any
 
 from creditctl.domain.balance import BalanceSnapshot
 from creditctl.domain.hold import Hold
+from creditctl.domain.json_text import json_writer
 from rules import Outcome
+
+# json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str), made once
+_FINGERPRINT_JSON = json_writer(str, sort_keys=True, ensure_ascii=False)
 
 
 class DecisionState(StrEnum):
@@ -52,7 +55,7 @@ class Order:
             "channel": self.channel,
             "metadata": self.metadata,
         }
-        raw = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        raw = _FINGERPRINT_JSON(body)
         return hashlib.sha256(raw.encode()).hexdigest()
 
 
