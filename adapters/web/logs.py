@@ -234,8 +234,8 @@ class AccessLineWriter:
 
     def _agrees(self, formatter: logging.Formatter, *fields: Any) -> bool:
         created = time.time()
-        expected = formatter.format(self._record(*fields, created))
-        try:
+        try:  # a formatter that fails on the probe: logging reports it (handleError), the writer stays off
+            expected = formatter.format(self._record(*fields, created))
             return self._line(*fields, created) == expected
         except Exception:
             return False

@@ -17,7 +17,7 @@ from adapters.web.problems import problem
 
 log = logging.getLogger("creditctl.access")
 access_writer = AccessLineWriter(log)
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")  # \Z: `$` also matches before a final newline
 MAX_BODY_BYTES = 64 * 1024
 
 

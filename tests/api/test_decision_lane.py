@@ -177,6 +177,21 @@ def test_a_decision_without_a_request_id_gets_one_of_its_own(
     assert flask_calls == []
 
 
+def test_a_request_id_ending_in_a_newline_is_not_taken(
+    client: FlaskClient, keys: dict[str, str], decided: dict[str, Any], flask_calls: list[str]
+) -> None:
+    """`$` in a pattern also matches before a final newline: such an id must not be echoed in a header (the
+    lane writes its headers without werkzeug's check of their values), by the lane or by Flask."""
+    headers = {"Authorization": f"Bearer {keys['orders']}"}
+    sent = {"HTTP_X_REQUEST_ID": "abc\n"}  # as a server that keeps the newline would hand it on
+    lane = client.post("/v1/decisions", json=decided, headers=headers, environ_overrides=sent)
+    flask = client.get(f"/v1/decisions/{decided['order_id']}", headers=headers, environ_overrides=sent)
+    for r in (lane, flask):
+        assert r.status_code == 200, r.get_data()
+        assert len(r.headers["X-Request-ID"]) == 32 and int(r.headers["X-Request-ID"], 16) >= 0
+    assert flask_calls == ["/v1/decisions/LANE-1"]  # the decision was the lane's
+
+
 @pytest.mark.parametrize(
     "error",
     [

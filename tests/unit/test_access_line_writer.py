@@ -190,6 +190,10 @@ CONFIGURATIONS: dict[str, Callable[[logging.Handler, pytest.MonkeyPatch], Any]] 
     "another formatter": lambda h, mp: _static_fields(h),
     "the formatter renaming key": lambda h, mp: _renamed_key(h),
     "a record factory adding a field": lambda h, mp: _record_factory(mp),
+    # logging reports the failure through handleError and the caller goes on; the writer must not raise
+    "a formatter failing on every record": lambda h, mp: h.setFormatter(
+        LeanJsonFormatter("%(levelname)s %(asctime)s %(message)s", datefmt="%H\0")
+    ),
     "the access logger disabled": lambda h, mp: mp.setattr(
         logging.getLogger("creditctl.access"), "disabled", True
     ),
