@@ -15,17 +15,17 @@ from adapters.sql.pipeline import PREPARE_ON_SERVER
 
 CONNECT_TIMEOUT_S = 5  # a server that accepts TCP and never answers: a request fails after this, not never
 # A connection whose server vanished without a word (a failover, a cut network path, a host that died)
-# is found dead in about 25 s while a request waits on it, not after the kernel's two hours of silence
-# (keepalive) or 15 minutes of retransmissions (unacknowledged data): a keepalive probe after 10 s of
-# silence, every 5 s, the third unanswered ends it; data unacknowledged for 30 s ends it too. A live
-# server acknowledges both whatever a query takes. libpq options; one in the URL wins; ignored on a Unix
-# socket.
+# is found dead in about 25 s while a request waits on its answer, not after the kernel's two hours of
+# silence: a keepalive probe after 10 s of silence, every 5 s, the third unanswered ends it. A live server's
+# kernel answers the probes however long a query or a lock wait takes. Not tcp_user_timeout: it also cuts a
+# live connection whose server does not read for that long (a large insert queued behind a lock: the
+# receive window fills), which a lock wait behind a migration can exceed. libpq options; one in the URL
+# wins; ignored on a Unix socket.
 TCP_OPTIONS: dict[str, int] = {
     "keepalives": 1,
     "keepalives_idle": 10,
     "keepalives_interval": 5,
     "keepalives_count": 3,
-    "tcp_user_timeout": 30_000,  # ms
 }
 PING_IDLE_AFTER_S = 1.0  # a pooled connection unused this long is pinged before it is handed out
 _USED_AT = "creditctl.used_at"
