@@ -44,6 +44,7 @@ import os
 import platform
 import re
 import shutil
+import shlex
 import signal
 import socket
 import sqlite3
@@ -54,6 +55,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -559,14 +561,16 @@ class Instance:
         self.commands.append(f"BENCH_CEILING_DB={self.ceiling_db} python -m gunicorn " + " ".join(cmd[3:]))
         return self._start("ceiling", port, cmd, env)
 
-    def start_worker(self) -> None:
+    def start_worker(self, extra: Sequence[str] = ()) -> None:
         """`creditctl worker` beside the service, as production runs it: outbox delivery, the audit
-        sealer (every second), the anchor thread (file sink in the instance folder), backtest jobs."""
+        sealer (every second), the anchor thread (file sink in the instance folder), backtest jobs.
+        `extra`: more of the worker's options (--worker-args), to measure its settings."""
         log = self.tmp / "worker.log"
         env = {**self.env, "CREDITCTL_LOG_LEVEL": "INFO"}
-        self.commands.append("CREDITCTL_LOG_LEVEL=INFO creditctl worker  (beside the service)")
+        argv = ["worker", *extra]
+        self.commands.append(f"CREDITCTL_LOG_LEVEL=INFO creditctl {' '.join(argv)}  (beside the service)")
         with log.open("wb") as fh:
-            proc = subprocess.Popen([CREDITCTL, "worker"], cwd=ROOT, env=env, stdout=fh,
+            proc = subprocess.Popen([CREDITCTL, *argv], cwd=ROOT, env=env, stdout=fh,
                                     stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         CLEANUP.procs.append(proc)
         time.sleep(3.0)
@@ -908,6 +912,11 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="the service as deployed: INFO logging (access log) and creditctl worker beside it",
     )
+    ap.add_argument(
+        "--worker-args",
+        default="",
+        help="with --production: more options for creditctl worker, e.g. '--seal-every 0.2'",
+    )
     ap.add_argument("--no-info", action="store_true", help="skip the INFO-logging measurement")
     ap.add_argument(
         "--repeat",
@@ -990,7 +999,7 @@ def bench_database(
     try:
         inst.prepare()
         if args.production:
-            inst.start_worker()
+            inst.start_worker(shlex.split(args.worker_args))
             service = inst.start_service("INFO")
         else:
             service = inst.start_service()
