@@ -43,8 +43,8 @@ import json
 import os
 import platform
 import re
-import shutil
 import shlex
+import shutil
 import signal
 import socket
 import sqlite3
