@@ -57,12 +57,13 @@ def decide_order(
         # Account assignment > customer assignment > global default (cached a second per process).
         rule_set = uow.rule_sets.for_account(order.customer_code, order.sale_group_code).rule_set
         now = _database_time(uow, locked)
-        fresh = locked is not None and not needs_refresh(
-            locked, effective_params(rule_set.rules, locked), now
-        )
+        params = effective_params(rule_set.rules, locked) if locked is not None else None
+        fresh = locked is not None and params is not None and not needs_refresh(locked, params, now)
         decided, registered = None, True
         if fresh:
-            decided = _decide_locked(uow, order, fingerprint, locked, rule_set, NOT_FETCHED, now, actor)
+            decided = _decide_locked(
+                uow, order, fingerprint, locked, rule_set, NOT_FETCHED, now, actor, params=params
+            )
         else:  # about to ask the upstream: a replay must not cost an upstream call
             existing = uow.decisions.get(order.customer_code, order.order_id)
             if existing is not None:
@@ -95,15 +96,19 @@ def _decide_locked(
     fetched: Fetched,
     now: datetime,
     actor: Actor,
+    *,
+    params: dict[str, Decimal] | None = None,
 ) -> DecisionResult:
     """Inside the account lock, at the database's `now`: evaluate, write decision, hold and exposure.
 
+    `params`: effective_params(rule_set.rules, locked) where the caller has them (read under this lock).
     created=False means another request with this order id committed first (nothing was written). In a
     batched unit the writes below are blind and travel with the commit; a taken order id is then told
     by commit() rather than by the insert, and nothing of the unit is kept either way."""
     assert locked is not None
     # Computed once: nothing below changes the rule set or the account's overrides (locked.params).
-    params = effective_params(rule_set.rules, locked)
+    if params is None:
+        params = effective_params(rule_set.rules, locked)
     refresh_locked_account(uow, locked, fetched.report, now, params=params)
     assessment = assess(order, locked, rule_set.rules, now, upstream_error=fetched.error, params=params)
     decision = _new_decision(order, fingerprint, locked, assessment, rule_set, params, now)
