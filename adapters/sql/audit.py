@@ -35,6 +35,7 @@ from creditctl.domain.audit import (
     AuditQuery,
     event_payload,
     iso,
+    sealed_event,
     sealed_payload,
 )
 from creditctl.domain.errors import AuditSealConflict
@@ -63,6 +64,23 @@ _PG_ADD_SEALS = text(
     "CAST(:seqs AS BIGINT[]), CAST(:prevs AS VARCHAR[]), CAST(:hashes AS VARCHAR[])) "
     "AS batch(position, seq, prev_hash, hash)"
 ).bindparams(bindparam("at", type_=UtcDateTime()))
+# On PostgreSQL the window below the highest seal is first counted on the seals' seq index: when every
+# seq of (after_seq, highest seal] has a seal (the seals' seqs are unique, so the count says so), no
+# committed event there can be unsealed, and the events are read from the highest seal up: the new
+# ones only. Otherwise (a late commit, a refused event, a seq rolled back in the window) the statement
+# is the anti-join over the whole window, as before. The plain anti-join visits every event of the
+# window (10,000 seqs: 2,021 shared buffers, ~5.8 ms a pass) to return the few hundred new ones; the
+# count is an index-only scan of the seals (~265 buffers, ~1.7 ms).
+_PG_UNSEALED = text(
+    "WITH w AS (SELECT CASE WHEN count(*) = coalesce(max(seq), :after) - :after "
+    "THEN coalesce(max(seq), :after) ELSE :after END AS start "
+    "FROM audit_seals WHERE seq > :after) "
+    "SELECT e.seq, e.payload, e.at FROM audit_events AS e "
+    "WHERE e.seq > :after AND e.seq > (SELECT start FROM w) "
+    "AND NOT EXISTS (SELECT 1 FROM audit_seals AS s WHERE s.seq = e.seq AND s.seq > :after "
+    "AND s.seq > (SELECT start FROM w)) "
+    "ORDER BY e.seq LIMIT :limit"
+)
 _COLUMNS = (_e.type, _e.actor, _e.at, _e.customer_code, _e.sale_group_code, _e.order_id)
 _SEALED = select(_e.seq, _e.payload, _e.at, _s.position, _s.prev_hash, _s.hash).select_from(
     audit_seals.join(audit_events, _e.seq == _s.seq)
@@ -104,6 +122,8 @@ class SqlAuditLog:
         return (0, GENESIS) if row is None else (int(row.position), row.hash)
 
     def unsealed(self, *, after_seq: int, limit: int) -> Sequence[AuditEvent]:
+        if self._postgres and after_seq > 0:  # a window (a full pass, from 0, would count the whole trail)
+            return self._unsealed_postgres(after_seq, limit)
         # The bound is repeated on the seals' side: without it PostgreSQL's anti-join reads every seal
         # from the first (a merge join over the whole trail, once a second per quick pass).
         rows = self._conn.execute(
@@ -112,7 +132,11 @@ class SqlAuditLog:
             .order_by(_e.seq)
             .limit(limit)
         )
-        return [AuditEvent(seq=int(r.seq), payload=sealed_payload(r.payload, r.at)) for r in rows]
+        return [sealed_event(int(r.seq), r.payload, r.at) for r in rows]
+
+    def _unsealed_postgres(self, after_seq: int, limit: int) -> Sequence[AuditEvent]:
+        rows = self._conn.execute(_PG_UNSEALED, {"after": after_seq, "limit": limit})
+        return [sealed_event(int(r.seq), r.payload, r.at) for r in rows]
 
     def newest_sealed_at(self, *, window: int) -> datetime | None:
         # Each event's time looked up by its seq (a correlated subquery: one index probe per seal). As a
@@ -240,9 +264,10 @@ def _columns(r: Row[Any]) -> dict[str, Any]:
 
 
 def _event(r: Row[Any]) -> AuditEvent:
-    return AuditEvent(
-        seq=int(r.seq),
-        payload=sealed_payload(r.payload, r.at),
+    return sealed_event(
+        int(r.seq),
+        r.payload,
+        r.at,
         position=None if r.position is None else int(r.position),
         prev_hash=r.prev_hash,
         hash=r.hash,

@@ -181,15 +181,31 @@ def sealed_payload(payload: str, at: datetime) -> str:
     its insert. An event written before the database set the time already says that time, byte for
     byte, and is returned as stored (so what was sealed then verifies now). Text that is not a JSON
     object is returned as is (the sealer refuses it)."""
+    return sealed_text_and_data(payload, at)[0]
+
+
+def sealed_text_and_data(payload: str, at: datetime) -> tuple[str, dict[str, Any]]:
+    """`sealed_payload`'s text and the fields it holds (json.loads of that text: {} when it is not a JSON
+    object), from one parse of the stored payload: hand both to AuditEvent (its `data`), which would
+    otherwise parse the text again."""
     moment = iso(at)
     try:
         data = json.loads(payload)
     except ValueError:
-        return payload
-    if not isinstance(data, dict) or data.get("at") == moment:
-        return payload
+        return payload, {}
+    if not isinstance(data, dict):
+        return payload, {}
+    if data.get("at") == moment:
+        return payload, data
     data["at"] = moment
-    return canonical_json(data)
+    return canonical_json(data), data
+
+
+def sealed_event(seq: int, payload: str, at: datetime, **seal: Any) -> AuditEvent:
+    """A stored event as read back (`seal`: position, prev_hash, hash when sealed), its payload parsed
+    once: the hashed text and its fields come from the same json.loads."""
+    text, data = sealed_text_and_data(payload, at)
+    return AuditEvent(seq=seq, payload=text, data=data, **seal)
 
 
 def event_time(data: Mapping[str, Any]) -> datetime | None:

@@ -132,3 +132,56 @@ def test_a_seal_round_ends_when_it_has_caught_up_however_fast_events_keep_coming
     assert pages == [3], pages  # one page, shorter than a batch: caught up, the round ends
     monkeypatch.setattr(SqlAuditLog, "unsealed", real_unsealed)
     assert seal_audit(uow=SqlUnitOfWork(postgres_engine)) == 1  # the next round: what came meanwhile
+
+
+def test_a_quick_pass_over_a_fully_sealed_window_reads_only_the_events_above_the_highest_seal(
+    postgres_engine: Engine,
+) -> None:
+    """Every seq of the window has a seal (the count on the seals' index says so): the events are read
+    from the highest seal up. The anti-join alone visited all 20,000 sealed events of the window (their
+    heap pages, ~2,000 shared buffers a pass at 10,000 seqs) to return the 100 new ones."""
+    with postgres_engine.connect() as conn:
+        first = _write_trail(conn, SEALED + RECENT, SEALED)
+        after = first - 1  # the whole trail is the window: every seq of it sealed but the RECENT newest
+        found, plan = _run_and_explain(conn, lambda: SqlAuditLog(conn).unsealed(after_seq=after, limit=1000))
+        assert [e.seq for e in found] == list(range(first + SEALED, first + SEALED + RECENT))
+        conn.rollback()
+    read = _rows_read_from(plan, "audit_events")
+    assert read <= 2 * RECENT, f"the quick pass read {read} events of {SEALED + RECENT} to find {RECENT}"
+
+
+def test_a_quick_pass_still_finds_an_event_left_unsealed_inside_its_window(postgres_engine: Engine) -> None:
+    """A late commit (or a refused event) below the highest seal: the count falls short, the statement
+    looks through the whole window, and the event comes back in seq order before the new ones."""
+    with postgres_engine.connect() as conn:
+        first = _write_trail(conn, SEALED + RECENT, 0)
+        straggler = first + SEALED // 2
+        conn.execute(
+            text(
+                "INSERT INTO audit_seals (position, seq, prev_hash, hash, sealed_at) "
+                "SELECT coalesce((SELECT max(position) FROM audit_seals), 0) "
+                "+ row_number() OVER (ORDER BY g), g, repeat('0', 64), repeat('0', 64), now() "
+                "FROM generate_series(:first, :last) g WHERE g <> :straggler"
+            ),
+            {"first": first, "last": first + SEALED - 1, "straggler": straggler},
+        )
+        found = SqlAuditLog(conn).unsealed(after_seq=first - 1, limit=1000)
+        conn.rollback()
+    assert [e.seq for e in found] == [straggler, *range(first + SEALED, first + SEALED + RECENT)]
+
+
+def test_a_seq_rolled_back_inside_the_window_hides_no_event_after_it(postgres_engine: Engine) -> None:
+    """A rolled-back insert leaves a seq with no event and no seal: the window's count can never match
+    while it is in the window, and the events after it are still all found."""
+    with postgres_engine.connect() as conn:
+        before = int(conn.execute(text("SELECT coalesce(max(seq), 0) FROM audit_events")).scalar_one())
+        conn.commit()
+    with postgres_engine.connect() as rolled_back:
+        _write_trail(rolled_back, 1, 0)
+        rolled_back.rollback()
+    with postgres_engine.connect() as conn:
+        first = _write_trail(conn, 10 + RECENT, 10)
+        assert first > before + 1  # the rolled-back seq lies between the cursor and the trail
+        found = SqlAuditLog(conn).unsealed(after_seq=before, limit=1000)
+        conn.rollback()
+    assert [e.seq for e in found] == list(range(first + 10, first + 10 + RECENT))
