@@ -249,9 +249,7 @@ def _serve(cli: click.Group, ops: CliOps) -> None:
     def serve(host: str, port: int, workers: int | None, threads: int | None) -> None:
         settings = ops.load_settings()
         listener = bind_listener(host, port)  # refused at once when the port is taken, before anything runs
-        prom_dir = Path(settings.instance_path) / "prometheus"
-        shutil.rmtree(prom_dir, ignore_errors=True)
-        prom_dir.mkdir(parents=True)
+        prom_dir = metrics_dir(Path(settings.instance_path) / "prometheus", os.getpid())  # gunicorn's pid
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(prom_dir)}
         count = str(workers or settings.workers)
         threads = threads or settings.threads
@@ -288,6 +286,35 @@ def _serve(cli: click.Group, ops: CliOps) -> None:
             err=True,
         )
         os.execvpe(sys.executable, args, env)
+
+
+def metrics_dir(root: Path, pid: int) -> Path:
+    """An empty folder for the metrics files of the server `pid` is about to become (gunicorn's
+    multiprocess mode: each worker writes its own, /metrics adds them up), under `root`.
+
+    One per server, not one per instance folder: two servers started with the same folder (instances
+    side by side on one host) would otherwise count each other's workers, and a server restarted after
+    a crash would delete the files of the other while they are written (and fail to start when one of
+    them wrote a file between the delete and its mkdir). The folders of servers no longer running go."""
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.iterdir():
+        name, _, number = old.name.partition("-")
+        if name == "serve" and number.isdigit() and int(number) != pid and not _running(int(number)):
+            shutil.rmtree(old, ignore_errors=True)
+    ours = root / f"serve-{pid}"
+    shutil.rmtree(ours, ignore_errors=True)  # a crashed server's whose pid this one has now
+    ours.mkdir()
+    return ours
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def bind_listener(host: str, port: int) -> socket.socket:
