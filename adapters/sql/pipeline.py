@@ -7,11 +7,7 @@ sends them itself, in libpq's pipeline mode through psycopg's `pgconn`:
   and is answered at once: one round trip;
 - a write (INSERT, UPDATE without RETURNING) is queued, not sent; at commit the queued writes, the COMMIT
   and the Sync go out together: one round trip, and the account's row lock is released one round trip
-  after the read plus the evaluation in between;
-- at commit, the queued writes go as one statement where they can (MergedWrites: each but the last a
-  data-modifying WITH query of the last): the server runs one statement instead of four (the decision,
-  its hold, the account, the audit event), about 60 µs less of its CPU a decision under pgbench, and the
-  lock is held for less. Only writes that do not read each other's rows are merged (see MergedWrites).
+  after the read plus the evaluation in between.
 
 Why not psycopg's own pipeline (`Connection.pipeline()`, used here before): its per-statement machinery
 (a cursor, generators driven through the wait loop, result bookkeeping) cost about 60 µs of CPU a
@@ -29,8 +25,6 @@ keeps the plain path."""
 
 from __future__ import annotations
 
-import hashlib
-import re
 import select
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -156,10 +150,9 @@ class Batch:
             self._queued.clear()
 
     def commit(self) -> None:
-        """The queued writes (as one statement where they can be: MergedWrites), COMMIT and the Sync:
-        one round trip."""
+        """The queued writes, COMMIT and the Sync: one round trip."""
         queued, self._queued = self._queued, []
-        self._send(merged(queued), _COMMIT)
+        self._send(queued, _COMMIT)
 
     def discard(self) -> None:
         """Forget what is queued: it was never sent, so there is nothing of it to undo on the server."""
@@ -257,80 +250,6 @@ class Batch:
         else:
             sql = what.sql
         return DBAPIError.instance(sql, None, exc, Error)
-
-
-_WRITE = re.compile(rb"(INSERT INTO|UPDATE) (\w+) ")
-_PLACEHOLDER = re.compile(rb"\$(\d+)")
-# Anything that could hold a `$n` that is not a placeholder, or end the statement: such a write is not merged.
-# A part that reads rows (SELECT, FROM, ON CONFLICT) could miss those another part writes: not merged either.
-_NOT_PLAIN = re.compile(rb"['\";]|\$\$|--|/\*|\b(RETURNING|SELECT|FROM|CONFLICT)\b", re.IGNORECASE)
-_MERGED: dict[tuple[bytes, ...], MergedWrites | None] = {}  # by the names of the writes, in order
-_MERGED_MAX = 256  # a handful of shapes in all (a decision: approved or not, the account's columns)
-
-
-class MergedWrites(WireStatement):
-    """Several queued writes as one statement: `WITH w1 AS (write 1), ... write n`, the parameters of each
-    after those of the ones before it (its $k renumbered).
-
-    Why one statement is the same as several here: PostgreSQL runs the parts of a statement on one
-    snapshot, so a part does not see the rows another part writes. That changes nothing for writes that
-    touch different rows of which none is read by another: INSERTs (any number, into any tables) and at
-    most one UPDATE per table, on a table no other part writes. Foreign keys are checked at the end of
-    the statement, when every part's rows are there (a hold's decision, inserted beside it). A failure
-    fails the whole statement, as it failed the transaction before; a constraint's name is still told."""
-
-    def __init__(self, parts: Sequence[tuple[WireStatement, int]]) -> None:
-        texts, offset = [], 0
-        for statement, count in parts:
-            texts.append(_renumbered(statement.wire_sql, offset))
-            offset += count
-        *withs, last = texts
-        wire = b"WITH " + b", ".join(b"w%d AS (%s)" % (i, t) for i, t in enumerate(withs, 1)) + b" " + last
-        self.parts = tuple(statement for statement, _count in parts)
-        self.wire_sql = wire
-        self.wire_name = b"creditctl_w_" + hashlib.sha256(wire).hexdigest()[:22].encode()
-        self.sql = wire.decode()
-
-
-def merged(queued: list[Queued]) -> list[Queued]:
-    """The queued writes as one MergedWrites where they may be merged (see it), else as they are."""
-    if len(queued) < 2:
-        return queued
-    shape = tuple(statement.wire_name for statement, _params in queued)
-    found = _MERGED.get(shape, False)
-    if found is False:
-        found = _merge([(statement, len(params)) for statement, params in queued])
-        if len(_MERGED) >= _MERGED_MAX:
-            _MERGED.clear()
-        _MERGED[shape] = found
-    if found is None:
-        return queued
-    return [(found, [value for _statement, params in queued for value in params])]
-
-
-def _merge(parts: list[tuple[WireStatement, int]]) -> MergedWrites | None:
-    """A MergedWrites of `parts` if none reads the rows of another (MergedWrites), else None."""
-    updated: set[bytes] = set()
-    written: list[bytes] = []
-    for statement, _count in parts:
-        match = _WRITE.match(statement.wire_sql)
-        if match is None or _NOT_PLAIN.search(statement.wire_sql):
-            return None
-        verb, table = match.groups()
-        if verb == b"UPDATE":
-            if table in written:
-                return None
-            updated.add(table)
-        elif table in updated:
-            return None
-        written.append(table)
-    return MergedWrites(parts)
-
-
-def _renumbered(sql: bytes, offset: int) -> bytes:
-    if not offset:
-        return sql
-    return _PLACEHOLDER.sub(lambda m: b"$%d" % (int(m.group(1)) + offset), sql)
 
 
 def _flush(pgconn: Any) -> None:

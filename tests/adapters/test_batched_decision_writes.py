@@ -41,8 +41,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from adapters.sql import driver_statements, pipeline
+from adapters.sql import driver_statements
 from adapters.sql.accounts import _PG_LOCK
+from adapters.sql.audit import _PG_APPEND
 from adapters.sql.driver_statements import DriverStatement
 from adapters.sql.engine import make_engine
 from adapters.sql.pipeline import begin_batch, commit_batch
@@ -193,8 +194,7 @@ def test_a_session_whose_prepared_statements_were_dropped_prepares_them_again_an
         exposure_before = exposure_fen(postgres_engine)
         assert decide(ctx, Order(random_order_id("prepared"), CUSTOMER, GROUP, AMOUNT)).created
         with one.connect() as conn:  # the pool's only connection: the session the decisions run on
-            # the lock's read and the decision's writes (one statement: adapters.sql.pipeline.MergedWrites)
-            assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar_one() >= 2
+            assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar_one() >= 5
             conn.exec_driver_sql("DEALLOCATE ALL")
             conn.commit()
         after = Order(random_order_id("dropped"), CUSTOMER, GROUP, AMOUNT)
@@ -235,23 +235,17 @@ def test_a_session_that_lost_one_of_its_prepared_statements_decides_and_goes_on_
 def test_a_session_that_lost_a_write_statement_fails_that_decision_only(
     pg_context: AppContext, postgres_engine: Engine, balances: Any, clock: Any, tmp_path: Path
 ) -> None:
-    """DEALLOCATE of the decision's write statement alone (its writes merged into one: MergedWrites):
-    the next decision's lock read finds its own statement, and the writes sent by name fail at commit
-    (nothing of them is kept). That one fails; on
+    """DEALLOCATE of the audit INSERT's statement alone: the next decision's lock read finds its own
+    statement, and the write sent by name fails at commit (nothing of it is kept). That one fails; on
     main the failure made the connection forget every name, and from then on every decision on it failed
     preparing the lock's statement, which the session still had (DuplicatePreparedStatement)."""
     one = make_engine(postgres_engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
     try:
         ctx = make_context(one, balances, clock, tmp_path / "one")
         exposure_before = exposure_fen(postgres_engine)
-        for n in range(2):  # the second's writes have the shape every later decision's have (no alert)
-            assert decide(ctx, Order(random_order_id(f"prepared-{n}"), CUSTOMER, GROUP, AMOUNT)).created
+        assert decide(ctx, Order(random_order_id("prepared"), CUSTOMER, GROUP, AMOUNT)).created
         with one.connect() as conn:
-            writes = conn.exec_driver_sql(
-                "SELECT name FROM pg_prepared_statements "
-                "WHERE statement LIKE 'WITH w1 AS (INSERT INTO decisions%%'"
-            ).scalar_one()
-            conn.exec_driver_sql(f"DEALLOCATE {writes}")
+            conn.exec_driver_sql(f"DEALLOCATE {_PG_APPEND.wire_name.decode()}")
             conn.commit()
         failed = Order(random_order_id("gone"), CUSTOMER, GROUP, AMOUNT)
         with pytest.raises(DBAPIError, match="does not exist"):
@@ -260,7 +254,7 @@ def test_a_session_that_lost_a_write_statement_fails_that_decision_only(
         for n in range(3):
             assert decide(ctx, Order(random_order_id(f"after-{n}"), CUSTOMER, GROUP, AMOUNT)).created
         assert decide(ctx, failed).created  # the one that failed, sent again
-        assert exposure_fen(postgres_engine) == exposure_before + 6 * 10000
+        assert exposure_fen(postgres_engine) == exposure_before + 5 * 10000
     finally:
         one.dispose()
 
@@ -358,9 +352,7 @@ def test_a_row_written_through_the_batch_equals_one_written_through_the_cursor(
 ) -> None:
     """The batch sends its parameters as untyped text ($n, the server infers each from where it stands);
     the cursor sent them as psycopg types them. For every column type the batched statements write, in
-    a session whose time zone is not UTC too, both rows read back the same, as values and as text; and
-    so does a row written by a part of a merged statement (two writes queued: adapters.sql.pipeline's
-    MergedWrites, where each part's $n are renumbered)."""
+    a session whose time zone is not UTC too, both rows read back the same, as values and as text."""
     engine = make_engine(
         postgres_engine.url.render_as_string(hide_password=False),
         pool_size=1,
@@ -368,33 +360,26 @@ def test_a_row_written_through_the_batch_equals_one_written_through_the_cursor(
     )
     statement = DriverStatement.of(insert(_TYPES), keys=[c.key for c in _TYPES.c])
     as_text = select(*(cast(c, Text) for c in _TYPES.c if c.key != "k"))
-    two = [(statement, [b"x"] * len(statement.wire_order))] * 2
-    assert isinstance(pipeline.merged(two)[0][0], pipeline.MergedWrites)  # the two writes below are merged
     try:
         with engine.begin() as conn:
             _TYPES.create(conn)
         for n, values in enumerate(_EDGES):
-            batched, plain, merged = f"batched-{n}", f"plain-{n}", f"merged-{n}"
+            batched, plain = f"batched-{n}", f"plain-{n}"
             with engine.connect() as conn:
                 batch = begin_batch(conn, {})
                 driver_statements.execute(conn, statement, values | {"k": batched})
-                commit_batch(batch)
-                conn.commit()
-            with engine.connect() as conn:  # two writes queued: one merged statement, the second part's
-                batch = begin_batch(conn, {})
-                driver_statements.execute(conn, statement, values | {"k": f"{merged}-first"})
-                driver_statements.execute(conn, statement, values | {"k": merged})
                 commit_batch(batch)
                 conn.commit()
             with engine.connect() as conn:
                 driver_statements.execute(conn, statement, values | {"k": plain})
                 conn.commit()
             with engine.connect() as conn:
-                keys = (batched, plain, merged)
-                rows = {k: conn.execute(select(_TYPES).where(_TYPES.c.k == k)).one() for k in keys}
-                texts = {k: conn.execute(as_text.where(_TYPES.c.k == k)).one() for k in keys}
-            assert rows[batched][1:] == rows[plain][1:] == rows[merged][1:], n
-            assert texts[batched] == texts[plain] == texts[merged], n
+                rows = {
+                    k: conn.execute(select(_TYPES).where(_TYPES.c.k == k)).one() for k in (batched, plain)
+                }
+                texts = {k: conn.execute(as_text.where(_TYPES.c.k == k)).one() for k in (batched, plain)}
+            assert rows[batched][1:] == rows[plain][1:], n
+            assert texts[batched] == texts[plain], n
             assert rows[batched].at == values["at"], n  # the same instant, whatever the zones
     finally:
         with engine.begin() as conn:
