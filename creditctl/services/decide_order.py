@@ -58,7 +58,7 @@ def decide_order(
         rule_set = uow.rule_sets.for_account(order.customer_code, order.sale_group_code).rule_set
         now = _database_time(uow, locked)
         params = effective_params(rule_set.rules, locked) if locked is not None else None
-        fresh = locked is not None and params is not None and not needs_refresh(locked, params, now)
+        fresh = params is not None and not needs_refresh(locked, params, now)
         decided, registered = None, True
         if fresh:
             decided = _decide_locked(

@@ -3,9 +3,7 @@ come from one json.loads; sealed_payload and AuditEvent parsed it twice)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -14,17 +12,9 @@ from adapters.sql.unit_of_work import SqlUnitOfWork
 from creditctl.domain import audit as audit_domain
 from creditctl.domain.audit import Actor
 from creditctl.services.audit import seal_audit, verify_audit
+from tests.unit.test_audit_payload_parsed_once import CountingJson
 
 pytestmark = pytest.mark.adapters
-
-
-class CountingJson:
-    def __init__(self) -> None:
-        self.loads_calls = 0
-
-    def loads(self, text: str, **kw: Any) -> Any:
-        self.loads_calls += 1
-        return json.loads(text, **kw)
 
 
 @pytest.mark.parametrize("full", [True, False], ids=["full pass", "quick pass"])

@@ -19,6 +19,8 @@ WRITER_PAYLOAD = canonical_json(
 
 
 class CountingJson:
+    """json.loads, counted (tests/adapters/test_audit_sealer_parses_once.py uses it too)."""
+
     def __init__(self) -> None:
         self.loads_calls = 0
 
