@@ -18,10 +18,7 @@ the order ids' randomness only).
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +31,7 @@ from sqlalchemy import Engine
 from tests.api.conftest import CUSTOMER_A, CUSTOMER_B, order
 from tests.api.test_openapi_contract import KEY_HEADERS, contract_checks
 from tests.random_refs import random_order_id
+from tests.sqlite_snapshot import Snapshot
 
 pytestmark = pytest.mark.api
 
@@ -74,25 +72,6 @@ class Findings:
             self.leaks.append(f"{case.method} {case.path} {response.status_code}: {shown}")
         if isinstance(case.body, dict) and case.body.get("customer_code") == CUSTOMER_B:
             self.b_answers[response.status_code] += 1
-
-
-class Snapshot:
-    """The whole SQLite database as it is now, to put back later (sqlite3's online backup)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.copy = sqlite3.connect(":memory:")
-        with self._live() as live:
-            live.backup(self.copy)
-
-    def restore(self) -> None:
-        with self._live() as live:
-            self.copy.backup(live)
-
-    @contextmanager
-    def _live(self) -> Iterator[sqlite3.Connection]:
-        with self.engine.connect() as conn:
-            yield conn.connection.dbapi_connection  # type: ignore[misc]
 
 
 def machine(
