@@ -298,17 +298,26 @@ def bootstrap(
     clock: Clock | None = None,
     engine: Engine | None = None,
     database_clock: Clock | None = None,
+    refresh_rule_sets: bool = False,
 ) -> AppContext:
     """Wire the application: real adapters by default, anything passed in instead (tests pass fakes).
 
     `clock` is this instance's own clock; `database_clock` stands in for the database server's clock
-    (tests that move time by hand pass the same fake as both). Without it, the database's clock is read."""
+    (tests that move time by hand pass the same fake as both). Without it, the database's clock is read.
+    `refresh_rule_sets`: keep the default rule set and the assignments young in a thread of each process
+    (the served application: adapters.sql.rule_sets.RuleSetCache)."""
     settings = settings or load_settings()
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     sql = engine or engine_for(settings.database_url, settings.threads, settings.database_pooler)
     clock = clock or SystemClock()
     db_clock = SqlDatabaseClock(sql, override=database_clock)
-    cache = RuleSetCache()
+
+    def read_rule_sets() -> tuple[int, dict[tuple[str, str], int]]:
+        """The cache's refresher: the default version and the assignments, read on a connection of its own."""
+        with SqlUnitOfWork(sql, rule_set_cache=cache, database_clock=database_clock) as unit:
+            return unit.rule_sets.current()  # type: ignore[attr-defined]
+
+    cache = RuleSetCache(refresher=read_rule_sets if refresh_rule_sets else None)
 
     # Reports, exports and backtests only: reads that tolerate lag and say how fresh they are (as_of).
     reads = sql
@@ -486,7 +495,7 @@ def create_wsgi_app(settings: Settings | None = None, config: Mapping[str, Any] 
         "CREDITCTL_RATE_LIMIT_TABLE": str(settings.instance_path / "rate-limit.table"),
         **(config or {}),
     }
-    return create_app(bootstrap(settings), web_config)
+    return create_app(bootstrap(settings, refresh_rule_sets=True), web_config)
 
 
 def check_upstream(settings: Settings, name: str | None, customer: str | None) -> list[dict[str, Any]]:
