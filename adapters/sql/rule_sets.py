@@ -172,15 +172,20 @@ class SqlRuleSetRepository:
         return found
 
     def _read_active(self) -> RuleSetVersion:
-        row = self._conn.execute(
-            select(rule_sets)
+        # The id first: the version it names is compiled already nearly always, and its document (read
+        # and parsed from JSON) is needed only when it is not.
+        active_id = self._conn.execute(
+            select(_r.id)
             .where(_r.version.is_not(None), or_(_r.effective_at.is_(None), _r.effective_at <= self._now()))
             .order_by(_r.version.desc())
             .limit(1)
-        ).first()
-        if row is None:
+        ).scalar()
+        if active_id is None:
             raise LookupError("no rule set is published; run `creditctl db upgrade`")
-        return self._cache.compiled(row)
+        cached = self._cache.get(active_id)
+        if cached is not None:
+            return cached
+        return self._cache.compiled(self._conn.execute(select(rule_sets).where(_r.id == active_id)).one())
 
     def published(self, rule_set_id: int) -> RuleSetVersion | None:
         cached = self._cache.get(rule_set_id)
