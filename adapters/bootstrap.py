@@ -317,7 +317,10 @@ def bootstrap(
         with SqlUnitOfWork(sql, rule_set_cache=cache, database_clock=database_clock) as unit:
             return unit.rule_sets.current()  # type: ignore[attr-defined]
 
-    cache = RuleSetCache(refresher=read_rule_sets if refresh_rule_sets else None)
+    # On PostgreSQL only: SQLite's reads are local (no round trip to save), and each of its transactions
+    # takes the write lock (BEGIN IMMEDIATE), which a refresh would take twice a second.
+    refresh = refresh_rule_sets and sql.dialect.name == "postgresql"
+    cache = RuleSetCache(refresher=read_rule_sets if refresh else None)
 
     # Reports, exports and backtests only: reads that tolerate lag and say how fresh they are (as_of).
     reads = sql
@@ -479,8 +482,14 @@ def _rate_limit(env: Mapping[str, str]) -> RateLimitPolicy:
         raise SystemExit(f"CREDITCTL_RATE_LIMIT_PER_KEY / CREDITCTL_RATE_LIMIT_BURST: {exc}") from None
 
 
-def create_wsgi_app(settings: Settings | None = None, config: Mapping[str, Any] | None = None) -> Flask:
-    """The WSGI application for gunicorn (wsgi.py) and any other WSGI server."""
+def create_wsgi_app(
+    settings: Settings | None = None,
+    config: Mapping[str, Any] | None = None,
+    *,
+    refresh_rule_sets: bool = True,
+) -> Flask:
+    """The WSGI application for gunicorn (wsgi.py) and any other WSGI server. `refresh_rule_sets=False`:
+    no thread refreshing the rule-set cache (bench/count_statements.py counts only the decisions' own)."""
     from adapters.web.app import create_app
 
     settings = settings or load_settings()
@@ -495,7 +504,7 @@ def create_wsgi_app(settings: Settings | None = None, config: Mapping[str, Any] 
         "CREDITCTL_RATE_LIMIT_TABLE": str(settings.instance_path / "rate-limit.table"),
         **(config or {}),
     }
-    return create_app(bootstrap(settings, refresh_rule_sets=True), web_config)
+    return create_app(bootstrap(settings, refresh_rule_sets=refresh_rule_sets), web_config)
 
 
 def check_upstream(settings: Settings, name: str | None, customer: str | None) -> list[dict[str, Any]]:

@@ -212,7 +212,7 @@ def main() -> int:
 
         sa_statements: list[str] = []
         event.listen(engine, "before_cursor_execute", lambda *a, **k: sa_statements.append(a[2]))
-        app = composition.create_wsgi_app()
+        app = composition.create_wsgi_app(refresh_rule_sets=False)  # the decisions' statements only
         client = app.test_client()
         headers = {"Authorization": f"Bearer {inst.key}"}
 

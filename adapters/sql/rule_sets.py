@@ -40,7 +40,8 @@ class RuleSetCache:
     of every second paid two more reads while it held its account's lock (at one client, the slowest
     decision of each second). What a decision may use is unchanged: nothing read more than `ttl_s` ago (a
     late refresh leaves the read to the decision, as before). A refresh that began before this process
-    changed them (a publication, an assignment: forget_*) is dropped."""
+    changed them (a publication, an assignment: forgotten when made and again when committed) is dropped,
+    and a refresh never replaces what a decision read after it began."""
 
     def __init__(
         self, ttl_s: float = 1.0, *, refresher: Callable[[], tuple[int, Assigned]] | None = None
@@ -51,10 +52,11 @@ class RuleSetCache:
         self._by_id: dict[int, RuleSetVersion] = {}
         self._active: tuple[float, int] | None = None
         self._assigned: tuple[float, Assigned] | None = None
-        self._generation = 0  # moved by forget_*: what a refresh read before it is out of date
+        self._generation = 0  # moved by forget(): what a refresh read before it is out of date
         self._refreshing: int | None = None  # the pid whose refresh thread runs (a forked child has none)
         self._looked_at = 0.0
         self._failing = False
+        self._stopping = threading.Event()
         self.refreshes = 0  # refreshes kept (for tests)
 
     def active_id(self) -> int | None:
@@ -63,21 +65,17 @@ class RuleSetCache:
     def remember_active(self, rule_set_id: int) -> None:
         self._active = (time.monotonic(), rule_set_id)
 
-    def forget_active(self) -> None:
+    def forget(self) -> None:
+        """Both entries out of date (this process changed them): dropped, with any refresh under way."""
         with self._lock:
             self._generation += 1
-            self._active = None
+            self._active = self._assigned = None
 
     def assigned(self) -> Assigned | None:
         return self._usable(self._assigned)
 
     def remember_assigned(self, assigned: Assigned) -> None:
         self._assigned = (time.monotonic(), assigned)
-
-    def forget_assigned(self) -> None:
-        with self._lock:
-            self._generation += 1
-            self._assigned = None
 
     def _usable(self, entry: tuple[float, Any] | None) -> Any:
         now = time.monotonic()
@@ -89,10 +87,14 @@ class RuleSetCache:
             return None
         return entry[1]
 
+    def stop(self) -> None:
+        """No more refreshes (the entries then last `ttl_s`, as without a refresher)."""
+        self._stopping.set()
+
     def _start_refreshing(self) -> None:
         pid = os.getpid()
         with self._lock:
-            if self._refreshing == pid:
+            if self._refreshing == pid or self._stopping.is_set():
                 return
             self._refreshing = pid
         threading.Thread(
@@ -100,15 +102,18 @@ class RuleSetCache:
         ).start()
 
     def _keep_refreshing(self, pid: int) -> None:
-        while True:
-            started = time.monotonic()
-            if started - self._looked_at > IDLE_S:
-                break
-            self.refresh(started)
-            time.sleep(max(0.0, self.ttl_s / 2 - (time.monotonic() - started)))
-        with self._lock:
-            if self._refreshing == pid:
-                self._refreshing = None
+        try:
+            while not self._stopping.is_set():
+                started = time.monotonic()
+                if started - self._looked_at > IDLE_S:
+                    break
+                self.refresh(started)
+                if self._stopping.wait(max(0.0, self.ttl_s / 2 - (time.monotonic() - started))):
+                    break
+        finally:
+            with self._lock:
+                if self._refreshing == pid:
+                    self._refreshing = None
 
     def refresh(self, started: float) -> None:
         """Read both with the refresher and keep them as read at `started` (monotonic), unless this
@@ -126,9 +131,14 @@ class RuleSetCache:
             log.warning("rule sets: reading the default version and the assignments works again")
         self._failing = False
         with self._lock:
-            if generation == self._generation:
-                self._active, self._assigned = (started, active_id), (started, assigned)
-                self.refreshes += 1
+            if generation != self._generation:
+                return
+            # Never over what a decision read after this refresh began (newer than what it read).
+            if self._active is None or self._active[0] <= started:
+                self._active = (started, active_id)
+            if self._assigned is None or self._assigned[0] <= started:
+                self._assigned = (started, assigned)
+            self.refreshes += 1
 
     def compiled(self, row: Row[Any]) -> RuleSetVersion:
         with self._lock:
@@ -155,6 +165,13 @@ class SqlRuleSetRepository:
         self._conn = conn
         self._cache = cache
         self._now = now
+        self.changed = False  # this unit published or (un)assigned: the unit forgets the cache on commit
+
+    def _changed(self) -> None:
+        """What this process has cached is out of date: forgotten now (this unit reads its own change)
+        and again when the unit commits (a refresh that read in between read the old state)."""
+        self._cache.forget()
+        self.changed = True
 
     def current(self) -> tuple[int, Assigned]:
         """What the cache keeps, read now: the default version's id (compiled into the cache) and the
@@ -243,7 +260,7 @@ class SqlRuleSetRepository:
                 rolled_back_from=rolled_back_from,
             )
         )
-        self._cache.forget_active()
+        self._changed()
         row = self._conn.execute(select(rule_sets).order_by(_r.version.desc()).limit(1)).one()
         return self._cache.compiled(row)
 
@@ -275,7 +292,7 @@ class SqlRuleSetRepository:
         ).rowcount
         if changed != 1:
             return None  # published or edited by another transaction since this one read it
-        self._cache.forget_active()
+        self._changed()
         return self._cache.compiled(self._conn.execute(select(rule_sets).where(_r.id == rule_set_id)).one())
 
     def _next_version(self) -> int:
@@ -337,12 +354,12 @@ class SqlRuleSetRepository:
                 assigned_at=assignment.assigned_at,
             )
         )
-        self._cache.forget_assigned()
+        self._changed()
 
     def unassign(self, customer_code: str, sale_group_code: str) -> bool:
         key = (_a.customer_code == customer_code) & (_a.sale_group_code == sale_group_code)
         removed = self._conn.execute(delete(rule_set_assignments).where(key)).rowcount
-        self._cache.forget_assigned()
+        self._changed()
         return bool(removed)
 
     def assignments(self, customer_code: str) -> list[Assignment]:

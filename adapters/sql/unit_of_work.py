@@ -141,6 +141,9 @@ class SqlUnitOfWork:
         self._conn.commit()
         if claim is not None:
             claim.written = True
+        if self.rule_sets.changed:  # a refresh may have read between the change and its commit
+            self._cache.forget()
+            self.rule_sets.changed = False
 
     def rollback(self) -> None:
         assert self._conn is not None, "rollback outside a unit of work"
