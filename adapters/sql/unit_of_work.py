@@ -110,6 +110,7 @@ class SqlUnitOfWork:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        self._forget_rule_sets_if_changed()  # not committed: what this unit read of its change was not so
         batch, self._batch = self._batch, None
         turn, self._turn = self._turn, None
         try:
@@ -123,6 +124,13 @@ class SqlUnitOfWork:
             finally:
                 if turn is not None:
                     turn.__exit__(None, None, None)
+
+    def _forget_rule_sets_if_changed(self) -> None:
+        """After this unit published or (un)assigned, at its commit or its end: the process's rule-set
+        cache may hold what was read before the change committed, or the change itself, uncommitted."""
+        if self.rule_sets.changed:
+            self._cache.forget()
+            self.rule_sets.changed = False
 
     def now(self) -> datetime:
         assert self._conn is not None, "now() outside a unit of work"
@@ -141,12 +149,11 @@ class SqlUnitOfWork:
         self._conn.commit()
         if claim is not None:
             claim.written = True
-        if self.rule_sets.changed:  # a refresh may have read between the change and its commit
-            self._cache.forget()
-            self.rule_sets.changed = False
+        self._forget_rule_sets_if_changed()  # a refresh may have read between the change and its commit
 
     def rollback(self) -> None:
         assert self._conn is not None, "rollback outside a unit of work"
+        self._forget_rule_sets_if_changed()
         batch, self._batch = self._batch, None
         if batch is not None:  # what is queued is answered and thrown away; the unit goes on unbatched
             abandon_batch(self._conn, batch)

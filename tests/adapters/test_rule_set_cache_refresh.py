@@ -261,6 +261,21 @@ class TestOnTheDatabase:
         with SqlUnitOfWork(engine, rule_set_cache=cache) as unit:
             assert unit.rule_sets.active().id == published.id
 
+    def test_a_publication_rolled_back_leaves_nothing_of_itself_in_the_cache(self, engine: Engine) -> None:
+        """The unit that publishes reads its own version (the publish answer lists it as the default);
+        if it then rolls back, this process must not go on deciding with a version that never was."""
+        cache = RuleSetCache(ttl_s=3600)
+        with SqlUnitOfWork(engine, rule_set_cache=cache) as admin:
+            draft = admin.rule_sets.publish("never", default_rule_set_document(), NOW)
+            assert admin.rule_sets.active().id == draft.id  # remembered, uncommitted
+        with SqlUnitOfWork(engine, rule_set_cache=cache) as unit:
+            assert unit.rule_sets.active().version == 1
+        with SqlUnitOfWork(engine, rule_set_cache=cache) as admin:
+            admin.rule_sets.publish("never either", default_rule_set_document(), NOW)
+            assert admin.rule_sets.active().version == 2
+            admin.rollback()
+            assert admin.rule_sets.active().version == 1
+
 
 class TestWhoRefreshes:
     @pytest.mark.parametrize("refresh, expected", [(False, False), (True, True)])
