@@ -185,7 +185,8 @@ class SqlRuleSetRepository:
             if cached is not None:
                 return cached
         found = self._read_active()
-        self._cache.remember_active(found.id)
+        if not self.changed:  # a unit that changed them reads its own change: not the process's to use
+            self._cache.remember_active(found.id)
         return found
 
     def _read_active(self) -> RuleSetVersion:
@@ -217,7 +218,8 @@ class SqlRuleSetRepository:
         assigned = self._cache.assigned()
         if assigned is None:
             assigned = self._read_assigned()
-            self._cache.remember_assigned(assigned)
+            if not self.changed:
+                self._cache.remember_assigned(assigned)
         for key, why in (
             ((customer_code, sale_group_code), AssignedBy.ACCOUNT),
             ((customer_code, ""), AssignedBy.CUSTOMER),

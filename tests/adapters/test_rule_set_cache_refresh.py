@@ -267,7 +267,8 @@ class TestOnTheDatabase:
         cache = RuleSetCache(ttl_s=3600)
         with SqlUnitOfWork(engine, rule_set_cache=cache) as admin:
             draft = admin.rule_sets.publish("never", default_rule_set_document(), NOW)
-            assert admin.rule_sets.active().id == draft.id  # remembered, uncommitted
+            assert admin.rule_sets.active().id == draft.id  # its own change, uncommitted
+            assert cache.active_id() is None  # not the process's: another thread decides on version 1
         with SqlUnitOfWork(engine, rule_set_cache=cache) as unit:
             assert unit.rule_sets.active().version == 1
         with SqlUnitOfWork(engine, rule_set_cache=cache) as admin:
