@@ -21,11 +21,58 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench
+
+
+def served_load(
+    inst: bench.Instance,
+    *,
+    clients: int,
+    duration: int,
+    workers: int,
+    worker_args: Sequence[str] = (),
+    settle_s: float = 0.0,
+) -> tuple[str, list[dict[str, Any]]]:
+    """`creditctl serve` at INFO with `creditctl worker` (`worker_args`) beside it on a prepared instance,
+    warmed, then `clients` wrk clients for `duration` s; `settle_s` more before both stop. Returns wrk's
+    output and the access lines of the decisions made under the measured load."""
+    port = bench.free_port()
+    env = {**os.environ, **inst.env, "CREDITCTL_LOG_LEVEL": "INFO"}
+    log_path = inst.tmp / "server.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [bench.CREDITCTL, "serve", "--port", str(port), "--workers", str(workers)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        bench.CLEANUP.procs.append(server)
+        worker = subprocess.Popen(
+            [bench.CREDITCTL, "worker", *worker_args], env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        bench.CLEANUP.procs.append(worker)
+        time.sleep(6)
+        url = f"http://127.0.0.1:{port}"
+        wrk = ["wrk", f"-t{min(clients, 2)}", "--timeout", "10s", "-s", str(bench.BENCH / "decide.lua")]
+        subprocess.run([*wrk, "-c8", "-d2s", url, "--", inst.key, "10000", "warm"], capture_output=True)
+        skip = sum(1 for _ in log_path.open(errors="replace"))
+        run = subprocess.run(
+            [*wrk, f"-c{clients}", f"-d{duration}s", "--latency", url, "--", inst.key, "10000",
+             f"lat{uuid.uuid4().hex[:6]}"], capture_output=True, text=True,
+        )  # fmt: skip
+        time.sleep(settle_s)
+        bench.CLEANUP.stop(server)
+        bench.CLEANUP.stop(worker)
+    lines = []
+    for number, line in enumerate(log_path.open(errors="replace")):
+        if number >= skip and '"creditctl.access"' in line and "POST /v1/decisions 201" in line:
+            lines.append(json.loads(line))
+    return run.stdout, lines
 
 
 def main() -> int:
@@ -37,40 +84,13 @@ def main() -> int:
     inst = bench.Instance("postgres", f"lat{uuid.uuid4().hex[:6]}", args.workers)
     try:
         inst.prepare()
-        port = bench.free_port()
-        env = {**os.environ, **inst.env, "CREDITCTL_LOG_LEVEL": "INFO"}
-        log_path = inst.tmp / "server.log"
-        with log_path.open("wb") as log:
-            server = subprocess.Popen(
-                [bench.CREDITCTL, "serve", "--port", str(port), "--workers", str(args.workers)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-            bench.CLEANUP.procs.append(server)
-            worker = subprocess.Popen(
-                [bench.CREDITCTL, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )  # fmt: skip
-            bench.CLEANUP.procs.append(worker)
-            time.sleep(6)
-            url = f"http://127.0.0.1:{port}"
-            wrk = ["wrk", "-t2", "--timeout", "10s", "-s", str(bench.BENCH / "decide.lua")]
-            subprocess.run([*wrk, "-c8", "-d2s", url, "--", inst.key, "10000", "warm"], capture_output=True)
-            skip = sum(1 for _ in log_path.open(errors="replace"))
-            run = subprocess.run(
-                [*wrk, f"-c{args.clients}", f"-d{args.duration}s", "--latency", url, "--", inst.key, "10000",
-                 f"lat{uuid.uuid4().hex[:6]}"], capture_output=True, text=True,
-            )  # fmt: skip
-            bench.CLEANUP.stop(server)
-            bench.CLEANUP.stop(worker)
-        durations = []
-        for number, line in enumerate(log_path.open(errors="replace")):
-            if number >= skip and '"creditctl.access"' in line and "POST /v1/decisions 201" in line:
-                durations.append(float(json.loads(line)["duration_ms"]))
+        wrk_out, lines = served_load(inst, clients=args.clients, duration=args.duration, workers=args.workers)
+        durations = [float(line["duration_ms"]) for line in lines]
         print(
             f"{args.clients} clients, {args.duration} s, {args.workers} workers (PostgreSQL, INFO, a worker)"
         )
         print("wrk (the client's view):")
-        for line in run.stdout.splitlines():
+        for line in wrk_out.splitlines():
             if line.strip().startswith(("50%", "75%", "90%", "99%", "Requests/sec")):
                 print("  " + line.strip())
         if len(durations) < 100:

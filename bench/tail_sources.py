@@ -24,13 +24,9 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import json
-import os
 import shlex
 import statistics
-import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from datetime import datetime
@@ -39,6 +35,8 @@ from pathlib import Path
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from server_latency import served_load
 
 import bench
 
@@ -55,44 +53,20 @@ def main() -> int:
     inst = bench.Instance("postgres", f"tail{uuid.uuid4().hex[:6]}", args.workers)
     try:
         inst.prepare()
-        port = bench.free_port()
-        env = {**os.environ, **inst.env, "CREDITCTL_LOG_LEVEL": "INFO"}
-        log_path = inst.tmp / "server.log"
-        with log_path.open("wb") as log:
-            server = subprocess.Popen(
-                [bench.CREDITCTL, "serve", "--port", str(port), "--workers", str(args.workers)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-            bench.CLEANUP.procs.append(server)
-            worker = subprocess.Popen(
-                [bench.CREDITCTL, "worker", *shlex.split(args.worker_args)], env=env,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
-            bench.CLEANUP.procs.append(worker)
-            time.sleep(6)
-            url = f"http://127.0.0.1:{port}"
-            lua = str(bench.BENCH / "decide.lua")
-            wrk = ["wrk", f"-t{min(args.clients, 2)}", "--timeout", "10s", "-s", lua]
-            subprocess.run([*wrk, "-c8", "-d2s", url, "--", inst.key, "10000", "warm"], capture_output=True)
-            skip = sum(1 for _ in log_path.open(errors="replace"))
-            run = subprocess.run(
-                [*wrk, f"-c{args.clients}", f"-d{args.duration}s", "--latency", url, "--", inst.key, "10000",
-                 f"tail{uuid.uuid4().hex[:6]}"], capture_output=True, text=True,
-            )  # fmt: skip
-            time.sleep(1.5)  # the worker's next pass stamps what it seals of the run's end
-            bench.CLEANUP.stop(server)
-            bench.CLEANUP.stop(worker)
+        wrk_out, lines = served_load(
+            inst, clients=args.clients, duration=args.duration, workers=args.workers,
+            worker_args=shlex.split(args.worker_args),
+            settle_s=1.5,  # the worker's next pass stamps what it seals of the run's end
+        )  # fmt: skip
         decisions = []  # (start, end, ms)
-        for number, line in enumerate(log_path.open(errors="replace")):
-            if number >= skip and '"creditctl.access"' in line and "POST /v1/decisions 201" in line:
-                entry = json.loads(line)
-                end = datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
-                ms = float(entry["duration_ms"])
-                decisions.append((end - ms / 1000, end, ms))
+        for entry in lines:
+            end = datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
+            ms = float(entry["duration_ms"])
+            decisions.append((end - ms / 1000, end, ms))
         with inst.engine.connect() as conn:
             stamps = conn.execute(text("SELECT DISTINCT sealed_at FROM audit_seals ORDER BY 1")).scalars()
             passes = sorted(s.timestamp() for s in stamps)
-        report(run.stdout, decisions, passes, args)
+        report(wrk_out, decisions, passes, args)
     finally:
         inst.close()
         bench.CLEANUP.run()
