@@ -106,14 +106,14 @@ def drive(url: str, folder: Path, key: str, n: int, start: int, worker_every: in
 
     _env(url, folder)
     from adapters.bootstrap import bootstrap, create_wsgi_app
-    from adapters.cli.audit import SealCadence
+    from adapters.cli.audit import seal_once
     from creditctl.services.backtest_jobs import work_next_backtest
     from creditctl.services.webhook_delivery import deliver_round
 
     app = create_wsgi_app()
     client = app.test_client()
     ctx = bootstrap()
-    cadence, tools = SealCadence(), ctx.webhooks
+    tools = ctx.webhooks
     assert tools is not None and ctx.backtests is not None and ctx.decision_history is not None
     headers = {"Authorization": f"Bearer {key}"}
 
@@ -125,7 +125,7 @@ def drive(url: str, folder: Path, key: str, n: int, start: int, worker_every: in
             raise RuntimeError(f"{r.status_code} {r.get_data(as_text=True)[:300]}")
 
     def worker_tick() -> None:
-        cadence.tick(ctx)
+        seal_once(ctx)
         deliver_round(store=tools.store, notifier=tools.notifier, box=tools.box, policy=tools.policy)
         work_next_backtest(store=ctx.backtests, history=ctx.decision_history, holder="bench",
                            policy=ctx.backtest_policy)  # fmt: skip

@@ -24,7 +24,6 @@ from creditctl.ports.audit_anchor import AnchorSink
 from creditctl.services.audit import (
     SealOutcome,
     export_audit,
-    seal_audit,
     seal_audit_outcome,
     verify_audit,
 )
@@ -41,32 +40,6 @@ def operator() -> Actor:
     except (KeyError, OSError):  # no passwd entry (some containers)
         user = "unknown"
     return cli_actor(user)
-
-
-FULL_SEAL_EVERY_S = 300.0  # a full pass (the whole table) this often; quick passes (recent seqs) between
-
-
-class SealCadence:
-    """Repeated sealing: a full pass first and every FULL_SEAL_EVERY_S, quick passes between (their cost
-    does not grow with the trail)."""
-
-    def __init__(self) -> None:
-        self._last_full: float | None = None
-
-    def tick(self, context: AppContext) -> int:
-        return self.tick_outcome(context).sealed
-
-    def tick_outcome(self, context: AppContext) -> SealOutcome:
-        now = time.monotonic()
-        full = self._last_full is None or now - self._last_full >= FULL_SEAL_EVERY_S
-        try:
-            outcome = seal_audit_outcome(uow=context.uow(), full=full)
-        except AuditSealConflict:
-            log.info("audit: another sealer was sealing the same events; sealing again next time")
-            return SealOutcome()  # a full pass that lost is tried again on the next tick
-        if full:
-            self._last_full = now
-        return outcome
 
 
 class Anchorer(threading.Thread):
@@ -102,14 +75,19 @@ class Anchorer(threading.Thread):
         return anchor
 
 
-def seal_once(context: AppContext, *, full: bool = True) -> int:
-    """Seal what is committed; a race lost again and again to another sealer (a worker's) leaves the
-    events to that sealer or to the next tick, instead of ending a loop that keeps sealing."""
+def seal_pass(context: AppContext, *, full: bool = False) -> SealOutcome:
+    """One pass over what is committed (above the sealer's mark; from the start with `full`). A race
+    lost again and again to another sealer (a worker's) leaves the events to that sealer or to the next
+    pass, instead of ending a loop that keeps sealing."""
     try:
-        return seal_audit(uow=context.uow(), full=full)
+        return seal_audit_outcome(uow=context.uow(), full=full)
     except AuditSealConflict:
         log.info("audit: another sealer was sealing the same events; sealing again next time")
-        return 0
+        return SealOutcome()
+
+
+def seal_once(context: AppContext, *, full: bool = False) -> int:
+    return seal_pass(context, full=full).sealed
 
 
 def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
@@ -122,8 +100,14 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
         "what `audit verify --anchor` takes (the count sealed goes to stderr).",
     )
     @click.option("--every", type=float, default=None, help="Keep sealing, every this many seconds.")
-    def audit_seal(every: float | None) -> None:
-        _seal(make_context(), every)
+    @click.option(
+        "--from-start",
+        is_flag=True,
+        help="Look for unsealed events over the whole trail, not only above the sealer's mark (after the "
+        "mark was moved by hand: verify counts unsealed events that no pass finds).",
+    )
+    def audit_seal(every: float | None, from_start: bool) -> None:
+        _seal(make_context(), every, from_start)
 
     @audit.command("verify", help="Walk the chain from the start; name the first event whose link breaks.")
     @click.option(
@@ -187,11 +171,12 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
         click.echo(f"exported {count} events", err=True)
 
 
-def _seal(ctx: AppContext, every: float | None) -> None:
-    cadence, reported, backoff = SealCadence(), set(), LoopBackoff(log, "audit: sealing")
+def _seal(ctx: AppContext, every: float | None, from_start: bool = False) -> None:
+    reported, backoff, full = set(), LoopBackoff(log, "audit: sealing"), from_start
     while True:
         try:
-            outcome = cadence.tick_outcome(ctx)
+            outcome = seal_pass(ctx, full=full)
+            full = False  # --every: the first pass from the start, the others above the mark
             with ctx.uow() as uow:
                 position, digest = uow.audit.head()
         except Exception as exc:

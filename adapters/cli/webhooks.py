@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from adapters.cli.audit import Anchorer, SealCadence, seal_once
+from adapters.cli.audit import Anchorer, seal_once
 from adapters.cli.backtest_jobs import BacktestJobs, run_queued
 from adapters.cli.loop_backoff import LoopBackoff, summary
 from creditctl.services.context import AppContext, WebhookTools
@@ -56,11 +56,11 @@ class Sealer(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        cadence, backoff = SealCadence(), LoopBackoff(log, "audit: sealing")
+        backoff = LoopBackoff(log, "audit: sealing")
         wait = self._every
         while not self.stopping.wait(wait):
             try:
-                cadence.tick(self._context)
+                seal_once(self._context)
             except Exception as exc:
                 wait = max(self._every, backoff.failed(exc))
             else:

@@ -7,16 +7,24 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from creditctl.domain.audit import GENESIS, Actor, AuditEvent, AuditQuery, event_payload, iso
+from creditctl.domain.audit import GENESIS, Actor, AuditEvent, AuditQuery, SealHorizon, event_payload, iso
 from creditctl.domain.errors import AuditSealConflict
 
 
 class FakeAuditLog:
     """`events` is a list of dict rows (seq, at, type, actor, subject columns, payload); `seals` a
-    dict position -> (seq, prev_hash, hash); both live in the unit of work's working copy."""
+    dict position -> (seq, prev_hash, hash); `mark` one cell, the sealer's mark; all live in the unit of
+    work's working copy. Units take turns on one lock, so no writer is ever in flight beside a reader:
+    a horizon has settled as soon as it is read."""
 
-    def __init__(self, events: list[dict[str, Any]], seals: dict[int, tuple[int, str, str]]) -> None:
+    def __init__(
+        self,
+        events: list[dict[str, Any]],
+        seals: dict[int, tuple[int, str, str]],
+        mark: list[int] | None = None,
+    ) -> None:
         self.events, self.seals = events, seals
+        self.mark = mark if mark is not None else [0]
 
     def append(
         self,
@@ -80,8 +88,17 @@ class FakeAuditLog:
             out.append((position, seq, None if row is None else row["payload"], prev, digest, columns))
         return out
 
-    def max_sealed_seq(self) -> int:
-        return max(self._sealed(), default=0)
+    def seal_horizon(self) -> SealHorizon:
+        return SealHorizon(self.events[-1]["seq"] if self.events else 0)
+
+    def horizon_settled(self, horizon: SealHorizon) -> bool:
+        return True
+
+    def sealed_through(self) -> int:
+        return self.mark[0]
+
+    def raise_sealed_through(self, seq: int) -> None:
+        self.mark[0] = max(self.mark[0], seq)
 
     def oldest_unsealed_at(self) -> datetime | None:
         sealed = self._sealed()

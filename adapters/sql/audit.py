@@ -26,13 +26,14 @@ from sqlalchemy.exc import IntegrityError
 
 from adapters.sql import driver_statements
 from adapters.sql.driver_statements import DriverStatement
-from adapters.sql.tables import audit_events, audit_seals
+from adapters.sql.tables import audit_events, audit_seal_mark, audit_seals
 from adapters.sql.types import UtcDateTime
 from creditctl.domain.audit import (
     GENESIS,
     Actor,
     AuditEvent,
     AuditQuery,
+    SealHorizon,
     event_payload,
     iso,
     sealed_event,
@@ -81,6 +82,28 @@ _PG_UNSEALED = text(
     "AND s.seq > (SELECT start FROM w)) "
     "ORDER BY e.seq LIMIT :limit"
 )
+# The horizon on PostgreSQL, in two statements and in this order: the sequence's last value (read outside
+# any snapshot, and in order: CACHE 1, migration 0020); then, in READ COMMITTED, the statement's snapshot
+# (taken as it starts) and a transaction id for this reader (taken as it runs). A writer that holds a seq
+# up to that value took its transaction id before the seq (the trigger of migration 0020), so before the
+# reader's id: it had ended when the snapshot was taken, or the snapshot lists it, or its id is at or
+# above the snapshot's xmax (PostgreSQL's xmax is one past the last *completed* id: ids handed out since
+# are in flight and not listed) and below the reader's. Those are the ids to wait for; the reader's own
+# transaction is rolled back. In REPEATABLE READ the snapshot would be the transaction's first, older
+# than the value read: such a horizon cannot tell, and never settles (the mark stays where it is).
+_PG_LAST_SEQ = text(
+    "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END, "
+    "current_setting('transaction_isolation') FROM audit_events_seq_seq"
+)
+_PG_IN_FLIGHT = text(
+    "SELECT CAST(pg_current_snapshot() AS text), CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
+)
+# Settled when none of them is still in progress (a status too old to be kept, NULL, is long ended).
+_PG_SETTLED = text(
+    "SELECT NOT EXISTS (SELECT 1 FROM unnest(CAST(:xids AS BIGINT[])) AS x "
+    "WHERE pg_xact_status(CAST(CAST(x AS text) AS xid8)) = 'in progress')"
+)
+_MARK = audit_seal_mark.c
 _COLUMNS = (_e.type, _e.actor, _e.at, _e.customer_code, _e.sale_group_code, _e.order_id)
 _SEALED = select(_e.seq, _e.payload, _e.at, _s.position, _s.prev_hash, _s.hash).select_from(
     audit_seals.join(audit_events, _e.seq == _s.seq)
@@ -188,8 +211,29 @@ class SqlAuditLog:
             for r in rows
         ]
 
-    def max_sealed_seq(self) -> int:
-        return int(self._conn.execute(select(func.max(_s.seq))).scalar() or 0)
+    def seal_horizon(self) -> SealHorizon:
+        if not self._postgres:  # writers take turns (BEGIN IMMEDIATE; this unit holds the lock)
+            return SealHorizon(int(self._conn.execute(select(func.max(_e.seq))).scalar() or 0))
+        last, isolation = self._conn.execute(_PG_LAST_SEQ).one()
+        if isolation != "read committed":
+            return SealHorizon(int(last), pending=None)
+        snapshot, own = self._conn.execute(_PG_IN_FLIGHT).one()
+        _xmin, xmax, listed = snapshot.split(":")
+        in_flight = {int(x) for x in listed.split(",") if x} | set(range(int(xmax), int(own)))
+        return SealHorizon(int(last), pending=tuple(sorted(in_flight)))
+
+    def horizon_settled(self, horizon: SealHorizon) -> bool:
+        if horizon.pending is None:
+            return False
+        if not horizon.pending:
+            return True
+        return bool(self._conn.execute(_PG_SETTLED, {"xids": list(horizon.pending)}).scalar_one())
+
+    def sealed_through(self) -> int:
+        return int(self._conn.execute(select(_MARK.seq).where(_MARK.id == 1)).scalar() or 0)
+
+    def raise_sealed_through(self, seq: int) -> None:
+        self._conn.execute(audit_seal_mark.update().where(_MARK.id == 1, _MARK.seq < seq).values(seq=seq))
 
     def oldest_unsealed_at(self) -> datetime | None:
         stmt = select(func.min(_e.at)).where(~exists().where(_s.seq == _e.seq))

@@ -471,6 +471,15 @@ audit_seals = Table(
     Column("sealed_at", UtcDateTime, nullable=False),
 )
 
+# The sealer's mark, one row (id 1): every event up to `seq` is sealed or was refused, so a pass starts
+# above it (bookkeeping, not evidence: verify counts unsealed events over the whole trail without it).
+audit_seal_mark = Table(
+    "audit_seal_mark",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+)
+
 # Every freeze of an account, open (lifted_at null) or lifted: by hand, by the rules, or taken over.
 freezes = Table(
     "freezes",

@@ -97,6 +97,20 @@ class AuditEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class SealHorizon:
+    """The highest seq handed out when it was read, and what must end before every event up to it is
+    either committed (and so visible to any later read) or gone: the ids of the transactions then in
+    flight, as the database numbers them (empty where no writer can be in flight beside the reader;
+    None where the database could not tell, and the horizon never settles).
+
+    Once it has settled, a sealer that reads again finds every event up to `seq`; after sealing (or
+    refusing) them it can start its later passes above `seq` instead of at the start of the trail."""
+
+    seq: int
+    pending: tuple[int, ...] | None = ()
+
+
+@dataclass(frozen=True, slots=True)
 class AuditQuery:
     """Filters for reading sealed events; every one is optional. `after_position` is the cursor."""
 

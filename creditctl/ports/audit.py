@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from creditctl.domain.audit import Actor, AuditEvent, AuditQuery
+from creditctl.domain.audit import Actor, AuditEvent, AuditQuery, SealHorizon
 
 
 class AuditLog(Protocol):
@@ -65,8 +65,22 @@ class AuditLog(Protocol):
         (position, seq, hashed text or None if the row is gone, prev_hash, hash, {column: value})."""
         ...
 
-    def max_sealed_seq(self) -> int:
-        """The highest seq that has a seal (0 if none): an index lookup."""
+    def seal_horizon(self) -> SealHorizon:
+        """The highest seq handed out so far, and the writers that may still commit one up to it (read
+        in that order: a writer that takes a seq is already one the database tracks)."""
+        ...
+
+    def horizon_settled(self, horizon: SealHorizon) -> bool:
+        """True once every writer that could commit a seq up to `horizon.seq` has ended."""
+        ...
+
+    def sealed_through(self) -> int:
+        """The sealer's mark: every event up to this seq is sealed or was refused (0 at first). Passes
+        start above it. `count_unsealed`, which verify reports, does not trust it."""
+        ...
+
+    def raise_sealed_through(self, seq: int) -> None:
+        """Move the mark up to `seq` (never down: another sealer may have moved it further)."""
         ...
 
     def oldest_unsealed_at(self) -> datetime | None:

@@ -28,12 +28,6 @@ log = logging.getLogger("creditctl.audit")
 
 SEAL_BATCH = 1000
 SEAL_ATTEMPTS = 5
-# A quick pass looks for unsealed events only among the last RECENT_SEQS seqs below the highest sealed
-# one: a change takes its seq just before it commits (the audit insert is its last write), long before
-# 10,000 later events are sealed, and a pass then reads an index range instead of the whole table
-# (measured: 64 ms for 100,000 seqs on PostgreSQL). A full pass (the CLI's `audit seal`, `expire`, and
-# the worker every few minutes) finds any event older than that.
-RECENT_SEQS = 10_000
 # The sealer's tolerance is measured from the newest event time among this many last seals.
 NEWEST_WINDOW = 1000
 _REPORTED_MAX = 10_000  # refused seqs already logged by this process (each is logged once)
@@ -60,7 +54,7 @@ class SealOutcome:
 
 
 def seal_audit(
-    *, uow: UnitOfWork, batch: int = SEAL_BATCH, full: bool = True, tolerance_s: float = SEAL_TOLERANCE_S
+    *, uow: UnitOfWork, batch: int = SEAL_BATCH, full: bool = False, tolerance_s: float = SEAL_TOLERANCE_S
 ) -> int:
     """Link every committed, unsealed event into the chain, lowest seq first; returns how many
     (seal_audit_outcome also says which it refused)."""
@@ -68,27 +62,52 @@ def seal_audit(
 
 
 def seal_audit_outcome(
-    *, uow: UnitOfWork, batch: int = SEAL_BATCH, full: bool = True, tolerance_s: float = SEAL_TOLERANCE_S
+    *, uow: UnitOfWork, batch: int = SEAL_BATCH, full: bool = False, tolerance_s: float = SEAL_TOLERANCE_S
 ) -> SealOutcome:
     """Link every committed, unsealed event into the chain, lowest seq first.
 
     The chain's order is the order the sealer finds events committed (its `position`), not their seq:
     a transaction that took seq 7 may commit after seq 8 was sealed, and is then sealed after it. So no
-    writer ever waits for another to be sealed, and no event can be skipped for good (a quick pass,
-    full=False, looks only at recent seqs; a full pass at all). Several sealers at once are safe: the
-    positions are a primary key, the loser rolls back and reads the head again.
+    writer ever waits for another to be sealed. Several sealers at once are safe: the positions are a
+    primary key, the loser rolls back and reads the head again.
+
+    A pass reads above the sealer's mark (every seq up to it sealed or refused), or from the start of
+    the trail when `full` (`audit seal --from-start`: what an operator runs if the mark was moved by
+    hand). So its cost follows what was written since the last pass, not the trail's length. It moves
+    the mark only up to a horizon read before it began, and only once every writer that could still
+    commit a seq up to that horizon has ended, after reading again: no event is ever left below it.
 
     An event whose database time is more than `tolerance_s` older than the newest sealed one is refused:
     left unsealed, logged at ERROR (once per process), returned in `refused`; `verify` names it too."""
-    outcome, conflicts, cursor = SealOutcome(), 0, None
+    with uow:
+        horizon = uow.audit.seal_horizon()
+        start = 0 if full else uow.audit.sealed_through()
+    outcome = SealOutcome()
+    _seal_above(start, uow=uow, batch=batch, tolerance_s=tolerance_s, outcome=outcome)
+    with uow:
+        settled = horizon.seq > start and uow.audit.horizon_settled(horizon)
+    if settled:
+        # Writers of seqs up to the horizon that committed after the pass read their page are visible
+        # now; the second read is short (what committed since the first, and the window's count).
+        _seal_above(start, uow=uow, batch=batch, tolerance_s=tolerance_s, outcome=outcome)
+        with uow:
+            uow.audit.raise_sealed_through(horizon.seq)
+            uow.commit()
+    return outcome
+
+
+def _seal_above(
+    cursor: int, *, uow: UnitOfWork, batch: int, tolerance_s: float, outcome: SealOutcome
+) -> None:
+    """Seal (or refuse) every committed, unsealed event above `cursor` that each page read finds, one
+    transaction a page; adds to `outcome`."""
+    conflicts = 0
     while True:
         with uow:
             position, prev = uow.audit.head()
-            if cursor is None:
-                cursor = 0 if full else max(0, uow.audit.max_sealed_seq() - RECENT_SEQS)
             events = uow.audit.unsealed(after_seq=cursor, limit=batch)
             if not events:
-                return outcome
+                return
             newest = uow.audit.newest_sealed_at(window=NEWEST_WINDOW)
             seals, refused = [], []
             for event in events:
@@ -111,12 +130,13 @@ def seal_audit_outcome(
                 continue
             uow.commit()
         outcome.sealed += len(seals)
-        outcome.refused.extend(refused)
+        known = {r.seq for r in outcome.refused}  # the read after the horizon settled meets them again
+        outcome.refused.extend(r for r in refused if r.seq not in known)
         _report(refused)
         cursor = events[-1].seq  # each was sealed or refused: the next page starts after them
         if len(events) < batch:  # caught up with what was committed when the page was read; what
-            return outcome  # commits meanwhile is the next round's (chasing it page by page sealed
-            # a few events a round trip, some 170 round trips a second under a steady stream)
+            return  # commits meanwhile is the next pass's (chasing it page by page sealed a few events
+            # a round trip, some 170 round trips a second under a steady stream)
 
 
 def _type_of(event: AuditEvent) -> str | None:
@@ -125,7 +145,7 @@ def _type_of(event: AuditEvent) -> str | None:
 
 
 def _report(refused: list[Refusal]) -> None:
-    """Each refusal as an ERROR log line, once per process (a quick pass meets it again every second)."""
+    """Each refusal as an ERROR log line, once per process (passes meet it again until the mark passes it)."""
     for r in refused:
         if (r.seq, r.at) in _reported:
             continue

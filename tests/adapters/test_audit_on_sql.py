@@ -12,10 +12,9 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from adapters.sql.audit import SQLITE_NOW
+from adapters.sql.audit import SQLITE_NOW, SqlAuditLog
 from adapters.sql.unit_of_work import SqlUnitOfWork
-from creditctl.domain.audit import GENESIS, Actor, chain_hash
-from creditctl.services import audit as audit_service
+from creditctl.domain.audit import GENESIS, Actor, chain_hash, event_payload
 from creditctl.services.audit import seal_audit, verify_audit
 
 pytestmark = pytest.mark.adapters
@@ -42,6 +41,12 @@ def append(uow: SqlUnitOfWork, n: int, *, customer: str = "8800000001", commit: 
             )
         if commit:
             uow.commit()
+
+
+def append_one(engine: Engine, type: str) -> None:
+    """One event in its own transaction, its only write."""
+    with engine.begin() as conn:
+        SqlAuditLog(conn).append(type, at=AT, actor=ALICE, subject={"customer_code": "8800000001"})
 
 
 def head_before(uow: SqlUnitOfWork) -> int:
@@ -79,6 +84,53 @@ class TestAppendAndSeal:
         assert report.ok, report.problem
         assert report.head_position == start + 3
         assert report.unsealed == 0
+
+    def test_a_pass_moves_the_mark_to_the_last_seq_and_the_next_reads_above_it(
+        self, uow: SqlUnitOfWork
+    ) -> None:
+        seal_audit(uow=uow)
+        append(uow, 3)
+        with uow:
+            horizon = uow.audit.seal_horizon()
+            assert uow.audit.sealed_through() < horizon.seq
+            assert uow.audit.horizon_settled(horizon)  # nothing in flight
+        assert seal_audit(uow=uow) == 3
+        with uow:
+            assert uow.audit.sealed_through() == horizon.seq
+            assert uow.audit.unsealed(after_seq=uow.audit.sealed_through(), limit=10) == []
+            uow.audit.raise_sealed_through(horizon.seq - 2)  # never down
+            assert uow.audit.sealed_through() == horizon.seq
+        append(uow, 1)
+        assert seal_audit(uow=uow) == 1
+        with uow:
+            assert uow.audit.sealed_through() == horizon.seq + 1
+
+    def test_the_database_stamps_the_seq_whatever_a_writer_sends(
+        self, uow: SqlUnitOfWork, engine: Engine
+    ) -> None:
+        """No writer puts an event below the sealer's mark by choosing its seq (PostgreSQL: the trigger
+        overwrites it; SQLite: a seq already taken is refused, and none below the highest is free)."""
+        append(uow, 2)
+        seal_audit(uow=uow)
+        with uow:
+            mark = uow.audit.sealed_through()
+        at = "clock_timestamp()" if engine.dialect.name == "postgresql" else SQLITE_NOW
+        chosen = text(
+            "INSERT INTO audit_events (seq, at, type, actor, payload) "
+            f"VALUES (:seq, {at}, :type, :actor, :payload)"
+        )
+        row = {"seq": mark, "type": "test.chosen", "actor": ALICE.name}
+        row["payload"] = event_payload("test.chosen", at=AT, actor=ALICE, subject={}, before=None, after=None)
+        try:
+            with engine.begin() as conn:
+                conn.execute(chosen, row)
+        except DBAPIError:
+            assert engine.dialect.name == "sqlite"
+        with uow:
+            unsealed = uow.audit.unsealed(after_seq=0, limit=10_000)
+        assert all(e.seq > mark for e in unsealed)  # nothing left below the mark
+        if engine.dialect.name == "postgresql":
+            assert seal_audit(uow=uow) == 1  # the event took a new seq, above the mark
 
     def test_the_payload_is_canonical_json_with_the_database_time_actor_request_and_subject(
         self, uow: SqlUnitOfWork
@@ -149,24 +201,92 @@ class TestCommitOrderOnPostgres:
         assert late_seq < early_seq  # sealed after it, though its seq is lower
         assert verify_audit(uow=uow).ok
 
-    def test_a_quick_pass_reads_recent_seqs_only_and_a_full_pass_finds_a_straggler(
-        self, postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
+    def test_the_mark_stays_below_an_open_writer_and_the_next_pass_seals_it_however_far_below(
+        self, postgres_engine: Engine
     ) -> None:
-        """Quick passes (every second in the worker, before every read) stay an index range however long
-        the trail grows; an event whose transaction stayed open past the window waits for a full pass."""
-        monkeypatch.setattr(audit_service, "RECENT_SEQS", 3)
+        """A pass reads above the sealer's mark only, so the mark must never pass a seq a transaction
+        still holds: the writer's event would be left below it for good."""
         uow, late = SqlUnitOfWork(postgres_engine), SqlUnitOfWork(postgres_engine)
         seal_audit(uow=uow)
         with late:
             late.audit.append("account.frozen", at=AT, actor=ALICE, subject={"customer_code": "late"})
             append(uow, 5, customer="early")  # five higher seqs, committed first
-            assert seal_audit(uow=uow, full=False) == 5
+            assert seal_audit(uow=uow) == 5
+            with uow:
+                mark = uow.audit.sealed_through()
+                early = [link[1] for link in uow.audit.chain(after_position=uow.audit.head()[0] - 5, limit=5)]
+            assert mark < min(early)  # the late writer's seq is below them, and the mark below it
             late.commit()
-        assert seal_audit(uow=uow, full=False) == 0  # 5 seqs below the highest sealed: out of the window
+        assert seal_audit(uow=uow) == 1
         with uow:
-            assert uow.audit.count_unsealed() == 1
-        assert seal_audit(uow=uow) == 1  # a full pass
-        assert verify_audit(uow=uow).ok and verify_audit(uow=uow).unsealed == 0
+            assert uow.audit.sealed_through() >= max(early)
+        report = verify_audit(uow=uow)
+        assert report.ok and report.unsealed == 0
+
+    def test_a_writer_holds_its_transaction_id_before_its_seq_so_the_horizon_waits_for_it(
+        self, postgres_engine: Engine
+    ) -> None:
+        """The sealer reads the highest seq, then the transactions in flight. A writer that took its seq
+        before it had a transaction id would be in neither: the mark would pass its event. A trigger
+        that sleeps after the seq is taken (triggers fire by name: after the stamp) holds a writer there
+        while the sealer reads its horizon; the event is the writer's first write."""
+        with postgres_engine.begin() as conn:
+            conn.execute(
+                text(
+                    "CREATE FUNCTION test_pause() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                    "BEGIN PERFORM pg_sleep(1.5); RETURN NEW; END $$"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER audit_events_zz_pause BEFORE INSERT ON audit_events FOR EACH ROW "
+                    "WHEN (NEW.type = 'test.paused') EXECUTE FUNCTION test_pause()"
+                )
+            )
+        last_seq = text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM audit_events_seq_seq")
+        try:
+            uow = SqlUnitOfWork(postgres_engine)
+            seal_audit(uow=uow)
+            with postgres_engine.connect() as conn:
+                before = conn.execute(last_seq).scalar_one()
+            writer = threading.Thread(target=append_one, args=(postgres_engine, "test.paused"))
+            writer.start()
+            try:
+                deadline = time.monotonic() + 5
+                with postgres_engine.connect() as conn:
+                    while conn.execute(last_seq).scalar_one() == before:  # the writer took its seq...
+                        assert time.monotonic() < deadline
+                        time.sleep(0.01)
+                        conn.rollback()
+                with uow:  # ...and sleeps in the trigger, its row not written yet
+                    horizon = uow.audit.seal_horizon()
+                with uow:
+                    assert horizon.seq == before + 1
+                    assert not uow.audit.horizon_settled(horizon)
+                seal_audit(uow=uow)
+                with uow:
+                    assert uow.audit.sealed_through() < horizon.seq
+            finally:
+                writer.join()
+            with uow:
+                assert uow.audit.horizon_settled(horizon)
+            assert seal_audit(uow=uow) == 1
+            with uow:
+                assert uow.audit.sealed_through() >= horizon.seq
+        finally:
+            with postgres_engine.begin() as conn:
+                conn.execute(text("DROP TRIGGER audit_events_zz_pause ON audit_events"))
+                conn.execute(text("DROP FUNCTION test_pause()"))
+
+    def test_a_horizon_read_outside_read_committed_never_settles(self, postgres_engine: Engine) -> None:
+        """In REPEATABLE READ the snapshot predates the seq read: it cannot bound the writers."""
+        with postgres_engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            horizon = SqlAuditLog(conn).seal_horizon()
+            conn.rollback()
+        assert horizon.pending is None
+        with postgres_engine.connect() as conn:
+            assert not SqlAuditLog(conn).horizon_settled(horizon)
 
     def test_concurrent_sealers_never_fork_the_chain(self, postgres_engine: Engine) -> None:
         uow = SqlUnitOfWork(postgres_engine)

@@ -126,7 +126,7 @@ class TestTheServiceRoleOnPostgres:
             "TRUNCATE audit_seals",
             "ALTER TABLE audit_events DISABLE TRIGGER USER",
             "ALTER TABLE audit_seals DISABLE TRIGGER audit_seals_append_only",
-            "DROP TRIGGER audit_events_database_time ON audit_events",
+            "DROP TRIGGER audit_events_database_stamp ON audit_events",
         ],
     )
     def test_the_app_role_may_not_change_remove_or_unguard_audit_rows(
@@ -285,7 +285,9 @@ class TestHeldBackAndRewrittenOnPostgres:
                 owner.execute(text("DELETE FROM audit_seals WHERE position >= 8"))
                 owner.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
                 owner.execute(text("ALTER TABLE audit_seals ENABLE TRIGGER USER"))
-            assert seal_audit(uow=uow) == 5  # sealed again: the chain holds together
+            assert seal_audit(uow=uow) == 0  # below the sealer's mark: a pass does not look there...
+            assert verify_audit(uow=uow).unsealed == 5  # ...and verify, which does not trust it, counts them
+            assert seal_audit(uow=uow, full=True) == 5  # sealed again from the start: the chain holds
             assert verify_audit(uow=uow).ok
             report = verify_audit(uow=uow, anchors=sink.read_back() or [])
             assert (report.broken_position, report.broken_seq, report.broken_type) == (
@@ -374,7 +376,7 @@ class TestOnSqlite:
                 (seq,),
             )
             conn.exec_driver_sql("DELETE FROM audit_seals WHERE position >= ?", (position,))
-        assert seal_audit(uow=uow) == last.position - position + 1
+        assert seal_audit(uow=uow, full=True) == last.position - position + 1  # `audit seal --from-start`
         assert verify_audit(uow=uow).ok  # the chain holds together...
         out = cli("audit", "verify", "--anchor", str(sink.path), ok=False)  # ...but not with the anchors
         assert out.exit_code == 1

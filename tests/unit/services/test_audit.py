@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
+from adapters.fake.audit import FakeAuditLog
 from adapters.fake.clock import FakeClock
 from adapters.fake.unit_of_work import FakeStore, FakeUnitOfWork
 from creditctl.domain.audit import Actor, AuditQuery
-from creditctl.services.audit import list_audit_events, seal_audit, verify_audit
+from creditctl.services.audit import list_audit_events, seal_audit, seal_audit_outcome, verify_audit
 from creditctl.services.expiry import sweep
 from creditctl.services.freeze_account import freeze_account
 from creditctl.services.resolve_hold import settle_order
@@ -77,3 +79,78 @@ class TestAuditOnFakes:
         assert [e.position for e in newest] == oldest_first[::-1][:2]
         older = AuditQuery(limit=1000, newest_first=True, before_position=newest[-1].position)
         assert [e.position for e in list_audit_events(older, uow=uow)] == oldest_first[::-1][2:]
+
+
+def write(uow: FakeUnitOfWork, n: int, *, at: datetime | None = None) -> None:
+    with uow:
+        for i in range(n):
+            uow.audit.append("test.written", at=at or uow.now(), actor=BOB, subject={"n": i})
+        uow.commit()
+
+
+def last_seq(uow: FakeUnitOfWork) -> int:
+    with uow:
+        return uow.audit.seal_horizon().seq
+
+
+def mark(uow: FakeUnitOfWork) -> int:
+    with uow:
+        return uow.audit.sealed_through()
+
+
+class TestTheSealersMark:
+    """A pass reads above the mark, so its cost follows what was written since the last one; the mark
+    moves to the horizon read before the pass, and only once that horizon has settled."""
+
+    def test_each_pass_reads_above_the_mark_and_leaves_it_at_its_horizon(
+        self, uow: FakeUnitOfWork, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        seal_audit(uow=uow)
+        assert mark(uow) == last_seq(uow) > 0
+        reads: list[int] = []
+        real = FakeAuditLog.unsealed
+
+        def spy(self: FakeAuditLog, *, after_seq: int, limit: int) -> Any:
+            reads.append(after_seq)
+            return real(self, after_seq=after_seq, limit=limit)
+
+        monkeypatch.setattr(FakeAuditLog, "unsealed", spy)
+        before = mark(uow)
+        write(uow, 3)
+        assert seal_audit(uow=uow) == 3
+        assert reads == [before, before]  # the pass, and the read again once its horizon settled
+        assert mark(uow) == before + 3 == last_seq(uow)
+        reads.clear()
+        assert seal_audit(uow=uow, full=True) == 0  # from the start: `audit seal --from-start`
+        assert reads[0] == 0
+
+    def test_a_horizon_that_has_not_settled_leaves_the_mark_and_seals_all_the_same(
+        self, uow: FakeUnitOfWork, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        seal_audit(uow=uow)
+        before = mark(uow)
+        monkeypatch.setattr(FakeAuditLog, "horizon_settled", lambda self, horizon: False)
+        write(uow, 2)
+        assert seal_audit(uow=uow) == 2
+        assert mark(uow) == before  # a writer of a seq up to the horizon might still commit
+        write(uow, 1)
+        assert seal_audit(uow=uow) == 1  # read from the old mark: nothing sealed twice
+        monkeypatch.undo()
+        assert seal_audit(uow=uow) == 0
+        assert mark(uow) == last_seq(uow)
+        assert verify_audit(uow=uow).unsealed == 0
+
+    def test_a_refused_event_is_reported_once_a_pass_and_stays_below_the_mark_for_verify_to_name(
+        self, uow: FakeUnitOfWork, clock: FakeClock
+    ) -> None:
+        write(uow, 1)
+        seal_audit(uow=uow)
+        write(uow, 1, at=clock.now() - timedelta(hours=1))  # held back an hour: older than the chain
+        outcome = seal_audit_outcome(uow=uow)
+        assert outcome.sealed == 0 and len(outcome.refused) == 1  # met twice in the pass, reported once
+        assert mark(uow) == last_seq(uow)  # every seq up to it sealed or refused
+        assert seal_audit_outcome(uow=uow).refused == []  # not read again...
+        report = verify_audit(uow=uow)
+        assert report.unsealed == 1 and [r[0] for r in report.refused] == [
+            outcome.refused[0].seq
+        ]  # ...but named
