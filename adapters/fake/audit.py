@@ -7,7 +7,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from creditctl.domain.audit import GENESIS, Actor, AuditEvent, AuditQuery, SealHorizon, event_payload, iso
+from creditctl.domain.audit import (
+    GENESIS,
+    Actor,
+    AuditEvent,
+    AuditQuery,
+    SealerMark,
+    SealHorizon,
+    event_payload,
+    iso,
+)
 from creditctl.domain.errors import AuditSealConflict
 
 
@@ -21,10 +30,10 @@ class FakeAuditLog:
         self,
         events: list[dict[str, Any]],
         seals: dict[int, tuple[int, str, str]],
-        mark: list[int] | None = None,
+        mark: list[SealerMark] | None = None,
     ) -> None:
         self.events, self.seals = events, seals
-        self.mark = mark if mark is not None else [0]
+        self.mark = mark if mark is not None else [SealerMark()]
 
     def append(
         self,
@@ -92,13 +101,16 @@ class FakeAuditLog:
         return SealHorizon(self.events[-1]["seq"] if self.events else 0)
 
     def horizon_settled(self, horizon: SealHorizon) -> bool:
-        return True
+        return horizon.pending is not None
 
-    def sealed_through(self) -> int:
+    def sealer_mark(self) -> SealerMark:
         return self.mark[0]
 
-    def raise_sealed_through(self, seq: int) -> None:
-        self.mark[0] = max(self.mark[0], seq)
+    def save_sealer_mark(self, seq: int | None, horizon: SealHorizon, *, exact: bool = False) -> None:
+        now = self.mark[0].seq
+        if seq is not None:
+            now = seq if exact else max(now, seq)
+        self.mark[0] = SealerMark(now, horizon)
 
     def oldest_unsealed_at(self) -> datetime | None:
         sealed = self._sealed()

@@ -15,6 +15,7 @@ from typing import Any, Self
 from adapters.fake.audit import FakeAuditLog
 from creditctl.domain.account import CreditAccount
 from creditctl.domain.api_key import ApiKey, Role
+from creditctl.domain.audit import SealerMark
 from creditctl.domain.balance import BalanceReport, BalanceSnapshot
 from creditctl.domain.credit import ProfileChange
 from creditctl.domain.decision import Decision, DecisionState
@@ -56,7 +57,7 @@ class FakeState:
     limit_requests: dict[str, CreditLimitRequest] = field(default_factory=dict)
     audit_events: list[dict[str, Any]] = field(default_factory=list)
     audit_seals: dict[int, tuple[int, str, str]] = field(default_factory=dict)
-    audit_sealed_through: list[int] = field(default_factory=lambda: [0])  # one cell: the sealer's mark
+    audit_mark: list[SealerMark] = field(default_factory=lambda: [SealerMark()])  # one cell
     freezes: list[Freeze] = field(default_factory=list)
     balance_reports: dict[str, BalanceReport] = field(default_factory=dict)
     idempotency: dict[str, tuple[Claim, StoredAnswer | None]] = field(default_factory=dict)
@@ -107,7 +108,7 @@ class FakeUnitOfWork:
         self.upstream_configs = _UpstreamConfigs(work)
         self.payments, self.balance_history = _Payments(work), _BalanceHistory(work)
         self.credit_history, self.limit_requests = _CreditHistory(work), _LimitRequests(work)
-        self.audit = FakeAuditLog(work.audit_events, work.audit_seals, work.audit_sealed_through)
+        self.audit = FakeAuditLog(work.audit_events, work.audit_seals, work.audit_mark)
         self.freezes = _Freezes(work)
         self.balance_reports = _BalanceReports(work)
         self.idempotency = _Idempotency(work)

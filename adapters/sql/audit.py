@@ -15,6 +15,7 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
+    case,
     exists,
     func,
     insert,
@@ -33,6 +34,7 @@ from creditctl.domain.audit import (
     Actor,
     AuditEvent,
     AuditQuery,
+    SealerMark,
     SealHorizon,
     event_payload,
     iso,
@@ -82,26 +84,28 @@ _PG_UNSEALED = text(
     "AND s.seq > (SELECT start FROM w)) "
     "ORDER BY e.seq LIMIT :limit"
 )
-# The horizon on PostgreSQL, in two statements and in this order: the sequence's last value (read outside
-# any snapshot, and in order: CACHE 1, migration 0020); then, in READ COMMITTED, the statement's snapshot
-# (taken as it starts) and a transaction id for this reader (taken as it runs). A writer that holds a seq
-# up to that value took its transaction id before the seq (the trigger of migration 0020), so before the
-# reader's id: it had ended when the snapshot was taken, or the snapshot lists it, or its id is at or
-# above the snapshot's xmax (PostgreSQL's xmax is one past the last *completed* id: ids handed out since
-# are in flight and not listed) and below the reader's. Those are the ids to wait for; the reader's own
-# transaction is rolled back. In REPEATABLE READ the snapshot would be the transaction's first, older
-# than the value read: such a horizon cannot tell, and never settles (the mark stays where it is).
+# The horizon on PostgreSQL, in two statements and in this order (each reads live state, not a snapshot):
+# the sequence's last value, then the transactions holding a write lock on audit_events. A writer takes
+# that lock before its INSERT runs and so before the trigger gives it a seq, and keeps it to its end: a
+# writer that holds a seq up to the value read is one the second statement lists, or it had ended. The
+# value bounds every seq handed out only if the sequence hands them out in order (CACHE 1, migration
+# 0020: a session's cached seqs would come later from below it); with another CACHE the horizon cannot
+# tell, and never settles.
 _PG_LAST_SEQ = text(
-    "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END, "
-    "current_setting('transaction_isolation') FROM audit_events_seq_seq"
+    "SELECT CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END, p.seqcache "
+    "FROM audit_events_seq_seq AS s, pg_sequence AS p "
+    "WHERE p.seqrelid = CAST('audit_events_seq_seq' AS regclass)"
 )
-_PG_IN_FLIGHT = text(
-    "SELECT CAST(pg_current_snapshot() AS text), CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
+_AUDIT_LOCKS = (
+    "FROM pg_locks WHERE locktype = 'relation' AND relation = CAST('audit_events' AS regclass) "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
-# Settled when none of them is still in progress (a status too old to be kept, NULL, is long ended).
+_PG_WRITERS = text(f"SELECT DISTINCT virtualtransaction {_AUDIT_LOCKS} AND mode = 'RowExclusiveLock'")
+# Settled when none of them holds a lock on the table any more. A prepared transaction (two-phase
+# commit; the service uses none) moves its locks to another virtual id: any counts as unsettled.
 _PG_SETTLED = text(
-    "SELECT NOT EXISTS (SELECT 1 FROM unnest(CAST(:xids AS BIGINT[])) AS x "
-    "WHERE pg_xact_status(CAST(CAST(x AS text) AS xid8)) = 'in progress')"
+    f"SELECT NOT EXISTS (SELECT 1 {_AUDIT_LOCKS} AND (virtualtransaction = ANY(CAST(:pending AS TEXT[])) "
+    "OR virtualtransaction LIKE '-1/%'))"
 )
 _MARK = audit_seal_mark.c
 _COLUMNS = (_e.type, _e.actor, _e.at, _e.customer_code, _e.sale_group_code, _e.order_id)
@@ -214,26 +218,39 @@ class SqlAuditLog:
     def seal_horizon(self) -> SealHorizon:
         if not self._postgres:  # writers take turns (BEGIN IMMEDIATE; this unit holds the lock)
             return SealHorizon(int(self._conn.execute(select(func.max(_e.seq))).scalar() or 0))
-        last, isolation = self._conn.execute(_PG_LAST_SEQ).one()
-        if isolation != "read committed":
+        last, cache = self._conn.execute(_PG_LAST_SEQ).one()
+        if cache != 1:
             return SealHorizon(int(last), pending=None)
-        snapshot, own = self._conn.execute(_PG_IN_FLIGHT).one()
-        _xmin, xmax, listed = snapshot.split(":")
-        in_flight = {int(x) for x in listed.split(",") if x} | set(range(int(xmax), int(own)))
-        return SealHorizon(int(last), pending=tuple(sorted(in_flight)))
+        writers = self._conn.execute(_PG_WRITERS).scalars().all()
+        return SealHorizon(int(last), pending=tuple(sorted(writers)))
 
     def horizon_settled(self, horizon: SealHorizon) -> bool:
         if horizon.pending is None:
             return False
-        if not horizon.pending:
+        if not self._postgres:
             return True
-        return bool(self._conn.execute(_PG_SETTLED, {"xids": list(horizon.pending)}).scalar_one())
+        return bool(self._conn.execute(_PG_SETTLED, {"pending": list(horizon.pending)}).scalar_one())
 
-    def sealed_through(self) -> int:
-        return int(self._conn.execute(select(_MARK.seq).where(_MARK.id == 1)).scalar() or 0)
+    def sealer_mark(self) -> SealerMark:
+        row = self._conn.execute(select(_MARK.seq, _MARK.horizon_seq, _MARK.horizon_pending)).first()
+        if row is None:
+            return SealerMark()
+        horizon = None
+        if row.horizon_seq is not None:
+            pending = (
+                None if row.horizon_pending is None else tuple(p for p in row.horizon_pending.split(",") if p)
+            )
+            horizon = SealHorizon(int(row.horizon_seq), pending)
+        return SealerMark(int(row.seq), horizon)
 
-    def raise_sealed_through(self, seq: int) -> None:
-        self._conn.execute(audit_seal_mark.update().where(_MARK.id == 1, _MARK.seq < seq).values(seq=seq))
+    def save_sealer_mark(self, seq: int | None, horizon: SealHorizon, *, exact: bool = False) -> None:
+        values: dict[str, Any] = {
+            "horizon_seq": horizon.seq,
+            "horizon_pending": None if horizon.pending is None else ",".join(horizon.pending),
+        }
+        if seq is not None:
+            values["seq"] = seq if exact else case((_MARK.seq < seq, seq), else_=_MARK.seq)
+        self._conn.execute(audit_seal_mark.update().where(_MARK.id == 1).values(**values))
 
     def oldest_unsealed_at(self) -> datetime | None:
         stmt = select(func.min(_e.at)).where(~exists().where(_s.seq == _e.seq))

@@ -46,6 +46,9 @@ def role_statements(role: str, password: str | None, database: str) -> list[str]
         f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {r}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {r}",
         f"REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {audit} FROM {r}",
+        # The sealer's mark: read and moved, never removed or added to (a missing row would make every
+        # pass read the whole trail).
+        f"REVOKE INSERT, DELETE, TRUNCATE, REFERENCES, TRIGGER ON audit_seal_mark FROM {r}",
         f"REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {r}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {r}",
     ]

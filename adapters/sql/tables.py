@@ -473,11 +473,14 @@ audit_seals = Table(
 
 # The sealer's mark, one row (id 1): every event up to `seq` is sealed or was refused, so a pass starts
 # above it (bookkeeping, not evidence: verify counts unsealed events over the whole trail without it).
+# The service's role may only read and update it (adapters/sql/roles.py).
 audit_seal_mark = Table(
     "audit_seal_mark",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
+    Column("horizon_seq", BigInteger),  # a horizon an earlier pass read: the next mark once it settles
+    Column("horizon_pending", Text),  # the writers it waits for, comma-separated (NULL: it never settles)
 )
 
 # Every freeze of an account, open (lifted_at null) or lifted: by hand, by the rules, or taken over.

@@ -98,16 +98,23 @@ class AuditEvent:
 
 @dataclass(frozen=True, slots=True)
 class SealHorizon:
-    """The highest seq handed out when it was read, and what must end before every event up to it is
-    either committed (and so visible to any later read) or gone: the ids of the transactions then in
-    flight, as the database numbers them (empty where no writer can be in flight beside the reader;
-    None where the database could not tell, and the horizon never settles).
-
-    Once it has settled, a sealer that reads again finds every event up to `seq`; after sealing (or
-    refusing) them it can start its later passes above `seq` instead of at the start of the trail."""
+    """The highest seq handed out when it was read, and the writers then in flight, as the database
+    names them (empty where no writer can be in flight beside the reader; None where the database
+    cannot tell, and the horizon never settles). Once none of them is left, every event up to `seq` is
+    committed or gone for good, and any later read sees each committed one."""
 
     seq: int
-    pending: tuple[int, ...] | None = ()
+    pending: tuple[str, ...] | None = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SealerMark:
+    """The sealer's bookkeeping: every event up to `seq` is sealed or was refused, so a pass reads
+    above it; `horizon`, read by an earlier pass, becomes the next mark once it has settled before a
+    pass reads (that pass then sees every event up to it). Not evidence: verify does not read it."""
+
+    seq: int = 0
+    horizon: SealHorizon | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from creditctl.domain.audit import Actor, AuditEvent, AuditQuery, SealHorizon
+from creditctl.domain.audit import Actor, AuditEvent, AuditQuery, SealerMark, SealHorizon
 
 
 class AuditLog(Protocol):
@@ -66,21 +66,21 @@ class AuditLog(Protocol):
         ...
 
     def seal_horizon(self) -> SealHorizon:
-        """The highest seq handed out so far, and the writers that may still commit one up to it (read
-        in that order: a writer that takes a seq is already one the database tracks)."""
+        """The highest seq handed out so far, then the writers that may still commit one up to it (in
+        that order: a writer that has taken a seq is one the second read finds, until it ends)."""
         ...
 
     def horizon_settled(self, horizon: SealHorizon) -> bool:
-        """True once every writer that could commit a seq up to `horizon.seq` has ended."""
+        """True once every writer `horizon` names has ended."""
         ...
 
-    def sealed_through(self) -> int:
-        """The sealer's mark: every event up to this seq is sealed or was refused (0 at first). Passes
-        start above it. `count_unsealed`, which verify reports, does not trust it."""
+    def sealer_mark(self) -> SealerMark:
+        """The sealer's mark as stored (SealerMark() before the first pass)."""
         ...
 
-    def raise_sealed_through(self, seq: int) -> None:
-        """Move the mark up to `seq` (never down: another sealer may have moved it further)."""
+    def save_sealer_mark(self, seq: int | None, horizon: SealHorizon, *, exact: bool = False) -> None:
+        """Store `horizon` for a later pass, and move the mark to `seq` (None: leave it): only up, as
+        another sealer may have moved it further, unless `exact` (a pass that read from the start)."""
         ...
 
     def oldest_unsealed_at(self) -> datetime | None:

@@ -71,27 +71,28 @@ def seal_audit_outcome(
     writer ever waits for another to be sealed. Several sealers at once are safe: the positions are a
     primary key, the loser rolls back and reads the head again.
 
-    A pass reads above the sealer's mark (every seq up to it sealed or refused), or from the start of
-    the trail when `full` (`audit seal --from-start`: what an operator runs if the mark was moved by
-    hand). So its cost follows what was written since the last pass, not the trail's length. It moves
-    the mark only up to a horizon read before it began, and only once every writer that could still
-    commit a seq up to that horizon has ended, after reading again: no event is ever left below it.
+    A pass reads above the sealer's mark (every seq up to it sealed or refused), so its cost follows
+    what was written since the last passes, not the trail's length; `full` reads from the start
+    (`audit seal --from-start`). The mark moves to a horizon an earlier pass stored (the highest seq
+    then, and the writers then in flight) once, before this pass reads anything, every one of those
+    writers has ended: the pass then sees every event up to it, and seals or refuses each. So an event
+    held back in an open transaction is sealed by the first pass after it commits, however far below
+    the newest, and never left below the mark. A mark above every seq handed out (set by hand) is
+    ignored: that pass reads from the start and sets the mark back.
 
     An event whose database time is more than `tolerance_s` older than the newest sealed one is refused:
     left unsealed, logged at ERROR (once per process), returned in `refused`; `verify` names it too."""
     with uow:
-        horizon = uow.audit.seal_horizon()
-        start = 0 if full else uow.audit.sealed_through()
+        mark = uow.audit.sealer_mark()
+        now = uow.audit.seal_horizon()
+        stored = mark.horizon if mark.horizon is not None and mark.horizon.seq <= now.seq else None
+        settled = stored is not None and uow.audit.horizon_settled(stored)
+    exact = full or mark.seq > now.seq
     outcome = SealOutcome()
-    _seal_above(start, uow=uow, batch=batch, tolerance_s=tolerance_s, outcome=outcome)
-    with uow:
-        settled = horizon.seq > start and uow.audit.horizon_settled(horizon)
-    if settled:
-        # Writers of seqs up to the horizon that committed after the pass read their page are visible
-        # now; the second read is short (what committed since the first, and the window's count).
-        _seal_above(start, uow=uow, batch=batch, tolerance_s=tolerance_s, outcome=outcome)
+    _seal_above(0 if exact else mark.seq, uow=uow, batch=batch, tolerance_s=tolerance_s, outcome=outcome)
+    if stored is None or settled:  # a new horizon for a later pass (an unsettled one is kept until it is)
         with uow:
-            uow.audit.raise_sealed_through(horizon.seq)
+            uow.audit.save_sealer_mark(stored.seq if stored is not None else None, now, exact=exact)
             uow.commit()
     return outcome
 
@@ -130,8 +131,7 @@ def _seal_above(
                 continue
             uow.commit()
         outcome.sealed += len(seals)
-        known = {r.seq for r in outcome.refused}  # the read after the horizon settled meets them again
-        outcome.refused.extend(r for r in refused if r.seq not in known)
+        outcome.refused.extend(refused)
         _report(refused)
         cursor = events[-1].seq  # each was sealed or refused: the next page starts after them
         if len(events) < batch:  # caught up with what was committed when the page was read; what

@@ -1,4 +1,4 @@
-"""audit: the sealer's mark, and on PostgreSQL a seq taken only by a writer the database already tracks
+"""audit: the sealer's mark; on PostgreSQL the seq taken by the trigger, whatever a writer sends
 
 Revision ID: 0020
 Revises: 0019
@@ -6,24 +6,19 @@ Create Date: 2026-12-06 04:00:00
 
 The sealer used to look for unsealed events among the last 10,000 seqs each pass, and over the whole
 trail every few minutes (the worker) and every minute (`creditctl expire`, from cron): a read whose cost
-grows with the trail for ever. It now keeps a mark, `audit_seal_mark.seq`: every event up to it is
-sealed or was refused, so a pass reads only above it.
+grows with the trail for ever. It now keeps a mark in `audit_seal_mark` (one row): every event up to
+`seq` is sealed or was refused, so a pass reads only above it; and a horizon an earlier pass read
+(`horizon_seq`, and the writers then in flight, `horizon_pending`), the next mark once they have ended.
 
-The mark may pass a seq only once no transaction can still commit an event with it. On PostgreSQL the
-sealer reads the sequence's last value X, then a snapshot S; once every transaction S lists as in flight
-has ended, every seq up to X is committed or gone, provided a writer has a transaction id *before* it
-takes its seq (otherwise it could take a seq, let the sealer read X and S, and only then get an id that
-S does not list). A column default runs before anything else of the INSERT, and PostgreSQL gives the
-transaction its id later, when the row is written. So the seq is no longer the column's default: the
-BEFORE INSERT trigger that already stamps the database's time first makes sure the transaction has its
-id (pg_current_xact_id()), then takes the seq. It overwrites any seq a writer sends, as it does `at`,
-so no writer can put an event below the mark. The sequence keeps CACHE 1: a cached sequence hands out
-seqs out of order across sessions, and X would bound nothing.
-
+The horizon is exact only if no writer can put an event below it later. On PostgreSQL:
+- the seq is no longer the column's default but the BEFORE INSERT trigger's, which overwrites any seq
+  a writer sends (as it does `at`): no writer can choose a seq below the mark;
+- the sequence keeps CACHE 1 (the sealer checks): a session's cached seqs would be handed out later,
+  below a value already read.
 SQLite serialises writers (every transaction is BEGIN IMMEDIATE) and never reuses a seq
 (AUTOINCREMENT): the highest committed seq is already such a bound.
 
-Every deployment's mark starts at 0: the first pass after the upgrade reads the whole trail once.
+Every deployment's mark starts at 0: the first two passes after the upgrade read the whole trail.
 """
 
 import sqlalchemy as sa
@@ -39,7 +34,6 @@ CREATE FUNCTION audit_database_stamp() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     NEW.at := clock_timestamp();
-    PERFORM pg_current_xact_id();
     NEW.seq := nextval('{sequence}'::regclass);
     RETURN NEW;
 END
@@ -61,6 +55,8 @@ def upgrade() -> None:
         "audit_seal_mark",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("horizon_seq", sa.BigInteger(), nullable=True),
+        sa.Column("horizon_pending", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_seal_mark")),
     )
     op.execute("INSERT INTO audit_seal_mark (id, seq) VALUES (1, 0)")

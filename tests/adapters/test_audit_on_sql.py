@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from adapters.sql.audit import SQLITE_NOW, SqlAuditLog
+from adapters.sql.engine import make_engine
 from adapters.sql.unit_of_work import SqlUnitOfWork
 from creditctl.domain.audit import GENESIS, Actor, chain_hash, event_payload
 from creditctl.services.audit import seal_audit, verify_audit
@@ -47,6 +48,10 @@ def append_one(engine: Engine, type: str) -> None:
     """One event in its own transaction, its only write."""
     with engine.begin() as conn:
         SqlAuditLog(conn).append(type, at=AT, actor=ALICE, subject={"customer_code": "8800000001"})
+
+
+def mark_of(uow: SqlUnitOfWork) -> int:
+    return uow.audit.sealer_mark().seq
 
 
 def head_before(uow: SqlUnitOfWork) -> int:
@@ -85,25 +90,26 @@ class TestAppendAndSeal:
         assert report.head_position == start + 3
         assert report.unsealed == 0
 
-    def test_a_pass_moves_the_mark_to_the_last_seq_and_the_next_reads_above_it(
-        self, uow: SqlUnitOfWork
-    ) -> None:
+    def test_the_mark_moves_to_the_horizon_a_pass_stored_and_never_down(self, uow: SqlUnitOfWork) -> None:
         seal_audit(uow=uow)
         append(uow, 3)
         with uow:
             horizon = uow.audit.seal_horizon()
-            assert uow.audit.sealed_through() < horizon.seq
             assert uow.audit.horizon_settled(horizon)  # nothing in flight
-        assert seal_audit(uow=uow) == 3
+        seal_audit(uow=uow)  # seals the three, stores its horizon
+        assert seal_audit(uow=uow) == 0  # it had settled: the mark moves to it
         with uow:
-            assert uow.audit.sealed_through() == horizon.seq
-            assert uow.audit.unsealed(after_seq=uow.audit.sealed_through(), limit=10) == []
-            uow.audit.raise_sealed_through(horizon.seq - 2)  # never down
-            assert uow.audit.sealed_through() == horizon.seq
+            assert mark_of(uow) == horizon.seq
+            assert uow.audit.unsealed(after_seq=mark_of(uow), limit=10) == []
+            uow.audit.save_sealer_mark(horizon.seq - 2, horizon)  # never down...
+            assert mark_of(uow) == horizon.seq
+            uow.audit.save_sealer_mark(horizon.seq - 2, horizon, exact=True)  # ...unless exact
+            assert mark_of(uow) == horizon.seq - 2
         append(uow, 1)
         assert seal_audit(uow=uow) == 1
+        assert seal_audit(uow=uow) == 0
         with uow:
-            assert uow.audit.sealed_through() == horizon.seq + 1
+            assert mark_of(uow) == horizon.seq + 1
 
     def test_the_database_stamps_the_seq_whatever_a_writer_sends(
         self, uow: SqlUnitOfWork, engine: Engine
@@ -112,8 +118,9 @@ class TestAppendAndSeal:
         overwrites it; SQLite: a seq already taken is refused, and none below the highest is free)."""
         append(uow, 2)
         seal_audit(uow=uow)
+        seal_audit(uow=uow)
         with uow:
-            mark = uow.audit.sealed_through()
+            mark = mark_of(uow)
         at = "clock_timestamp()" if engine.dialect.name == "postgresql" else SQLITE_NOW
         chosen = text(
             "INSERT INTO audit_events (seq, at, type, actor, payload) "
@@ -212,24 +219,27 @@ class TestCommitOrderOnPostgres:
             late.audit.append("account.frozen", at=AT, actor=ALICE, subject={"customer_code": "late"})
             append(uow, 5, customer="early")  # five higher seqs, committed first
             assert seal_audit(uow=uow) == 5
+            for _ in range(3):
+                assert seal_audit(uow=uow) == 0
             with uow:
-                mark = uow.audit.sealed_through()
+                mark = mark_of(uow)
                 early = [link[1] for link in uow.audit.chain(after_position=uow.audit.head()[0] - 5, limit=5)]
             assert mark < min(early)  # the late writer's seq is below them, and the mark below it
             late.commit()
         assert seal_audit(uow=uow) == 1
+        seal_audit(uow=uow)
         with uow:
-            assert uow.audit.sealed_through() >= max(early)
+            assert mark_of(uow) >= max(early)
         report = verify_audit(uow=uow)
         assert report.ok and report.unsealed == 0
 
-    def test_a_writer_holds_its_transaction_id_before_its_seq_so_the_horizon_waits_for_it(
+    def test_a_writer_that_has_taken_its_seq_but_not_written_its_row_holds_the_horizon(
         self, postgres_engine: Engine
     ) -> None:
-        """The sealer reads the highest seq, then the transactions in flight. A writer that took its seq
-        before it had a transaction id would be in neither: the mark would pass its event. A trigger
-        that sleeps after the seq is taken (triggers fire by name: after the stamp) holds a writer there
-        while the sealer reads its horizon; the event is the writer's first write."""
+        """The sealer reads the highest seq, then the writers in flight. A writer between the two, its
+        seq taken and its row not yet written, must be among them, or the mark would pass its event. A
+        trigger that sleeps after the seq is taken (triggers fire by name: after the stamp) holds a
+        writer there while the sealer reads; the event is the writer's only write."""
         with postgres_engine.begin() as conn:
             conn.execute(
                 text(
@@ -261,32 +271,97 @@ class TestCommitOrderOnPostgres:
                 with uow:  # ...and sleeps in the trigger, its row not written yet
                     horizon = uow.audit.seal_horizon()
                 with uow:
-                    assert horizon.seq == before + 1
+                    assert horizon.seq == before + 1 and horizon.pending
                     assert not uow.audit.horizon_settled(horizon)
+                    uow.audit.save_sealer_mark(None, horizon)
+                    uow.commit()
+                seal_audit(uow=uow)
                 seal_audit(uow=uow)
                 with uow:
-                    assert uow.audit.sealed_through() < horizon.seq
+                    assert mark_of(uow) < horizon.seq
             finally:
                 writer.join()
             with uow:
                 assert uow.audit.horizon_settled(horizon)
             assert seal_audit(uow=uow) == 1
+            seal_audit(uow=uow)
             with uow:
-                assert uow.audit.sealed_through() >= horizon.seq
+                assert mark_of(uow) >= horizon.seq
         finally:
             with postgres_engine.begin() as conn:
                 conn.execute(text("DROP TRIGGER audit_events_zz_pause ON audit_events"))
                 conn.execute(text("DROP FUNCTION test_pause()"))
 
-    def test_a_horizon_read_outside_read_committed_never_settles(self, postgres_engine: Engine) -> None:
-        """In REPEATABLE READ the snapshot predates the seq read: it cannot bound the writers."""
-        with postgres_engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            horizon = SqlAuditLog(conn).seal_horizon()
-            conn.rollback()
-        assert horizon.pending is None
-        with postgres_engine.connect() as conn:
-            assert not SqlAuditLog(conn).horizon_settled(horizon)
+    def test_a_sequence_that_caches_seqs_never_settles_a_horizon(self, postgres_engine: Engine) -> None:
+        """With CACHE 20 a session hands out seqs from its own block, below a value another session read."""
+        with postgres_engine.begin() as conn:
+            conn.execute(text("ALTER SEQUENCE audit_events_seq_seq CACHE 20"))
+        try:
+            with postgres_engine.connect() as conn:
+                horizon = SqlAuditLog(conn).seal_horizon()
+                assert horizon.pending is None
+                assert not SqlAuditLog(conn).horizon_settled(horizon)
+        finally:
+            with postgres_engine.begin() as conn:
+                conn.execute(text("ALTER SEQUENCE audit_events_seq_seq CACHE 1"))
+
+    def test_a_writer_in_another_database_does_not_hold_the_mark(
+        self, postgres_engine: Engine, postgres_url: str
+    ) -> None:
+        other = make_engine(postgres_url.rsplit("/", 1)[0] + "/postgres")
+        try:
+            with other.connect() as conn:  # a write transaction left open in another database
+                conn.execute(text("CREATE TEMPORARY TABLE held (n int)"))
+                conn.execute(text("INSERT INTO held VALUES (1)"))
+                uow = SqlUnitOfWork(postgres_engine)
+                append(uow, 1)
+                seal_audit(uow=uow)
+                with uow:
+                    horizon = uow.audit.seal_horizon()
+                    assert horizon.pending == ()
+                seal_audit(uow=uow)
+                with uow:
+                    assert mark_of(uow) >= horizon.seq
+                conn.rollback()
+        finally:
+            other.dispose()
+
+    def test_the_mark_keeps_moving_under_a_steady_stream_of_writers(self, postgres_engine: Engine) -> None:
+        """Writers always in flight: each horizon waits only for the writers it named, which end."""
+        stop, errors = threading.Event(), []
+
+        def writer() -> None:
+            uow = SqlUnitOfWork(postgres_engine)
+            try:
+                while not stop.is_set():
+                    with uow:
+                        uow.audit.append("test.stream", at=AT, actor=ALICE, subject={})
+                        time.sleep(0.02)  # a transaction that takes a while
+                        uow.commit()
+            except BaseException as exc:  # the test reports it
+                errors.append(exc)
+
+        uow = SqlUnitOfWork(postgres_engine)
+        seal_audit(uow=uow)
+        threads = [threading.Thread(target=writer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        marks = []
+        try:
+            for _ in range(20):
+                time.sleep(0.05)
+                seal_audit(uow=uow)
+                with uow:
+                    marks.append(mark_of(uow))
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert not errors
+        assert len(set(marks)) >= 10, marks  # it moved on most passes
+        seal_audit(uow=uow)
+        seal_audit(uow=uow)
+        assert verify_audit(uow=uow).unsealed == 0
 
     def test_concurrent_sealers_never_fork_the_chain(self, postgres_engine: Engine) -> None:
         uow = SqlUnitOfWork(postgres_engine)

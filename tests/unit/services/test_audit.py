@@ -10,7 +10,7 @@ import pytest
 from adapters.fake.audit import FakeAuditLog
 from adapters.fake.clock import FakeClock
 from adapters.fake.unit_of_work import FakeStore, FakeUnitOfWork
-from creditctl.domain.audit import Actor, AuditQuery
+from creditctl.domain.audit import Actor, AuditQuery, SealerMark
 from creditctl.services.audit import list_audit_events, seal_audit, seal_audit_outcome, verify_audit
 from creditctl.services.expiry import sweep
 from creditctl.services.freeze_account import freeze_account
@@ -95,17 +95,18 @@ def last_seq(uow: FakeUnitOfWork) -> int:
 
 def mark(uow: FakeUnitOfWork) -> int:
     with uow:
-        return uow.audit.sealed_through()
+        return uow.audit.sealer_mark().seq
 
 
 class TestTheSealersMark:
-    """A pass reads above the mark, so its cost follows what was written since the last one; the mark
-    moves to the horizon read before the pass, and only once that horizon has settled."""
+    """A pass reads above the mark, so its cost follows what was written since the last passes. The
+    mark moves to a horizon an earlier pass stored, once it has settled before a pass reads."""
 
-    def test_each_pass_reads_above_the_mark_and_leaves_it_at_its_horizon(
+    def test_a_pass_reads_above_the_mark_and_the_mark_follows_one_pass_behind(
         self, uow: FakeUnitOfWork, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        seal_audit(uow=uow)
+        seal_audit(uow=uow)  # stores a horizon
+        seal_audit(uow=uow)  # it settled: the mark moves to it
         assert mark(uow) == last_seq(uow) > 0
         reads: list[int] = []
         real = FakeAuditLog.unsealed
@@ -118,39 +119,61 @@ class TestTheSealersMark:
         before = mark(uow)
         write(uow, 3)
         assert seal_audit(uow=uow) == 3
-        assert reads == [before, before]  # the pass, and the read again once its horizon settled
-        assert mark(uow) == before + 3 == last_seq(uow)
+        assert reads == [before]  # one read, above the mark
+        assert mark(uow) == before  # the horizon it moved to was read before these three
+        write(uow, 2)
+        assert seal_audit(uow=uow) == 2
+        assert reads == [before, before]
+        assert mark(uow) == before + 3  # the horizon the last pass stored
         reads.clear()
         assert seal_audit(uow=uow, full=True) == 0  # from the start: `audit seal --from-start`
-        assert reads[0] == 0
+        assert reads == [0]
 
-    def test_a_horizon_that_has_not_settled_leaves_the_mark_and_seals_all_the_same(
+    def test_a_horizon_that_has_not_settled_is_kept_and_the_mark_waits_for_it(
         self, uow: FakeUnitOfWork, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        seal_audit(uow=uow)
         seal_audit(uow=uow)
         before = mark(uow)
         monkeypatch.setattr(FakeAuditLog, "horizon_settled", lambda self, horizon: False)
         write(uow, 2)
         assert seal_audit(uow=uow) == 2
-        assert mark(uow) == before  # a writer of a seq up to the horizon might still commit
+        with uow:
+            kept = uow.audit.sealer_mark().horizon
         write(uow, 1)
         assert seal_audit(uow=uow) == 1  # read from the old mark: nothing sealed twice
+        with uow:
+            assert uow.audit.sealer_mark() == SealerMark(before, kept)  # neither moved nor replaced
         monkeypatch.undo()
         assert seal_audit(uow=uow) == 0
-        assert mark(uow) == last_seq(uow)
+        assert kept is not None and mark(uow) == kept.seq
         assert verify_audit(uow=uow).unsealed == 0
 
-    def test_a_refused_event_is_reported_once_a_pass_and_stays_below_the_mark_for_verify_to_name(
+    def test_a_mark_above_every_seq_is_ignored_and_set_back(self, uow: FakeUnitOfWork) -> None:
+        """A mark moved up by hand would hide every later event from the passes."""
+        seal_audit(uow=uow)
+        seal_audit(uow=uow)
+        with uow:
+            uow.audit.save_sealer_mark(10**9, uow.audit.seal_horizon())
+            uow.commit()
+        write(uow, 2)
+        assert seal_audit(uow=uow) == 2  # read from the start
+        assert mark(uow) <= last_seq(uow)
+        write(uow, 1)
+        assert seal_audit(uow=uow) == 1
+        assert verify_audit(uow=uow).unsealed == 0
+
+    def test_a_refused_event_is_reported_and_once_below_the_mark_left_for_verify_to_name(
         self, uow: FakeUnitOfWork, clock: FakeClock
     ) -> None:
         write(uow, 1)
         seal_audit(uow=uow)
         write(uow, 1, at=clock.now() - timedelta(hours=1))  # held back an hour: older than the chain
         outcome = seal_audit_outcome(uow=uow)
-        assert outcome.sealed == 0 and len(outcome.refused) == 1  # met twice in the pass, reported once
-        assert mark(uow) == last_seq(uow)  # every seq up to it sealed or refused
+        assert outcome.sealed == 0 and len(outcome.refused) == 1
+        held = outcome.refused[0].seq
+        seal_audit(uow=uow)
+        assert mark(uow) >= held  # every seq up to the mark sealed or refused
         assert seal_audit_outcome(uow=uow).refused == []  # not read again...
-        report = verify_audit(uow=uow)
-        assert report.unsealed == 1 and [r[0] for r in report.refused] == [
-            outcome.refused[0].seq
-        ]  # ...but named
+        report = verify_audit(uow=uow)  # ...but verify, which does not use the mark, names it
+        assert report.unsealed == 1 and [r[0] for r in report.refused] == [held]
