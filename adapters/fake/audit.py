@@ -106,7 +106,7 @@ class FakeAuditLog:
     def sealer_mark(self) -> SealerMark:
         return self.mark[0]
 
-    def save_sealer_mark(self, seq: int | None, horizon: SealHorizon, *, exact: bool = False) -> None:
+    def save_sealer_mark(self, seq: int | None, horizon: SealHorizon | None, *, exact: bool = False) -> None:
         now = self.mark[0].seq
         if seq is not None:
             now = seq if exact else max(now, seq)

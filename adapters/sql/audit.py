@@ -102,7 +102,8 @@ _AUDIT_LOCKS = (
 )
 _PG_WRITERS = text(f"SELECT DISTINCT virtualtransaction {_AUDIT_LOCKS} AND mode = 'RowExclusiveLock'")
 # Settled when none of them holds a lock on the table any more. A prepared transaction (two-phase
-# commit; the service uses none) moves its locks to another virtual id: any counts as unsettled.
+# commit; the service uses none) keeps its virtual id, but one recovered after a restart holds its locks
+# as '-1/xid': any such counts as unsettled.
 _PG_SETTLED = text(
     f"SELECT NOT EXISTS (SELECT 1 {_AUDIT_LOCKS} AND (virtualtransaction = ANY(CAST(:pending AS TEXT[])) "
     "OR virtualtransaction LIKE '-1/%'))"
@@ -243,10 +244,11 @@ class SqlAuditLog:
             horizon = SealHorizon(int(row.horizon_seq), pending)
         return SealerMark(int(row.seq), horizon)
 
-    def save_sealer_mark(self, seq: int | None, horizon: SealHorizon, *, exact: bool = False) -> None:
+    def save_sealer_mark(self, seq: int | None, horizon: SealHorizon | None, *, exact: bool = False) -> None:
+        pending = None if horizon is None or horizon.pending is None else ",".join(horizon.pending)
         values: dict[str, Any] = {
-            "horizon_seq": horizon.seq,
-            "horizon_pending": None if horizon.pending is None else ",".join(horizon.pending),
+            "horizon_seq": None if horizon is None else horizon.seq,
+            "horizon_pending": pending,
         }
         if seq is not None:
             values["seq"] = seq if exact else case((_MARK.seq < seq, seq), else_=_MARK.seq)

@@ -78,9 +78,9 @@ class AuditLog(Protocol):
         """The sealer's mark as stored (SealerMark() before the first pass)."""
         ...
 
-    def save_sealer_mark(self, seq: int | None, horizon: SealHorizon, *, exact: bool = False) -> None:
-        """Store `horizon` for a later pass, and move the mark to `seq` (None: leave it): only up, as
-        another sealer may have moved it further, unless `exact` (a pass that read from the start)."""
+    def save_sealer_mark(self, seq: int | None, horizon: SealHorizon | None, *, exact: bool = False) -> None:
+        """Store `horizon` for a later pass (None: none), and move the mark to `seq` (None: leave it):
+        only up, as another sealer may have moved it further, unless `exact` (a pass from the start)."""
         ...
 
     def oldest_unsealed_at(self) -> datetime | None:

@@ -16,6 +16,7 @@ from creditctl.domain.audit import (
     AuditQuery,
     ChainReport,
     ChainWalker,
+    SealHorizon,
     chain_hash,
     event_time,
     too_old,
@@ -85,16 +86,23 @@ def seal_audit_outcome(
     with uow:
         mark = uow.audit.sealer_mark()
         now = uow.audit.seal_horizon()
-        stored = mark.horizon if mark.horizon is not None and mark.horizon.seq <= now.seq else None
-        settled = stored is not None and uow.audit.horizon_settled(stored)
+        stored = mark.horizon if _usable(mark.horizon, now) else None
+        settled = stored is not None and uow.audit.horizon_settled(stored)  # before the pass reads
     exact = full or mark.seq > now.seq
     outcome = SealOutcome()
     _seal_above(0 if exact else mark.seq, uow=uow, batch=batch, tolerance_s=tolerance_s, outcome=outcome)
     if stored is None or settled:  # a new horizon for a later pass (an unsettled one is kept until it is)
         with uow:
-            uow.audit.save_sealer_mark(stored.seq if stored is not None else None, now, exact=exact)
+            keep = now if now.pending is not None else None  # one that can never settle is not kept
+            uow.audit.save_sealer_mark(stored.seq if settled and stored else None, keep, exact=exact)
             uow.commit()
     return outcome
+
+
+def _usable(stored: SealHorizon | None, now: SealHorizon) -> bool:
+    """A stored horizon that can settle and that this database could have read: none that names no
+    writers because the database could not tell, none above every seq handed out (set by hand)."""
+    return stored is not None and stored.pending is not None and stored.seq <= now.seq
 
 
 def _seal_above(

@@ -10,7 +10,7 @@ import pytest
 from adapters.fake.audit import FakeAuditLog
 from adapters.fake.clock import FakeClock
 from adapters.fake.unit_of_work import FakeStore, FakeUnitOfWork
-from creditctl.domain.audit import Actor, AuditQuery, SealerMark
+from creditctl.domain.audit import Actor, AuditQuery, SealerMark, SealHorizon
 from creditctl.services.audit import list_audit_events, seal_audit, seal_audit_outcome, verify_audit
 from creditctl.services.expiry import sweep
 from creditctl.services.freeze_account import freeze_account
@@ -177,3 +177,25 @@ class TestTheSealersMark:
         assert seal_audit_outcome(uow=uow).refused == []  # not read again...
         report = verify_audit(uow=uow)  # ...but verify, which does not use the mark, names it
         assert report.unsealed == 1 and [r[0] for r in report.refused] == [held]
+
+    def test_a_stored_horizon_that_cannot_settle_or_was_never_read_is_replaced(
+        self, uow: FakeUnitOfWork
+    ) -> None:
+        """One that names no writers because the database could not tell (a sequence that caches) would
+        be kept for ever; one above every seq handed out was set by hand. Neither moves the mark."""
+        seal_audit(uow=uow)
+        seal_audit(uow=uow)
+        before = mark(uow)
+        for stored in (SealHorizon(before, pending=None), SealHorizon(10**9)):
+            with uow:
+                uow.audit.save_sealer_mark(None, stored)
+                uow.commit()
+            write(uow, 1)
+            assert seal_audit(uow=uow) == 1
+            newest = last_seq(uow)
+            with uow:
+                assert uow.audit.sealer_mark().horizon == SealHorizon(newest)  # replaced
+            assert mark(uow) == before  # not moved to it
+            seal_audit(uow=uow)
+            before = mark(uow)
+            assert before == last_seq(uow)
