@@ -376,7 +376,8 @@ class TestOnSqlite:
                 (seq,),
             )
             conn.exec_driver_sql("DELETE FROM audit_seals WHERE position >= ?", (position,))
-        assert seal_audit(uow=uow, full=True) == last.position - position + 1  # `audit seal --from-start`
+        resealed = cli("audit", "seal", "--from-start")  # some lie below the sealer's mark: the whole trail
+        assert f"sealed {last.position - position + 1} events" in resealed.output
         assert verify_audit(uow=uow).ok  # the chain holds together...
         out = cli("audit", "verify", "--anchor", str(sink.path), ok=False)  # ...but not with the anchors
         assert out.exit_code == 1
