@@ -69,7 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, func, insert, select, text, update  # noqa: E402
 
-from adapters.sql.tables import credit_accounts, customers, decisions  # noqa: E402
+from adapters.sql.tables import credit_accounts, customers, decisions, holds  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 CREDITCTL = str(VENV_BIN / "creditctl")
@@ -77,6 +77,7 @@ PY_SPY = str(VENV_BIN / "py-spy")
 TOTAL_ACCOUNTS = 10_000
 BALANCE = "100000000.00"
 SALE_GROUP = "SG01"
+HISTORY = 20_000  # decisions already made (a day ago) when a run starts: see Instance._seed_history
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Fallback only: the ceiling takes gunicorn's settings from `creditctl serve` itself (serve_argv below).
 GUNICORN_ARGS = ["--worker-class", "adapters.web.gunicorn_worker.CreditctlThreadWorker", "--threads", "8",
@@ -430,9 +431,11 @@ class Instance:
                     for c, e in data.items()
                 ],
             )
+            self._seed_history(conn, now)
         self.refreshed_at = time.monotonic()
         self.commands.append(
-            f"(SQL) INSERT {TOTAL_ACCOUNTS} customers + credit_accounts, balance {BALANCE}, fetched now"
+            f"(SQL) INSERT {TOTAL_ACCOUNTS} customers + credit_accounts, balance {BALANCE}, fetched now; "
+            f"{HISTORY} decisions of yesterday with their holds released"
         )
         if self.db == "postgres":
             with self.engine.connect() as conn:
@@ -440,6 +443,43 @@ class Instance:
         self.key = (
             self._cli(["keys", "create", "--role", "orders", "--name", "bench"]).strip().splitlines()[-1]
         )
+
+    @staticmethod
+    def _seed_history(conn: Any, now: datetime) -> None:
+        """Yesterday's decisions, approved, their holds released (so no exposure): the tables a decision
+        writes and reads hold rows before the first run, as in any deployment that has run a day.
+
+        Why: the first ANALYZE otherwise sees empty decisions and holds, and plans made on those
+        statistics (psycopg's prepared statements, the foreign keys' checks cached by each backend)
+        read them by sequential scan until the next ANALYZE, at a cost that grows with every decision.
+        The in-process tools (profile_decide, thread_cpu, count_statements, instructions) run no
+        ANALYZE after their warm-up; without this they measured that growth, not the service."""
+        rule_set_id, version = conn.execute(
+            text("SELECT id, version FROM rule_sets WHERE version IS NOT NULL ORDER BY version DESC LIMIT 1")
+        ).one()
+        ids = select(credit_accounts.c.id).order_by(credit_accounts.c.id)
+        accounts = [row[0] for row in conn.execute(ids)]
+        at = now - timedelta(days=1)
+        rows, held = [], []
+        for i in range(HISTORY):
+            account = accounts[i % len(accounts)]
+            code = Instance.code(1 + i % len(accounts))
+            decision_id = str(uuid.UUID(int=i + 1, version=4))
+            rows.append({
+                "id": decision_id, "order_id": f"history-{i}", "account_id": account, "customer_code": code,
+                "sale_group_code": SALE_GROUP, "amount_fen": 10_000, "fingerprint": f"{i:064x}",
+                "outcome": "approve", "state": "decided", "reasons": [], "actions": [], "facts": {},
+                "balance_fen": int(BALANCE.replace(".", "")), "exposure_fen": 0, "available_fen": None,
+                "credit_limit_fen": 0, "credit_grade": "A", "rule_set_id": rule_set_id,
+                "rule_set_version": version, "decided_at": at, "rechecks": 0, "reason_codes": ",",
+            })  # fmt: skip
+            held.append({
+                "id": uuid.UUID(int=i + 1, version=4).hex, "account_id": account, "decision_id": decision_id,
+                "order_id": f"history-{i}", "amount_fen": 10_000, "status": "released", "counting": False,
+                "created_at": at, "expires_at": at + timedelta(days=1), "ended_at": at, "settled_fen": 0,
+            })  # fmt: skip
+        conn.execute(insert(decisions), rows)
+        conn.execute(insert(holds), held)
 
     def _cli(self, args: list[str]) -> str:
         self.commands.append(" ".join(["creditctl", *args]))
