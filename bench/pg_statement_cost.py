@@ -32,6 +32,23 @@ from typing import Any
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]
 ACCOUNTS, SALE_GROUP, BALANCE = 10_000, "SG01", "100000000.00"
+# bench.Instance._seed_history in SQL: 20,000 approved decisions of yesterday, their holds released.
+HISTORY_SQL = """
+WITH rs AS (SELECT id, version FROM rule_sets WHERE version IS NOT NULL ORDER BY version DESC LIMIT 1),
+made AS (
+  INSERT INTO decisions (id, order_id, account_id, customer_code, sale_group_code, amount_fen, fingerprint,
+    outcome, state, reasons, actions, facts, balance_fen, exposure_fen, credit_limit_fen, credit_grade,
+    rule_set_id, rule_set_version, decided_at, rechecks, reason_codes)
+  SELECT md5('d' || i), 'history-' || i, a.id, a.customer_code, a.sale_group_code, 10000, md5('f' || i),
+    'approve', 'decided', '[]', '[]', '{}', a.balance_fen, 0, 0, 'A', rs.id, rs.version, :at, 0, ','
+  FROM generate_series(0, 19999) AS i
+  JOIN credit_accounts AS a ON a.id = (SELECT min(id) FROM credit_accounts) + i % 10000, rs
+  RETURNING id, order_id, account_id)
+INSERT INTO holds (id, account_id, decision_id, order_id, amount_fen, status, counting, created_at,
+  expires_at, ended_at, settled_fen)
+SELECT md5('h' || id), account_id, id, order_id, 10000, 'released', false, :at, :at + interval '1 day', :at, 0
+FROM made
+"""
 
 
 # --- in a tree's own process: fill a database, drive decisions -------------------------------------
@@ -72,6 +89,8 @@ def prepare(url: str, folder: Path) -> None:
              "exposure_fen": 0, "balance_fen": int(BALANCE.replace(".", "")), "balance_fetched_at": now,
              "balance_source": "fake", "params": None, "profile_valid_until": now + timedelta(days=2),
              "created_at": now, "updated_at": now} for c in codes])  # fmt: skip
+        # A day of history, as bench.Instance._seed_history (why: there): plans not made on empty tables.
+        conn.execute(text(HISTORY_SQL), {"at": now - timedelta(days=1)})
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
     engine.dispose()

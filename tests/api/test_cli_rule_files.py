@@ -54,7 +54,6 @@ class TestRuleTests:
         assert "outcome 'defer', expected 'approve'" in result.output
         assert "large: matched=True order.amount=600000.00" in result.output
 
-
     def test_a_case_setting_a_param_outside_its_bounds_fails_naming_the_bound(self, tmp_path: Path) -> None:
         suite = {
             "rule_set": str(DEFAULT_SET),
