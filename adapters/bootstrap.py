@@ -52,6 +52,7 @@ from creditctl.ports.audit_anchor import AnchorSink
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.clock import Clock, SystemClock
 from creditctl.ports.secret_box import SecretBox
+from creditctl.ports.turns import NO_TURNS
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.as_of_balances import AsOfBalanceProvider
 from creditctl.services.backtest_replay import BacktestPolicy
@@ -91,7 +92,8 @@ class Settings:
     secret_keys: tuple[str, ...] = ()
     workers: int = 2
     threads: int = 8  # per worker process; each process's database pool covers them
-    # One account's orders take turns in a process before its row lock (adapters.sql.account_queue).
+    # One account's orders take turns in a process before its row lock, the holder deciding those waiting
+    # behind it with its own (adapters.sql.account_queue, creditctl.ports.turns).
     # On as the service runs (CREDITCTL_ACCOUNT_QUEUE, default on); off where Settings is built by hand
     # (the tests), so that their concurrent orders meet on the row lock as many instances' orders do.
     account_queue: bool = False
@@ -329,12 +331,10 @@ def bootstrap(
     secret_keys = ensure_secret_keys(settings)
     box = FernetSecretBox(secret_keys)
 
-    account_queue = AccountQueue() if settings.account_queue else None
+    turns = AccountQueue() if settings.account_queue else NO_TURNS
 
     def uow() -> UnitOfWork:
-        return SqlUnitOfWork(
-            sql, rule_set_cache=cache, database_clock=database_clock, account_queue=account_queue
-        )
+        return SqlUnitOfWork(sql, rule_set_cache=cache, database_clock=database_clock)
 
     def read_uow() -> UnitOfWork:
         return SqlUnitOfWork(reads, rule_set_cache=cache, database_clock=database_clock)
@@ -355,6 +355,7 @@ def bootstrap(
         balances=balances,
         clock=clock,
         decision_deadline_s=settings.decision_deadline_s,
+        turns=turns,
         checks={"database": ping_database},
         status=status,
         shared_upstream=shared_upstream,

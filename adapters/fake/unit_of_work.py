@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -87,9 +87,8 @@ class FakeUnitOfWork:
     def _w(self) -> FakeState:
         return self._local.work  # type: ignore[no-any-return]
 
-    def batched(self, queue_key: Hashable | None = None) -> Self:
-        """As the SQL unit of work's: a taken order id then surfaces at commit(), not at the insert.
-        (Units of the fake take turns on one lock already: `queue_key` changes nothing.)"""
+    def batched(self) -> Self:
+        """As the SQL unit of work's: a taken order id then surfaces at commit(), not at the insert."""
         self._local.batched = True
         return self
 

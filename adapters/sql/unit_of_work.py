@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from sqlalchemy import Connection, Engine
 
-from adapters.sql.account_queue import AccountQueue
 from adapters.sql.accounts import SqlAccountRepository
 from adapters.sql.api_keys import SqlApiKeyRepository
 from adapters.sql.audit import SqlAuditLog
@@ -41,7 +39,6 @@ class SqlUnitOfWork:
         *,
         rule_set_cache: RuleSetCache | None = None,
         database_clock: Clock | None = None,
-        account_queue: AccountQueue | None = None,
     ) -> None:
         """`database_clock` stands in for the database server's clock (tests that move time by hand)."""
         self._engine = engine
@@ -50,41 +47,25 @@ class SqlUnitOfWork:
         self._conn: Connection | None = None
         self._batch_next = False
         self._batch: Batch | None = None  # a batched unit's pipeline on PostgreSQL
-        self._queue_key: Hashable | None = None
-        self._turn: Any = None
-        self._account_queue = account_queue
 
-    def batched(self, queue_key: Hashable | None = None) -> Self:
+    def batched(self) -> Self:
         """The next `with` block sends its writes with its commit (PostgreSQL; SQLite has no round trips
-        to save and runs it as usual). See adapters.sql.pipeline. With `queue_key`, the block waits its
-        turn among this process's blocks with the same key before it takes a connection
-        (adapters.sql.account_queue)."""
+        to save and runs it as usual). See adapters.sql.pipeline."""
         self._batch_next = True
-        self._queue_key = queue_key
         return self
 
     def __enter__(self) -> Self:
         if self._conn is not None:
             raise RuntimeError("unit of work already open; units of work do not nest")
-        key, self._queue_key = self._queue_key, None
         batched_next, self._batch_next = self._batch_next, False
-        turn = self._account_queue.turn(key) if key is not None and self._account_queue is not None else None
-        if turn is not None:
-            turn.__enter__()
+        conn = self._engine.connect()
         try:
-            conn = self._engine.connect()
-            try:
-                batched = batched_next and conn.dialect.name == "postgresql"
-                if batched:
-                    self._batch = begin_batch(conn, {ORDER_KEY: OrderIdTaken})
-            except BaseException:
-                conn.close()
-                raise
+            batched = batched_next and conn.dialect.name == "postgresql"
+            if batched:
+                self._batch = begin_batch(conn, {ORDER_KEY: OrderIdTaken})
         except BaseException:
-            if turn is not None:  # the account's turn is never kept by a unit that did not open
-                turn.__exit__(None, None, None)
+            conn.close()
             raise
-        self._turn = turn
         self._conn = conn
         self.accounts = SqlAccountRepository(conn, self._database_clock)
         self.customers = SqlCustomerRepository(conn)
@@ -112,18 +93,13 @@ class SqlUnitOfWork:
             return
         self._forget_rule_sets_if_changed()  # not committed: what this unit read of its change was not so
         batch, self._batch = self._batch, None
-        turn, self._turn = self._turn, None
         try:
             if batch is not None:
                 abandon_batch(conn, batch)
             if conn.in_transaction():
                 conn.rollback()
         finally:
-            try:
-                conn.close()
-            finally:
-                if turn is not None:
-                    turn.__exit__(None, None, None)
+            conn.close()
 
     def _forget_rule_sets_if_changed(self) -> None:
         """After this unit published or (un)assigned, at its commit or its end: the process's rule-set

@@ -114,6 +114,7 @@ def _decided(
         balances=c.balances,
         deadline_s=c.decision_deadline_s,
         actor=key_actor(key, request_id),
+        turns=c.turns,
     )
     DECISION_SECONDS.observe(time.perf_counter() - started)
     if result.created:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -61,13 +60,11 @@ class UnitOfWork(Protocol):
         taking the lock a decision depends on, not before."""
         ...
 
-    def batched(self, queue_key: Hashable | None = None) -> Self:
+    def batched(self) -> Self:
         """The next `with` block batches its writes: they may be sent to the database together with the
         commit (PostgreSQL: one round trip for every write and the COMMIT, so a lock taken in the block is
         held for about one round trip after the last read). A write's failure may then surface only at
         commit() or at the next read. For units whose writes are blind: nothing read back from a write.
-        `queue_key`: blocks of this process with the same key may be made to take turns before they reach
-        the database (an optimisation only: the database's locks decide, across processes too).
         Returns self: `with uow.batched(): ...`."""
         ...
 

@@ -15,6 +15,7 @@ from creditctl.ports.decision_history import DecisionHistory
 from creditctl.ports.notifier import Notifier
 from creditctl.ports.reports import ReportQueries
 from creditctl.ports.secret_box import SecretBox
+from creditctl.ports.turns import NO_TURNS, Turns
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.ports.webhooks import WebhookStore
 from creditctl.services.backtest_replay import BacktestPolicy
@@ -53,6 +54,7 @@ class AppContext:
     balances: BalanceProvider
     clock: Clock
     decision_deadline_s: float = 2.0
+    turns: Turns = NO_TURNS  # one account's orders take turns in the process (decide_order)
     checks: dict[str, Callable[[], None]] = field(default_factory=dict)
     status: dict[str, Callable[[], object]] = field(default_factory=dict)
     # The upstream as every instance sees it (the database's shared state), beside `status`, which is

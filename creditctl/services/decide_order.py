@@ -17,6 +17,7 @@ from creditctl.domain.errors import OrderIdReused, UnknownAccount, UnknownCustom
 from creditctl.domain.rule_set import RuleSetVersion
 from creditctl.ports.balance_provider import BalanceProvider
 from creditctl.ports.repositories import OrderIdTaken
+from creditctl.ports.turns import ALONE, NO_TURNS, Taken, Turn, Turns
 from creditctl.ports.unit_of_work import UnitOfWork
 from creditctl.services.account_state import refresh_locked_account
 from creditctl.services.balances import Fetched, fetch_report, keep_report, needs_refresh, young_report
@@ -26,6 +27,8 @@ from creditctl.services.outcome import apply_outcome, queue_notifications
 from rules import Outcome
 
 DEFAULT_DEADLINE_S = 2.0
+# Orders of one account decided in one transaction at most: the holder's own and those waiting behind it.
+TOGETHER_MAX = 16
 NOT_FETCHED = Fetched(None, None)
 
 
@@ -43,14 +46,58 @@ def decide_order(
     balances: BalanceProvider,
     deadline_s: float = DEFAULT_DEADLINE_S,
     actor: Actor = SYSTEM,
+    turns: Turns = NO_TURNS,
 ) -> DecisionResult:
-    """Decide `order` once: a replay of the same body returns the first decision, another body conflicts."""
+    """Decide `order` once: a replay of the same body returns the first decision, another body conflicts.
+
+    `turns`: one account's orders in this process take turns before its row lock, and the holder of the
+    turn decides the orders waiting behind it with its own, in its transaction (_decide_together)."""
     if scope is not None and order.customer_code not in scope:
         raise UnknownCustomer(order.customer_code)
     fingerprint = order.fingerprint()
-    turn = (order.customer_code, order.sale_group_code)  # one account's orders take turns in a process
-    with uow.batched(queue_key=turn):  # the writes and the COMMIT go together (creditctl.ports.unit_of_work)
-        # The common case in one transaction: the stored snapshot is young enough to decide on.
+    mine = _Ticket(order, fingerprint, actor)
+    key = (order.customer_code, order.sale_group_code)
+    with turns.turn(key, mine) as turn:
+        if isinstance(turn.handed, DecisionResult):  # decided by the holder, with its own
+            return turn.handed
+        first = _first_unit(uow, mine, turn)
+        if first is None:  # decided together and the transaction failed: this order alone now
+            first = _first_unit(uow, mine, None)
+    if isinstance(first, DecisionResult):
+        return first
+    locked, rule_set, registered, now = first
+    # A customer the provider names (the Haier config, the fake file) is known on its first order.
+    if not registered and not ensure_known(order.customer_code, uow=uow, balances=balances, now=now):
+        raise UnknownCustomer(order.customer_code)
+    # A stale or missing snapshot: the lock is released, the upstream asked, then the lock taken again
+    # and the time read again (the world may have changed while the answer was on the wire).
+    fetched = _fetch(uow, order, locked, balances, deadline_s)
+    with turns.turn(key), uow.batched():
+        relocked = _lock_or_open(uow, order, fetched)
+        decided = _decide_locked(
+            uow, order, fingerprint, relocked, rule_set, fetched, _database_time(uow, relocked), actor
+        )
+    return decided if decided.created else _replay_after_race(uow, order, fingerprint)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ticket:
+    """An order as its request brought it: what the holder of the account's turn needs to decide it."""
+
+    order: Order
+    fingerprint: str
+    actor: Actor
+
+
+_Unfetched = tuple[CreditAccount | None, RuleSetVersion, bool, datetime]  # what the fetch path goes on with
+
+
+def _first_unit(uow: UnitOfWork, mine: _Ticket, turn: Turn | None) -> DecisionResult | _Unfetched | None:
+    """The common case in one transaction: the stored snapshot is young enough to decide on. Holding the
+    turn (`turn`), with the orders waiting behind it. Returns the result; or, the snapshot too old, what
+    the fetch path needs (the lock let go); None: decided together, and that transaction failed."""
+    order, fingerprint, actor = mine.order, mine.fingerprint, mine.actor
+    with uow.batched():  # the writes and the COMMIT go together (creditctl.ports.unit_of_work)
         # A replay is not looked up first: the unique order id turns it into a conflict on insert,
         # answered from the stored decision (one statement less for every new order).
         locked = uow.accounts.lock(order.customer_code, order.sale_group_code)
@@ -58,9 +105,11 @@ def decide_order(
         rule_set = uow.rule_sets.for_account(order.customer_code, order.sale_group_code).rule_set
         now = _database_time(uow, locked)
         params = effective_params(rule_set.rules, locked) if locked is not None else None
-        fresh = params is not None and not needs_refresh(locked, params, now)
         decided, registered = None, True
-        if fresh:
+        if params is not None and not needs_refresh(locked, params, now):
+            others = turn.take(TOGETHER_MAX - 1) if turn is not None else []
+            if others:
+                return _decide_together(uow, mine, others, locked, rule_set, now, params)
             decided = _decide_locked(
                 uow, order, fingerprint, locked, rule_set, NOT_FETCHED, now, actor, params=params
             )
@@ -73,18 +122,46 @@ def decide_order(
                 decided = _decide_on_kept_report(uow, order, fingerprint, rule_set, now, actor)
     if decided is not None:
         return decided if decided.created else _replay_after_race(uow, order, fingerprint)
-    # A customer the provider names (the Haier config, the fake file) is known on its first order.
-    if not registered and not ensure_known(order.customer_code, uow=uow, balances=balances, now=now):
-        raise UnknownCustomer(order.customer_code)
-    # A stale or missing snapshot: the lock is released, the upstream asked, then the lock taken again
-    # and the time read again (the world may have changed while the answer was on the wire).
-    fetched = _fetch(uow, order, locked, balances, deadline_s)
-    with uow.batched(queue_key=turn):
-        relocked = _lock_or_open(uow, order, fetched)
-        decided = _decide_locked(
-            uow, order, fingerprint, relocked, rule_set, fetched, _database_time(uow, relocked), actor
-        )
-    return decided if decided.created else _replay_after_race(uow, order, fingerprint)
+    return locked, rule_set, registered, now
+
+
+def _decide_together(
+    uow: UnitOfWork,
+    mine: _Ticket,
+    others: list[Taken],
+    locked: CreditAccount,
+    rule_set: RuleSetVersion,
+    now: datetime,
+    params: dict[str, Decimal],
+) -> DecisionResult | None:
+    """Inside the account's lock: this order, then each taken one in the order they came, each decided
+    on the account as the one before left it (as many transactions one after another would, all at the
+    database's `now`), and one commit. Each taken order is answered with its result once committed; if
+    anything fails, nothing is kept and each is answered ALONE (the caller decides it alone, as this one
+    does when this returns None). A taken order whose id is another's already, or another taken order's,
+    fails the transaction the same way: alone, each is then a replay or a conflict as usual."""
+    tickets = [mine, *(taken.item for taken in others)]
+    results = []
+    try:
+        for ticket in tickets:
+            results.append(
+                _decide_locked(
+                    uow, ticket.order, ticket.fingerprint, locked, rule_set, NOT_FETCHED, now, ticket.actor,
+                    params=params, together=True,
+                )
+            )  # fmt: skip
+        uow.accounts.save(locked)  # as the last order left it
+        uow.commit()
+    except Exception:
+        try:
+            uow.rollback()
+        finally:
+            for taken in others:
+                taken.hand(ALONE)
+        return None
+    for taken, result in zip(others, results[1:], strict=True):
+        taken.hand(result)
+    return results[0]
 
 
 def _decide_locked(
@@ -98,13 +175,15 @@ def _decide_locked(
     actor: Actor,
     *,
     params: dict[str, Decimal] | None = None,
+    together: bool = False,
 ) -> DecisionResult:
     """Inside the account lock, at the database's `now`: evaluate, write decision, hold and exposure.
 
     `params`: effective_params(rule_set.rules, locked) where the caller has them (read under this lock).
     created=False means another request with this order id committed first (nothing was written). In a
     batched unit the writes below are blind and travel with the commit; a taken order id is then told
-    by commit() rather than by the insert, and nothing of the unit is kept either way."""
+    by commit() rather than by the insert, and nothing of the unit is kept either way. together: the
+    caller saves the account and commits, once for all its orders (a taken order id is raised to it)."""
     assert locked is not None
     # Computed once: nothing below changes the rule set or the account's overrides (locked.params).
     if params is None:
@@ -120,7 +199,8 @@ def _decide_locked(
         queue_notifications(uow, decision, locked, now)
         if decision.state is DecisionState.DEFERRED:
             decision_event(uow, "decision.deferred", decision, now)
-        uow.accounts.save(locked)
+        if not together:
+            uow.accounts.save(locked)
         uow.audit.append(
             "decision.made",
             at=now,
@@ -128,8 +208,11 @@ def _decide_locked(
             subject=decision_subject(decision),
             after=decided_state(decision, locked),
         )
-        uow.commit()
+        if not together:
+            uow.commit()
     except OrderIdTaken:
+        if together:
+            raise
         uow.rollback()
         return DecisionResult(decision, created=False)
     return DecisionResult(decision, created=True)

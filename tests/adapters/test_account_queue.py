@@ -1,9 +1,11 @@
 """One account's orders take turns in a process before its row lock (adapters/sql/account_queue.py).
 
 The queue itself: the same key one at a time, other keys never held up, nothing kept once nobody holds or
-waits. Then on PostgreSQL, while another session holds the account's row lock: eight threads deciding on
-it reach the database one at a time with the queue (one connection waits on the lock) and all at once
-without it (eight wait); either way each is decided once and the books hold when the lock is let go."""
+waits; the holder takes the work of those waiting and answers them, and whatever it took and did not
+answer is answered ALONE. Then on PostgreSQL, while another session holds the account's row lock: eight
+threads deciding on it reach the database one at a time with the queue (one connection waits on the lock)
+and all at once without it (eight wait); with the queue the one that reaches it decides all eight in one
+transaction, without it each its own; either way each is decided once and the books hold."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +31,9 @@ from adapters.sql.account_queue import AccountQueue
 from adapters.sql.engine import make_engine
 from adapters.sql.unit_of_work import SqlUnitOfWork
 from creditctl.domain.decision import Order
+from creditctl.domain.errors import OrderIdReused
+from creditctl.ports.turns import ALONE
+from creditctl.services.context import AppContext
 from creditctl.services.decide_order import DecisionResult, decide_order
 from tests.conftest import seed
 from tests.invariants import assert_invariants
@@ -79,6 +85,94 @@ def test_nothing_is_kept_once_nobody_holds_or_waits_even_after_a_failure() -> No
         pass
 
 
+def _when(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.005)
+
+
+def _waiting(queue: AccountQueue, key: str) -> int:
+    with queue._guard:
+        entry = queue._keys.get(key)
+        return 0 if entry is None else len(entry.waiting)
+
+
+def test_the_holder_takes_what_the_callers_waiting_brought_and_each_gets_its_answer() -> None:
+    queue = AccountQueue()
+    handed: dict[str, object] = {}
+
+    def bring(item: str) -> None:
+        with queue.turn("k", item) as turn:
+            handed[item] = turn.handed
+
+    with ThreadPoolExecutor(3) as pool:
+        with queue.turn("k") as holder:
+            futures = [pool.submit(bring, item) for item in ("a", "b", "c")]
+            _when(lambda: _waiting(queue, "k") == 3)
+            taken = holder.take(2)  # the first two that came; the third waits for the turn
+            handed_items = [t.item for t in taken]
+            assert len(handed_items) == 2
+            assert _waiting(queue, "k") == 1
+            for t in taken:
+                t.hand(f"done {t.item}")
+            _when(lambda: len(handed) == 2)
+        for f in futures:
+            f.result(timeout=WAIT_S)
+    (left,) = {"a", "b", "c"} - set(handed_items)
+    assert handed == {**{i: f"done {i}" for i in handed_items}, left: None}  # the third held the turn
+    assert len(queue) == 0
+
+
+def test_what_a_holder_took_and_did_not_answer_is_answered_alone_when_its_turn_ends() -> None:
+    queue = AccountQueue()
+    handed: list[object] = []
+
+    def bring() -> None:
+        with queue.turn("k", "work") as turn:
+            handed.append(turn.handed)
+
+    with ThreadPoolExecutor(1) as pool:
+        with pytest.raises(RuntimeError), queue.turn("k") as holder:
+            future = pool.submit(bring)
+            _when(lambda: _waiting(queue, "k") == 1)
+            assert [t.item for t in holder.take(5)] == ["work"]
+            raise RuntimeError("the holder failed before it answered")
+        future.result(timeout=WAIT_S)
+    assert handed == [ALONE]
+
+
+def test_a_caller_without_the_turn_takes_nothing_and_one_that_brought_nothing_is_never_taken() -> None:
+    queue = AccountQueue(wait_s=0.2)
+    with queue.turn("k") as holder, ThreadPoolExecutor(1) as pool:
+        waited = pool.submit(lambda: _took_without_turn(queue))
+        assert _waiting(queue, "k") == 0  # it brought nothing: nothing to take
+        assert holder.take(5) == []
+        assert waited.result(timeout=WAIT_S) == []  # past wait_s it went on, holding no turn
+
+
+def _took_without_turn(queue: AccountQueue) -> list[object]:
+    with queue.turn("k") as turn:
+        return list(turn.take(5))
+
+
+def test_a_caller_whose_work_was_taken_waits_for_the_answer_only_for_wait_s() -> None:
+    queue = AccountQueue(wait_s=0.2)
+    with queue.turn("k") as holder, ThreadPoolExecutor(1) as pool:
+        future = pool.submit(lambda: _handed(queue))
+        _when(lambda: _waiting(queue, "k") == 1)
+        (taken,) = holder.take(1)
+        started = time.monotonic()
+        assert future.result(timeout=WAIT_S) is None  # no answer: it goes on alone
+        assert time.monotonic() - started < 1.0
+        taken.hand("too late")  # answered after it left: nobody is waiting for it
+
+
+def _handed(queue: AccountQueue) -> object:
+    with queue.turn("k", "work") as turn:
+        return turn.handed
+
+
 def test_the_setting_is_on_by_default_and_read_as_on_or_off(tmp_path: Path) -> None:
     base = {"CREDITCTL_INSTANCE_PATH": str(tmp_path)}
     assert load_settings(base).account_queue is True
@@ -128,7 +222,10 @@ def test_orders_for_a_locked_account_reach_its_row_lock_one_per_process_with_the
                 {"c": CUSTOMER, "g": GROUP},
             )
             futures = [
-                pool.submit(decide_order, o, scope=None, uow=ctx.uow(), balances=ctx.balances) for o in orders
+                pool.submit(
+                    decide_order, o, scope=None, uow=ctx.uow(), balances=ctx.balances, turns=ctx.turns
+                )
+                for o in orders
             ]
             deadline = time.monotonic() + WAIT_S
             while _waiting_on_a_lock(postgres_engine, name) < waiting and time.monotonic() < deadline:
@@ -139,21 +236,113 @@ def test_orders_for_a_locked_account_reach_its_row_lock_one_per_process_with_the
             results = [f.result(timeout=WAIT_S) for f in futures]
         assert all(r.created for r in results)
         assert {r.decision.order_id for r in results} == {o.order_id for o in orders}
+        # decided together: the eight decisions, holds and audit events in one transaction
+        assert _transactions(postgres_engine, orders) == (1 if queued else THREADS)
         assert_invariants(postgres_engine)
     finally:
         engine.dispose()
 
 
-def test_a_unit_that_cannot_connect_gives_its_turn_back() -> None:
-    """No database to connect to: the next unit for the account is not left waiting behind it."""
+def _decided_behind_a_held_lock(
+    postgres_engine: Engine, ctx: AppContext, orders: list[Order]
+) -> list[DecisionResult | Exception]:
+    """Each order in a thread of its own while another session holds the account's row lock, which it
+    lets go once all are waiting (on the turn, or on the lock); each one's result or exception."""
+
+    def decide(order: Order) -> DecisionResult | Exception:
+        try:
+            return decide_order(order, scope=None, uow=ctx.uow(), balances=ctx.balances, turns=ctx.turns)
+        except Exception as exc:
+            return exc
+
+    with postgres_engine.connect() as holder, ThreadPoolExecutor(len(orders)) as pool:
+        holder.execute(
+            text(
+                "SELECT id FROM credit_accounts WHERE customer_code = :c AND sale_group_code = :g FOR UPDATE"
+            ),
+            {"c": CUSTOMER, "g": GROUP},
+        )
+        futures = [pool.submit(decide, o) for o in orders]
+        queue = ctx.turns
+        assert isinstance(queue, AccountQueue)
+        _when(lambda: _waiting(queue, (CUSTOMER, GROUP)) == len(orders) - 1)  # and one on the row lock
+        holder.rollback()
+        return [f.result(timeout=WAIT_S) for f in futures]
+
+
+@pytest.mark.postgres
+def test_orders_decided_together_each_see_the_exposure_the_one_before_left(
+    postgres_engine: Engine, balances: FakeBalanceProvider, clock: FakeClock, tmp_path: Path
+) -> None:
+    """Eight orders of 300.00 on a balance of 1,000.00, decided in one transaction: had each been decided
+    on the account as it was read, all eight would be approved (2,400.00 reserved)."""
+    ctx = _queued_context(postgres_engine, balances, clock, tmp_path)
+    orders = [Order(random_order_id("together"), CUSTOMER, GROUP, Decimal("300.00")) for _ in range(THREADS)]
+    results = _decided_behind_a_held_lock(postgres_engine, ctx, orders)
+    assert all(isinstance(r, DecisionResult) and r.created for r in results), results
+    approved = [r.decision.order.amount for r in results if isinstance(r, DecisionResult) and r.decision.hold]
+    assert 0 < len(approved) < THREADS and sum(approved) <= Decimal("1000.00"), approved
+    assert _transactions(postgres_engine, orders) == 1
+    assert_invariants(postgres_engine)
+
+
+@pytest.mark.postgres
+def test_a_taken_order_whose_id_is_used_sends_every_order_of_the_batch_back_to_be_decided_alone(
+    postgres_engine: Engine, balances: FakeBalanceProvider, clock: FakeClock, tmp_path: Path
+) -> None:
+    """One order's id was decided before with another body: the transaction deciding all eight fails at
+    its commit (nothing of it kept), and each is then decided alone: that one is refused as a reused
+    id, the seven others are made."""
+    ctx = _queued_context(postgres_engine, balances, clock, tmp_path)
+    used = Order(random_order_id("used"), CUSTOMER, GROUP, Decimal("1.00"))
+    assert decide_order(used, scope=None, uow=ctx.uow(), balances=ctx.balances).created
+    orders = [Order(random_order_id("fresh"), CUSTOMER, GROUP, Decimal("2.00")) for _ in range(THREADS - 1)]
+    orders.insert(THREADS // 2, Order(used.order_id, CUSTOMER, GROUP, Decimal("3.00")))  # another body
+    results = _decided_behind_a_held_lock(postgres_engine, ctx, orders)
+    reused = results.pop(THREADS // 2)
+    assert isinstance(reused, OrderIdReused), reused
+    assert all(isinstance(r, DecisionResult) and r.created for r in results), results
+    assert _transactions(postgres_engine, orders) > 1  # not in one: the first transaction was let go
+    assert_invariants(postgres_engine)
+
+
+def _queued_context(
+    postgres_engine: Engine, balances: FakeBalanceProvider, clock: FakeClock, tmp_path: Path
+) -> AppContext:
+    url = postgres_engine.url.render_as_string(hide_password=False)
+    settings = Settings(instance_path=tmp_path / "instance", database_url=url, account_queue=True)
+    ctx = bootstrap(settings, balances=balances, clock=clock, engine=postgres_engine, database_clock=clock)
+    seed(ctx)
+    return ctx
+
+
+def _transactions(engine: Engine, orders: list[Order]) -> int:
+    """How many transactions wrote these orders' decisions, holds and audit events (their xmin)."""
+    ids = [o.order_id for o in orders]
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(DISTINCT xmin::text) FROM ("
+                    " SELECT xmin FROM decisions WHERE order_id = ANY(:ids)"
+                    " UNION ALL SELECT xmin FROM holds WHERE order_id = ANY(:ids)"
+                    " UNION ALL SELECT xmin FROM audit_events WHERE order_id = ANY(:ids)) AS w"
+                ),
+                {"ids": ids},
+            ).scalar_one()
+        )
+
+
+def test_an_order_whose_unit_cannot_connect_gives_its_turn_back() -> None:
+    """No database to connect to: the next order for the account is not left waiting behind it."""
     queue = AccountQueue()
     nowhere = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    order = Order(random_order_id("nowhere"), CUSTOMER, GROUP, Decimal("1.00"))
     try:
-        with (
-            pytest.raises(OperationalError),
-            SqlUnitOfWork(nowhere, account_queue=queue).batched(queue_key=(CUSTOMER, GROUP)),
-        ):
-            pass
+        with pytest.raises(OperationalError):
+            decide_order(
+                order, scope=None, uow=SqlUnitOfWork(nowhere), balances=FakeBalanceProvider({}), turns=queue
+            )
     finally:
         nowhere.dispose()
     assert len(queue) == 0
@@ -163,20 +352,24 @@ def test_a_unit_that_cannot_connect_gives_its_turn_back() -> None:
 def test_a_turn_is_given_back_when_the_batch_cannot_be_opened(
     postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The turn is taken before the connection and the batch: if opening the batch fails (any exception,
-    a signal's included), __exit__ never runs, so __enter__ itself must give the turn back. Kept, every
-    later order for the account in the process would wait on it for ever."""
+    """Opening the batch fails (any exception, a signal's included): the turn taken before it is given
+    back. Kept, every later order for the account in the process would wait on it for ever."""
     from adapters.sql import unit_of_work as sql_unit_of_work
-    from adapters.sql.unit_of_work import SqlUnitOfWork
 
     def refuse(*_args: object) -> None:
         raise RuntimeError("the batch could not be opened")
 
     queue = AccountQueue()
     monkeypatch.setattr(sql_unit_of_work, "begin_batch", refuse)
-    uow = SqlUnitOfWork(postgres_engine, account_queue=queue)
-    with pytest.raises(RuntimeError, match="could not be opened"), uow.batched(queue_key=(CUSTOMER, GROUP)):
-        pytest.fail("the block ran without its batch")
+    order = Order(random_order_id("refused"), CUSTOMER, GROUP, Decimal("1.00"))
+    with pytest.raises(RuntimeError, match="could not be opened"):
+        decide_order(
+            order,
+            scope=None,
+            uow=SqlUnitOfWork(postgres_engine),
+            balances=FakeBalanceProvider({}),
+            turns=queue,
+        )
     assert len(queue) == 0
 
     def take_turn() -> bool:
@@ -291,7 +484,9 @@ def test_an_order_is_not_held_in_the_process_behind_one_whose_connection_was_cut
 
     def decide(order: Order, outcome: list[object]) -> None:
         try:
-            outcome.append(decide_order(order, scope=None, uow=ctx.uow(), balances=ctx.balances))
+            outcome.append(
+                decide_order(order, scope=None, uow=ctx.uow(), balances=ctx.balances, turns=ctx.turns)
+            )
         except Exception as exc:  # the cut-off one fails when the proxy closes
             outcome.append(exc)
 
