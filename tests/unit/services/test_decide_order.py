@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 
@@ -9,12 +11,14 @@ import pytest
 
 from adapters.fake.balance_provider import FakeBalanceProvider
 from adapters.fake.clock import FakeClock
-from adapters.fake.unit_of_work import FakeStore
+from adapters.fake.unit_of_work import FakeStore, FakeUnitOfWork
+from adapters.sql.account_queue import AccountQueue
 from creditctl.domain.account import AccountStatus
-from creditctl.domain.decision import DecisionState, Reason
+from creditctl.domain.decision import DecisionState, Order, Reason
 from creditctl.domain.errors import OrderIdReused, UnknownAccount, UnknownCustomer, UpstreamUnavailable
 from creditctl.domain.hold import HoldStatus
 from creditctl.services.customers import register_customer
+from creditctl.services.decide_order import DecisionResult, decide_order
 from rules import Outcome
 from tests.random_refs import random_order_id
 from tests.unit.services.conftest import CUSTOMER, GROUP, OTHER_CUSTOMER, RICH_GROUP, Desk
@@ -424,3 +428,48 @@ class TestIdempotency:
         assert again.created is False
         assert again.decision.outcome is Outcome.DEFER
         assert again.decision.id == first.decision.id
+
+
+class TestDecidedTogether:
+    """Orders for one account waiting behind its turn are decided by the holder, in its transaction."""
+
+    @staticmethod
+    def _behind_a_turn(desk: Desk, orders: list[Order]) -> list[DecisionResult | Exception]:
+        queue = AccountQueue()
+
+        def decide(order: Order) -> DecisionResult | Exception:
+            try:
+                return decide_order(order, scope=None, uow=desk.uow, balances=desk.balances, turns=queue)
+            except Exception as exc:
+                return exc
+
+        with ThreadPoolExecutor(len(orders)) as pool:
+            with queue.turn((CUSTOMER, GROUP)):  # held here until every order waits behind it
+                futures = [pool.submit(decide, o) for o in orders]
+                deadline = time.monotonic() + 10
+                while len(queue._keys[(CUSTOMER, GROUP)].waiting) < len(orders):
+                    assert time.monotonic() < deadline, "the orders never all waited"
+                    time.sleep(0.002)
+            return [f.result(timeout=10) for f in futures]
+
+    def test_each_is_decided_on_the_account_as_the_one_before_left_it_with_one_commit(
+        self, desk: Desk, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        commits = []
+        real_commit = FakeUnitOfWork.commit
+        monkeypatch.setattr(FakeUnitOfWork, "commit", lambda self: (commits.append(1), real_commit(self)))
+        results = self._behind_a_turn(desk, [desk.order("300.00") for _ in range(6)])
+        assert all(isinstance(r, DecisionResult) and r.created for r in results), results
+        held = [r.decision.hold.amount for r in results if isinstance(r, DecisionResult) and r.decision.hold]
+        assert 0 < len(held) < 6 and sum(held) <= Decimal("1000.00"), held  # 1,000.00 on the account
+        assert desk.account().exposure == sum(held)
+        assert len(commits) == 1
+
+    def test_an_order_id_used_before_sends_them_all_back_to_be_decided_alone(self, desk: Desk) -> None:
+        used = desk.decide("1.00")
+        orders = [desk.order("2.00"), desk.order("3.00", order_id=used.order_id), desk.order("4.00")]
+        first, reused, last = self._behind_a_turn(desk, orders)
+        assert isinstance(reused, OrderIdReused)
+        for result in (first, last):
+            assert isinstance(result, DecisionResult) and result.created
+        assert desk.account().exposure == Decimal("7.00")
