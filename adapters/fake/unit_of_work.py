@@ -197,6 +197,9 @@ class _Decisions:
     def get(self, customer_code: str, order_id: str) -> Decision | None:
         return self._with_hold(self.w.decisions.get((customer_code, order_id)))
 
+    def taken(self, customer_code: str, order_ids: list[str]) -> set[str]:
+        return {o for o in order_ids if (customer_code, o) in self.w.decisions}
+
     def find(self, order_id: str, customers: frozenset[str] | None) -> list[Decision]:
         found = [
             d

@@ -14,8 +14,9 @@ frees the row); an unbounded wait in the process would then hold every later ord
 the process for as long as that thread is stuck, when the database would have let them through.
 
 The holder may take the work of the callers waiting on its key (creditctl.ports.turns): they then wait
-for its answer instead of the turn, as long again at most; past that they go on alone, as above (what
-the holder does for them meanwhile, the database's locks and unique keys order against what they do).
+for its answer instead of the turn, WAIT_S again at most (so 2 * WAIT_S in all); past that they go on
+alone, as above (what the holder does for them meanwhile, the database's locks and unique keys order
+against what they do, and a decision made for them is still theirs: decide_order's ticket).
 Whatever a holder took and did not answer is answered ALONE when its turn ends, so nobody waits on a
 holder that failed."""
 
@@ -102,19 +103,20 @@ class AccountQueue:
     def turn(self, key: Hashable, item: Any = None) -> Iterator[_Turn]:
         """Wait for `key`'s turn (at most wait_s, then go on without it) and hold it for the block; or,
         bringing `item`, until the holder takes it and answers (at most wait_s again, then go on alone)."""
-        me = None
+        me, holds = None, False
         with self._guard:
             entry = self._keys.get(key)
             if entry is None:
                 entry = self._keys[key] = _Key(self._guard)
             entry.users += 1
-            if entry.held:
-                me = _Waiting(item) if item is not None else None  # made only by those who wait
-                self._wait(entry, me)
-            holds = not entry.held and not (me is not None and me.taken)
-            if holds:
-                entry.held = True
         try:
+            with self._guard:
+                if entry.held:
+                    me = _Waiting(item) if item is not None else None  # made only by those who wait
+                    self._wait(entry, me)
+                holds = not entry.held and not (me is not None and me.taken)
+                if holds:
+                    entry.held = True
             turn = _Turn(self, entry, holds, self._answer(key, me) if not holds else None)
             try:
                 yield turn
@@ -122,6 +124,8 @@ class AccountQueue:
                 turn._end()
         finally:
             with self._guard:
+                if me is not None and me in entry.waiting:  # interrupted while waiting: not to be taken
+                    entry.waiting.remove(me)
                 if holds:
                     entry.held = False
                     entry.changed.notify_all()
@@ -150,7 +154,7 @@ class AccountQueue:
                 break
             entry.changed.wait(left)
         if me is not None and not me.taken:
-            entry.waiting.remove(me)
+            entry.waiting.remove(me)  # (an exception out of wait() leaves it to turn()'s finally)
 
     def __len__(self) -> int:
         """Keys held or waited for now."""

@@ -60,6 +60,10 @@ class SqlDecisionRepository:
         row = self._conn.execute(_GET, {"k_customer": customer_code, "k_order": order_id}).first()
         return self._with_parts(_to_decision(row)) if row else None
 
+    def taken(self, customer_code: str, order_ids: list[str]) -> set[str]:
+        stmt = select(_d.order_id).where(_d.customer_code == customer_code, _d.order_id.in_(order_ids))
+        return set(self._conn.execute(stmt).scalars())
+
     def find(self, order_id: str, customers: frozenset[str] | None) -> list[Decision]:
         stmt = _SELECT.where(_d.order_id == order_id)
         if customers is not None:

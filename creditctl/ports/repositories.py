@@ -79,6 +79,10 @@ class DecisionRepository(Protocol):
         """The decision for one customer's order, with its hold. Order ids are unique per customer."""
         ...
 
+    def taken(self, customer_code: str, order_ids: list[str]) -> set[str]:
+        """Which of these order ids the customer has decisions for already."""
+        ...
+
     def find(self, order_id: str, customers: frozenset[str] | None) -> list[Decision]:
         """Decisions for this order id among `customers` (None: any), at most two (enough to tell
         an ambiguous id), each with its hold."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
@@ -60,9 +60,13 @@ def decide_order(
     with turns.turn(key, mine) as turn:
         if isinstance(turn.handed, DecisionResult):  # decided by the holder, with its own
             return turn.handed
-        first = _first_unit(uow, mine, turn)
-        if first is None:  # decided together and the transaction failed: this order alone now
-            first = _first_unit(uow, mine, None)
+        if turn.handed == ALONE:  # the holder could not: alone, after those already waiting for a turn
+            with turns.turn(key):
+                first = _first_unit(uow, mine, None)
+        else:
+            first = _first_unit(uow, mine, turn)
+            if first is None:  # decided together and the transaction failed: this order alone now
+                first = _first_unit(uow, mine, None)
     if isinstance(first, DecisionResult):
         return first
     locked, rule_set, registered, now = first
@@ -75,9 +79,10 @@ def decide_order(
     with turns.turn(key), uow.batched():
         relocked = _lock_or_open(uow, order, fetched)
         decided = _decide_locked(
-            uow, order, fingerprint, relocked, rule_set, fetched, _database_time(uow, relocked), actor
-        )
-    return decided if decided.created else _replay_after_race(uow, order, fingerprint)
+            uow, order, fingerprint, relocked, rule_set, fetched, _database_time(uow, relocked), actor,
+            decision_id=mine.decision_id,
+        )  # fmt: skip
+    return decided if decided.created else _replay_after_race(uow, mine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +92,9 @@ class _Ticket:
     order: Order
     fingerprint: str
     actor: Actor
+    # The id its decision gets, whoever makes it: a conflict on the order id then tells this request's
+    # own decision (made by the holder of the turn while the request waited no longer) from another's.
+    decision_id: str = field(default_factory=lambda: str(uuid4()))
 
 
 _Unfetched = tuple[CreditAccount | None, RuleSetVersion, bool, datetime]  # what the fetch path goes on with
@@ -109,19 +117,23 @@ def _first_unit(uow: UnitOfWork, mine: _Ticket, turn: Turn | None) -> DecisionRe
         if params is not None and not needs_refresh(locked, params, now):
             others = turn.take(TOGETHER_MAX - 1) if turn is not None else []
             if others:
-                return _decide_together(uow, mine, others, locked, rule_set, now, params)
-            decided = _decide_locked(
-                uow, order, fingerprint, locked, rule_set, NOT_FETCHED, now, actor, params=params
-            )
+                decided = _decide_together(uow, mine, others, locked, rule_set, now, params)
+                if decided is None:
+                    return None
+            else:
+                decided = _decide_locked(
+                    uow, order, fingerprint, locked, rule_set, NOT_FETCHED, now, actor,
+                    params=params, decision_id=mine.decision_id,
+                )  # fmt: skip
         else:  # about to ask the upstream: a replay must not cost an upstream call
             existing = uow.decisions.get(order.customer_code, order.order_id)
             if existing is not None:
-                return _replay(existing, fingerprint)
+                return _replay(existing, mine)
             registered = locked is not None or uow.customers.exists(order.customer_code)
             if registered and locked is None:  # no account yet: the provider's kept answer may tell
-                decided = _decide_on_kept_report(uow, order, fingerprint, rule_set, now, actor)
+                decided = _decide_on_kept_report(uow, mine, rule_set, now)
     if decided is not None:
-        return decided if decided.created else _replay_after_race(uow, order, fingerprint)
+        return decided if decided.created else _replay_after_race(uow, mine)
     return locked, rule_set, registered, now
 
 
@@ -138,8 +150,14 @@ def _decide_together(
     on the account as the one before left it (as many transactions one after another would, all at the
     database's `now`), and one commit. Each taken order is answered with its result once committed; if
     anything fails, nothing is kept and each is answered ALONE (the caller decides it alone, as this one
-    does when this returns None). A taken order whose id is another's already, or another taken order's,
-    fails the transaction the same way: alone, each is then a replay or a conflict as usual."""
+    does when this returns None). A taken order whose id would fail the commit (used already, or twice
+    in the batch) is answered ALONE before anything is decided (_only_new)."""
+    others = _only_new(uow, mine, others)
+    if not others:
+        return _decide_locked(
+            uow, mine.order, mine.fingerprint, locked, rule_set, NOT_FETCHED, now, mine.actor,
+            params=params, decision_id=mine.decision_id,
+        )  # fmt: skip
     tickets = [mine, *(taken.item for taken in others)]
     results = []
     try:
@@ -147,7 +165,7 @@ def _decide_together(
             results.append(
                 _decide_locked(
                     uow, ticket.order, ticket.fingerprint, locked, rule_set, NOT_FETCHED, now, ticket.actor,
-                    params=params, together=True,
+                    params=params, together=True, decision_id=ticket.decision_id,
                 )
             )  # fmt: skip
         uow.accounts.save(locked)  # as the last order left it
@@ -164,6 +182,26 @@ def _decide_together(
     return results[0]
 
 
+def _only_new(uow: UnitOfWork, mine: _Ticket, others: list[Taken]) -> list[Taken]:
+    """The taken orders whose id is neither used already (a client's retry) nor another's in the batch:
+    any such one would fail the whole transaction at its commit. Those are answered ALONE at once (each
+    then decided alone: a replay or a conflict); if this request's own order is one, all are. One
+    statement more, in the lock, for a batch only."""
+    order = mine.order
+    ids = [taken.item.order.order_id for taken in others]
+    used = uow.decisions.taken(order.customer_code, [order.order_id, *ids])
+    if order.order_id in used:  # this request's own order is a retry: it goes alone, and so do all
+        used.update(ids)
+    seen, keep = {order.order_id}, []
+    for taken, order_id in zip(others, ids, strict=True):
+        if order_id in used or order_id in seen:
+            taken.hand(ALONE)
+        else:
+            seen.add(order_id)
+            keep.append(taken)
+    return keep
+
+
 def _decide_locked(
     uow: UnitOfWork,
     order: Order,
@@ -176,6 +214,7 @@ def _decide_locked(
     *,
     params: dict[str, Decimal] | None = None,
     together: bool = False,
+    decision_id: str | None = None,
 ) -> DecisionResult:
     """Inside the account lock, at the database's `now`: evaluate, write decision, hold and exposure.
 
@@ -190,7 +229,7 @@ def _decide_locked(
         params = effective_params(rule_set.rules, locked)
     refresh_locked_account(uow, locked, fetched.report, now, params=params)
     assessment = assess(order, locked, rule_set.rules, now, upstream_error=fetched.error, params=params)
-    decision = _new_decision(order, fingerprint, locked, assessment, rule_set, params, now)
+    decision = _new_decision(order, fingerprint, locked, assessment, rule_set, params, now, decision_id)
     apply_outcome(uow, decision, locked, assessment, params, now)
     try:
         uow.decisions.add_new(decision)
@@ -226,16 +265,12 @@ def _database_time(uow: UnitOfWork, locked: CreditAccount | None) -> datetime:
 
 
 def _decide_on_kept_report(
-    uow: UnitOfWork,
-    order: Order,
-    fingerprint: str,
-    rule_set: RuleSetVersion,
-    now: datetime,
-    actor: Actor,
+    uow: UnitOfWork, mine: _Ticket, rule_set: RuleSetVersion, now: datetime
 ) -> DecisionResult | None:
     """The customer's newest kept answer, if younger than refresh_after_s, says without asking again
     whether it has a payer account in this sales group: one it names is opened (locked; a concurrent
     opener's row is found) and decided on that answer, any other is unknown. None: no young answer."""
+    order = mine.order
     report = uow.balance_reports.latest(order.customer_code)
     if report is None or not young_report(report, rule_params(rule_set.rules), now):
         return None
@@ -246,8 +281,9 @@ def _decide_on_kept_report(
     )
     fetched = Fetched(report, None)
     return _decide_locked(  # timed after the lock was granted: the insert may have waited for another
-        uow, order, fingerprint, opened, rule_set, fetched, _database_time(uow, opened), actor
-    )
+        uow, order, mine.fingerprint, opened, rule_set, fetched, _database_time(uow, opened), mine.actor,
+        decision_id=mine.decision_id,
+    )  # fmt: skip
 
 
 def _fetch(
@@ -288,10 +324,11 @@ def _new_decision(
     rule_set: RuleSetVersion,
     params: Mapping[str, Decimal],
     now: datetime,
+    decision_id: str | None = None,
 ) -> Decision:
     deferred = assessment.outcome is Outcome.DEFER
     return Decision(
-        id=str(uuid4()),
+        id=decision_id or str(uuid4()),
         order=order,
         account_id=account.id,
         fingerprint=fingerprint,
@@ -313,16 +350,22 @@ def _new_decision(
     )
 
 
-def _replay(existing: Decision, fingerprint: str) -> DecisionResult:
-    if existing.fingerprint != fingerprint:
+def _replay(existing: Decision, mine: _Ticket) -> DecisionResult:
+    """The decision already stored for this order id: this request's own (made for it by the holder of
+    the account's turn while it waited no longer), a replay of the same body, or a conflict."""
+    if existing.id == mine.decision_id:
+        return DecisionResult(existing, created=True)
+    if existing.fingerprint != mine.fingerprint:
         raise OrderIdReused(existing.order_id)
     return DecisionResult(existing, created=False)
 
 
-def _replay_after_race(uow: UnitOfWork, order: Order, fingerprint: str) -> DecisionResult:
-    """Another request with this order id committed first: answer as a replay of it."""
+def _replay_after_race(uow: UnitOfWork, mine: _Ticket) -> DecisionResult:
+    """Another request with this order id committed first (or the holder of the turn, for this one):
+    answer as a replay of it."""
+    order = mine.order
     with uow:
         existing = uow.decisions.get(order.customer_code, order.order_id)
     if existing is None:  # the other writer rolled back; the caller may retry
         raise OrderIdReused(order.order_id)
-    return _replay(existing, fingerprint)
+    return _replay(existing, mine)

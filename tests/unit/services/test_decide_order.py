@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -434,8 +435,19 @@ class TestDecidedTogether:
     """Orders for one account waiting behind its turn are decided by the holder, in its transaction."""
 
     @staticmethod
-    def _behind_a_turn(desk: Desk, orders: list[Order]) -> list[DecisionResult | Exception]:
-        queue = AccountQueue()
+    def _behind_a_turn(
+        desk: Desk, orders: list[Order], queue: AccountQueue | None = None
+    ) -> list[DecisionResult | Exception]:
+        """The first order takes the account's turn and opens its unit only once all the others wait
+        behind it: it holds the turn, they are taken (or not) by it."""
+        queue = AccountQueue() if queue is None else queue
+        everyone_waits = threading.Event()
+        real_enter = FakeUnitOfWork.__enter__
+
+        def enter(self: FakeUnitOfWork) -> FakeUnitOfWork:
+            if threading.current_thread().name.startswith("first"):
+                assert everyone_waits.wait(10), "the others never all waited"
+            return real_enter(self)
 
         def decide(order: Order) -> DecisionResult | Exception:
             try:
@@ -443,14 +455,20 @@ class TestDecidedTogether:
             except Exception as exc:
                 return exc
 
-        with ThreadPoolExecutor(len(orders)) as pool:
-            with queue.turn((CUSTOMER, GROUP)):  # held here until every order waits behind it
-                futures = [pool.submit(decide, o) for o in orders]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(FakeUnitOfWork, "__enter__", enter)
+            with ThreadPoolExecutor(1, thread_name_prefix="first") as first, ThreadPoolExecutor(8) as pool:
+                futures = [first.submit(decide, orders[0])]
                 deadline = time.monotonic() + 10
-                while len(queue._keys[(CUSTOMER, GROUP)].waiting) < len(orders):
+                while (entry := queue._keys.get((CUSTOMER, GROUP))) is None or not entry.held:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.002)
+                futures += [pool.submit(decide, o) for o in orders[1:]]
+                while len(queue._keys[(CUSTOMER, GROUP)].waiting) < len(orders) - 1:
                     assert time.monotonic() < deadline, "the orders never all waited"
                     time.sleep(0.002)
-            return [f.result(timeout=10) for f in futures]
+                everyone_waits.set()
+                return [f.result(timeout=10) for f in futures]
 
     def test_each_is_decided_on_the_account_as_the_one_before_left_it_with_one_commit(
         self, desk: Desk, monkeypatch: pytest.MonkeyPatch
@@ -465,11 +483,50 @@ class TestDecidedTogether:
         assert desk.account().exposure == sum(held)
         assert len(commits) == 1
 
-    def test_an_order_id_used_before_sends_them_all_back_to_be_decided_alone(self, desk: Desk) -> None:
+    def test_an_order_id_used_before_or_twice_in_the_batch_goes_alone_and_the_rest_together(
+        self, desk: Desk, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         used = desk.decide("1.00")
-        orders = [desk.order("2.00"), desk.order("3.00", order_id=used.order_id), desk.order("4.00")]
-        first, reused, last = self._behind_a_turn(desk, orders)
+        retried = desk.order("5.00")
+        commits = []
+        real_commit = FakeUnitOfWork.commit
+        monkeypatch.setattr(FakeUnitOfWork, "commit", lambda self: (commits.append(1), real_commit(self)))
+        orders = [
+            desk.order("2.00"),
+            desk.order("3.00", order_id=used.order_id),  # another body: a conflict
+            retried,
+            desk.order("4.00"),
+            retried,  # the same request twice: one made, one a replay of it
+        ]
+        first, reused, *rest = self._behind_a_turn(desk, orders)
         assert isinstance(reused, OrderIdReused)
-        for result in (first, last):
-            assert isinstance(result, DecisionResult) and result.created
-        assert desk.account().exposure == Decimal("7.00")
+        assert isinstance(first, DecisionResult) and first.created
+        made = [r for r in rest if isinstance(r, DecisionResult) and r.created]
+        replays = [r for r in rest if isinstance(r, DecisionResult) and not r.created]
+        assert len(made) == 2 and len(replays) == 1, rest
+        assert replays[0].decision.id in {r.decision.id for r in made}
+        assert desk.account().exposure == Decimal("12.00")
+        # one commit for the three new orders together; the conflict and the replay each tried one alone
+        # (refused: their id is used). Had the batch failed on them: one more, and five alone.
+        assert len(commits) == 3, commits
+
+    def test_an_order_whose_answer_came_too_late_is_still_answered_as_made_not_as_a_replay(
+        self, desk: Desk, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The holder takes it and commits it after the order's caller stopped waiting (wait_s): that
+        caller, deciding alone, finds its order's id used, by its own decision."""
+        real_commit = FakeUnitOfWork.commit
+        slowed = threading.Event()
+
+        def slow_commit(self: FakeUnitOfWork) -> None:
+            if not slowed.is_set():  # the first commit: the holder's, of both orders
+                slowed.set()
+                time.sleep(0.6)
+            real_commit(self)
+
+        monkeypatch.setattr(FakeUnitOfWork, "commit", slow_commit)
+        results = self._behind_a_turn(
+            desk, [desk.order("2.00"), desk.order("3.00")], AccountQueue(wait_s=0.2)
+        )
+        assert all(isinstance(r, DecisionResult) and r.created for r in results), results
+        assert desk.account().exposure == Decimal("5.00")
