@@ -48,6 +48,10 @@ def _insert_batched(keys: tuple[str, ...]) -> DriverStatement:
 
 
 ORDER_KEY = "uq_decisions_customer_order"  # the constraint a taken order id violates
+# The decision's own id, which a request brings (decide_order's ticket): a batched INSERT of a decision
+# that request's order already has (made for it by the holder of the account's turn) violates this one
+# first, PostgreSQL checking the older index first. Either means the order id is taken.
+DECISION_KEY = "pk_decisions"
 _UPDATE = update(decisions).where(_d.id == bindparam("k_id"))
 
 

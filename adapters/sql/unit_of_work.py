@@ -15,7 +15,7 @@ from adapters.sql.balance_reports import SqlBalanceReportRepository
 from adapters.sql.credit_profiles import SqlBalanceHistoryRepository, SqlCreditHistoryRepository
 from adapters.sql.customers import SqlCustomerRepository
 from adapters.sql.database_clock import database_time
-from adapters.sql.decisions import ORDER_KEY, SqlDecisionRepository
+from adapters.sql.decisions import DECISION_KEY, ORDER_KEY, SqlDecisionRepository
 from adapters.sql.freezes import SqlFreezeRepository
 from adapters.sql.holds import SqlHoldRepository
 from adapters.sql.idempotency import SqlIdempotencyRepository
@@ -62,7 +62,7 @@ class SqlUnitOfWork:
         try:
             batched = batched_next and conn.dialect.name == "postgresql"
             if batched:
-                self._batch = begin_batch(conn, {ORDER_KEY: OrderIdTaken})
+                self._batch = begin_batch(conn, {ORDER_KEY: OrderIdTaken, DECISION_KEY: OrderIdTaken})
         except BaseException:
             conn.close()
             raise

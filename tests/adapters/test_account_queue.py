@@ -305,6 +305,36 @@ def test_an_order_whose_id_is_used_is_refused_alone_and_the_others_are_made(
     assert_invariants(postgres_engine)
 
 
+@pytest.mark.postgres
+def test_orders_whose_answer_came_too_late_are_still_answered_as_made(
+    postgres_engine: Engine,
+    balances: FakeBalanceProvider,
+    clock: FakeClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The holder takes the orders waiting, and its commit of all of them comes after they stopped
+    waiting for its answer (wait_s): each, deciding alone, meets its own decision (its id, which the
+    request brought: PostgreSQL names the primary key, not the order id's) and is answered as made."""
+    ctx = _queued_context(postgres_engine, balances, clock, tmp_path)
+    ctx.turns = AccountQueue(wait_s=0.5)
+    real_commit = SqlUnitOfWork.commit
+    slowed = threading.Event()
+
+    def slow_commit(self: SqlUnitOfWork) -> None:
+        if not slowed.is_set():  # the first commit: the holder's, of every order
+            slowed.set()
+            time.sleep(1.5)
+        real_commit(self)
+
+    monkeypatch.setattr(SqlUnitOfWork, "commit", slow_commit)
+    orders = [Order(random_order_id("late"), CUSTOMER, GROUP, Decimal("2.00")) for _ in range(3)]
+    results = _decided_behind_a_held_lock(postgres_engine, ctx, orders)
+    assert all(isinstance(r, DecisionResult) and r.created for r in results), results
+    assert _transactions(postgres_engine, orders) == 1  # made by the holder, in one
+    assert_invariants(postgres_engine)
+
+
 def _queued_context(
     postgres_engine: Engine, balances: FakeBalanceProvider, clock: FakeClock, tmp_path: Path
 ) -> AppContext:
