@@ -14,9 +14,10 @@ frees the row); an unbounded wait in the process would then hold every later ord
 the process for as long as that thread is stuck, when the database would have let them through.
 
 The holder may take the work of the callers waiting on its key (creditctl.ports.turns): they then wait
-for its answer instead of the turn, WAIT_S again at most; past that they go on alone, as above (and an
-order handed back to be decided alone waits for the turn once more: 3 * WAIT_S in all at most) (what the holder does for them meanwhile, the database's locks and unique keys order
-against what they do, and a decision made for them is still theirs: decide_order's ticket).
+for its answer instead of the turn, WAIT_S again at most; past that they go on alone, as above. What
+the holder does for them meanwhile, the database's locks and unique keys order against what they do,
+and a decision made for them is still theirs (decide_order's ticket). An order handed back to be
+decided alone waits for the turn once more: 3 * WAIT_S in all at most.
 Whatever a holder took and did not answer is answered ALONE when its turn ends, so nobody waits on a
 holder that failed."""
 
