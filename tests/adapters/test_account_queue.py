@@ -546,3 +546,45 @@ def test_an_order_is_not_held_in_the_process_behind_one_whose_connection_was_cut
     assert second, f"the next order was still waiting {waited:.1f} s later"
     assert isinstance(second[0], DecisionResult) and second[0].created, second
     assert first and not isinstance(first[0], DecisionResult), first  # never committed
+
+
+def test_on_sqlite_orders_waiting_behind_the_turn_are_decided_together_and_a_used_id_goes_alone(
+    context: AppContext, sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite keeps the plain unit (no pipeline): a taken order id surfaces at its INSERT, not at the
+    commit. The holder's transaction decides the new orders; the one whose id is used is refused alone."""
+    queue = AccountQueue()
+    used = Order(random_order_id("used"), CUSTOMER, GROUP, Decimal("1.00"))
+    assert decide_order(used, scope=None, uow=context.uow(), balances=context.balances).created
+    orders = [Order(random_order_id("sqlite"), CUSTOMER, GROUP, Decimal("2.00")) for _ in range(4)]
+    orders.insert(2, Order(used.order_id, CUSTOMER, GROUP, Decimal("3.00")))  # another body: a conflict
+    commits: list[int] = []
+    real_commit, real_enter = SqlUnitOfWork.commit, SqlUnitOfWork.__enter__
+    everyone_waits = threading.Event()
+
+    def enter(self: SqlUnitOfWork) -> SqlUnitOfWork:
+        if threading.current_thread().name.startswith("first"):
+            assert everyone_waits.wait(WAIT_S), "the others never all waited"
+        return real_enter(self)
+
+    monkeypatch.setattr(SqlUnitOfWork, "commit", lambda self: (commits.append(1), real_commit(self)))
+    monkeypatch.setattr(SqlUnitOfWork, "__enter__", enter)
+
+    def decide(order: Order) -> DecisionResult | Exception:
+        try:
+            return decide_order(order, scope=None, uow=context.uow(), balances=context.balances, turns=queue)
+        except Exception as exc:
+            return exc
+
+    with ThreadPoolExecutor(1, thread_name_prefix="first") as first, ThreadPoolExecutor(8) as pool:
+        futures = [first.submit(decide, orders[0])]
+        _when(lambda: (CUSTOMER, GROUP) in queue._keys and queue._keys[(CUSTOMER, GROUP)].held)
+        futures += [pool.submit(decide, o) for o in orders[1:]]
+        _when(lambda: _waiting(queue, (CUSTOMER, GROUP)) == len(orders) - 1)
+        everyone_waits.set()
+        results = [f.result(timeout=WAIT_S) for f in futures]
+    reused = results.pop(2)
+    assert isinstance(reused, OrderIdReused), reused
+    assert all(isinstance(r, DecisionResult) and r.created for r in results), results
+    assert len(commits) == 1  # the four new orders in one; the conflict failed at its INSERT, alone
+    assert_invariants(sqlite_engine)
