@@ -151,14 +151,18 @@ def _decide_together(
     database's `now`), and one commit. Each taken order is answered with its result once committed; if
     anything fails, nothing is kept and each is answered ALONE (the caller decides it alone, as this one
     does when this returns None). A taken order whose id would fail the commit (used already, or twice
-    in the batch) is answered ALONE before anything is decided (_only_new)."""
-    others = _only_new(uow, mine, others)
-    if not others:
+    in the batch) is answered ALONE before anything is decided (_only_new); if this request's own order
+    is a retry, the others are decided together all the same and it is answered as a replay."""
+    others, mine_is_new = _only_new(uow, mine, others)
+    existing = None if mine_is_new else uow.decisions.get(mine.order.customer_code, mine.order.order_id)
+    if not others and existing is not None:  # a retry, and nobody else new: its replay, or a conflict
+        return _replay(existing, mine)
+    if not others or (existing is None and not mine_is_new):  # alone (a retry found by no read: as ever)
         return _decide_locked(
             uow, mine.order, mine.fingerprint, locked, rule_set, NOT_FETCHED, now, mine.actor,
             params=params, decision_id=mine.decision_id,
         )  # fmt: skip
-    tickets = [mine, *(taken.item for taken in others)]
+    tickets = [*([mine] if mine_is_new else []), *(taken.item for taken in others)]
     results = []
     try:
         for ticket in tickets:
@@ -177,21 +181,19 @@ def _decide_together(
             for taken in others:
                 taken.hand(ALONE)
         return None
-    for taken, result in zip(others, results[1:], strict=True):
+    for taken, result in zip(others, results[len(results) - len(others) :], strict=True):
         taken.hand(result)
-    return results[0]
+    return results[0] if existing is None else _replay(existing, mine)
 
 
-def _only_new(uow: UnitOfWork, mine: _Ticket, others: list[Taken]) -> list[Taken]:
-    """The taken orders whose id is neither used already (a client's retry) nor another's in the batch:
-    any such one would fail the whole transaction at its commit. Those are answered ALONE at once (each
-    then decided alone: a replay or a conflict); if this request's own order is one, all are. One
-    statement more, in the lock, for a batch only."""
+def _only_new(uow: UnitOfWork, mine: _Ticket, others: list[Taken]) -> tuple[list[Taken], bool]:
+    """The taken orders whose id is neither used already (a client's retry) nor another's in the batch
+    (nor this request's own): any such one would fail the whole transaction at its commit. Those are
+    answered ALONE at once (each then decided alone: a replay or a conflict). And whether this request's
+    own order id is new. One statement more, in the lock, for a batch only."""
     order = mine.order
     ids = [taken.item.order.order_id for taken in others]
     used = uow.decisions.taken(order.customer_code, [order.order_id, *ids])
-    if order.order_id in used:  # this request's own order is a retry: it goes alone, and so do all
-        used.update(ids)
     seen, keep = {order.order_id}, []
     for taken, order_id in zip(others, ids, strict=True):
         if order_id in used or order_id in seen:
@@ -199,7 +201,7 @@ def _only_new(uow: UnitOfWork, mine: _Ticket, others: list[Taken]) -> list[Taken
         else:
             seen.add(order_id)
             keep.append(taken)
-    return keep
+    return keep, order.order_id not in used
 
 
 def _decide_locked(

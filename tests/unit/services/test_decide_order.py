@@ -530,3 +530,21 @@ class TestDecidedTogether:
         )
         assert all(isinstance(r, DecisionResult) and r.created for r in results), results
         assert desk.account().exposure == Decimal("5.00")
+
+    @pytest.mark.parametrize("same_body", [True, False])
+    def test_a_holder_whose_own_order_is_a_retry_decides_the_others_together_and_is_answered_alone(
+        self, desk: Desk, monkeypatch: pytest.MonkeyPatch, same_body: bool
+    ) -> None:
+        before = desk.decide("1.00")
+        retry = desk.order("1.00" if same_body else "9.00", order_id=before.order_id)
+        commits = []
+        real_commit = FakeUnitOfWork.commit
+        monkeypatch.setattr(FakeUnitOfWork, "commit", lambda self: (commits.append(1), real_commit(self)))
+        mine, *others = self._behind_a_turn(desk, [retry, desk.order("2.00"), desk.order("3.00")])
+        if same_body:
+            assert isinstance(mine, DecisionResult) and not mine.created and mine.decision.id == before.id
+        else:
+            assert isinstance(mine, OrderIdReused)
+        assert all(isinstance(r, DecisionResult) and r.created for r in others), others
+        assert len(commits) == 1  # the two new orders, together; the retry needed none
+        assert desk.account().exposure == Decimal("6.00")
