@@ -14,7 +14,7 @@ from adapters.web.auth import actor, check_role, current_key, gate, requires, re
 from adapters.web.blueprint import ApiBlueprint
 from adapters.web.context import ctx
 from adapters.web.json_provider import plain_json_body
-from adapters.web.metrics import DECISION_SECONDS, REPLAYS, count_decision
+from adapters.web.metrics import DECIDED_TOGETHER, DECISION_SECONDS, REPLAYS, count_decision
 from adapters.web.schemas.decisions import (
     DecisionRequestSchema,
     DecisionSchema,
@@ -119,6 +119,8 @@ def _decided(
     DECISION_SECONDS.observe(time.perf_counter() - started)
     if result.created:
         count_decision(result.decision.outcome.value, [r.reason for r in result.decision.reasons])
+        if result.together:
+            DECIDED_TOGETHER.inc()
         return result.decision, 201
     REPLAYS.inc()
     return result.decision, 200

@@ -20,6 +20,13 @@ DECISION_REASONS = Counter(
     "creditctl_decision_reasons_total", "Matched rule reasons of decisions", ["reason"]
 )
 REPLAYS = Counter("creditctl_decision_replays_total", "Replays of an already decided order id")
+# Decisions made in one transaction with other orders for their account, by whichever request held the
+# account's turn in its process (creditctl.ports.turns): against creditctl_decisions_total, how often
+# a busy account's orders were decided together.
+DECIDED_TOGETHER = Counter(
+    "creditctl_decisions_together_total",
+    "Decisions made in one transaction with other orders for the account",
+)
 DECISION_SECONDS = Histogram(
     "creditctl_decision_seconds",
     "Time to decide one order (including any balance fetch)",

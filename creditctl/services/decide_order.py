@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
@@ -36,6 +36,7 @@ NOT_FETCHED = Fetched(None, None)
 class DecisionResult:
     decision: Decision
     created: bool
+    together: bool = False  # made in one transaction with other orders for the account (_decide_together)
 
 
 def decide_order(
@@ -181,6 +182,7 @@ def _decide_together(
             for taken in others:
                 taken.hand(ALONE)
         return None
+    results = [replace(result, together=True) for result in results]
     for taken, result in zip(others, results[len(results) - len(others) :], strict=True):
         taken.hand(result)
     return results[0] if existing is None else _replay(existing, mine)

@@ -279,7 +279,7 @@ def test_orders_decided_together_each_see_the_exposure_the_one_before_left(
     ctx = _queued_context(postgres_engine, balances, clock, tmp_path)
     orders = [Order(random_order_id("together"), CUSTOMER, GROUP, Decimal("300.00")) for _ in range(THREADS)]
     results = _decided_behind_a_held_lock(postgres_engine, ctx, orders)
-    assert all(isinstance(r, DecisionResult) and r.created for r in results), results
+    assert all(isinstance(r, DecisionResult) and r.created and r.together for r in results), results
     approved = [r.decision.order.amount for r in results if isinstance(r, DecisionResult) and r.decision.hold]
     assert 0 < len(approved) < THREADS and sum(approved) <= Decimal("1000.00"), approved
     assert _transactions(postgres_engine, orders) == 1

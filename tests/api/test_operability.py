@@ -3,6 +3,7 @@ Prometheus metrics, request ids on every answer and in the JSON logs."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -225,6 +226,24 @@ class TestMetrics:
         )
         replays = "creditctl_decision_replays_total"
         assert metric(after, replays) == metric(before, replays) + 1
+
+    def test_a_decision_made_together_with_others_is_counted_as_such(self, api, monkeypatch):
+        """Orders decided in one transaction by the holder of their account's turn (no test client makes
+        two wait at once: the service's answer stands in for it here)."""
+        import adapters.web.decisions as web_decisions
+
+        real = web_decisions.decide_order
+        monkeypatch.setattr(
+            web_decisions, "decide_order", lambda *a, **kw: dataclasses.replace(real(*a, **kw), together=True)
+        )
+        before = api.client.get("/metrics").get_data(as_text=True)
+        assert api.decide(order()).status_code == 201
+        after = api.client.get("/metrics").get_data(as_text=True)
+        together = "creditctl_decisions_together_total"
+        assert metric(after, together) == metric(before, together) + 1
+        outcome = '{outcome="approve"}'
+        decisions = "creditctl_decisions_total"
+        assert metric(after, decisions, outcome) == metric(before, decisions, outcome) + 1
 
 
 class TestRequestIds:
