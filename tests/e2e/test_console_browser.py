@@ -89,7 +89,11 @@ def _wait_for(browser: Any, css: str) -> Any:
 
 def _wait_until(browser: Any, css: str, check: Any) -> Any:
     """Wait until the element (found again each time: a page may be replaced) passes `check`."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        WebDriverException,
+    )
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -99,6 +103,12 @@ def _wait_until(browser: Any, css: str, check: Any) -> Any:
             return el if check(el) else None
         except (NoSuchElementException, StaleElementReferenceException):
             return None
+        except WebDriverException as exc:
+            # The page was replaced between finding the element and reading it, told by chromium's
+            # inspector in its own words rather than as a stale element (seen once in CI).
+            if "does not belong to the document" in str(exc.msg):
+                return None
+            raise
 
     return WebDriverWait(browser, WAIT_S).until(ready)
 
