@@ -588,3 +588,38 @@ def test_on_sqlite_orders_waiting_behind_the_turn_are_decided_together_and_a_use
     assert all(isinstance(r, DecisionResult) and r.created for r in results), results
     assert len(commits) == 1  # the four new orders in one; the conflict failed at its INSERT, alone
     assert_invariants(sqlite_engine)
+
+
+@pytest.mark.postgres
+def test_a_batch_whose_connection_dies_at_its_commit_keeps_nothing_and_the_others_are_made_alone(
+    postgres_engine: Engine,
+    balances: FakeBalanceProvider,
+    clock: FakeClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The holder's connection is killed as it sends the batch's writes and COMMIT: nothing of the batch
+    is kept, and every order, the holder's own among them, is then decided alone, once, on the books as
+    committed (the holder on a new connection)."""
+    ctx = _queued_context(postgres_engine, balances, clock, tmp_path)
+    real_commit = SqlUnitOfWork.commit
+    killed = threading.Event()
+
+    def commit_on_a_dead_connection(self: SqlUnitOfWork) -> None:
+        if not killed.is_set():  # the first commit: the holder's, of every order
+            killed.set()
+            assert self._conn is not None
+            pid = self._conn.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+            with postgres_engine.connect() as admin:
+                assert admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+                gone = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p")
+                _when(lambda: admin.execute(gone, {"p": pid}).scalar_one() == 0)
+        real_commit(self)
+
+    monkeypatch.setattr(SqlUnitOfWork, "commit", commit_on_a_dead_connection)
+    orders = [Order(random_order_id("dead"), CUSTOMER, GROUP, Decimal("2.00")) for _ in range(4)]
+    results = _decided_behind_a_held_lock(postgres_engine, ctx, orders)
+    assert killed.is_set()
+    assert all(isinstance(r, DecisionResult) and r.created and not r.together for r in results), results
+    assert _transactions(postgres_engine, orders) == len(orders)  # each alone; the batch left nothing
+    assert_invariants(postgres_engine)

@@ -12,12 +12,12 @@ import pytest
 
 from adapters.fake.balance_provider import FakeBalanceProvider
 from adapters.fake.clock import FakeClock
-from adapters.fake.unit_of_work import FakeStore, FakeUnitOfWork
+from adapters.fake.unit_of_work import FakeStore, FakeUnitOfWork, _Holds
 from adapters.sql.account_queue import AccountQueue
 from creditctl.domain.account import AccountStatus
 from creditctl.domain.decision import DecisionState, Order, Reason
 from creditctl.domain.errors import OrderIdReused, UnknownAccount, UnknownCustomer, UpstreamUnavailable
-from creditctl.domain.hold import HoldStatus
+from creditctl.domain.hold import Hold, HoldStatus
 from creditctl.services.customers import register_customer
 from creditctl.services.decide_order import DecisionResult, decide_order
 from rules import Outcome
@@ -509,6 +509,36 @@ class TestDecidedTogether:
         # one commit for the three new orders together; the conflict and the replay each tried one alone
         # (refused: their id is used). Had the batch failed on them: one more, and five alone.
         assert len(commits) == 3, commits
+
+    def test_a_batch_that_fails_midway_keeps_nothing_and_each_order_is_then_decided_alone_once(
+        self, desk: Desk, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Deciding the second order of the batch raises (a bug, a dead connection): the first one's
+        decision, hold and exposure, already written in the transaction, are not kept; every order is
+        then decided alone, exactly once, on the books as committed."""
+        commits, adds = [], []
+        real_commit, real_add = FakeUnitOfWork.commit, _Holds.add
+
+        def failing_add(self: _Holds, hold: Hold) -> None:
+            adds.append(hold.id)
+            if len(adds) == 2:  # the second hold written: the batch's second order
+                raise RuntimeError("the connection died")
+            real_add(self, hold)
+
+        monkeypatch.setattr(FakeUnitOfWork, "commit", lambda self: (commits.append(1), real_commit(self)))
+        monkeypatch.setattr(_Holds, "add", failing_add)
+        orders = [desk.order(amount) for amount in ("1.00", "2.00", "3.00", "4.00")]
+        results = self._behind_a_turn(desk, orders)
+        assert all(isinstance(r, DecisionResult) and r.created and not r.together for r in results), results
+        assert len(commits) == 4  # none for the failed batch, one for each order alone
+        state = desk.uow.store.state
+        ids = {o.order_id for o in orders}
+        decided = [d for (_, order_id), d in state.decisions.items() if order_id in ids]
+        assert sorted(d.order.amount for d in decided) == [o.amount for o in orders]
+        assert sorted(h.amount for h in state.holds.values()) == sorted(d.order.amount for d in decided)
+        assert desk.account().exposure == Decimal("10.00")
+        made = [e for e in state.audit_events if e["type"] == "decision.made"]
+        assert len(made) == 4, made  # the failed batch's events went with it
 
     def test_an_order_whose_answer_came_too_late_is_still_answered_as_made_not_as_a_replay(
         self, desk: Desk, monkeypatch: pytest.MonkeyPatch
