@@ -846,7 +846,11 @@ def _assert_lowered_balance_respected(
     )
 
 
-SEND_SLACK_S = 0.5
+# The service stamps a fetch before it sends anything; on a loaded machine its first balance call has been
+# seen to arrive 0.72 s after that stamp (two calls 0.28 s apart under a 1 s window, CI at aa96297), so the
+# next fetch, due a window after the stamp, came sooner after that arrival. Two fetches in one window (a
+# stampede) still land within 0.25 s of each other, and the per-window count below bounds them too.
+SEND_SLACK_S = 0.75
 
 
 def _calls_per_window(calls: list[dict[str, Any]]) -> Counter[tuple[str, int]]:
