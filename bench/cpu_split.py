@@ -23,7 +23,11 @@ loop, a thread waiting on its queue) are left out: the rest is CPU. Each CPU sam
   gunicorn     gunicorn/ and adapters/web/gunicorn_*.py (HTTP parsing, the main loop, writing)
   web (ours)   the rest of adapters/web/ (request hooks, views, the decision's wire form; counted in
                "service" before 2026-12-05's web-cpu branch)
-  service      creditctl/ and adapters/ (the rest of our own code: decision, hold, money, mapping)
+  wire         adapters/sql/pipeline.py and driver_statements.py: the statements' parameters dumped,
+               libpq's calls that queue, send and read them (C calls holding the GIL are counted to the
+               Python frame that made them); counted in "service" before 2026-12-06
+  SQL mapping  the rest of adapters/sql/ (rows to domain objects and back, the unit of work, the queue)
+  service      creditctl/ and the rest of adapters/ (decision, assessment, hold, money, outcome)
   other        everything else (stdlib: uuid, decimal, datetime, threading ...)
 
 The shares are printed, and each share times --cpu-ms-per-decision (the workers' CPU per decision,
@@ -82,6 +86,10 @@ def _ours(path: str) -> str | None:
         return "gunicorn"
     if "adapters/web/" in path:
         return "web (ours)"
+    if "adapters/sql/pipeline.py" in path or "adapters/sql/driver_statements.py" in path:
+        return "wire"
+    if "adapters/sql/" in path:
+        return "SQL mapping"
     if "/creditctl/" in path or "/adapters/" in path or path.startswith(("creditctl/", "adapters/")):
         return "service"
     return None
