@@ -710,7 +710,8 @@ def median_run(runs: list[Run]) -> Run:
     chosen = ranked[(len(ranked) - 1) // 2]
     if len(runs) > 1:
         chosen.note = (chosen.note + " " if chosen.note else "") + (
-            f"median of {len(runs)}: dec/s {', '.join(f'{r.decisions_per_s:.0f}' for r in runs)}"
+            f"median of {len(runs)}: dec/s {', '.join(f'{r.decisions_per_s:.0f}' for r in runs)}; "
+            f"p99 ms {', '.join(f'{r.p99_ms:.1f}' for r in runs)}"
         )
     return chosen
 
@@ -818,9 +819,10 @@ def issue19_verdicts(cells: list[tuple[Run, Run]]) -> list[dict[str, Any]]:
 
 
 def profile_service(
-    inst: Instance, server: Server, duration_s: float, run_id: str, stamp: str, *, one_worker: bool = False
-) -> dict[str, Any]:
-    """py-spy over every worker while wrk drives 32 clients over 10,000 accounts, three times: wall
+    inst: Instance, server: Server, duration_s: float, run_id: str, stamp: str, *, one_worker: bool = False,
+    clients: int = 32,
+) -> dict[str, Any]:  # fmt: skip
+    """py-spy over every worker while wrk drives `clients` over 10,000 accounts, three times: wall
     clock (--idle: waiting on PostgreSQL and for the CPU included), on-CPU only, and a flame graph
     (on-CPU). The raw recordings are summarised as inclusive and self % per function within requests."""
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -844,7 +846,7 @@ def profile_service(
             spy = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         CLEANUP.procs.append(spy)
         time.sleep(1.0)
-        run = wrk(inst, server, TOTAL_ACCOUNTS, 32, duration_s, run_id, record=False)
+        run = wrk(inst, server, TOTAL_ACCOUNTS, clients, duration_s, run_id, record=False)
         try:
             spy.wait(duration_s + 30)
         finally:
@@ -973,6 +975,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--profile-one-worker", action="store_true", help="with --profile: record one worker, not all of them"
     )
+    ap.add_argument(
+        "--profile-clients", type=int, default=32,
+        help="with --profile: wrk's clients while recording (1: no thread waits for the GIL)",
+    )  # fmt: skip
     ap.add_argument(
         "--audit-cost",
         action="store_true",
@@ -1104,20 +1110,23 @@ def profile_servers(
     inst: Instance, service: Server, ceiling: Server, args: argparse.Namespace, run_id: str, stamp: str,
     results: dict[str, Any],
 ) -> Server:  # fmt: skip
-    """--profile: py-spy over the service (and with --profile-ceiling the ceiling) under 32 clients."""
-    print("\n== profiling the service (py-spy, 32 clients, 10,000 accounts; not measured) ...")
+    """--profile: py-spy over the service (and with --profile-ceiling the ceiling) under
+    --profile-clients (32 by default; at 1 no thread waits for the GIL, so --gil's samples are CPU)."""
+    clients = args.profile_clients
+    print(f"\n== profiling the service (py-spy, {clients} clients, 10,000 accounts; not measured) ...")
     if service.proc.poll() is not None or not service.name.startswith("service"):
         CLEANUP.stop(service.proc)
         service = inst.start_service("INFO" if args.production else "WARNING")
     results["profile"] = profile_service(
-        inst, service, max(args.duration, 10), run_id, stamp, one_worker=args.profile_one_worker
-    )
+        inst, service, max(args.duration, 10), run_id, stamp, one_worker=args.profile_one_worker,
+        clients=clients,
+    )  # fmt: skip
     print_profile(results["profile"])
     if args.profile_ceiling and ceiling.proc.poll() is None:
         print("\n== profiling the ceiling the same way (not measured) ...")
         results["profile_ceiling"] = profile_service(
             inst, ceiling, max(args.duration, 10), run_id, f"{stamp}-ceiling",
-            one_worker=args.profile_one_worker,
+            one_worker=args.profile_one_worker, clients=clients,
         )  # fmt: skip
         print_profile(results["profile_ceiling"])
     return service
