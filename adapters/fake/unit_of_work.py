@@ -236,9 +236,18 @@ class _Decisions:
 
     def add_new(self, decision: Decision) -> None:
         key = (decision.order.customer_code, decision.order_id)
-        if key in self.w.decisions:
-            if not self.batch.on:
+        taken = key in self.w.decisions
+        # The decision's own id is unique too (the primary key). As in adapters.sql.decisions: unbatched,
+        # the order id is checked first (ON CONFLICT on it) and a repeated id alone is an integrity error;
+        # batched, either fails the unit as a taken order id (a request whose ticket the holder of the
+        # account's turn already decided).
+        repeated = any(d.id == decision.id for d in self.w.decisions.values())
+        if not self.batch.on:
+            if taken:
                 raise OrderIdTaken(decision.order_id)
+            if repeated:
+                raise ValueError(f"decision id {decision.id!r} already stored")
+        elif taken or repeated:
             self.batch.failed = self.batch.failed or OrderIdTaken(decision.order_id)
             return
         self.w.decisions[key] = copy.deepcopy(decision)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from adapters.sql.balance_reports import SqlSharedBalanceReports
 from adapters.sql.rule_sets import RuleSetCache
@@ -240,6 +242,23 @@ class TestDecisions:
         assert loaded is not None and loaded.id == first.id
         with engine.connect() as conn:
             assert conn.execute(select(outbox.c.id).where(outbox.c.id == "e-not-kept")).first() is None
+
+    @pytest.mark.parametrize("batched", [False, True], ids=["at-once", "batched"])
+    def test_a_decision_id_stored_already_is_refused_for_another_order(
+        self, uow: SqlUnitOfWork, engine: Engine, batched: bool
+    ) -> None:
+        """The primary key: batched on PostgreSQL as a taken order id (the holder of the account's turn
+        made this request's decision already), else an integrity error. The fake does the same."""
+        account = add_account(uow)
+        first = make_decision(uow, account, outcome=Outcome.BLOCK)
+        again = copy.copy(first)
+        again.order = replace(first.order, order_id=random_order_id("again"))
+        told = OrderIdTaken if batched and engine.dialect.name == "postgresql" else IntegrityError
+        with uow.batched() if batched else uow, pytest.raises(told):
+            uow.decisions.add_new(again)
+            uow.commit()
+        with uow:
+            assert uow.decisions.get(again.order.customer_code, again.order_id) is None
 
     def test_an_unknown_order_has_no_decision(self, uow: SqlUnitOfWork) -> None:
         with uow:
