@@ -48,6 +48,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -340,6 +341,9 @@ class Run:
     note: str = ""
     loadavg_1m_before: float = 0.0
     cpu_pct: dict[str, float] = field(default_factory=dict)
+    # With --repeat: the median of the cell's runs' p99s (median_run). One run's p99 swings with the
+    # machine (the ceiling's ran 44.8-129.6 ms in one cell); the p99 goals compare these medians.
+    p99_median_ms: float | None = None
 
 
 class Instance:
@@ -709,6 +713,7 @@ def median_run(runs: list[Run]) -> Run:
     ranked = sorted(runs, key=lambda r: r.decisions_per_s)
     chosen = ranked[(len(ranked) - 1) // 2]
     if len(runs) > 1:
+        chosen.p99_median_ms = statistics.median(r.p99_ms for r in runs)
         chosen.note = (chosen.note + " " if chosen.note else "") + (
             f"median of {len(runs)}: dec/s {', '.join(f'{r.decisions_per_s:.0f}' for r in runs)}; "
             f"p99 ms {', '.join(f'{r.p99_ms:.1f}' for r in runs)}"
@@ -745,6 +750,10 @@ def print_table(db: str, workers: str, duration: float, cells: list[tuple[Run, R
         print(f"{svc.accounts:>8} {svc.clients:>7} | {fmt_run(svc)} | {fmt_run(ceil)} | "
               f"{_x(t):>7} {_x(p):>9} | {_approve(svc):>4} {_approve(ceil):>4} | "
               f"{_other(svc):>4} {_other(ceil):>4}")  # fmt: skip
+    for svc, ceil in cells:
+        if svc.p99_median_ms is not None and ceil.p99_median_ms is not None:
+            _, detail = _p99_ratio(svc, ceil)
+            print(f"  {svc.accounts:>6} x {svc.clients:<3} {detail} (what the p99 goals compare)")
     print(
         "  other CPU % = CPU used during the run by processes other than the server, PostgreSQL and wrk\n"
         "  (other people's work on this shared machine), in % of one core; 2 cores = 200 %."
@@ -762,6 +771,15 @@ def _other(r: Run) -> str:
 def _approve(r: Run) -> str:
     total = sum(r.outcomes.values())
     return "-" if not total else f"{100 * r.outcomes.get('approve', 0) / total:.0f}"
+
+
+def _p99_ratio(s: Run, c: Run) -> tuple[float | None, str]:
+    """The service's p99 over the ceiling's: the medians of the cell's runs where there were several."""
+    if s.p99_median_ms is not None and c.p99_median_ms is not None:
+        r = ratio(s.p99_median_ms, c.p99_median_ms)
+        return r, f"p99 median of runs {s.p99_median_ms:.1f} ms vs ceiling {c.p99_median_ms:.1f} ms = {_x(r)}"
+    r = ratio(s.p99_ms, c.p99_ms)
+    return r, f"p99 {s.p99_ms:.1f} ms vs ceiling {c.p99_ms:.1f} ms = {_x(r)}"
 
 
 def verdicts(cells: list[tuple[Run, Run]]) -> list[dict[str, Any]]:
@@ -784,9 +802,8 @@ def verdicts(cells: list[tuple[Run, Run]]) -> list[dict[str, Any]]:
             met = r is not None and r >= bound
             detail = f"{s.decisions_per_s:.0f}/s vs ceiling {c.decisions_per_s:.0f}/s = {_x(r)}"
         else:
-            r = ratio(s.p99_ms, c.p99_ms)
+            r, detail = _p99_ratio(s, c)
             met = r is not None and r <= bound
-            detail = f"p99 {s.p99_ms:.1f} ms vs ceiling {c.p99_ms:.1f} ms = {_x(r)}"
         status = "INVALID" if not (s.valid and c.valid) else ("MET" if met else "MISSED")
         out.append({"goal": label, "status": status, "ratio": r, "detail": detail})
     return out
@@ -807,9 +824,8 @@ def issue19_verdicts(cells: list[tuple[Run, Run]]) -> list[dict[str, Any]]:
             met = r is not None and r >= bound
             detail = f"{s.decisions_per_s:.0f}/s vs ceiling {c.decisions_per_s:.0f}/s = {_x(r)}"
         else:
-            r = ratio(s.p99_ms, c.p99_ms)
+            r, detail = _p99_ratio(s, c)
             met = r is not None and r <= bound
-            detail = f"p99 {s.p99_ms:.1f} ms vs ceiling {c.p99_ms:.1f} ms = {_x(r)}"
         status = "INVALID" if not (s.valid and c.valid) else ("MET" if met else "MISSED")
         out.append({"goal": "issue 19: " + label, "status": status, "ratio": r, "detail": detail})
     return out
