@@ -36,6 +36,7 @@ from creditctl.ports.turns import ALONE
 from creditctl.services.context import AppContext
 from creditctl.services.decide_order import DecisionResult, decide_order
 from tests.conftest import seed
+from tests.first_commit import before_the_first_commit
 from tests.invariants import assert_invariants
 from tests.random_refs import random_order_id
 
@@ -318,16 +319,8 @@ def test_orders_whose_answer_came_too_late_are_still_answered_as_made(
     request brought: PostgreSQL names the primary key, not the order id's) and is answered as made."""
     ctx = _queued_context(postgres_engine, balances, clock, tmp_path)
     ctx.turns = AccountQueue(wait_s=0.5)
-    real_commit = SqlUnitOfWork.commit
-    slowed = threading.Event()
-
-    def slow_commit(self: SqlUnitOfWork) -> None:
-        if not slowed.is_set():  # the first commit: the holder's, of every order
-            slowed.set()
-            time.sleep(1.5)
-        real_commit(self)
-
-    monkeypatch.setattr(SqlUnitOfWork, "commit", slow_commit)
+    # the first commit: the holder's, of every order
+    before_the_first_commit(monkeypatch, SqlUnitOfWork, lambda _unit: time.sleep(1.5))
     orders = [Order(random_order_id("late"), CUSTOMER, GROUP, Decimal("2.00")) for _ in range(3)]
     results = _decided_behind_a_held_lock(postgres_engine, ctx, orders)
     assert all(isinstance(r, DecisionResult) and r.created for r in results), results
@@ -602,21 +595,17 @@ def test_a_batch_whose_connection_dies_at_its_commit_keeps_nothing_and_the_other
     is kept, and every order, the holder's own among them, is then decided alone, once, on the books as
     committed (the holder on a new connection)."""
     ctx = _queued_context(postgres_engine, balances, clock, tmp_path)
-    real_commit = SqlUnitOfWork.commit
-    killed = threading.Event()
 
-    def commit_on_a_dead_connection(self: SqlUnitOfWork) -> None:
-        if not killed.is_set():  # the first commit: the holder's, of every order
-            killed.set()
-            assert self._conn is not None
-            pid = self._conn.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
-            with postgres_engine.connect() as admin:
-                assert admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
-                gone = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p")
-                _when(lambda: admin.execute(gone, {"p": pid}).scalar_one() == 0)
-        real_commit(self)
+    def kill_its_connection(unit: SqlUnitOfWork) -> None:
+        assert unit._conn is not None
+        pid = unit._conn.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+        with postgres_engine.connect() as admin:
+            assert admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+            gone = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p")
+            _when(lambda: admin.execute(gone, {"p": pid}).scalar_one() == 0)
 
-    monkeypatch.setattr(SqlUnitOfWork, "commit", commit_on_a_dead_connection)
+    # the first commit: the holder's, of every order
+    killed = before_the_first_commit(monkeypatch, SqlUnitOfWork, kill_its_connection)
     orders = [Order(random_order_id("dead"), CUSTOMER, GROUP, Decimal("2.00")) for _ in range(4)]
     results = _decided_behind_a_held_lock(postgres_engine, ctx, orders)
     assert killed.is_set()

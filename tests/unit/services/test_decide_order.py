@@ -21,6 +21,7 @@ from creditctl.domain.hold import Hold, HoldStatus
 from creditctl.services.customers import register_customer
 from creditctl.services.decide_order import DecisionResult, decide_order
 from rules import Outcome
+from tests.first_commit import before_the_first_commit
 from tests.random_refs import random_order_id
 from tests.unit.services.conftest import CUSTOMER, GROUP, OTHER_CUSTOMER, RICH_GROUP, Desk
 
@@ -545,16 +546,8 @@ class TestDecidedTogether:
     ) -> None:
         """The holder takes it and commits it after the order's caller stopped waiting (wait_s): that
         caller, deciding alone, finds its order's id used, by its own decision."""
-        real_commit = FakeUnitOfWork.commit
-        slowed = threading.Event()
-
-        def slow_commit(self: FakeUnitOfWork) -> None:
-            if not slowed.is_set():  # the first commit: the holder's, of both orders
-                slowed.set()
-                time.sleep(0.6)
-            real_commit(self)
-
-        monkeypatch.setattr(FakeUnitOfWork, "commit", slow_commit)
+        # the first commit: the holder's, of both orders
+        before_the_first_commit(monkeypatch, FakeUnitOfWork, lambda _unit: time.sleep(0.6))
         results = self._behind_a_turn(
             desk, [desk.order("2.00"), desk.order("3.00")], AccountQueue(wait_s=0.2)
         )
