@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
@@ -182,7 +182,6 @@ def _decide_together(
             for taken in others:
                 taken.hand(ALONE)
         return None
-    results = [replace(result, together=True) for result in results]
     for taken, result in zip(others, results[len(results) - len(others) :], strict=True):
         taken.hand(result)
     return results[0] if existing is None else _replay(existing, mine)
@@ -226,7 +225,8 @@ def _decide_locked(
     created=False means another request with this order id committed first (nothing was written). In a
     batched unit the writes below are blind and travel with the commit; a taken order id is then told
     by commit() rather than by the insert, and nothing of the unit is kept either way. together: the
-    caller saves the account and commits, once for all its orders (a taken order id is raised to it)."""
+    caller saves the account and commits, once for all its orders (a taken order id is raised to it),
+    and the result says it was made together."""
     assert locked is not None
     # Computed once: nothing below changes the rule set or the account's overrides (locked.params).
     if params is None:
@@ -258,7 +258,7 @@ def _decide_locked(
             raise
         uow.rollback()
         return DecisionResult(decision, created=False)
-    return DecisionResult(decision, created=True)
+    return DecisionResult(decision, created=True, together=together)
 
 
 def _database_time(uow: UnitOfWork, locked: CreditAccount | None) -> datetime:
