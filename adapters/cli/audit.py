@@ -75,19 +75,23 @@ class Anchorer(threading.Thread):
         return anchor
 
 
-def seal_pass(context: AppContext, *, full: bool = False) -> SealOutcome:
+def seal_pass(
+    context: AppContext, *, full: bool = False, between_pages: Callable[[], None] | None = None
+) -> SealOutcome:
     """One pass over what is committed (above the sealer's mark; from the start with `full`). A race
     lost again and again to another sealer (a worker's) leaves the events to that sealer or to the next
-    pass, instead of ending a loop that keeps sealing."""
+    pass, instead of ending a loop that keeps sealing. `between_pages`: see seal_audit_outcome."""
     try:
-        return seal_audit_outcome(uow=context.uow(), full=full)
+        return seal_audit_outcome(uow=context.uow(), full=full, between_pages=between_pages)
     except AuditSealConflict:
         log.info("audit: another sealer was sealing the same events; sealing again next time")
         return SealOutcome()
 
 
-def seal_once(context: AppContext, *, full: bool = False) -> int:
-    return seal_pass(context, full=full).sealed
+def seal_once(
+    context: AppContext, *, full: bool = False, between_pages: Callable[[], None] | None = None
+) -> int:
+    return seal_pass(context, full=full, between_pages=between_pages).sealed
 
 
 def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:

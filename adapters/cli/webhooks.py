@@ -43,29 +43,65 @@ def _tools(context: AppContext) -> WebhookTools:
 # anchor outside the database, comes every CREDITCTL_AUDIT_ANCHOR_EVERY_S (60 s) anyway, and readers of
 # the trail seal what is committed before they read.
 SEAL_EVERY_S = 5.0
+# A pass seals what 5 s of orders wrote, a page (1,000 events, some 35 ms of this process's CPU and
+# 10 ms of PostgreSQL's on the bench machine) after another. Back to back, a pass held a core for about
+# a quarter of a second every 5 s, beside the servers deciding orders on the same machine, and their
+# slowest decisions bunched in and just after those bursts (bench/tail_sources.py: the slowest 2 % four
+# times as often within 50 ms of a pass as the fastest half). Paced, a pass works at most this share of
+# its time and rests between pages, as PostgreSQL's autovacuum pauses by its cost limit: the same work
+# spread over a second or so. At 0.2 a sealer still seals ~5,000 events a second of pass, several times
+# what the deciding servers beside it write.
+SEAL_DUTY = 0.2
 
 
 class Sealer(threading.Thread):
     """Seals the audit trail every `every` seconds beside the delivery loop, in its own thread: a round
     may wait on slow receivers (a timeout per POST), and the chain should not wait with it. A failure
-    (the database away) is logged once and tried again, backing off, until it works."""
+    (the database away) is logged once and tried again, backing off, until it works.
 
-    def __init__(self, context: AppContext, every: float) -> None:
+    `duty` (0 < duty <= 1): within a pass, after a page that took t seconds, rest t * (1 - duty) / duty
+    before the next one (1: no rest)."""
+
+    def __init__(
+        self,
+        context: AppContext,
+        every: float,
+        duty: float = SEAL_DUTY,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(name="audit-sealer", daemon=True)
-        self._context, self._every = context, every
+        if not 0 < duty <= 1:
+            raise ValueError(f"duty must be in (0, 1], not {duty}")
+        self._context, self._every, self._duty, self._clock = context, every, duty, clock
+        self._page_began = 0.0
         self.stopping = threading.Event()
+        self.rested_s = 0.0  # between pages, since the thread began (tests, diagnostics)
 
     def run(self) -> None:
         backoff = LoopBackoff(log, "audit: sealing")
         wait = self._every
         while not self.stopping.wait(wait):
             try:
-                seal_once(self._context)
+                self.seal_paced()
             except Exception as exc:
                 wait = max(self._every, backoff.failed(exc))
             else:
                 backoff.succeeded()
                 wait = self._every
+
+    def seal_paced(self) -> int:
+        """One pass, resting between its pages by the duty."""
+        self._page_began = self._clock()
+        return seal_once(self._context, between_pages=self._rest)
+
+    def _rest(self) -> None:
+        worked = self._clock() - self._page_began
+        rest = worked * (1 - self._duty) / self._duty
+        if rest > 0:
+            self.stopping.wait(rest)  # a stopping worker ends the pass without resting out
+            self.rested_s += rest
+        self._page_began = self._clock()
 
 
 def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
@@ -86,12 +122,20 @@ def register(cli: click.Group, make_context: Callable[[], AppContext]) -> None:
         show_default=True,
         help="Seal committed audit events into the hash chain every this many seconds (0: never).",
     )
-    def worker(once: bool, idle_s: float, seal_every: float) -> None:
+    @click.option(
+        "--seal-duty",
+        type=click.FloatRange(min=0, max=1, min_open=True),
+        default=SEAL_DUTY,
+        show_default=True,
+        help="Within a sealing pass, work at most this share of the time, resting between pages of 1,000 "
+        "events (1: no rest), so that a pass does not take a core from the servers beside it.",
+    )
+    def worker(once: bool, idle_s: float, seal_every: float, seal_duty: float) -> None:
         context = make_context()
         if once:
             _one_round(context, seal_every)
         else:
-            _loop(context, idle_s, seal_every)
+            _loop(context, idle_s, seal_every, seal_duty)
 
     @cli.group(help="Webhook deliveries: counts, dead letters, pruning.")
     def webhooks() -> None: ...
@@ -137,12 +181,12 @@ def _one_round(context: AppContext, seal_every: float) -> None:
     click.echo(f"backtests run {len(ran)}" + "".join(f"; {r.id} {r.status}" for r in ran))
 
 
-def _loop(context: AppContext, idle_s: float, seal_every: float) -> None:
+def _loop(context: AppContext, idle_s: float, seal_every: float, seal_duty: float = SEAL_DUTY) -> None:
     """Deliver until SIGTERM, pruning now and then, with the sealer and the backtest job loop beside it."""
     t = _tools(context)
     stop: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
-    sealer = Sealer(context, seal_every) if seal_every else None
+    sealer = Sealer(context, seal_every, seal_duty) if seal_every else None
     if sealer is not None:
         sealer.start()
     sink = context.audit_anchor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -63,7 +63,12 @@ def seal_audit(
 
 
 def seal_audit_outcome(
-    *, uow: UnitOfWork, batch: int = SEAL_BATCH, full: bool = False, tolerance_s: float = SEAL_TOLERANCE_S
+    *,
+    uow: UnitOfWork,
+    batch: int = SEAL_BATCH,
+    full: bool = False,
+    tolerance_s: float = SEAL_TOLERANCE_S,
+    between_pages: Callable[[], None] | None = None,
 ) -> SealOutcome:
     """Link every committed, unsealed event into the chain, lowest seq first.
 
@@ -82,7 +87,10 @@ def seal_audit_outcome(
     ignored: that pass reads from the start and sets the mark back.
 
     An event whose database time is more than `tolerance_s` older than the newest sealed one is refused:
-    left unsealed, logged at ERROR (once per process), returned in `refused`; `verify` names it too."""
+    left unsealed, logged at ERROR (once per process), returned in `refused`; `verify` names it too.
+
+    `between_pages` is called after each page committed when another page follows (nothing is held
+    then): the worker's sealer paces itself there (adapters/cli/webhooks.py)."""
     with uow:
         mark = uow.audit.sealer_mark()
         now = uow.audit.seal_horizon()
@@ -90,7 +98,14 @@ def seal_audit_outcome(
         settled = stored is not None and uow.audit.horizon_settled(stored)  # before the pass reads
     exact = full or mark.seq > now.seq
     outcome = SealOutcome()
-    _seal_above(0 if exact else mark.seq, uow=uow, batch=batch, tolerance_s=tolerance_s, outcome=outcome)
+    _seal_above(
+        0 if exact else mark.seq,
+        uow=uow,
+        batch=batch,
+        tolerance_s=tolerance_s,
+        outcome=outcome,
+        between_pages=between_pages,
+    )
     if stored is None or settled:  # a new horizon for a later pass (an unsettled one is kept until it is)
         with uow:
             keep = now if now.pending is not None else None  # one that can never settle is not kept
@@ -106,7 +121,13 @@ def _usable(stored: SealHorizon | None, now: SealHorizon) -> bool:
 
 
 def _seal_above(
-    cursor: int, *, uow: UnitOfWork, batch: int, tolerance_s: float, outcome: SealOutcome
+    cursor: int,
+    *,
+    uow: UnitOfWork,
+    batch: int,
+    tolerance_s: float,
+    outcome: SealOutcome,
+    between_pages: Callable[[], None] | None,
 ) -> None:
     """Seal (or refuse) every committed, unsealed event above `cursor` that each page read finds, one
     transaction a page; adds to `outcome`."""
@@ -145,6 +166,8 @@ def _seal_above(
         if len(events) < batch:  # caught up with what was committed when the page was read; what
             return  # commits meanwhile is the next pass's (chasing it page by page sealed a few events
             # a round trip, some 170 round trips a second under a steady stream)
+        if between_pages is not None:
+            between_pages()
 
 
 def _type_of(event: AuditEvent) -> str | None:

@@ -129,6 +129,26 @@ class TestTheSealersMark:
         assert seal_audit(uow=uow, full=True) == 0  # from the start: `audit seal --from-start`
         assert reads == [0]
 
+    def test_between_pages_is_called_after_each_committed_page_that_another_may_follow(
+        self, uow: FakeUnitOfWork
+    ) -> None:
+        """The worker's sealer rests there (adapters/cli/webhooks.py): nothing of the pass is held then,
+        and what came before is committed."""
+        seal_audit(uow=uow)
+        write(uow, 7)
+        unsealed_then: list[int] = []
+        outcome = seal_audit_outcome(
+            uow=uow, batch=3, between_pages=lambda: unsealed_then.append(verify_audit(uow=uow).unsealed)
+        )
+        assert outcome.sealed == 7
+        assert unsealed_then == [4, 1]  # after pages of 3 and 3; not after the last (1)
+        assert verify_audit(uow=uow).unsealed == 0
+        write(uow, 2)
+        assert (
+            seal_audit_outcome(uow=uow, batch=3, between_pages=lambda: unsealed_then.append(-1)).sealed == 2
+        )
+        assert unsealed_then == [4, 1]  # one page: no call
+
     def test_a_horizon_that_has_not_settled_is_kept_and_the_mark_waits_for_it(
         self, uow: FakeUnitOfWork, monkeypatch: pytest.MonkeyPatch
     ) -> None:
