@@ -37,6 +37,7 @@ from adapters.sql.decision_history import SqlDecisionHistory
 from adapters.sql.diagnose import explain_database_error
 from adapters.sql.engine import POOLER_MODES, make_engine
 from adapters.sql.idempotency import reseal_answers
+from adapters.sql.kept_connections import kept_for
 from adapters.sql.reports import SqlReportQueries, SqlUpstreamCallLog
 from adapters.sql.roles import RoleSetupError, role_statements, setup_app_role
 from adapters.sql.rule_sets import RuleSetCache
@@ -333,8 +334,10 @@ def bootstrap(
 
     turns = AccountQueue() if settings.account_queue else NO_TURNS
 
+    kept = kept_for(sql)  # each thread keeps its last unit's connection for its next (PostgreSQL)
+
     def uow() -> UnitOfWork:
-        return SqlUnitOfWork(sql, rule_set_cache=cache, database_clock=database_clock)
+        return SqlUnitOfWork(sql, rule_set_cache=cache, database_clock=database_clock, kept=kept)
 
     def read_uow() -> UnitOfWork:
         return SqlUnitOfWork(reads, rule_set_cache=cache, database_clock=database_clock)

@@ -17,6 +17,12 @@ shows some 16 µs more than it costs.
 
 --code DIR measures another checkout of this project (e.g. `git worktree add /tmp/base main`) in the
 same way; run it twice, once per checkout, alternately, to compare.
+
+--toggle NAME compares a switch in one process instead (runs of this machine differ by 15 % and more, a
+change of 5 % is lost between two of them): the decisions go in blocks of --block decisions, the switch
+off and on in turn, and it prints the CPU a decision of each (median of the blocks) and the median of
+the paired differences. NAME: `kept` (adapters.sql.kept_connections: off, each unit checks a connection
+out of the pool and in again).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import io
 import json
 import logging
 import os
+import statistics
 import sys
 import time
 import uuid
@@ -105,11 +112,59 @@ def _environ(body: bytes, key: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _kept_switch() -> Callable[[bool], None]:
+    """On: the code as it is. Off: KeptConnections hands out and takes back pooled connections only."""
+    from adapters.sql.kept_connections import KeptConnections
+
+    take, give_back = KeptConnections.take, KeptConnections.give_back
+
+    def switch(on: bool) -> None:
+        if on:
+            KeptConnections.take, KeptConnections.give_back = take, give_back  # type: ignore[method-assign]
+        else:
+            KeptConnections.take = lambda self: self._engine.connect()  # type: ignore[method-assign]
+            KeptConnections.give_back = lambda self, conn: conn.close()  # type: ignore[method-assign]
+
+    return switch
+
+
+TOGGLES: dict[str, Callable[[], Callable[[bool], None]]] = {"kept": _kept_switch}
+
+
+def _compare(
+    switch: Callable[[bool], None], decide: Callable[[int], None], first: int, n: int, block: int
+) -> None:
+    """Blocks of `block` decisions, the switch off and on in turn (which goes first alternates too)."""
+    per: dict[bool, list[float]] = {False: [], True: []}
+    i, pair = first, 0
+    while i < first + n:
+        for on in (False, True) if pair % 2 == 0 else (True, False):
+            switch(on)
+            for j in range(3):  # a few unmeasured, so the block starts in the switched state
+                decide(i + j)
+            i += 3
+            started = time.thread_time()
+            for j in range(block):
+                decide(i + j)
+            per[on].append(1e6 * (time.thread_time() - started) / block)
+            i += block
+        pair += 1
+    switch(True)
+    diffs = [b - a for a, b in zip(per[False], per[True], strict=True)]
+    print(f"{len(per[True])} pairs of {block} decisions, PostgreSQL, one client in-process")
+    print(f"  off: {statistics.median(per[False]):7.1f} µs a decision (median of blocks)")
+    print(f"  on:  {statistics.median(per[True]):7.1f} µs a decision")
+    print(f"  on - off, paired: median {statistics.median(diffs):+.1f} µs, "
+          f"{sum(d < 0 for d in diffs)} of {len(diffs)} pairs lower on")  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=4000, help="decisions measured (after 300 unmeasured)")
     ap.add_argument("--code", type=Path, default=BENCH.parent, help="the checkout to measure")
     ap.add_argument("--wrap", action="append", default=[], help="module:attr.path, measured too")
+    ap.add_argument("--toggle", choices=sorted(TOGGLES), help="a switch compared off/on in one process")
+    ap.add_argument("--block", type=int, default=200, help="with --toggle: decisions a block")
     args = ap.parse_args()
     code = args.code.resolve()
     sys.path.insert(0, str(code))
@@ -150,6 +205,9 @@ def main() -> int:
 
         for i in range(300):  # statements prepared, caches warm
             decide(i)
+        if args.toggle:
+            _compare(TOGGLES[args.toggle](), decide, 300, args.n, args.block)
+            return 0
         meter.clear()
         started = time.thread_time()
         for i in range(300, 300 + args.n):

@@ -104,11 +104,17 @@ def ping_idle_connections(engine: Engine, idle_s: float = PING_IDLE_AFTER_S) -> 
         if used_at is None or time.monotonic() - used_at < idle_s:
             return
         try:
-            engine.dialect.do_ping(dbapi_conn)
-            dbapi_conn.rollback()  # the ping began a transaction; hand the connection out as it was
+            ping(engine, dbapi_conn)
         except engine.dialect.loaded_dbapi.Error as exc:
             # The pool retries with a new connection; if that fails too, the caller gets the error.
             raise InvalidatePoolError(f"an idle connection did not answer: {exc}") from exc
+
+
+def ping(engine: Engine, dbapi_conn: Any) -> None:
+    """One round trip on an idle DB-API connection, left as it was; raises the driver's error if the
+    server does not answer."""
+    engine.dialect.do_ping(dbapi_conn)
+    dbapi_conn.rollback()  # the ping began a transaction; hand the connection out as it was
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:

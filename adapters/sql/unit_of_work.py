@@ -19,6 +19,7 @@ from adapters.sql.decisions import DECISION_KEY, ORDER_KEY, SqlDecisionRepositor
 from adapters.sql.freezes import SqlFreezeRepository
 from adapters.sql.holds import SqlHoldRepository
 from adapters.sql.idempotency import SqlIdempotencyRepository
+from adapters.sql.kept_connections import KeptConnections
 from adapters.sql.limit_requests import SqlLimitRequestRepository
 from adapters.sql.outbox import SqlOutboxRepository
 from adapters.sql.payments import SqlPaymentRepository
@@ -39,14 +40,19 @@ class SqlUnitOfWork:
         *,
         rule_set_cache: RuleSetCache | None = None,
         database_clock: Clock | None = None,
+        kept: KeptConnections | None = None,
     ) -> None:
-        """`database_clock` stands in for the database server's clock (tests that move time by hand)."""
+        """`database_clock` stands in for the database server's clock (tests that move time by hand).
+        `kept`: where the unit takes its connection from and leaves it (adapters.sql.kept_connections);
+        None: the pool."""
         self._engine = engine
+        self._kept = kept
         self._cache = rule_set_cache or RuleSetCache()
         self._database_clock = database_clock
         self._conn: Connection | None = None
         self._batch_next = False
         self._batch: Batch | None = None  # a batched unit's pipeline on PostgreSQL
+        self._keeping: KeptConnections | None = None  # where this unit's connection goes back to
 
     def batched(self) -> Self:
         """The next `with` block sends its writes with its commit (PostgreSQL; SQLite has no round trips
@@ -58,7 +64,8 @@ class SqlUnitOfWork:
         if self._conn is not None:
             raise RuntimeError("unit of work already open; units of work do not nest")
         batched_next, self._batch_next = self._batch_next, False
-        conn = self._engine.connect()
+        kept = self._kept
+        conn = kept.take() if kept is not None else self._engine.connect()
         try:
             batched = batched_next and conn.dialect.name == "postgresql"
             if batched:
@@ -67,6 +74,7 @@ class SqlUnitOfWork:
             conn.close()
             raise
         self._conn = conn
+        self._keeping = kept
         self.accounts = SqlAccountRepository(conn, self._database_clock)
         self.customers = SqlCustomerRepository(conn)
         self.decisions = SqlDecisionRepository(conn, batched=batched)
@@ -91,15 +99,21 @@ class SqlUnitOfWork:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        kept, self._keeping = self._keeping, None
         self._forget_rule_sets_if_changed()  # not committed: what this unit read of its change was not so
         batch, self._batch = self._batch, None
+        ended = False
         try:
             if batch is not None:
                 abandon_batch(conn, batch)
             if conn.in_transaction():
                 conn.rollback()
+            ended = True
         finally:
-            conn.close()
+            if kept is not None and ended and exc_type is None:
+                kept.give_back(conn)  # kept for this thread's next unit if it is clean
+            else:
+                conn.close()
 
     def _forget_rule_sets_if_changed(self) -> None:
         """After this unit published or (un)assigned, at its commit or its end: the process's rule-set

@@ -46,6 +46,7 @@ from adapters.sql.accounts import _PG_LOCK
 from adapters.sql.audit import _PG_APPEND
 from adapters.sql.driver_statements import DriverStatement
 from adapters.sql.engine import make_engine
+from adapters.sql.kept_connections import kept_for
 from adapters.sql.pipeline import begin_batch, commit_batch
 from adapters.sql.tables import audit_events, credit_accounts, decisions, holds
 from adapters.sql.types import ExactJson, UtcDateTime
@@ -189,10 +190,13 @@ def test_a_session_whose_prepared_statements_were_dropped_prepares_them_again_an
     """DEALLOCATE ALL (or a pooler's DISCARD ALL) on the session between two decisions: the next lock
     read is told its statement is gone, ends the transaction it began and asks again, prepared anew."""
     one = make_engine(postgres_engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    kept_for_one = kept_for(one)
+    assert kept_for_one is not None
     try:
         ctx = make_context(one, balances, clock, tmp_path / "one")
         exposure_before = exposure_fen(postgres_engine)
         assert decide(ctx, Order(random_order_id("prepared"), CUSTOMER, GROUP, AMOUNT)).created
+        kept_for_one.release()  # the thread's kept connection back to the pool, its session as it is
         with one.connect() as conn:  # the pool's only connection: the session the decisions run on
             assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar_one() >= 5
             conn.exec_driver_sql("DEALLOCATE ALL")
@@ -218,10 +222,13 @@ def test_a_session_that_lost_one_of_its_prepared_statements_decides_and_goes_on_
     was told they exist (DuplicatePreparedStatement), and every later decision on the connection failed
     the same way (the names were never learnt back)."""
     one = make_engine(postgres_engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    kept_for_one = kept_for(one)
+    assert kept_for_one is not None
     try:
         ctx = make_context(one, balances, clock, tmp_path / "one")
         exposure_before = exposure_fen(postgres_engine)
         assert decide(ctx, Order(random_order_id("prepared"), CUSTOMER, GROUP, AMOUNT)).created
+        kept_for_one.release()  # the thread's kept connection back to the pool, its session as it is
         with one.connect() as conn:  # the pool's only connection: the session the decisions run on
             conn.exec_driver_sql(f"DEALLOCATE {_PG_LOCK.wire_name.decode()}")
             conn.commit()
@@ -240,10 +247,13 @@ def test_a_session_that_lost_a_write_statement_fails_that_decision_only(
     main the failure made the connection forget every name, and from then on every decision on it failed
     preparing the lock's statement, which the session still had (DuplicatePreparedStatement)."""
     one = make_engine(postgres_engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    kept_for_one = kept_for(one)
+    assert kept_for_one is not None
     try:
         ctx = make_context(one, balances, clock, tmp_path / "one")
         exposure_before = exposure_fen(postgres_engine)
         assert decide(ctx, Order(random_order_id("prepared"), CUSTOMER, GROUP, AMOUNT)).created
+        kept_for_one.release()
         with one.connect() as conn:
             conn.exec_driver_sql(f"DEALLOCATE {_PG_APPEND.wire_name.decode()}")
             conn.commit()

@@ -1,0 +1,188 @@
+"""A thread keeps its last unit of work's connection for its next one (adapters/sql/kept_connections.py),
+and is no less safe for it than the pool: only a clean connection is kept, a stale one is pinged and a
+dead one replaced without an error, one kept long goes back to the pool, a thread that ends and an engine
+disposed give theirs back, and a forked child never touches its parent's (PostgreSQL)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, event, text
+
+from adapters.sql.engine import make_engine
+from adapters.sql.kept_connections import KeptConnections, kept_for
+from adapters.sql.unit_of_work import SqlUnitOfWork
+
+pytestmark = pytest.mark.postgres
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def engine(postgres_engine: Engine) -> Iterator[Engine]:
+    """An engine of its own (the keeper listens on it), counting the pool's checkouts."""
+    own = make_engine(postgres_engine.url.render_as_string(hide_password=False), pool_size=4, max_overflow=0)
+    own.checkouts = 0  # type: ignore[attr-defined]
+
+    @event.listens_for(own, "checkout")
+    def _count(*_args: Any) -> None:
+        own.checkouts += 1  # type: ignore[attr-defined]
+
+    yield own
+    own.dispose()
+
+
+def _backend(conn: Connection) -> int:
+    pid: int = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    conn.rollback()
+    return pid
+
+
+def _unit_backend(uow: SqlUnitOfWork) -> int:
+    with uow:
+        return _backend(uow._conn)  # type: ignore[arg-type]  # (the unit's connection: tests only)
+
+
+def _terminate(engine: Engine, pid: int) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        for _ in range(100):
+            if not conn.execute(text("SELECT 1 FROM pg_stat_activity WHERE pid = :p"), {"p": pid}).first():
+                return
+            time.sleep(0.02)
+    pytest.fail(f"backend {pid} still there")
+
+
+def test_a_threads_next_units_run_on_the_connection_its_last_unit_left_without_the_pool(
+    engine: Engine,
+) -> None:
+    kept = KeptConnections(engine)
+    backends = {_unit_backend(SqlUnitOfWork(engine, kept=kept)) for _ in range(5)}
+    batched = SqlUnitOfWork(engine, kept=kept)
+    with batched.batched():
+        backends.add(_backend(batched._conn))  # type: ignore[arg-type]
+    assert len(backends) == 1
+    assert engine.checkouts == 1  # type: ignore[attr-defined]
+    assert kept.kept() == 1 and engine.pool.checkedout() == 1  # kept counts against the pool's size
+
+
+def test_a_unit_that_raised_or_left_a_transaction_open_leaves_nothing_kept(engine: Engine) -> None:
+    kept = KeptConnections(engine)
+    uow = SqlUnitOfWork(engine, kept=kept)
+    with pytest.raises(ZeroDivisionError), uow:
+        _ = 1 / 0
+    assert kept.kept() == 0 and engine.pool.checkedout() == 0
+    conn = kept.take()
+    conn.exec_driver_sql("SELECT 1")  # SQLAlchemy's transaction begun, not ended
+    kept.give_back(conn)
+    assert kept.kept() == 0 and conn.closed and engine.pool.checkedout() == 0
+    conn = kept.take()
+    driver: Any = conn.connection.driver_connection
+    driver.execute("SELECT 1")  # a transaction the driver began behind SQLAlchemy's back
+    kept.give_back(conn)
+    assert kept.kept() == 0 and engine.pool.checkedout() == 0
+
+
+def test_one_kept_past_the_idle_limit_is_pinged_and_a_dead_one_replaced_without_an_error(
+    engine: Engine, postgres_engine: Engine
+) -> None:
+    clock = _Clock()
+    kept = KeptConnections(engine, idle_s=1.0, clock=clock)
+    first = _unit_backend(SqlUnitOfWork(engine, kept=kept))
+    clock.now += 0.5  # fresh: not pinged, the same session
+    assert _unit_backend(SqlUnitOfWork(engine, kept=kept)) == first
+    _terminate(postgres_engine, first)  # the server ends it while it is kept
+    clock.now += 1.5  # stale: pinged, found dead, replaced
+    again = _unit_backend(SqlUnitOfWork(engine, kept=kept))
+    assert again != first
+    assert engine.checkouts == 2  # type: ignore[attr-defined]
+    clock.now += 1.5  # stale and alive: pinged, kept
+    assert _unit_backend(SqlUnitOfWork(engine, kept=kept)) == again
+
+
+def test_one_kept_for_long_goes_back_to_the_pool(engine: Engine) -> None:
+    clock = _Clock()
+    kept = KeptConnections(engine, keep_at_most_s=60.0, clock=clock)
+    for _ in range(4):
+        _unit_backend(SqlUnitOfWork(engine, kept=kept))
+        clock.now += 25.0  # used every 25 s; kept since the first
+    assert engine.checkouts == 2  # type: ignore[attr-defined]  # at 75 s: returned, checked out again
+    assert kept.kept() == 1
+
+
+def test_units_open_at_once_on_one_thread_each_have_a_connection_and_one_is_kept(engine: Engine) -> None:
+    kept = KeptConnections(engine)
+    outer, inner = SqlUnitOfWork(engine, kept=kept), SqlUnitOfWork(engine, kept=kept)
+    with outer:
+        with inner:
+            assert _backend(outer._conn) != _backend(inner._conn)  # type: ignore[arg-type]
+        assert kept.kept() == 1  # the inner one's
+    assert kept.kept() == 1 and engine.pool.checkedout() == 1  # the outer's went back to the pool
+
+
+def test_a_thread_that_ends_gives_its_connection_back_to_the_pool(engine: Engine) -> None:
+    kept = KeptConnections(engine)
+    worker = threading.Thread(target=lambda: _unit_backend(SqlUnitOfWork(engine, kept=kept)))
+    worker.start()
+    worker.join()
+    gc.collect()
+    assert kept.kept() == 0 and engine.pool.checkedout() == 0
+
+
+def test_dispose_closes_the_kept_connections_and_release_returns_them_to_the_pool(engine: Engine) -> None:
+    kept = KeptConnections(engine)
+    backend = _unit_backend(SqlUnitOfWork(engine, kept=kept))
+    kept.release()
+    assert kept.kept() == 0 and engine.pool.checkedout() == 0
+    with engine.connect() as conn:
+        assert _backend(conn) == backend  # the same session, back in the pool
+    _unit_backend(SqlUnitOfWork(engine, kept=kept))
+    conn = kept.take()
+    kept.give_back(conn)
+    driver: Any = conn.connection.driver_connection
+    engine.dispose()
+    assert kept.kept() == 0 and conn.closed and driver.closed  # closed, not left open in a dead pool
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_takes_a_new_connection_and_leaves_its_parents_alone(engine: Engine) -> None:
+    kept = KeptConnections(engine)
+    parent = _unit_backend(SqlUnitOfWork(engine, kept=kept))
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's outcome is read by the parent
+        code = 1
+        try:
+            engine.dispose(close=False)  # as a forking server does
+            mine = _unit_backend(SqlUnitOfWork(engine, kept=kept))
+            os.write(write, str(mine).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    seen = os.read(read, 64).decode()
+    os.close(read)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert seen and int(seen) != parent
+    assert _unit_backend(SqlUnitOfWork(engine, kept=kept)) == parent  # the parent's session, unharmed
+
+
+def test_the_composition_root_keeps_connections_on_postgresql_and_not_on_sqlite(
+    postgres_engine: Engine, sqlite_engine: Engine
+) -> None:
+    keeper = kept_for(postgres_engine)
+    assert keeper is not None and kept_for(postgres_engine) is keeper  # one per engine
+    assert kept_for(sqlite_engine) is None
