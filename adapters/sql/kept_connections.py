@@ -1,28 +1,32 @@
-"""Each thread keeps the connection of its last unit of work for its next one, as a bare-stack server
-keeps one connection per thread (PostgreSQL).
+"""The process keeps the connections its units of work gave back, and hands the one given back last to
+the next unit: no checkout and checkin of SQLAlchemy's pool a unit (PostgreSQL).
 
 Why: every unit of work checked a connection out of SQLAlchemy's pool and in again (the pool's queue and
 lock, its checkout and checkin events, the reset's rollback of an idle connection, a new `Connection`):
-on a decision, some 100 µs of a thread's CPU in the running application, about 9 % of a decision
+on a decision, about 100 µs of a thread's CPU in the running application, some 9 % of a decision
 (`bench/thread_cpu.py --toggle kept`: -99 µs a decision, median of 20 paired blocks, 16 lower), for a
-connection the same thread takes again a millisecond later. Kept here, it is handed back to its thread
-without going through the pool.
+connection the next unit takes again a millisecond later. The last given back goes first (a stack), so
+under load the connection handed out is one used a moment ago: never one that sat idle. (Keeping one
+connection a thread was tried first: on one hot account a thread waits while others decide its orders,
+its connection went stale, and the ping before its next use cost the whole queue: 0.77x the pool's
+decisions/s.)
 
 What keeps this as safe as the pool:
 - only a connection left clean is kept: open, valid, its transaction ended on both sides, out of
   pipeline mode; a unit that raised returns its connection to the pool, which resets or discards it;
-- one kept longer than `idle_s` (PING_IDLE_AFTER_S, as the pool's) is pinged before it is used, and one
-  that does not answer is thrown away and a pooled one taken (the pool pings its own idle ones, and
-  throws them all away if the server is gone);
-- one kept for `KEEP_AT_MOST_S` goes back to the pool, so that the pool's recycling still reaches it;
-- a thread keeps at most one, and every connection counts against the pool's size while kept (a thread
-  that ran a unit holds one, as a thread in the middle of one does); a unit opened while another is
-  open on the same thread checks one out of the pool as before; when a thread ends, its connection goes
-  back to the pool;
-- `engine.dispose()` closes every kept connection with the pool's; `release()` returns them to the pool
+- one that sat longer than `idle_s` (PING_IDLE_AFTER_S, as the pool's) is pinged before it is used, and
+  one that does not answer is thrown away and the next tried, then the pool (which pings its own idle
+  ones, and throws them all away if the server is gone);
+- one kept for `KEEP_AT_MOST_S` goes back to the pool, so that the pool's recycling still reaches it, and
+  so does one that sat that long unused (the process keeps what its busiest moment needed, not more);
+- once any connection of the engine is invalidated (a connection found dead: SQLAlchemy then takes
+  every pooled connection older than that for dead too), none lent before is kept and every kept one
+  goes back to the pool, whose checkout replaces it if it is older than the invalidation;
+- every kept connection counts against the pool's size, as one in use does; at most `most` are kept;
+- `engine.dispose()` closes the kept connections with the pool's; `release()` returns them to the pool
   as they are (a test that needs the pool's only connection);
-- a connection kept before a fork is never used, nor closed, in the child (closing it there would end
-  the parent's session on the shared socket).
+- after a fork, the child never uses nor closes what its parent kept (closing it there would end the
+  parent's session on the shared socket).
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-from weakref import WeakKeyDictionary, WeakSet
+from weakref import WeakKeyDictionary
 
 from psycopg import pq
 from sqlalchemy import Connection, Engine, event
@@ -41,11 +46,13 @@ from sqlalchemy import Connection, Engine, event
 from adapters.sql.engine import PING_IDLE_AFTER_S, ping
 
 KEEP_AT_MOST_S = 60.0
+KEEP_MOST = 64  # connections kept at most by a process (the pool's size bounds them first)
 _IDLE = pq.TransactionStatus.IDLE
 _PIPELINE_OFF = pq.PipelineStatus.OFF
+_LENT = "creditctl.kept.lent"  # in a lent connection's pool record: the keeper's generation then
 log = logging.getLogger(__name__)
-# Connections kept in a parent process and found in this one after a fork: held here for good.
-_INHERITED: list[Connection] = []
+# Connections a parent process kept, found in this one after a fork: held here for good.
+_INHERITED: list[Any] = []
 _KEEPERS: WeakKeyDictionary[Engine, KeptConnections] = WeakKeyDictionary()
 _KEEPERS_LOCK = threading.Lock()
 
@@ -64,28 +71,16 @@ def kept_for(engine: Engine) -> KeptConnections | None:
     return keeper
 
 
-class _Slot:
-    """One thread's kept connection. Dropped with the thread's locals when the thread ends."""
-
-    __slots__ = ("__weakref__", "conn", "first", "lent", "pid", "used")
-
-    def __init__(self) -> None:
-        self.conn: Connection | None = None  # kept, between units
-        self.lent: Connection | None = None  # handed to the thread's unit from here, until given back
-        self.used = 0.0  # when it was last given back
-        self.first = 0.0  # when it was first kept
-        self.pid = os.getpid()
-
-    def __del__(self) -> None:  # the thread ended (its locals are dropped): back to the pool
-        conn, self.conn = self.conn, None
-        if conn is not None and self.pid == os.getpid():
-            _close(conn)
-        elif conn is not None:
-            _INHERITED.append(conn)
+@dataclass(slots=True)
+class _Kept:
+    conn: Connection
+    first: float  # when it was first kept (since it came from the pool)
+    used: float  # when it was last given back
+    generation: int  # the keeper's when it was lent
 
 
 class KeptConnections:
-    """The connections each thread keeps between its units of work on one engine."""
+    """The connections this process's units of work gave back on one engine, the last on top."""
 
     def __init__(
         self,
@@ -93,85 +88,102 @@ class KeptConnections:
         *,
         idle_s: float = PING_IDLE_AFTER_S,
         keep_at_most_s: float = KEEP_AT_MOST_S,
+        most: int = KEEP_MOST,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
-        self._idle_s, self._at_most_s, self._clock = idle_s, keep_at_most_s, clock
-        self._local = threading.local()
-        self._slots: WeakSet[_Slot] = WeakSet()
-        self._lock = threading.Lock()  # a slot against release() and dispose from other threads
+        self._idle_s, self._at_most_s, self._most, self._clock = idle_s, keep_at_most_s, most, clock
+        self._stack: list[_Kept] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._generation = 0  # moved on by every invalidation and dispose: what was lent before is not kept
         event.listen(engine, "engine_disposed", self._disposed)
+        event.listen(engine, "invalidate", self._invalidated)
 
     def take(self) -> Connection:
-        """This thread's kept connection if it is still good, else one from the pool."""
-        slot: _Slot | None = getattr(self._local, "slot", None)
-        if slot is not None and slot.conn is not None:
-            with self._lock:
-                conn, slot.conn = slot.conn, None
-            if conn is not None:
-                if slot.pid != os.getpid():  # inherited over a fork: another process's socket
-                    _INHERITED.append(conn)
-                    slot.pid = os.getpid()
-                elif self._clock() - slot.first >= self._at_most_s:
-                    _close(conn)  # to the pool, which recycles it in its time
-                elif self._clock() - slot.used < self._idle_s or self._answers(conn):
-                    slot.lent = conn
-                    return conn
-        return self._engine.connect()
+        """The connection given back last, if it is still good, else one from the pool."""
+        generation = self._generation
+        while True:
+            kept = self._pop()
+            if kept is None:
+                conn = self._engine.connect()
+                first = None
+                break
+            now = self._clock()
+            if kept.generation != generation or now - kept.first >= self._at_most_s:
+                _close(kept.conn)  # to the pool, which replaces one older than an invalidation and
+                continue  # recycles one in its time
+            if now - kept.used < self._idle_s or self._answers(kept.conn):
+                conn, first = kept.conn, kept.first
+                break
+        conn.info[_LENT] = (generation, first)
+        return conn
 
     def give_back(self, conn: Connection) -> None:
-        """Keep `conn` for this thread's next unit if it is clean and the thread keeps none; else return
-        it to the pool."""
-        slot: _Slot | None = getattr(self._local, "slot", None)
-        if slot is None:
-            slot = self._local.slot = _Slot()
-            with self._lock:
-                self._slots.add(slot)
-        lent, slot.lent = slot.lent, None
-        if slot.pid == os.getpid() and _clean(conn):
+        """Keep `conn` for a next unit if it is clean and no invalidation came since it was lent; else
+        return it to the pool."""
+        lent = None if conn.closed or conn.invalidated else conn.info.pop(_LENT, None)
+        kept, trimmed = False, []
+        if lent is not None and lent[0] == self._generation and _clean(conn):
             now = self._clock()
             with self._lock:
-                if slot.conn is None:
-                    slot.conn, slot.used = conn, now
-                    if conn is not lent:  # newly kept (else kept since `first`)
-                        slot.first = now
-                    return
-        conn.close()
+                if os.getpid() == self._pid and len(self._stack) < self._most:
+                    first = lent[1] if lent[1] is not None else now
+                    self._stack.append(_Kept(conn, first, now, lent[0]))
+                    kept = True
+                    while now - self._stack[0].used >= self._at_most_s:  # unused since a busy moment
+                        trimmed.append(self._stack.pop(0))
+        for old in trimmed:
+            _close(old.conn)
+        if not kept:
+            conn.close()
 
     def release(self) -> None:
-        """Return every thread's kept connection to the pool, sessions as they are."""
-        for conn in self._take_all():
-            _close(conn)
+        """Return every kept connection to the pool, sessions as they are."""
+        for kept in self._take_all():
+            _close(kept.conn)
 
     def kept(self) -> int:
         """How many connections are kept now."""
         with self._lock:
-            return sum(1 for slot in self._slots if slot.conn is not None)
+            return len(self._stack) if os.getpid() == self._pid else 0
 
-    def _take_all(self) -> list[Connection]:
+    def _pop(self) -> _Kept | None:
         with self._lock:
-            mine = [slot for slot in self._slots if slot.conn is not None and slot.pid == os.getpid()]
-            conns = [slot.conn for slot in mine if slot.conn is not None]
-            for slot in mine:
-                slot.conn = None
-        return conns
+            if os.getpid() != self._pid:  # a forked child: the parent's sockets stay untouched
+                _INHERITED.extend(self._stack)
+                self._stack, self._pid = [], os.getpid()
+            return self._stack.pop() if self._stack else None
+
+    def _take_all(self) -> list[_Kept]:
+        with self._lock:
+            if os.getpid() != self._pid:
+                return []
+            taken, self._stack = self._stack, []
+        return taken
 
     def _answers(self, conn: Connection) -> bool:
-        """Ping a connection kept past the idle limit; one that does not answer is thrown away."""
+        """Ping a connection that sat past the idle limit; one that does not answer is thrown away."""
         try:
             ping(self._engine, conn.connection.dbapi_connection)
-        except Exception as exc:  # gone or broken: the pool's checkout decides what next
-            log.info("a kept connection did not answer (%s); taking one from the pool", type(exc).__name__)
+        except Exception as exc:  # gone or broken: the next one, then the pool's checkout
+            log.info("a kept connection did not answer (%s)", type(exc).__name__)
             conn.invalidate()
             _close(conn)
             return False
         return True
 
+    def _invalidated(self, *_args: Any) -> None:
+        """A connection of the engine was invalidated: none lent before is kept, and each kept one goes
+        back to the pool when next popped (not here: this runs inside SQLAlchemy's invalidation)."""
+        self._generation += 1
+
     def _disposed(self, _engine: Engine) -> None:
         """The pool's connections were closed: the kept ones are closed too, not returned to it."""
-        for conn in self._take_all():
-            conn.invalidate()
-            _close(conn)
+        self._generation += 1
+        for kept in self._take_all():
+            kept.conn.invalidate()
+            _close(kept.conn)
 
 
 def _clean(conn: Connection) -> bool:
@@ -179,9 +191,9 @@ def _clean(conn: Connection) -> bool:
     if conn.closed or conn.invalidated or conn.in_transaction():
         return False
     pgconn: Any = getattr(conn.connection.driver_connection, "pgconn", None)
-    return (
-        pgconn is not None and pgconn.transaction_status == _IDLE and pgconn.pipeline_status == _PIPELINE_OFF
-    )
+    if pgconn is None:
+        return False
+    return bool(pgconn.transaction_status == _IDLE and pgconn.pipeline_status == _PIPELINE_OFF)
 
 
 def _close(conn: Connection) -> None:

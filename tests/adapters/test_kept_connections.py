@@ -1,11 +1,11 @@
-"""A thread keeps its last unit of work's connection for its next one (adapters/sql/kept_connections.py),
-and is no less safe for it than the pool: only a clean connection is kept, a stale one is pinged and a
-dead one replaced without an error, one kept long goes back to the pool, a thread that ends and an engine
-disposed give theirs back, and a forked child never touches its parent's (PostgreSQL)."""
+"""The process keeps the connections its units gave back and hands out the one given back last
+(adapters/sql/kept_connections.py), no less safely than the pool: only a clean connection is kept, a
+stale one is pinged and a dead one replaced without an error, one kept long or unused long goes back to
+the pool, an invalidation or a dispose ends what was kept before it, and a forked child never touches
+its parent's (PostgreSQL)."""
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
 import time
@@ -65,7 +65,7 @@ def _terminate(engine: Engine, pid: int) -> None:
     pytest.fail(f"backend {pid} still there")
 
 
-def test_a_threads_next_units_run_on_the_connection_its_last_unit_left_without_the_pool(
+def test_the_next_units_run_on_the_connection_the_last_one_gave_back_without_the_pool(
     engine: Engine,
 ) -> None:
     kept = KeptConnections(engine)
@@ -76,6 +76,46 @@ def test_a_threads_next_units_run_on_the_connection_its_last_unit_left_without_t
     assert len(backends) == 1
     assert engine.checkouts == 1  # type: ignore[attr-defined]
     assert kept.kept() == 1 and engine.pool.checkedout() == 1  # kept counts against the pool's size
+
+
+def test_the_one_given_back_last_goes_first_so_a_warm_one_is_never_pinged_for_a_cold_one(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One account's orders: a thread waits while another decides its order; what it kept would sit
+    idle and be pinged at its next use. Shared and last-in first-out, the warm connection serves."""
+    clock = _Clock()
+    kept = KeptConnections(engine, idle_s=1.0, clock=clock)
+    pings: list[object] = []
+    real_ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda c: pings.append(c) or real_ping(c))
+    first, second = kept.take(), kept.take()
+    kept.give_back(first)
+    clock.now += 0.9
+    kept.give_back(second)
+    clock.now += 0.6  # `first` sat 1.5 s, `second` 0.6 s
+    assert kept.take() is second and pings == []
+    assert kept.take() is first and len(pings) == 1  # the cold one, pinged before use
+    kept.give_back(first)
+    kept.give_back(second)
+
+
+def test_units_on_several_threads_share_what_is_kept(engine: Engine) -> None:
+    kept = KeptConnections(engine)
+    backends: set[int] = set()
+    start = threading.Barrier(3)
+
+    def work() -> None:
+        start.wait()
+        for _ in range(20):
+            backends.add(_unit_backend(SqlUnitOfWork(engine, kept=kept)))
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(backends) <= 3 and engine.checkouts <= 3  # type: ignore[attr-defined]
+    assert kept.kept() == engine.pool.checkedout() == engine.checkouts  # type: ignore[attr-defined]
 
 
 def test_a_unit_that_raised_or_left_a_transaction_open_leaves_nothing_kept(engine: Engine) -> None:
@@ -122,23 +162,27 @@ def test_one_kept_for_long_goes_back_to_the_pool(engine: Engine) -> None:
     assert kept.kept() == 1
 
 
-def test_units_open_at_once_on_one_thread_each_have_a_connection_and_one_is_kept(engine: Engine) -> None:
+def test_units_open_at_once_each_have_a_connection_and_both_are_kept(engine: Engine) -> None:
     kept = KeptConnections(engine)
     outer, inner = SqlUnitOfWork(engine, kept=kept), SqlUnitOfWork(engine, kept=kept)
     with outer:
         with inner:
             assert _backend(outer._conn) != _backend(inner._conn)  # type: ignore[arg-type]
-        assert kept.kept() == 1  # the inner one's
-    assert kept.kept() == 1 and engine.pool.checkedout() == 1  # the outer's went back to the pool
+        assert kept.kept() == 1
+    assert kept.kept() == 2 and engine.pool.checkedout() == 2
 
 
-def test_a_thread_that_ends_gives_its_connection_back_to_the_pool(engine: Engine) -> None:
-    kept = KeptConnections(engine)
-    worker = threading.Thread(target=lambda: _unit_backend(SqlUnitOfWork(engine, kept=kept)))
-    worker.start()
-    worker.join()
-    gc.collect()
-    assert kept.kept() == 0 and engine.pool.checkedout() == 0
+def test_one_unused_since_a_busy_moment_goes_back_to_the_pool(engine: Engine) -> None:
+    clock = _Clock()
+    kept = KeptConnections(engine, keep_at_most_s=60.0, clock=clock)
+    busy = [kept.take() for _ in range(3)]  # three units at once
+    for conn in busy:
+        kept.give_back(conn)
+    assert kept.kept() == 3
+    for _ in range(4):  # then one at a time, on the one given back last
+        clock.now += 20.0
+        kept.give_back(kept.take())
+    assert kept.kept() == 1 and engine.pool.checkedout() == 1
 
 
 def test_dispose_closes_the_kept_connections_and_release_returns_them_to_the_pool(engine: Engine) -> None:
@@ -186,3 +230,20 @@ def test_the_composition_root_keeps_connections_on_postgresql_and_not_on_sqlite(
     keeper = kept_for(postgres_engine)
     assert keeper is not None and kept_for(postgres_engine) is keeper  # one per engine
     assert kept_for(sqlite_engine) is None
+
+
+def test_after_any_connection_is_invalidated_none_lent_before_is_kept_or_used_again(engine: Engine) -> None:
+    """SQLAlchemy takes every pooled connection older than an invalidation for dead; a kept one goes back
+    to the pool so that its checkout can do the same."""
+    kept = KeptConnections(engine)
+    _unit_backend(SqlUnitOfWork(engine, kept=kept))
+    with engine.connect() as other:
+        other.invalidate()  # another connection found dead
+    assert engine.checkouts == 2  # type: ignore[attr-defined]
+    _unit_backend(SqlUnitOfWork(engine, kept=kept))
+    assert engine.checkouts == 3  # type: ignore[attr-defined]  # not the kept one: from the pool
+    assert kept.kept() == 1
+    uow = SqlUnitOfWork(engine, kept=kept)
+    with uow, engine.connect() as other:
+        other.invalidate()  # while the unit runs on the kept connection
+    assert kept.kept() == 0 and engine.pool.checkedout() == 0  # given back to the pool, not kept
