@@ -122,7 +122,7 @@ def _kept_switch() -> Callable[[bool], None]:
         if on:
             KeptConnections.take, KeptConnections.give_back = take, give_back  # type: ignore[method-assign]
         else:
-            KeptConnections.take = lambda self: self._engine.connect()  # type: ignore[method-assign]
+            KeptConnections.take = lambda self: self._connect()  # type: ignore[method-assign]
             KeptConnections.give_back = lambda self, conn: conn.close()  # type: ignore[method-assign]
 
     return switch

@@ -29,6 +29,9 @@ TCP_OPTIONS: dict[str, int] = {
 }
 PING_IDLE_AFTER_S = 1.0  # a pooled connection unused this long is pinged before it is handed out
 _USED_AT = "creditctl.used_at"
+# In a connection's record, set just before it goes back to the pool: the seconds it sat unused before
+# (so that the checkin does not make a connection idle since before an outage look freshly used).
+IDLE_FOR = "creditctl.idle_for"
 # What sits between the service and PostgreSQL (CREDITCTL_DATABASE_POOLER): nothing, a session pooler
 # (a server connection per client connection: as good as direct), or a transaction pooler (PgBouncer's
 # pool_mode=transaction: each transaction may run on another server connection).
@@ -96,7 +99,8 @@ def ping_idle_connections(engine: Engine, idle_s: float = PING_IDLE_AFTER_S) -> 
     @event.listens_for(engine, "connect")
     @event.listens_for(engine, "checkin")
     def _used(_dbapi_conn: Any, record: Any) -> None:
-        record.info[_USED_AT] = time.monotonic()
+        # One kept out of the pool (adapters.sql.kept_connections) comes back as idle as it was.
+        record.info[_USED_AT] = time.monotonic() - record.info.pop(IDLE_FOR, 0.0)
 
     @event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:

@@ -14,15 +14,18 @@ decisions/s.)
 What keeps this as safe as the pool:
 - only a connection left clean is kept: open, valid, its transaction ended on both sides, out of
   pipeline mode; a unit that raised returns its connection to the pool, which resets or discards it;
-- one that sat longer than `idle_s` (PING_IDLE_AFTER_S, as the pool's) is pinged before it is used, and
-  one that does not answer is thrown away and the next tried, then the pool (which pings its own idle
-  ones, and throws them all away if the server is gone);
+- one that sat longer than `idle_s` (PING_IDLE_AFTER_S, as the pool's) is pinged before it is used; if
+  it does not answer, it is thrown away and every other kept one goes back to the pool, whose checkout
+  pings them and throws them all away if the server is gone;
 - one kept for `KEEP_AT_MOST_S` goes back to the pool, so that the pool's recycling still reaches it, and
   so does one that sat that long unused (the process keeps what its busiest moment needed, not more);
+  whatever goes back to the pool goes back as idle as it was (engine.IDLE_FOR), so that the pool pings
+  one idle since before an outage;
 - once any connection of the engine is invalidated (a connection found dead: SQLAlchemy then takes
   every pooled connection older than that for dead too), none lent before is kept and every kept one
   goes back to the pool, whose checkout replaces it if it is older than the invalidation;
-- every kept connection counts against the pool's size, as one in use does; at most `most` are kept;
+- every kept connection counts against the pool's size, as one in use does; no more are kept than the
+  pool's size (its overflow connections go back to it, which closes them);
 - `engine.dispose()` closes the kept connections with the pool's; `release()` returns them to the pool
   as they are (a test that needs the pool's only connection);
 - after a fork, the child never uses nor closes what its parent kept (closing it there would end the
@@ -38,15 +41,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, ref
 
 from psycopg import pq
 from sqlalchemy import Connection, Engine, event
 
-from adapters.sql.engine import PING_IDLE_AFTER_S, ping
+from adapters.sql.engine import IDLE_FOR, PING_IDLE_AFTER_S, ping
+from adapters.sql.pipeline import PIPELINE
 
 KEEP_AT_MOST_S = 60.0
-KEEP_MOST = 64  # connections kept at most by a process (the pool's size bounds them first)
+KEEP_MOST = 64  # connections kept at most on an engine (and no more than its pool's size)
 _IDLE = pq.TransactionStatus.IDLE
 _PIPELINE_OFF = pq.PipelineStatus.OFF
 _LENT = "creditctl.kept.lent"  # in a lent connection's pool record: the keeper's generation then
@@ -91,7 +95,11 @@ class KeptConnections:
         most: int = KEEP_MOST,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._engine = engine
+        self._engine = ref(engine)  # the keeper lives in a weak dictionary keyed by its engine
+        # No more than the pool keeps: one checked out beyond its size (its overflow) the pool closes at
+        # checkin, and so it goes back to the pool here.
+        pool_size = getattr(engine.pool, "size", None)
+        most = min(most, pool_size()) if callable(pool_size) else most
         self._idle_s, self._at_most_s, self._most, self._clock = idle_s, keep_at_most_s, most, clock
         self._stack: list[_Kept] = []
         self._lock = threading.Lock()
@@ -102,18 +110,16 @@ class KeptConnections:
 
     def take(self) -> Connection:
         """The connection given back last, if it is still good, else one from the pool."""
-        generation = self._generation
         while True:
-            kept = self._pop()
+            kept, generation = self._pop()
             if kept is None:
-                conn = self._engine.connect()
-                first = None
+                conn, first = self._connect(), None
                 break
             now = self._clock()
             if kept.generation != generation or now - kept.first >= self._at_most_s:
-                _close(kept.conn)  # to the pool, which replaces one older than an invalidation and
-                continue  # recycles one in its time
-            if now - kept.used < self._idle_s or self._answers(kept.conn):
+                self._to_pool(kept, now)  # the pool replaces one older than an invalidation, recycles
+                continue
+            if now - kept.used < self._idle_s or self._answers(kept):
                 conn, first = kept.conn, kept.first
                 break
         conn.info[_LENT] = (generation, first)
@@ -123,37 +129,62 @@ class KeptConnections:
         """Keep `conn` for a next unit if it is clean and no invalidation came since it was lent; else
         return it to the pool."""
         lent = None if conn.closed or conn.invalidated else conn.info.pop(_LENT, None)
-        kept, trimmed = False, []
-        if lent is not None and lent[0] == self._generation and _clean(conn):
-            now = self._clock()
+        now, trimmed, kept = self._clock(), [], False
+        if lent is not None and _clean(conn):
             with self._lock:
-                if os.getpid() == self._pid and len(self._stack) < self._most:
+                if lent[0] == self._generation and os.getpid() == self._pid and len(self._stack) < self._most:
                     first = lent[1] if lent[1] is not None else now
                     self._stack.append(_Kept(conn, first, now, lent[0]))
                     kept = True
-                    while now - self._stack[0].used >= self._at_most_s:  # unused since a busy moment
-                        trimmed.append(self._stack.pop(0))
+                    trimmed = self._trimmed(now)
         for old in trimmed:
-            _close(old.conn)
+            self._to_pool(old, now)
         if not kept:
             conn.close()
 
     def release(self) -> None:
         """Return every kept connection to the pool, sessions as they are."""
+        now = self._clock()
         for kept in self._take_all():
-            _close(kept.conn)
+            self._to_pool(kept, now)
 
     def kept(self) -> int:
         """How many connections are kept now."""
         with self._lock:
             return len(self._stack) if os.getpid() == self._pid else 0
 
-    def _pop(self) -> _Kept | None:
+    def _connect(self) -> Connection:
+        engine = self._engine()
+        if engine is None:  # pragma: no cover - a unit holds its engine
+            raise RuntimeError("the engine is gone")
+        return engine.connect()
+
+    def _pop(self) -> tuple[_Kept | None, int]:
+        """The top of the stack (after the bottom unused too long went back to the pool), and the
+        generation to lend it under."""
+        now = self._clock()
         with self._lock:
             if os.getpid() != self._pid:  # a forked child: the parent's sockets stay untouched
-                _INHERITED.extend(self._stack)
-                self._stack, self._pid = [], os.getpid()
-            return self._stack.pop() if self._stack else None
+                self._forsake()
+            trimmed = self._trimmed(now)
+            kept = self._stack.pop() if self._stack else None
+            generation = self._generation
+        for old in trimmed:
+            self._to_pool(old, now)
+        return kept, generation
+
+    def _trimmed(self, now: float) -> list[_Kept]:
+        """(Under the lock) the bottom of the stack unused for KEEP_AT_MOST_S, taken off it."""
+        gone = 0
+        while gone < len(self._stack) and now - self._stack[gone].used >= self._at_most_s:
+            gone += 1
+        trimmed, self._stack[:gone] = self._stack[:gone], []
+        return trimmed
+
+    def _forsake(self) -> None:
+        """(Under the lock, in a forked child) what the parent kept: never used nor closed here."""
+        _INHERITED.extend(self._stack)
+        self._stack, self._pid = [], os.getpid()
 
     def _take_all(self) -> list[_Kept]:
         with self._lock:
@@ -162,33 +193,64 @@ class KeptConnections:
             taken, self._stack = self._stack, []
         return taken
 
-    def _answers(self, conn: Connection) -> bool:
-        """Ping a connection that sat past the idle limit; one that does not answer is thrown away."""
+    def _to_pool(self, kept: _Kept, now: float) -> None:
+        """Back to the pool as idle as it was: its checkout pings it if it sat past the idle limit."""
+        if not (kept.conn.closed or kept.conn.invalidated):  # (an invalidated one is discarded)
+            kept.conn.info[IDLE_FOR] = max(0.0, now - kept.used)
+        _close(kept.conn)
+
+    def _answers(self, kept: _Kept) -> bool:
+        """Ping a connection that sat past the idle limit. One that does not answer is thrown away, and
+        every other kept one goes back to the pool, whose checkout pings each (not one by one here,
+        each waiting out a server that is gone) and throws them all away if the server is."""
         try:
-            ping(self._engine, conn.connection.dbapi_connection)
-        except Exception as exc:  # gone or broken: the next one, then the pool's checkout
+            ping_with = self._engine()
+            if ping_with is None:  # pragma: no cover - a unit holds its engine
+                raise RuntimeError("the engine is gone")
+            ping(ping_with, kept.conn.connection.dbapi_connection)
+        except BaseException as exc:
             log.info("a kept connection did not answer (%s)", type(exc).__name__)
-            conn.invalidate()
-            _close(conn)
+            try:
+                kept.conn.invalidate()
+            finally:
+                _close(kept.conn)
+                self.release()
+            if not isinstance(exc, Exception):
+                raise  # interrupted (a worker's timeout): the connection is not lost, the signal goes on
             return False
         return True
 
     def _invalidated(self, *_args: Any) -> None:
         """A connection of the engine was invalidated: none lent before is kept, and each kept one goes
         back to the pool when next popped (not here: this runs inside SQLAlchemy's invalidation)."""
-        self._generation += 1
+        with self._lock:
+            self._generation += 1
 
     def _disposed(self, _engine: Engine) -> None:
         """The pool's connections were closed: the kept ones are closed too, not returned to it."""
-        self._generation += 1
+        with self._lock:
+            self._generation += 1
         for kept in self._take_all():
             kept.conn.invalidate()
             _close(kept.conn)
 
 
+def _after_fork_in_child() -> None:
+    """A lock another thread held at the fork stays held for good in the child: each keeper gets a new
+    one, and what the parent kept is forsaken."""
+    for keeper in list(_KEEPERS.values()):
+        keeper._lock = threading.Lock()
+        with keeper._lock:
+            keeper._forsake()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _clean(conn: Connection) -> bool:
-    """Open, valid, out of any transaction on both sides, and not in pipeline mode."""
-    if conn.closed or conn.invalidated or conn.in_transaction():
+    """Open, valid, out of any transaction on both sides, no batch left on it, not in pipeline mode."""
+    if conn.closed or conn.invalidated or conn.in_transaction() or PIPELINE in conn.info:
         return False
     pgconn: Any = getattr(conn.connection.driver_connection, "pgconn", None)
     if pgconn is None:

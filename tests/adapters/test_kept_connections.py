@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, event, text
 
 from adapters.sql.engine import make_engine
 from adapters.sql.kept_connections import KeptConnections, kept_for
+from adapters.sql.pipeline import PIPELINE
 from adapters.sql.unit_of_work import SqlUnitOfWork
 
 pytestmark = pytest.mark.postgres
@@ -104,16 +105,31 @@ def test_units_on_several_threads_share_what_is_kept(engine: Engine) -> None:
     backends: set[int] = set()
     start = threading.Barrier(3)
 
+    in_use: set[int] = set()
+    shared: list[int] = []
+    guard = threading.Lock()
+
     def work() -> None:
         start.wait()
         for _ in range(20):
-            backends.add(_unit_backend(SqlUnitOfWork(engine, kept=kept)))
+            uow = SqlUnitOfWork(engine, kept=kept)
+            with uow:
+                backend = _backend(uow._conn)  # type: ignore[arg-type]
+                with guard:
+                    if backend in in_use:
+                        shared.append(backend)
+                    in_use.add(backend)
+                time.sleep(0.002)  # units overlap
+                with guard:
+                    in_use.discard(backend)
+            backends.add(backend)
 
     threads = [threading.Thread(target=work) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert shared == []  # never one connection in two units at once
     assert len(backends) <= 3 and engine.checkouts <= 3  # type: ignore[attr-defined]
     assert kept.kept() == engine.pool.checkedout() == engine.checkouts  # type: ignore[attr-defined]
 
@@ -131,6 +147,16 @@ def test_a_unit_that_raised_or_left_a_transaction_open_leaves_nothing_kept(engin
     conn = kept.take()
     driver: Any = conn.connection.driver_connection
     driver.execute("SELECT 1")  # a transaction the driver began behind SQLAlchemy's back
+    kept.give_back(conn)
+    assert kept.kept() == 0 and engine.pool.checkedout() == 0
+    conn = kept.take()
+    driver = conn.connection.driver_connection
+    with pytest.raises(Exception, match="division by zero"):
+        driver.execute("SELECT 1/0")  # an aborted transaction (INERROR)
+    kept.give_back(conn)
+    assert kept.kept() == 0 and engine.pool.checkedout() == 0
+    conn = kept.take()
+    conn.info[PIPELINE] = object()  # a batch left on it
     kept.give_back(conn)
     assert kept.kept() == 0 and engine.pool.checkedout() == 0
 
@@ -232,7 +258,9 @@ def test_the_composition_root_keeps_connections_on_postgresql_and_not_on_sqlite(
     assert kept_for(sqlite_engine) is None
 
 
-def test_after_any_connection_is_invalidated_none_lent_before_is_kept_or_used_again(engine: Engine) -> None:
+def test_after_any_connection_is_invalidated_none_lent_before_is_kept_and_the_kept_go_to_the_pool(
+    engine: Engine,
+) -> None:
     """SQLAlchemy takes every pooled connection older than an invalidation for dead; a kept one goes back
     to the pool so that its checkout can do the same."""
     kept = KeptConnections(engine)
@@ -247,3 +275,52 @@ def test_after_any_connection_is_invalidated_none_lent_before_is_kept_or_used_ag
     with uow, engine.connect() as other:
         other.invalidate()  # while the unit runs on the kept connection
     assert kept.kept() == 0 and engine.pool.checkedout() == 0  # given back to the pool, not kept
+
+
+def test_one_kept_past_its_time_goes_back_to_the_pool_as_idle_as_it_was_and_is_pinged_there(
+    engine: Engine, postgres_engine: Engine
+) -> None:
+    """After an outage a connection kept since before it must not reach a unit unpinged by the pool's way
+    round: going back to the pool would make it look freshly used."""
+    clock = _Clock()
+    kept = KeptConnections(engine, keep_at_most_s=60.0, clock=clock)
+    first = _unit_backend(SqlUnitOfWork(engine, kept=kept))
+    _terminate(postgres_engine, first)  # the server ends it while it is kept
+    clock.now += 61.0  # kept past its time: back to the pool, not pinged here
+    again = _unit_backend(SqlUnitOfWork(engine, kept=kept))  # answered: the pool's checkout pinged it
+    assert again != first
+
+
+def test_a_kept_one_that_does_not_answer_sends_the_others_to_the_pool_not_one_ping_after_another(
+    engine: Engine, postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _Clock()
+    kept = KeptConnections(engine, idle_s=1.0, clock=clock)
+    conns = [kept.take() for _ in range(3)]
+    backends = [_backend(c) for c in conns]
+    for conn in conns:
+        kept.give_back(conn)
+    for backend in backends:
+        _terminate(postgres_engine, backend)  # the server restarted, say
+    pinged_here: list[object] = []
+    real_answers = KeptConnections._answers
+    monkeypatch.setattr(
+        KeptConnections, "_answers", lambda self, k: pinged_here.append(k) or real_answers(self, k)
+    )
+    clock.now += 2.0  # all three stale
+    fresh = _unit_backend(SqlUnitOfWork(engine, kept=kept))
+    assert len(pinged_here) == 1  # the top one; the other two went to the pool, which pinged them
+    assert fresh not in backends
+
+
+def test_no_more_are_kept_than_the_pool_keeps(postgres_engine: Engine) -> None:
+    url = postgres_engine.url.render_as_string(hide_password=False)
+    small = make_engine(url, pool_size=2, max_overflow=3)
+    try:
+        kept = KeptConnections(small)
+        busy = [kept.take() for _ in range(5)]  # two from the pool, three from its overflow
+        for conn in busy:
+            kept.give_back(conn)
+        assert kept.kept() == 2 and small.pool.checkedout() == 2
+    finally:
+        small.dispose()
